@@ -1,0 +1,1 @@
+//! Criterion benchmarks live beside this crate as `[[bench]]` targets.

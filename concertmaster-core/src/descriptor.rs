@@ -1,0 +1,184 @@
+//! What the editor and the validator know about a node type.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::item::MAIN_PORT;
+
+/// The palette group a node type belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum NodeCategory {
+    /// Starts runs: schedules, form submissions, webhooks. Has no inputs.
+    Trigger,
+    /// Sends forms and waits for people.
+    Collection,
+    /// Reshapes and checks data.
+    Transform,
+    /// Routes, filters, joins, delays.
+    Logic,
+    /// Delivers data to other systems.
+    Output,
+}
+
+impl NodeCategory {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trigger => "trigger",
+            Self::Collection => "collection",
+            Self::Transform => "transform",
+            Self::Logic => "logic",
+            Self::Output => "output",
+        }
+    }
+}
+
+/// A named input or output of a node type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortSpec {
+    /// The name edges use (`sourcePort` / `targetPort`).
+    pub name: String,
+    /// A label for the editor; the name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl PortSpec {
+    /// A port called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            label: None,
+        }
+    }
+
+    /// Sets the label.
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+}
+
+impl From<&str> for PortSpec {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+/// Everything the editor palette and the validator need about a node type.
+///
+/// ```
+/// use concertmaster_core::{NodeCategory, NodeDescriptor};
+/// use serde_json::json;
+///
+/// let descriptor = NodeDescriptor::new("acme.credit_check", NodeCategory::Logic)
+///     .label("Credit check")
+///     .icon("shield")
+///     .description("Routes suppliers by their credit score")
+///     .outputs(["pass", "fail"])
+///     .config_schema(json!({
+///         "type": "object",
+///         "properties": { "minScore": { "type": "integer", "minimum": 0 } },
+///         "required": ["minScore"]
+///     }));
+/// assert_eq!(descriptor.inputs[0].name, "main");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct NodeDescriptor {
+    /// The id workflows use in `type`, e.g. `send_form` or `acme.geocode`.
+    pub type_id: String,
+    /// The palette group.
+    pub category: NodeCategory,
+    /// Name shown in the palette.
+    pub label: String,
+    /// Icon name for the palette.
+    pub icon: String,
+    /// One or two sentences on what the node does.
+    pub description: String,
+    /// JSON Schema every node config of this type must satisfy.
+    pub config_schema: Value,
+    /// Input ports; none for triggers.
+    pub inputs: Vec<PortSpec>,
+    /// Output ports, besides the implicit `error` port every node has.
+    pub outputs: Vec<PortSpec>,
+}
+
+impl NodeDescriptor {
+    /// A descriptor with the category's usual ports: triggers have no input
+    /// and a `main` output, every other category one `main` of each. The
+    /// config schema accepts any object until one is set.
+    pub fn new(type_id: impl Into<String>, category: NodeCategory) -> Self {
+        let type_id = type_id.into();
+        let inputs = if category == NodeCategory::Trigger {
+            Vec::new()
+        } else {
+            vec![PortSpec::new(MAIN_PORT)]
+        };
+        Self {
+            label: type_id.clone(),
+            type_id,
+            category,
+            icon: default_icon(category).to_string(),
+            description: String::new(),
+            config_schema: serde_json::json!({ "type": "object" }),
+            inputs,
+            outputs: vec![PortSpec::new(MAIN_PORT)],
+        }
+    }
+
+    /// Sets the palette label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Sets the icon name.
+    pub fn icon(mut self, icon: impl Into<String>) -> Self {
+        self.icon = icon.into();
+        self
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Sets the config JSON Schema.
+    pub fn config_schema(mut self, schema: Value) -> Self {
+        self.config_schema = schema;
+        self
+    }
+
+    /// Replaces the input ports.
+    pub fn inputs<P: Into<PortSpec>>(mut self, ports: impl IntoIterator<Item = P>) -> Self {
+        self.inputs = ports.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the output ports.
+    pub fn outputs<P: Into<PortSpec>>(mut self, ports: impl IntoIterator<Item = P>) -> Self {
+        self.outputs = ports.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether `name` is one of the input ports.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|p| p.name == name)
+    }
+}
+
+fn default_icon(category: NodeCategory) -> &'static str {
+    match category {
+        NodeCategory::Trigger => "play",
+        NodeCategory::Collection => "clipboard",
+        NodeCategory::Transform => "shuffle",
+        NodeCategory::Logic => "git-branch",
+        NodeCategory::Output => "upload",
+    }
+}

@@ -1,0 +1,272 @@
+//! One node's execution within a run: attempts, timeout, retry, persistence.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Inner;
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::item::{Item, Ports, ERROR_PORT};
+use crate::node::{idempotency_key, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend};
+use crate::run::{NodeExecution, NodeStatus, Wait};
+use crate::store::StoreError;
+use crate::telemetry;
+use crate::workflow::RetryPolicy;
+
+/// How a node's execution ended, after it was committed to the store.
+pub(super) enum Finish {
+    Succeeded(Ports),
+    /// Failed; `routed` holds the `error` port output when an edge takes it.
+    Failed {
+        error: NodeError,
+        routed: Option<Ports>,
+    },
+    Suspended,
+    /// The store refused a write: nothing after it happened.
+    Store(StoreError),
+}
+
+/// Everything one node execution needs, owned so it can run as a task.
+pub(super) struct NodeTask {
+    pub(super) inner: Arc<Inner>,
+    pub(super) tenant: TenantId,
+    pub(super) run_id: RunId,
+    pub(super) workflow_id: WorkflowId,
+    pub(super) workflow_version: u32,
+    pub(super) node_id: NodeId,
+    pub(super) node_type: Arc<str>,
+    pub(super) node: Arc<dyn Node>,
+    pub(super) retry: RetryPolicy,
+    pub(super) timeout: Option<Duration>,
+    pub(super) routes_errors: bool,
+    pub(super) input: Ports,
+    /// Attempts made before (by an earlier suspension or process).
+    pub(super) previous_attempts: u32,
+    pub(super) resumed: Option<Resumed>,
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) cancel: CancellationToken,
+}
+
+impl NodeTask {
+    pub(super) async fn run(self) -> Finish {
+        let span = tracing::info_span!(
+            "node",
+            node = %self.node_id,
+            node_type = %self.node_type,
+            run = %self.run_id,
+        );
+        self.execute(span.clone()).instrument(span).await
+    }
+
+    async fn execute(self, span: tracing::Span) -> Finish {
+        let inner = Arc::clone(&self.inner);
+        // The semaphore lives as long as the engine and is never closed.
+        let Ok(_permit) = inner.node_permits.acquire().await else {
+            return Finish::Store(StoreError::Unavailable {
+                message: "engine is shutting down".into(),
+            });
+        };
+        let clock = Arc::clone(&inner.clock);
+        let mut record = NodeExecution {
+            run_id: self.run_id,
+            node_id: self.node_id.clone(),
+            node_type: self.node_type.to_string(),
+            status: NodeStatus::Running,
+            attempt: self.previous_attempts + 1,
+            input: self.input,
+            output: None,
+            error: None,
+            wait: None,
+            resumed: self.resumed,
+            started_at: Some(self.started_at.unwrap_or_else(|| clock.now())),
+            ended_at: None,
+        };
+        let key: Arc<str> = idempotency_key(self.run_id, &self.node_id).into();
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            if let Err(err) = inner.store.save_node_execution(&self.tenant, &record).await {
+                return Finish::Store(err);
+            }
+            let ctx = NodeContext {
+                run_id: self.run_id,
+                node_id: self.node_id.clone(),
+                node_type: Arc::clone(&self.node_type),
+                tenant: self.tenant.clone(),
+                workflow_id: self.workflow_id.clone(),
+                workflow_version: self.workflow_version,
+                attempt: record.attempt,
+                idempotency_key: Arc::clone(&key),
+                cancel: self.cancel.child_token(),
+                span: span.clone(),
+                resumed: record.resumed.clone(),
+                clock: Arc::clone(&clock),
+            };
+            let began = Instant::now();
+            let outcome = match self.timeout {
+                Some(limit) => {
+                    match tokio::time::timeout(limit, self.node.execute(&ctx, record.input.clone()))
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            ctx.cancel.cancel();
+                            Err(NodeError::retryable(format!(
+                                "attempt timed out after {}",
+                                human(limit)
+                            )))
+                        }
+                    }
+                }
+                None => self.node.execute(&ctx, record.input.clone()).await,
+            };
+            telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
+
+            match outcome {
+                Ok(NodeOutcome::Done(ports)) => {
+                    record.status = NodeStatus::Succeeded;
+                    record.output = Some(ports);
+                    record.resumed = None;
+                    record.ended_at = Some(clock.now());
+                    if let Err(err) = inner.store.save_node_execution(&self.tenant, &record).await {
+                        return Finish::Store(err);
+                    }
+                    return Finish::Succeeded(record.output.unwrap_or_default());
+                }
+                Ok(NodeOutcome::Suspend(suspend)) => {
+                    match wait_for(self.run_id, &self.node_id, suspend) {
+                        Ok(wait) => {
+                            let wakes = wait.until.is_some();
+                            record.status = NodeStatus::Waiting;
+                            record.wait = Some(wait);
+                            record.resumed = None;
+                            match inner.store.suspend_node(&self.tenant, &record).await {
+                                Ok(()) => {
+                                    if wakes {
+                                        inner.timer_wake.notify_one();
+                                    }
+                                    return Finish::Suspended;
+                                }
+                                Err(StoreError::Conflict { message, .. }) => {
+                                    record.wait = None;
+                                    return self_fail(
+                                        &inner,
+                                        &self.tenant,
+                                        record,
+                                        NodeError::fatal(message),
+                                        self.routes_errors,
+                                        &clock,
+                                    )
+                                    .await;
+                                }
+                                Err(err) => return Finish::Store(err),
+                            }
+                        }
+                        Err(err) => {
+                            return self_fail(
+                                &inner,
+                                &self.tenant,
+                                record,
+                                err,
+                                self.routes_errors,
+                                &clock,
+                            )
+                            .await;
+                        }
+                    }
+                }
+                Err(err)
+                    if err.is_retryable()
+                        && tries < max_attempts
+                        && !self.cancel.is_cancelled() =>
+                {
+                    tracing::debug!(attempt = record.attempt, error = %err, "node attempt failed; retrying");
+                    let pause = self.retry.backoff_with_jitter(tries, fastrand::f64());
+                    record.error = Some(err);
+                    record.attempt += 1;
+                    tokio::time::sleep(pause).await;
+                }
+                Err(err) => {
+                    return self_fail(
+                        &inner,
+                        &self.tenant,
+                        record,
+                        err,
+                        self.routes_errors,
+                        &clock,
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+async fn self_fail(
+    inner: &Inner,
+    tenant: &TenantId,
+    mut record: NodeExecution,
+    error: NodeError,
+    routes_errors: bool,
+    clock: &Arc<dyn crate::clock::Clock>,
+) -> Finish {
+    tracing::debug!(error = %error, "node failed");
+    record.status = NodeStatus::Failed;
+    record.resumed = None;
+    record.ended_at = Some(clock.now());
+    record.output = routes_errors.then(|| error_output(&record.node_id, record.attempt, &error));
+    record.error = Some(error.clone());
+    if let Err(err) = inner.store.save_node_execution(tenant, &record).await {
+        return Finish::Store(err);
+    }
+    Finish::Failed {
+        error,
+        routed: record.output,
+    }
+}
+
+/// What a failed node sends down its `error` edges: one item describing it.
+fn error_output(node: &NodeId, attempt: u32, error: &NodeError) -> Ports {
+    let mut item = Item::new();
+    item.insert("node".into(), json!(node));
+    item.insert("message".into(), json!(error.message()));
+    item.insert("retryable".into(), json!(error.is_retryable()));
+    item.insert("attempts".into(), json!(attempt));
+    if !error.details().is_null() {
+        item.insert("details".into(), error.details().clone());
+    }
+    Ports::new().with(ERROR_PORT, vec![item])
+}
+
+fn wait_for(run_id: RunId, node_id: &NodeId, suspend: Suspend) -> Result<Wait, NodeError> {
+    let key = match (suspend.key, suspend.until) {
+        (Some(key), _) if key.is_empty() => return Err(NodeError::fatal("suspended with an empty event key")),
+        (Some(key), _) => key,
+        (None, Some(_)) => format!("timer:{run_id}:{node_id}"),
+        (None, None) => {
+            return Err(NodeError::fatal(
+                "suspended with neither an event key nor a time; use Suspend::until_event or Suspend::until_time",
+            ))
+        }
+    };
+    Ok(Wait {
+        key,
+        run_id,
+        node_id: node_id.clone(),
+        until: suspend.until,
+        state: suspend.state,
+    })
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis() < 1_000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}

@@ -1,0 +1,509 @@
+//! A run's driver: ready-set scheduling of its nodes, from load to settle.
+//!
+//! One driver task per run in flight. It rebuilds the run's state from the
+//! store (so a driver started after a restart continues where the last one
+//! stopped), starts every node whose inputs are all resolved, and acts on a
+//! node's result only after the node task committed it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::attempt::{Finish, NodeTask};
+use super::{Inner, Signal};
+use crate::ids::{RunId, TenantId};
+use crate::item::Ports;
+use crate::run::{NodeExecution, NodeStatus, Run, RunStatus};
+use crate::store::StoreError;
+use crate::telemetry;
+use crate::validate::ValidatedWorkflow;
+
+/// Drives run `id` until it settles, then again for every signal that
+/// arrives before it retires.
+pub(super) async fn drive(
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    id: RunId,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+) {
+    let span = tracing::info_span!("run", run = %id, tenant = %tenant);
+    async move {
+        let mut signal = signals.try_recv().ok();
+        loop {
+            match RunDriver::load(&inner, &tenant, id).await {
+                Ok(Some(mut driver)) => driver.drive(signal.take(), &mut signals).await,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, "run could not be loaded; it stays in flight until the next engine start");
+                }
+            }
+            match inner.retire(id, &mut signals) {
+                Some(next) => signal = Some(next),
+                None => return,
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Some edge into it is unresolved.
+    Unresolved,
+    /// Queued to start.
+    Ready,
+    /// A task executes it.
+    Running,
+    /// Suspended.
+    Waiting,
+    /// Succeeded, failed with a routed error, or skipped.
+    Done,
+}
+
+struct RunDriver {
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    run: Run,
+    workflow: ValidatedWorkflow,
+    slots: Vec<Slot>,
+    /// Stored records of nodes to execute again (interrupted or woken).
+    records: Vec<Option<NodeExecution>>,
+    /// Per node, edges into it not resolved yet.
+    pending_in: Vec<usize>,
+    /// Per node, resolved edges into it that carry data.
+    live_in: Vec<usize>,
+    /// Per node, whether its outgoing edges were resolved.
+    resolved: Vec<bool>,
+    outputs: Vec<Option<Arc<Ports>>>,
+    ready: VecDeque<usize>,
+    running: JoinSet<(usize, Finish)>,
+    /// Which node each task executes, to name a node whose task panicked.
+    tasks: std::collections::HashMap<tokio::task::Id, usize>,
+    cancel: CancellationToken,
+    failure: Option<String>,
+}
+
+impl RunDriver {
+    async fn load(
+        inner: &Arc<Inner>,
+        tenant: &TenantId,
+        id: RunId,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(run) = inner.store.run(tenant, id).await? else {
+            return Ok(None);
+        };
+        if run.status.is_terminal() {
+            return Ok(None);
+        }
+        let workflow = match inner
+            .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
+            .await
+        {
+            Ok(workflow) => workflow,
+            Err(err) => {
+                let reason = format!(
+                    "workflow {} version {} cannot be run: {err}",
+                    run.workflow_id, run.workflow_version
+                );
+                tracing::error!(%reason, "run failed before it started");
+                let ended = inner
+                    .store
+                    .end_run(tenant, id, RunStatus::Failed, &reason, inner.clock.now())
+                    .await?;
+                if let Some(ended) = ended {
+                    telemetry::run_ended(
+                        &ended.workflow_id,
+                        tenant,
+                        ended.status,
+                        run_age(inner, &ended),
+                    );
+                }
+                inner.notify_settled(id);
+                return Ok(None);
+            }
+        };
+        let n = workflow.definition.nodes.len();
+        let plan = Arc::clone(&workflow.plan);
+        let mut driver = Self {
+            inner: Arc::clone(inner),
+            tenant: tenant.clone(),
+            run,
+            slots: vec![Slot::Unresolved; n],
+            records: (0..n).map(|_| None).collect(),
+            pending_in: plan.incoming.iter().map(Vec::len).collect(),
+            live_in: vec![0; n],
+            resolved: vec![false; n],
+            outputs: vec![None; n],
+            ready: VecDeque::new(),
+            running: JoinSet::new(),
+            tasks: std::collections::HashMap::new(),
+            cancel: CancellationToken::new(),
+            failure: None,
+            workflow,
+        };
+
+        for record in inner.store.node_executions(tenant, id).await? {
+            let Some(&i) = plan.index.get(&record.node_id) else {
+                continue;
+            };
+            match record.status {
+                NodeStatus::Succeeded | NodeStatus::Skipped => {
+                    driver.outputs[i] = record.output.map(Arc::new);
+                    driver.slots[i] = Slot::Done;
+                }
+                NodeStatus::Failed if record.output.is_some() => {
+                    driver.outputs[i] = record.output.map(Arc::new);
+                    driver.slots[i] = Slot::Done;
+                }
+                NodeStatus::Failed => {
+                    // The engine stopped between the node's failure and the run's.
+                    let message = record
+                        .error
+                        .as_ref()
+                        .map(|e| e.message().to_string())
+                        .unwrap_or_default();
+                    driver.failure = Some(format!("node {} failed: {message}", record.node_id));
+                    driver.slots[i] = Slot::Done;
+                }
+                NodeStatus::Waiting if record.resumed.is_none() => driver.slots[i] = Slot::Waiting,
+                NodeStatus::Waiting | NodeStatus::Running | NodeStatus::Cancelled => {
+                    driver.slots[i] = Slot::Ready;
+                    driver.records[i] = Some(record);
+                    driver.ready.push_back(i);
+                }
+            }
+        }
+        for &i in &plan.topo {
+            if driver.slots[i] == Slot::Done {
+                driver.resolve(i).await;
+            }
+        }
+        let roots: Vec<usize> = plan.roots().collect();
+        for root in roots {
+            if driver.slots[root] != Slot::Unresolved {
+                continue;
+            }
+            let chosen = match &driver.run.trigger_node {
+                Some(node) => *node == driver.workflow.definition.nodes[root].id,
+                None => true,
+            };
+            if chosen {
+                driver.slots[root] = Slot::Ready;
+                driver.ready.push_back(root);
+            } else {
+                driver.skip(root).await;
+                driver.resolve(root).await;
+            }
+        }
+        Ok(Some(driver))
+    }
+
+    async fn drive(
+        &mut self,
+        first: Option<Signal>,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+    ) {
+        if let Some(Signal::Cancel { reason }) = first {
+            return self.stop(RunStatus::Cancelled, reason).await;
+        }
+        if self.run.status != RunStatus::Running {
+            self.run.status = RunStatus::Running;
+            if let Err(err) = self.inner.store.update_run(&self.run).await {
+                tracing::error!(error = %err, "run could not be marked running; it stays in flight");
+                return;
+            }
+        }
+        telemetry::run_driven(&self.tenant, 1.0);
+        let limit = self.inner.limits.max_concurrent_nodes_per_run;
+        while self.failure.is_none() {
+            while self.running.len() < limit {
+                let Some(i) = self.ready.pop_front() else {
+                    break;
+                };
+                self.launch(i);
+            }
+            if self.running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(signal) = signals.recv() => match signal {
+                    Signal::Cancel { reason } => {
+                        telemetry::run_driven(&self.tenant, -1.0);
+                        return self.stop(RunStatus::Cancelled, reason).await;
+                    }
+                    Signal::Wake => self.pick_up_woken().await,
+                },
+                Some(joined) = self.running.join_next_with_id() => match joined {
+                    Ok((task, (i, finish))) => {
+                        self.tasks.remove(&task);
+                        self.finish(i, finish).await;
+                    }
+                    Err(err) => {
+                        let panicked = self.tasks.remove(&err.id());
+                        let node = self.node_id(panicked);
+                        self.failure = Some(format!("node {node} panicked: {err}"));
+                    }
+                },
+            }
+        }
+        telemetry::run_driven(&self.tenant, -1.0);
+        self.settle().await;
+    }
+
+    fn launch(&mut self, i: usize) {
+        self.slots[i] = Slot::Running;
+        let def = &self.workflow.definition;
+        let spec = &def.nodes[i];
+        let (input, previous_attempts, resumed, started_at) = match self.records[i].take() {
+            Some(record) => (
+                record.input,
+                record.attempt,
+                record.resumed,
+                record.started_at,
+            ),
+            None => (self.input_of(i), 0, None, None),
+        };
+        let limits = &self.inner.limits;
+        let task = NodeTask {
+            inner: Arc::clone(&self.inner),
+            tenant: self.tenant.clone(),
+            run_id: self.run.id,
+            workflow_id: def.id.clone(),
+            workflow_version: def.version,
+            node_id: spec.id.clone(),
+            node_type: Arc::clone(&self.workflow.plan.types[i]),
+            node: Arc::clone(&self.workflow.nodes[i]),
+            retry: spec
+                .retry
+                .clone()
+                .unwrap_or_else(|| limits.default_retry.clone()),
+            timeout: spec.timeout().or(limits.default_node_timeout),
+            routes_errors: self.workflow.plan.routes_errors[i],
+            input,
+            previous_attempts,
+            resumed,
+            started_at,
+            cancel: self.cancel.child_token(),
+        };
+        let handle = self.running.spawn(async move { (i, task.run().await) });
+        self.tasks.insert(handle.id(), i);
+    }
+
+    /// The items arriving at node `i`: the trigger's for a root, otherwise
+    /// what each live edge carries, in edge order, per target port.
+    fn input_of(&self, i: usize) -> Ports {
+        let plan = &self.workflow.plan;
+        if plan.incoming[i].is_empty() {
+            return Ports::main(self.run.trigger.clone());
+        }
+        let mut input = Ports::new();
+        for &e in &plan.incoming[i] {
+            let edge = &self.workflow.definition.edges[e];
+            let Some(output) = &self.outputs[plan.ends[e].0] else {
+                continue;
+            };
+            if output.is_taken(&edge.source_port) {
+                input.extend(
+                    edge.target_port.as_str(),
+                    output.get(&edge.source_port).to_vec(),
+                );
+            }
+        }
+        input
+    }
+
+    async fn finish(&mut self, i: usize, finish: Finish) {
+        match finish {
+            Finish::Succeeded(ports)
+            | Finish::Failed {
+                routed: Some(ports),
+                ..
+            } => {
+                self.outputs[i] = Some(Arc::new(ports));
+                self.slots[i] = Slot::Done;
+                self.resolve(i).await;
+            }
+            Finish::Failed {
+                error,
+                routed: None,
+            } => {
+                self.slots[i] = Slot::Done;
+                self.failure = Some(format!("node {} failed: {error}", self.node_id(Some(i))));
+            }
+            Finish::Suspended => self.slots[i] = Slot::Waiting,
+            Finish::Store(err) => {
+                self.slots[i] = Slot::Done;
+                self.failure = Some(format!(
+                    "node {}: the store refused a write: {err}",
+                    self.node_id(Some(i))
+                ));
+            }
+        }
+    }
+
+    /// Resolves the edges leaving node `i` (which is done), then those of
+    /// every node skipped as a result. A target whose edges are all resolved
+    /// starts if any of them carries data, and is skipped otherwise.
+    async fn resolve(&mut self, i: usize) {
+        let plan = Arc::clone(&self.workflow.plan);
+        let mut stack = vec![i];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut self.resolved[n], true) {
+                continue;
+            }
+            for &e in &plan.outgoing[n] {
+                let target = plan.ends[e].1;
+                let port = &self.workflow.definition.edges[e].source_port;
+                if self.outputs[n].as_ref().is_some_and(|o| o.is_taken(port)) {
+                    self.live_in[target] += 1;
+                }
+                self.pending_in[target] -= 1;
+                if self.pending_in[target] == 0 && self.slots[target] == Slot::Unresolved {
+                    if self.live_in[target] > 0 {
+                        self.slots[target] = Slot::Ready;
+                        self.ready.push_back(target);
+                    } else {
+                        self.skip(target).await;
+                        stack.push(target);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn skip(&mut self, i: usize) {
+        self.slots[i] = Slot::Done;
+        let now = self.inner.clock.now();
+        let record = NodeExecution {
+            run_id: self.run.id,
+            node_id: self.workflow.definition.nodes[i].id.clone(),
+            node_type: self.workflow.definition.nodes[i].node_type.clone(),
+            status: NodeStatus::Skipped,
+            attempt: 0,
+            input: Ports::new(),
+            output: None,
+            error: None,
+            wait: None,
+            resumed: None,
+            started_at: None,
+            ended_at: Some(now),
+        };
+        if let Err(err) = self
+            .inner
+            .store
+            .save_node_execution(&self.tenant, &record)
+            .await
+        {
+            self.failure = Some(format!(
+                "node {}: the store refused a write: {err}",
+                record.node_id
+            ));
+        }
+    }
+
+    /// After a wake-up: nodes whose wait was taken are executed again.
+    async fn pick_up_woken(&mut self) {
+        let records = match self
+            .inner
+            .store
+            .node_executions(&self.tenant, self.run.id)
+            .await
+        {
+            Ok(records) => records,
+            Err(err) => {
+                self.failure = Some(format!("the store could not be read: {err}"));
+                return;
+            }
+        };
+        for record in records {
+            let Some(&i) = self.workflow.plan.index.get(&record.node_id) else {
+                continue;
+            };
+            if self.slots[i] == Slot::Waiting
+                && record.status == NodeStatus::Waiting
+                && record.resumed.is_some()
+            {
+                self.slots[i] = Slot::Ready;
+                self.records[i] = Some(record);
+                self.ready.push_back(i);
+            }
+        }
+    }
+
+    async fn settle(&mut self) {
+        if let Some(reason) = self.failure.take() {
+            return self.stop(RunStatus::Failed, reason).await;
+        }
+        let waiting = self.slots.contains(&Slot::Waiting);
+        self.run.status = if waiting {
+            RunStatus::Waiting
+        } else {
+            RunStatus::Succeeded
+        };
+        if !waiting {
+            self.run.ended_at = Some(self.inner.clock.now());
+        }
+        if let Err(err) = self.inner.store.update_run(&self.run).await {
+            tracing::error!(error = %err, "run state could not be stored; it stays in flight");
+            return;
+        }
+        if !waiting {
+            telemetry::run_ended(
+                &self.run.workflow_id,
+                &self.tenant,
+                self.run.status,
+                run_age(&self.inner, &self.run),
+            );
+        }
+        tracing::debug!(status = self.run.status.as_str(), "run settled");
+        self.inner.notify_settled(self.run.id);
+    }
+
+    /// Ends the run as failed or cancelled: its executing nodes are stopped
+    /// first, so nothing they do lands after the run ended.
+    async fn stop(&mut self, status: RunStatus, reason: String) {
+        self.cancel.cancel();
+        self.running.abort_all();
+        while self.running.join_next().await.is_some() {}
+        let store = &self.inner.store;
+        match store
+            .end_run(
+                &self.tenant,
+                self.run.id,
+                status,
+                &reason,
+                self.inner.clock.now(),
+            )
+            .await
+        {
+            Ok(Some(run)) => {
+                tracing::info!(status = run.status.as_str(), %reason, "run ended");
+                telemetry::run_ended(
+                    &run.workflow_id,
+                    &self.tenant,
+                    run.status,
+                    run_age(&self.inner, &run),
+                );
+                self.run = run;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(error = %err, "run could not be ended; it stays in flight"),
+        }
+        self.inner.notify_settled(self.run.id);
+    }
+
+    fn node_id(&self, i: Option<usize>) -> String {
+        i.map(|i| self.workflow.definition.nodes[i].id.to_string())
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+fn run_age(inner: &Inner, run: &Run) -> std::time::Duration {
+    let end = run.ended_at.unwrap_or_else(|| inner.clock.now());
+    (end - run.created_at).to_std().unwrap_or_default()
+}

@@ -1,0 +1,689 @@
+//! The engine: publishes workflows, starts and drives runs, resumes waits.
+
+mod attempt;
+mod driver;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::item::items_from_value;
+use crate::node::Wakeup;
+use crate::registry::NodeRegistry;
+use crate::run::{Run, RunDetail, RunFilter, RunStatus};
+use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store};
+use crate::validate::{validate, ValidatedWorkflow, ValidationError};
+use crate::workflow::{RetryPolicy, WorkflowDefinition};
+
+/// Runs workflows inside the host's service.
+///
+/// Cheap to clone: clones share one engine. Build it with [`Engine::builder`]
+/// on a tokio runtime.
+///
+/// ```
+/// # use concertmaster_core::*;
+/// # use async_trait::async_trait;
+/// # struct Hello;
+/// # #[async_trait]
+/// # impl Node for Hello {
+/// #     async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+/// #         Ok(NodeOutcome::Done(input))
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut registry = NodeRegistry::new();
+/// registry.register_node(NodeDescriptor::new("hello", NodeCategory::Trigger), Hello)?;
+/// let engine = Engine::builder().registry(registry).build().await?;
+///
+/// let tenant = TenantId::new("acme");
+/// let workflow = engine
+///     .publish(&tenant, WorkflowDefinition::new("greet", "Greet").node(NodeSpec::new("hi", "hello")))
+///     .await?;
+/// let run = engine.start(&workflow, serde_json::json!({ "name": "Ada" })).await?;
+/// let run = engine.settled(&tenant, run).await?;
+/// assert_eq!(run.status, RunStatus::Succeeded);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Limits and defaults of an engine.
+#[derive(Debug, Clone)]
+struct Limits {
+    max_concurrent_nodes: usize,
+    max_concurrent_nodes_per_run: usize,
+    default_node_timeout: Option<Duration>,
+    default_retry: RetryPolicy,
+    timer_poll_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_nodes: 1024,
+            max_concurrent_nodes_per_run: 64,
+            default_node_timeout: Some(Duration::from_secs(300)),
+            default_retry: RetryPolicy::none(),
+            timer_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    registry: Arc<NodeRegistry>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    node_permits: Arc<Semaphore>,
+    workflows: Mutex<HashMap<(TenantId, WorkflowId, u32), ValidatedWorkflow>>,
+    active: Mutex<HashMap<RunId, ActiveRun>>,
+    events: broadcast::Sender<RunId>,
+    timer_wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+struct ActiveRun {
+    signals: mpsc::UnboundedSender<Signal>,
+    task: tokio::task::AbortHandle,
+}
+
+/// What a run's driver is told from outside.
+#[derive(Debug, Clone)]
+pub(crate) enum Signal {
+    /// A wait of the run ended: look for nodes to execute again.
+    Wake,
+    /// Stop the run.
+    Cancel { reason: String },
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    registry: NodeRegistry,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+}
+
+impl EngineBuilder {
+    /// Persists through `store`; an [`InMemoryStore`] when not called.
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Persists through a store shared with other parts of the host.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The node types workflows may use.
+    pub fn registry(mut self, registry: NodeRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Most node attempts executing at once over all runs (default 1024).
+    pub fn max_concurrent_nodes(mut self, n: usize) -> Self {
+        self.limits.max_concurrent_nodes = n.max(1);
+        self
+    }
+
+    /// Most node attempts executing at once within one run (default 64).
+    pub fn max_concurrent_nodes_per_run(mut self, n: usize) -> Self {
+        self.limits.max_concurrent_nodes_per_run = n.max(1);
+        self
+    }
+
+    /// Timeout of an attempt of a node that sets none (default 5 minutes;
+    /// `None` for no limit).
+    pub fn default_node_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.default_node_timeout = timeout;
+        self
+    }
+
+    /// Retry policy of a node that sets none (default: no retry).
+    pub fn default_retry(mut self, retry: RetryPolicy) -> Self {
+        self.limits.default_retry = retry;
+        self
+    }
+
+    /// How often durable timers are checked when none is known to be due
+    /// sooner (default 1 second).
+    pub fn timer_poll_interval(mut self, every: Duration) -> Self {
+        self.limits.timer_poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Builds the engine, then resumes every run the store holds in flight
+    /// and starts the durable-timer loop. Must be called on a tokio runtime.
+    pub async fn build(self) -> Result<Engine> {
+        let store = self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new()));
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            store,
+            registry: Arc::new(self.registry),
+            clock: self.clock,
+            node_permits: Arc::new(Semaphore::new(self.limits.max_concurrent_nodes)),
+            limits: self.limits,
+            workflows: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
+            events,
+            timer_wake: Arc::new(Notify::new()),
+            shutdown: CancellationToken::new(),
+        });
+        let in_flight = inner.store.runs_in_flight().await?;
+        if !in_flight.is_empty() {
+            tracing::info!(runs = in_flight.len(), "resuming runs in flight");
+        }
+        for (tenant, run) in in_flight {
+            inner.signal(tenant, run, Signal::Wake);
+        }
+        tokio::spawn(timers::timer_loop(
+            Arc::downgrade(&inner),
+            Arc::clone(&inner.timer_wake),
+            inner.shutdown.clone(),
+        ));
+        Ok(Engine { inner })
+    }
+}
+
+/// A workflow version that passed validation and is stored: what runs start from.
+#[derive(Debug, Clone)]
+pub struct PublishedWorkflow {
+    tenant: TenantId,
+    workflow: ValidatedWorkflow,
+}
+
+impl PublishedWorkflow {
+    /// The tenant that owns it.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The workflow's id.
+    pub fn id(&self) -> &WorkflowId {
+        &self.workflow.definition.id
+    }
+
+    /// The version runs started from it are pinned to.
+    pub fn version(&self) -> u32 {
+        self.workflow.definition.version
+    }
+
+    /// The definition.
+    pub fn definition(&self) -> &WorkflowDefinition {
+        &self.workflow.definition
+    }
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            store: None,
+            registry: NodeRegistry::new(),
+            clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The node types this engine runs: the editor palette.
+    pub fn registry(&self) -> &NodeRegistry {
+        &self.inner.registry
+    }
+
+    /// The store this engine persists through.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Checks `def` against this engine's node types without storing it.
+    pub fn validate(&self, def: &WorkflowDefinition) -> Result<ValidatedWorkflow, ValidationError> {
+        validate(def, &self.inner.registry)
+    }
+
+    /// Validates `def` and stores it as the next version of its workflow
+    /// (1 for a new one); the version number in `def` is ignored. Earlier
+    /// versions, and runs pinned to them, are untouched.
+    #[tracing::instrument(name = "publish", skip_all, fields(tenant = %tenant, workflow = %def.id))]
+    pub async fn publish(
+        &self,
+        tenant: &TenantId,
+        mut def: WorkflowDefinition,
+    ) -> Result<PublishedWorkflow> {
+        match &def.tenant {
+            Some(found) if found != tenant => {
+                return Err(Error::TenantMismatch {
+                    id: def.id.clone(),
+                    tenant: tenant.clone(),
+                    found: found.clone(),
+                })
+            }
+            _ => def.tenant = Some(tenant.clone()),
+        }
+        let store = &self.inner.store;
+        let latest = store
+            .workflow_versions(tenant, &def.id)
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(0);
+        def.version = latest + 1;
+        let workflow = validate(&def, &self.inner.registry)?;
+        store.insert_workflow(tenant, &def).await?;
+        self.audit(
+            tenant,
+            AuditAction::Create,
+            "workflow",
+            format!("{}@{}", def.id, def.version),
+            Value::Null,
+        )
+        .await?;
+        self.inner.cache_workflow(tenant, &workflow);
+        Ok(PublishedWorkflow {
+            tenant: tenant.clone(),
+            workflow,
+        })
+    }
+
+    /// Version `version` of workflow `id` (the latest when `None`), ready to start.
+    pub async fn workflow(
+        &self,
+        tenant: &TenantId,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> Result<PublishedWorkflow> {
+        let workflow = self.inner.load_workflow(tenant, id, version).await?;
+        Ok(PublishedWorkflow {
+            tenant: tenant.clone(),
+            workflow,
+        })
+    }
+
+    /// The published versions of workflow `id`, ascending.
+    pub async fn versions(&self, tenant: &TenantId, id: &WorkflowId) -> Result<Vec<u32>> {
+        Ok(self.inner.store.workflow_versions(tenant, id).await?)
+    }
+
+    /// Starts a run of `workflow` with `trigger` (a JSON object, or an array
+    /// of objects for several items) as the input of every node without
+    /// inputs. Returns once the run is stored; it executes in the background.
+    pub async fn start(&self, workflow: &PublishedWorkflow, trigger: Value) -> Result<RunId> {
+        self.start_run(workflow, None, trigger).await
+    }
+
+    /// Starts a run at one trigger node of `workflow`; its other nodes
+    /// without inputs (other triggers) are skipped.
+    pub async fn start_at(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: &str,
+        trigger: Value,
+    ) -> Result<RunId> {
+        let def = workflow.definition();
+        let root = def
+            .nodes
+            .iter()
+            .position(|n| n.id.as_str() == trigger_node)
+            .filter(|&i| workflow.workflow.plan.incoming[i].is_empty());
+        let Some(root) = root else {
+            return Err(Error::NotATrigger {
+                workflow: def.id.clone(),
+                node: NodeId::new(trigger_node),
+            });
+        };
+        self.start_run(workflow, Some(def.nodes[root].id.clone()), trigger)
+            .await
+    }
+
+    async fn start_run(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: Option<NodeId>,
+        trigger: Value,
+    ) -> Result<RunId> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let items = items_from_value(trigger).map_err(|found| Error::InvalidTrigger {
+            workflow: workflow.id().clone(),
+            found,
+        })?;
+        let run = Run {
+            id: RunId::new(),
+            tenant: workflow.tenant.clone(),
+            workflow_id: workflow.id().clone(),
+            workflow_version: workflow.version(),
+            status: RunStatus::Pending,
+            trigger_node,
+            trigger: items,
+            created_at: self.inner.clock.now(),
+            ended_at: None,
+            error: None,
+        };
+        self.inner.store.insert_run(&run).await?;
+        self.audit(
+            &run.tenant,
+            AuditAction::Execute,
+            "run",
+            run.id.to_string(),
+            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
+        )
+        .await?;
+        self.inner.cache_workflow(&run.tenant, &workflow.workflow);
+        self.inner.signal(run.tenant.clone(), run.id, Signal::Wake);
+        Ok(run.id)
+    }
+
+    /// Ends the wait on `key` with `payload` and continues its run. The node
+    /// that waited is executed again and sees the payload in
+    /// [`NodeContext::resumed`](crate::NodeContext::resumed).
+    #[tracing::instrument(name = "resume", skip(self, payload), fields(tenant = %tenant))]
+    pub async fn resume(&self, tenant: &TenantId, key: &str, payload: Value) -> Result<RunId> {
+        let wakeup = Wakeup::Event {
+            key: key.to_string(),
+            payload,
+        };
+        let Some(wait) = self.inner.store.take_wait(tenant, key, wakeup).await? else {
+            return Err(Error::NoSuchWait {
+                tenant: tenant.clone(),
+                key: key.to_string(),
+            });
+        };
+        self.audit(
+            tenant,
+            AuditAction::Resume,
+            "run",
+            wait.run_id.to_string(),
+            serde_json::json!({ "node": wait.node_id, "key": key }),
+        )
+        .await?;
+        self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
+        Ok(wait.run_id)
+    }
+
+    /// Cancels run `id`: its executing nodes see their cancellation token
+    /// fire and are stopped, its waits end. Returns the run once it stopped;
+    /// a run that had already ended is returned as it was.
+    #[tracing::instrument(name = "cancel", skip(self), fields(tenant = %tenant, run = %id))]
+    pub async fn cancel(&self, tenant: &TenantId, id: RunId, reason: &str) -> Result<Run> {
+        let run = self.get_run(tenant, id).await?;
+        if run.status.is_terminal() {
+            return Ok(run);
+        }
+        self.audit(
+            tenant,
+            AuditAction::Cancel,
+            "run",
+            id.to_string(),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+        self.inner.signal(
+            tenant.clone(),
+            id,
+            Signal::Cancel {
+                reason: reason.to_string(),
+            },
+        );
+        self.finished(tenant, id).await
+    }
+
+    /// Waits until run `id` stops making progress on its own: it ended, or
+    /// every unfinished node waits for an event or a time.
+    pub async fn settled(&self, tenant: &TenantId, id: RunId) -> Result<Run> {
+        self.wait_for(tenant, id, |run| !run.status.is_in_flight())
+            .await
+    }
+
+    /// Waits until run `id` has ended (succeeded, failed or cancelled),
+    /// through any waits it has.
+    pub async fn finished(&self, tenant: &TenantId, id: RunId) -> Result<Run> {
+        self.wait_for(tenant, id, |run| run.status.is_terminal())
+            .await
+    }
+
+    async fn wait_for(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        done: impl Fn(&Run) -> bool,
+    ) -> Result<Run> {
+        let mut events = self.inner.events.subscribe();
+        loop {
+            let run = self.get_run(tenant, id).await?;
+            if done(&run) && !self.inner.is_active(id) {
+                return Ok(run);
+            }
+            loop {
+                match events.recv().await {
+                    Ok(changed) if changed == id => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Err(Error::ShutDown),
+                }
+            }
+        }
+    }
+
+    /// Run `id` with the record of each of its nodes, in workflow order.
+    pub async fn run(&self, tenant: &TenantId, id: RunId) -> Result<RunDetail> {
+        let run = self.get_run(tenant, id).await?;
+        let mut nodes = self.inner.store.node_executions(tenant, id).await?;
+        if let Ok(workflow) = self
+            .inner
+            .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
+            .await
+        {
+            let order = &workflow.plan.index;
+            nodes.sort_by_key(|n| order.get(&n.node_id).copied().unwrap_or(usize::MAX));
+        }
+        Ok(RunDetail { run, nodes })
+    }
+
+    /// Runs passing `filter`, newest first.
+    pub async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> Result<Vec<Run>> {
+        Ok(self.inner.store.runs(tenant, filter).await?)
+    }
+
+    /// Wakes every node whose time has come. The engine does this on its own
+    /// every poll interval; call it after advancing a manual clock.
+    pub async fn fire_due_timers(&self) -> Result<usize> {
+        self.inner.fire_due_timers().await
+    }
+
+    /// Stops the engine at once: timers stop and runs stop being driven
+    /// where they are, as if the process ended. What was committed stays
+    /// committed; an engine built later on the same store resumes the runs.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let mut active = self.inner.active();
+        for (_, run) in active.drain() {
+            run.task.abort();
+        }
+        drop(active);
+        self.inner.timer_wake.notify_one();
+    }
+
+    async fn get_run(&self, tenant: &TenantId, id: RunId) -> Result<Run> {
+        self.inner
+            .store
+            .run(tenant, id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound {
+                tenant: tenant.clone(),
+                id,
+            })
+    }
+
+    async fn audit(
+        &self,
+        tenant: &TenantId,
+        action: AuditAction,
+        entity_type: &str,
+        entity_id: String,
+        details: Value,
+    ) -> Result<()> {
+        let entry = AuditEntry {
+            tenant: tenant.clone(),
+            at: self.inner.clock.now(),
+            actor: None,
+            action,
+            entity_type: entity_type.to_string(),
+            entity_id,
+            details,
+        };
+        Ok(self.inner.store.append_audit(&entry).await?)
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("registry", &self.inner.registry)
+            .field("limits", &self.inner.limits)
+            .field("active_runs", &self.inner.active().len())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn active(&self) -> MutexGuard<'_, HashMap<RunId, ActiveRun>> {
+        self.active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_active(&self, id: RunId) -> bool {
+        self.active().contains_key(&id)
+    }
+
+    /// Hands `signal` to the run's driver, starting one if none is running.
+    /// Every change to a run in flight goes through its single driver.
+    pub(crate) fn signal(self: &Arc<Self>, tenant: TenantId, id: RunId, signal: Signal) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let mut active = self.active();
+        if let Some(run) = active.get(&id) {
+            if run.signals.send(signal.clone()).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The receiver is alive until the driver below ends; it cannot be closed yet.
+        let _ = tx.send(signal);
+        let task = tokio::spawn(driver::drive(Arc::clone(self), tenant, id, rx));
+        active.insert(
+            id,
+            ActiveRun {
+                signals: tx,
+                task: task.abort_handle(),
+            },
+        );
+    }
+
+    /// Called by a driver that found nothing left to do: it stops being the
+    /// run's driver unless a signal came in meanwhile, which it gets back.
+    pub(crate) fn retire(
+        &self,
+        id: RunId,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+    ) -> Option<Signal> {
+        let mut active = self.active();
+        if let Ok(signal) = signals.try_recv() {
+            return Some(signal);
+        }
+        active.remove(&id);
+        drop(active);
+        // Nobody may be listening; that is fine.
+        let _ = self.events.send(id);
+        None
+    }
+
+    pub(crate) fn notify_settled(&self, id: RunId) {
+        let _ = self.events.send(id);
+    }
+
+    fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) {
+        let key = (
+            tenant.clone(),
+            workflow.definition.id.clone(),
+            workflow.definition.version,
+        );
+        self.workflows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key)
+            .or_insert_with(|| workflow.clone());
+    }
+
+    pub(crate) async fn load_workflow(
+        &self,
+        tenant: &TenantId,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> Result<ValidatedWorkflow> {
+        if let Some(v) = version {
+            let cached = self
+                .workflows
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&(tenant.clone(), id.clone(), v))
+                .cloned();
+            if let Some(workflow) = cached {
+                return Ok(workflow);
+            }
+        }
+        let def = self
+            .store
+            .workflow(tenant, id, version)
+            .await?
+            .ok_or_else(|| Error::WorkflowNotFound {
+                tenant: tenant.clone(),
+                id: id.clone(),
+                version,
+            })?;
+        let workflow = validate(&def, &self.registry)?;
+        self.cache_workflow(tenant, &workflow);
+        Ok(workflow)
+    }
+
+    async fn fire_due_timers(self: &Arc<Self>) -> Result<usize> {
+        let mut fired = 0;
+        loop {
+            let due = self.store.due_waits(self.clock.now(), 256).await?;
+            if due.is_empty() {
+                return Ok(fired);
+            }
+            for (tenant, wait) in due {
+                if let Some(wait) = self
+                    .store
+                    .take_wait(&tenant, &wait.key, Wakeup::Timer)
+                    .await?
+                {
+                    fired += 1;
+                    self.signal(tenant, wait.run_id, Signal::Wake);
+                }
+            }
+        }
+    }
+}

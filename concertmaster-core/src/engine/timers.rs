@@ -1,0 +1,41 @@
+//! The durable-timer loop: wakes nodes whose time has come.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Inner;
+
+/// Runs until the engine shuts down or is dropped. Holds the engine only
+/// while it checks, so dropping every `Engine` handle ends it.
+pub(super) async fn timer_loop(
+    engine: Weak<Inner>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let sleep_for = {
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            if let Err(err) = inner.fire_due_timers().await {
+                tracing::warn!(error = %err, "durable timers could not be checked; retrying");
+            }
+            let poll = inner.limits.timer_poll_interval;
+            match inner.store.next_due().await {
+                Ok(Some(at)) => (at - inner.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(poll),
+                _ => poll,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep_for) => {}
+            () = wake.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

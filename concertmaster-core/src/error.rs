@@ -1,0 +1,86 @@
+//! The engine's error type.
+
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+use crate::validate::ValidationError;
+use crate::workflow::DefinitionError;
+
+/// Everything an [`Engine`](crate::Engine) call can fail with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Workflow JSON could not be read.
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    /// The workflow is invalid; every problem is listed.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// A node type could not be registered.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such workflow (or version) for this tenant.
+    #[error("workflow {id}{} not found for tenant {tenant}; publish it first", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    WorkflowNotFound {
+        /// The tenant asked for.
+        tenant: TenantId,
+        /// The workflow asked for.
+        id: WorkflowId,
+        /// The version asked for; `None` for the latest.
+        version: Option<u32>,
+    },
+    /// The definition names another tenant than the one publishing it.
+    #[error("workflow {id} belongs to tenant {found}, not {tenant}; publish it as its own tenant or clear its tenant field")]
+    TenantMismatch {
+        /// The workflow.
+        id: WorkflowId,
+        /// The tenant publishing.
+        tenant: TenantId,
+        /// The tenant in the definition.
+        found: TenantId,
+    },
+    /// No such run for this tenant.
+    #[error("run {id} not found for tenant {tenant}")]
+    RunNotFound {
+        /// The tenant asked for.
+        tenant: TenantId,
+        /// The run asked for.
+        id: RunId,
+    },
+    /// Nothing waits on this key for this tenant (never did, already resumed,
+    /// or the run was cancelled).
+    #[error("no node of tenant {tenant} waits on key {key:?}: it was already resumed, its run ended, or the key is wrong")]
+    NoSuchWait {
+        /// The tenant asked for.
+        tenant: TenantId,
+        /// The key given.
+        key: String,
+    },
+    /// Trigger data that is not an object or an array of objects.
+    #[error("trigger data for workflow {workflow}: expected a JSON object or an array of objects, got {found}")]
+    InvalidTrigger {
+        /// The workflow started.
+        workflow: WorkflowId,
+        /// What was given instead.
+        found: String,
+    },
+    /// `start_at` named a node that is not a root of the workflow.
+    #[error(
+        "node {node} of workflow {workflow} cannot start a run: only nodes without inputs can"
+    )]
+    NotATrigger {
+        /// The workflow.
+        workflow: WorkflowId,
+        /// The node named.
+        node: NodeId,
+    },
+    /// The engine was shut down.
+    #[error("the engine is shut down; build a new one to continue")]
+    ShutDown,
+}
+
+/// The result of an engine call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,397 @@
+//! The `Node` trait: what every step of a workflow implements.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::item::{Item, Ports};
+
+/// A step of a workflow.
+///
+/// One instance is built per node of a published workflow version, from the
+/// node's config (see [`NodeRegistry::register`](crate::NodeRegistry::register)),
+/// and is shared by every run of that version. Retries, timeouts, metrics and
+/// persistence wrap `execute` from outside: a node only does its own job.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use concertmaster_core::{Node, NodeContext, NodeError, NodeOutcome, Ports};
+///
+/// /// Upper-cases the `name` field of every item.
+/// struct Shout;
+///
+/// #[async_trait]
+/// impl Node for Shout {
+///     async fn execute(&self, _ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+///         let mut items = input.take("main");
+///         for item in &mut items {
+///             let name = item.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_uppercase();
+///             item.insert("name".into(), name.into());
+///         }
+///         Ok(NodeOutcome::main(items))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Node: Send + Sync + 'static {
+    /// Runs the step on `input` (items per input port).
+    ///
+    /// Returns the items per output port, or a [`Suspend`] to wait for an
+    /// event or a time. A node that suspended is executed again when it is
+    /// woken, with [`NodeContext::resumed`] telling why.
+    async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError>;
+
+    /// The output ports of this instance, when they depend on its config
+    /// (a switch with one port per case). `None` means the descriptor's.
+    fn output_ports(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+const _: () = {
+    // `Node` must stay object safe: the registry holds `Arc<dyn Node>`.
+    fn _assert_object_safe(_: &dyn Node) {}
+};
+
+/// What a node's execution produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeOutcome {
+    /// Finished: items per output port. Ports left out are not taken, and
+    /// nodes reachable only through them are skipped.
+    Done(Ports),
+    /// Not finished: wait for an event or a time, holding no task meanwhile.
+    Suspend(Suspend),
+}
+
+impl NodeOutcome {
+    /// Finished with `items` on the `main` port.
+    pub fn main(items: Vec<Item>) -> Self {
+        Self::Done(Ports::main(items))
+    }
+
+    /// Finished with `items` on `port` only.
+    pub fn port(port: impl Into<String>, items: Vec<Item>) -> Self {
+        Self::Done(Ports::new().with(port, items))
+    }
+
+    /// Suspends the node.
+    pub fn suspend(suspend: Suspend) -> Self {
+        Self::Suspend(suspend)
+    }
+}
+
+impl From<Ports> for NodeOutcome {
+    fn from(ports: Ports) -> Self {
+        Self::Done(ports)
+    }
+}
+
+/// A request to wait, durably, before the node is executed again.
+///
+/// The run is stored as waiting and holds no task or memory; it continues
+/// when [`Engine::resume`](crate::Engine) is called with the key, or when the
+/// time comes, also in another process after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspend {
+    /// The event key that resumes the node; unique per tenant while waiting.
+    pub key: Option<String>,
+    /// When the node wakes on its own (a timer, or an event's deadline).
+    pub until: Option<DateTime<Utc>>,
+    /// Data handed back to the node when it is executed again.
+    pub state: Value,
+}
+
+impl Suspend {
+    /// Waits for the event `key` (a form response, a review decision, ...).
+    pub fn until_event(key: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.into()),
+            until: None,
+            state: Value::Null,
+        }
+    }
+
+    /// Waits until `at`.
+    pub fn until_time(at: DateTime<Utc>) -> Self {
+        Self {
+            key: None,
+            until: Some(at),
+            state: Value::Null,
+        }
+    }
+
+    /// Wakes at `at` if the event has not come by then.
+    pub fn with_deadline(mut self, at: DateTime<Utc>) -> Self {
+        self.until = Some(at);
+        self
+    }
+
+    /// Keeps `state` (counts so far, ids sent, ...) for the next execution.
+    pub fn with_state(mut self, state: Value) -> Self {
+        self.state = state;
+        self
+    }
+}
+
+/// Why a suspended node was woken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Wakeup {
+    /// The event it waited for came, with this payload.
+    Event {
+        /// The key the node waited on.
+        key: String,
+        /// What the caller of `resume` passed.
+        payload: Value,
+    },
+    /// Its time came (a timer, or the deadline of an event that did not come).
+    Timer,
+}
+
+/// Handed to a node executed again after a suspension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resumed {
+    /// Why the node woke.
+    pub wakeup: Wakeup,
+    /// The state the node suspended with.
+    pub state: Value,
+}
+
+impl Resumed {
+    /// The event's payload; `null` when the node woke because its time came.
+    pub fn wakeup_payload(&self) -> &Value {
+        match &self.wakeup {
+            Wakeup::Event { payload, .. } => payload,
+            Wakeup::Timer => &Value::Null,
+        }
+    }
+
+    /// Whether the node woke because its time came rather than an event.
+    pub fn by_timer(&self) -> bool {
+        self.wakeup == Wakeup::Timer
+    }
+}
+
+/// Why a node failed, and whether trying again may help.
+///
+/// ```
+/// use concertmaster_core::NodeError;
+///
+/// let err = NodeError::retryable("ERP answered 503").with_details(serde_json::json!({"status": 503}));
+/// assert!(err.is_retryable());
+/// assert!(!NodeError::fatal("config names no form").is_retryable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    message: String,
+    retryable: bool,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    details: Value,
+}
+
+impl NodeError {
+    /// A failure that may pass on a later attempt (network, 5xx, 429, timeout).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            details: Value::Null,
+        }
+    }
+
+    /// A failure that will fail again (bad input, a rejected record).
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            details: Value::Null,
+        }
+    }
+
+    /// Adds structured details (which item, the remote error code, ...).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the engine retries it.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The structured details; `null` when none.
+    pub fn details(&self) -> &Value {
+        &self.details
+    }
+}
+
+/// What a node knows about the execution it is part of.
+#[derive(Clone)]
+pub struct NodeContext {
+    pub(crate) run_id: RunId,
+    pub(crate) node_id: NodeId,
+    pub(crate) node_type: Arc<str>,
+    pub(crate) tenant: TenantId,
+    pub(crate) workflow_id: WorkflowId,
+    pub(crate) workflow_version: u32,
+    pub(crate) attempt: u32,
+    pub(crate) idempotency_key: Arc<str>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) span: tracing::Span,
+    pub(crate) resumed: Option<Resumed>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl NodeContext {
+    /// A context for calling a node directly, e.g. from a node's unit tests:
+    /// attempt 1, a fresh cancellation token, the system clock.
+    pub fn new(
+        tenant: impl Into<TenantId>,
+        workflow_id: impl Into<WorkflowId>,
+        run_id: RunId,
+        node_id: impl Into<NodeId>,
+    ) -> Self {
+        let node_id = node_id.into();
+        Self {
+            idempotency_key: idempotency_key(run_id, &node_id).into(),
+            run_id,
+            node_id,
+            node_type: Arc::from(""),
+            tenant: tenant.into(),
+            workflow_id: workflow_id.into(),
+            workflow_version: 1,
+            attempt: 1,
+            cancel: CancellationToken::new(),
+            span: tracing::Span::none(),
+            resumed: None,
+            clock: Arc::new(crate::clock::SystemClock),
+        }
+    }
+
+    /// Sets the attempt number.
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Marks the context as a re-execution after a suspension.
+    pub fn with_resumed(mut self, resumed: Resumed) -> Self {
+        self.resumed = Some(resumed);
+        self
+    }
+
+    /// Uses `clock` for [`now`](Self::now).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The run this execution belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The node being executed.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// The node's registered type.
+    pub fn node_type(&self) -> &str {
+        &self.node_type
+    }
+
+    /// The tenant of the run.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The workflow of the run.
+    pub fn workflow_id(&self) -> &WorkflowId {
+        &self.workflow_id
+    }
+
+    /// The workflow version the run is pinned to.
+    pub fn workflow_version(&self) -> u32 {
+        self.workflow_version
+    }
+
+    /// 1 for the first attempt, 2 for the first retry, and so on; it keeps
+    /// counting across a suspension and across an engine restart.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// A key for side effects that must happen once: the same for every
+    /// attempt, resumption and restart of this node in this run. Hand it to
+    /// external systems as their idempotency key.
+    pub fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+
+    /// The idempotency key of the item at `index` of this node's input, for
+    /// side effects made per item (one ERP record per item).
+    pub fn item_key(&self, index: usize) -> String {
+        format!("{}:{index}", self.idempotency_key)
+    }
+
+    /// Cancelled when the run is cancelled or the attempt timed out; long
+    /// work should stop when it fires.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the run was cancelled or the attempt timed out.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The tracing span of this node's execution.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Set when the node is executed again after a [`Suspend`].
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
+    }
+
+    /// The engine's current time (a manual clock in tests).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+impl fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("tenant", &self.tenant)
+            .field("workflow_id", &self.workflow_id)
+            .field("workflow_version", &self.workflow_version)
+            .field("run_id", &self.run_id)
+            .field("node_id", &self.node_id)
+            .field("attempt", &self.attempt)
+            .field("resumed", &self.resumed.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The idempotency key of `node` in `run`: stable because both ids are.
+pub(crate) fn idempotency_key(run: RunId, node: &NodeId) -> String {
+    format!("{run}:{node}")
+}

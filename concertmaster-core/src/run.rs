@@ -1,0 +1,250 @@
+//! Runs and node executions: the durable record of what happened.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::item::{Item, Ports};
+use crate::node::{NodeError, Resumed};
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Created; no node has started yet.
+    Pending,
+    /// Nodes are executing or ready to.
+    Running,
+    /// Every unfinished node waits for an event or a time; no task is held.
+    Waiting,
+    /// Every node finished or was skipped.
+    Succeeded,
+    /// A node failed with no `error` edge to route the failure.
+    Failed,
+    /// Cancelled by a caller.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Whether the run has ended for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// Whether an engine should be driving the run (after a restart too).
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+
+    /// The snake_case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One execution of a workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    /// The run's id.
+    pub id: RunId,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// The workflow it runs.
+    pub workflow_id: WorkflowId,
+    /// The version it is pinned to; later versions never change it.
+    pub workflow_version: u32,
+    /// Where it is.
+    pub status: RunStatus,
+    /// The trigger node started, when one was named; all roots otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_node: Option<NodeId>,
+    /// The items the run started with.
+    pub trigger: Vec<Item>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a node is within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NodeStatus {
+    /// An attempt is in progress (or was, when the engine stopped).
+    Running,
+    /// Suspended until an event or a time.
+    Waiting,
+    /// Finished with output.
+    Succeeded,
+    /// Failed; if the failure was routed to the `error` port, `output` holds it.
+    Failed,
+    /// Not executed: every edge into it came from an untaken port or a skipped node.
+    Skipped,
+    /// Stopped because the run was cancelled.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A node's durable record within one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeExecution {
+    /// The run.
+    pub run_id: RunId,
+    /// The node.
+    pub node_id: NodeId,
+    /// The node's type.
+    pub node_type: String,
+    /// Where it is.
+    pub status: NodeStatus,
+    /// The latest attempt's number (0 for a skipped node).
+    pub attempt: u32,
+    /// The items it was given.
+    pub input: Ports,
+    /// The items it emitted (for a routed failure, the `error` port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Ports>,
+    /// The latest failure, also one that a later attempt overcame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<NodeError>,
+    /// What it waits for, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+    /// Set when its wait ended and it is to be executed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+    /// When its first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished, failed, was skipped or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A suspended node's wait: an event key, a wake-up time, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wait {
+    /// The key `resume` is called with; for a plain timer, one the engine made.
+    pub key: String,
+    /// The waiting run.
+    pub run_id: RunId,
+    /// The waiting node.
+    pub node_id: NodeId,
+    /// When the node wakes if no event came first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Handed back to the node when it wakes.
+    #[serde(default)]
+    pub state: serde_json::Value,
+}
+
+/// Which runs to list. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs in one of these statuses (all when empty).
+    pub statuses: Vec<RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow_id: Option<WorkflowId>,
+    /// At most this many (100 when `None`).
+    pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    /// Every run, newest first, at most 100.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Runs in `status`.
+    pub fn status(status: RunStatus) -> Self {
+        Self {
+            statuses: vec![status],
+            ..Self::default()
+        }
+    }
+
+    /// Also requires the workflow.
+    pub fn workflow(mut self, id: impl Into<WorkflowId>) -> Self {
+        self.workflow_id = Some(id.into());
+        self
+    }
+
+    /// Also caps the count.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `run` passes the filter (the limit aside).
+    pub fn matches(&self, run: &Run) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&run.status))
+            && self
+                .workflow_id
+                .as_ref()
+                .is_none_or(|w| *w == run.workflow_id)
+    }
+
+    /// The cap in force.
+    pub fn effective_limit(&self) -> usize {
+        self.limit.unwrap_or(100)
+    }
+}
+
+/// A run with the record of each of its nodes, in workflow order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDetail {
+    /// The run.
+    pub run: Run,
+    /// Its nodes that started, were skipped or were cancelled.
+    pub nodes: Vec<NodeExecution>,
+}
+
+impl RunDetail {
+    /// The record of `node`.
+    pub fn node(&self, node: &str) -> Option<&NodeExecution> {
+        self.nodes.iter().find(|n| n.node_id.as_str() == node)
+    }
+
+    /// The output of `node`, if it finished.
+    pub fn output(&self, node: &str) -> Option<&Ports> {
+        self.node(node).and_then(|n| n.output.as_ref())
+    }
+
+    /// The keys the run waits on.
+    pub fn waiting_on(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Waiting)
+            .filter_map(|n| n.wait.as_ref().map(|w| w.key.as_str()))
+            .collect()
+    }
+}

@@ -1,0 +1,434 @@
+//! `InMemoryStore`: the embedded default, for tests, examples and quickstarts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    AuditEntry, AuditFilter, AuditStore, RunStore, StoreError, StoreResult, WaitStore,
+    WorkflowStore,
+};
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::node::{Resumed, Wakeup};
+use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
+use crate::workflow::WorkflowDefinition;
+
+/// A store that keeps everything in the process's memory.
+///
+/// It passes the same conformance suite as the SQL stores, so what works on
+/// it works on them; what it holds is gone when the process ends. Clones
+/// share the same data, so two engines built on clones see one store, as two
+/// engines on one database would.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryStore {
+    state: std::sync::Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    workflows: HashMap<(TenantId, WorkflowId), BTreeMap<u32, WorkflowDefinition>>,
+    runs: HashMap<RunId, Run>,
+    executions: HashMap<RunId, Executions>,
+    waits: HashMap<(TenantId, String), Wait>,
+    timers: BTreeSet<(DateTime<Utc>, TenantId, String)>,
+    audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Default)]
+struct Executions {
+    by_node: HashMap<NodeId, usize>,
+    list: Vec<NodeExecution>,
+}
+
+impl Executions {
+    fn get_mut(&mut self, node: &NodeId) -> Option<&mut NodeExecution> {
+        let i = *self.by_node.get(node)?;
+        self.list.get_mut(i)
+    }
+
+    fn save(&mut self, execution: &NodeExecution) {
+        match self.by_node.get(&execution.node_id) {
+            Some(&i) => self.list[i] = execution.clone(),
+            None => {
+                self.by_node
+                    .insert(execution.node_id.clone(), self.list.len());
+                self.list.push(execution.clone());
+            }
+        }
+    }
+}
+
+impl State {
+    fn run(&self, tenant: &TenantId, id: RunId) -> Option<&Run> {
+        self.runs.get(&id).filter(|run| run.tenant == *tenant)
+    }
+
+    fn remove_wait(&mut self, tenant: &TenantId, key: &str) -> Option<Wait> {
+        let wait = self.waits.remove(&(tenant.clone(), key.to_string()))?;
+        if let Some(until) = wait.until {
+            self.timers
+                .remove(&(until, tenant.clone(), key.to_string()));
+        }
+        Some(wait)
+    }
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change:
+        // every method validates before it mutates.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn run_not_found(id: RunId) -> StoreError {
+    StoreError::NotFound {
+        entity: "run",
+        id: id.to_string(),
+    }
+}
+
+#[async_trait]
+impl WorkflowStore for InMemoryStore {
+    async fn insert_workflow(
+        &self,
+        tenant: &TenantId,
+        def: &WorkflowDefinition,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        let versions = state
+            .workflows
+            .entry((tenant.clone(), def.id.clone()))
+            .or_default();
+        if versions.contains_key(&def.version) {
+            return Err(StoreError::Conflict {
+                entity: "workflow",
+                id: format!("{}@{}", def.id, def.version),
+                message: "this version is already published and versions are immutable; publish a new version".into(),
+            });
+        }
+        versions.insert(def.version, def.clone());
+        Ok(())
+    }
+
+    async fn workflow(
+        &self,
+        tenant: &TenantId,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> StoreResult<Option<WorkflowDefinition>> {
+        let state = self.state();
+        let Some(versions) = state.workflows.get(&(tenant.clone(), id.clone())) else {
+            return Ok(None);
+        };
+        Ok(match version {
+            Some(v) => versions.get(&v).cloned(),
+            None => versions.values().next_back().cloned(),
+        })
+    }
+
+    async fn workflow_versions(&self, tenant: &TenantId, id: &WorkflowId) -> StoreResult<Vec<u32>> {
+        let state = self.state();
+        Ok(state
+            .workflows
+            .get(&(tenant.clone(), id.clone()))
+            .map(|versions| versions.keys().copied().collect())
+            .unwrap_or_default())
+    }
+
+    async fn workflows(&self, tenant: &TenantId) -> StoreResult<Vec<WorkflowDefinition>> {
+        let state = self.state();
+        let mut latest: Vec<WorkflowDefinition> = state
+            .workflows
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .filter_map(|(_, versions)| versions.values().next_back().cloned())
+            .collect();
+        latest.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(latest)
+    }
+}
+
+#[async_trait]
+impl RunStore for InMemoryStore {
+    async fn insert_run(&self, run: &Run) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.runs.contains_key(&run.id) {
+            return Err(StoreError::Conflict {
+                entity: "run",
+                id: run.id.to_string(),
+                message: "a run with this id exists".into(),
+            });
+        }
+        state.runs.insert(run.id, run.clone());
+        Ok(())
+    }
+
+    async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>> {
+        Ok(self.state().run(tenant, id).cloned())
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        let mut state = self.state();
+        match state
+            .runs
+            .get_mut(&run.id)
+            .filter(|r| r.tenant == run.tenant)
+        {
+            Some(stored) => {
+                *stored = run.clone();
+                Ok(())
+            }
+            None => Err(run_not_found(run.id)),
+        }
+    }
+
+    async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        let state = self.state();
+        let mut runs: Vec<Run> = state
+            .runs
+            .values()
+            .filter(|run| run.tenant == *tenant && filter.matches(run))
+            .cloned()
+            .collect();
+        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        runs.truncate(filter.effective_limit());
+        Ok(runs)
+    }
+
+    async fn save_node_execution(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.run(tenant, execution.run_id).is_none() {
+            return Err(run_not_found(execution.run_id));
+        }
+        state
+            .executions
+            .entry(execution.run_id)
+            .or_default()
+            .save(execution);
+        Ok(())
+    }
+
+    async fn node_executions(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+    ) -> StoreResult<Vec<NodeExecution>> {
+        let state = self.state();
+        if state.run(tenant, id).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(state
+            .executions
+            .get(&id)
+            .map(|e| e.list.clone())
+            .unwrap_or_default())
+    }
+
+    async fn end_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        status: RunStatus,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>> {
+        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(StoreError::Conflict {
+                entity: "run",
+                id: id.to_string(),
+                message: format!("end_run takes failed or cancelled, not {}", status.as_str()),
+            });
+        }
+        let mut state = self.state();
+        let Some(run) = state.run(tenant, id).cloned() else {
+            return Ok(None);
+        };
+        if run.status.is_terminal() {
+            return Ok(Some(run));
+        }
+        let mut keys = Vec::new();
+        if let Some(executions) = state.executions.get_mut(&id) {
+            for execution in &mut executions.list {
+                if matches!(execution.status, NodeStatus::Running | NodeStatus::Waiting) {
+                    if let Some(wait) = execution.wait.take() {
+                        keys.push(wait.key);
+                    }
+                    execution.status = NodeStatus::Cancelled;
+                    execution.ended_at = Some(at);
+                }
+            }
+        }
+        for key in keys {
+            state.remove_wait(tenant, &key);
+        }
+        let ended = Run {
+            status,
+            error: Some(reason.to_string()),
+            ended_at: Some(at),
+            ..run
+        };
+        state.runs.insert(id, ended.clone());
+        Ok(Some(ended))
+    }
+
+    async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {
+        let state = self.state();
+        let woken = |run: &Run| {
+            run.status == RunStatus::Waiting
+                && state.executions.get(&run.id).is_some_and(|e| {
+                    e.list
+                        .iter()
+                        .any(|n| n.status == NodeStatus::Waiting && n.resumed.is_some())
+                })
+        };
+        let mut runs: Vec<&Run> = state
+            .runs
+            .values()
+            .filter(|r| r.status.is_in_flight() || woken(r))
+            .collect();
+        runs.sort_by_key(|r| (r.created_at, r.id));
+        Ok(runs.into_iter().map(|r| (r.tenant.clone(), r.id)).collect())
+    }
+}
+
+#[async_trait]
+impl WaitStore for InMemoryStore {
+    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+        let Some(wait) = execution.wait.clone() else {
+            return Err(StoreError::Conflict {
+                entity: "node execution",
+                id: format!("{}/{}", execution.run_id, execution.node_id),
+                message: "a suspended node needs a wait".into(),
+            });
+        };
+        let mut state = self.state();
+        if state.run(tenant, execution.run_id).is_none() {
+            return Err(run_not_found(execution.run_id));
+        }
+        let slot = (tenant.clone(), wait.key.clone());
+        if let Some(existing) = state.waits.get(&slot) {
+            if existing.run_id != wait.run_id || existing.node_id != wait.node_id {
+                return Err(StoreError::Conflict {
+                    entity: "wait",
+                    id: wait.key.clone(),
+                    message: format!(
+                        "node {} of run {} already waits on this key; wait keys must be unique per tenant",
+                        existing.node_id, existing.run_id
+                    ),
+                });
+            }
+        }
+        state.remove_wait(tenant, &wait.key);
+        if let Some(until) = wait.until {
+            state
+                .timers
+                .insert((until, tenant.clone(), wait.key.clone()));
+        }
+        state.waits.insert(slot, wait);
+        state
+            .executions
+            .entry(execution.run_id)
+            .or_default()
+            .save(execution);
+        Ok(())
+    }
+
+    async fn take_wait(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        wakeup: Wakeup,
+    ) -> StoreResult<Option<Wait>> {
+        let mut state = self.state();
+        let Some(wait) = state.remove_wait(tenant, key) else {
+            return Ok(None);
+        };
+        if let Some(execution) = state
+            .executions
+            .get_mut(&wait.run_id)
+            .and_then(|executions| executions.get_mut(&wait.node_id))
+        {
+            execution.wait = None;
+            execution.resumed = Some(Resumed {
+                wakeup,
+                state: wait.state.clone(),
+            });
+        }
+        if let Some(run) = state.runs.get_mut(&wait.run_id) {
+            if run.status == RunStatus::Waiting {
+                run.status = RunStatus::Running;
+            }
+        }
+        Ok(Some(wait))
+    }
+
+    async fn due_waits(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, Wait)>> {
+        let state = self.state();
+        Ok(state
+            .timers
+            .iter()
+            .take_while(|(until, _, _)| *until <= now)
+            .take(limit)
+            .filter_map(|(_, tenant, key)| {
+                state
+                    .waits
+                    .get(&(tenant.clone(), key.clone()))
+                    .map(|wait| (tenant.clone(), wait.clone()))
+            })
+            .collect())
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(self
+            .state()
+            .timers
+            .iter()
+            .next()
+            .map(|(until, _, _)| *until))
+    }
+}
+
+#[async_trait]
+impl AuditStore for InMemoryStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.state().audit.push(entry.clone());
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let state = self.state();
+        let mut entries: Vec<AuditEntry> = state
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| e.tenant == *tenant && filter.matches(e))
+            .cloned()
+            .collect();
+        // Stable: entries with the same time stay newest-appended first.
+        entries.sort_by(|a, b| b.at.cmp(&a.at));
+        entries.truncate(filter.effective_limit());
+        Ok(entries)
+    }
+}

@@ -1,0 +1,229 @@
+//! The `Store` seam between the engine and its persistence.
+//!
+//! A store is four small traits, one per area, and [`Store`] is any type
+//! implementing all four. Every data call takes the tenant it acts for and
+//! never returns or changes another tenant's records. The only calls that
+//! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
+//! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
+//! tenant with each row.
+//!
+//! Each call that moves a run or a node forward is one atomic change: a
+//! store backed by a database does it in one transaction, so a crash leaves
+//! either the state before or the state after.
+
+mod audit;
+mod memory;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::ids::{RunId, TenantId, WorkflowId};
+use crate::node::Wakeup;
+use crate::run::{NodeExecution, Run, RunFilter, RunStatus, Wait};
+use crate::workflow::WorkflowDefinition;
+
+pub use audit::{AuditAction, AuditEntry, AuditFilter};
+pub use memory::InMemoryStore;
+
+/// What went wrong in a store, in terms that do not depend on the backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist for this tenant.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// What kind of record (`run`, `workflow`, ...).
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The write would break a uniqueness rule (a version published twice,
+    /// a wait key already in use).
+    #[error("{entity} {id}: {message}")]
+    Conflict {
+        /// What kind of record.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+        /// Which rule, and what to do.
+        message: String,
+    },
+    /// The backend could not be reached or timed out; trying again may work.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What the backend said.
+        message: String,
+    },
+    /// A stored record could not be read back.
+    #[error("{entity} {id} is stored in a form that cannot be read: {message}")]
+    Corrupt {
+        /// What kind of record.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The backend-neutral class of a [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// See [`StoreError::NotFound`].
+    NotFound,
+    /// See [`StoreError::Conflict`].
+    Conflict,
+    /// See [`StoreError::Unavailable`].
+    Unavailable,
+    /// See [`StoreError::Corrupt`].
+    Corrupt,
+}
+
+impl StoreError {
+    /// The class of error, whatever the backend.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            Self::NotFound { .. } => StoreErrorKind::NotFound,
+            Self::Conflict { .. } => StoreErrorKind::Conflict,
+            Self::Unavailable { .. } => StoreErrorKind::Unavailable,
+            Self::Corrupt { .. } => StoreErrorKind::Corrupt,
+        }
+    }
+
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == StoreErrorKind::Unavailable
+    }
+}
+
+/// The result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Workflow definitions and their immutable versions.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// Stores `def` as version `def.version` of `def.id`.
+    ///
+    /// A version is immutable: storing one that exists is a
+    /// [`StoreError::Conflict`].
+    async fn insert_workflow(&self, tenant: &TenantId, def: &WorkflowDefinition)
+        -> StoreResult<()>;
+
+    /// Version `version` of workflow `id`, or its latest when `None`.
+    async fn workflow(
+        &self,
+        tenant: &TenantId,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> StoreResult<Option<WorkflowDefinition>>;
+
+    /// The versions of `id`, ascending; empty when there is none.
+    async fn workflow_versions(&self, tenant: &TenantId, id: &WorkflowId) -> StoreResult<Vec<u32>>;
+
+    /// The latest version of every workflow, ordered by id.
+    async fn workflows(&self, tenant: &TenantId) -> StoreResult<Vec<WorkflowDefinition>>;
+}
+
+/// Runs and the records of their nodes.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores a new run; its id must be new.
+    async fn insert_run(&self, run: &Run) -> StoreResult<()>;
+
+    /// The run `id`.
+    async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>>;
+
+    /// Replaces the stored run with `run` (same id and tenant).
+    async fn update_run(&self, run: &Run) -> StoreResult<()>;
+
+    /// Runs passing `filter`, newest first.
+    async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+
+    /// Stores the record of one node in one run, replacing the previous
+    /// record of that node.
+    async fn save_node_execution(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+    ) -> StoreResult<()>;
+
+    /// The records of the nodes of run `id`, in the order they were first saved.
+    async fn node_executions(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+    ) -> StoreResult<Vec<NodeExecution>>;
+
+    /// Ends run `id` as `status` ([`RunStatus::Failed`] or
+    /// [`RunStatus::Cancelled`]) with `reason`, marks its running and waiting
+    /// nodes cancelled and removes its waits, in one change. A run that
+    /// already ended is returned unchanged; `None` when there is no such run.
+    async fn end_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        status: RunStatus,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>>;
+
+    /// Every run, of any tenant, that an engine should be driving: status
+    /// pending or running, or waiting with a node whose wait was taken but
+    /// which was not executed again yet. Read at engine start-up.
+    async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>>;
+}
+
+/// Durable waits: suspended nodes, their event keys and timers.
+#[async_trait]
+pub trait WaitStore: Send + Sync {
+    /// Saves `execution` (status waiting, `wait` set) and registers its wait,
+    /// in one change. A key already waited on by another node of the tenant
+    /// is a [`StoreError::Conflict`].
+    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()>;
+
+    /// Ends the wait on `key`, in one change: removes it, records `wakeup` on
+    /// the node's record (`resumed`, with the wait's state) and marks the run
+    /// running. Of two callers with the same key, one gets the wait and the
+    /// other `None`.
+    async fn take_wait(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        wakeup: Wakeup,
+    ) -> StoreResult<Option<Wait>>;
+
+    /// Waits of any tenant whose time is at or before `now`, earliest first.
+    async fn due_waits(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, Wait)>>;
+
+    /// The earliest wake-up time of any wait of any tenant.
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// The audit log: who did what to which record.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// Entries passing `filter`, newest first.
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Everything the engine persists: any type implementing the four store traits.
+pub trait Store: WorkflowStore + RunStore + WaitStore + AuditStore {}
+
+impl<T: WorkflowStore + RunStore + WaitStore + AuditStore> Store for T {}
+
+const _: () = {
+    // The engine holds `Arc<dyn Store>`: the trait must stay object safe.
+    fn _assert_object_safe(_: &dyn Store) {}
+};

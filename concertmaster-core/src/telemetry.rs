@@ -1,0 +1,56 @@
+//! Metric names and recording, through the `metrics` facade.
+//!
+//! Nothing is recorded unless the host installs a recorder (for example
+//! `metrics-exporter-prometheus`); without one these calls cost next to nothing.
+
+use std::time::Duration;
+
+use metrics::SharedString;
+
+use crate::ids::{TenantId, WorkflowId};
+use crate::run::RunStatus;
+
+/// Counter of runs that ended, labelled `workflow_id`, `status`, `tenant_id`.
+pub const WORKFLOW_EXECUTIONS_TOTAL: &str = "workflow_executions_total";
+/// Histogram of run durations in seconds (creation to end, waits included),
+/// labelled `workflow_id`, `tenant_id`.
+pub const WORKFLOW_EXECUTION_DURATION_SECONDS: &str = "workflow_execution_duration_seconds";
+/// Gauge of runs being driven right now (not waiting), labelled `tenant_id`.
+pub const ACTIVE_WORKFLOWS: &str = "active_workflows";
+/// Histogram of node attempt durations in seconds, labelled `node_type`, `tenant_id`.
+pub const NODE_EXECUTION_DURATION_SECONDS: &str = "node_execution_duration_seconds";
+
+pub(crate) fn node_finished(node_type: &std::sync::Arc<str>, tenant: &TenantId, took: Duration) {
+    metrics::histogram!(
+        NODE_EXECUTION_DURATION_SECONDS,
+        "node_type" => SharedString::from_shared(node_type.clone()),
+        "tenant_id" => SharedString::from_shared(tenant.shared()),
+    )
+    .record(took.as_secs_f64());
+}
+
+pub(crate) fn run_driven(tenant: &TenantId, delta: f64) {
+    metrics::gauge!(ACTIVE_WORKFLOWS, "tenant_id" => SharedString::from_shared(tenant.shared()))
+        .increment(delta);
+}
+
+pub(crate) fn run_ended(
+    workflow: &WorkflowId,
+    tenant: &TenantId,
+    status: RunStatus,
+    took: Duration,
+) {
+    metrics::counter!(
+        WORKFLOW_EXECUTIONS_TOTAL,
+        "workflow_id" => SharedString::from_shared(workflow.shared()),
+        "status" => status.as_str(),
+        "tenant_id" => SharedString::from_shared(tenant.shared()),
+    )
+    .increment(1);
+    metrics::histogram!(
+        WORKFLOW_EXECUTION_DURATION_SECONDS,
+        "workflow_id" => SharedString::from_shared(workflow.shared()),
+        "tenant_id" => SharedString::from_shared(tenant.shared()),
+    )
+    .record(took.as_secs_f64());
+}

@@ -1,0 +1,573 @@
+//! The store conformance suite: what every `Store` must do, one function per case.
+//!
+//! Run it with [`store_conformance!`](crate::store_conformance). Each case
+//! takes a fresh store and panics with a message naming the broken rule.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::item::Ports;
+use crate::node::{NodeError, Wakeup};
+use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
+use crate::store::{AuditAction, AuditEntry, AuditFilter, Store, StoreErrorKind};
+use crate::workflow::{NodeSpec, WorkflowDefinition};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000)
+}
+
+fn tenant_a() -> TenantId {
+    TenantId::new("tenant-a")
+}
+
+fn tenant_b() -> TenantId {
+    TenantId::new("tenant-b")
+}
+
+fn workflow(id: &str, version: u32, name: &str) -> WorkflowDefinition {
+    let mut def = WorkflowDefinition::new(id, name).node(NodeSpec::new("start", "manual"));
+    def.version = version;
+    def
+}
+
+fn run(tenant: &TenantId, workflow: &str, status: RunStatus, minutes: i64) -> Run {
+    Run {
+        id: RunId::new(),
+        tenant: tenant.clone(),
+        workflow_id: WorkflowId::new(workflow),
+        workflow_version: 1,
+        status,
+        trigger_node: None,
+        trigger: vec![json!({"supplier": "ACME"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()],
+        created_at: t0() + Duration::minutes(minutes),
+        ended_at: None,
+        error: None,
+    }
+}
+
+fn execution(run: RunId, node: &str, status: NodeStatus) -> NodeExecution {
+    NodeExecution {
+        run_id: run,
+        node_id: NodeId::new(node),
+        node_type: "noop".into(),
+        status,
+        attempt: 1,
+        input: Ports::main(vec![json!({"i": 1})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()]),
+        output: None,
+        error: None,
+        wait: None,
+        resumed: None,
+        started_at: Some(t0()),
+        ended_at: None,
+    }
+}
+
+fn waiting(run: RunId, node: &str, key: &str, until: Option<DateTime<Utc>>) -> NodeExecution {
+    let mut exec = execution(run, node, NodeStatus::Waiting);
+    exec.wait = Some(Wait {
+        key: key.into(),
+        run_id: run,
+        node_id: NodeId::new(node),
+        until,
+        state: json!({"sent": 3}),
+    });
+    exec
+}
+
+macro_rules! ok {
+    ($call:expr) => {
+        match $call {
+            Ok(value) => value,
+            Err(err) => panic!("{} failed: {err}", stringify!($call)),
+        }
+    };
+}
+
+/// A version, once stored, cannot be stored again; both versions stay readable.
+pub async fn workflow_versions_are_immutable(store: &dyn Store) {
+    let a = tenant_a();
+    let id = WorkflowId::new("onboarding");
+    ok!(store
+        .insert_workflow(&a, &workflow("onboarding", 1, "first"))
+        .await);
+    let err = store
+        .insert_workflow(&a, &workflow("onboarding", 1, "changed"))
+        .await
+        .expect_err("storing version 1 twice must conflict");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    ok!(store
+        .insert_workflow(&a, &workflow("onboarding", 2, "second"))
+        .await);
+
+    let v1 = ok!(store.workflow(&a, &id, Some(1)).await).expect("version 1 is stored");
+    assert_eq!(v1.name, "first", "version 1 must keep its first content");
+    let latest = ok!(store.workflow(&a, &id, None).await).expect("a latest version exists");
+    assert_eq!((latest.version, latest.name.as_str()), (2, "second"));
+    assert_eq!(ok!(store.workflow_versions(&a, &id).await), vec![1, 2]);
+    assert_eq!(ok!(store.workflow(&a, &id, Some(3)).await), None);
+    assert_eq!(
+        ok!(store.workflow(&a, &WorkflowId::new("nope"), None).await),
+        None
+    );
+}
+
+/// `workflows` lists the latest version of each workflow, ordered by id.
+pub async fn latest_versions_are_listed_per_workflow(store: &dyn Store) {
+    let a = tenant_a();
+    ok!(store
+        .insert_workflow(&a, &workflow("b-flow", 1, "b1"))
+        .await);
+    ok!(store
+        .insert_workflow(&a, &workflow("a-flow", 1, "a1"))
+        .await);
+    ok!(store
+        .insert_workflow(&a, &workflow("a-flow", 2, "a2"))
+        .await);
+    let listed: Vec<(String, u32)> = ok!(store.workflows(&a).await)
+        .into_iter()
+        .map(|w| (w.id.to_string(), w.version))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("a-flow".to_string(), 2), ("b-flow".to_string(), 1)]
+    );
+}
+
+/// Runs read back as written; `runs` filters by status and workflow, newest first, capped.
+pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
+    let a = tenant_a();
+    let old = run(&a, "w1", RunStatus::Succeeded, 0);
+    let mid = run(&a, "w1", RunStatus::Waiting, 1);
+    let new = run(&a, "w2", RunStatus::Waiting, 2);
+    for r in [&old, &mid, &new] {
+        ok!(store.insert_run(r).await);
+    }
+    assert_eq!(ok!(store.run(&a, mid.id).await).as_ref(), Some(&mid));
+
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(ok!(store.runs(&a, &RunFilter::all()).await)),
+        vec![new.id, mid.id, old.id]
+    );
+    assert_eq!(
+        ids(ok!(store
+            .runs(&a, &RunFilter::status(RunStatus::Waiting))
+            .await)),
+        vec![new.id, mid.id]
+    );
+    assert_eq!(
+        ids(ok!(store
+            .runs(&a, &RunFilter::status(RunStatus::Waiting).workflow("w1"))
+            .await)),
+        vec![mid.id]
+    );
+    assert_eq!(
+        ids(ok!(store.runs(&a, &RunFilter::all().limit(1)).await)),
+        vec![new.id]
+    );
+
+    let mut updated = mid.clone();
+    updated.status = RunStatus::Succeeded;
+    updated.ended_at = Some(t0() + Duration::hours(1));
+    ok!(store.update_run(&updated).await);
+    assert_eq!(ok!(store.run(&a, mid.id).await), Some(updated));
+}
+
+/// A run id is stored once.
+pub async fn inserting_a_run_twice_conflicts(store: &dyn Store) {
+    let r = run(&tenant_a(), "w", RunStatus::Pending, 0);
+    ok!(store.insert_run(&r).await);
+    let err = store
+        .insert_run(&r)
+        .await
+        .expect_err("a second insert of the same run must conflict");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+}
+
+/// Updating a run that is not stored is `NotFound`, not an insert.
+pub async fn updating_an_unknown_run_is_not_found(store: &dyn Store) {
+    let r = run(&tenant_a(), "w", RunStatus::Running, 0);
+    let err = store
+        .update_run(&r)
+        .await
+        .expect_err("updating an unknown run must fail");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    assert_eq!(ok!(store.run(&tenant_a(), r.id).await), None);
+}
+
+/// One record per node and run: saving again replaces it; order is first-save order.
+pub async fn node_executions_are_replaced_per_node(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(store.insert_run(&r).await);
+    ok!(store
+        .save_node_execution(&a, &execution(r.id, "first", NodeStatus::Running))
+        .await);
+    ok!(store
+        .save_node_execution(&a, &execution(r.id, "second", NodeStatus::Running))
+        .await);
+    let mut done = execution(r.id, "first", NodeStatus::Failed);
+    done.attempt = 3;
+    done.error =
+        Some(NodeError::retryable("ERP answered 503").with_details(json!({"status": 503})));
+    done.output = Some(Ports::new().with("error", vec![]));
+    done.ended_at = Some(t0() + Duration::seconds(5));
+    ok!(store.save_node_execution(&a, &done).await);
+
+    let records = ok!(store.node_executions(&a, r.id).await);
+    let nodes: Vec<&str> = records.iter().map(|e| e.node_id.as_str()).collect();
+    assert_eq!(nodes, ["first", "second"]);
+    assert_eq!(
+        records[0], done,
+        "the second save of a node replaces the first, field for field"
+    );
+}
+
+/// `runs_in_flight` returns pending and running runs of every tenant, and
+/// waiting runs with a node whose wait was taken.
+pub async fn runs_in_flight_span_tenants(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let pending = run(&a, "w", RunStatus::Pending, 0);
+    let running = run(&b, "w", RunStatus::Running, 1);
+    let waiting_run = run(&a, "w", RunStatus::Waiting, 2);
+    let done = run(&b, "w", RunStatus::Succeeded, 3);
+    let woken = run(&a, "w", RunStatus::Waiting, 4);
+    for r in [&pending, &running, &waiting_run, &done, &woken] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .suspend_node(&a, &waiting(waiting_run.id, "wait", "k-quiet", None))
+        .await);
+    ok!(store
+        .suspend_node(&a, &waiting(woken.id, "wait", "k-woken", None))
+        .await);
+    // As an engine that stopped right after the wait was taken leaves it.
+    ok!(store.take_wait(&a, "k-woken", Wakeup::Timer).await);
+    let mut again = ok!(store.run(&a, woken.id).await).expect("run is stored");
+    again.status = RunStatus::Waiting;
+    ok!(store.update_run(&again).await);
+
+    let mut in_flight = ok!(store.runs_in_flight().await);
+    in_flight.sort_by_key(|(_, id)| *id);
+    let mut expected = vec![
+        (a.clone(), pending.id),
+        (b.clone(), running.id),
+        (a.clone(), woken.id),
+    ];
+    expected.sort_by_key(|(_, id)| *id);
+    assert_eq!(in_flight, expected);
+}
+
+/// Taking a wait removes it, records the wake-up on the node and marks the run running; a second take gets nothing.
+pub async fn a_wait_is_taken_once(store: &dyn Store) {
+    let a = tenant_a();
+    let mut r = run(&a, "w", RunStatus::Running, 0);
+    ok!(store.insert_run(&r).await);
+    ok!(store
+        .suspend_node(
+            &a,
+            &waiting(r.id, "review", "review:1", Some(t0() + Duration::days(3)))
+        )
+        .await);
+    r.status = RunStatus::Waiting;
+    ok!(store.update_run(&r).await);
+
+    let payload = json!({"decision": "approved"});
+    let wakeup = Wakeup::Event {
+        key: "review:1".into(),
+        payload: payload.clone(),
+    };
+    let wait = ok!(store.take_wait(&a, "review:1", wakeup.clone()).await)
+        .expect("the wait is there to take");
+    assert_eq!((wait.run_id, wait.node_id.as_str()), (r.id, "review"));
+    assert_eq!(
+        ok!(store.take_wait(&a, "review:1", wakeup.clone()).await),
+        None,
+        "a wait is taken once"
+    );
+
+    let records = ok!(store.node_executions(&a, r.id).await);
+    let resumed = records[0]
+        .resumed
+        .as_ref()
+        .expect("the node records its wake-up");
+    assert_eq!(resumed.wakeup, wakeup);
+    assert_eq!(
+        resumed.state,
+        json!({"sent": 3}),
+        "the wait's state is handed back"
+    );
+    assert_eq!(records[0].wait, None);
+    assert_eq!(
+        ok!(store.run(&a, r.id).await).map(|r| r.status),
+        Some(RunStatus::Running)
+    );
+    assert_eq!(
+        ok!(store.next_due().await),
+        None,
+        "the wait's timer went with it"
+    );
+}
+
+/// Two nodes cannot wait on one key of a tenant; the same node may suspend on it again.
+pub async fn wait_keys_are_unique_per_tenant(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r1 = run(&a, "w", RunStatus::Running, 0);
+    let r2 = run(&a, "w", RunStatus::Running, 1);
+    let r3 = run(&b, "w", RunStatus::Running, 2);
+    for r in [&r1, &r2, &r3] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .suspend_node(&a, &waiting(r1.id, "n", "form:x", None))
+        .await);
+    let err = store
+        .suspend_node(&a, &waiting(r2.id, "n", "form:x", None))
+        .await
+        .expect_err("a key waited on by another node must conflict");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    ok!(store
+        .suspend_node(&a, &waiting(r1.id, "n", "form:x", Some(t0())))
+        .await);
+    ok!(store
+        .suspend_node(&b, &waiting(r3.id, "n", "form:x", None))
+        .await);
+}
+
+/// Due waits come earliest first, only up to `now`, across tenants; `next_due` is the earliest.
+pub async fn due_waits_come_in_time_order(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r1 = run(&a, "w", RunStatus::Running, 0);
+    let r2 = run(&b, "w", RunStatus::Running, 1);
+    for r in [&r1, &r2] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .suspend_node(
+            &a,
+            &waiting(r1.id, "late", "t-late", Some(t0() + Duration::hours(2)))
+        )
+        .await);
+    ok!(store
+        .suspend_node(
+            &b,
+            &waiting(r2.id, "early", "t-early", Some(t0() + Duration::hours(1)))
+        )
+        .await);
+    ok!(store
+        .suspend_node(&a, &waiting(r1.id, "event", "e-only", None))
+        .await);
+
+    assert_eq!(ok!(store.next_due().await), Some(t0() + Duration::hours(1)));
+    assert!(ok!(store.due_waits(t0(), 10).await).is_empty());
+    let due = ok!(store.due_waits(t0() + Duration::hours(3), 10).await);
+    let keys: Vec<(&str, &str)> = due
+        .iter()
+        .map(|(t, w)| (t.as_str(), w.key.as_str()))
+        .collect();
+    assert_eq!(keys, [("tenant-b", "t-early"), ("tenant-a", "t-late")]);
+    assert_eq!(
+        ok!(store.due_waits(t0() + Duration::hours(3), 1).await).len(),
+        1
+    );
+}
+
+/// Ending a run marks it and its running and waiting nodes, and removes its waits; an ended run stays as it was.
+pub async fn ending_a_run_stops_its_nodes_and_waits(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Waiting, 0);
+    ok!(store.insert_run(&r).await);
+    let mut finished = execution(r.id, "done", NodeStatus::Succeeded);
+    finished.output = Some(Ports::main(vec![]));
+    ok!(store.save_node_execution(&a, &finished).await);
+    ok!(store
+        .save_node_execution(&a, &execution(r.id, "busy", NodeStatus::Running))
+        .await);
+    ok!(store
+        .suspend_node(&a, &waiting(r.id, "wait", "form:y", Some(t0())))
+        .await);
+
+    let at = t0() + Duration::minutes(9);
+    let ended = ok!(store
+        .end_run(&a, r.id, RunStatus::Cancelled, "supplier withdrew", at)
+        .await)
+    .expect("the run exists");
+    assert_eq!(ended.status, RunStatus::Cancelled);
+    assert_eq!(ended.error.as_deref(), Some("supplier withdrew"));
+    assert_eq!(ended.ended_at, Some(at));
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(ended.clone()));
+
+    let statuses: Vec<NodeStatus> = ok!(store.node_executions(&a, r.id).await)
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            NodeStatus::Succeeded,
+            NodeStatus::Cancelled,
+            NodeStatus::Cancelled
+        ]
+    );
+    assert_eq!(
+        ok!(store.take_wait(&a, "form:y", Wakeup::Timer).await),
+        None,
+        "the wait is gone"
+    );
+    assert_eq!(ok!(store.next_due().await), None, "its timer is gone");
+
+    let again = ok!(store
+        .end_run(
+            &a,
+            r.id,
+            RunStatus::Failed,
+            "late",
+            at + Duration::minutes(1)
+        )
+        .await);
+    assert_eq!(again, Some(ended), "an ended run is not changed again");
+    assert_eq!(
+        ok!(store
+            .end_run(&a, RunId::new(), RunStatus::Cancelled, "x", at)
+            .await),
+        None
+    );
+}
+
+/// Audit entries read back newest first, filtered by entity and time.
+pub async fn audit_entries_filter_newest_first(store: &dyn Store) {
+    let a = tenant_a();
+    let entry = |minutes: i64, entity_id: &str, action: AuditAction| AuditEntry {
+        tenant: a.clone(),
+        at: t0() + Duration::minutes(minutes),
+        actor: Some("alice".into()),
+        action,
+        entity_type: "workflow".into(),
+        entity_id: entity_id.into(),
+        details: json!({"version": minutes}),
+    };
+    ok!(store
+        .append_audit(&entry(0, "w1", AuditAction::Create))
+        .await);
+    ok!(store
+        .append_audit(&entry(1, "w2", AuditAction::Create))
+        .await);
+    ok!(store
+        .append_audit(&entry(2, "w1", AuditAction::Update))
+        .await);
+
+    let all = ok!(store.audit_log(&a, &AuditFilter::default()).await);
+    assert_eq!(
+        all.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [2, 1, 0].map(|m| t0() + Duration::minutes(m))
+    );
+    assert_eq!(
+        all[0],
+        entry(2, "w1", AuditAction::Update),
+        "entries read back field for field"
+    );
+    let w1 = ok!(store
+        .audit_log(&a, &AuditFilter::entity("workflow", "w1"))
+        .await);
+    assert_eq!(
+        w1.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [AuditAction::Update, AuditAction::Create]
+    );
+    let recent = AuditFilter {
+        since: Some(t0() + Duration::minutes(1)),
+        limit: Some(1),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        ok!(store.audit_log(&a, &recent).await),
+        vec![entry(2, "w1", AuditAction::Update)]
+    );
+}
+
+/// Nothing of tenant A is returned or changed by calls made as tenant B.
+pub async fn tenants_never_see_each_other(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let id = WorkflowId::new("shared-name");
+    ok!(store
+        .insert_workflow(&a, &workflow("shared-name", 1, "A's"))
+        .await);
+    assert_eq!(ok!(store.workflow(&b, &id, None).await), None);
+    assert!(ok!(store.workflow_versions(&b, &id).await).is_empty());
+    assert!(ok!(store.workflows(&b).await).is_empty());
+    ok!(store
+        .insert_workflow(&b, &workflow("shared-name", 1, "B's"))
+        .await);
+    assert_eq!(
+        ok!(store.workflow(&a, &id, None).await).map(|w| w.name),
+        Some("A's".to_string())
+    );
+
+    let r = run(&a, "w", RunStatus::Waiting, 0);
+    ok!(store.insert_run(&r).await);
+    ok!(store
+        .suspend_node(&a, &waiting(r.id, "n", "secret-key", None))
+        .await);
+    assert_eq!(ok!(store.run(&b, r.id).await), None);
+    assert!(ok!(store.runs(&b, &RunFilter::all()).await).is_empty());
+    assert!(ok!(store.node_executions(&b, r.id).await).is_empty());
+    assert_eq!(
+        ok!(store.take_wait(&b, "secret-key", Wakeup::Timer).await),
+        None
+    );
+    assert_eq!(
+        ok!(store
+            .end_run(&b, r.id, RunStatus::Cancelled, "x", t0())
+            .await),
+        None
+    );
+    let mut hijack = r.clone();
+    hijack.tenant = b.clone();
+    hijack.status = RunStatus::Cancelled;
+    assert!(
+        store.update_run(&hijack).await.is_err(),
+        "B cannot update A's run"
+    );
+    assert!(
+        store
+            .save_node_execution(&b, &execution(r.id, "n", NodeStatus::Succeeded))
+            .await
+            .is_err(),
+        "B cannot write node records into A's run"
+    );
+    ok!(store
+        .append_audit(&AuditEntry {
+            tenant: a.clone(),
+            at: t0(),
+            actor: None,
+            action: AuditAction::Execute,
+            entity_type: "run".into(),
+            entity_id: r.id.to_string(),
+            details: json!(null),
+        })
+        .await);
+    assert!(ok!(store.audit_log(&b, &AuditFilter::default()).await).is_empty());
+
+    assert_eq!(
+        ok!(store.run(&a, r.id).await),
+        Some(r.clone()),
+        "A's run is unchanged"
+    );
+    let records = ok!(store.node_executions(&a, r.id).await);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].status,
+        NodeStatus::Waiting,
+        "A's node is unchanged"
+    );
+    assert!(
+        ok!(store.take_wait(&a, "secret-key", Wakeup::Timer).await).is_some(),
+        "A's wait is intact"
+    );
+}

@@ -1,0 +1,8 @@
+//! Behaviour of concertmaster-core through its public API.
+
+mod engine;
+mod properties;
+mod recovery;
+mod store;
+mod support;
+mod validation;

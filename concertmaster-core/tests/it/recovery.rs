@@ -1,0 +1,185 @@
+//! A run survives its engine: a new engine on the same store continues it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use concertmaster_core::{
+    Engine, InMemoryStore, ManualClock, NodeStatus, RunStatus, TenantId, WorkflowDefinition,
+};
+use serde_json::json;
+
+use crate::support::{registry, workflow, Log};
+
+async fn engine_on(store: &InMemoryStore, log: &Arc<Log>) -> Engine {
+    Engine::builder()
+        .store(store.clone())
+        .registry(registry(log))
+        .build()
+        .await
+        .expect("engine builds")
+}
+
+fn interrupted_workflow() -> WorkflowDefinition {
+    WorkflowDefinition::from_value(workflow(
+        "interrupted",
+        &[
+            ("start", "start", json!({})),
+            ("slow", "pass", json!({"pauseMs": 400})),
+            ("after", "pass", json!({})),
+        ],
+        &[("start", "slow"), ("slow", "after")],
+    ))
+    .expect("parses")
+}
+
+#[tokio::test]
+async fn a_run_interrupted_mid_node_is_resumed_by_the_next_engine() {
+    let store = InMemoryStore::new();
+    let tenant = TenantId::new("acme");
+    let first_log = Arc::new(Log::default());
+    let first = engine_on(&store, &first_log).await;
+    let wf = first
+        .publish(&tenant, interrupted_workflow())
+        .await
+        .expect("publishes");
+    let run = first.start(&wf, json!({"n": 1})).await.expect("starts");
+    while first_log.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.shutdown();
+    drop(first);
+    let stored = store_run_status(&store, &tenant, run).await;
+    assert_eq!(
+        stored,
+        RunStatus::Running,
+        "the stopped engine left the run in flight"
+    );
+
+    let second_log = Arc::new(Log::default());
+    let second = engine_on(&store, &second_log).await;
+    let done = second.finished(&tenant, run).await.expect("finishes");
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(
+        second_log.order(),
+        ["slow", "after"],
+        "start's committed result is reused, not re-run"
+    );
+    let detail = second.run(&tenant, run).await.expect("detail");
+    let slow = detail.node("slow").expect("slow ran");
+    assert_eq!((slow.status, slow.attempt), (NodeStatus::Succeeded, 2));
+    assert_eq!(
+        first_log.keys.lock().expect("lock")[1],
+        second_log.keys.lock().expect("lock")[0],
+        "the re-executed node sees the same idempotency key"
+    );
+}
+
+#[test]
+fn a_run_survives_its_runtime_being_torn_down() {
+    let store = InMemoryStore::new();
+    let tenant = TenantId::new("acme");
+    let log = Arc::new(Log::default());
+    let run = {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let engine = engine_on(&store, &log).await;
+            let wf = engine
+                .publish(&tenant, interrupted_workflow())
+                .await
+                .expect("publishes");
+            let run = engine.start(&wf, json!({})).await.expect("starts");
+            while log.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            run
+        })
+        // The runtime is dropped here with the node mid-attempt, as in a crash.
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = engine_on(&store, &Arc::new(Log::default())).await;
+        let done = engine.finished(&tenant, run).await.expect("finishes");
+        assert_eq!(done.status, RunStatus::Succeeded);
+    });
+}
+
+#[tokio::test]
+async fn a_waiting_run_is_resumed_through_another_engine() {
+    let store = InMemoryStore::new();
+    let tenant = TenantId::new("acme");
+    let clock = ManualClock::default();
+    let log = Arc::new(Log::default());
+    let first = Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .clock(clock.clone())
+        .build()
+        .await
+        .expect("builds");
+    let def = WorkflowDefinition::from_value(workflow(
+        "waits",
+        &[
+            ("start", "start", json!({})),
+            ("ask", "await", json!({"prefix": "form"})),
+            ("pause", "delay", json!({"seconds": 86400})),
+        ],
+        &[("start", "ask"), ("ask", "pause")],
+    ))
+    .expect("parses");
+    let wf = first.publish(&tenant, def).await.expect("publishes");
+    let run = first.start(&wf, json!({})).await.expect("starts");
+    assert_eq!(
+        first.settled(&tenant, run).await.expect("settles").status,
+        RunStatus::Waiting
+    );
+    first.shutdown();
+    drop(first);
+
+    let second = Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .clock(clock.clone())
+        .build()
+        .await
+        .expect("builds");
+    second
+        .resume(&tenant, &format!("form:{run}"), json!({"ok": true}))
+        .await
+        .expect("resumes");
+    assert_eq!(
+        second.settled(&tenant, run).await.expect("settles").status,
+        RunStatus::Waiting
+    );
+    second.shutdown();
+    drop(second);
+
+    // A day later, a third engine fires the durable timer the second one set.
+    clock.advance(Duration::from_secs(86_401));
+    let third = Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .clock(clock.clone())
+        .build()
+        .await
+        .expect("builds");
+    assert_eq!(third.fire_due_timers().await.expect("fires"), 1);
+    assert_eq!(
+        third.finished(&tenant, run).await.expect("finishes").status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(log.attempts("start"), 1, "nothing committed ran twice");
+}
+
+async fn store_run_status(
+    store: &InMemoryStore,
+    tenant: &TenantId,
+    run: concertmaster_core::RunId,
+) -> RunStatus {
+    use concertmaster_core::RunStore;
+    store
+        .run(tenant, run)
+        .await
+        .expect("reads")
+        .expect("run stored")
+        .status
+}
