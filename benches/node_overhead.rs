@@ -1,1 +1,125 @@
-fn main() {}
+//! Run with: cargo bench -p concertmaster-benches --bench node_overhead
+//!
+//! What one node costs the engine on the in-memory store: runs of no-op
+//! nodes shaped as a 40-node chain, a 1,000-node chain and a 1,000-wide
+//! fan-out/fan-in. Divide a run's time by its node count for the per-node
+//! overhead (scheduling, two committed transitions, timeout and metrics).
+
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
+    Ports, PublishedWorkflow, RunStatus, TenantId, WorkflowDefinition,
+};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::{json, Value};
+
+struct Noop;
+
+#[async_trait]
+impl Node for Noop {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+/// Emits one empty item, whatever it got: keeps fan-in inputs small.
+struct Tick;
+
+#[async_trait]
+impl Node for Tick {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::main(vec![Default::default()]))
+    }
+}
+
+fn registry() -> NodeRegistry {
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("trigger", NodeCategory::Trigger), Noop)
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("noop", NodeCategory::Transform), Noop)
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("tick", NodeCategory::Transform), Tick)
+        .expect("registers");
+    registry
+}
+
+fn chain(n: usize) -> Value {
+    let nodes: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "trigger" } else { "noop" }}))
+        .collect();
+    let edges: Vec<Value> = (1..n)
+        .map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")}))
+        .collect();
+    json!({"id": format!("chain-{n}"), "name": "chain", "nodes": nodes, "edges": edges})
+}
+
+fn fan_out_in(width: usize) -> Value {
+    let mut nodes = vec![
+        json!({"id": "start", "type": "trigger"}),
+        json!({"id": "join", "type": "tick"}),
+    ];
+    let mut edges = Vec::new();
+    for i in 0..width {
+        nodes.push(json!({"id": format!("w{i}"), "type": "tick"}));
+        edges.push(json!({"source": "start", "target": format!("w{i}")}));
+        edges.push(json!({"source": format!("w{i}"), "target": "join"}));
+    }
+    json!({"id": format!("fan-{width}"), "name": "fan", "nodes": nodes, "edges": edges})
+}
+
+async fn run_once(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) {
+    let run = engine
+        .start(workflow, json!({"n": 1}))
+        .await
+        .expect("starts");
+    let run = engine.settled(tenant, run).await.expect("settles");
+    assert_eq!(run.status, RunStatus::Succeeded);
+}
+
+fn node_overhead(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tenant = TenantId::new("bench");
+    let (engine, shapes) = runtime.block_on(async {
+        let engine = Engine::builder()
+            .registry(registry())
+            .build()
+            .await
+            .expect("engine");
+        let mut shapes = Vec::new();
+        for (name, nodes, def) in [
+            ("chain", 40, chain(40)),
+            ("chain", 1000, chain(1000)),
+            ("fan_out_fan_in", 1002, fan_out_in(1000)),
+        ] {
+            let def = WorkflowDefinition::from_value(def).expect("parses");
+            let workflow = engine.publish(&tenant, def).await.expect("publishes");
+            shapes.push((name, nodes, workflow));
+        }
+        (engine, shapes)
+    });
+
+    let mut group = c.benchmark_group("in_memory");
+    group.measurement_time(Duration::from_secs(8));
+    for (name, nodes, workflow) in &shapes {
+        group.throughput(Throughput::Elements(*nodes as u64));
+        group.bench_with_input(BenchmarkId::new(*name, nodes), workflow, |b, workflow| {
+            b.to_async(&runtime)
+                .iter(|| run_once(&engine, &tenant, workflow));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, node_overhead);
+criterion_main!(benches);

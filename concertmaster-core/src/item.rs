@@ -1,8 +1,10 @@
 //! Items, the JSON objects that flow between nodes, grouped by port.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// One unit of data between nodes: a JSON object.
@@ -22,9 +24,16 @@ pub const ERROR_PORT: &str = "error";
 /// A port that is present, even with no items, is *taken*: the edges leaving
 /// it carry data. A port that is absent is not taken, and nodes reachable only
 /// through it are skipped. That is how a branch node chooses a path.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ports(BTreeMap<String, Vec<Item>>);
+///
+/// Cloning is cheap: each port's items are shared until someone changes
+/// them, so handing one node's output to the next and committing both to
+/// the store copies no item. Serialized as a JSON object of arrays, ports in
+/// name order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ports {
+    /// Sorted by port name; at most one entry per name.
+    entries: Vec<(Arc<str>, Arc<Vec<Item>>)>,
+}
 
 impl Ports {
     /// No ports taken.
@@ -38,24 +47,32 @@ impl Ports {
     }
 
     /// Adds `items` on `port` (appending to items already there).
-    pub fn with(mut self, port: impl Into<String>, items: Vec<Item>) -> Self {
+    pub fn with(mut self, port: impl AsRef<str>, items: Vec<Item>) -> Self {
         self.extend(port, items);
         self
     }
 
     /// Appends `items` to `port`, taking the port if it was not taken.
-    pub fn extend(&mut self, port: impl Into<String>, items: Vec<Item>) {
-        self.0.entry(port.into()).or_default().extend(items);
+    pub fn extend(&mut self, port: impl AsRef<str>, items: Vec<Item>) {
+        let slot = self.slot(port.as_ref());
+        if slot.is_empty() {
+            *slot = Arc::new(items);
+        } else {
+            Arc::make_mut(slot).extend(items);
+        }
     }
 
     /// Appends one item to `port`.
-    pub fn push(&mut self, port: impl Into<String>, item: Item) {
-        self.0.entry(port.into()).or_default().push(item);
+    pub fn push(&mut self, port: impl AsRef<str>, item: Item) {
+        Arc::make_mut(self.slot(port.as_ref())).push(item);
     }
 
     /// The items on `port`; empty when the port is not taken.
     pub fn get(&self, port: &str) -> &[Item] {
-        self.0.get(port).map(Vec::as_slice).unwrap_or(&[])
+        match self.position(port) {
+            Ok(i) => &self.entries[i].1,
+            Err(_) => &[],
+        }
     }
 
     /// The items on the `main` port.
@@ -63,34 +80,95 @@ impl Ports {
         self.get(MAIN_PORT)
     }
 
-    /// Removes and returns the items on `port`.
+    /// Removes and returns the items on `port`, copying them only if they
+    /// are shared with another holder.
     pub fn take(&mut self, port: &str) -> Vec<Item> {
-        self.0.remove(port).unwrap_or_default()
+        match self.position(port) {
+            Ok(i) => {
+                let (_, items) = self.entries.remove(i);
+                Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Whether `port` is taken.
     pub fn is_taken(&self, port: &str) -> bool {
-        self.0.contains_key(port)
+        self.position(port).is_ok()
     }
 
     /// The names of the taken ports, in order.
     pub fn port_names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
+        self.entries.iter().map(|(name, _)| &**name)
     }
 
     /// Ports with their items, in port-name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Item])> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+        self.entries
+            .iter()
+            .map(|(name, items)| (&**name, items.as_slice()))
     }
 
     /// Number of items over all ports.
     pub fn item_count(&self) -> usize {
-        self.0.values().map(Vec::len).sum()
+        self.entries.iter().map(|(_, items)| items.len()).sum()
     }
 
     /// Whether no port is taken.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Adds the items of `from_port` of `other` to `port`, sharing them
+    /// rather than copying when `port` is not taken yet.
+    pub(crate) fn extend_shared(&mut self, port: &str, other: &Ports, from_port: &str) {
+        let Ok(j) = other.position(from_port) else {
+            return;
+        };
+        let items = &other.entries[j].1;
+        match self.position(port) {
+            Ok(i) => Arc::make_mut(&mut self.entries[i].1).extend(items.iter().cloned()),
+            Err(i) => self.entries.insert(i, (Arc::from(port), Arc::clone(items))),
+        }
+    }
+
+    fn position(&self, port: &str) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(name, _)| (**name).cmp(port))
+    }
+
+    fn slot(&mut self, port: &str) -> &mut Arc<Vec<Item>> {
+        let i = match self.position(port) {
+            Ok(i) => i,
+            Err(i) => {
+                self.entries
+                    .insert(i, (Arc::from(port), Arc::new(Vec::new())));
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+}
+
+impl Serialize for Ports {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (name, items) in &self.entries {
+            map.serialize_entry(&**name, items.as_slice())?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ports {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Vec<Item>>::deserialize(deserializer)?;
+        Ok(Self {
+            entries: map
+                .into_iter()
+                .map(|(name, items)| (Arc::from(name), Arc::new(items)))
+                .collect(),
+        })
     }
 }
 
@@ -155,6 +233,21 @@ mod tests {
             serde_json::to_value(&ports).ok(),
             Some(json!({"main": [{"a": 1}, {"a": 2}]}))
         );
+    }
+
+    #[test]
+    fn shared_items_are_copied_only_when_changed() {
+        let out = Ports::main(vec![item(json!({"a": 1}))]);
+        let mut input = Ports::new();
+        input.extend_shared("left", &out, MAIN_PORT);
+        input.extend_shared("left", &out, MAIN_PORT);
+        assert_eq!(input.get("left").len(), 2);
+        let mut copy = out.clone();
+        copy.push(MAIN_PORT, item(json!({"a": 2})));
+        assert_eq!(out.main_items().len(), 1, "the original is untouched");
+        let back: Ports =
+            serde_json::from_value(json!({"z": [], "a": [{"k": 1}]})).expect("ports parse");
+        assert_eq!(back.port_names().collect::<Vec<_>>(), ["a", "z"]);
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl NodeOutcome {
     }
 
     /// Finished with `items` on `port` only.
-    pub fn port(port: impl Into<String>, items: Vec<Item>) -> Self {
+    pub fn port(port: impl AsRef<str>, items: Vec<Item>) -> Self {
         Self::Done(Ports::new().with(port, items))
     }
 
@@ -331,8 +331,9 @@ impl NodeContext {
         self.workflow_version
     }
 
-    /// 1 for the first attempt, 2 for the first retry, and so on; it keeps
-    /// counting across a suspension and across an engine restart.
+    /// 1 for the first attempt, 2 for the first retry, and so on. Waking
+    /// from a suspension continues the same attempt; an attempt cut short by
+    /// an engine restart is followed by a new one.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

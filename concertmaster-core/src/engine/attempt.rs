@@ -44,10 +44,13 @@ pub(super) struct NodeTask {
     pub(super) timeout: Option<Duration>,
     pub(super) routes_errors: bool,
     pub(super) input: Ports,
-    /// Attempts made before (by an earlier suspension or process).
-    pub(super) previous_attempts: u32,
+    /// The number of this execution's first attempt: 1 for a fresh node,
+    /// the stored one for a woken node, one more for an interrupted one.
+    pub(super) attempt: u32,
     pub(super) resumed: Option<Resumed>,
     pub(super) started_at: Option<DateTime<Utc>>,
+    /// The run's token; each attempt gets a child, so a timeout cancels
+    /// only its own attempt.
     pub(super) cancel: CancellationToken,
 }
 
@@ -76,7 +79,7 @@ impl NodeTask {
             node_id: self.node_id.clone(),
             node_type: self.node_type.to_string(),
             status: NodeStatus::Running,
-            attempt: self.previous_attempts + 1,
+            attempt: self.attempt,
             input: self.input,
             output: None,
             error: None,

@@ -80,6 +80,8 @@ struct RunDriver {
     /// Per node, whether its outgoing edges were resolved.
     resolved: Vec<bool>,
     outputs: Vec<Option<Arc<Ports>>>,
+    /// The run's trigger items, as a root node's input.
+    trigger: Ports,
     ready: VecDeque<usize>,
     running: JoinSet<(usize, Finish)>,
     /// Which node each task executes, to name a node whose task panicked.
@@ -129,6 +131,7 @@ impl RunDriver {
         };
         let n = workflow.definition.nodes.len();
         let plan = Arc::clone(&workflow.plan);
+        let trigger = Ports::main(run.trigger.clone());
         let mut driver = Self {
             inner: Arc::clone(inner),
             tenant: tenant.clone(),
@@ -139,6 +142,7 @@ impl RunDriver {
             live_in: vec![0; n],
             resolved: vec![false; n],
             outputs: vec![None; n],
+            trigger,
             ready: VecDeque::new(),
             running: JoinSet::new(),
             tasks: std::collections::HashMap::new(),
@@ -259,14 +263,17 @@ impl RunDriver {
         self.slots[i] = Slot::Running;
         let def = &self.workflow.definition;
         let spec = &def.nodes[i];
-        let (input, previous_attempts, resumed, started_at) = match self.records[i].take() {
-            Some(record) => (
+        let (input, attempt, resumed, started_at) = match self.records[i].take() {
+            // Waking from a suspension continues the attempt; re-executing a
+            // node the engine stopped in the middle of is a new one.
+            Some(record) if record.resumed.is_some() => (
                 record.input,
-                record.attempt,
+                record.attempt.max(1),
                 record.resumed,
                 record.started_at,
             ),
-            None => (self.input_of(i), 0, None, None),
+            Some(record) => (record.input, record.attempt + 1, None, record.started_at),
+            None => (self.input_of(i), 1, None, None),
         };
         let limits = &self.inner.limits;
         let task = NodeTask {
@@ -285,10 +292,10 @@ impl RunDriver {
             timeout: spec.timeout().or(limits.default_node_timeout),
             routes_errors: self.workflow.plan.routes_errors[i],
             input,
-            previous_attempts,
+            attempt,
             resumed,
             started_at,
-            cancel: self.cancel.child_token(),
+            cancel: self.cancel.clone(),
         };
         let handle = self.running.spawn(async move { (i, task.run().await) });
         self.tasks.insert(handle.id(), i);
@@ -299,7 +306,7 @@ impl RunDriver {
     fn input_of(&self, i: usize) -> Ports {
         let plan = &self.workflow.plan;
         if plan.incoming[i].is_empty() {
-            return Ports::main(self.run.trigger.clone());
+            return self.trigger.clone();
         }
         let mut input = Ports::new();
         for &e in &plan.incoming[i] {
@@ -307,12 +314,7 @@ impl RunDriver {
             let Some(output) = &self.outputs[plan.ends[e].0] else {
                 continue;
             };
-            if output.is_taken(&edge.source_port) {
-                input.extend(
-                    edge.target_port.as_str(),
-                    output.get(&edge.source_port).to_vec(),
-                );
-            }
+            input.extend_shared(&edge.target_port, output, &edge.source_port);
         }
         input
     }

@@ -384,7 +384,11 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
         "the node gets back the state it suspended with"
     );
     assert_eq!(items[0]["timedOut"], json!(false));
-    assert_eq!(detail.node("ask").map(|n| n.attempt), Some(2));
+    assert_eq!(
+        detail.node("ask").map(|n| n.attempt),
+        Some(1),
+        "waking is not a new attempt"
+    );
 
     let again = h.engine.resume(&h.tenant, &key, json!({})).await;
     assert!(matches!(again, Err(Error::NoSuchWait { .. })), "{again:?}");
