@@ -192,10 +192,11 @@ pub fn validate(
     })
 }
 
-fn check(
-    def: &WorkflowDefinition,
-    registry: &NodeRegistry,
-) -> (Vec<Issue>, Vec<Option<Arc<dyn Node>>>, Plan) {
+/// What a check found: the issues, each node built from its config (`None`
+/// where it could not be), and the graph's indexes.
+type Checked = (Vec<Issue>, Vec<Option<Arc<dyn Node>>>, Plan);
+
+fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
     let mut issues = Vec::new();
     if def.id.as_str().is_empty() {
         issues.push(Issue {

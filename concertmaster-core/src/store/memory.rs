@@ -427,7 +427,7 @@ impl AuditStore for InMemoryStore {
             .cloned()
             .collect();
         // Stable: entries with the same time stay newest-appended first.
-        entries.sort_by(|a, b| b.at.cmp(&a.at));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.at));
         entries.truncate(filter.effective_limit());
         Ok(entries)
     }
