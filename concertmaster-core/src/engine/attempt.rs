@@ -26,6 +26,8 @@ pub(super) enum Finish {
         routed: Option<Ports>,
     },
     Suspended,
+    /// The node panicked; the panic's message.
+    Panicked(String),
     /// The store refused a write: nothing after it happened.
     Store(StoreError),
 }

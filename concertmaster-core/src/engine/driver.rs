@@ -6,10 +6,14 @@
 //! node's result only after the node task committed it.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -83,9 +87,10 @@ struct RunDriver {
     /// The run's trigger items, as a root node's input.
     trigger: Ports,
     ready: VecDeque<usize>,
-    running: JoinSet<(usize, Finish)>,
-    /// Which node each task executes, to name a node whose task panicked.
-    tasks: std::collections::HashMap<tokio::task::Id, usize>,
+    /// The node executions in progress, polled by this driver's task: no
+    /// task per node, so a step costs no cross-thread hand-off. Nodes that
+    /// burn CPU for long belong on `spawn_blocking`.
+    running: FuturesUnordered<NodeFuture>,
     cancel: CancellationToken,
     failure: Option<String>,
 }
@@ -144,8 +149,7 @@ impl RunDriver {
             outputs: vec![None; n],
             trigger,
             ready: VecDeque::new(),
-            running: JoinSet::new(),
-            tasks: std::collections::HashMap::new(),
+            running: FuturesUnordered::new(),
             cancel: CancellationToken::new(),
             failure: None,
             workflow,
@@ -242,17 +246,7 @@ impl RunDriver {
                     }
                     Signal::Wake => self.pick_up_woken().await,
                 },
-                Some(joined) = self.running.join_next_with_id() => match joined {
-                    Ok((task, (i, finish))) => {
-                        self.tasks.remove(&task);
-                        self.finish(i, finish).await;
-                    }
-                    Err(err) => {
-                        let panicked = self.tasks.remove(&err.id());
-                        let node = self.node_id(panicked);
-                        self.failure = Some(format!("node {node} panicked: {err}"));
-                    }
-                },
+                Some((i, finish)) = self.running.next() => self.finish(i, finish).await,
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
@@ -297,8 +291,13 @@ impl RunDriver {
             started_at,
             cancel: self.cancel.clone(),
         };
-        let handle = self.running.spawn(async move { (i, task.run().await) });
-        self.tasks.insert(handle.id(), i);
+        self.running.push(Box::pin(async move {
+            let finish = AssertUnwindSafe(task.run())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
+            (i, finish)
+        }));
     }
 
     /// The items arriving at node `i`: the trigger's for a root, otherwise
@@ -338,6 +337,13 @@ impl RunDriver {
                 self.failure = Some(format!("node {} failed: {error}", self.node_id(Some(i))));
             }
             Finish::Suspended => self.slots[i] = Slot::Waiting,
+            Finish::Panicked(message) => {
+                self.slots[i] = Slot::Done;
+                self.failure = Some(format!(
+                    "node {} panicked: {message}",
+                    self.node_id(Some(i))
+                ));
+            }
             Finish::Store(err) => {
                 self.slots[i] = Slot::Done;
                 self.failure = Some(format!(
@@ -470,8 +476,9 @@ impl RunDriver {
     /// first, so nothing they do lands after the run ended.
     async fn stop(&mut self, status: RunStatus, reason: String) {
         self.cancel.cancel();
-        self.running.abort_all();
-        while self.running.join_next().await.is_some() {}
+        // Dropping an execution stops it where it is; nothing it would have
+        // written lands after the run ends.
+        self.running.clear();
         let store = &self.inner.store;
         match store
             .end_run(
@@ -503,6 +510,16 @@ impl RunDriver {
         i.map(|i| self.workflow.definition.nodes[i].id.to_string())
             .unwrap_or_else(|| "?".into())
     }
+}
+
+type NodeFuture = Pin<Box<dyn Future<Output = (usize, Finish)> + Send>>;
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn run_age(inner: &Inner, run: &Run) -> std::time::Duration {

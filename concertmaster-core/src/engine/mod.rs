@@ -19,7 +19,7 @@ use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{Run, RunDetail, RunFilter, RunStatus};
-use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store};
+use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store, StoreErrorKind};
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
 use crate::workflow::{RetryPolicy, WorkflowDefinition};
 
@@ -280,15 +280,25 @@ impl Engine {
             _ => def.tenant = Some(tenant.clone()),
         }
         let store = &self.inner.store;
-        let latest = store
-            .workflow_versions(tenant, &def.id)
-            .await?
-            .last()
-            .copied()
-            .unwrap_or(0);
-        def.version = latest + 1;
-        let workflow = validate(&def, &self.inner.registry)?;
-        store.insert_workflow(tenant, &def).await?;
+        let mut attempts_left = 3;
+        let workflow = loop {
+            let latest = store
+                .workflow_versions(tenant, &def.id)
+                .await?
+                .last()
+                .copied()
+                .unwrap_or(0);
+            def.version = latest + 1;
+            let workflow = validate(&def, &self.inner.registry)?;
+            match store.insert_workflow(tenant, &def).await {
+                Ok(()) => break workflow,
+                // Another publisher took this version number first: take the next.
+                Err(err) if err.kind() == StoreErrorKind::Conflict && attempts_left > 1 => {
+                    attempts_left -= 1
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
         self.audit(
             tenant,
             AuditAction::Create,
@@ -398,6 +408,9 @@ impl Engine {
     /// [`NodeContext::resumed`](crate::NodeContext::resumed).
     #[tracing::instrument(name = "resume", skip(self, payload), fields(tenant = %tenant))]
     pub async fn resume(&self, tenant: &TenantId, key: &str, payload: Value) -> Result<RunId> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
         let wakeup = Wakeup::Event {
             key: key.to_string(),
             payload,
@@ -674,6 +687,7 @@ impl Inner {
             if due.is_empty() {
                 return Ok(fired);
             }
+            let before = fired;
             for (tenant, wait) in due {
                 if let Some(wait) = self
                     .store
@@ -683,6 +697,10 @@ impl Inner {
                     fired += 1;
                     self.signal(tenant, wait.run_id, Signal::Wake);
                 }
+            }
+            if fired == before {
+                // Every due wait was taken by someone else meanwhile.
+                return Ok(fired);
             }
         }
     }
