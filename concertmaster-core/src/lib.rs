@@ -49,7 +49,8 @@
 //! assert_eq!(engine.settled(&tenant, run).await?.status, RunStatus::Waiting);
 //!
 //! engine.resume(&tenant, &format!("review:{run}"), json!("approved")).await?;
-//! let detail = engine.run(&tenant, engine.finished(&tenant, run).await?.id).await?;
+//! engine.finished(&tenant, run).await?;
+//! let detail = engine.run(&tenant, run).await?;
 //! assert_eq!(detail.output("review").unwrap().main_items()[0]["decision"], "approved");
 //! # Ok(()) }
 //! ```

@@ -67,7 +67,7 @@ impl NodeTask {
         self.execute(span.clone()).instrument(span).await
     }
 
-    async fn execute(self, span: tracing::Span) -> Finish {
+    async fn execute(mut self, span: tracing::Span) -> Finish {
         let inner = Arc::clone(&self.inner);
         // The semaphore lives as long as the engine and is never closed.
         let Ok(_permit) = inner.node_permits.acquire().await else {
@@ -75,25 +75,24 @@ impl NodeTask {
                 message: "engine is shutting down".into(),
             });
         };
-        let clock = Arc::clone(&inner.clock);
         let mut record = NodeExecution {
             run_id: self.run_id,
             node_id: self.node_id.clone(),
             node_type: self.node_type.to_string(),
             status: NodeStatus::Running,
             attempt: self.attempt,
-            input: self.input,
+            input: std::mem::take(&mut self.input),
             output: None,
             error: None,
             wait: None,
-            resumed: self.resumed,
-            started_at: Some(self.started_at.unwrap_or_else(|| clock.now())),
+            resumed: self.resumed.take(),
+            started_at: Some(self.started_at.unwrap_or_else(|| inner.clock.now())),
             ended_at: None,
         };
         let key: Arc<str> = idempotency_key(self.run_id, &self.node_id).into();
         let max_attempts = self.retry.max_attempts.max(1);
         let mut tries = 0;
-        loop {
+        let error = loop {
             tries += 1;
             if let Err(err) = inner.store.save_node_execution(&self.tenant, &record).await {
                 return Finish::Store(err);
@@ -110,81 +109,18 @@ impl NodeTask {
                 cancel: self.cancel.child_token(),
                 span: span.clone(),
                 resumed: record.resumed.clone(),
-                clock: Arc::clone(&clock),
+                clock: Arc::clone(&inner.clock),
             };
             let began = Instant::now();
-            let outcome = match self.timeout {
-                Some(limit) => {
-                    match tokio::time::timeout(limit, self.node.execute(&ctx, record.input.clone()))
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => {
-                            ctx.cancel.cancel();
-                            Err(NodeError::retryable(format!(
-                                "attempt timed out after {}",
-                                human(limit)
-                            )))
-                        }
-                    }
-                }
-                None => self.node.execute(&ctx, record.input.clone()).await,
-            };
+            let outcome = self.attempt_once(&ctx, record.input.clone()).await;
             telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
-
             match outcome {
-                Ok(NodeOutcome::Done(ports)) => {
-                    record.status = NodeStatus::Succeeded;
-                    record.output = Some(ports);
-                    record.resumed = None;
-                    record.ended_at = Some(clock.now());
-                    if let Err(err) = inner.store.save_node_execution(&self.tenant, &record).await {
-                        return Finish::Store(err);
-                    }
-                    return Finish::Succeeded(record.output.unwrap_or_default());
-                }
-                Ok(NodeOutcome::Suspend(suspend)) => {
-                    match wait_for(self.run_id, &self.node_id, suspend) {
-                        Ok(wait) => {
-                            let wakes = wait.until.is_some();
-                            record.status = NodeStatus::Waiting;
-                            record.wait = Some(wait);
-                            record.resumed = None;
-                            match inner.store.suspend_node(&self.tenant, &record).await {
-                                Ok(()) => {
-                                    if wakes {
-                                        inner.timer_wake.notify_one();
-                                    }
-                                    return Finish::Suspended;
-                                }
-                                Err(StoreError::Conflict { message, .. }) => {
-                                    record.wait = None;
-                                    return self_fail(
-                                        &inner,
-                                        &self.tenant,
-                                        record,
-                                        NodeError::fatal(message),
-                                        self.routes_errors,
-                                        &clock,
-                                    )
-                                    .await;
-                                }
-                                Err(err) => return Finish::Store(err),
-                            }
-                        }
-                        Err(err) => {
-                            return self_fail(
-                                &inner,
-                                &self.tenant,
-                                record,
-                                err,
-                                self.routes_errors,
-                                &clock,
-                            )
-                            .await;
-                        }
-                    }
-                }
+                Ok(NodeOutcome::Done(ports)) => return self.succeed(record, ports).await,
+                Ok(NodeOutcome::Suspend(suspend)) => match self.suspend(&mut record, suspend).await
+                {
+                    Ok(finish) => return finish,
+                    Err(refused) => break refused,
+                },
                 Err(err)
                     if err.is_retryable()
                         && tries < max_attempts
@@ -196,42 +132,97 @@ impl NodeTask {
                     record.attempt += 1;
                     tokio::time::sleep(pause).await;
                 }
-                Err(err) => {
-                    return self_fail(
-                        &inner,
-                        &self.tenant,
-                        record,
-                        err,
-                        self.routes_errors,
-                        &clock,
-                    )
-                    .await;
-                }
+                Err(err) => break err,
+            }
+        };
+        self.fail(record, error).await
+    }
+
+    /// One call of the node, cut off at the timeout.
+    async fn attempt_once(
+        &self,
+        ctx: &NodeContext,
+        input: Ports,
+    ) -> Result<NodeOutcome, NodeError> {
+        let Some(limit) = self.timeout else {
+            return self.node.execute(ctx, input).await;
+        };
+        match tokio::time::timeout(limit, self.node.execute(ctx, input)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                ctx.cancel.cancel();
+                Err(NodeError::retryable(format!(
+                    "attempt timed out after {}",
+                    human(limit)
+                )))
             }
         }
     }
-}
 
-async fn self_fail(
-    inner: &Inner,
-    tenant: &TenantId,
-    mut record: NodeExecution,
-    error: NodeError,
-    routes_errors: bool,
-    clock: &Arc<dyn crate::clock::Clock>,
-) -> Finish {
-    tracing::debug!(error = %error, "node failed");
-    record.status = NodeStatus::Failed;
-    record.resumed = None;
-    record.ended_at = Some(clock.now());
-    record.output = routes_errors.then(|| error_output(&record.node_id, record.attempt, &error));
-    record.error = Some(error.clone());
-    if let Err(err) = inner.store.save_node_execution(tenant, &record).await {
-        return Finish::Store(err);
+    async fn succeed(&self, mut record: NodeExecution, ports: Ports) -> Finish {
+        record.status = NodeStatus::Succeeded;
+        record.output = Some(ports);
+        record.resumed = None;
+        record.ended_at = Some(self.inner.clock.now());
+        if let Err(err) = self
+            .inner
+            .store
+            .save_node_execution(&self.tenant, &record)
+            .await
+        {
+            return Finish::Store(err);
+        }
+        Finish::Succeeded(record.output.unwrap_or_default())
     }
-    Finish::Failed {
-        error,
-        routed: record.output,
+
+    /// Commits the suspension; `Err` is why the node fails instead (a
+    /// suspension that names nothing to wait for, a key another node holds).
+    async fn suspend(
+        &self,
+        record: &mut NodeExecution,
+        suspend: Suspend,
+    ) -> Result<Finish, NodeError> {
+        let wait = wait_for(self.run_id, &self.node_id, suspend)?;
+        let wakes = wait.until.is_some();
+        record.status = NodeStatus::Waiting;
+        record.wait = Some(wait);
+        record.resumed = None;
+        match self.inner.store.suspend_node(&self.tenant, record).await {
+            Ok(()) => {
+                if wakes {
+                    self.inner.timer_wake.notify_one();
+                }
+                Ok(Finish::Suspended)
+            }
+            Err(StoreError::Conflict { message, .. }) => {
+                record.wait = None;
+                Err(NodeError::fatal(message))
+            }
+            Err(err) => Ok(Finish::Store(err)),
+        }
+    }
+
+    async fn fail(&self, mut record: NodeExecution, error: NodeError) -> Finish {
+        tracing::debug!(error = %error, "node failed");
+        record.status = NodeStatus::Failed;
+        record.resumed = None;
+        record.ended_at = Some(self.inner.clock.now());
+        record.output = self
+            .routes_errors
+            .then(|| error_output(&record.node_id, record.attempt, &error));
+        record.error = Some(error.clone());
+        if let Err(err) = self
+            .inner
+            .store
+            .save_node_execution(&self.tenant, &record)
+            .await
+        {
+            return Finish::Store(err);
+        }
+        Finish::Failed {
+            error,
+            routed: record.output,
+        }
     }
 }
 

@@ -760,3 +760,147 @@ fn metrics_use_the_documented_names() {
         .any(|(key, ..)| key.key().name() == ACTIVE_WORKFLOWS));
     let _ = WorkflowDefinition::new("unused", "keeps the import list honest");
 }
+
+/// Reads the store while it executes: its predecessor's result must already
+/// be committed there.
+struct ChecksCommitted {
+    store: concertmaster_core::InMemoryStore,
+}
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for ChecksCommitted {
+    async fn execute(
+        &self,
+        ctx: &concertmaster_core::NodeContext,
+        input: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        use concertmaster_core::RunStore;
+        let records = self
+            .store
+            .node_executions(ctx.tenant(), ctx.run_id())
+            .await
+            .map_err(|e| concertmaster_core::NodeError::fatal(e.to_string()))?;
+        let mine = records.iter().find(|r| r.node_id == *ctx.node_id());
+        let before = records
+            .iter()
+            .find(|r| r.node_id.as_str() != ctx.node_id().as_str());
+        match (mine, before) {
+            (Some(me), Some(prev))
+                if me.status == NodeStatus::Running
+                    && prev.status == NodeStatus::Succeeded
+                    && prev.output.is_some() =>
+            {
+                Ok(concertmaster_core::NodeOutcome::Done(input))
+            }
+            other => Err(concertmaster_core::NodeError::fatal(format!(
+                "not committed yet: {other:?}"
+            ))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_transition_is_committed_before_the_next_node_runs() {
+    use concertmaster_core::{Engine, NodeCategory, NodeDescriptor, NodeRegistry};
+    let store = concertmaster_core::InMemoryStore::new();
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(
+            NodeDescriptor::new("first", NodeCategory::Trigger),
+            ChecksNothing,
+        )
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("second", NodeCategory::Transform),
+            ChecksCommitted {
+                store: store.clone(),
+            },
+        )
+        .expect("registers");
+    let engine = Engine::builder()
+        .store(store)
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let wf = engine
+        .publish(
+            &tenant,
+            WorkflowDefinition::from_value(workflow(
+                "committed",
+                &[("a", "first", json!({})), ("b", "second", json!({}))],
+                &[("a", "b")],
+            ))
+            .expect("parses"),
+        )
+        .await
+        .expect("publishes");
+    let run = engine.start(&wf, json!({})).await.expect("starts");
+    let run = engine.settled(&tenant, run).await.expect("settles");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+}
+
+struct ChecksNothing;
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for ChecksNothing {
+    async fn execute(
+        &self,
+        _: &concertmaster_core::NodeContext,
+        input: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        Ok(concertmaster_core::NodeOutcome::Done(input))
+    }
+}
+
+#[test]
+fn runs_and_nodes_have_tracing_spans() {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct SpanNames(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(attrs.metadata().name().to_string());
+        }
+    }
+
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(SpanNames(Arc::clone(&names)));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // One thread, so the thread-local subscriber sees every task.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let h = Harness::new().await;
+        let wf = h
+            .publish(workflow(
+                "traced",
+                &[("start", "start", json!({})), ("next", "pass", json!({}))],
+                &[("start", "next")],
+            ))
+            .await;
+        let run = h.engine.start(&wf, json!({})).await.expect("starts");
+        h.engine.settled(&h.tenant, run).await.expect("settles");
+    });
+    let names = names.lock().expect("lock").clone();
+    assert_eq!(names.iter().filter(|n| *n == "run").count(), 1, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "node").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "publish"), "{names:?}");
+}
