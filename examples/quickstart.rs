@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use concertmaster_core::{
     ConfigError, Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, NodeStatus, Ports, RunDetail, Suspend, TenantId, WorkflowDefinition,
+    NodeRegistry, NodeStatus, Ports, RunDetail, RunStatus, Suspend, TenantId, WorkflowDefinition,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -57,6 +57,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let finished = engine.finished(&tenant, run).await?;
     println!("run {}\n", finished.status.as_str());
     print_timeline(&engine.run(&tenant, run).await?);
+    if finished.status != RunStatus::Succeeded {
+        return Err(format!(
+            "the run ended {}: {:?}",
+            finished.status.as_str(),
+            finished.error
+        )
+        .into());
+    }
     Ok(())
 }
 

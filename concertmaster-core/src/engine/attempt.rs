@@ -32,7 +32,7 @@ pub(super) enum Finish {
     Store(StoreError),
 }
 
-/// Everything one node execution needs, owned so it can run as a task.
+/// Everything one node execution needs, owned so its future is `'static`.
 pub(super) struct NodeTask {
     pub(super) inner: Arc<Inner>,
     pub(super) tenant: TenantId,

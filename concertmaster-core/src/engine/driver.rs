@@ -3,7 +3,7 @@
 //! One driver task per run in flight. It rebuilds the run's state from the
 //! store (so a driver started after a restart continues where the last one
 //! stopped), starts every node whose inputs are all resolved, and acts on a
-//! node's result only after the node task committed it.
+//! node's result only after its execution committed it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -61,7 +61,7 @@ enum Slot {
     Unresolved,
     /// Queued to start.
     Ready,
-    /// A task executes it.
+    /// Its execution is in progress.
     Running,
     /// Suspended.
     Waiting,
