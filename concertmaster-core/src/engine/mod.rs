@@ -306,7 +306,7 @@ impl Engine {
             format!("{}@{}", def.id, def.version),
             Value::Null,
         )
-        .await?;
+        .await;
         self.inner.cache_workflow(tenant, &workflow);
         Ok(PublishedWorkflow {
             tenant: tenant.clone(),
@@ -390,6 +390,8 @@ impl Engine {
             error: None,
         };
         self.inner.store.insert_run(&run).await?;
+        self.inner.cache_workflow(&run.tenant, &workflow.workflow);
+        self.inner.signal(run.tenant.clone(), run.id, Signal::Wake);
         self.audit(
             &run.tenant,
             AuditAction::Execute,
@@ -397,9 +399,7 @@ impl Engine {
             run.id.to_string(),
             serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
         )
-        .await?;
-        self.inner.cache_workflow(&run.tenant, &workflow.workflow);
-        self.inner.signal(run.tenant.clone(), run.id, Signal::Wake);
+        .await;
         Ok(run.id)
     }
 
@@ -421,6 +421,7 @@ impl Engine {
                 key: key.to_string(),
             });
         };
+        self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
         self.audit(
             tenant,
             AuditAction::Resume,
@@ -428,8 +429,7 @@ impl Engine {
             wait.run_id.to_string(),
             serde_json::json!({ "node": wait.node_id, "key": key }),
         )
-        .await?;
-        self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
+        .await;
         Ok(wait.run_id)
     }
 
@@ -438,18 +438,13 @@ impl Engine {
     /// a run that had already ended is returned as it was.
     #[tracing::instrument(name = "cancel", skip(self), fields(tenant = %tenant, run = %id))]
     pub async fn cancel(&self, tenant: &TenantId, id: RunId, reason: &str) -> Result<Run> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
         let run = self.get_run(tenant, id).await?;
         if run.status.is_terminal() {
             return Ok(run);
         }
-        self.audit(
-            tenant,
-            AuditAction::Cancel,
-            "run",
-            id.to_string(),
-            serde_json::json!({ "reason": reason }),
-        )
-        .await?;
         self.inner.signal(
             tenant.clone(),
             id,
@@ -457,6 +452,14 @@ impl Engine {
                 reason: reason.to_string(),
             },
         );
+        self.audit(
+            tenant,
+            AuditAction::Cancel,
+            "run",
+            id.to_string(),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await;
         self.finished(tenant, id).await
     }
 
@@ -487,7 +490,12 @@ impl Engine {
                 return Ok(run);
             }
             loop {
-                match events.recv().await {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    // A stopped engine drives nothing: the run will not move here.
+                    () = self.inner.shutdown.cancelled() => return Err(Error::ShutDown),
+                };
+                match event {
                     Ok(changed) if changed == id => break,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
@@ -526,6 +534,8 @@ impl Engine {
     /// Stops the engine at once: timers stop and runs stop being driven
     /// where they are, as if the process ended. What was committed stays
     /// committed; an engine built later on the same store resumes the runs.
+    /// Calls that would wait on this engine afterwards fail with
+    /// [`Error::ShutDown`].
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
         let mut active = self.inner.active();
@@ -554,7 +564,7 @@ impl Engine {
         entity_type: &str,
         entity_id: String,
         details: Value,
-    ) -> Result<()> {
+    ) {
         let entry = AuditEntry {
             tenant: tenant.clone(),
             at: self.inner.clock.now(),
@@ -564,7 +574,17 @@ impl Engine {
             entity_id,
             details,
         };
-        Ok(self.inner.store.append_audit(&entry).await?)
+        // The action is committed by now; failing the call would invite a
+        // retry that repeats it. The failure is reported instead.
+        if let Err(err) = self.inner.store.append_audit(&entry).await {
+            tracing::error!(
+                error = %err,
+                action = ?entry.action,
+                entity_type = %entry.entity_type,
+                entity_id = %entry.entity_id,
+                "audit entry could not be stored"
+            );
+        }
     }
 }
 

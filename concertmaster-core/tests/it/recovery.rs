@@ -183,3 +183,34 @@ async fn store_run_status(
         .expect("run stored")
         .status
 }
+
+#[tokio::test]
+async fn a_stopped_engine_refuses_work_instead_of_hanging() {
+    let store = InMemoryStore::new();
+    let tenant = TenantId::new("acme");
+    let log = Arc::new(Log::default());
+    let engine = engine_on(&store, &log).await;
+    let wf = engine
+        .publish(&tenant, interrupted_workflow())
+        .await
+        .expect("publishes");
+    let run = engine.start(&wf, json!({})).await.expect("starts");
+    engine.shutdown();
+    use concertmaster_core::Error;
+    assert!(matches!(
+        engine.settled(&tenant, run).await,
+        Err(Error::ShutDown)
+    ));
+    assert!(matches!(
+        engine.cancel(&tenant, run, "x").await,
+        Err(Error::ShutDown)
+    ));
+    assert!(matches!(
+        engine.start(&wf, json!({})).await,
+        Err(Error::ShutDown)
+    ));
+    assert!(matches!(
+        engine.resume(&tenant, "k", json!({})).await,
+        Err(Error::ShutDown)
+    ));
+}
