@@ -1,0 +1,1 @@
+SELECT MIN(until) AS next_due FROM waits

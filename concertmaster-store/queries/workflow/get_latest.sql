@@ -1,0 +1,4 @@
+SELECT definition FROM workflows
+WHERE tenant_id = $1 AND id = $2
+ORDER BY version DESC
+LIMIT 1

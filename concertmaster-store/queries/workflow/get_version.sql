@@ -1,0 +1,2 @@
+SELECT definition FROM workflows
+WHERE tenant_id = $1 AND id = $2 AND version = $3

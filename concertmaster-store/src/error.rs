@@ -1,0 +1,88 @@
+//! Errors of connecting, and the translation of sqlx errors into store errors.
+
+use concertmaster_core::StoreError;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database could not be reached or opened.
+    #[error("could not connect to {url}: {source}")]
+    Connect {
+        /// The database, without its password.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed; the database keeps the migrations before it.
+    #[error("migration {version} ({description}) failed: {source}")]
+    Migration {
+        /// The migration's number.
+        version: i64,
+        /// What it does.
+        description: &'static str,
+        /// What the database said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database holds migrations this build does not know: it was
+    /// written by a newer ConcertMaster.
+    #[error("the database is at schema version {found}, newer than this build's {known}; upgrade ConcertMaster")]
+    SchemaTooNew {
+        /// The newest version applied to the database.
+        found: i64,
+        /// The newest version this build has.
+        known: i64,
+    },
+}
+
+/// What a driver error means for the caller, as a store error about `entity` `id`.
+pub(crate) fn store_error(err: sqlx::Error, entity: &'static str, id: impl ToString) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            entity,
+            id: id.to_string(),
+            message: "it exists already".into(),
+        },
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt {
+            entity,
+            id: id.to_string(),
+            message: err.to_string(),
+        },
+        _ => StoreError::Unavailable {
+            message: format!("{entity} {}: {err}", id.to_string()),
+        },
+    }
+}
+
+/// A URL safe to print: the password, if any, replaced.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/test"),
+            "postgres://app:***@db:5432/test"
+        );
+        assert_eq!(redact("postgres://app@db/test"), "postgres://app@db/test");
+        assert_eq!(redact("sqlite://data.db"), "sqlite://data.db");
+    }
+}

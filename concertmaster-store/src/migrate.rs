@@ -1,0 +1,30 @@
+//! Embedded, versioned migrations, applied on connect.
+
+/// One schema change: its number, what it does, and its SQL per backend.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) sqlite: &'static str,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) postgres: &'static str,
+}
+
+/// Every migration, in order. Append only: a released migration never changes.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "workflows, runs, node executions, waits, audit log",
+    sqlite: include_str!("../migrations/sqlite/0001_engine.sql"),
+    postgres: include_str!("../migrations/postgres/0001_engine.sql"),
+}];
+
+/// The newest version this build knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// The table recording applied migrations, the same on every backend.
+pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS concertmaster_migrations (
+    version     BIGINT PRIMARY KEY,
+    description TEXT   NOT NULL
+)";

@@ -1,0 +1,510 @@
+//! The `Store` implementation shared by the SQL backends.
+//!
+//! Both backends run the same statements (`queries/`, `$N` parameters work
+//! in SQLite and Postgres alike) through the same code; the macro below
+//! expands that code once per backend, so each expansion is concrete sqlx
+//! code without generic database bounds. A backend module provides the
+//! `Db` type, its store type with a `pool` field, and the timestamp helpers
+//! `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are microseconds
+//! in SQLite and `timestamptz` in Postgres).
+
+macro_rules! sql {
+    ($path:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/",
+            $path,
+            ".sql"
+        ))
+    };
+}
+pub(crate) use sql;
+
+macro_rules! sql_store {
+    ($store:ident) => {
+        use async_trait::async_trait;
+        use chrono::{DateTime, Utc};
+        use concertmaster_core::{
+            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, NodeError, NodeExecution, NodeId,
+            Ports, Resumed, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+        };
+        use sqlx::types::Json;
+        use sqlx::Row;
+
+        use $crate::codec::{limit, name_of, parse_name, to_i32, to_u32};
+        use $crate::error::store_error;
+        use $crate::sql_store::sql;
+
+        type DbRow = <Db as sqlx::Database>::Row;
+
+        fn run_from_row(row: &DbRow) -> Result<Run, sqlx::Error> {
+            Ok(Run {
+                id: RunId::from_uuid(row.try_get("id")?),
+                tenant: TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                workflow_id: WorkflowId::new(row.try_get::<String, _>("workflow_id")?),
+                workflow_version: to_u32("workflow_version", row.try_get("workflow_version")?)?,
+                status: parse_name("status", row.try_get("status")?)?,
+                trigger_node: row.try_get::<Option<String>, _>("trigger_node")?.map(NodeId::new),
+                trigger: row.try_get::<Json<Vec<Item>>, _>("trigger_items")?.0,
+                created_at: read_ts(row, "created_at")?,
+                ended_at: read_ts_opt(row, "ended_at")?,
+                error: row.try_get("error")?,
+            })
+        }
+
+        fn execution_from_row(row: &DbRow) -> Result<NodeExecution, sqlx::Error> {
+            Ok(NodeExecution {
+                run_id: RunId::from_uuid(row.try_get("run_id")?),
+                node_id: NodeId::new(row.try_get::<String, _>("node_id")?),
+                node_type: row.try_get("node_type")?,
+                status: parse_name("status", row.try_get("status")?)?,
+                attempt: to_u32("attempt", row.try_get("attempt")?)?,
+                input: row.try_get::<Json<Ports>, _>("input")?.0,
+                output: row.try_get::<Option<Json<Ports>>, _>("output")?.map(|j| j.0),
+                error: row.try_get::<Option<Json<NodeError>>, _>("error")?.map(|j| j.0),
+                wait: row.try_get::<Option<Json<Wait>>, _>("wait")?.map(|j| j.0),
+                resumed: row.try_get::<Option<Json<Resumed>>, _>("resumed")?.map(|j| j.0),
+                started_at: read_ts_opt(row, "started_at")?,
+                ended_at: read_ts_opt(row, "ended_at")?,
+            })
+        }
+
+        fn wait_from_row(row: &DbRow, key: String) -> Result<Wait, sqlx::Error> {
+            Ok(Wait {
+                key,
+                run_id: RunId::from_uuid(row.try_get("run_id")?),
+                node_id: NodeId::new(row.try_get::<String, _>("node_id")?),
+                until: read_ts_opt(row, "until")?,
+                state: row.try_get::<Json<serde_json::Value>, _>("state")?.0,
+            })
+        }
+
+        fn audit_from_row(row: &DbRow) -> Result<AuditEntry, sqlx::Error> {
+            Ok(AuditEntry {
+                tenant: TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                at: read_ts(row, "at")?,
+                actor: row.try_get("actor")?,
+                action: parse_name::<AuditAction>("action", row.try_get("action")?)?,
+                entity_type: row.try_get("entity_type")?,
+                entity_id: row.try_get("entity_id")?,
+                details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+            })
+        }
+
+        fn bind_run<'q>(
+            query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+            run: &'q Run,
+        ) -> StoreResult<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
+            Ok(query
+                .bind(run.id.as_uuid())
+                .bind(run.tenant.as_str())
+                .bind(run.workflow_id.as_str())
+                .bind(to_i32(run.workflow_version)?)
+                .bind(run.status.as_str())
+                .bind(run.trigger_node.as_ref().map(|n| n.as_str()))
+                .bind(Json(&run.trigger))
+                .bind(ts(run.created_at))
+                .bind(ts_opt(run.ended_at))
+                .bind(run.error.as_deref()))
+        }
+
+        async fn save_execution<'c, E>(executor: E, tenant: &TenantId, e: &NodeExecution) -> StoreResult<u64>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let done = sqlx::query(sql!("node/upsert"))
+                .bind(e.run_id.as_uuid())
+                .bind(e.node_id.as_str())
+                .bind(tenant.as_str())
+                .bind(e.node_type.as_str())
+                .bind(e.status.as_str())
+                .bind(to_i32(e.attempt)?)
+                .bind(Json(&e.input))
+                .bind(e.output.as_ref().map(Json))
+                .bind(e.error.as_ref().map(Json))
+                .bind(e.wait.as_ref().map(Json))
+                .bind(e.resumed.as_ref().map(Json))
+                .bind(ts_opt(e.started_at))
+                .bind(ts_opt(e.ended_at))
+                .execute(executor)
+                .await
+                .map_err(|err| store_error(err, "node execution", format!("{}/{}", e.run_id, e.node_id)))?;
+            Ok(done.rows_affected())
+        }
+
+        fn run_missing(id: RunId) -> StoreError {
+            StoreError::NotFound {
+                entity: "run",
+                id: id.to_string(),
+            }
+        }
+
+        #[async_trait]
+        impl WorkflowStore for $store {
+            async fn insert_workflow(&self, tenant: &TenantId, def: &WorkflowDefinition) -> StoreResult<()> {
+                let id = format!("{}@{}", def.id, def.version);
+                let result = sqlx::query(sql!("workflow/insert"))
+                    .bind(tenant.as_str())
+                    .bind(def.id.as_str())
+                    .bind(to_i32(def.version)?)
+                    .bind(def.name.as_str())
+                    .bind(def.template)
+                    .bind(Json(&def.tags))
+                    .bind(Json(def))
+                    .bind(ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err) => match store_error(err, "workflow", &id) {
+                        StoreError::Conflict { entity, id, .. } => Err(StoreError::Conflict {
+                            entity,
+                            id,
+                            message: "this version is already published and versions are immutable; publish a new version".into(),
+                        }),
+                        other => Err(other),
+                    },
+                }
+            }
+
+            async fn workflow(
+                &self,
+                tenant: &TenantId,
+                id: &WorkflowId,
+                version: Option<u32>,
+            ) -> StoreResult<Option<WorkflowDefinition>> {
+                let row = match version {
+                    Some(v) => {
+                        sqlx::query(sql!("workflow/get_version"))
+                            .bind(tenant.as_str())
+                            .bind(id.as_str())
+                            .bind(to_i32(v)?)
+                            .fetch_optional(&self.pool)
+                            .await
+                    }
+                    None => {
+                        sqlx::query(sql!("workflow/get_latest"))
+                            .bind(tenant.as_str())
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await
+                    }
+                }
+                .map_err(|err| store_error(err, "workflow", id))?;
+                row.map(|row| row.try_get::<Json<WorkflowDefinition>, _>("definition").map(|j| j.0))
+                    .transpose()
+                    .map_err(|err| store_error(err, "workflow", id))
+            }
+
+            async fn workflow_versions(&self, tenant: &TenantId, id: &WorkflowId) -> StoreResult<Vec<u32>> {
+                let rows = sqlx::query(sql!("workflow/versions"))
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "workflow", id))?;
+                rows.iter()
+                    .map(|row| to_u32("version", row.try_get("version")?))
+                    .collect::<Result<_, _>>()
+                    .map_err(|err| store_error(err, "workflow", id))
+            }
+
+            async fn workflows(&self, tenant: &TenantId) -> StoreResult<Vec<WorkflowDefinition>> {
+                let rows = sqlx::query(sql!("workflow/list_latest"))
+                    .bind(tenant.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "workflows of tenant", tenant))?;
+                rows.iter()
+                    .map(|row| row.try_get::<Json<WorkflowDefinition>, _>("definition").map(|j| j.0))
+                    .collect::<Result<_, _>>()
+                    .map_err(|err| store_error(err, "workflows of tenant", tenant))
+            }
+        }
+
+        #[async_trait]
+        impl RunStore for $store {
+            async fn insert_run(&self, run: &Run) -> StoreResult<()> {
+                bind_run(sqlx::query(sql!("run/insert")), run)?
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "run", run.id))?;
+                Ok(())
+            }
+
+            async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>> {
+                sqlx::query(sql!("run/get"))
+                    .bind(id.as_uuid())
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .and_then(|row| row.as_ref().map(run_from_row).transpose())
+                    .map_err(|err| store_error(err, "run", id))
+            }
+
+            async fn update_run(&self, run: &Run) -> StoreResult<()> {
+                let done = bind_run(sqlx::query(sql!("run/update")), run)?
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "run", run.id))?;
+                if done.rows_affected() == 0 {
+                    return Err(run_missing(run.id));
+                }
+                Ok(())
+            }
+
+            async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+                let mut statuses = filter.statuses.iter().map(|s| Some(s.as_str()));
+                let mut query = sqlx::query(sql!("run/list"))
+                    .bind(tenant.as_str())
+                    .bind(filter.workflow_id.as_ref().map(|w| w.as_str()))
+                    .bind(filter.statuses.is_empty());
+                for _ in 0..6 {
+                    query = query.bind(statuses.next().flatten());
+                }
+                query
+                    .bind(limit(filter.effective_limit()))
+                    .fetch_all(&self.pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(run_from_row).collect())
+                    .map_err(|err| store_error(err, "runs of tenant", tenant))
+            }
+
+            async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+                if save_execution(&self.pool, tenant, execution).await? == 0 {
+                    return Err(run_missing(execution.run_id));
+                }
+                Ok(())
+            }
+
+            async fn node_executions(&self, tenant: &TenantId, id: RunId) -> StoreResult<Vec<NodeExecution>> {
+                sqlx::query(sql!("node/list"))
+                    .bind(id.as_uuid())
+                    .bind(tenant.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(execution_from_row).collect())
+                    .map_err(|err| store_error(err, "node executions of run", id))
+            }
+
+            async fn end_run(
+                &self,
+                tenant: &TenantId,
+                id: RunId,
+                status: RunStatus,
+                reason: &str,
+                at: DateTime<Utc>,
+            ) -> StoreResult<Option<Run>> {
+                if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+                    return Err(StoreError::Conflict {
+                        entity: "run",
+                        id: id.to_string(),
+                        message: format!("end_run takes failed or cancelled, not {}", status.as_str()),
+                    });
+                }
+                let fail = |err| store_error(err, "run", id);
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let ended = sqlx::query(sql!("run/end"))
+                    .bind(id.as_uuid())
+                    .bind(tenant.as_str())
+                    .bind(status.as_str())
+                    .bind(reason)
+                    .bind(ts(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?
+                    .rows_affected();
+                if ended > 0 {
+                    sqlx::query(sql!("node/cancel_open"))
+                        .bind(id.as_uuid())
+                        .bind(ts(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    sqlx::query(sql!("wait/delete_for_run"))
+                        .bind(id.as_uuid())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                let run = sqlx::query(sql!("run/get"))
+                    .bind(id.as_uuid())
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .and_then(|row| row.as_ref().map(run_from_row).transpose())
+                    .map_err(fail)?;
+                tx.commit().await.map_err(fail)?;
+                Ok(run)
+            }
+
+            async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {
+                let rows = sqlx::query(sql!("run/in_flight"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "runs", "in flight"))?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                            RunId::from_uuid(row.try_get("id")?),
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|err| store_error(err, "runs", "in flight"))
+            }
+        }
+
+        #[async_trait]
+        impl WaitStore for $store {
+            async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+                let entity = format!("{}/{}", execution.run_id, execution.node_id);
+                let Some(wait) = &execution.wait else {
+                    return Err(StoreError::Conflict {
+                        entity: "node execution",
+                        id: entity,
+                        message: "a suspended node needs a wait".into(),
+                    });
+                };
+                let fail = |err| store_error(err, "wait", &wait.key);
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let exists = sqlx::query(sql!("run/exists"))
+                    .bind(execution.run_id.as_uuid())
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                if exists.is_none() {
+                    return Err(run_missing(execution.run_id));
+                }
+                let registered = sqlx::query(sql!("wait/upsert"))
+                    .bind(tenant.as_str())
+                    .bind(wait.key.as_str())
+                    .bind(wait.run_id.as_uuid())
+                    .bind(wait.node_id.as_str())
+                    .bind(ts_opt(wait.until))
+                    .bind(Json(&wait.state))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?
+                    .rows_affected();
+                if registered == 0 {
+                    let holder = sqlx::query(sql!("wait/holder"))
+                        .bind(tenant.as_str())
+                        .bind(wait.key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    let held_by = match holder {
+                        Some(row) => format!(
+                            "node {} of run {}",
+                            row.try_get::<String, _>("node_id").unwrap_or_default(),
+                            row.try_get::<uuid::Uuid, _>("run_id").map(|u| u.to_string()).unwrap_or_default()
+                        ),
+                        None => "another node".to_string(),
+                    };
+                    return Err(StoreError::Conflict {
+                        entity: "wait",
+                        id: wait.key.clone(),
+                        message: format!("{held_by} already waits on this key; wait keys must be unique per tenant"),
+                    });
+                }
+                save_execution(&mut *tx, tenant, execution).await?;
+                tx.commit().await.map_err(fail)?;
+                Ok(())
+            }
+
+            async fn take_wait(&self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> StoreResult<Option<Wait>> {
+                let fail = |err| store_error(err, "wait", key);
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let taken = sqlx::query(sql!("wait/take"))
+                    .bind(tenant.as_str())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                let Some(row) = taken else {
+                    return Ok(None);
+                };
+                let wait = wait_from_row(&row, key.to_string()).map_err(fail)?;
+                let resumed = Resumed {
+                    wakeup,
+                    state: wait.state.clone(),
+                };
+                sqlx::query(sql!("node/resume"))
+                    .bind(wait.run_id.as_uuid())
+                    .bind(wait.node_id.as_str())
+                    .bind(Json(&resumed))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                sqlx::query(sql!("run/mark_running"))
+                    .bind(wait.run_id.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                tx.commit().await.map_err(fail)?;
+                Ok(Some(wait))
+            }
+
+            async fn due_waits(&self, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<(TenantId, Wait)>> {
+                let rows = sqlx::query(sql!("wait/due"))
+                    .bind(ts(now))
+                    .bind(limit(max))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "waits", "due"))?;
+                rows.iter()
+                    .map(|row| {
+                        let tenant = TenantId::new(row.try_get::<String, _>("tenant_id")?);
+                        let key: String = row.try_get("key")?;
+                        Ok((tenant, wait_from_row(row, key)?))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|err| store_error(err, "waits", "due"))
+            }
+
+            async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+                let row = sqlx::query(sql!("wait/next_due"))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "waits", "next due"))?;
+                read_ts_opt(&row, "next_due").map_err(|err| store_error(err, "waits", "next due"))
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+                sqlx::query(sql!("audit/insert"))
+                    .bind(entry.tenant.as_str())
+                    .bind(ts(entry.at))
+                    .bind(entry.actor.as_deref())
+                    .bind(name_of(&entry.action))
+                    .bind(entry.entity_type.as_str())
+                    .bind(entry.entity_id.as_str())
+                    .bind(Json(&entry.details))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
+                Ok(())
+            }
+
+            async fn audit_log(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+                sqlx::query(sql!("audit/list"))
+                    .bind(tenant.as_str())
+                    .bind(filter.entity_type.as_deref())
+                    .bind(filter.entity_id.as_deref())
+                    .bind(ts_opt(filter.since))
+                    .bind(limit(filter.effective_limit()))
+                    .fetch_all(&self.pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(audit_from_row).collect())
+                    .map_err(|err| store_error(err, "audit log of tenant", tenant))
+            }
+        }
+
+    };
+}
+pub(crate) use sql_store;

@@ -1,0 +1,10 @@
+//! The SQL stores through the public API: the core conformance suite, run
+//! unchanged on each, and what is particular to a database.
+
+mod support;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+mod postgres;

@@ -1,0 +1,3 @@
+//! `PostgresStore`: the conformance suite against a real PostgreSQL server.
+
+concertmaster_core::store_conformance!(crate::support::fresh_postgres());
