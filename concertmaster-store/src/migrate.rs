@@ -11,12 +11,20 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "workflows, runs, node executions, waits, audit log",
-    sqlite: include_str!("../migrations/sqlite/0001_engine.sql"),
-    postgres: include_str!("../migrations/postgres/0001_engine.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "workflows, runs, node executions, waits, audit log",
+        sqlite: include_str!("../migrations/sqlite/0001_engine.sql"),
+        postgres: include_str!("../migrations/postgres/0001_engine.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "form schemas, form responses, connections",
+        sqlite: include_str!("../migrations/sqlite/0002_forms_connections.sql"),
+        postgres: include_str!("../migrations/postgres/0002_forms_connections.sql"),
+    },
+];
 
 /// The newest version this build knows.
 pub(crate) fn latest() -> i64 {
