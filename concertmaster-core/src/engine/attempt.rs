@@ -94,7 +94,13 @@ impl NodeTask {
         let mut tries = 0;
         let error = loop {
             tries += 1;
-            if let Err(err) = inner.store.save_node_execution(&self.tenant, &record).await {
+            let saving = &record;
+            if let Err(err) = inner
+                .durably("save node execution", || {
+                    inner.store.save_node_execution(&self.tenant, saving)
+                })
+                .await
+            {
                 return Finish::Store(err);
             }
             let ctx = NodeContext {
@@ -159,17 +165,20 @@ impl NodeTask {
         }
     }
 
+    async fn save(&self, record: &NodeExecution) -> Result<(), StoreError> {
+        self.inner
+            .durably("save node execution", || {
+                self.inner.store.save_node_execution(&self.tenant, record)
+            })
+            .await
+    }
+
     async fn succeed(&self, mut record: NodeExecution, ports: Ports) -> Finish {
         record.status = NodeStatus::Succeeded;
         record.output = Some(ports);
         record.resumed = None;
         record.ended_at = Some(self.inner.clock.now());
-        if let Err(err) = self
-            .inner
-            .store
-            .save_node_execution(&self.tenant, &record)
-            .await
-        {
+        if let Err(err) = self.save(&record).await {
             return Finish::Store(err);
         }
         Finish::Succeeded(record.output.unwrap_or_default())
@@ -187,7 +196,14 @@ impl NodeTask {
         record.status = NodeStatus::Waiting;
         record.wait = Some(wait);
         record.resumed = None;
-        match self.inner.store.suspend_node(&self.tenant, record).await {
+        let suspended: &NodeExecution = record;
+        let result = self
+            .inner
+            .durably("suspend node", || {
+                self.inner.store.suspend_node(&self.tenant, suspended)
+            })
+            .await;
+        match result {
             Ok(()) => {
                 if wakes {
                     self.inner.timer_wake.notify_one();
@@ -211,12 +227,7 @@ impl NodeTask {
             .routes_errors
             .then(|| error_output(&record.node_id, record.attempt, &error));
         record.error = Some(error.clone());
-        if let Err(err) = self
-            .inner
-            .store
-            .save_node_execution(&self.tenant, &record)
-            .await
-        {
+        if let Err(err) = self.save(&record).await {
             return Finish::Store(err);
         }
         Finish::Failed {

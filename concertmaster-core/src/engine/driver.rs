@@ -93,6 +93,10 @@ struct RunDriver {
     running: FuturesUnordered<NodeFuture>,
     cancel: CancellationToken,
     failure: Option<String>,
+    /// Set when the store stayed unavailable past the retry period: the run
+    /// is left in flight as stored, for this engine's next wake-up or the
+    /// next engine's start, rather than failed for an outage.
+    store_down: Option<StoreError>,
 }
 
 impl RunDriver {
@@ -101,7 +105,10 @@ impl RunDriver {
         tenant: &TenantId,
         id: RunId,
     ) -> Result<Option<Self>, StoreError> {
-        let Some(run) = inner.store.run(tenant, id).await? else {
+        let Some(run) = inner
+            .durably("read run", || inner.store.run(tenant, id))
+            .await?
+        else {
             return Ok(None);
         };
         if run.status.is_terminal() {
@@ -112,15 +119,21 @@ impl RunDriver {
             .await
         {
             Ok(workflow) => workflow,
+            // A store outage is not the workflow's fault: leave the run in flight.
+            Err(crate::Error::Store(err)) => return Err(err),
             Err(err) => {
                 let reason = format!(
                     "workflow {} version {} cannot be run: {err}",
                     run.workflow_id, run.workflow_version
                 );
                 tracing::error!(%reason, "run failed before it started");
+                let at = inner.clock.now();
                 let ended = inner
-                    .store
-                    .end_run(tenant, id, RunStatus::Failed, &reason, inner.clock.now())
+                    .durably("end run", || {
+                        inner
+                            .store
+                            .end_run(tenant, id, RunStatus::Failed, &reason, at)
+                    })
                     .await?;
                 if let Some(ended) = ended {
                     telemetry::run_ended(
@@ -152,10 +165,16 @@ impl RunDriver {
             running: FuturesUnordered::new(),
             cancel: CancellationToken::new(),
             failure: None,
+            store_down: None,
             workflow,
         };
 
-        for record in inner.store.node_executions(tenant, id).await? {
+        let records = inner
+            .durably("read node executions", || {
+                inner.store.node_executions(tenant, id)
+            })
+            .await?;
+        for record in records {
             let Some(&i) = plan.index.get(&record.node_id) else {
                 continue;
             };
@@ -221,14 +240,18 @@ impl RunDriver {
         }
         if self.run.status != RunStatus::Running {
             self.run.status = RunStatus::Running;
-            if let Err(err) = self.inner.store.update_run(&self.run).await {
+            if let Err(err) = self
+                .inner
+                .durably("update run", || self.inner.store.update_run(&self.run))
+                .await
+            {
                 tracing::error!(error = %err, "run could not be marked running; it stays in flight");
                 return;
             }
         }
         telemetry::run_driven(&self.tenant, 1.0);
         let limit = self.inner.limits.max_concurrent_nodes_per_run;
-        while self.failure.is_none() {
+        while self.failure.is_none() && self.store_down.is_none() {
             while self.running.len() < limit {
                 let Some(i) = self.ready.pop_front() else {
                     break;
@@ -250,6 +273,11 @@ impl RunDriver {
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
+        if let Some(err) = self.store_down.take() {
+            self.running.clear();
+            tracing::error!(error = %err, "the store stayed unavailable; the run stays in flight");
+            return;
+        }
         self.settle().await;
     }
 
@@ -344,13 +372,7 @@ impl RunDriver {
                     self.node_id(Some(i))
                 ));
             }
-            Finish::Store(err) => {
-                self.slots[i] = Slot::Done;
-                self.failure = Some(format!(
-                    "node {}: the store refused a write: {err}",
-                    self.node_id(Some(i))
-                ));
-            }
+            Finish::Store(err) => self.store_failed(Some(i), err),
         }
     }
 
@@ -401,30 +423,43 @@ impl RunDriver {
             started_at: None,
             ended_at: Some(now),
         };
-        if let Err(err) = self
+        let saved = self
             .inner
-            .store
-            .save_node_execution(&self.tenant, &record)
-            .await
-        {
+            .durably("save node execution", || {
+                self.inner.store.save_node_execution(&self.tenant, &record)
+            })
+            .await;
+        if let Err(err) = saved {
+            self.store_failed(Some(i), err);
+        }
+    }
+
+    /// A store call failed even after retries: an outage leaves the run in
+    /// flight; a refusal (a conflict, a corrupt record) fails it.
+    fn store_failed(&mut self, node: Option<usize>, err: StoreError) {
+        if err.is_retryable() {
+            self.store_down = Some(err);
+        } else {
             self.failure = Some(format!(
                 "node {}: the store refused a write: {err}",
-                record.node_id
+                self.node_id(node)
             ));
         }
     }
 
     /// After a wake-up: nodes whose wait was taken are executed again.
     async fn pick_up_woken(&mut self) {
-        let records = match self
+        let (tenant, id) = (&self.tenant, self.run.id);
+        let read = self
             .inner
-            .store
-            .node_executions(&self.tenant, self.run.id)
-            .await
-        {
+            .durably("read node executions", || {
+                self.inner.store.node_executions(tenant, id)
+            })
+            .await;
+        let records = match read {
             Ok(records) => records,
             Err(err) => {
-                self.failure = Some(format!("the store could not be read: {err}"));
+                self.store_failed(None, err);
                 return;
             }
         };
@@ -456,7 +491,11 @@ impl RunDriver {
         if !waiting {
             self.run.ended_at = Some(self.inner.clock.now());
         }
-        if let Err(err) = self.inner.store.update_run(&self.run).await {
+        if let Err(err) = self
+            .inner
+            .durably("update run", || self.inner.store.update_run(&self.run))
+            .await
+        {
             tracing::error!(error = %err, "run state could not be stored; it stays in flight");
             return;
         }
@@ -479,17 +518,14 @@ impl RunDriver {
         // Dropping an execution stops it where it is; nothing it would have
         // written lands after the run ends.
         self.running.clear();
-        let store = &self.inner.store;
-        match store
-            .end_run(
-                &self.tenant,
-                self.run.id,
-                status,
-                &reason,
-                self.inner.clock.now(),
-            )
-            .await
-        {
+        let (tenant, id, at) = (&self.tenant, self.run.id, self.inner.clock.now());
+        let ended = self
+            .inner
+            .durably("end run", || {
+                self.inner.store.end_run(tenant, id, status, &reason, at)
+            })
+            .await;
+        match ended {
             Ok(Some(run)) => {
                 tracing::info!(status = run.status.as_str(), %reason, "run ended");
                 telemetry::run_ended(

@@ -19,7 +19,7 @@ use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{Run, RunDetail, RunFilter, RunStatus};
-use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store, StoreErrorKind};
+use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store, StoreErrorKind, StoreResult};
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
 use crate::workflow::{RetryPolicy, WorkflowDefinition};
 
@@ -66,6 +66,8 @@ struct Limits {
     default_node_timeout: Option<Duration>,
     default_retry: RetryPolicy,
     timer_poll_interval: Duration,
+    store_retry_for: Duration,
+    recovery_interval: Duration,
 }
 
 impl Default for Limits {
@@ -76,6 +78,8 @@ impl Default for Limits {
             default_node_timeout: Some(Duration::from_secs(300)),
             default_retry: RetryPolicy::none(),
             timer_poll_interval: Duration::from_secs(1),
+            store_retry_for: Duration::from_secs(60),
+            recovery_interval: Duration::from_secs(30),
         }
     }
 }
@@ -172,6 +176,23 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a run's progress retries a store that reports itself
+    /// unavailable before the run is given up on in this process (default 60
+    /// seconds). The run stays in flight in the store, and an engine started
+    /// later resumes it.
+    pub fn store_retry_for(mut self, period: Duration) -> Self {
+        self.limits.store_retry_for = period;
+        self
+    }
+
+    /// How often the engine looks for runs in flight that no driver of its
+    /// own is moving (left behind by a store outage) and picks them up
+    /// (default 30 seconds).
+    pub fn recovery_interval(mut self, every: Duration) -> Self {
+        self.limits.recovery_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
     /// Builds the engine, then resumes every run the store holds in flight
     /// and starts the durable-timer loop. Must be called on a tokio runtime.
     pub async fn build(self) -> Result<Engine> {
@@ -189,13 +210,7 @@ impl EngineBuilder {
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
         });
-        let in_flight = inner.store.runs_in_flight().await?;
-        if !in_flight.is_empty() {
-            tracing::info!(runs = in_flight.len(), "resuming runs in flight");
-        }
-        for (tenant, run) in in_flight {
-            inner.signal(tenant, run, Signal::Wake);
-        }
+        inner.pick_up_stranded().await?;
         tokio::spawn(timers::timer_loop(
             Arc::downgrade(&inner),
             Arc::clone(&inner.timer_wake),
@@ -654,6 +669,50 @@ impl Inner {
 
     pub(crate) fn notify_settled(&self, id: RunId) {
         let _ = self.events.send(id);
+    }
+
+    /// Runs a store call, retrying with back-off while the store reports
+    /// itself unavailable (a database restarting, a connection dropped), for
+    /// up to the engine's `store_retry_for`. Other errors return at once.
+    pub(crate) async fn durably<T, F, Fut>(&self, call: &'static str, mut op: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let began = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match op().await {
+                Err(err)
+                    if err.is_retryable()
+                        && began.elapsed() < self.limits.store_retry_for
+                        && !self.shutdown.is_cancelled() =>
+                {
+                    tracing::warn!(error = %err, call, retry_in_ms = pause.as_millis() as u64, "store unavailable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Starts a driver for every run in flight that has none here: at
+    /// start-up, the runs a stopped engine left; later, runs left behind by
+    /// a store outage.
+    pub(crate) async fn pick_up_stranded(self: &Arc<Self>) -> Result<usize> {
+        let in_flight = self.store.runs_in_flight().await?;
+        let mut picked = 0;
+        for (tenant, run) in in_flight {
+            if !self.is_active(run) {
+                picked += 1;
+                self.signal(tenant, run, Signal::Wake);
+            }
+        }
+        if picked > 0 {
+            tracing::info!(runs = picked, "resuming runs in flight");
+        }
+        Ok(picked)
     }
 
     fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) {

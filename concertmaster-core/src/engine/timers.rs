@@ -1,4 +1,5 @@
-//! The durable-timer loop: wakes nodes whose time has come.
+//! The engine's background loop: wakes nodes whose time has come, and picks
+//! up runs in flight that no driver moves.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -15,6 +16,7 @@ pub(super) async fn timer_loop(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let mut last_recovery = std::time::Instant::now();
     loop {
         let sleep_for = {
             let Some(inner) = engine.upgrade() else {
@@ -23,7 +25,16 @@ pub(super) async fn timer_loop(
             if let Err(err) = inner.fire_due_timers().await {
                 tracing::warn!(error = %err, "durable timers could not be checked; retrying");
             }
-            let poll = inner.limits.timer_poll_interval;
+            if last_recovery.elapsed() >= inner.limits.recovery_interval {
+                last_recovery = std::time::Instant::now();
+                if let Err(err) = inner.pick_up_stranded().await {
+                    tracing::warn!(error = %err, "runs in flight could not be listed; retrying");
+                }
+            }
+            let poll = inner
+                .limits
+                .timer_poll_interval
+                .min(inner.limits.recovery_interval);
             match inner.store.next_due().await {
                 Ok(Some(at)) => (at - inner.clock.now())
                     .to_std()

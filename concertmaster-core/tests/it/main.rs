@@ -1,6 +1,7 @@
 //! Behaviour of concertmaster-core through its public API.
 
 mod engine;
+mod faults;
 mod properties;
 mod recovery;
 mod store;

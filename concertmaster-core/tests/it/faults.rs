@@ -1,0 +1,269 @@
+//! A store that fails now and then: runs ride out outages without losing
+//! or failing anything.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use concertmaster_core::{
+    AuditEntry, AuditFilter, AuditStore, InMemoryStore, NodeExecution, Run, RunFilter, RunId,
+    RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
+    WorkflowDefinition, WorkflowId, WorkflowStore,
+};
+use serde_json::json;
+
+use crate::support::{registry, workflow, Log};
+
+/// Wraps an in-memory store; while `down` is set, or on every `every`-th
+/// write, writes fail as an unreachable database's would.
+#[derive(Clone)]
+struct FlakyStore {
+    inner: InMemoryStore,
+    down: Arc<AtomicBool>,
+    every: usize,
+    writes: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl FlakyStore {
+    fn new(every: usize) -> Self {
+        Self {
+            inner: InMemoryStore::new(),
+            down: Arc::new(AtomicBool::new(false)),
+            every,
+            writes: Arc::new(AtomicUsize::new(0)),
+            refused: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn write(&self) -> StoreResult<()> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.down.load(Ordering::SeqCst) || (self.every > 0 && n % self.every == 0) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable {
+                message: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WorkflowStore for FlakyStore {
+    async fn insert_workflow(
+        &self,
+        tenant: &TenantId,
+        def: &WorkflowDefinition,
+    ) -> StoreResult<()> {
+        self.inner.insert_workflow(tenant, def).await
+    }
+    async fn workflow(
+        &self,
+        tenant: &TenantId,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> StoreResult<Option<WorkflowDefinition>> {
+        self.inner.workflow(tenant, id, version).await
+    }
+    async fn workflow_versions(&self, tenant: &TenantId, id: &WorkflowId) -> StoreResult<Vec<u32>> {
+        self.inner.workflow_versions(tenant, id).await
+    }
+    async fn workflows(&self, tenant: &TenantId) -> StoreResult<Vec<WorkflowDefinition>> {
+        self.inner.workflows(tenant).await
+    }
+}
+
+#[async_trait]
+impl RunStore for FlakyStore {
+    async fn insert_run(&self, run: &Run) -> StoreResult<()> {
+        self.inner.insert_run(run).await
+    }
+    async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>> {
+        self.inner.run(tenant, id).await
+    }
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        self.write()?;
+        self.inner.update_run(run).await
+    }
+    async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        self.inner.runs(tenant, filter).await
+    }
+    async fn save_node_execution(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+    ) -> StoreResult<()> {
+        self.write()?;
+        self.inner.save_node_execution(tenant, execution).await
+    }
+    async fn node_executions(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+    ) -> StoreResult<Vec<NodeExecution>> {
+        self.inner.node_executions(tenant, id).await
+    }
+    async fn end_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        status: RunStatus,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>> {
+        self.write()?;
+        self.inner.end_run(tenant, id, status, reason, at).await
+    }
+    async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {
+        self.inner.runs_in_flight().await
+    }
+}
+
+#[async_trait]
+impl WaitStore for FlakyStore {
+    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+        self.write()?;
+        self.inner.suspend_node(tenant, execution).await
+    }
+    async fn take_wait(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        wakeup: Wakeup,
+    ) -> StoreResult<Option<Wait>> {
+        self.inner.take_wait(tenant, key, wakeup).await
+    }
+    async fn due_waits(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, Wait)>> {
+        self.inner.due_waits(now, limit).await
+    }
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.inner.next_due().await
+    }
+}
+
+#[async_trait]
+impl AuditStore for FlakyStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.inner.append_audit(entry).await
+    }
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.inner.audit_log(tenant, filter).await
+    }
+}
+
+fn chain() -> WorkflowDefinition {
+    WorkflowDefinition::from_value(workflow(
+        "chain",
+        &[
+            ("start", "start", json!({})),
+            ("a", "pass", json!({})),
+            ("b", "pass", json!({})),
+            ("c", "pass", json!({})),
+        ],
+        &[("start", "a"), ("a", "b"), ("b", "c")],
+    ))
+    .expect("parses")
+}
+
+#[tokio::test]
+async fn writes_refused_now_and_then_are_retried_and_nothing_runs_twice() {
+    let store = FlakyStore::new(3);
+    let log = Arc::new(Log::default());
+    let engine = concertmaster_core::Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let wf = engine.publish(&tenant, chain()).await.expect("publishes");
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(engine.start(&wf, json!({})).await.expect("starts"));
+    }
+    for run in runs {
+        let done = engine.settled(&tenant, run).await.expect("settles");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    }
+    assert!(
+        store.refused.load(Ordering::SeqCst) > 5,
+        "the store did refuse writes"
+    );
+    for node in ["start", "a", "b", "c"] {
+        assert_eq!(log.attempts(node), 5, "{node} ran once per run");
+    }
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engine() {
+    let store = FlakyStore::new(0);
+    let log = Arc::new(Log::default());
+    let engine = concertmaster_core::Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .store_retry_for(Duration::from_millis(200))
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let wf = engine.publish(&tenant, chain()).await.expect("publishes");
+    store.down.store(true, Ordering::SeqCst);
+    let run = engine
+        .start(&wf, json!({}))
+        .await
+        .expect("the run is stored before the outage bites");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stuck = engine.run(&tenant, run).await.expect("readable");
+    assert!(
+        stuck.run.status.is_in_flight(),
+        "not failed for an outage: {:?}",
+        stuck.run
+    );
+    engine.shutdown();
+
+    store.down.store(false, Ordering::SeqCst);
+    let next = concertmaster_core::Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .build()
+        .await
+        .expect("builds");
+    let done = next.finished(&tenant, run).await.expect("finishes");
+    assert_eq!(done.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn the_same_engine_picks_up_a_run_once_the_store_is_back() {
+    let store = FlakyStore::new(0);
+    let log = Arc::new(Log::default());
+    let engine = concertmaster_core::Engine::builder()
+        .store(store.clone())
+        .registry(registry(&log))
+        .store_retry_for(Duration::from_millis(100))
+        .recovery_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let wf = engine.publish(&tenant, chain()).await.expect("publishes");
+    store.down.store(true, Ordering::SeqCst);
+    let run = engine.start(&wf, json!({})).await.expect("starts");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.down.store(false, Ordering::SeqCst);
+    let done = tokio::time::timeout(Duration::from_secs(10), engine.finished(&tenant, run))
+        .await
+        .expect("picked up within a few recovery intervals")
+        .expect("finishes");
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(log.attempts("c"), 1);
+}
