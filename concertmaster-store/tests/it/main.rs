@@ -1,6 +1,7 @@
 //! The SQL stores through the public API: the core conformance suite, run
 //! unchanged on each, and what is particular to a database.
 
+mod crash;
 mod support;
 
 #[cfg(feature = "sqlite")]

@@ -35,6 +35,14 @@ pub(crate) fn postgres_url() -> String {
 /// other's rows. Schemas left by earlier test processes are dropped first.
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_postgres() -> concertmaster_store::PostgresStore {
+    concertmaster_store::PostgresStore::connect_with_pool_size(&fresh_postgres_url().await, 4)
+        .await
+        .expect("a fresh Postgres store connects and migrates")
+}
+
+/// A URL whose connections work in a new, empty schema of their own.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_postgres_url() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -61,10 +69,7 @@ pub(crate) async fn fresh_postgres() -> concertmaster_store::PostgresStore {
         .expect("create schema");
     admin.close().await;
     let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    concertmaster_store::PostgresStore::connect_with_pool_size(&url, 4)
-        .await
-        .expect("a fresh Postgres store connects and migrates")
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
 #[cfg(feature = "postgres")]

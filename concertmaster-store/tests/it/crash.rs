@@ -1,0 +1,356 @@
+//! Crash safety, tested: a worker process drives a few hundred runs and is
+//! killed with SIGKILL at random moments, again and again; each new worker
+//! resumes on the same database. At the end every run has completed, every
+//! node result is there, and every side effect was made under one
+//! idempotency key per (run, node, item).
+//!
+//! The worker is this same test binary, started with `--ignored --exact
+//! crash::worker` and its job in environment variables.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    Engine, Error, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, NodeStatus, Ports, RunFilter, RunStatus, Store, TenantId, WorkflowDefinition,
+    WorkflowId,
+};
+use serde_json::json;
+
+const RUNS: usize = 300;
+const KILLS: usize = 32;
+const ITEMS_PER_RUN: usize = 3;
+
+/// Emits `ITEMS_PER_RUN` items.
+struct FanOut;
+
+#[async_trait]
+impl Node for FanOut {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let items = (0..ITEMS_PER_RUN)
+            .map(|i| {
+                json!({ "item": i })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+/// The side effect: appends `run node item key` per item to a file, as an
+/// ERP call would create a record, then takes a moment.
+struct Effect {
+    file: PathBuf,
+}
+
+#[async_trait]
+impl Node for Effect {
+    async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut lines = String::new();
+        for (i, _) in input.main_items().iter().enumerate() {
+            lines.push_str(&format!(
+                "{} {} {i} {}\n",
+                ctx.run_id(),
+                ctx.node_id(),
+                ctx.item_key(i)
+            ));
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+            .map_err(|e| NodeError::retryable(e.to_string()))?;
+        // One write per call: O_APPEND keeps it whole.
+        file.write_all(lines.as_bytes())
+            .map_err(|e| NodeError::retryable(e.to_string()))?;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+/// Passes its input on.
+struct Pass;
+
+#[async_trait]
+impl Node for Pass {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+fn registry(effects: &Path) -> NodeRegistry {
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("start", NodeCategory::Trigger), Pass)
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("fan_out", NodeCategory::Logic), FanOut)
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("effect", NodeCategory::Output),
+            Effect {
+                file: effects.to_path_buf(),
+            },
+        )
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("done", NodeCategory::Transform), Pass)
+        .expect("registers");
+    registry
+}
+
+fn workflow() -> WorkflowDefinition {
+    WorkflowDefinition::from_value(json!({
+        "id": "crash", "name": "Crash test",
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "fan_out", "type": "fan_out"},
+            {"id": "effect", "type": "effect"},
+            {"id": "done", "type": "done"}
+        ],
+        "edges": [
+            {"source": "start", "target": "fan_out"},
+            {"source": "fan_out", "target": "effect"},
+            {"source": "effect", "target": "done"}
+        ]
+    }))
+    .expect("parses")
+}
+
+async fn open(db: &str) -> std::sync::Arc<dyn Store> {
+    if let Some(path) = db.strip_prefix("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        return std::sync::Arc::new(
+            concertmaster_store::SqliteStore::open(path)
+                .await
+                .expect("opens"),
+        );
+        #[cfg(not(feature = "sqlite"))]
+        panic!("{path}: built without the sqlite feature");
+    }
+    if let Some(url) = db.strip_prefix("postgres:") {
+        #[cfg(feature = "postgres")]
+        return std::sync::Arc::new(
+            concertmaster_store::PostgresStore::connect_with_pool_size(url, 8)
+                .await
+                .expect("connects"),
+        );
+        #[cfg(not(feature = "postgres"))]
+        panic!("{url}: built without the postgres feature");
+    }
+    panic!("unknown database {db}")
+}
+
+/// The worker: resumes what is in flight, starts the runs still missing,
+/// and exits once all have succeeded (if it is not killed first).
+#[test]
+#[ignore = "started by the crash tests as their worker process"]
+fn worker() {
+    let (Ok(db), Ok(effects)) = (
+        std::env::var("CM_CRASH_DB"),
+        std::env::var("CM_CRASH_EFFECTS"),
+    ) else {
+        panic!("the crash worker needs CM_CRASH_DB and CM_CRASH_EFFECTS");
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let engine = Engine::builder()
+            .shared_store(open(&db).await)
+            .registry(registry(Path::new(&effects)))
+            // Few at a time, so that the work outlasts the kills.
+            .max_concurrent_nodes(2)
+            .build()
+            .await
+            .expect("engine builds");
+        let tenant = TenantId::new("crash");
+        let id = WorkflowId::new("crash");
+        let published = match engine.workflow(&tenant, &id, None).await {
+            Ok(published) => published,
+            Err(Error::WorkflowNotFound { .. }) => engine
+                .publish(&tenant, workflow())
+                .await
+                .expect("publishes"),
+            Err(err) => panic!("{err}"),
+        };
+        let all = RunFilter::all().limit(RUNS * 2);
+        let existing = engine.runs(&tenant, &all).await.expect("lists").len();
+        for _ in existing..RUNS {
+            engine.start(&published, json!({})).await.expect("starts");
+        }
+        let done = RunFilter::status(RunStatus::Succeeded).limit(RUNS * 2);
+        while engine.runs(&tenant, &done).await.expect("lists").len() < RUNS {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+struct Outcome {
+    kills: usize,
+    effect_lines: usize,
+    re_executed: usize,
+}
+
+/// Starts workers on `db`, kills `KILLS` of them at random moments, lets
+/// the last one finish, then checks the database and the effects file.
+async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
+    let exe = std::env::current_exe().expect("test binary path");
+    let spawn = || {
+        Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "crash::worker",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env("CM_CRASH_DB", db)
+            .env("CM_CRASH_EFFECTS", effects)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("worker starts")
+    };
+    let mut kills = 0;
+    for _ in 0..KILLS {
+        let mut child = spawn();
+        std::thread::sleep(Duration::from_millis(fastrand::u64(50..250)));
+        if child.try_wait().expect("worker state").is_none() {
+            // SIGKILL: no destructor, no flush, no goodbye.
+            child.kill().expect("worker killed");
+            kills += 1;
+        }
+        child.wait().expect("worker reaped");
+    }
+    let mut last = spawn();
+    let began = Instant::now();
+    loop {
+        if let Some(status) = last.try_wait().expect("worker state") {
+            assert!(status.success(), "the last worker failed: {status}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the last worker did not finish in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let store = open(db).await;
+    let tenant = TenantId::new("crash");
+    let runs = store
+        .runs(&tenant, &RunFilter::all().limit(RUNS * 2))
+        .await
+        .expect("lists");
+    assert_eq!(runs.len(), RUNS, "exactly the runs asked for were started");
+    for run in &runs {
+        assert_eq!(
+            run.status,
+            RunStatus::Succeeded,
+            "run {} {:?}",
+            run.id,
+            run.error
+        );
+        let nodes = store.node_executions(&tenant, run.id).await.expect("reads");
+        assert_eq!(nodes.len(), 4, "run {}: every node has its record", run.id);
+        for node in &nodes {
+            assert_eq!(
+                node.status,
+                NodeStatus::Succeeded,
+                "run {} node {}",
+                run.id,
+                node.node_id
+            );
+            assert!(
+                node.output.is_some(),
+                "run {} node {}: result kept",
+                run.id,
+                node.node_id
+            );
+        }
+        let done = nodes
+            .iter()
+            .find(|n| n.node_id.as_str() == "done")
+            .expect("done ran");
+        assert_eq!(
+            done.output.as_ref().map(|o| o.main_items().len()),
+            Some(ITEMS_PER_RUN),
+            "run {}: no item lost",
+            run.id
+        );
+    }
+
+    let text = std::fs::read_to_string(effects).expect("effects file");
+    let mut keys: HashMap<(String, String, String), HashSet<String>> = HashMap::new();
+    let mut effect_lines = 0;
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 4, "a whole line: {line:?}");
+        effect_lines += 1;
+        keys.entry((parts[0].into(), parts[1].into(), parts[2].into()))
+            .or_default()
+            .insert(parts[3].into());
+    }
+    assert_eq!(
+        keys.len(),
+        RUNS * ITEMS_PER_RUN,
+        "every item's side effect happened"
+    );
+    for ((run, node, item), seen) in &keys {
+        assert_eq!(
+            seen.len(),
+            1,
+            "{run} {node} {item} was made under keys {seen:?}"
+        );
+    }
+    Outcome {
+        kills,
+        effect_lines,
+        re_executed: effect_lines - keys.len(),
+    }
+}
+
+fn report(backend: &str, outcome: &Outcome) {
+    println!(
+        "{backend}: {RUNS} runs completed after {} kills; {} side-effect lines for {} items, {} re-executed with their original key",
+        outcome.kills,
+        outcome.effect_lines,
+        RUNS * ITEMS_PER_RUN,
+        outcome.re_executed
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_survives_repeated_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite:{}", dir.path().join("crash.db").display());
+    let outcome = crash_and_resume(&db, &dir.path().join("effects.log")).await;
+    report("sqlite", &outcome);
+    assert!(
+        outcome.kills >= 30,
+        "only {} workers were killed",
+        outcome.kills
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_survives_repeated_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = crate::support::fresh_postgres_url().await;
+    let outcome =
+        crash_and_resume(&format!("postgres:{url}"), &dir.path().join("effects.log")).await;
+    report("postgres", &outcome);
+    assert!(
+        outcome.kills >= 30,
+        "only {} workers were killed",
+        outcome.kills
+    );
+}
