@@ -1,0 +1,202 @@
+//! Run with: cargo bench -p concertmaster-benches --bench durable_transitions
+//!
+//! Durable node completions per second on SQLite and on Postgres: 16 runs
+//! in parallel of a 40-node chain, and one 1,000-wide fan-out/fan-in run,
+//! every transition committed to the database. Postgres is the server in
+//! CONCERTMASTER_POSTGRES_URL (see scripts/postgres-for-tests), in a
+//! schema of its own.
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
+    Ports, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition,
+};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::{json, Value};
+
+struct Noop;
+
+#[async_trait]
+impl Node for Noop {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+struct Tick;
+
+#[async_trait]
+impl Node for Tick {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::main(vec![Default::default()]))
+    }
+}
+
+fn registry() -> NodeRegistry {
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("trigger", NodeCategory::Trigger), Noop)
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("noop", NodeCategory::Transform), Noop)
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("tick", NodeCategory::Transform), Tick)
+        .expect("registers");
+    registry
+}
+
+fn chain(n: usize) -> Value {
+    let nodes: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "trigger" } else { "noop" }}))
+        .collect();
+    let edges: Vec<Value> = (1..n)
+        .map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")}))
+        .collect();
+    json!({"id": format!("chain-{n}"), "name": "chain", "nodes": nodes, "edges": edges})
+}
+
+fn fan_out_in(width: usize) -> Value {
+    let mut nodes = vec![
+        json!({"id": "start", "type": "trigger"}),
+        json!({"id": "join", "type": "tick"}),
+    ];
+    let mut edges = Vec::new();
+    for i in 0..width {
+        nodes.push(json!({"id": format!("w{i}"), "type": "tick"}));
+        edges.push(json!({"source": "start", "target": format!("w{i}")}));
+        edges.push(json!({"source": format!("w{i}"), "target": "join"}));
+    }
+    json!({"id": format!("fan-{width}"), "name": "fan", "nodes": nodes, "edges": edges})
+}
+
+async fn postgres_store() -> Option<Arc<dyn Store>> {
+    let url = std::env::var("CONCERTMASTER_POSTGRES_URL").ok()?;
+    let schema = format!("cm_bench_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&url).await.ok()?;
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&admin)
+            .await
+            .ok()?;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 16)
+        .await
+        .ok()?;
+    Some(Arc::new(store))
+}
+
+/// Starts `parallel` runs of `workflow` and waits until all have succeeded.
+async fn run_batch(
+    engine: &Engine,
+    tenant: &TenantId,
+    workflow: &PublishedWorkflow,
+    parallel: usize,
+) {
+    let mut runs = Vec::with_capacity(parallel);
+    for _ in 0..parallel {
+        runs.push(
+            engine
+                .start(workflow, json!({"n": 1}))
+                .await
+                .expect("starts"),
+        );
+    }
+    for run in runs {
+        let run = engine.settled(tenant, run).await.expect("settles");
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    }
+}
+
+fn durable_transitions(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut stores: Vec<(&str, Arc<dyn Store>)> = Vec::new();
+    runtime.block_on(async {
+        let sqlite = concertmaster_store::SqliteStore::open(dir.path().join("bench.db"))
+            .await
+            .expect("sqlite opens");
+        stores.push(("sqlite", Arc::new(sqlite)));
+        match postgres_store().await {
+            Some(store) => stores.push(("postgres", store)),
+            None => eprintln!("postgres: set CONCERTMASTER_POSTGRES_URL to include it"),
+        }
+    });
+
+    let mut group = c.benchmark_group("durable");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let tenant = TenantId::new("bench");
+    for (backend, store) in &stores {
+        let (engine, chain40, fan) = runtime.block_on(async {
+            let engine = Engine::builder()
+                .shared_store(Arc::clone(store))
+                .registry(registry())
+                .build()
+                .await
+                .expect("engine");
+            let publish = |def: Value| {
+                let engine = engine.clone();
+                let tenant = tenant.clone();
+                async move {
+                    engine
+                        .publish(
+                            &tenant,
+                            WorkflowDefinition::from_value(def).expect("parses"),
+                        )
+                        .await
+                        .expect("publishes")
+                }
+            };
+            let chain40 = publish(chain(40)).await;
+            let fan = publish(fan_out_in(1000)).await;
+            (engine, chain40, fan)
+        });
+        for (shape, workflow, parallel, nodes) in [
+            ("chain40_x16", &chain40, 16usize, 40u64 * 16),
+            ("fan_out_1000", &fan, 1usize, 1002u64),
+        ] {
+            group.throughput(Throughput::Elements(nodes));
+            group.bench_with_input(
+                BenchmarkId::new(*backend, shape),
+                workflow,
+                |b, workflow| {
+                    b.to_async(&runtime).iter_custom(|iters| {
+                        let (engine, tenant, workflow) =
+                            (engine.clone(), tenant.clone(), workflow.clone());
+                        async move {
+                            tokio::spawn(async move {
+                                let began = Instant::now();
+                                for _ in 0..iters {
+                                    run_batch(&engine, &tenant, &workflow, parallel).await;
+                                }
+                                began.elapsed()
+                            })
+                            .await
+                            .expect("benchmark task")
+                        }
+                    });
+                },
+            );
+        }
+        engine.shutdown();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, durable_transitions);
+criterion_main!(benches);
