@@ -93,6 +93,18 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Saves one node execution in its own commit: Postgres commits
+    /// concurrently from many connections, so grouping buys little.
+    async fn write_execution(
+        &self,
+        tenant: &concertmaster_core::TenantId,
+        execution: &concertmaster_core::NodeExecution,
+    ) -> concertmaster_core::StoreResult<u64> {
+        save_execution(&self.pool, tenant, execution).await
+    }
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     t
 }

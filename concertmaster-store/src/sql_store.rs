@@ -4,9 +4,10 @@
 //! in SQLite and Postgres alike) through the same code; the macro below
 //! expands that code once per backend, so each expansion is concrete sqlx
 //! code without generic database bounds. A backend module provides the
-//! `Db` type, its store type with a `pool` field, and the timestamp helpers
-//! `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are microseconds
-//! in SQLite and `timestamptz` in Postgres).
+//! `Db` type, its store type with a `pool` field and a `write_execution`
+//! method (the hot write: SQLite groups it into shared commits), and the
+//! timestamp helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt`
+//! (timestamps are microseconds in SQLite and `timestamptz` in Postgres).
 
 macro_rules! sql {
     ($path:literal) => {
@@ -272,7 +273,7 @@ macro_rules! sql_store {
             }
 
             async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
-                if save_execution(&self.pool, tenant, execution).await? == 0 {
+                if self.write_execution(tenant, execution).await? == 0 {
                     return Err(run_missing(execution.run_id));
                 }
                 Ok(())
