@@ -45,6 +45,24 @@ pub(crate) fn store_error(err: sqlx::Error, entity: &'static str, id: impl ToStr
             id: id.to_string(),
             message: "it exists already".into(),
         },
+        // Integrity (23...) and schema (42...) errors will not pass on retry.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("23")) => {
+            StoreError::Conflict {
+                entity,
+                id: id.to_string(),
+                message: db.message().to_string(),
+            }
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("42")) => {
+            StoreError::Corrupt {
+                entity,
+                id: id.to_string(),
+                message: format!(
+                    "the database schema does not match this build: {}",
+                    db.message()
+                ),
+            }
+        }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt {

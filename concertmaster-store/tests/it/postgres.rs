@@ -1,3 +1,147 @@
 //! `PostgresStore`: the conformance suite against a real PostgreSQL server.
 
 concertmaster_core::store_conformance!(crate::support::fresh_postgres());
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
+    Ports, RunStatus, TenantId, WorkflowDefinition,
+};
+use serde_json::json;
+
+/// A throwaway PostgreSQL cluster of this test's own, so that restarting it
+/// disturbs nobody else; stopped and removed on drop.
+struct Cluster {
+    url: String,
+    data: String,
+    pg_ctl: Vec<String>,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-for-tests");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .env("CONCERTMASTER_PG_THROWAWAY", "1")
+            .output()
+            .expect("scripts/postgres-for-tests runs");
+        assert!(
+            out.status.success(),
+            "could not start a throwaway cluster: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or_else(|| panic!("{name} missing from: {text}"))
+                .to_string()
+        };
+        Self {
+            url: value("CONCERTMASTER_POSTGRES_URL"),
+            data: value("CONCERTMASTER_PG_CLUSTER"),
+            pg_ctl: value("CONCERTMASTER_PG_CTL")
+                .split(' ')
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let status = std::process::Command::new(&self.pg_ctl[0])
+            .args(&self.pg_ctl[1..])
+            .args(["-D", &self.data])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(status.success(), "pg_ctl {args:?} failed");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.pg_ctl[0])
+            .args(&self.pg_ctl[1..])
+            .args(["-D", &self.data, "stop", "-m", "immediate"])
+            .stdout(std::process::Stdio::null())
+            .status();
+        if let Some(dir) = std::path::Path::new(&self.data).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Takes a moment, so runs are in flight when the server goes away.
+struct Slow;
+
+#[async_trait]
+impl Node for Slow {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_complete_across_a_server_restart() {
+    let cluster = Cluster::start();
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&cluster.url, 4)
+        .await
+        .expect("connects");
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(
+            NodeDescriptor::new("slow_start", NodeCategory::Trigger),
+            Slow,
+        )
+        .expect("registers");
+    registry
+        .register_node(NodeDescriptor::new("slow", NodeCategory::Transform), Slow)
+        .expect("registers");
+    let engine = Engine::builder()
+        .store(store)
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let nodes: Vec<_> = (0..8)
+        .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "slow_start" } else { "slow" }}))
+        .collect();
+    let edges: Vec<_> = (1..8)
+        .map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")}))
+        .collect();
+    let def = WorkflowDefinition::from_value(
+        json!({"id": "slow", "name": "Slow", "nodes": nodes, "edges": edges}),
+    )
+    .expect("parses");
+    let tenant = TenantId::new("acme");
+    let workflow = engine.publish(&tenant, def).await.expect("publishes");
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        runs.push(engine.start(&workflow, json!({})).await.expect("starts"));
+    }
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Fast shutdown ends every connection; for three seconds nothing
+    // answers; then the server is back and the engine must reconnect.
+    cluster.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    let outage = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.pg_ctl(&["start", "-w", "-l", &format!("{}.log", cluster.data)]);
+
+    for run in runs {
+        let done = tokio::time::timeout(Duration::from_secs(60), engine.finished(&tenant, run))
+            .await
+            .expect("the run completes after the restart")
+            .expect("finishes");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+        let detail = engine.run(&tenant, run).await.expect("detail");
+        assert_eq!(detail.nodes.len(), 8);
+    }
+    assert!(outage.elapsed() >= Duration::from_secs(3));
+    engine.shutdown();
+}
