@@ -109,8 +109,8 @@ pub use node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wake
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
 pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, Wait};
 pub use store::{
-    AuditAction, AuditEntry, AuditFilter, AuditStore, InMemoryStore, RunStore, Store, StoreError,
-    StoreErrorKind, StoreResult, WaitStore, WorkflowStore,
+    AuditAction, AuditEntry, AuditFilter, AuditStore, InMemoryStore, LeaseStore, RunStore, Store,
+    StoreError, StoreErrorKind, StoreResult, WaitStore, WorkflowStore,
 };
 pub use validate::{diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError};
 pub use workflow::{DefinitionError, Edge, NodeSpec, Position, RetryPolicy, WorkflowDefinition};

@@ -24,6 +24,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_forms_connections.sql"),
         postgres: include_str!("../migrations/postgres/0002_forms_connections.sql"),
     },
+    Migration {
+        version: 3,
+        description: "run leases",
+        sqlite: include_str!("../migrations/sqlite/0003_run_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0003_run_leases.sql"),
+    },
 ];
 
 /// The newest version this build knows.

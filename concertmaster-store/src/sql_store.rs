@@ -26,7 +26,7 @@ macro_rules! sql_store {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
-            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, NodeError, NodeExecution, NodeId,
+            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
             Ports, Resumed, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
@@ -472,6 +472,91 @@ macro_rules! sql_store {
                     .await
                     .map_err(|err| store_error(err, "waits", "next due"))?;
                 read_ts_opt(&row, "next_due").map_err(|err| store_error(err, "waits", "next due"))
+            }
+        }
+
+        #[async_trait]
+        impl LeaseStore for $store {
+            async fn claim_run(
+                &self,
+                tenant: &TenantId,
+                id: RunId,
+                owner: &str,
+                until: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let claimed = sqlx::query(sql!("lease/claim_one"))
+                    .bind(id.as_uuid())
+                    .bind(tenant.as_str())
+                    .bind(owner)
+                    .bind(ts(until))
+                    .bind(ts(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "run lease", id))?;
+                Ok(claimed.rows_affected() > 0)
+            }
+
+            async fn claim_runs(
+                &self,
+                owner: &str,
+                until: DateTime<Utc>,
+                now: DateTime<Utc>,
+                max: usize,
+            ) -> StoreResult<Vec<(TenantId, RunId)>> {
+                let fail = |err| store_error(err, "run leases", owner);
+                let rows = sqlx::query(CLAIM_RUNS)
+                    .bind(owner)
+                    .bind(ts(until))
+                    .bind(ts(now))
+                    .bind(limit(max))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(fail)?;
+                let mut claimed = rows
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            read_ts(row, "created_at")?,
+                            RunId::from_uuid(row.try_get("id")?),
+                            TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(fail)?;
+                // RETURNING keeps no order: oldest first, as documented.
+                claimed.sort_by_key(|(created, id, _)| (*created, *id));
+                Ok(claimed.into_iter().map(|(_, id, tenant)| (tenant, id)).collect())
+            }
+
+            async fn renew_leases(&self, owner: &str, runs: &[RunId], until: DateTime<Utc>) -> StoreResult<Vec<RunId>> {
+                let fail = |err| store_error(err, "run leases", owner);
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut lost = Vec::new();
+                for id in runs {
+                    let renewed = sqlx::query(sql!("lease/renew"))
+                        .bind(id.as_uuid())
+                        .bind(owner)
+                        .bind(ts(until))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    if renewed.rows_affected() == 0 {
+                        lost.push(*id);
+                    }
+                }
+                tx.commit().await.map_err(fail)?;
+                Ok(lost)
+            }
+
+            async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {
+                sqlx::query(sql!("lease/release"))
+                    .bind(id.as_uuid())
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "run lease", id))?;
+                Ok(())
             }
         }
 

@@ -219,4 +219,7 @@ fn read_ts(
     })
 }
 
+/// Claims free runs in flight; the locking differs per backend.
+const CLAIM_RUNS: &str = include_str!("../queries/lease/claim_many.sqlite.sql");
+
 sql_store!(SqliteStore);

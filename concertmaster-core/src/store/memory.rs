@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, AuditFilter, AuditStore, RunStore, StoreError, StoreResult, WaitStore,
+    AuditEntry, AuditFilter, AuditStore, LeaseStore, RunStore, StoreError, StoreResult, WaitStore,
     WorkflowStore,
 };
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
@@ -33,6 +33,8 @@ struct State {
     executions: HashMap<RunId, Executions>,
     waits: HashMap<(TenantId, String), Wait>,
     timers: BTreeSet<(DateTime<Utc>, TenantId, String)>,
+    /// Run -> (owner, until).
+    leases: HashMap<RunId, (String, DateTime<Utc>)>,
     audit: Vec<AuditEntry>,
 }
 
@@ -72,6 +74,26 @@ impl State {
                 .remove(&(until, tenant.clone(), key.to_string()));
         }
         Some(wait)
+    }
+}
+
+impl State {
+    /// Whether run `id` should be driven: as `runs_in_flight` defines it.
+    fn in_flight(&self, run: &Run) -> bool {
+        run.status.is_in_flight()
+            || (run.status == RunStatus::Waiting
+                && self.executions.get(&run.id).is_some_and(|e| {
+                    e.list
+                        .iter()
+                        .any(|n| n.status == NodeStatus::Waiting && n.resumed.is_some())
+                }))
+    }
+
+    fn lease_free(&self, id: RunId, owner: &str, now: DateTime<Utc>) -> bool {
+        match self.leases.get(&id) {
+            None => true,
+            Some((holder, until)) => holder == owner || *until < now,
+        }
     }
 }
 
@@ -287,19 +309,7 @@ impl RunStore for InMemoryStore {
 
     async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {
         let state = self.state();
-        let woken = |run: &Run| {
-            run.status == RunStatus::Waiting
-                && state.executions.get(&run.id).is_some_and(|e| {
-                    e.list
-                        .iter()
-                        .any(|n| n.status == NodeStatus::Waiting && n.resumed.is_some())
-                })
-        };
-        let mut runs: Vec<&Run> = state
-            .runs
-            .values()
-            .filter(|r| r.status.is_in_flight() || woken(r))
-            .collect();
+        let mut runs: Vec<&Run> = state.runs.values().filter(|r| state.in_flight(r)).collect();
         runs.sort_by_key(|r| (r.created_at, r.id));
         Ok(runs.into_iter().map(|r| (r.tenant.clone(), r.id)).collect())
     }
@@ -403,6 +413,79 @@ impl WaitStore for InMemoryStore {
             .iter()
             .next()
             .map(|(until, _, _)| *until))
+    }
+}
+
+#[async_trait]
+impl LeaseStore for InMemoryStore {
+    async fn claim_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        if state.run(tenant, id).is_none() || !state.lease_free(id, owner, now) {
+            return Ok(false);
+        }
+        state.leases.insert(id, (owner.to_string(), until));
+        Ok(true)
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, RunId)>> {
+        let mut state = self.state();
+        let mut free: Vec<&Run> = state
+            .runs
+            .values()
+            .filter(|r| state.in_flight(r) && state.lease_free(r.id, owner, now))
+            .collect();
+        free.sort_by_key(|r| (r.created_at, r.id));
+        let claimed: Vec<(TenantId, RunId)> = free
+            .into_iter()
+            .take(limit)
+            .map(|r| (r.tenant.clone(), r.id))
+            .collect();
+        for (_, id) in &claimed {
+            state.leases.insert(*id, (owner.to_string(), until));
+        }
+        Ok(claimed)
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunId>> {
+        let mut state = self.state();
+        let mut lost = Vec::new();
+        for id in runs {
+            match state.leases.get_mut(id) {
+                Some((holder, lease)) if holder == owner => *lease = until,
+                _ => lost.push(*id),
+            }
+        }
+        Ok(lost)
+    }
+
+    async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {
+        let mut state = self.state();
+        if state
+            .leases
+            .get(&id)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            state.leases.remove(&id);
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,12 @@
 //! The `Store` seam between the engine and its persistence.
 //!
-//! A store is four small traits, one per area, and [`Store`] is any type
-//! implementing all four. Every data call takes the tenant it acts for and
+//! A store is five small traits, one per area, and [`Store`] is any type
+//! implementing all five. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that
 //! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
 //! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
-//! tenant with each row.
+//! tenant with each row, and the lease calls of [`LeaseStore`], which act on
+//! runs by id for the engine that owns them.
 //!
 //! Each call that moves a run or a node forward is one atomic change: a
 //! store backed by a database does it in one transaction, so a crash leaves
@@ -204,6 +205,48 @@ pub trait WaitStore: Send + Sync {
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
+/// Leases on runs, so that several engines on one store never drive the
+/// same run at once: an engine drives a run only while it holds the run's
+/// lease, renews it while it works, and gives it up when the run settles. A
+/// lease of an engine that died expires, and another engine claims the run.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the lease on run `id` for `owner` until `until`, if it is free,
+    /// expired at `now`, or already `owner`'s. Returns whether `owner` holds it.
+    async fn claim_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Takes the leases of up to `limit` runs in flight (as
+    /// [`RunStore::runs_in_flight`] lists them) whose lease is free or expired
+    /// at `now`, oldest first, across tenants. Concurrent callers never get
+    /// the same run.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, RunId)>>;
+
+    /// Extends `owner`'s leases on `runs` to `until`; returns the runs whose
+    /// lease `owner` no longer holds.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunId>>;
+
+    /// Gives up `owner`'s lease on run `id`, if it holds it.
+    async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()>;
+}
+
 /// The audit log: who did what to which record.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -218,10 +261,10 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
-/// Everything the engine persists: any type implementing the four store traits.
-pub trait Store: WorkflowStore + RunStore + WaitStore + AuditStore {}
+/// Everything the engine persists: any type implementing the five store traits.
+pub trait Store: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore {}
 
-impl<T: WorkflowStore + RunStore + WaitStore + AuditStore> Store for T {}
+impl<T: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore> Store for T {}
 
 const _: () = {
     // The engine holds `Arc<dyn Store>`: the trait must stay object safe.

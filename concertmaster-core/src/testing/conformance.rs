@@ -571,3 +571,100 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
         "A's wait is intact"
     );
 }
+
+/// A lease is held by one owner until it expires; renewing tells who lost it.
+pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(store.insert_run(&r).await);
+    let (now, later) = (t0(), t0() + Duration::seconds(30));
+    assert!(ok!(store.claim_run(&a, r.id, "engine-1", later, now).await));
+    assert!(
+        ok!(store.claim_run(&a, r.id, "engine-1", later, now).await),
+        "the holder may claim again"
+    );
+    assert!(
+        !ok!(store.claim_run(&a, r.id, "engine-2", later, now).await),
+        "held by engine-1"
+    );
+    assert!(
+        !ok!(store
+            .claim_run(&b, r.id, "engine-2", later, later + Duration::seconds(1))
+            .await),
+        "another tenant's run is never claimed"
+    );
+    assert_eq!(
+        ok!(store.renew_leases("engine-1", &[r.id], later).await),
+        vec![]
+    );
+
+    let expired = later + Duration::seconds(1);
+    assert!(ok!(store
+        .claim_run(
+            &a,
+            r.id,
+            "engine-2",
+            expired + Duration::seconds(30),
+            expired
+        )
+        .await));
+    assert_eq!(
+        ok!(store.renew_leases("engine-1", &[r.id], expired).await),
+        vec![r.id],
+        "engine-1 lost it"
+    );
+    ok!(store.release_run(r.id, "engine-1").await);
+    assert!(
+        !ok!(store
+            .claim_run(&a, r.id, "engine-3", expired, expired)
+            .await),
+        "only the holder releases"
+    );
+    ok!(store.release_run(r.id, "engine-2").await);
+    assert!(ok!(store
+        .claim_run(&a, r.id, "engine-3", expired, expired)
+        .await));
+}
+
+/// `claim_runs` takes runs in flight whose lease is free, expired or the
+/// caller's, across tenants, and never the same run twice.
+pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let free = run(&a, "w", RunStatus::Pending, 0);
+    let held = run(&b, "w", RunStatus::Running, 1);
+    let stale = run(&b, "w", RunStatus::Running, 2);
+    let quiet = run(&a, "w", RunStatus::Waiting, 3);
+    let done = run(&a, "w", RunStatus::Succeeded, 4);
+    for r in [&free, &held, &stale, &quiet, &done] {
+        ok!(store.insert_run(r).await);
+    }
+    let now = t0() + Duration::hours(1);
+    ok!(store
+        .claim_run(&b, held.id, "engine-x", now + Duration::seconds(30), now)
+        .await);
+    ok!(store
+        .claim_run(
+            &b,
+            stale.id,
+            "engine-x",
+            now - Duration::seconds(1),
+            now - Duration::seconds(31)
+        )
+        .await);
+
+    let claimed = ok!(store
+        .claim_runs("engine-y", now + Duration::seconds(30), now, 10)
+        .await);
+    assert_eq!(claimed, vec![(a.clone(), free.id), (b.clone(), stale.id)]);
+    assert!(ok!(store
+        .claim_runs("engine-z", now + Duration::seconds(30), now, 10)
+        .await)
+    .is_empty());
+    assert_eq!(
+        ok!(store
+            .claim_runs("engine-y", now + Duration::seconds(30), now, 1)
+            .await),
+        vec![(a.clone(), free.id)],
+        "the holder gets its own runs back, oldest first, up to the limit"
+    );
+}

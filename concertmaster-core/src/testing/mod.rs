@@ -56,7 +56,9 @@ macro_rules! store_conformance {
             due_waits_come_in_time_order,
             ending_a_run_stops_its_nodes_and_waits,
             audit_entries_filter_newest_first,
-            tenants_never_see_each_other
+            tenants_never_see_each_other,
+            leases_are_exclusive_until_they_expire,
+            claim_runs_takes_each_free_run_once
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

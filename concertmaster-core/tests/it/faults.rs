@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, AuditStore, InMemoryStore, NodeExecution, Run, RunFilter, RunId,
-    RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
+    AuditEntry, AuditFilter, AuditStore, InMemoryStore, LeaseStore, NodeExecution, Run, RunFilter,
+    RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
     WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
@@ -144,6 +144,42 @@ impl WaitStore for FlakyStore {
     }
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
         self.inner.next_due().await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for FlakyStore {
+    async fn claim_run(
+        &self,
+        tenant: &TenantId,
+        id: RunId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.write()?;
+        self.inner.claim_run(tenant, id, owner, until, now).await
+    }
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, RunId)>> {
+        self.write()?;
+        self.inner.claim_runs(owner, until, now, limit).await
+    }
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunId>> {
+        self.inner.renew_leases(owner, runs, until).await
+    }
+    async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {
+        self.inner.release_run(id, owner).await
     }
 }
 

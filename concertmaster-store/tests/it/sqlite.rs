@@ -101,6 +101,6 @@ async fn a_database_from_a_newer_build_is_refused() {
         .expect_err("a newer schema is refused");
     assert_eq!(
         err.to_string(),
-        "the database is at schema version 999, newer than this build's 2; upgrade ConcertMaster"
+        "the database is at schema version 999, newer than this build's 3; upgrade ConcertMaster"
     );
 }
