@@ -134,6 +134,28 @@ macro_rules! sql_store {
             Ok(done.rows_affected())
         }
 
+        /// Why a write into run `id` changed nothing: it does not exist for
+        /// the tenant, or it has ended.
+        async fn closed_run<'c, E>(executor: E, tenant: &TenantId, id: RunId) -> StoreError
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let status = sqlx::query_scalar::<_, String>(sql!("run/exists"))
+                .bind(id.as_uuid())
+                .bind(tenant.as_str())
+                .fetch_optional(executor)
+                .await;
+            match status {
+                Ok(Some(_)) => StoreError::Conflict {
+                    entity: "run",
+                    id: id.to_string(),
+                    message: "the run has ended; an ended run takes no more writes".into(),
+                },
+                Ok(None) => run_missing(id),
+                Err(err) => store_error(err, "run", id),
+            }
+        }
+
         fn run_missing(id: RunId) -> StoreError {
             StoreError::NotFound {
                 entity: "run",
@@ -250,7 +272,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(|err| store_error(err, "run", run.id))?;
                 if done.rows_affected() == 0 {
-                    return Err(run_missing(run.id));
+                    return Err(closed_run(&self.pool, &run.tenant, run.id).await);
                 }
                 Ok(())
             }
@@ -274,7 +296,7 @@ macro_rules! sql_store {
 
             async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
                 if self.write_execution(tenant, execution).await? == 0 {
-                    return Err(run_missing(execution.run_id));
+                    return Err(closed_run(&self.pool, tenant, execution.run_id).await);
                 }
                 Ok(())
             }
@@ -370,14 +392,18 @@ macro_rules! sql_store {
                 };
                 let fail = |err| store_error(err, "wait", &wait.key);
                 let mut tx = self.pool.begin().await.map_err(fail)?;
-                let exists = sqlx::query(sql!("run/exists"))
+                let status = sqlx::query_scalar::<_, String>(sql!("run/exists"))
                     .bind(execution.run_id.as_uuid())
                     .bind(tenant.as_str())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(fail)?;
-                if exists.is_none() {
-                    return Err(run_missing(execution.run_id));
+                match status.as_deref() {
+                    None => return Err(run_missing(execution.run_id)),
+                    Some("succeeded" | "failed" | "cancelled") => {
+                        return Err(closed_run(&mut *tx, tenant, execution.run_id).await)
+                    }
+                    Some(_) => {}
                 }
                 let registered = sqlx::query(sql!("wait/upsert"))
                     .bind(tenant.as_str())

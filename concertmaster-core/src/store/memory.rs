@@ -112,6 +112,25 @@ impl InMemoryStore {
     }
 }
 
+fn run_ended(id: RunId) -> StoreError {
+    StoreError::Conflict {
+        entity: "run",
+        id: id.to_string(),
+        message: "the run has ended; an ended run takes no more writes".into(),
+    }
+}
+
+impl State {
+    /// Run `id` of `tenant`, if it exists and has not ended.
+    fn open_run(&self, tenant: &TenantId, id: RunId) -> StoreResult<&Run> {
+        match self.run(tenant, id) {
+            None => Err(run_not_found(id)),
+            Some(run) if run.status.is_terminal() => Err(run_ended(id)),
+            Some(run) => Ok(run),
+        }
+    }
+}
+
 fn run_not_found(id: RunId) -> StoreError {
     StoreError::NotFound {
         entity: "run",
@@ -201,17 +220,9 @@ impl RunStore for InMemoryStore {
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let mut state = self.state();
-        match state
-            .runs
-            .get_mut(&run.id)
-            .filter(|r| r.tenant == run.tenant)
-        {
-            Some(stored) => {
-                *stored = run.clone();
-                Ok(())
-            }
-            None => Err(run_not_found(run.id)),
-        }
+        state.open_run(&run.tenant, run.id)?;
+        state.runs.insert(run.id, run.clone());
+        Ok(())
     }
 
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
@@ -233,9 +244,7 @@ impl RunStore for InMemoryStore {
         execution: &NodeExecution,
     ) -> StoreResult<()> {
         let mut state = self.state();
-        if state.run(tenant, execution.run_id).is_none() {
-            return Err(run_not_found(execution.run_id));
-        }
+        state.open_run(tenant, execution.run_id)?;
         state
             .executions
             .entry(execution.run_id)
@@ -326,9 +335,7 @@ impl WaitStore for InMemoryStore {
             });
         };
         let mut state = self.state();
-        if state.run(tenant, execution.run_id).is_none() {
-            return Err(run_not_found(execution.run_id));
-        }
+        state.open_run(tenant, execution.run_id)?;
         let slot = (tenant.clone(), wait.key.clone());
         if let Some(existing) = state.waits.get(&slot) {
             if existing.run_id != wait.run_id || existing.node_id != wait.node_id {

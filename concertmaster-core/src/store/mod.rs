@@ -135,14 +135,16 @@ pub trait RunStore: Send + Sync {
     /// The run `id`.
     async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>>;
 
-    /// Replaces the stored run with `run` (same id and tenant).
+    /// Replaces the stored run with `run` (same id and tenant). A run that
+    /// has ended takes no more writes: [`StoreError::Conflict`].
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
 
     /// Runs passing `filter`, newest first.
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
     /// Stores the record of one node in one run, replacing the previous
-    /// record of that node.
+    /// record of that node; refused with [`StoreError::Conflict`] once the
+    /// run has ended, so an engine that lost a run cannot write into it.
     async fn save_node_execution(
         &self,
         tenant: &TenantId,

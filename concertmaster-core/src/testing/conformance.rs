@@ -668,3 +668,37 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
         "the holder gets its own runs back, oldest first, up to the limit"
     );
 }
+
+/// Once a run has ended, nothing writes into it any more: not its status,
+/// not its nodes, not a new wait.
+pub async fn an_ended_run_takes_no_more_writes(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(store.insert_run(&r).await);
+    ok!(store
+        .end_run(&a, r.id, RunStatus::Cancelled, "stopped", t0())
+        .await);
+
+    let mut late = r.clone();
+    late.status = RunStatus::Succeeded;
+    let err = store
+        .update_run(&late)
+        .await
+        .expect_err("an ended run keeps its status");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    let err = store
+        .save_node_execution(&a, &execution(r.id, "late", NodeStatus::Succeeded))
+        .await
+        .expect_err("an ended run takes no node records");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    let err = store
+        .suspend_node(&a, &waiting(r.id, "late", "late-key", None))
+        .await
+        .expect_err("an ended run takes no waits");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(
+        ok!(store.run(&a, r.id).await).map(|r| r.status),
+        Some(RunStatus::Cancelled)
+    );
+    assert!(ok!(store.node_executions(&a, r.id).await).is_empty());
+}

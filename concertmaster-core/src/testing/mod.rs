@@ -58,7 +58,8 @@ macro_rules! store_conformance {
             audit_entries_filter_newest_first,
             tenants_never_see_each_other,
             leases_are_exclusive_until_they_expire,
-            claim_runs_takes_each_free_run_once
+            claim_runs_takes_each_free_run_once,
+            an_ended_run_takes_no_more_writes
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -1,1 +1,1 @@
-SELECT 1 FROM workflow_runs WHERE id = $1 AND tenant_id = $2
+SELECT status FROM workflow_runs WHERE id = $1 AND tenant_id = $2
