@@ -39,8 +39,13 @@ pub(super) async fn drive(
         let mut signal = signals.try_recv().ok();
         loop {
             match RunDriver::load(&inner, &tenant, id).await {
-                Ok(Some(mut driver)) => driver.drive(signal.take(), &mut signals).await,
-                Ok(None) => {}
+                Ok(Load::Driver(mut driver)) => driver.drive(signal.take(), &mut signals).await,
+                Ok(Load::Nothing) => {}
+                Ok(Load::HeldElsewhere) => {
+                    if let Some(Signal::Cancel { reason }) = signal.take() {
+                        cancel_held_elsewhere(&inner, &tenant, id, &reason).await;
+                    }
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "run could not be loaded; it stays in flight until the next engine start");
                 }
@@ -53,6 +58,37 @@ pub(super) async fn drive(
     }
     .instrument(span)
     .await
+}
+
+/// What loading a run found.
+enum Load {
+    /// The run, claimed by this engine, ready to drive.
+    Driver(Box<RunDriver>),
+    /// Nothing to drive: no such run, or it has ended.
+    Nothing,
+    /// Another engine holds the run's lease and drives it.
+    HeldElsewhere,
+}
+
+/// Cancels a run another engine drives: the run is ended in the store, and
+/// that engine's next write into it is refused, which stops it there.
+async fn cancel_held_elsewhere(inner: &Arc<Inner>, tenant: &TenantId, id: RunId, reason: &str) {
+    let at = inner.clock.now();
+    let ended = inner
+        .durably("end run", || {
+            inner
+                .store
+                .end_run(tenant, id, RunStatus::Cancelled, reason, at)
+        })
+        .await;
+    match ended {
+        Ok(Some(run)) => {
+            telemetry::run_ended(&run.workflow_id, tenant, run.status, run_age(inner, &run))
+        }
+        Ok(None) => {}
+        Err(err) => tracing::error!(error = %err, "run could not be cancelled"),
+    }
+    inner.notify_settled(id);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,19 +136,25 @@ struct RunDriver {
 }
 
 impl RunDriver {
-    async fn load(
-        inner: &Arc<Inner>,
-        tenant: &TenantId,
-        id: RunId,
-    ) -> Result<Option<Self>, StoreError> {
+    async fn load(inner: &Arc<Inner>, tenant: &TenantId, id: RunId) -> Result<Load, StoreError> {
         let Some(run) = inner
             .durably("read run", || inner.store.run(tenant, id))
             .await?
         else {
-            return Ok(None);
+            return Ok(Load::Nothing);
         };
         if run.status.is_terminal() {
-            return Ok(None);
+            return Ok(Load::Nothing);
+        }
+        let now = inner.clock.now();
+        let until = inner.lease_until(now);
+        let claimed = inner
+            .durably("claim run", || {
+                inner.store.claim_run(tenant, id, &inner.owner, until, now)
+            })
+            .await?;
+        if !claimed {
+            return Ok(Load::HeldElsewhere);
         }
         let workflow = match inner
             .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
@@ -144,7 +186,7 @@ impl RunDriver {
                     );
                 }
                 inner.notify_settled(id);
-                return Ok(None);
+                return Ok(Load::Nothing);
             }
         };
         let n = workflow.definition.nodes.len();
@@ -227,7 +269,7 @@ impl RunDriver {
                 driver.resolve(root).await;
             }
         }
-        Ok(Some(driver))
+        Ok(Load::Driver(Box::new(driver)))
     }
 
     async fn drive(
@@ -235,8 +277,12 @@ impl RunDriver {
         first: Option<Signal>,
         signals: &mut mpsc::UnboundedReceiver<Signal>,
     ) {
-        if let Some(Signal::Cancel { reason }) = first {
-            return self.stop(RunStatus::Cancelled, reason).await;
+        match first {
+            Some(Signal::Cancel { reason }) => {
+                return self.stop(RunStatus::Cancelled, reason).await
+            }
+            Some(Signal::Abandon) => return,
+            _ => {}
         }
         if self.run.status != RunStatus::Running {
             self.run.status = RunStatus::Running;
@@ -259,6 +305,14 @@ impl RunDriver {
                 self.launch(i);
             }
             if self.running.is_empty() {
+                // Before settling as waiting: a wait may have been taken by
+                // another engine, whose signal cannot reach this driver.
+                if self.slots.contains(&Slot::Waiting) {
+                    self.pick_up_woken().await;
+                    if !self.ready.is_empty() {
+                        continue;
+                    }
+                }
                 break;
             }
             tokio::select! {
@@ -268,6 +322,11 @@ impl RunDriver {
                         return self.stop(RunStatus::Cancelled, reason).await;
                     }
                     Signal::Wake => self.pick_up_woken().await,
+                    Signal::Abandon => {
+                        telemetry::run_driven(&self.tenant, -1.0);
+                        self.running.clear();
+                        return;
+                    }
                 },
                 Some((i, finish)) = self.running.next() => self.finish(i, finish).await,
             }
@@ -499,6 +558,7 @@ impl RunDriver {
             tracing::error!(error = %err, "run state could not be stored; it stays in flight");
             return;
         }
+        release(&self.inner, self.run.id).await;
         if !waiting {
             telemetry::run_ended(
                 &self.run.workflow_id,
@@ -539,12 +599,25 @@ impl RunDriver {
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "run could not be ended; it stays in flight"),
         }
+        release(&self.inner, self.run.id).await;
         self.inner.notify_settled(self.run.id);
     }
 
     fn node_id(&self, i: Option<usize>) -> String {
         i.map(|i| self.workflow.definition.nodes[i].id.to_string())
             .unwrap_or_else(|| "?".into())
+    }
+}
+
+/// Gives up this engine's lease on run `id`: it settled, and whoever wakes
+/// it next may drive it.
+async fn release(inner: &Arc<Inner>, id: RunId) {
+    let owner = &inner.owner;
+    if let Err(err) = inner
+        .durably("release run", || inner.store.release_run(id, owner))
+        .await
+    {
+        tracing::warn!(error = %err, "lease not released; it expires on its own");
     }
 }
 

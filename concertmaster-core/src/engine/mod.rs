@@ -68,6 +68,7 @@ struct Limits {
     timer_poll_interval: Duration,
     store_retry_for: Duration,
     recovery_interval: Duration,
+    lease_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +81,7 @@ impl Default for Limits {
             timer_poll_interval: Duration::from_secs(1),
             store_retry_for: Duration::from_secs(60),
             recovery_interval: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -95,6 +97,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<RunId>,
     timer_wake: Arc<Notify>,
     shutdown: CancellationToken,
+    /// This engine's name on the leases it holds.
+    owner: String,
 }
 
 struct ActiveRun {
@@ -109,6 +113,8 @@ pub(crate) enum Signal {
     Wake,
     /// Stop the run.
     Cancel { reason: String },
+    /// This engine lost the run's lease: stop driving it, write nothing.
+    Abandon,
 }
 
 /// Builds an [`Engine`].
@@ -193,6 +199,15 @@ impl EngineBuilder {
         self
     }
 
+    /// How long this engine's hold on a run lasts without renewal (default
+    /// 30 seconds). The engine renews its leases every third of it; when a
+    /// process dies, its runs are taken over by another engine on the same
+    /// store once their leases expire.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.limits.lease_ttl = ttl.max(Duration::from_millis(30));
+        self
+    }
+
     /// Builds the engine, then resumes every run the store holds in flight
     /// and starts the durable-timer loop. Must be called on a tokio runtime.
     pub async fn build(self) -> Result<Engine> {
@@ -209,6 +224,7 @@ impl EngineBuilder {
             events,
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
+            owner: format!("engine-{}", RunId::new()),
         });
         inner.pick_up_stranded().await?;
         tokio::spawn(timers::timer_loop(
@@ -701,9 +717,13 @@ impl Inner {
     /// start-up, the runs a stopped engine left; later, runs left behind by
     /// a store outage.
     pub(crate) async fn pick_up_stranded(self: &Arc<Self>) -> Result<usize> {
-        let in_flight = self.store.runs_in_flight().await?;
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_runs(&self.owner, self.lease_until(now), now, 256)
+            .await?;
         let mut picked = 0;
-        for (tenant, run) in in_flight {
+        for (tenant, run) in claimed {
             if !self.is_active(run) {
                 picked += 1;
                 self.signal(tenant, run, Signal::Wake);
@@ -713,6 +733,31 @@ impl Inner {
             tracing::info!(runs = picked, "resuming runs in flight");
         }
         Ok(picked)
+    }
+
+    /// When a lease taken or renewed at `now` runs out.
+    pub(crate) fn lease_until(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now + chrono::Duration::from_std(self.limits.lease_ttl).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Renews the leases of the runs this engine drives; a driver whose
+    /// lease was lost (this process stalled past its lease) stops.
+    pub(crate) async fn renew_leases(&self) -> Result<()> {
+        let runs: Vec<RunId> = self.active().keys().copied().collect();
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let until = self.lease_until(self.clock.now());
+        for lost in self.store.renew_leases(&self.owner, &runs, until).await? {
+            tracing::warn!(run = %lost, "lease lost; another engine drives the run now");
+            if let Some(run) = self.active().get(&lost) {
+                let _ = run.signals.send(Signal::Abandon);
+            }
+        }
+        Ok(())
     }
 
     fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) {

@@ -1,5 +1,6 @@
-//! The engine's background loop: wakes nodes whose time has come, and picks
-//! up runs in flight that no driver moves.
+//! The engine's background loop: wakes nodes whose time has come, renews
+//! the leases of the runs it drives, and picks up runs in flight that no
+//! engine moves.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub(super) async fn timer_loop(
     shutdown: CancellationToken,
 ) {
     let mut last_recovery = std::time::Instant::now();
+    let mut last_renewal = std::time::Instant::now();
     loop {
         let sleep_for = {
             let Some(inner) = engine.upgrade() else {
@@ -24,6 +26,13 @@ pub(super) async fn timer_loop(
             };
             if let Err(err) = inner.fire_due_timers().await {
                 tracing::warn!(error = %err, "durable timers could not be checked; retrying");
+            }
+            let renew_every = inner.limits.lease_ttl / 3;
+            if last_renewal.elapsed() >= renew_every {
+                last_renewal = std::time::Instant::now();
+                if let Err(err) = inner.renew_leases().await {
+                    tracing::warn!(error = %err, "leases could not be renewed; retrying");
+                }
             }
             if last_recovery.elapsed() >= inner.limits.recovery_interval {
                 last_recovery = std::time::Instant::now();
@@ -34,7 +43,8 @@ pub(super) async fn timer_loop(
             let poll = inner
                 .limits
                 .timer_poll_interval
-                .min(inner.limits.recovery_interval);
+                .min(inner.limits.recovery_interval)
+                .min(renew_every);
             match inner.store.next_due().await {
                 Ok(Some(at)) => (at - inner.clock.now())
                     .to_std()

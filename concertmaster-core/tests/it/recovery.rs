@@ -10,10 +10,14 @@ use serde_json::json;
 
 use crate::support::{registry, workflow, Log};
 
+/// An engine whose leases run out quickly, so that the next engine takes
+/// over the runs of one that stopped without waiting long.
 async fn engine_on(store: &InMemoryStore, log: &Arc<Log>) -> Engine {
     Engine::builder()
         .store(store.clone())
         .registry(registry(log))
+        .lease_ttl(Duration::from_millis(300))
+        .recovery_interval(Duration::from_millis(50))
         .build()
         .await
         .expect("engine builds")

@@ -166,6 +166,9 @@ fn worker() {
             .registry(registry(Path::new(&effects)))
             // Few at a time, so that the work outlasts the kills.
             .max_concurrent_nodes(2)
+            // A killed worker's runs are free again a second later.
+            .lease_ttl(Duration::from_secs(1))
+            .recovery_interval(Duration::from_millis(200))
             .build()
             .await
             .expect("engine builds");
