@@ -69,6 +69,7 @@ struct Limits {
     store_retry_for: Duration,
     recovery_interval: Duration,
     lease_ttl: Duration,
+    max_active_runs: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +83,7 @@ impl Default for Limits {
             store_retry_for: Duration::from_secs(60),
             recovery_interval: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(30),
+            max_active_runs: 1000,
         }
     }
 }
@@ -99,6 +101,9 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     /// This engine's name on the leases it holds.
     owner: String,
+    /// Set when a run was left in the store for want of room; the
+    /// background loop then claims work as soon as a driver retires.
+    backlog: std::sync::atomic::AtomicBool,
 }
 
 struct ActiveRun {
@@ -199,6 +204,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Most runs this engine drives at once (default 1000). Runs past it
+    /// wait in the store, unclaimed, until this engine has room or another
+    /// engine on the same store takes them: that is how several engines
+    /// share the work.
+    pub fn max_active_runs(mut self, n: usize) -> Self {
+        self.limits.max_active_runs = n.max(1);
+        self
+    }
+
     /// How long this engine's hold on a run lasts without renewal (default
     /// 30 seconds). The engine renews its leases every third of it; when a
     /// process dies, its runs are taken over by another engine on the same
@@ -225,6 +239,7 @@ impl EngineBuilder {
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             owner: format!("engine-{}", RunId::new()),
+            backlog: std::sync::atomic::AtomicBool::new(false),
         });
         inner.pick_up_stranded().await?;
         tokio::spawn(timers::timer_loop(
@@ -652,6 +667,12 @@ impl Inner {
                 return;
             }
         }
+        if matches!(signal, Signal::Wake) && active.len() >= self.limits.max_active_runs {
+            // Full: the run waits in the store for this engine or another.
+            self.backlog
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         // The receiver is alive until the driver below ends; it cannot be closed yet.
         let _ = tx.send(signal);
@@ -678,6 +699,9 @@ impl Inner {
         }
         active.remove(&id);
         drop(active);
+        if self.backlog.load(std::sync::atomic::Ordering::SeqCst) {
+            self.timer_wake.notify_one();
+        }
         // Nobody may be listening; that is fine.
         let _ = self.events.send(id);
         None
@@ -717,10 +741,19 @@ impl Inner {
     /// start-up, the runs a stopped engine left; later, runs left behind by
     /// a store outage.
     pub(crate) async fn pick_up_stranded(self: &Arc<Self>) -> Result<usize> {
+        let room = self
+            .limits
+            .max_active_runs
+            .saturating_sub(self.active().len());
+        if room == 0 {
+            self.backlog
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Ok(0);
+        }
         let now = self.clock.now();
         let claimed = self
             .store
-            .claim_runs(&self.owner, self.lease_until(now), now, 256)
+            .claim_runs(&self.owner, self.lease_until(now), now, room.min(256))
             .await?;
         let mut picked = 0;
         for (tenant, run) in claimed {

@@ -34,7 +34,10 @@ pub(super) async fn timer_loop(
                     tracing::warn!(error = %err, "leases could not be renewed; retrying");
                 }
             }
-            if last_recovery.elapsed() >= inner.limits.recovery_interval {
+            let backlog = inner
+                .backlog
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
+            if backlog || last_recovery.elapsed() >= inner.limits.recovery_interval {
                 last_recovery = std::time::Instant::now();
                 if let Err(err) = inner.pick_up_stranded().await {
                     tracing::warn!(error = %err, "runs in flight could not be listed; retrying");

@@ -47,6 +47,7 @@ impl Node for FanOut {
 /// ERP call would create a record, then takes a moment.
 struct Effect {
     file: PathBuf,
+    pause: Duration,
 }
 
 #[async_trait]
@@ -55,10 +56,11 @@ impl Node for Effect {
         let mut lines = String::new();
         for (i, _) in input.main_items().iter().enumerate() {
             lines.push_str(&format!(
-                "{} {} {i} {}\n",
+                "{} {} {i} {} {}\n",
                 ctx.run_id(),
                 ctx.node_id(),
-                ctx.item_key(i)
+                ctx.item_key(i),
+                std::process::id()
             ));
         }
         let mut file = std::fs::OpenOptions::new()
@@ -69,7 +71,7 @@ impl Node for Effect {
         // One write per call: O_APPEND keeps it whole.
         file.write_all(lines.as_bytes())
             .map_err(|e| NodeError::retryable(e.to_string()))?;
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(self.pause).await;
         Ok(NodeOutcome::Done(input))
     }
 }
@@ -84,7 +86,7 @@ impl Node for Pass {
     }
 }
 
-fn registry(effects: &Path) -> NodeRegistry {
+fn registry(effects: &Path, pause: Duration) -> NodeRegistry {
     let mut registry = NodeRegistry::new();
     registry
         .register_node(NodeDescriptor::new("start", NodeCategory::Trigger), Pass)
@@ -97,6 +99,7 @@ fn registry(effects: &Path) -> NodeRegistry {
             NodeDescriptor::new("effect", NodeCategory::Output),
             Effect {
                 file: effects.to_path_buf(),
+                pause,
             },
         )
         .expect("registers");
@@ -148,8 +151,9 @@ async fn open(db: &str) -> std::sync::Arc<dyn Store> {
     panic!("unknown database {db}")
 }
 
-/// The worker: resumes what is in flight, starts the runs still missing,
-/// and exits once all have succeeded (if it is not killed first).
+/// The worker: resumes what is in flight, starts the runs still missing
+/// (unless told another worker does), and exits once all have succeeded (if
+/// it is not killed first).
 #[test]
 #[ignore = "started by the crash tests as their worker process"]
 fn worker() {
@@ -159,13 +163,24 @@ fn worker() {
     ) else {
         panic!("the crash worker needs CM_CRASH_DB and CM_CRASH_EFFECTS");
     };
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let runs = number("CM_CRASH_RUNS", RUNS as u64) as usize;
+    let starts = number("CM_CRASH_STARTS", 1) == 1;
+    let pause = Duration::from_millis(number("CM_CRASH_EFFECT_MS", 40));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let engine = Engine::builder()
             .shared_store(open(&db).await)
-            .registry(registry(Path::new(&effects)))
-            // Few at a time, so that the work outlasts the kills.
+            .registry(registry(Path::new(&effects), pause))
+            // Few at a time, so that the work outlasts the kills and
+            // several workers share it.
             .max_concurrent_nodes(2)
+            .max_active_runs(8)
             // A killed worker's runs are free again a second later.
             .lease_ttl(Duration::from_secs(1))
             .recovery_interval(Duration::from_millis(200))
@@ -173,25 +188,63 @@ fn worker() {
             .await
             .expect("engine builds");
         let tenant = TenantId::new("crash");
-        let id = WorkflowId::new("crash");
-        let published = match engine.workflow(&tenant, &id, None).await {
-            Ok(published) => published,
-            Err(Error::WorkflowNotFound { .. }) => engine
-                .publish(&tenant, workflow())
-                .await
-                .expect("publishes"),
-            Err(err) => panic!("{err}"),
-        };
-        let all = RunFilter::all().limit(RUNS * 2);
-        let existing = engine.runs(&tenant, &all).await.expect("lists").len();
-        for _ in existing..RUNS {
-            engine.start(&published, json!({})).await.expect("starts");
+        if starts {
+            let id = WorkflowId::new("crash");
+            let published = match engine.workflow(&tenant, &id, None).await {
+                Ok(published) => published,
+                Err(Error::WorkflowNotFound { .. }) => engine
+                    .publish(&tenant, workflow())
+                    .await
+                    .expect("publishes"),
+                Err(err) => panic!("{err}"),
+            };
+            let all = RunFilter::all().limit(runs * 2);
+            let existing = engine.runs(&tenant, &all).await.expect("lists").len();
+            for _ in existing..runs {
+                engine.start(&published, json!({})).await.expect("starts");
+            }
         }
-        let done = RunFilter::status(RunStatus::Succeeded).limit(RUNS * 2);
-        while engine.runs(&tenant, &done).await.expect("lists").len() < RUNS {
+        let done = RunFilter::status(RunStatus::Succeeded).limit(runs * 2);
+        while engine.runs(&tenant, &done).await.expect("lists").len() < runs {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
+}
+
+fn spawn_worker(db: &str, effects: &Path, env: &[(&str, String)]) -> std::process::Child {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            "crash::worker",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("CM_CRASH_DB", db)
+        .env("CM_CRASH_EFFECTS", effects)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("worker starts")
+}
+
+fn wait_for_success(mut child: std::process::Child, limit: Duration) {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("worker state") {
+            assert!(status.success(), "a worker failed: {status}");
+            return;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "a worker did not finish in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 struct Outcome {
@@ -203,26 +256,9 @@ struct Outcome {
 /// Starts workers on `db`, kills `KILLS` of them at random moments, lets
 /// the last one finish, then checks the database and the effects file.
 async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
-    let exe = std::env::current_exe().expect("test binary path");
-    let spawn = || {
-        Command::new(&exe)
-            .args([
-                "--ignored",
-                "--exact",
-                "crash::worker",
-                "--test-threads=1",
-                "--quiet",
-            ])
-            .env("CM_CRASH_DB", db)
-            .env("CM_CRASH_EFFECTS", effects)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("worker starts")
-    };
     let mut kills = 0;
     for _ in 0..KILLS {
-        let mut child = spawn();
+        let mut child = spawn_worker(db, effects, &[]);
         std::thread::sleep(Duration::from_millis(fastrand::u64(50..250)));
         if child.try_wait().expect("worker state").is_none() {
             // SIGKILL: no destructor, no flush, no goodbye.
@@ -231,28 +267,38 @@ async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
         }
         child.wait().expect("worker reaped");
     }
-    let mut last = spawn();
-    let began = Instant::now();
-    loop {
-        if let Some(status) = last.try_wait().expect("worker state") {
-            assert!(status.success(), "the last worker failed: {status}");
-            break;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(120),
-            "the last worker did not finish in 2 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_success(spawn_worker(db, effects, &[]), Duration::from_secs(120));
 
+    let effects = check(db, effects, RUNS).await;
+    Outcome {
+        kills,
+        effect_lines: effects.lines,
+        re_executed: effects.lines - effects.by_item.len(),
+    }
+}
+
+/// What the side-effect file says: lines, and per (run, node, item) the
+/// keys used and the processes that made the effect.
+struct Effects {
+    lines: usize,
+    by_item: HashMap<(String, String, String), (HashSet<String>, HashSet<u32>)>,
+}
+
+/// Checks that all `runs` runs succeeded with every node result kept, and
+/// that every item's side effect was made under one key.
+async fn check(db: &str, effects: &Path, runs: usize) -> Effects {
     let store = open(db).await;
     let tenant = TenantId::new("crash");
-    let runs = store
-        .runs(&tenant, &RunFilter::all().limit(RUNS * 2))
+    let stored = store
+        .runs(&tenant, &RunFilter::all().limit(runs * 2))
         .await
         .expect("lists");
-    assert_eq!(runs.len(), RUNS, "exactly the runs asked for were started");
-    for run in &runs {
+    assert_eq!(
+        stored.len(),
+        runs,
+        "exactly the runs asked for were started"
+    );
+    for run in &stored {
         assert_eq!(
             run.status,
             RunStatus::Succeeded,
@@ -290,33 +336,32 @@ async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
     }
 
     let text = std::fs::read_to_string(effects).expect("effects file");
-    let mut keys: HashMap<(String, String, String), HashSet<String>> = HashMap::new();
-    let mut effect_lines = 0;
+    let mut by_item: HashMap<(String, String, String), (HashSet<String>, HashSet<u32>)> =
+        HashMap::new();
+    let mut lines = 0;
     for line in text.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
-        assert_eq!(parts.len(), 4, "a whole line: {line:?}");
-        effect_lines += 1;
-        keys.entry((parts[0].into(), parts[1].into(), parts[2].into()))
-            .or_default()
-            .insert(parts[3].into());
+        assert_eq!(parts.len(), 5, "a whole line: {line:?}");
+        lines += 1;
+        let entry = by_item
+            .entry((parts[0].into(), parts[1].into(), parts[2].into()))
+            .or_default();
+        entry.0.insert(parts[3].into());
+        entry.1.insert(parts[4].parse().expect("a pid"));
     }
     assert_eq!(
-        keys.len(),
-        RUNS * ITEMS_PER_RUN,
+        by_item.len(),
+        runs * ITEMS_PER_RUN,
         "every item's side effect happened"
     );
-    for ((run, node, item), seen) in &keys {
+    for ((run, node, item), (keys, _)) in &by_item {
         assert_eq!(
-            seen.len(),
+            keys.len(),
             1,
-            "{run} {node} {item} was made under keys {seen:?}"
+            "{run} {node} {item} was made under keys {keys:?}"
         );
     }
-    Outcome {
-        kills,
-        effect_lines,
-        re_executed: effect_lines - keys.len(),
-    }
+    Effects { lines, by_item }
 }
 
 fn report(backend: &str, outcome: &Outcome) {
@@ -355,5 +400,67 @@ async fn postgres_survives_repeated_sigkill() {
         outcome.kills >= 30,
         "only {} workers were killed",
         outcome.kills
+    );
+}
+
+/// Three engine processes share 500 runs on one Postgres; one is killed
+/// mid-way. Every run completes; the survivors took over the dead one's
+/// runs once its leases expired; no effect was made twice by processes
+/// that stayed alive (only the killed one's unfinished work was redone).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_engines_share_the_runs_and_survive_losing_one() {
+    const SHARED_RUNS: usize = 500;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("postgres:{}", crate::support::fresh_postgres_url().await);
+    let effects = dir.path().join("effects.log");
+    let env = |starts: bool| {
+        vec![
+            ("CM_CRASH_RUNS", SHARED_RUNS.to_string()),
+            (
+                "CM_CRASH_STARTS",
+                if starts { "1" } else { "0" }.to_string(),
+            ),
+            ("CM_CRASH_EFFECT_MS", "10".to_string()),
+        ]
+    };
+    let starter = spawn_worker(&db, &effects, &env(true));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut doomed = spawn_worker(&db, &effects, &env(false));
+    let survivor = spawn_worker(&db, &effects, &env(false));
+    std::thread::sleep(Duration::from_millis(1500));
+    let doomed_pid = doomed.id();
+    let killed = doomed.try_wait().expect("worker state").is_none();
+    assert!(
+        killed,
+        "the second engine finished before it could be killed; give it more work"
+    );
+    doomed.kill().expect("worker killed");
+    doomed.wait().expect("worker reaped");
+    wait_for_success(starter, Duration::from_secs(120));
+    wait_for_success(survivor, Duration::from_secs(120));
+
+    let effects = check(&db, &effects, SHARED_RUNS).await;
+    let mut per_process: HashMap<u32, usize> = HashMap::new();
+    let mut redone = 0;
+    for ((run, node, item), (_, pids)) in &effects.by_item {
+        for pid in pids {
+            *per_process.entry(*pid).or_default() += 1;
+        }
+        if pids.len() > 1 {
+            redone += 1;
+            assert!(
+                pids.contains(&doomed_pid),
+                "{run} {node} {item} was made by two live engines {pids:?}"
+            );
+        }
+    }
+    assert!(
+        per_process.len() >= 3,
+        "all three engines did work: {per_process:?}"
+    );
+    println!(
+        "postgres, 3 engines: {SHARED_RUNS} runs completed; items per process {per_process:?}; \
+         {redone} items of the killed engine ({doomed_pid}) redone by the others"
     );
 }
