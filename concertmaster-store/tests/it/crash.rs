@@ -277,11 +277,20 @@ async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
     }
 }
 
-/// What the side-effect file says: lines, and per (run, node, item) the
-/// keys used and the processes that made the effect.
+/// A side effect's (run, node, item).
+type ItemId = (String, String, String);
+
+/// Who made one item's side effect: the keys used and the processes.
+#[derive(Default)]
+struct Made {
+    keys: HashSet<String>,
+    by: HashSet<u32>,
+}
+
+/// What the side-effect file says: lines, and per item who made it.
 struct Effects {
     lines: usize,
-    by_item: HashMap<(String, String, String), (HashSet<String>, HashSet<u32>)>,
+    by_item: HashMap<ItemId, Made>,
 }
 
 /// Checks that all `runs` runs succeeded with every node result kept, and
@@ -336,8 +345,7 @@ async fn check(db: &str, effects: &Path, runs: usize) -> Effects {
     }
 
     let text = std::fs::read_to_string(effects).expect("effects file");
-    let mut by_item: HashMap<(String, String, String), (HashSet<String>, HashSet<u32>)> =
-        HashMap::new();
+    let mut by_item: HashMap<ItemId, Made> = HashMap::new();
     let mut lines = 0;
     for line in text.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
@@ -346,15 +354,16 @@ async fn check(db: &str, effects: &Path, runs: usize) -> Effects {
         let entry = by_item
             .entry((parts[0].into(), parts[1].into(), parts[2].into()))
             .or_default();
-        entry.0.insert(parts[3].into());
-        entry.1.insert(parts[4].parse().expect("a pid"));
+        entry.keys.insert(parts[3].into());
+        entry.by.insert(parts[4].parse().expect("a pid"));
     }
     assert_eq!(
         by_item.len(),
         runs * ITEMS_PER_RUN,
         "every item's side effect happened"
     );
-    for ((run, node, item), (keys, _)) in &by_item {
+    for ((run, node, item), made) in &by_item {
+        let keys = &made.keys;
         assert_eq!(
             keys.len(),
             1,
@@ -443,7 +452,8 @@ async fn three_engines_share_the_runs_and_survive_losing_one() {
     let effects = check(&db, &effects, SHARED_RUNS).await;
     let mut per_process: HashMap<u32, usize> = HashMap::new();
     let mut redone = 0;
-    for ((run, node, item), (_, pids)) in &effects.by_item {
+    for ((run, node, item), made) in &effects.by_item {
+        let pids = &made.by;
         for pid in pids {
             *per_process.entry(*pid).or_default() += 1;
         }
