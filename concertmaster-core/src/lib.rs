@@ -92,11 +92,6 @@ pub mod testing;
 mod validate;
 mod workflow;
 
-/// The README's embedding example is compiled and run as a doc test.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
-
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]

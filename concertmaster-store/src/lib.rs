@@ -30,6 +30,12 @@
 //! | `sqlite`   | yes     | [`SqliteStore`]: one file, WAL mode, bundled SQLite |
 //! | `postgres` | no      | [`PostgresStore`]: a PostgreSQL database, shared by several engines |
 
+/// The README's examples are compiled (and the embedding one run) as doc
+/// tests here, where both stores are at hand.
+#[cfg(all(doctest, feature = "sqlite", feature = "postgres"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod codec;
 mod error;
 mod migrate;

@@ -218,3 +218,58 @@ async fn a_stopped_engine_refuses_work_instead_of_hanging() {
         Err(Error::ShutDown)
     ));
 }
+
+#[tokio::test]
+async fn a_timer_fires_once_across_engines() {
+    let store = InMemoryStore::new();
+    let clock = ManualClock::default();
+    let log = Arc::new(Log::default());
+    let build = || {
+        Engine::builder()
+            .store(store.clone())
+            .registry(registry(&log))
+            .clock(clock.clone())
+            .build()
+    };
+    let (first, second) = (
+        build().await.expect("builds"),
+        build().await.expect("builds"),
+    );
+    let tenant = TenantId::new("acme");
+    let def = WorkflowDefinition::from_value(workflow(
+        "timer",
+        &[
+            ("start", "start", json!({})),
+            ("wait", "delay", json!({"seconds": 60})),
+        ],
+        &[("start", "wait")],
+    ))
+    .expect("parses");
+    let wf = first.publish(&tenant, def).await.expect("publishes");
+    let run = first.start(&wf, json!({})).await.expect("starts");
+    assert_eq!(
+        first.settled(&tenant, run).await.expect("settles").status,
+        RunStatus::Waiting
+    );
+
+    clock.advance(Duration::from_secs(61));
+    let (a, b) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    assert_eq!(
+        a.expect("fires") + b.expect("fires"),
+        1,
+        "one engine fires the timer"
+    );
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let run = first.run(&tenant, run).await.expect("reads").run;
+            if run.status.is_terminal() {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the run ends");
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(log.attempts("wait"), 2, "suspended once, woken once");
+}
