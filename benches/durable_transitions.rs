@@ -11,69 +11,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use concertmaster_benches::{chain, fan_out_in, registry};
 use concertmaster_core::{
-    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition,
+    Engine, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use serde_json::{json, Value};
-
-struct Noop;
-
-#[async_trait]
-impl Node for Noop {
-    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
-        Ok(NodeOutcome::Done(input))
-    }
-}
-
-struct Tick;
-
-#[async_trait]
-impl Node for Tick {
-    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
-        Ok(NodeOutcome::main(vec![Default::default()]))
-    }
-}
-
-fn registry() -> NodeRegistry {
-    let mut registry = NodeRegistry::new();
-    registry
-        .register_node(NodeDescriptor::new("trigger", NodeCategory::Trigger), Noop)
-        .expect("registers");
-    registry
-        .register_node(NodeDescriptor::new("noop", NodeCategory::Transform), Noop)
-        .expect("registers");
-    registry
-        .register_node(NodeDescriptor::new("tick", NodeCategory::Transform), Tick)
-        .expect("registers");
-    registry
-}
-
-fn chain(n: usize) -> Value {
-    let nodes: Vec<Value> = (0..n)
-        .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "trigger" } else { "noop" }}))
-        .collect();
-    let edges: Vec<Value> = (1..n)
-        .map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")}))
-        .collect();
-    json!({"id": format!("chain-{n}"), "name": "chain", "nodes": nodes, "edges": edges})
-}
-
-fn fan_out_in(width: usize) -> Value {
-    let mut nodes = vec![
-        json!({"id": "start", "type": "trigger"}),
-        json!({"id": "join", "type": "tick"}),
-    ];
-    let mut edges = Vec::new();
-    for i in 0..width {
-        nodes.push(json!({"id": format!("w{i}"), "type": "tick"}));
-        edges.push(json!({"source": "start", "target": format!("w{i}")}));
-        edges.push(json!({"source": format!("w{i}"), "target": "join"}));
-    }
-    json!({"id": format!("fan-{width}"), "name": "fan", "nodes": nodes, "edges": edges})
-}
+use serde_json::json;
 
 /// The schema the benchmark works in, dropped when it ends so that no
 /// autovacuum of its leftovers runs beside the next measurement.
@@ -165,18 +108,10 @@ fn durable_transitions(c: &mut Criterion) {
                 .build()
                 .await
                 .expect("engine");
-            let publish = |def: Value| {
+            let publish = |def: WorkflowDefinition| {
                 let engine = engine.clone();
                 let tenant = tenant.clone();
-                async move {
-                    engine
-                        .publish(
-                            &tenant,
-                            WorkflowDefinition::from_value(def).expect("parses"),
-                        )
-                        .await
-                        .expect("publishes")
-                }
+                async move { engine.publish(&tenant, def).await.expect("publishes") }
             };
             let chain40 = publish(chain(40)).await;
             let fan = publish(fan_out_in(1000)).await;

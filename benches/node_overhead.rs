@@ -9,70 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use concertmaster_core::{
-    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, PublishedWorkflow, RunStatus, TenantId, WorkflowDefinition,
-};
+use concertmaster_benches::{chain, fan_out_in, registry};
+use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, TenantId};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use serde_json::{json, Value};
-
-struct Noop;
-
-#[async_trait]
-impl Node for Noop {
-    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
-        Ok(NodeOutcome::Done(input))
-    }
-}
-
-/// Emits one empty item, whatever it got: keeps fan-in inputs small.
-struct Tick;
-
-#[async_trait]
-impl Node for Tick {
-    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
-        Ok(NodeOutcome::main(vec![Default::default()]))
-    }
-}
-
-fn registry() -> NodeRegistry {
-    let mut registry = NodeRegistry::new();
-    registry
-        .register_node(NodeDescriptor::new("trigger", NodeCategory::Trigger), Noop)
-        .expect("registers");
-    registry
-        .register_node(NodeDescriptor::new("noop", NodeCategory::Transform), Noop)
-        .expect("registers");
-    registry
-        .register_node(NodeDescriptor::new("tick", NodeCategory::Transform), Tick)
-        .expect("registers");
-    registry
-}
-
-fn chain(n: usize) -> Value {
-    let nodes: Vec<Value> = (0..n)
-        .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "trigger" } else { "noop" }}))
-        .collect();
-    let edges: Vec<Value> = (1..n)
-        .map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")}))
-        .collect();
-    json!({"id": format!("chain-{n}"), "name": "chain", "nodes": nodes, "edges": edges})
-}
-
-fn fan_out_in(width: usize) -> Value {
-    let mut nodes = vec![
-        json!({"id": "start", "type": "trigger"}),
-        json!({"id": "join", "type": "tick"}),
-    ];
-    let mut edges = Vec::new();
-    for i in 0..width {
-        nodes.push(json!({"id": format!("w{i}"), "type": "tick"}));
-        edges.push(json!({"source": "start", "target": format!("w{i}")}));
-        edges.push(json!({"source": format!("w{i}"), "target": "join"}));
-    }
-    json!({"id": format!("fan-{width}"), "name": "fan", "nodes": nodes, "edges": edges})
-}
+use serde_json::json;
 
 async fn run_once(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) {
     let run = engine
@@ -102,7 +42,6 @@ fn node_overhead(c: &mut Criterion) {
             ("chain", 1000, chain(1000)),
             ("fan_out_fan_in", 1002, fan_out_in(1000)),
         ] {
-            let def = WorkflowDefinition::from_value(def).expect("parses");
             let workflow = engine.publish(&tenant, def).await.expect("publishes");
             shapes.push((name, nodes, workflow));
         }
