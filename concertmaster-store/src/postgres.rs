@@ -129,7 +129,7 @@ fn read_ts(
     row.try_get(column)
 }
 
-/// Claims free runs in flight; the locking differs per backend.
-const CLAIM_RUNS: &str = include_str!("../queries/lease/claim_many.postgres.sql");
+/// Runs whose lease may be claimed; the locking differs per backend.
+const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");
 
 sql_store!(PostgresStore);

@@ -531,28 +531,40 @@ macro_rules! sql_store {
                 max: usize,
             ) -> StoreResult<Vec<(TenantId, RunId)>> {
                 let fail = |err| store_error(err, "run leases", owner);
-                let rows = sqlx::query(CLAIM_RUNS)
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let rows = sqlx::query(LEASE_CANDIDATES)
                     .bind(owner)
-                    .bind(ts(until))
                     .bind(ts(now))
                     .bind(limit(max))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(fail)?;
-                let mut claimed = rows
+                let candidates = rows
                     .iter()
                     .map(|row| {
                         Ok((
-                            read_ts(row, "created_at")?,
-                            RunId::from_uuid(row.try_get("id")?),
                             TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                            RunId::from_uuid(row.try_get("id")?),
                         ))
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(fail)?;
-                // RETURNING keeps no order: oldest first, as documented.
-                claimed.sort_by_key(|(created, id, _)| (*created, *id));
-                Ok(claimed.into_iter().map(|(_, id, tenant)| (tenant, id)).collect())
+                let mut claimed = Vec::with_capacity(candidates.len());
+                for (tenant, id) in candidates {
+                    let taken = sqlx::query(sql!("lease/take"))
+                        .bind(id.as_uuid())
+                        .bind(owner)
+                        .bind(ts(until))
+                        .bind(ts(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    if taken.rows_affected() > 0 {
+                        claimed.push((tenant, id));
+                    }
+                }
+                tx.commit().await.map_err(fail)?;
+                Ok(claimed)
             }
 
             async fn renew_leases(&self, owner: &str, runs: &[RunId], until: DateTime<Utc>) -> StoreResult<Vec<RunId>> {

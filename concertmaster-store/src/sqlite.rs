@@ -219,7 +219,7 @@ fn read_ts(
     })
 }
 
-/// Claims free runs in flight; the locking differs per backend.
-const CLAIM_RUNS: &str = include_str!("../queries/lease/claim_many.sqlite.sql");
+/// Runs whose lease may be claimed; the locking differs per backend.
+const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 
 sql_store!(SqliteStore);

@@ -1,3 +1,7 @@
--- Leases: the engine that drives a run, and until when.
-ALTER TABLE workflow_runs ADD COLUMN lease_owner TEXT;
-ALTER TABLE workflow_runs ADD COLUMN lease_until INTEGER;
+-- Leases: the engine that drives a run, and until when. A table of their
+-- own, so that taking and renewing them never touches the runs table.
+CREATE TABLE run_leases (
+    run_id BLOB    PRIMARY KEY REFERENCES workflow_runs (id) ON DELETE CASCADE,
+    owner  TEXT    NOT NULL,
+    until  INTEGER NOT NULL
+);

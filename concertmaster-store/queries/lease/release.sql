@@ -1,2 +1,2 @@
-UPDATE workflow_runs SET lease_owner = NULL, lease_until = NULL
-WHERE id = $1 AND lease_owner = $2
+DELETE FROM run_leases
+WHERE run_id = $1 AND owner = $2

@@ -1,2 +1,2 @@
-UPDATE workflow_runs SET lease_until = $3
-WHERE id = $1 AND lease_owner = $2
+UPDATE run_leases SET until = $3
+WHERE run_id = $1 AND owner = $2

@@ -1,0 +1,14 @@
+-- Runs in flight whose lease is free, expired at $2, or the caller's ($1).
+SELECT r.tenant_id, r.id, r.created_at
+FROM workflow_runs r
+LEFT JOIN run_leases l ON l.run_id = r.id
+WHERE (r.status IN ('pending', 'running')
+       OR (r.status = 'waiting' AND EXISTS (
+            SELECT 1 FROM node_executions n
+            WHERE n.run_id = r.id AND n.status = 'waiting' AND n.resumed IS NOT NULL)))
+  AND (l.run_id IS NULL OR l.owner = $1 OR l.until < $2)
+ORDER BY r.created_at, r.id
+LIMIT $3
+-- Rows another claimer is looking at are skipped; the lock is compatible
+-- with the key-share locks node writes take on their run.
+FOR NO KEY UPDATE OF r SKIP LOCKED
