@@ -3,16 +3,16 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 
 use crate::error::{redact, Error};
-use crate::migrate::{latest, CREATE_LEDGER, MIGRATIONS};
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Postgres;
 
 /// Serializes migrations between processes starting at once.
-const MIGRATION_LOCK: i64 = 0x636f_6e63_6572_746d; // "concertm"
+/// (0x636f6e636572746d, "concertm" in ASCII.)
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7165066905352565869)";
 
 /// A [`Store`](concertmaster_core::Store) in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -48,48 +48,7 @@ impl PostgresStore {
     }
 
     async fn migrate(&self) -> Result<(), Error> {
-        let ledger_error = |source| Error::Migration {
-            version: 0,
-            description: "migration ledger",
-            source,
-        };
-        let mut tx = self.pool.begin().await.map_err(ledger_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(ledger_error)?;
-        tx.execute(CREATE_LEDGER).await.map_err(ledger_error)?;
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM concertmaster_migrations")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(ledger_error)?;
-        if applied > latest() {
-            return Err(Error::SchemaTooNew {
-                found: applied,
-                known: latest(),
-            });
-        }
-        for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-            let failed = |source| Error::Migration {
-                version: migration.version,
-                description: migration.description,
-                source,
-            };
-            tx.execute(migration.postgres).await.map_err(failed)?;
-            sqlx::query(
-                "INSERT INTO concertmaster_migrations (version, description) VALUES ($1, $2)",
-            )
-            .bind(migration.version)
-            .bind(migration.description)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-            tracing::info!(version = migration.version, "postgres store migrated");
-        }
-        tx.commit().await.map_err(ledger_error)?;
-        Ok(())
+        apply_migrations(&self.pool, Some(MIGRATION_LOCK), |m| m.postgres).await
     }
 }
 

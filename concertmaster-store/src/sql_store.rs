@@ -156,6 +156,63 @@ macro_rules! sql_store {
             }
         }
 
+        /// Applies the migrations the database lacks, each in its own
+        /// transaction with its ledger row, so a failing one leaves the ones
+        /// before it applied. `lock`, when given, runs first in each
+        /// transaction so that engines starting together migrate one at a
+        /// time; the applied version is read after it.
+        async fn apply_migrations(
+            pool: &sqlx::Pool<Db>,
+            lock: Option<&'static str>,
+            sql_of: fn(&$crate::migrate::Migration) -> &'static str,
+        ) -> Result<(), $crate::error::Error> {
+            use sqlx::Executor;
+            use $crate::error::Error;
+            use $crate::migrate::{latest, CREATE_LEDGER, MIGRATIONS};
+            let ledger_error = |source| Error::Migration {
+                version: 0,
+                description: "migration ledger",
+                source,
+            };
+            pool.execute(CREATE_LEDGER).await.map_err(ledger_error)?;
+            for migration in MIGRATIONS {
+                let failed = |source| Error::Migration {
+                    version: migration.version,
+                    description: migration.description,
+                    source,
+                };
+                let mut tx = pool.begin().await.map_err(failed)?;
+                if let Some(lock) = lock {
+                    tx.execute(lock).await.map_err(ledger_error)?;
+                }
+                let applied: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM concertmaster_migrations",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ledger_error)?;
+                if applied > latest() {
+                    return Err(Error::SchemaTooNew {
+                        found: applied,
+                        known: latest(),
+                    });
+                }
+                if applied >= migration.version {
+                    continue;
+                }
+                tx.execute(sql_of(migration)).await.map_err(failed)?;
+                sqlx::query("INSERT INTO concertmaster_migrations (version, description) VALUES ($1, $2)")
+                    .bind(migration.version)
+                    .bind(migration.description)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                tx.commit().await.map_err(failed)?;
+                tracing::info!(version = migration.version, backend = <Db as sqlx::Database>::NAME, "store migrated");
+            }
+            Ok(())
+        }
+
         fn run_missing(id: RunId) -> StoreError {
             StoreError::NotFound {
                 entity: "run",

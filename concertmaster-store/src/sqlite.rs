@@ -4,10 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::error::{redact, Error};
-use crate::migrate::{latest, CREATE_LEDGER, MIGRATIONS};
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Sqlite;
@@ -79,46 +78,8 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), Error> {
-        let ledger_error = |source| Error::Migration {
-            version: 0,
-            description: "migration ledger",
-            source,
-        };
-        self.pool
-            .execute(CREATE_LEDGER)
-            .await
-            .map_err(ledger_error)?;
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM concertmaster_migrations")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(ledger_error)?;
-        if applied > latest() {
-            return Err(Error::SchemaTooNew {
-                found: applied,
-                known: latest(),
-            });
-        }
-        for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-            let failed = |source| Error::Migration {
-                version: migration.version,
-                description: migration.description,
-                source,
-            };
-            let mut tx = self.pool.begin().await.map_err(failed)?;
-            tx.execute(migration.sqlite).await.map_err(failed)?;
-            sqlx::query(
-                "INSERT INTO concertmaster_migrations (version, description) VALUES ($1, $2)",
-            )
-            .bind(migration.version)
-            .bind(migration.description)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
-            tracing::info!(version = migration.version, "sqlite store migrated");
-        }
-        Ok(())
+        // One writer connection: migrations need no lock beyond it.
+        apply_migrations(&self.pool, None, |m| m.sqlite).await
     }
 }
 
