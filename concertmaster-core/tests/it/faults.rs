@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, AuditStore, InMemoryStore, LeaseStore, NodeExecution, Run, RunFilter,
-    RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
-    WorkflowDefinition, WorkflowId, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, Engine, EngineBuilder, InMemoryStore, LeaseStore,
+    NodeExecution, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId,
+    Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
 
@@ -197,6 +197,22 @@ impl AuditStore for FlakyStore {
     }
 }
 
+/// An engine on `store` with the test nodes, configured further by `configure`.
+async fn engine_on(
+    store: &FlakyStore,
+    log: &Arc<Log>,
+    configure: impl FnOnce(EngineBuilder) -> EngineBuilder,
+) -> Engine {
+    configure(
+        Engine::builder()
+            .store(store.clone())
+            .registry(registry(log)),
+    )
+    .build()
+    .await
+    .expect("builds")
+}
+
 fn chain() -> WorkflowDefinition {
     WorkflowDefinition::from_value(workflow(
         "chain",
@@ -215,12 +231,7 @@ fn chain() -> WorkflowDefinition {
 async fn writes_refused_now_and_then_are_retried_and_nothing_runs_twice() {
     let store = FlakyStore::new(3);
     let log = Arc::new(Log::default());
-    let engine = concertmaster_core::Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .build()
-        .await
-        .expect("builds");
+    let engine = engine_on(&store, &log, |b| b).await;
     let tenant = TenantId::new("acme");
     let wf = engine.publish(&tenant, chain()).await.expect("publishes");
     let mut runs = Vec::new();
@@ -244,13 +255,10 @@ async fn writes_refused_now_and_then_are_retried_and_nothing_runs_twice() {
 async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engine() {
     let store = FlakyStore::new(0);
     let log = Arc::new(Log::default());
-    let engine = concertmaster_core::Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .store_retry_for(Duration::from_millis(200))
-        .build()
-        .await
-        .expect("builds");
+    let engine = engine_on(&store, &log, |b| {
+        b.store_retry_for(Duration::from_millis(200))
+    })
+    .await;
     let tenant = TenantId::new("acme");
     let wf = engine.publish(&tenant, chain()).await.expect("publishes");
     store.down.store(true, Ordering::SeqCst);
@@ -268,12 +276,7 @@ async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engi
     engine.shutdown();
 
     store.down.store(false, Ordering::SeqCst);
-    let next = concertmaster_core::Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .build()
-        .await
-        .expect("builds");
+    let next = engine_on(&store, &log, |b| b).await;
     let done = next.finished(&tenant, run).await.expect("finishes");
     assert_eq!(done.status, RunStatus::Succeeded);
 }
@@ -282,14 +285,11 @@ async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engi
 async fn the_same_engine_picks_up_a_run_once_the_store_is_back() {
     let store = FlakyStore::new(0);
     let log = Arc::new(Log::default());
-    let engine = concertmaster_core::Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .store_retry_for(Duration::from_millis(100))
-        .recovery_interval(Duration::from_millis(100))
-        .build()
-        .await
-        .expect("builds");
+    let engine = engine_on(&store, &log, |b| {
+        b.store_retry_for(Duration::from_millis(100))
+            .recovery_interval(Duration::from_millis(100))
+    })
+    .await;
     let tenant = TenantId::new("acme");
     let wf = engine.publish(&tenant, chain()).await.expect("publishes");
     store.down.store(true, Ordering::SeqCst);

@@ -23,6 +23,17 @@ async fn engine_on(store: &InMemoryStore, log: &Arc<Log>) -> Engine {
         .expect("engine builds")
 }
 
+/// An engine on `store` reading time from `clock`.
+async fn engine_with_clock(store: &InMemoryStore, log: &Arc<Log>, clock: &ManualClock) -> Engine {
+    Engine::builder()
+        .store(store.clone())
+        .registry(registry(log))
+        .clock(clock.clone())
+        .build()
+        .await
+        .expect("engine builds")
+}
+
 fn interrupted_workflow() -> WorkflowDefinition {
     WorkflowDefinition::from_value(workflow(
         "interrupted",
@@ -113,13 +124,7 @@ async fn a_waiting_run_is_resumed_through_another_engine() {
     let tenant = TenantId::new("acme");
     let clock = ManualClock::default();
     let log = Arc::new(Log::default());
-    let first = Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .clock(clock.clone())
-        .build()
-        .await
-        .expect("builds");
+    let first = engine_with_clock(&store, &log, &clock).await;
     let def = WorkflowDefinition::from_value(workflow(
         "waits",
         &[
@@ -139,13 +144,7 @@ async fn a_waiting_run_is_resumed_through_another_engine() {
     first.shutdown();
     drop(first);
 
-    let second = Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .clock(clock.clone())
-        .build()
-        .await
-        .expect("builds");
+    let second = engine_with_clock(&store, &log, &clock).await;
     second
         .resume(&tenant, &format!("form:{run}"), json!({"ok": true}))
         .await
@@ -159,13 +158,7 @@ async fn a_waiting_run_is_resumed_through_another_engine() {
 
     // A day later, a third engine fires the durable timer the second one set.
     clock.advance(Duration::from_secs(86_401));
-    let third = Engine::builder()
-        .store(store.clone())
-        .registry(registry(&log))
-        .clock(clock.clone())
-        .build()
-        .await
-        .expect("builds");
+    let third = engine_with_clock(&store, &log, &clock).await;
     assert_eq!(third.fire_due_timers().await.expect("fires"), 1);
     assert_eq!(
         third.finished(&tenant, run).await.expect("finishes").status,
@@ -224,16 +217,9 @@ async fn a_timer_fires_once_across_engines() {
     let store = InMemoryStore::new();
     let clock = ManualClock::default();
     let log = Arc::new(Log::default());
-    let build = || {
-        Engine::builder()
-            .store(store.clone())
-            .registry(registry(&log))
-            .clock(clock.clone())
-            .build()
-    };
     let (first, second) = (
-        build().await.expect("builds"),
-        build().await.expect("builds"),
+        engine_with_clock(&store, &log, &clock).await,
+        engine_with_clock(&store, &log, &clock).await,
     );
     let tenant = TenantId::new("acme");
     let def = WorkflowDefinition::from_value(workflow(
