@@ -146,12 +146,8 @@ macro_rules! sql_store {
                 .fetch_optional(executor)
                 .await;
             match status {
-                Ok(Some(_)) => StoreError::Conflict {
-                    entity: "run",
-                    id: id.to_string(),
-                    message: "the run has ended; an ended run takes no more writes".into(),
-                },
-                Ok(None) => run_missing(id),
+                Ok(Some(_)) => StoreError::run_ended(id),
+                Ok(None) => StoreError::run_not_found(id),
                 Err(err) => store_error(err, "run", id),
             }
         }
@@ -211,13 +207,6 @@ macro_rules! sql_store {
                 tracing::info!(version = migration.version, backend = <Db as sqlx::Database>::NAME, "store migrated");
             }
             Ok(())
-        }
-
-        fn run_missing(id: RunId) -> StoreError {
-            StoreError::NotFound {
-                entity: "run",
-                id: id.to_string(),
-            }
         }
 
         #[async_trait]
@@ -376,12 +365,8 @@ macro_rules! sql_store {
                 reason: &str,
                 at: DateTime<Utc>,
             ) -> StoreResult<Option<Run>> {
-                if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
-                    return Err(StoreError::Conflict {
-                        entity: "run",
-                        id: id.to_string(),
-                        message: format!("end_run takes failed or cancelled, not {}", status.as_str()),
-                    });
+                if let Some(refused) = StoreError::check_end_status(id, status) {
+                    return Err(refused);
                 }
                 let fail = |err| store_error(err, "run", id);
                 let mut tx = self.pool.begin().await.map_err(fail)?;
@@ -456,7 +441,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(fail)?;
                 match status.as_deref() {
-                    None => return Err(run_missing(execution.run_id)),
+                    None => return Err(StoreError::run_not_found(execution.run_id)),
                     Some("succeeded" | "failed" | "cancelled") => {
                         return Err(closed_run(&mut *tx, tenant, execution.run_id).await)
                     }

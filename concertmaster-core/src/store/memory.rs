@@ -112,29 +112,14 @@ impl InMemoryStore {
     }
 }
 
-fn run_ended(id: RunId) -> StoreError {
-    StoreError::Conflict {
-        entity: "run",
-        id: id.to_string(),
-        message: "the run has ended; an ended run takes no more writes".into(),
-    }
-}
-
 impl State {
     /// Run `id` of `tenant`, if it exists and has not ended.
     fn open_run(&self, tenant: &TenantId, id: RunId) -> StoreResult<&Run> {
         match self.run(tenant, id) {
-            None => Err(run_not_found(id)),
-            Some(run) if run.status.is_terminal() => Err(run_ended(id)),
+            None => Err(StoreError::run_not_found(id)),
+            Some(run) if run.status.is_terminal() => Err(StoreError::run_ended(id)),
             Some(run) => Ok(run),
         }
-    }
-}
-
-fn run_not_found(id: RunId) -> StoreError {
-    StoreError::NotFound {
-        entity: "run",
-        id: id.to_string(),
     }
 }
 
@@ -277,12 +262,8 @@ impl RunStore for InMemoryStore {
         reason: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Run>> {
-        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
-            return Err(StoreError::Conflict {
-                entity: "run",
-                id: id.to_string(),
-                message: format!("end_run takes failed or cancelled, not {}", status.as_str()),
-            });
+        if let Some(refused) = StoreError::check_end_status(id, status) {
+            return Err(refused);
         }
         let mut state = self.state();
         let Some(run) = state.run(tenant, id).cloned() else {

@@ -96,6 +96,33 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         self.kind() == StoreErrorKind::Unavailable
     }
+
+    /// Run `id` does not exist for the tenant.
+    pub fn run_not_found(id: RunId) -> Self {
+        Self::NotFound {
+            entity: "run",
+            id: id.to_string(),
+        }
+    }
+
+    /// A write into run `id`, which has ended: refused, as every store must.
+    pub fn run_ended(id: RunId) -> Self {
+        Self::Conflict {
+            entity: "run",
+            id: id.to_string(),
+            message: "the run has ended; an ended run takes no more writes".into(),
+        }
+    }
+
+    /// Refuses [`RunStore::end_run`] with a status other than failed or
+    /// cancelled; `None` when `status` is one of those.
+    pub fn check_end_status(id: RunId, status: RunStatus) -> Option<Self> {
+        (!matches!(status, RunStatus::Failed | RunStatus::Cancelled)).then(|| Self::Conflict {
+            entity: "run",
+            id: id.to_string(),
+            message: format!("end_run takes failed or cancelled, not {}", status.as_str()),
+        })
+    }
 }
 
 /// The result of a store call.
