@@ -18,6 +18,8 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7165066905352565869)"
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Node executions to save, grouped into shared commits by one writer task.
+    writes: tokio::sync::mpsc::Sender<PendingWrite>,
 }
 
 impl PostgresStore {
@@ -36,31 +38,24 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before every query doubles the round trips; a dropped
+            // connection shows up as a retryable error on the query itself,
+            // which the engine retries on a fresh connection.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| Error::Connect {
                 url: redact(url),
                 source,
             })?;
-        let store = Self { pool };
+        let writes = spawn_group_commits(pool.clone());
+        let store = Self { pool, writes };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), Error> {
         apply_migrations(&self.pool, Some(MIGRATION_LOCK), |m| m.postgres).await
-    }
-}
-
-impl PostgresStore {
-    /// Saves one node execution in its own commit: Postgres commits
-    /// concurrently from many connections, so grouping buys little.
-    async fn write_execution(
-        &self,
-        tenant: &concertmaster_core::TenantId,
-        execution: &concertmaster_core::NodeExecution,
-    ) -> concertmaster_core::StoreResult<u64> {
-        save_execution(&self.pool, tenant, execution).await
     }
 }
 

@@ -23,17 +23,6 @@ pub struct SqliteStore {
     writes: tokio::sync::mpsc::Sender<PendingWrite>,
 }
 
-/// A node execution waiting for the group commit, and who to tell.
-#[derive(Debug)]
-struct PendingWrite {
-    tenant: concertmaster_core::TenantId,
-    execution: concertmaster_core::NodeExecution,
-    done: tokio::sync::oneshot::Sender<concertmaster_core::StoreResult<u64>>,
-}
-
-/// Most node executions one commit carries.
-const GROUP_COMMIT_MAX: usize = 128;
-
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
@@ -64,14 +53,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // A file connection does not drop; a ping would cost a round
+            // trip to sqlx's worker thread per query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| Error::Connect {
                 url: redact(url),
                 source,
             })?;
-        let (writes, queue) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
-        tokio::spawn(group_commits(pool.clone(), queue));
+        let writes = spawn_group_commits(pool.clone());
         let store = Self { pool, writes };
         store.migrate().await?;
         Ok(store)
@@ -80,66 +71,6 @@ impl SqliteStore {
     async fn migrate(&self) -> Result<(), Error> {
         // One writer connection: migrations need no lock beyond it.
         apply_migrations(&self.pool, None, |m| m.sqlite).await
-    }
-}
-
-impl SqliteStore {
-    /// Saves one node execution through the group commit: it returns once
-    /// the commit that carries it is durable.
-    async fn write_execution(
-        &self,
-        tenant: &concertmaster_core::TenantId,
-        execution: &concertmaster_core::NodeExecution,
-    ) -> concertmaster_core::StoreResult<u64> {
-        let gone = || concertmaster_core::StoreError::Unavailable {
-            message: "the SQLite writer stopped".into(),
-        };
-        let (done, outcome) = tokio::sync::oneshot::channel();
-        let write = PendingWrite {
-            tenant: tenant.clone(),
-            execution: execution.clone(),
-            done,
-        };
-        self.writes.send(write).await.map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
-    }
-}
-
-/// The writer task: takes every node execution waiting, saves them in one
-/// transaction, and answers each caller once it is committed. Under load
-/// one commit carries many transitions; alone, a write commits at once.
-async fn group_commits(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<PendingWrite>) {
-    let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
-    while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
-        let results = commit_group(&pool, &batch).await;
-        for (write, result) in batch.drain(..).zip(results) {
-            // The caller may have given up waiting; nothing to tell then.
-            let _ = write.done.send(result);
-        }
-    }
-}
-
-async fn commit_group(
-    pool: &SqlitePool,
-    batch: &[PendingWrite],
-) -> Vec<concertmaster_core::StoreResult<u64>> {
-    use crate::error::store_error;
-    let failed_all = |err: sqlx::Error| -> Vec<_> {
-        let err = store_error(err, "node executions", format!("group of {}", batch.len()));
-        batch.iter().map(|_| Err(err.clone())).collect()
-    };
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(err) => return failed_all(err),
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for write in batch {
-        // A failing statement rolls back only itself; the others still commit.
-        results.push(save_execution(&mut *tx, &write.tenant, &write.execution).await);
-    }
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(err) => failed_all(err),
     }
 }
 

@@ -38,7 +38,14 @@ pub(super) async fn drive(
     async move {
         let mut signal = signals.try_recv().ok();
         loop {
-            match RunDriver::load(&inner, &tenant, id).await {
+            let known = match signal.take() {
+                Some(Signal::Start(run)) => Some(*run),
+                other => {
+                    signal = other;
+                    None
+                }
+            };
+            match RunDriver::load(&inner, &tenant, id, known).await {
                 Ok(Load::Driver(mut driver)) => driver.drive(signal.take(), &mut signals).await,
                 Ok(Load::Nothing) => {}
                 Ok(Load::HeldElsewhere) => {
@@ -136,12 +143,23 @@ struct RunDriver {
 }
 
 impl RunDriver {
-    async fn load(inner: &Arc<Inner>, tenant: &TenantId, id: RunId) -> Result<Load, StoreError> {
-        let Some(run) = inner
-            .durably("read run", || inner.store.run(tenant, id))
-            .await?
-        else {
-            return Ok(Load::Nothing);
+    /// Loads run `id` from the store, or from `known`, the copy this
+    /// engine stored when it started the run.
+    async fn load(
+        inner: &Arc<Inner>,
+        tenant: &TenantId,
+        id: RunId,
+        known: Option<Run>,
+    ) -> Result<Load, StoreError> {
+        let run = match known {
+            Some(run) => run,
+            None => match inner
+                .durably("read run", || inner.store.run(tenant, id))
+                .await?
+            {
+                Some(run) => run,
+                None => return Ok(Load::Nothing),
+            },
         };
         if run.status.is_terminal() {
             return Ok(Load::Nothing);
@@ -211,11 +229,18 @@ impl RunDriver {
             workflow,
         };
 
-        let records = inner
-            .durably("read node executions", || {
-                inner.store.node_executions(tenant, id)
-            })
-            .await?;
+        // Nodes execute only once a driver has marked the run running; a
+        // pending run holds at most the skips of unchosen roots, which
+        // loading derives again.
+        let records = if driver.run.status == RunStatus::Pending {
+            Vec::new()
+        } else {
+            inner
+                .durably("read node executions", || {
+                    inner.store.node_executions(tenant, id)
+                })
+                .await?
+        };
         for record in records {
             let Some(&i) = plan.index.get(&record.node_id) else {
                 continue;
@@ -321,7 +346,7 @@ impl RunDriver {
                         telemetry::run_driven(&self.tenant, -1.0);
                         return self.stop(RunStatus::Cancelled, reason).await;
                     }
-                    Signal::Wake => self.pick_up_woken().await,
+                    Signal::Start(_) | Signal::Wake => self.pick_up_woken().await,
                     Signal::Abandon => {
                         telemetry::run_driven(&self.tenant, -1.0);
                         self.running.clear();

@@ -114,6 +114,9 @@ struct ActiveRun {
 /// What a run's driver is told from outside.
 #[derive(Debug, Clone)]
 pub(crate) enum Signal {
+    /// A run this engine has just stored: drive it from this copy rather
+    /// than read it back.
+    Start(Box<Run>),
     /// A wait of the run ended: look for nodes to execute again.
     Wake,
     /// Stop the run.
@@ -437,16 +440,20 @@ impl Engine {
         };
         self.inner.store.insert_run(&run).await?;
         self.inner.cache_workflow(&run.tenant, &workflow.workflow);
-        self.inner.signal(run.tenant.clone(), run.id, Signal::Wake);
+        let (tenant, id) = (run.tenant.clone(), run.id);
+        let details =
+            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version });
+        self.inner
+            .signal(tenant.clone(), id, Signal::Start(Box::new(run)));
         self.audit(
-            &run.tenant,
+            &tenant,
             AuditAction::Execute,
             "run",
-            run.id.to_string(),
-            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
+            id.to_string(),
+            details,
         )
         .await;
-        Ok(run.id)
+        Ok(id)
     }
 
     /// Ends the wait on `key` with `payload` and continues its run. The node
@@ -667,7 +674,9 @@ impl Inner {
                 return;
             }
         }
-        if matches!(signal, Signal::Wake) && active.len() >= self.limits.max_active_runs {
+        if matches!(signal, Signal::Start(_) | Signal::Wake)
+            && active.len() >= self.limits.max_active_runs
+        {
             // Full: the run waits in the store for this engine or another.
             self.backlog
                 .store(true, std::sync::atomic::Ordering::SeqCst);

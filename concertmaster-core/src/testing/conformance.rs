@@ -702,3 +702,68 @@ pub async fn an_ended_run_takes_no_more_writes(store: &dyn Store) {
     );
     assert!(ok!(store.node_executions(&a, r.id).await).is_empty());
 }
+
+/// Node writes made at the same moment (a store may commit them together)
+/// each get their own answer: one into an ended run is refused, the others
+/// are saved as written.
+pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store) {
+    let a = tenant_a();
+    let open = run(&a, "w", RunStatus::Running, 0);
+    let ended = run(&a, "w", RunStatus::Running, 1);
+    ok!(store.insert_run(&open).await);
+    ok!(store.insert_run(&ended).await);
+    ok!(store
+        .end_run(&a, ended.id, RunStatus::Failed, "gave up", t0())
+        .await);
+
+    let mut writes: Vec<NodeExecution> = (0..20)
+        .map(|i| {
+            let mut exec = execution(open.id, &format!("n{i}"), NodeStatus::Succeeded);
+            exec.attempt = i + 1;
+            exec.output = Some(Ports::main(vec![json!({ "i": i })
+                .as_object()
+                .cloned()
+                .unwrap_or_default()]));
+            exec
+        })
+        .collect();
+    writes.insert(7, execution(ended.id, "late", NodeStatus::Succeeded));
+    let answers =
+        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w)))
+            .await;
+
+    for (write, answer) in writes.iter().zip(&answers) {
+        if write.run_id == ended.id {
+            let err = answer
+                .as_ref()
+                .expect_err("an ended run takes no node records");
+            assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+        } else if let Err(err) = answer {
+            panic!(
+                "saving {} failed beside a refused write: {err}",
+                write.node_id
+            );
+        }
+    }
+    let mut saved = ok!(store.node_executions(&a, open.id).await);
+    saved.sort_by_key(|e| e.attempt);
+    assert_eq!(saved.len(), 20, "every write into the open run is kept");
+    for (i, exec) in saved.iter().enumerate() {
+        assert_eq!(exec.node_id.as_str(), format!("n{i}"));
+        assert_eq!(exec.output, writes[if i < 7 { i } else { i + 1 }].output);
+    }
+    assert!(ok!(store.node_executions(&a, ended.id).await).is_empty());
+
+    // Again without a refused write: every record replaced in one go.
+    writes.retain(|w| w.run_id == open.id);
+    for exec in &mut writes {
+        exec.status = NodeStatus::Failed;
+    }
+    let answers =
+        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w)))
+            .await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let saved = ok!(store.node_executions(&a, open.id).await);
+    assert_eq!(saved.len(), 20);
+    assert!(saved.iter().all(|e| e.status == NodeStatus::Failed));
+}

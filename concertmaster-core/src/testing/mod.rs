@@ -59,7 +59,8 @@ macro_rules! store_conformance {
             tenants_never_see_each_other,
             leases_are_exclusive_until_they_expire,
             claim_runs_takes_each_free_run_once,
-            an_ended_run_takes_no_more_writes
+            an_ended_run_takes_no_more_writes,
+            concurrent_node_writes_each_get_their_own_answer
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
