@@ -84,6 +84,7 @@ mod item;
 mod node;
 mod registry;
 mod run;
+mod schema;
 mod store;
 #[cfg(feature = "runtime")]
 pub mod telemetry;
@@ -103,6 +104,7 @@ pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
 pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, Wait};
+pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, InMemoryStore, LeaseStore, RunStore, Store,
     StoreError, StoreErrorKind, StoreResult, WaitStore, WorkflowStore,

@@ -1,15 +1,135 @@
-//! Built-in nodes of ConcertMaster.
+//! The built-in node library of ConcertMaster.
 //!
-//! This crate will hold the node library every workflow draws from, each node
-//! a `concertmaster_core::Node` with its descriptor and config JSON Schema:
+//! [`registry`] returns a [`NodeRegistry`] holding every built-in node;
+//! [`register_builtins`] adds them to a registry that also holds the host's
+//! own nodes. Each node has a descriptor (palette label, icon, description)
+//! and a config JSON Schema; configs are checked, and expressions compiled,
+//! when a workflow is published, so a mistake is reported with the node id
+//! and the config field before any run starts.
+//!
+//! ```
+//! use concertmaster_core::{Engine, RunStatus, TenantId, WorkflowDefinition};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder().registry(concertmaster_nodes::registry()).build().await?;
+//! let tenant = TenantId::new("acme");
+//! let workflow = engine
+//!     .publish(&tenant, WorkflowDefinition::from_value(json!({
+//!         "id": "large-suppliers", "name": "Large suppliers to SAP shape",
+//!         "nodes": [
+//!             { "id": "start", "type": "manual" },
+//!             { "id": "large", "type": "filter", "config": { "condition": ".employees >= 250" } },
+//!             { "id": "shape", "type": "map_fields", "config": { "mappings": [
+//!                 { "to": "/BusinessPartnerName", "from": "/name", "convert": "trim", "required": true },
+//!                 { "to": "/Country", "from": "/country", "default": "DE" }
+//!             ] } }
+//!         ],
+//!         "edges": [
+//!             { "id": "e1", "source": "start", "target": "large" },
+//!             { "id": "e2", "source": "large", "target": "shape" }
+//!         ]
+//!     }))?)
+//!     .await?;
+//! let run = engine
+//!     .start(&workflow, json!([{ "name": " ACME GmbH ", "employees": 900 }, { "name": "Tiny", "employees": 3 }]))
+//!     .await?;
+//! assert_eq!(engine.finished(&tenant, run).await?.status, RunStatus::Succeeded);
+//! let detail = engine.run(&tenant, run).await?;
+//! let shaped = detail.output("shape").unwrap().main_items();
+//! assert_eq!(shaped.len(), 1);
+//! assert_eq!(shaped[0]["BusinessPartnerName"], "ACME GmbH");
+//! # Ok(()) }
+//! ```
 //!
 //! | category   | nodes |
 //! |------------|-------|
-//! | trigger    | schedule (cron + IANA timezone), form submission, webhook / manual |
-//! | collection | send form, wait for responses, reminders, review |
-//! | transform  | map fields, jq, validate, anonymize |
-//! | logic      | if, switch, filter, merge, delay, sub-workflow |
-//! | output     | SAP export, NetSuite sync, HTTP request, write to store |
+//! | trigger    | `manual`, `webhook` |
+//! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
+//! | logic      | `if`, `switch`, `filter`, `merge`, `delay` |
 //!
-//! Until then, hosts register their own nodes on a
-//! `concertmaster_core::NodeRegistry`; see `examples/quickstart.rs`.
+//! Expressions are jq ([`Expr`]); they see only the item they are given.
+
+mod expr;
+mod logic;
+mod support;
+#[cfg(test)]
+mod testkit;
+mod transform;
+mod trigger;
+
+pub use expr::{Expr, ExprError, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
+
+use concertmaster_core::{NodeRegistry, RegistryError};
+
+/// Adds every built-in node to `registry`; fails if one of their type ids
+/// is taken already.
+pub fn register_builtins(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    trigger::register(registry)?;
+    transform::register(registry)?;
+    logic::register(registry)
+}
+
+/// A registry holding every built-in node.
+pub fn registry() -> NodeRegistry {
+    let mut registry = NodeRegistry::new();
+    // An empty registry has none of their ids, so registering cannot fail.
+    if let Err(err) = register_builtins(&mut registry) {
+        unreachable!("built-in nodes clash among themselves: {err}");
+    }
+    registry
+}
+
+#[cfg(test)]
+mod tests {
+    use concertmaster_core::NodeCategory;
+
+    #[test]
+    fn every_builtin_is_documented_for_the_palette() {
+        let registry = super::registry();
+        let types: Vec<_> = registry.descriptors().map(|d| d.type_id.as_str()).collect();
+        for expected in [
+            "manual",
+            "webhook",
+            "map_fields",
+            "jq",
+            "validate",
+            "anonymize",
+            "if",
+            "switch",
+            "filter",
+            "merge",
+            "delay",
+        ] {
+            assert!(types.contains(&expected), "{expected} is not registered");
+        }
+        for d in registry.descriptors() {
+            assert!(
+                !d.label.is_empty() && !d.description.is_empty(),
+                "{} lacks docs",
+                d.type_id
+            );
+            assert_eq!(
+                d.config_schema["type"], "object",
+                "{} config schema",
+                d.type_id
+            );
+            assert_eq!(
+                d.inputs.is_empty(),
+                d.category == NodeCategory::Trigger,
+                "{}",
+                d.type_id
+            );
+        }
+    }
+
+    #[test]
+    fn builtins_can_join_a_registry_with_host_nodes_once() {
+        let mut registry = super::registry();
+        assert!(
+            super::register_builtins(&mut registry).is_err(),
+            "twice must clash"
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! `merge`: joins two branches once both have resolved: appends their
+//! items, pairs them by position or by a key field, or picks one branch.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, PortSpec, Ports, RegistryError,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::support::{check_pointer, get_pointer};
+
+const INPUT1: &str = "input1";
+const INPUT2: &str = "input2";
+
+/// Config of a `merge` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MergeConfig {
+    #[serde(default)]
+    mode: Mode,
+    /// `combineByField`: the key in `input1` items (JSON pointer).
+    field1: Option<String>,
+    /// `combineByField`: the key in `input2` items (JSON pointer).
+    field2: Option<String>,
+    /// `combineByPosition` / `combineByField`: keep items without a partner.
+    #[serde(default)]
+    keep_unmatched: bool,
+    /// `chooseBranch`: which input goes on.
+    output: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+enum Mode {
+    /// `input1`'s items, then `input2`'s.
+    #[default]
+    Append,
+    /// Item i of `input1` with item i of `input2`, fields of `input2` winning.
+    CombineByPosition,
+    /// Items of `input1` with the `input2` items whose key equals theirs.
+    CombineByField,
+    /// The items of one input only.
+    ChooseBranch,
+}
+
+enum Merge {
+    Append,
+    ByPosition {
+        keep_unmatched: bool,
+    },
+    ByField {
+        field1: String,
+        field2: String,
+        keep_unmatched: bool,
+    },
+    Choose {
+        input: &'static str,
+    },
+}
+
+fn combined(left: &Item, right: &Item) -> Item {
+    let mut item = left.clone();
+    item.extend(right.iter().map(|(k, v)| (k.clone(), v.clone())));
+    item
+}
+
+/// A key as text, so that `7` and `"7"` from different systems match.
+fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Node for Merge {
+    async fn execute(
+        &self,
+        _ctx: &NodeContext,
+        mut input: Ports,
+    ) -> Result<NodeOutcome, NodeError> {
+        let left = input.take(INPUT1);
+        let right = input.take(INPUT2);
+        let items = match self {
+            Self::Append => left.into_iter().chain(right).collect(),
+            Self::Choose { input } => {
+                if *input == INPUT1 {
+                    left
+                } else {
+                    right
+                }
+            }
+            Self::ByPosition { keep_unmatched } => {
+                let pairs = left.len().max(right.len());
+                (0..pairs)
+                    .filter_map(|i| match (left.get(i), right.get(i)) {
+                        (Some(l), Some(r)) => Some(combined(l, r)),
+                        (Some(one), None) | (None, Some(one)) if *keep_unmatched => {
+                            Some(one.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            Self::ByField {
+                field1,
+                field2,
+                keep_unmatched,
+            } => {
+                let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+                for (i, item) in right.iter().enumerate() {
+                    if let Some(key) = get_pointer(item, field2).and_then(key_text) {
+                        by_key.entry(key).or_default().push(i);
+                    }
+                }
+                let mut used = vec![false; right.len()];
+                let mut items = Vec::new();
+                for l in &left {
+                    let partners = get_pointer(l, field1)
+                        .and_then(key_text)
+                        .and_then(|key| by_key.get(&key));
+                    match partners {
+                        Some(partners) => {
+                            for &r in partners {
+                                used[r] = true;
+                                items.push(combined(l, &right[r]));
+                            }
+                        }
+                        None if *keep_unmatched => items.push(l.clone()),
+                        None => {}
+                    }
+                }
+                if *keep_unmatched {
+                    items.extend(
+                        right
+                            .iter()
+                            .zip(&used)
+                            .filter(|(_, used)| !**used)
+                            .map(|(r, _)| r.clone()),
+                    );
+                }
+                items
+            }
+        };
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+fn build(config: MergeConfig) -> Result<Merge, ConfigError> {
+    Ok(match config.mode {
+        Mode::Append => Merge::Append,
+        Mode::CombineByPosition => Merge::ByPosition {
+            keep_unmatched: config.keep_unmatched,
+        },
+        Mode::CombineByField => {
+            let (Some(field1), Some(field2)) = (config.field1, config.field2) else {
+                return Err(ConfigError::new(
+                    "mode combineByField needs `field1` and `field2`, the key of each input",
+                ));
+            };
+            check_pointer(&field1, "/field1")?;
+            check_pointer(&field2, "/field2")?;
+            Merge::ByField {
+                field1,
+                field2,
+                keep_unmatched: config.keep_unmatched,
+            }
+        }
+        Mode::ChooseBranch => match config.output.as_deref() {
+            Some(INPUT1) => Merge::Choose { input: INPUT1 },
+            Some(INPUT2) => Merge::Choose { input: INPUT2 },
+            _ => {
+                return Err(ConfigError::new(
+                    "mode chooseBranch needs `output`: \"input1\" or \"input2\"",
+                )
+                .at("/output"))
+            }
+        },
+    })
+}
+
+pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    registry.register_with_config(
+        NodeDescriptor::new("merge", NodeCategory::Logic)
+            .label("Merge")
+            .icon("merge")
+            .description(
+                "Waits until both inputs have resolved, then appends their items, pairs them \
+                 by position or by a key field, or passes one input on.",
+            )
+            .inputs([
+                PortSpec::new(INPUT1).labelled("Input 1"),
+                PortSpec::new(INPUT2).labelled("Input 2"),
+            ])
+            .config_schema(json!({
+                "type": "object",
+                "properties": {
+                    "mode": {
+                        "enum": ["append", "combineByPosition", "combineByField", "chooseBranch"],
+                        "default": "append"
+                    },
+                    "field1": { "type": "string", "examples": ["/supplierId"] },
+                    "field2": { "type": "string", "examples": ["/BusinessPartner"] },
+                    "keepUnmatched": { "type": "boolean", "default": false },
+                    "output": { "enum": ["input1", "input2"] }
+                },
+                "additionalProperties": false
+            })),
+        build,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::items;
+
+    async fn merge(config: Value, left: Value, right: Value) -> Vec<Value> {
+        let config: MergeConfig = serde_json::from_value(config).unwrap();
+        let node = build(config).unwrap();
+        let ctx = NodeContext::new("t", "w", concertmaster_core::RunId::new(), "n");
+        let input = Ports::new()
+            .with(INPUT1, items(left))
+            .with(INPUT2, items(right));
+        match node.execute(&ctx, input).await.unwrap() {
+            NodeOutcome::Done(ports) => ports
+                .main_items()
+                .iter()
+                .cloned()
+                .map(Value::Object)
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_then_pairs_by_position() {
+        let l = json!([{"a": 1}, {"a": 2}]);
+        let r = json!([{"b": 1}]);
+        assert_eq!(
+            merge(json!({}), l.clone(), r.clone()).await,
+            vec![json!({"a": 1}), json!({"a": 2}), json!({"b": 1})]
+        );
+        assert_eq!(
+            merge(json!({"mode": "combineByPosition"}), l.clone(), r.clone()).await,
+            vec![json!({"a": 1, "b": 1})]
+        );
+        assert_eq!(
+            merge(
+                json!({"mode": "combineByPosition", "keepUnmatched": true}),
+                l,
+                r
+            )
+            .await,
+            vec![json!({"a": 1, "b": 1}), json!({"a": 2})]
+        );
+    }
+
+    #[tokio::test]
+    async fn joins_by_key_field_matching_numbers_and_strings() {
+        let suppliers = json!([{"id": 7, "name": "ACME"}, {"id": 8, "name": "Globex"}]);
+        let erp =
+            json!([{"BusinessPartner": "7", "bp": "BP-7"}, {"BusinessPartner": "9", "bp": "BP-9"}]);
+        let config =
+            json!({"mode": "combineByField", "field1": "/id", "field2": "/BusinessPartner"});
+        assert_eq!(
+            merge(config, suppliers.clone(), erp.clone()).await,
+            vec![json!({"id": 7, "name": "ACME", "BusinessPartner": "7", "bp": "BP-7"})]
+        );
+        let config = json!({"mode": "combineByField", "field1": "/id", "field2": "/BusinessPartner", "keepUnmatched": true});
+        assert_eq!(merge(config, suppliers, erp).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn chooses_a_branch() {
+        let config = json!({"mode": "chooseBranch", "output": "input2"});
+        assert_eq!(
+            merge(config, json!([{"a": 1}]), json!([{"b": 2}])).await,
+            vec![json!({"b": 2})]
+        );
+    }
+
+    #[test]
+    fn incomplete_modes_are_refused() {
+        let config: MergeConfig =
+            serde_json::from_value(json!({"mode": "combineByField", "field1": "/id"})).unwrap();
+        assert!(build(config).err().unwrap().to_string().contains("field2"));
+        let config: MergeConfig = serde_json::from_value(json!({"mode": "chooseBranch"})).unwrap();
+        assert!(build(config).is_err());
+    }
+
+    #[tokio::test]
+    async fn waits_for_both_branches_in_a_workflow() {
+        use concertmaster_core::testing::TestEngine;
+        let test = TestEngine::new(crate::registry()).await.unwrap();
+        let def = concertmaster_core::WorkflowDefinition::from_value(json!({
+            "id": "m", "name": "m",
+            "nodes": [
+                {"id": "start", "type": "manual"},
+                {"id": "slow", "type": "delay", "config": {"duration": "1h"}},
+                {"id": "fast", "type": "jq", "config": {"expression": "{fast: true}"}},
+                {"id": "join", "type": "merge", "config": {"mode": "combineByPosition"}}
+            ],
+            "edges": [
+                {"id": "e1", "source": "start", "target": "slow"},
+                {"id": "e2", "source": "start", "target": "fast"},
+                {"id": "e3", "source": "slow", "target": "join", "targetPort": "input1"},
+                {"id": "e4", "source": "fast", "target": "join", "targetPort": "input2"}
+            ]
+        }))
+        .unwrap();
+        let workflow = test.publish(def).await.unwrap();
+        let run = test
+            .engine
+            .start(&workflow, json!({"id": 1}))
+            .await
+            .unwrap();
+        assert_eq!(
+            test.settled(run).await.unwrap().status,
+            concertmaster_core::RunStatus::Waiting
+        );
+        test.advance(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        test.settled(run).await.unwrap();
+        let detail = test.engine.run(&test.tenant, run).await.unwrap();
+        assert_eq!(
+            detail.output("join").unwrap().main_items()[0],
+            *json!({"id": 1, "fast": true}).as_object().unwrap()
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! `switch`: sends each item to the port of the first case (or every case)
+//! whose jq condition holds, else to `default`.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, RegistryError, ERROR_PORT, MAIN_PORT,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::expr::Expr;
+use crate::support::{compile_at, expr_failed, item_value};
+
+/// The port items that match no case go to.
+const DEFAULT_PORT: &str = "default";
+
+/// Config of a `switch` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SwitchConfig {
+    cases: Vec<CaseConfig>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CaseConfig {
+    /// The output port of this case.
+    port: String,
+    /// jq, evaluated on each item.
+    condition: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+enum Mode {
+    /// An item goes to the first case that matches.
+    #[default]
+    First,
+    /// An item goes to every case that matches.
+    All,
+}
+
+struct Switch {
+    cases: Vec<(String, Expr)>,
+    mode: Mode,
+}
+
+#[async_trait]
+impl Node for Switch {
+    async fn execute(
+        &self,
+        _ctx: &NodeContext,
+        mut input: Ports,
+    ) -> Result<NodeOutcome, NodeError> {
+        let mut out = Ports::new();
+        for (i, item) in input.take(MAIN_PORT).into_iter().enumerate() {
+            let value = item_value(&item);
+            let mut matched = false;
+            for (port, condition) in &self.cases {
+                if condition
+                    .test(&value)
+                    .map_err(|err| expr_failed(i, condition, err))?
+                {
+                    out.push(port, item.clone());
+                    matched = true;
+                    if self.mode == Mode::First {
+                        break;
+                    }
+                }
+            }
+            if !matched {
+                out.push(DEFAULT_PORT, item);
+            }
+        }
+        Ok(out.into())
+    }
+
+    fn output_ports(&self) -> Option<Vec<String>> {
+        let mut ports: Vec<String> = self.cases.iter().map(|(port, _)| port.clone()).collect();
+        ports.dedup();
+        ports.push(DEFAULT_PORT.into());
+        Some(ports)
+    }
+}
+
+fn build(config: SwitchConfig) -> Result<Switch, ConfigError> {
+    let mut seen = BTreeSet::new();
+    let mut cases = Vec::with_capacity(config.cases.len());
+    for (i, case) in config.cases.into_iter().enumerate() {
+        let at = format!("/cases/{i}/port");
+        if [DEFAULT_PORT, ERROR_PORT].contains(&case.port.as_str()) {
+            return Err(ConfigError::new(format!(
+                "port {:?} is reserved; name the case another way",
+                case.port
+            ))
+            .at(at));
+        }
+        if !seen.insert(case.port.clone()) {
+            return Err(ConfigError::new(format!(
+                "port {:?} is used by an earlier case; give each case its own port",
+                case.port
+            ))
+            .at(at));
+        }
+        let condition = compile_at(&case.condition, &format!("/cases/{i}/condition"))?;
+        cases.push((case.port, condition));
+    }
+    Ok(Switch {
+        cases,
+        mode: config.mode,
+    })
+}
+
+pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    registry.register_with_config(
+        NodeDescriptor::new("switch", NodeCategory::Logic)
+            .label("Switch")
+            .icon("split")
+            .description(
+                "Sends each item to the port of the first case whose jq condition holds (or of \
+                 every such case, in mode `all`); items no case takes go to `default`.",
+            )
+            .outputs([DEFAULT_PORT])
+            .config_schema(json!({
+                "type": "object",
+                "properties": {
+                    "cases": {
+                        "type": "array", "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "port": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$" },
+                                "condition": { "type": "string", "minLength": 1 }
+                            },
+                            "required": ["port", "condition"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "mode": { "enum": ["first", "all"], "default": "first" }
+                },
+                "required": ["cases"],
+                "additionalProperties": false
+            })),
+        build,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{out, publish_error, run};
+    use serde_json::json;
+
+    fn cases() -> serde_json::Value {
+        json!([
+            {"port": "large", "condition": ".spend > 1000000"},
+            {"port": "eu", "condition": ".region == \"EU\""}
+        ])
+    }
+
+    #[tokio::test]
+    async fn first_matching_case_wins_and_the_rest_go_to_default() {
+        let detail = run(
+            "switch",
+            json!({"cases": cases()}),
+            json!([
+                {"id": 1, "spend": 5000000, "region": "EU"},
+                {"id": 2, "spend": 10, "region": "EU"},
+                {"id": 3, "spend": 10, "region": "US"}
+            ]),
+        )
+        .await;
+        let ids = |port| {
+            out(&detail, port)
+                .iter()
+                .map(|i| i["id"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("large"), vec![json!(1)]);
+        assert_eq!(ids("eu"), vec![json!(2)]);
+        assert_eq!(ids("default"), vec![json!(3)]);
+    }
+
+    #[tokio::test]
+    async fn mode_all_sends_an_item_to_every_matching_case() {
+        let detail = run(
+            "switch",
+            json!({"cases": cases(), "mode": "all"}),
+            json!([{"id": 1, "spend": 5000000, "region": "EU"}]),
+        )
+        .await;
+        assert_eq!(out(&detail, "large").len(), 1);
+        assert_eq!(out(&detail, "eu").len(), 1);
+        assert!(out(&detail, "default").is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_and_reserved_ports_are_refused() {
+        let twice = json!({"cases": [
+            {"port": "a", "condition": "true"}, {"port": "a", "condition": "false"}
+        ]});
+        let message = publish_error("switch", twice).await;
+        assert!(message.contains("/cases/1/port"), "{message}");
+        let reserved = json!({"cases": [{"port": "default", "condition": "true"}]});
+        let message = publish_error("switch", reserved).await;
+        assert!(message.contains("reserved"), "{message}");
+    }
+}

@@ -1,0 +1,327 @@
+//! `map_fields`: builds each output item field by field from a declarative
+//! mapping: copy from a path, compute with jq, or set a constant; convert,
+//! default, require.
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, RegistryError, MAIN_PORT,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::expr::{Expr, ExprError};
+use crate::support::{check_pointer, compile_at, get_pointer, item_value, set_pointer};
+
+/// Config of a `map_fields` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MapFieldsConfig {
+    mappings: Vec<MappingConfig>,
+    /// Start each output item from a copy of the input item.
+    #[serde(default)]
+    keep_unmapped: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MappingConfig {
+    /// Where the value goes in the output item (JSON pointer).
+    to: String,
+    /// Copy from this JSON pointer in the input item.
+    from: Option<String>,
+    /// Compute with this jq expression on the input item.
+    expression: Option<String>,
+    /// Set this constant.
+    value: Option<Value>,
+    #[serde(default)]
+    convert: Option<Convert>,
+    /// Used when the source is missing or null.
+    default: Option<Value>,
+    /// Fail the item when the source is missing or null and no default.
+    #[serde(default)]
+    required: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Convert {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Trim,
+    Lowercase,
+    Uppercase,
+}
+
+enum Source {
+    Path(String),
+    Expr(Expr),
+    Value(Value),
+}
+
+struct Mapping {
+    to: String,
+    source: Source,
+    convert: Option<Convert>,
+    default: Option<Value>,
+    required: bool,
+}
+
+struct MapFields {
+    mappings: Vec<Mapping>,
+    keep_unmapped: bool,
+}
+
+fn convert(value: Value, how: Convert) -> Result<Value, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok(match how {
+        Convert::String => Value::String(text(&value)),
+        Convert::Trim => Value::String(text(&value).trim().to_string()),
+        Convert::Lowercase => Value::String(text(&value).to_lowercase()),
+        Convert::Uppercase => Value::String(text(&value).to_uppercase()),
+        Convert::Number | Convert::Integer => {
+            let number = match &value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().replace(',', ".").parse::<f64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| format!("{value} is not a number"))?;
+            if matches!(how, Convert::Integer) {
+                if number.fract() != 0.0 {
+                    return Err(format!("{value} is not a whole number"));
+                }
+                json!(number as i64)
+            } else {
+                serde_json::Number::from_f64(number)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("{value} is not a finite number"))?
+            }
+        }
+        Convert::Boolean => match &value {
+            Value::Bool(b) => Value::Bool(*b),
+            Value::String(s) => match s.trim().to_lowercase().as_str() {
+                "true" | "yes" | "y" | "1" | "ja" | "x" => Value::Bool(true),
+                "false" | "no" | "n" | "0" | "nein" | "" => Value::Bool(false),
+                _ => return Err(format!("{value} is not a yes/no value")),
+            },
+            Value::Number(n) => Value::Bool(n.as_f64() != Some(0.0)),
+            _ => return Err(format!("{value} is not a yes/no value")),
+        },
+    })
+}
+
+impl MapFields {
+    fn map(&self, item: &Item) -> Result<Item, Vec<String>> {
+        let mut out = if self.keep_unmapped {
+            item.clone()
+        } else {
+            Item::new()
+        };
+        let whole = item_value(item);
+        let mut problems = Vec::new();
+        for mapping in &self.mappings {
+            let found = match &mapping.source {
+                Source::Path(path) => get_pointer(item, path).cloned(),
+                Source::Value(value) => Some(value.clone()),
+                Source::Expr(expr) => match expr.eval_one(&whole) {
+                    Ok(value) => Some(value),
+                    Err(ExprError::NoOutput) => None,
+                    Err(err) => {
+                        problems.push(format!("{}: {err}", mapping.to));
+                        continue;
+                    }
+                },
+            };
+            let value = match found.filter(|v| !v.is_null()) {
+                Some(value) => match mapping.convert.map(|how| convert(value.clone(), how)) {
+                    None => value,
+                    Some(Ok(converted)) => converted,
+                    Some(Err(why)) => {
+                        problems.push(format!("{}: {why}", mapping.to));
+                        continue;
+                    }
+                },
+                None => match (&mapping.default, mapping.required) {
+                    (Some(default), _) => default.clone(),
+                    (None, true) => {
+                        problems.push(format!("{}: required, but the source is empty", mapping.to));
+                        continue;
+                    }
+                    (None, false) => continue,
+                },
+            };
+            set_pointer(&mut out, &mapping.to, value);
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[async_trait]
+impl Node for MapFields {
+    async fn execute(
+        &self,
+        _ctx: &NodeContext,
+        mut input: Ports,
+    ) -> Result<NodeOutcome, NodeError> {
+        let items = input.take(MAIN_PORT);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match self.map(item) {
+                Ok(mapped) => out.push(mapped),
+                Err(problems) => {
+                    return Err(
+                        NodeError::fatal(format!("item {i}: {}", problems.join("; ")))
+                            .with_details(json!({ "item": i, "fields": problems })),
+                    )
+                }
+            }
+        }
+        Ok(NodeOutcome::main(out))
+    }
+}
+
+fn build(config: MapFieldsConfig) -> Result<MapFields, ConfigError> {
+    let mut mappings = Vec::with_capacity(config.mappings.len());
+    for (i, m) in config.mappings.into_iter().enumerate() {
+        let at = |field: &str| format!("/mappings/{i}/{field}");
+        check_pointer(&m.to, &at("to"))?;
+        let source =
+            match (m.from, m.expression, m.value) {
+                (Some(from), None, None) => {
+                    check_pointer(&from, &at("from"))?;
+                    Source::Path(from)
+                }
+                (None, Some(expression), None) => {
+                    Source::Expr(compile_at(&expression, &at("expression"))?)
+                }
+                (None, None, Some(value)) => Source::Value(value),
+                _ => return Err(ConfigError::new(
+                    "give exactly one of `from` (a JSON pointer), `expression` (jq) and `value`",
+                )
+                .at(format!("/mappings/{i}"))),
+            };
+        mappings.push(Mapping {
+            to: m.to,
+            source,
+            convert: m.convert,
+            default: m.default,
+            required: m.required,
+        });
+    }
+    Ok(MapFields {
+        mappings,
+        keep_unmapped: config.keep_unmapped,
+    })
+}
+
+pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    registry.register_with_config(
+        NodeDescriptor::new("map_fields", NodeCategory::Transform)
+            .label("Map fields")
+            .icon("arrow-right-left")
+            .description(
+                "Builds each item field by field: copy from a JSON pointer, compute with jq or \
+                 set a constant; convert, default and require. An item missing a required \
+                 field fails the node, naming the item and every field.",
+            )
+            .config_schema(json!({
+                "type": "object",
+                "properties": {
+                    "mappings": {
+                        "type": "array", "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "to": { "type": "string", "examples": ["/BusinessPartnerName"] },
+                                "from": { "type": "string", "examples": ["/company/name"] },
+                                "expression": { "type": "string" },
+                                "value": {},
+                                "convert": {
+                                    "enum": ["string", "number", "integer", "boolean", "trim", "lowercase", "uppercase"]
+                                },
+                                "default": {},
+                                "required": { "type": "boolean", "default": false }
+                            },
+                            "required": ["to"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "keepUnmapped": { "type": "boolean", "default": false }
+                },
+                "required": ["mappings"],
+                "additionalProperties": false
+            })),
+        build,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{out, publish_error, run};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn maps_converts_defaults_and_computes() {
+        let config = json!({"mappings": [
+            {"to": "/BusinessPartnerName", "from": "/company/name", "convert": "trim", "required": true},
+            {"to": "/Address/Country", "from": "/company/country", "convert": "uppercase", "default": "DE"},
+            {"to": "/Employees", "from": "/size", "convert": "integer"},
+            {"to": "/Contacts", "expression": "[.contacts[].email]"},
+            {"to": "/Source", "value": "portal"},
+            {"to": "/Fax", "from": "/fax"}
+        ]});
+        let detail = run(
+            "map_fields",
+            config,
+            json!([{"company": {"name": "  ACME GmbH "}, "size": "250", "contacts": [{"email": "a@acme.test"}]}]),
+        )
+        .await;
+        assert_eq!(
+            out(&detail, "main"),
+            vec![json!({
+                "BusinessPartnerName": "ACME GmbH",
+                "Address": {"Country": "DE"},
+                "Employees": 250,
+                "Contacts": ["a@acme.test"],
+                "Source": "portal"
+            })]
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_required_fields_fail_naming_item_and_fields() {
+        let config = json!({"mappings": [
+            {"to": "/Name", "from": "/name", "required": true},
+            {"to": "/Size", "from": "/size", "convert": "number"}
+        ]});
+        let detail = run(
+            "map_fields",
+            config,
+            json!([{"name": "ok", "size": 1}, {"size": "many"}]),
+        )
+        .await;
+        let error = detail.run.error.unwrap_or_default();
+        assert!(error.contains("item 1"), "{error}");
+        assert!(error.contains("/Name: required"), "{error}");
+        assert!(error.contains("/Size: \"many\" is not a number"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn ambiguous_mappings_are_refused_at_publish() {
+        let config = json!({"mappings": [{"to": "/a", "from": "/b", "value": 1}]});
+        let message = publish_error("map_fields", config).await;
+        assert!(message.contains("/mappings/0"), "{message}");
+        let config = json!({"mappings": [{"to": "a", "from": "/b"}]});
+        let message = publish_error("map_fields", config).await;
+        assert!(message.contains("/mappings/0/to"), "{message}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Transform nodes: reshape, check and anonymise items.
+
+pub(crate) mod anonymize;
+pub(crate) mod jq;
+pub(crate) mod map_fields;
+pub(crate) mod validate;
+
+use concertmaster_core::{NodeRegistry, RegistryError};
+
+pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    map_fields::register(registry)?;
+    jq::register(registry)?;
+    validate::register(registry)?;
+    anonymize::register(registry)
+}

@@ -1,0 +1,9 @@
+//! Trigger nodes: where runs start.
+
+pub(crate) mod manual;
+
+use concertmaster_core::{NodeRegistry, RegistryError};
+
+pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+    manual::register(registry)
+}
