@@ -1,4 +1,4 @@
-//! Identifiers: tenants, workflows, nodes and runs.
+//! Identifiers: tenants, workflows, nodes, forms and runs.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -111,6 +111,10 @@ string_id!(
 string_id!(
     /// A node's id, unique within one workflow definition.
     NodeId
+);
+string_id!(
+    /// A form's id, chosen by its author and shared by all its versions.
+    FormId
 );
 
 /// A run's id: a UUID v7, so ids sort by creation time.

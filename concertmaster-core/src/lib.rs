@@ -78,6 +78,7 @@ mod descriptor;
 mod engine;
 #[cfg(feature = "runtime")]
 mod error;
+mod form;
 mod graph;
 mod ids;
 mod item;
@@ -99,7 +100,8 @@ pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 pub use engine::{Engine, EngineBuilder, PublishedWorkflow};
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
-pub use ids::{NodeId, RunId, TenantId, WorkflowId};
+pub use form::{FormError, FormSchema, PiiField, ReviewStatus, PII_KEYWORD, RETENTION_KEYWORD};
+pub use ids::{FormId, NodeId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
