@@ -1,10 +1,12 @@
 //! Forms: a JSON Schema with its uiSchema, versioned; which fields hold
-//! personal data and how long answers are kept; checking a submission.
+//! personal data and how long answers are kept; checking a submission; the
+//! stored responses, their review, and the links respondents get.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::FormId;
+use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId};
 use crate::schema::{FieldError, SchemaValidator};
 
 /// The keyword that flags a schema property as personal data.
@@ -135,6 +137,15 @@ impl FormSchema {
         })
     }
 
+    /// Blanks every `x-pii` field of `data` (sets it to `null`, in every
+    /// element of arrays); returns how many values were blanked.
+    pub fn erase_pii(&self, data: &mut Value) -> usize {
+        self.pii_fields()
+            .iter()
+            .map(|field| blank(data, &field.pointer))
+            .sum()
+    }
+
     /// The properties flagged `x-pii`, in schema order, with nested objects
     /// and the items of arrays of objects (pointer `/contacts/*/email`).
     pub fn pii_fields(&self) -> Vec<PiiField> {
@@ -165,6 +176,32 @@ fn collect_pii(schema: &Value, at: &str, found: &mut Vec<PiiField>) {
     }
 }
 
+/// Sets the value at `pointer` to null; `*` stands for every array element.
+pub(crate) fn blank(data: &mut Value, pointer: &str) -> usize {
+    fn walk(value: &mut Value, tokens: &[String]) -> usize {
+        let Some((first, rest)) = tokens.split_first() else {
+            if value.is_null() {
+                return 0;
+            }
+            *value = Value::Null;
+            return 1;
+        };
+        match value {
+            Value::Array(items) if first == "*" => {
+                items.iter_mut().map(|item| walk(item, rest)).sum()
+            }
+            Value::Object(map) => map.get_mut(first).map_or(0, |next| walk(next, rest)),
+            _ => 0,
+        }
+    }
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    walk(data, &tokens)
+}
+
 /// Where a response is in its review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +223,214 @@ impl ReviewStatus {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
         }
+    }
+}
+
+/// A respondent's consent, as they gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consent {
+    /// Whether they agreed.
+    pub given: bool,
+    /// What they agreed to (the text, or its id and version).
+    pub text: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Where a submission came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Submitter {
+    /// Client IP address, as the host saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The browser's user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// A reviewer's decision on a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// [`ReviewStatus::Approved`] or [`ReviewStatus::Rejected`].
+    pub status: ReviewStatus,
+    /// Who decided.
+    pub reviewer: String,
+    /// Why, when they said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A stored, valid submission of a form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormResponse {
+    /// The response's id.
+    pub id: ResponseId,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// The form answered.
+    pub form_id: FormId,
+    /// The version answered; the data satisfies that version's schema.
+    pub form_version: u32,
+    /// The run that asked for it, when a workflow sent the form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    /// The node that asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<NodeId>,
+    /// Who answered, as they were addressed (e-mail or the host's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respondent: Option<String>,
+    /// The answers.
+    pub data: Value,
+    /// Their consent, when the form asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+    /// Where it came from.
+    #[serde(default)]
+    pub submitter: Submitter,
+    /// When it was submitted.
+    pub submitted_at: DateTime<Utc>,
+    /// Where it is in review.
+    #[serde(default)]
+    pub review_status: ReviewStatus,
+    /// The decision, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    /// When its personal data was erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+/// A form link handed to one respondent: the stored side of a
+/// [`FormToken`](crate::FormToken), which is never stored itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormLink {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// The tenant the link belongs to.
+    pub tenant: TenantId,
+    /// The form to render.
+    pub form_id: FormId,
+    /// Its version.
+    pub form_version: u32,
+    /// The run that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    /// The node that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<NodeId>,
+    /// The wait key a submission resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_key: Option<String>,
+    /// Who it was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respondent: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// After this it is refused.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used; a used link is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// Which responses to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseFilter {
+    /// Only answers to this form.
+    pub form_id: Option<FormId>,
+    /// Only answers asked for by this run.
+    pub run_id: Option<RunId>,
+    /// Only answers asked for by this node (with `run_id`).
+    pub node_id: Option<NodeId>,
+    /// Only responses in this review state.
+    pub review_status: Option<ReviewStatus>,
+    /// Only this respondent's.
+    pub respondent: Option<String>,
+    /// Only responses submitted before this time.
+    pub submitted_before: Option<DateTime<Utc>>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+impl ResponseFilter {
+    /// Every response, up to the default limit.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Responses to form `id`.
+    pub fn form(id: impl Into<FormId>) -> Self {
+        Self {
+            form_id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Responses asked for by node `node` of run `run`.
+    pub fn node(run: RunId, node: impl Into<NodeId>) -> Self {
+        Self {
+            run_id: Some(run),
+            node_id: Some(node.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Only responses in review state `status`.
+    pub fn status(mut self, status: ReviewStatus) -> Self {
+        self.review_status = Some(status);
+        self
+    }
+
+    /// Only `respondent`'s responses.
+    pub fn respondent(mut self, respondent: impl Into<String>) -> Self {
+        self.respondent = Some(respondent.into());
+        self
+    }
+
+    /// Only responses submitted before `at`.
+    pub fn before(mut self, at: DateTime<Utc>) -> Self {
+        self.submitted_before = Some(at);
+        self
+    }
+
+    /// At most `limit` responses.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The limit a store applies.
+    pub fn effective_limit(&self) -> usize {
+        self.limit.unwrap_or(100).min(1000)
+    }
+
+    /// Whether `response` passes (stores without a query language use it).
+    pub fn matches(&self, response: &FormResponse) -> bool {
+        self.form_id.as_ref().is_none_or(|f| *f == response.form_id)
+            && self.run_id.is_none_or(|r| Some(r) == response.run_id)
+            && self
+                .node_id
+                .as_ref()
+                .is_none_or(|n| Some(n) == response.node_id.as_ref())
+            && self
+                .review_status
+                .is_none_or(|s| s == response.review_status)
+            && self
+                .respondent
+                .as_ref()
+                .is_none_or(|r| Some(r) == response.respondent.as_ref())
+            && self
+                .submitted_before
+                .is_none_or(|t| response.submitted_at < t)
     }
 }
 
@@ -213,6 +458,36 @@ mod tests {
         );
         let pointers: Vec<_> = form.pii_fields().into_iter().map(|f| f.pointer).collect();
         assert_eq!(pointers, vec!["/contacts/*/phone", "/name"]);
+    }
+
+    #[test]
+    fn erasing_blanks_pii_fields_also_inside_arrays() {
+        let form = FormSchema::new(
+            "f",
+            "F",
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": { "type": "string", "x-pii": true },
+                    "contacts": { "type": "array", "items": {
+                        "type": "object",
+                        "properties": { "phone": { "type": "string", "x-pii": true } }
+                    } }
+                }
+            }),
+        );
+        let mut data =
+            json!({"name": "Jane", "vat": "DE1", "contacts": [{"phone": "1"}, {"phone": "2"}, {}]});
+        assert_eq!(form.erase_pii(&mut data), 3);
+        assert_eq!(
+            data,
+            json!({"name": null, "vat": "DE1", "contacts": [{"phone": null}, {"phone": null}, {}]})
+        );
+        assert_eq!(
+            form.erase_pii(&mut data),
+            0,
+            "erasing twice changes nothing"
+        );
     }
 
     #[test]

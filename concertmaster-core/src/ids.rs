@@ -1,4 +1,4 @@
-//! Identifiers: tenants, workflows, nodes, forms and runs.
+//! Identifiers: tenants, workflows, nodes, forms, runs and responses.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -117,55 +117,68 @@ string_id!(
     FormId
 );
 
-/// A run's id: a UUID v7, so ids sort by creation time.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(uuid::Uuid);
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(uuid::Uuid);
 
-impl RunId {
-    /// A new, time-ordered run id.
-    #[cfg(feature = "runtime")]
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7())
-    }
+        impl $name {
+            /// A new id: a UUID v7, so ids sort by creation time.
+            #[cfg(feature = "runtime")]
+            pub fn new() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
 
-    /// Wraps an existing UUID, e.g. one read back from a database.
-    pub fn from_uuid(id: uuid::Uuid) -> Self {
-        Self(id)
-    }
+            /// Wraps an existing UUID, e.g. one read back from a database.
+            pub fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
 
-    /// The UUID inside.
-    pub fn as_uuid(&self) -> uuid::Uuid {
-        self.0
-    }
+            /// The UUID inside.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        #[cfg(feature = "runtime")]
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
 }
 
-#[cfg(feature = "runtime")]
-impl Default for RunId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::str::FromStr for RunId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::parse_str(s).map(Self)
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
+uuid_id!(
+    /// A run's id.
+    RunId
+);
+uuid_id!(
+    /// A stored form response's id.
+    ResponseId
+);
 
 #[cfg(test)]
 mod tests {

@@ -91,6 +91,8 @@ mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "runtime")]
+mod token;
 mod validate;
 mod workflow;
 
@@ -100,16 +102,21 @@ pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 pub use engine::{Engine, EngineBuilder, PublishedWorkflow};
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
-pub use form::{FormError, FormSchema, PiiField, ReviewStatus, PII_KEYWORD, RETENTION_KEYWORD};
-pub use ids::{FormId, NodeId, RunId, TenantId, WorkflowId};
+pub use form::{
+    Consent, FormError, FormLink, FormResponse, FormSchema, PiiField, ResponseFilter, Review,
+    ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
+};
+pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
 pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, Wait};
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
-    AuditAction, AuditEntry, AuditFilter, AuditStore, InMemoryStore, LeaseStore, RunStore, Store,
-    StoreError, StoreErrorKind, StoreResult, WaitStore, WorkflowStore,
+    AuditAction, AuditEntry, AuditFilter, AuditStore, FormStore, InMemoryStore, LeaseStore,
+    RunStore, Store, StoreError, StoreErrorKind, StoreResult, WaitStore, WorkflowStore,
 };
+#[cfg(feature = "runtime")]
+pub use token::FormToken;
 pub use validate::{diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError};
 pub use workflow::{DefinitionError, Edge, NodeSpec, Position, RetryPolicy, WorkflowDefinition};

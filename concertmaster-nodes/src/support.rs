@@ -36,6 +36,14 @@ pub(crate) fn expr_failed(index: usize, expr: &Expr, err: ExprError) -> NodeErro
     }))
 }
 
+/// Whether `condition` holds for item `index`; a failing evaluation fails
+/// the node, naming the item.
+pub(crate) fn holds(condition: &Expr, index: usize, item: &Item) -> Result<bool, NodeError> {
+    condition
+        .test(&item_value(item))
+        .map_err(|err| expr_failed(index, condition, err))
+}
+
 /// Checks that `pointer` is a JSON pointer naming a field (`/a/b`).
 pub(crate) fn check_pointer(pointer: &str, at: &str) -> Result<(), ConfigError> {
     if pointer.starts_with('/') && pointer.len() > 1 {

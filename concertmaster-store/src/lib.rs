@@ -38,6 +38,7 @@ struct ReadmeDoctests;
 
 mod codec;
 mod error;
+mod form_store;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;

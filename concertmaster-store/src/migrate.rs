@@ -30,6 +30,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_run_leases.sql"),
         postgres: include_str!("../migrations/postgres/0003_run_leases.sql"),
     },
+    Migration {
+        version: 4,
+        description: "form links; response node, respondent and erasure",
+        sqlite: include_str!("../migrations/sqlite/0004_form_links.sql"),
+        postgres: include_str!("../migrations/postgres/0004_form_links.sql"),
+    },
 ];
 
 /// The newest version this build knows.

@@ -6,6 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::error::{redact, Error};
+use crate::form_store::form_store;
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Postgres;
@@ -87,3 +88,4 @@ fn read_ts(
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");
 
 sql_store!(PostgresStore);
+form_store!(PostgresStore);

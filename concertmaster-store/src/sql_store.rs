@@ -110,7 +110,8 @@ macro_rules! sql_store {
                 .bind(run.error.as_deref()))
         }
 
-        /// Binds one execution's 13 parameters in `node/upsert`'s order.
+        /// Binds one execution's 13 parameters in the order of `node/upsert`'s
+        /// column list.
         fn bind_execution<'q>(
             query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
             tenant: &'q TenantId,
@@ -136,7 +137,7 @@ macro_rules! sql_store {
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let done = bind_execution(sqlx::query(sql!("node/upsert")), tenant, e)?
+            let done = bind_execution(sqlx::query(upsert_statement(1)), tenant, e)?
                 .execute(executor)
                 .await
                 .map_err(|err| store_error(err, "node execution", format!("{}/{}", e.run_id, e.node_id)))?;
@@ -213,14 +214,11 @@ macro_rules! sql_store {
             results
         }
 
-        /// Saves the whole group with `node/upsert_many`: true when every row
+        /// Saves the whole group with `node/upsert`: true when every row
         /// was saved. The statement is atomic; when it skipped a row, the rows
         /// it saved are saved again, identically, by the row-by-row pass.
         async fn commit_in_one_statement(pool: &sqlx::Pool<Db>, batch: &[PendingWrite]) -> bool {
-            let Some(statement) = upsert_many(batch.len()) else {
-                return false;
-            };
-            let mut query = sqlx::query(statement);
+            let mut query = sqlx::query(upsert_statement(batch.len()));
             for write in batch {
                 query = match bind_execution(query, &write.tenant, &write.execution) {
                     Ok(query) => query,
@@ -230,11 +228,12 @@ macro_rules! sql_store {
             matches!(query.execute(pool).await, Ok(done) if done.rows_affected() == batch.len() as u64)
         }
 
-        /// `node/upsert_many` for `rows` executions, built once per size.
-        fn upsert_many(rows: usize) -> Option<&'static str> {
+        /// `node/upsert` for `rows` executions (1 to `GROUP_COMMIT_MAX`,
+        /// which `recv_many` never exceeds), built once per size.
+        fn upsert_statement(rows: usize) -> &'static str {
             static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
             let statements = STATEMENTS.get_or_init(|| {
-                let template = sql!("node/upsert_many");
+                let template = sql!("node/upsert");
                 (0..=GROUP_COMMIT_MAX)
                     .map(|n| {
                         let tuples: Vec<String> = (0..n)
@@ -248,7 +247,7 @@ macro_rules! sql_store {
                     })
                     .collect()
             });
-            statements.get(rows).map(String::as_str)
+            &statements[rows.clamp(1, GROUP_COMMIT_MAX)]
         }
 
         /// Why a write into run `id` changed nothing: it does not exist for

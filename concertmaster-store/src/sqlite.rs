@@ -7,6 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::error::{redact, Error};
+use crate::form_store::form_store;
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Sqlite;
@@ -115,3 +116,4 @@ fn read_ts(
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 
 sql_store!(SqliteStore);
+form_store!(SqliteStore);

@@ -7,10 +7,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, AuditFilter, AuditStore, LeaseStore, RunStore, StoreError, StoreResult, WaitStore,
-    WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, FormStore, LeaseStore, RunStore, StoreError, StoreResult,
+    WaitStore, WorkflowStore,
 };
-use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::form::{
+    FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
+};
+use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 use crate::node::{Resumed, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
@@ -36,6 +39,10 @@ struct State {
     /// Run -> (owner, until).
     leases: HashMap<RunId, (String, DateTime<Utc>)>,
     audit: Vec<AuditEntry>,
+    forms: HashMap<(TenantId, FormId), BTreeMap<u32, FormSchema>>,
+    /// Token hash -> link.
+    links: HashMap<String, FormLink>,
+    responses: Vec<FormResponse>,
 }
 
 #[derive(Debug, Default)]
@@ -501,5 +508,164 @@ impl AuditStore for InMemoryStore {
         entries.sort_by_key(|e| std::cmp::Reverse(e.at));
         entries.truncate(filter.effective_limit());
         Ok(entries)
+    }
+}
+
+#[async_trait]
+impl FormStore for InMemoryStore {
+    async fn insert_form(&self, tenant: &TenantId, form: &FormSchema) -> StoreResult<()> {
+        let mut state = self.state();
+        let versions = state
+            .forms
+            .entry((tenant.clone(), form.id.clone()))
+            .or_default();
+        if versions.contains_key(&form.version) {
+            return Err(StoreError::Conflict {
+                entity: "form",
+                id: format!("{}@{}", form.id, form.version),
+                message:
+                    "this version is stored already and versions are immutable; store a new version"
+                        .into(),
+            });
+        }
+        versions.insert(form.version, form.clone());
+        Ok(())
+    }
+
+    async fn form(
+        &self,
+        tenant: &TenantId,
+        id: &FormId,
+        version: Option<u32>,
+    ) -> StoreResult<Option<FormSchema>> {
+        let state = self.state();
+        let Some(versions) = state.forms.get(&(tenant.clone(), id.clone())) else {
+            return Ok(None);
+        };
+        Ok(match version {
+            Some(v) => versions.get(&v).cloned(),
+            None => versions.values().next_back().cloned(),
+        })
+    }
+
+    async fn insert_link(&self, link: &FormLink) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.links.contains_key(&link.token_hash) {
+            return Err(StoreError::link_refused("a link with this token exists"));
+        }
+        state.links.insert(link.token_hash.clone(), link.clone());
+        Ok(())
+    }
+
+    async fn link(&self, token_hash: &str) -> StoreResult<Option<FormLink>> {
+        Ok(self.state().links.get(token_hash).cloned())
+    }
+
+    async fn insert_response(
+        &self,
+        response: &FormResponse,
+        link: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.responses.iter().any(|r| r.id == response.id) {
+            return Err(StoreError::Conflict {
+                entity: "form response",
+                id: response.id.to_string(),
+                message: "a response with this id exists".into(),
+            });
+        }
+        if let Some(hash) = link {
+            let Some(stored) = state
+                .links
+                .get_mut(hash)
+                .filter(|l| l.tenant == response.tenant)
+            else {
+                return Err(StoreError::NotFound {
+                    entity: "form link",
+                    id: "(token)".into(),
+                });
+            };
+            if stored.used_at.is_some() {
+                return Err(StoreError::link_refused("the link has been used already"));
+            }
+            if stored.expires_at <= response.submitted_at {
+                return Err(StoreError::link_refused("the link has expired"));
+            }
+            stored.used_at = Some(response.submitted_at);
+        }
+        state.responses.push(response.clone());
+        Ok(())
+    }
+
+    async fn responses(
+        &self,
+        tenant: &TenantId,
+        filter: &ResponseFilter,
+    ) -> StoreResult<Vec<FormResponse>> {
+        let state = self.state();
+        let mut found: Vec<FormResponse> = state
+            .responses
+            .iter()
+            .rev()
+            .filter(|r| r.tenant == *tenant && filter.matches(r))
+            .cloned()
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse(r.submitted_at));
+        found.truncate(filter.effective_limit());
+        Ok(found)
+    }
+
+    async fn review_response(
+        &self,
+        tenant: &TenantId,
+        id: ResponseId,
+        review: &Review,
+    ) -> StoreResult<FormResponse> {
+        let mut state = self.state();
+        let response = state
+            .responses
+            .iter_mut()
+            .find(|r| r.id == id && r.tenant == *tenant)
+            .ok_or_else(|| StoreError::response_not_found(id))?;
+        if response.review_status != ReviewStatus::Pending {
+            return Err(StoreError::already_reviewed(id));
+        }
+        response.review_status = review.status;
+        response.review = Some(review.clone());
+        Ok(response.clone())
+    }
+
+    async fn erase_response(
+        &self,
+        tenant: &TenantId,
+        id: ResponseId,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        let response = state
+            .responses
+            .iter_mut()
+            .find(|r| r.id == id && r.tenant == *tenant)
+            .ok_or_else(|| StoreError::response_not_found(id))?;
+        response.data = data.clone();
+        response.respondent = None;
+        response.submitter = Submitter::default();
+        response.erased_at = Some(at);
+        Ok(())
+    }
+
+    async fn delete_responses(
+        &self,
+        tenant: &TenantId,
+        form_id: &FormId,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut state = self.state();
+        let before_len = state.responses.len();
+        state
+            .responses
+            .retain(|r| !(r.tenant == *tenant && r.form_id == *form_id && r.submitted_at < before));
+        Ok((before_len - state.responses.len()) as u64)
     }
 }

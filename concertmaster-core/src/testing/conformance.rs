@@ -6,7 +6,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
+use crate::form::{
+    FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
+};
+use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 use crate::item::Ports;
 use crate::node::{NodeError, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
@@ -766,4 +769,256 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
     let saved = ok!(store.node_executions(&a, open.id).await);
     assert_eq!(saved.len(), 20);
     assert!(saved.iter().all(|e| e.status == NodeStatus::Failed));
+}
+
+fn form(id: &str, version: u32) -> FormSchema {
+    let mut form = FormSchema::new(
+        id,
+        format!("Form {id} v{version}"),
+        json!({"type": "object", "properties": {"email": {"type": "string", "x-pii": true}}}),
+    )
+    .with_ui_schema(json!({"email": {"ui:widget": "email"}}))
+    .with_retention_days(30);
+    form.version = version;
+    form
+}
+
+fn link(tenant: &TenantId, hash: &str, expires_in_days: i64) -> FormLink {
+    FormLink {
+        token_hash: hash.into(),
+        tenant: tenant.clone(),
+        form_id: FormId::new("profile"),
+        form_version: 1,
+        run_id: None,
+        node_id: Some(NodeId::new("send")),
+        wait_key: Some("responses:send".into()),
+        respondent: Some("jane@acme.test".into()),
+        created_at: t0(),
+        expires_at: t0() + Duration::days(expires_in_days),
+        used_at: None,
+    }
+}
+
+fn response(tenant: &TenantId, form_id: &str, respondent: &str, minutes: i64) -> FormResponse {
+    FormResponse {
+        id: ResponseId::new(),
+        tenant: tenant.clone(),
+        form_id: FormId::new(form_id),
+        form_version: 1,
+        run_id: None,
+        node_id: None,
+        respondent: Some(respondent.into()),
+        data: json!({"email": respondent, "size": minutes}),
+        consent: Some(crate::form::Consent {
+            given: true,
+            text: "privacy-notice v3".into(),
+            at: t0(),
+        }),
+        submitter: Submitter {
+            ip: Some("192.0.2.7".into()),
+            user_agent: Some("Firefox".into()),
+        },
+        submitted_at: t0() + Duration::minutes(minutes),
+        review_status: ReviewStatus::Pending,
+        review: None,
+        erased_at: None,
+    }
+}
+
+/// Form versions are immutable; the latest is the highest; tenants are apart.
+pub async fn form_versions_are_immutable(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    ok!(store.insert_form(&a, &form("profile", 1)).await);
+    ok!(store.insert_form(&a, &form("profile", 2)).await);
+    let err = store
+        .insert_form(&a, &form("profile", 2))
+        .await
+        .expect_err("a stored version cannot be stored again");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    let id = FormId::new("profile");
+    assert_eq!(
+        ok!(store.form(&a, &id, None).await),
+        Some(form("profile", 2))
+    );
+    assert_eq!(
+        ok!(store.form(&a, &id, Some(1)).await),
+        Some(form("profile", 1))
+    );
+    assert_eq!(
+        ok!(store.form(&b, &id, None).await),
+        None,
+        "tenant b sees no form of a"
+    );
+}
+
+/// A link is used by exactly one response, never after it expired, and
+/// never by another tenant's response; a refused submission stores nothing.
+pub async fn a_form_link_is_used_once(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    ok!(store.insert_link(&link(&a, "hash-1", 7)).await);
+    ok!(store.insert_link(&link(&a, "hash-old", 0)).await);
+    assert_eq!(
+        store
+            .insert_link(&link(&a, "hash-1", 7))
+            .await
+            .map_err(|e| e.kind()),
+        Err(StoreErrorKind::Conflict)
+    );
+    let stored = ok!(store.link("hash-1").await).expect("the link is found by its hash");
+    assert_eq!(stored.tenant, a);
+    assert_eq!(stored.wait_key.as_deref(), Some("responses:send"));
+
+    let foreign = response(&b, "profile", "mallory@evil.test", 1);
+    let err = store
+        .insert_response(&foreign, Some("hash-1"))
+        .await
+        .expect_err("another tenant's response cannot use the link");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+
+    let first = response(&a, "profile", "jane@acme.test", 1);
+    ok!(store.insert_response(&first, Some("hash-1")).await);
+    let used = ok!(store.link("hash-1").await).expect("still there");
+    assert_eq!(used.used_at, Some(first.submitted_at));
+
+    let second = response(&a, "profile", "jane@acme.test", 2);
+    let err = store
+        .insert_response(&second, Some("hash-1"))
+        .await
+        .expect_err("a used link is refused");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    let late = response(&a, "profile", "jane@acme.test", 3);
+    let err = store
+        .insert_response(&late, Some("hash-old"))
+        .await
+        .expect_err("an expired link is refused");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(
+        ok!(store.link("hash-old").await).and_then(|l| l.used_at),
+        None
+    );
+
+    let stored = ok!(store.responses(&a, &ResponseFilter::all()).await);
+    assert_eq!(stored, vec![first], "refused submissions store nothing");
+    assert!(ok!(store.responses(&b, &ResponseFilter::all()).await).is_empty());
+}
+
+/// Responses filter by form, node, respondent and review state, newest
+/// first; a response is decided once.
+pub async fn responses_filter_and_are_reviewed_once(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let asking = run(&a, "w", RunStatus::Waiting, 0);
+    ok!(store.insert_run(&asking).await);
+    let run_id = asking.id;
+    let mut asked = response(&a, "profile", "jane@acme.test", 1);
+    asked.run_id = Some(run_id);
+    asked.node_id = Some(NodeId::new("wait"));
+    let other = response(&a, "profile", "joe@acme.test", 2);
+    let survey = response(&a, "survey", "jane@acme.test", 3);
+    for r in [&asked, &other, &survey] {
+        ok!(store.insert_response(r, None).await);
+    }
+    let ids = |rs: Vec<FormResponse>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(ok!(store
+            .responses(&a, &ResponseFilter::form("profile"))
+            .await)),
+        vec![other.id, asked.id]
+    );
+    assert_eq!(
+        ids(ok!(store
+            .responses(&a, &ResponseFilter::node(run_id, "wait"))
+            .await)),
+        vec![asked.id]
+    );
+    assert_eq!(
+        ids(ok!(store
+            .responses(&a, &ResponseFilter::all().respondent("jane@acme.test"))
+            .await)),
+        vec![survey.id, asked.id]
+    );
+    assert_eq!(
+        ok!(store.responses(&a, &ResponseFilter::all().limit(1)).await).len(),
+        1
+    );
+
+    let review = Review {
+        status: ReviewStatus::Approved,
+        reviewer: "rita".into(),
+        comment: Some("complete".into()),
+        at: t0() + Duration::hours(1),
+    };
+    let err = store
+        .review_response(&b, asked.id, &review)
+        .await
+        .expect_err("tenant b cannot review a's response");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    let reviewed = ok!(store.review_response(&a, asked.id, &review).await);
+    assert_eq!(reviewed.review_status, ReviewStatus::Approved);
+    assert_eq!(reviewed.review, Some(review.clone()));
+    let err = store
+        .review_response(&a, asked.id, &review)
+        .await
+        .expect_err("a decided response is not decided again");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(
+        ids(ok!(store
+            .responses(
+                &a,
+                &ResponseFilter::form("profile").status(ReviewStatus::Pending)
+            )
+            .await)),
+        vec![other.id]
+    );
+    let approved = ok!(store
+        .responses(
+            &a,
+            &ResponseFilter::form("profile").status(ReviewStatus::Approved)
+        )
+        .await);
+    assert_eq!(approved, vec![reviewed], "the review reads back as written");
+}
+
+/// Erasing removes a response's personal data and keeps the rest;
+/// purging deletes one form's responses older than a time, of one tenant.
+pub async fn responses_are_erased_and_purged(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let old = response(&a, "profile", "jane@acme.test", 1);
+    let new = response(&a, "profile", "joe@acme.test", 100);
+    let survey = response(&a, "survey", "jane@acme.test", 1);
+    let theirs = response(&b, "profile", "bob@b.test", 1);
+    for r in [&old, &new, &survey, &theirs] {
+        ok!(store.insert_response(r, None).await);
+    }
+    let blanked = json!({"email": null, "size": 1});
+    let at = t0() + Duration::days(1);
+    ok!(store.erase_response(&a, old.id, &blanked, at).await);
+    let err = store
+        .erase_response(&b, old.id, &blanked, at)
+        .await
+        .expect_err("tenant b cannot erase a's response");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    let erased = ok!(store.responses(&a, &ResponseFilter::form("profile")).await)
+        .into_iter()
+        .find(|r| r.id == old.id)
+        .expect("an erased response stays");
+    assert_eq!(erased.data, blanked);
+    assert_eq!(erased.respondent, None);
+    assert_eq!(erased.submitter, Submitter::default());
+    assert_eq!(erased.erased_at, Some(at));
+    assert_eq!(erased.consent, old.consent, "the consent record is kept");
+
+    let cut = t0() + Duration::minutes(50);
+    assert_eq!(
+        ok!(store
+            .delete_responses(&a, &FormId::new("profile"), cut)
+            .await),
+        1
+    );
+    let left = ok!(store.responses(&a, &ResponseFilter::all()).await);
+    let left: Vec<_> = left.into_iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![new.id, survey.id]);
+    assert_eq!(
+        ok!(store.responses(&b, &ResponseFilter::all()).await).len(),
+        1
+    );
 }

@@ -60,7 +60,11 @@ macro_rules! store_conformance {
             leases_are_exclusive_until_they_expire,
             claim_runs_takes_each_free_run_once,
             an_ended_run_takes_no_more_writes,
-            concurrent_node_writes_each_get_their_own_answer
+            concurrent_node_writes_each_get_their_own_answer,
+            form_versions_are_immutable,
+            a_form_link_is_used_once,
+            responses_filter_and_are_reviewed_once,
+            responses_are_erased_and_purged
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, AuditStore, Engine, EngineBuilder, InMemoryStore, LeaseStore,
-    NodeExecution, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId,
-    Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, Engine, EngineBuilder, FormId, FormLink, FormResponse,
+    FormSchema, FormStore, InMemoryStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId,
+    Review, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+    WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
 
@@ -194,6 +195,67 @@ impl AuditStore for FlakyStore {
         filter: &AuditFilter,
     ) -> StoreResult<Vec<AuditEntry>> {
         self.inner.audit_log(tenant, filter).await
+    }
+}
+
+/// Forms are not what these tests break: every call goes through.
+#[async_trait]
+impl FormStore for FlakyStore {
+    async fn insert_form(&self, tenant: &TenantId, form: &FormSchema) -> StoreResult<()> {
+        self.inner.insert_form(tenant, form).await
+    }
+    async fn form(
+        &self,
+        tenant: &TenantId,
+        id: &FormId,
+        version: Option<u32>,
+    ) -> StoreResult<Option<FormSchema>> {
+        self.inner.form(tenant, id, version).await
+    }
+    async fn insert_link(&self, link: &FormLink) -> StoreResult<()> {
+        self.inner.insert_link(link).await
+    }
+    async fn link(&self, token_hash: &str) -> StoreResult<Option<FormLink>> {
+        self.inner.link(token_hash).await
+    }
+    async fn insert_response(
+        &self,
+        response: &FormResponse,
+        link: Option<&str>,
+    ) -> StoreResult<()> {
+        self.inner.insert_response(response, link).await
+    }
+    async fn responses(
+        &self,
+        tenant: &TenantId,
+        filter: &ResponseFilter,
+    ) -> StoreResult<Vec<FormResponse>> {
+        self.inner.responses(tenant, filter).await
+    }
+    async fn review_response(
+        &self,
+        tenant: &TenantId,
+        id: ResponseId,
+        review: &Review,
+    ) -> StoreResult<FormResponse> {
+        self.inner.review_response(tenant, id, review).await
+    }
+    async fn erase_response(
+        &self,
+        tenant: &TenantId,
+        id: ResponseId,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.inner.erase_response(tenant, id, data, at).await
+    }
+    async fn delete_responses(
+        &self,
+        tenant: &TenantId,
+        form_id: &FormId,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.inner.delete_responses(tenant, form_id, before).await
     }
 }
 

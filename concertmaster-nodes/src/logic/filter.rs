@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::expr::Expr;
-use crate::support::{compile_at, expr_failed, item_value};
+use crate::support::{compile_at, holds};
 
 /// Config of a `filter` node.
 #[derive(Debug, Deserialize)]
@@ -34,11 +34,7 @@ impl Node for Filter {
         let mut kept = Vec::new();
         let mut discarded = Vec::new();
         for (i, item) in input.take(MAIN_PORT).into_iter().enumerate() {
-            let keep = self
-                .condition
-                .test(&item_value(&item))
-                .map_err(|err| expr_failed(i, &self.condition, err))?;
-            if keep {
+            if holds(&self.condition, i, &item)? {
                 kept.push(item);
             } else {
                 discarded.push(item);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::expr::Expr;
-use crate::support::{compile_at, expr_failed, item_value};
+use crate::support::{compile_at, holds};
 
 /// Config of an `if` node.
 #[derive(Debug, Deserialize)]
@@ -32,11 +32,12 @@ impl Node for If {
     ) -> Result<NodeOutcome, NodeError> {
         let mut out = Ports::new();
         for (i, item) in input.take(MAIN_PORT).into_iter().enumerate() {
-            let taken = self
-                .condition
-                .test(&item_value(&item))
-                .map_err(|err| expr_failed(i, &self.condition, err))?;
-            out.push(if taken { "true" } else { "false" }, item);
+            let port = if holds(&self.condition, i, &item)? {
+                "true"
+            } else {
+                "false"
+            };
+            out.push(port, item);
         }
         Ok(out.into())
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::expr::Expr;
-use crate::support::{compile_at, expr_failed, item_value};
+use crate::support::{compile_at, holds};
 
 /// The port items that match no case go to.
 const DEFAULT_PORT: &str = "default";
@@ -59,13 +59,9 @@ impl Node for Switch {
     ) -> Result<NodeOutcome, NodeError> {
         let mut out = Ports::new();
         for (i, item) in input.take(MAIN_PORT).into_iter().enumerate() {
-            let value = item_value(&item);
             let mut matched = false;
             for (port, condition) in &self.cases {
-                if condition
-                    .test(&value)
-                    .map_err(|err| expr_failed(i, condition, err))?
-                {
+                if holds(condition, i, &item)? {
                     out.push(port, item.clone());
                     matched = true;
                     if self.mode == Mode::First {

@@ -99,8 +99,10 @@ async fn a_database_from_a_newer_build_is_refused() {
     let err = SqliteStore::open(&path)
         .await
         .expect_err("a newer schema is refused");
-    assert_eq!(
-        err.to_string(),
-        "the database is at schema version 999, newer than this build's 3; upgrade ConcertMaster"
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the database is at schema version 999, newer than this build's ")
+            && message.ends_with("; upgrade ConcertMaster"),
+        "{message}"
     );
 }
