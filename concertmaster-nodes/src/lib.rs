@@ -45,13 +45,19 @@
 //!
 //! | category   | nodes |
 //! |------------|-------|
-//! | trigger    | `manual`, `webhook` |
+//! | trigger    | `manual`, `webhook`; `form_submission` (with forms) |
+//! | collection | `send_form`, `wait_for_responses`, `reminders`, `review` (with forms) |
 //! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
 //! | logic      | `if`, `switch`, `filter`, `merge`, `delay` |
 //!
-//! Expressions are jq ([`Expr`]); they see only the item they are given.
+//! The collection nodes work through a [`forms::Forms`], which holds the
+//! store and the [`forms::Notifier`] that delivers links; register them with
+//! [`forms::Forms::register_nodes`]. Expressions are jq ([`Expr`]); they
+//! see only the item they are given.
 
+mod collection;
 mod expr;
+pub mod forms;
 mod logic;
 mod support;
 #[cfg(test)]

@@ -23,6 +23,12 @@ pub enum AuditAction {
     Resume,
     /// A run was cancelled.
     Cancel,
+    /// A form response was approved or rejected.
+    Review,
+    /// Personal data was erased on a data subject's request or by retention.
+    Erase,
+    /// Records holding personal data were read (GDPR Art. 30).
+    Access,
 }
 
 /// One line of the audit log. Never holds secrets.

@@ -1,5 +1,6 @@
 //! Trigger nodes: where runs start.
 
+pub(crate) mod form_submission;
 pub(crate) mod manual;
 
 use concertmaster_core::{NodeRegistry, RegistryError};

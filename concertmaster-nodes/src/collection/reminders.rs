@@ -1,0 +1,230 @@
+//! `reminders`: reminds the recipients of a `send_form` node who have not
+//! answered, on a schedule (every 3 days, up to N times), and stops as
+//! soon as everyone answered. It runs beside `wait_for_responses`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use concertmaster_core::{
+    ConfigError, FormId, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
+    NodeOutcome, NodeRegistry, Ports, RegistryError, Suspend, MAIN_PORT,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::send_form::render;
+use super::{duration_at, Sent};
+use crate::forms::{issue, reminder_key, FormsInner, LinkRequest, Notification, NotificationKind};
+
+const DEFAULT_SUBJECT: &str = "Reminder: please fill in {title}";
+const DEFAULT_MESSAGE: &str =
+    "Hello,\n\nwe have not received your answers to \"{title}\" yet. Please fill it in here:\n{link}\n\nThe link works once, until {expires}.";
+
+/// Config of a `reminders` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RemindersConfig {
+    /// Time between reminders, like `3d`.
+    every: String,
+    /// At most this many reminders per recipient.
+    times: u32,
+    subject: Option<String>,
+    message: Option<String>,
+    /// The `send_form` node, when the incoming items do not say.
+    send_node: Option<String>,
+}
+
+struct Reminders {
+    forms: Arc<FormsInner>,
+    every: chrono::Duration,
+    times: u32,
+    subject: String,
+    message: String,
+    send_node: Option<String>,
+}
+
+/// What the node keeps between wake-ups.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Reminders sent so far.
+    rounds: u32,
+    /// When the next is due.
+    next: Option<DateTime<Utc>>,
+    /// Reminders per respondent.
+    reminded: BTreeMap<String, u32>,
+}
+
+impl Reminders {
+    async fn remind(
+        &self,
+        ctx: &NodeContext,
+        sent: &Sent,
+        who: &[&str],
+        expires_at: DateTime<Utc>,
+        round: u32,
+    ) -> Result<(), NodeError> {
+        let form = FormId::new(&sent.form_id);
+        let title = self
+            .forms
+            .store
+            .form(ctx.tenant(), &form, Some(sent.form_version))
+            .await
+            .map_err(super::store_failed)?
+            .map_or_else(|| sent.form_id.clone(), |f| f.title);
+        for (i, respondent) in who.iter().enumerate() {
+            let request = LinkRequest {
+                form: form.clone(),
+                version: sent.form_version,
+                run: Some(ctx.run_id()),
+                node: Some(sent.send_node.as_str().into()),
+                respondent: Some(respondent.to_string()),
+                expires_at,
+            };
+            let (_, url) = issue(&self.forms, ctx.tenant(), request, ctx.now())
+                .await
+                .map_err(|err| NodeError::retryable(err.to_string()))?;
+            let expires = expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+            let values = [
+                ("title", title.as_str()),
+                ("link", url.as_str()),
+                ("expires", expires.as_str()),
+                ("respondent", respondent),
+            ];
+            let notification = Notification {
+                tenant: ctx.tenant().clone(),
+                to: respondent.to_string(),
+                kind: NotificationKind::Reminder,
+                subject: render(&self.subject, &values),
+                body: render(&self.message, &values),
+                link: url,
+                idempotency_key: format!("{}:{round}", ctx.item_key(i)),
+            };
+            self.forms
+                .notifier
+                .notify(&notification)
+                .await
+                .map_err(|err| {
+                    if err.retryable {
+                        NodeError::retryable(err.to_string())
+                    } else {
+                        NodeError::fatal(err.to_string())
+                    }
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The earliest expiry among the items: reminders never outlive the links.
+fn expiry(items: &[Item]) -> Option<DateTime<Utc>> {
+    items
+        .iter()
+        .filter_map(|i| i.get("expiresAt"))
+        .filter_map(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+        .min()
+}
+
+#[async_trait]
+impl Node for Reminders {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut items = input.take(MAIN_PORT);
+        if items.is_empty() {
+            // Nobody was asked: nothing to wait for.
+            return Ok(NodeOutcome::main(Vec::new()));
+        }
+        let sent = Sent::from_items(&items, self.send_node.as_deref())?;
+        let mut progress: Progress = ctx
+            .resumed()
+            .and_then(|r| serde_json::from_value(r.state.clone()).ok())
+            .unwrap_or_default();
+        let now = ctx.now();
+        let expires_at = expiry(&items).unwrap_or(now + self.forms.link_ttl);
+        let responses = sent.responses(&self.forms, ctx).await?;
+        let answered: BTreeSet<&str> = responses
+            .iter()
+            .filter_map(|r| r.respondent.as_deref())
+            .collect();
+        let waiting: Vec<&str> = sent
+            .respondents
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !answered.contains(r))
+            .collect();
+        let due = progress.next.is_some_and(|next| now >= next);
+        if due && !waiting.is_empty() && now < expires_at {
+            self.remind(ctx, &sent, &waiting, expires_at, progress.rounds)
+                .await?;
+            progress.rounds += 1;
+            for who in &waiting {
+                *progress.reminded.entry(who.to_string()).or_default() += 1;
+            }
+            progress.next = None;
+        }
+        let finished = waiting.is_empty() || progress.rounds >= self.times || now >= expires_at;
+        if !finished {
+            let next = progress.next.unwrap_or(now + self.every);
+            progress.next = Some(next);
+            let state = serde_json::to_value(&progress).unwrap_or_default();
+            return Ok(NodeOutcome::suspend(
+                Suspend::until_event(reminder_key(ctx.run_id(), &sent.send_node))
+                    .with_deadline(next)
+                    .with_state(state),
+            ));
+        }
+        for item in &mut items {
+            let count = item
+                .get("respondent")
+                .and_then(|v| v.as_str())
+                .and_then(|r| progress.reminded.get(r))
+                .copied()
+                .unwrap_or(0);
+            item.insert("reminded".into(), json!(count));
+        }
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+fn build(forms: &Arc<FormsInner>, config: RemindersConfig) -> Result<Reminders, ConfigError> {
+    let every = duration_at(Some(&config.every), "/every")?
+        .ok_or_else(|| ConfigError::new("`every` is required").at("/every"))?;
+    Ok(Reminders {
+        forms: Arc::clone(forms),
+        every,
+        times: config.times,
+        subject: config.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
+        message: config.message.unwrap_or_else(|| DEFAULT_MESSAGE.into()),
+        send_node: config.send_node,
+    })
+}
+
+pub(crate) fn register(
+    registry: &mut NodeRegistry,
+    forms: &Arc<FormsInner>,
+) -> Result<(), RegistryError> {
+    let forms = Arc::clone(forms);
+    registry.register_with_config(
+        NodeDescriptor::new("reminders", NodeCategory::Collection)
+            .label("Reminders")
+            .icon("bell")
+            .description(
+                "Beside wait_for_responses: every so often (`3d`), sends a fresh link to each \
+                 recipient of the send_form node who has not answered, up to `times` times; \
+                 finishes as soon as everyone answered or the links expired.",
+            )
+            .config_schema(json!({
+                "type": "object",
+                "properties": {
+                    "every": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["3d"] },
+                    "times": { "type": "integer", "minimum": 1, "maximum": 100 },
+                    "subject": { "type": "string", "default": DEFAULT_SUBJECT },
+                    "message": { "type": "string", "default": DEFAULT_MESSAGE },
+                    "sendNode": { "type": "string" }
+                },
+                "required": ["every", "times"],
+                "additionalProperties": false
+            })),
+        move |config: RemindersConfig| build(&forms, config),
+    )
+}

@@ -1,0 +1,579 @@
+//! Forms end to end: links out, submissions in, waits, reminders, reviews,
+//! GDPR erasure and retention.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use concertmaster_core::{
+    AuditAction, AuditFilter, FormId, ManualClock, ResponseFilter, ReviewStatus, RunStatus,
+};
+use concertmaster_nodes::forms::{Decision, FormsError, NotificationKind, Submission};
+use serde_json::{json, Value};
+
+use crate::support::{answers, questionnaire, waiting_nodes, Harness};
+
+fn ids(detail: &concertmaster_core::RunDetail, node: &str, port: &str) -> Vec<Value> {
+    detail
+        .output(node)
+        .map(|p| {
+            p.get(port)
+                .iter()
+                .map(|i| i.get("respondent").cloned().unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_questionnaire_goes_out_comes_back_and_is_reviewed() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h
+        .publish(questionnaire(
+            &["a@acme.test", "b@globex.test", "c@initech.test"],
+            json!({}),
+        ))
+        .await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    assert_eq!(h.outbox.messages().len(), 3, "one invitation per recipient");
+    let invitation = &h.outbox.messages_to("a@acme.test")[0];
+    assert!(
+        invitation.body.contains(&invitation.link),
+        "the message carries the link"
+    );
+    assert!(
+        !format!("{invitation:?}").contains(&invitation.link),
+        "Debug hides the link"
+    );
+
+    // An invalid submission is refused with every field error and stores nothing.
+    let token_a = h.token_for("a@acme.test", NotificationKind::Invitation);
+    let bad = json!({ "company": "A", "vatId": "nope", "contact": { "email": "not-mail" } });
+    match h
+        .forms
+        .submit(&h.engine, &token_a, Submission::new(bad))
+        .await
+    {
+        Err(FormsError::Invalid { errors, .. }) => {
+            let mut pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+            pointers.sort();
+            assert_eq!(pointers, vec!["/company", "/contact/email", "/vatId"]);
+        }
+        other => panic!("expected field errors, got {other:?}"),
+    }
+    let stored = h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "nothing half-valid is stored");
+
+    // Fixed, the same link works.
+    let submission = Submission::new(answers("ACME GmbH", "a@acme.test"))
+        .with_submitter(Some("192.0.2.1".into()), Some("Firefox".into()));
+    let response = h
+        .forms
+        .submit(&h.engine, &token_a, submission)
+        .await
+        .unwrap();
+    assert_eq!(response.respondent.as_deref(), Some("a@acme.test"));
+    assert_eq!(response.form_version, 1);
+    assert_eq!(
+        h.status(run).await,
+        RunStatus::Waiting,
+        "two answers are still missing"
+    );
+
+    for (to, company) in [("b@globex.test", "Globex"), ("c@initech.test", "Initech")] {
+        let token = h.token_for(to, NotificationKind::Invitation);
+        h.forms
+            .submit(&h.engine, &token, Submission::new(answers(company, to)))
+            .await
+            .unwrap();
+    }
+    // Every answer is in; the run moves on to review and waits there.
+    let detail = h
+        .until(run, "the run waits in review", |d| {
+            waiting_nodes(d) == ["review"]
+        })
+        .await;
+    assert_eq!(ids(&detail, "wait", "main").len(), 3);
+
+    let responses = h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap();
+    for response in &responses {
+        let decision = if response.respondent.as_deref() == Some("c@initech.test") {
+            Decision::reject("rita", "VAT id does not match the register")
+        } else {
+            Decision::approve("rita").with_comment("complete")
+        };
+        h.forms
+            .review(&h.engine, &h.tenant, response.id, decision)
+            .await
+            .unwrap();
+    }
+    let err = h
+        .forms
+        .review(
+            &h.engine,
+            &h.tenant,
+            responses[0].id,
+            Decision::approve("rita"),
+        )
+        .await
+        .expect_err("a decided response is not decided again");
+    assert!(matches!(err, FormsError::AlreadyReviewed(_)), "{err}");
+
+    let run = h.engine.finished(&h.tenant, run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let detail = h.detail(run.id).await;
+    let mut approved = ids(&detail, "review", "approved");
+    approved.sort_by_key(|v| v.to_string());
+    assert_eq!(approved, vec![json!("a@acme.test"), json!("b@globex.test")]);
+    assert_eq!(
+        ids(&detail, "review", "rejected"),
+        vec![json!("c@initech.test")]
+    );
+    let rejected = &detail.output("review").unwrap().get("rejected")[0];
+    assert_eq!(rejected["review"]["reviewer"], "rita");
+    assert_eq!(rejected["data"]["company"], "Initech");
+
+    let audit = h
+        .engine
+        .store()
+        .audit_log(&h.tenant, &AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == AuditAction::Review)
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_used_expired_or_unknown_link_is_refused_and_changes_nothing() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h
+        .publish(questionnaire(&["a@acme.test", "b@globex.test"], json!({})))
+        .await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token_a = h.token_for("a@acme.test", NotificationKind::Invitation);
+    let token_b = h.token_for("b@globex.test", NotificationKind::Invitation);
+
+    h.forms
+        .submit(
+            &h.engine,
+            &token_a,
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+    let again = h
+        .forms
+        .submit(
+            &h.engine,
+            &token_a,
+            Submission::new(answers("ACME 2", "a@acme.test")),
+        )
+        .await;
+    assert!(matches!(again, Err(FormsError::LinkUsed)), "{again:?}");
+    assert!(matches!(
+        h.forms.open(&token_a).await,
+        Err(FormsError::LinkUsed)
+    ));
+
+    for bogus in ["", "abc", &"0".repeat(64), &format!("{}x", &token_b[1..])] {
+        let result = h
+            .forms
+            .submit(&h.engine, bogus, Submission::new(json!({})))
+            .await;
+        assert!(
+            matches!(result, Err(FormsError::UnknownLink)),
+            "{bogus}: {result:?}"
+        );
+    }
+
+    let open = h.forms.open(&token_b).await.expect("b's link opens");
+    assert_eq!(open.form.title, "Supplier profile");
+    assert_eq!(open.link.respondent.as_deref(), Some("b@globex.test"));
+    h.advance(Duration::days(15)).await;
+    let late = h
+        .forms
+        .submit(
+            &h.engine,
+            &token_b,
+            Submission::new(answers("Globex", "b@globex.test")),
+        )
+        .await;
+    assert!(
+        matches!(late, Err(FormsError::LinkExpired { .. })),
+        "{late:?}"
+    );
+
+    let stored = h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "only the first submission is stored");
+    assert_eq!(stored[0].data["company"], "ACME");
+}
+
+#[tokio::test]
+async fn a_quorum_or_a_deadline_ends_the_wait_and_names_who_is_missing() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let recipients = ["a@acme.test", "b@globex.test", "c@initech.test"];
+    let quorum = h
+        .publish(questionnaire(
+            &recipients,
+            json!({"mode": "quorum", "quorum": 2}),
+        ))
+        .await;
+    let run = h.engine.start(&quorum, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    for to in ["a@acme.test", "c@initech.test"] {
+        let token = h.token_for(to, NotificationKind::Invitation);
+        h.forms
+            .submit(&h.engine, &token, Submission::new(answers("Xco", to)))
+            .await
+            .unwrap();
+    }
+    let detail = h
+        .until(run, "the wait ends", |d| d.output("wait").is_some())
+        .await;
+    assert_eq!(ids(&detail, "wait", "main").len(), 2);
+    assert_eq!(
+        ids(&detail, "wait", "missing"),
+        vec![json!("b@globex.test")]
+    );
+
+    let mut def = questionnaire(&recipients, json!({"deadline": "7d"}));
+    def["id"] = json!("questionnaire-deadline");
+    let deadline = h.publish(def).await;
+    let run = h.engine.start(&deadline, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    h.advance(Duration::days(6)).await;
+    assert!(
+        h.detail(run).await.output("wait").is_none(),
+        "not before the deadline"
+    );
+    h.advance(Duration::days(1)).await;
+    assert_eq!(
+        h.status(run).await,
+        RunStatus::Succeeded,
+        "no response to review"
+    );
+    let detail = h.detail(run).await;
+    assert!(ids(&detail, "wait", "main").is_empty());
+    assert_eq!(ids(&detail, "wait", "missing").len(), 3);
+}
+
+#[tokio::test]
+async fn reminders_go_only_to_those_who_have_not_answered_and_stop_when_all_did() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h
+        .publish(json!({
+            "id": "remind", "name": "With reminders",
+            "nodes": [
+                { "id": "start", "type": "manual" },
+                { "id": "send", "type": "send_form", "config": {
+                    "formId": "supplier-profile", "recipients": ["a@acme.test", "b@globex.test"]
+                } },
+                { "id": "wait", "type": "wait_for_responses" },
+                { "id": "remind", "type": "reminders", "config": { "every": "3d", "times": 2 } }
+            ],
+            "edges": [
+                { "id": "e1", "source": "start", "target": "send" },
+                { "id": "e2", "source": "send", "target": "wait" },
+                { "id": "e3", "source": "send", "target": "remind" }
+            ]
+        }))
+        .await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+
+    h.advance(Duration::days(3)).await;
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let reminders: Vec<_> = h
+        .outbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.kind == NotificationKind::Reminder)
+        .collect();
+    assert_eq!(reminders.len(), 1, "only b is reminded");
+    assert_eq!(reminders[0].to, "b@globex.test");
+    assert!(reminders[0].subject.starts_with("Reminder"));
+
+    // b answers through the reminder's link: both branches finish at once.
+    let token = h.token_for("b@globex.test", NotificationKind::Reminder);
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("Globex", "b@globex.test")),
+        )
+        .await
+        .unwrap();
+    let run = h.engine.finished(&h.tenant, run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let detail = h.detail(run.id).await;
+    let reminded: Vec<_> = detail
+        .output("remind")
+        .unwrap()
+        .main_items()
+        .iter()
+        .map(|i| (i["respondent"].clone(), i["reminded"].clone()))
+        .collect();
+    assert!(reminded.contains(&(json!("a@acme.test"), json!(0))));
+    assert!(reminded.contains(&(json!("b@globex.test"), json!(1))));
+    assert_eq!(
+        h.outbox
+            .messages()
+            .iter()
+            .filter(|m| m.kind == NotificationKind::Reminder)
+            .count(),
+        1,
+        "no reminder after everyone answered"
+    );
+}
+
+#[tokio::test]
+async fn a_respondents_personal_data_is_erased_on_request_and_by_retention() {
+    let h = Harness::in_memory().await;
+    let form = h.publish_profile_form().await;
+    let mut submitted = Vec::new();
+    for (who, company) in [("jane@acme.test", "ACME"), ("joe@globex.test", "Globex")] {
+        let (_, url) = h
+            .forms
+            .issue_link(&h.tenant, &form.id, Some(who.into()))
+            .await
+            .unwrap();
+        let token = url.rsplit('/').next().unwrap().to_string();
+        let submission = Submission::new(answers(company, who))
+            .with_submitter(Some("192.0.2.9".into()), Some("Safari".into()));
+        submitted.push(h.forms.submit(&h.engine, &token, submission).await.unwrap());
+    }
+
+    let erased = h
+        .forms
+        .erase_respondent(&h.tenant, "jane@acme.test", "dpo")
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    let all = h
+        .forms
+        .responses(&h.tenant, &ResponseFilter::all(), "dpo")
+        .await
+        .unwrap();
+    let jane = all.iter().find(|r| r.id == submitted[0].id).unwrap();
+    assert_eq!(
+        jane.data["contact"],
+        json!({ "email": null, "phone": null })
+    );
+    assert_eq!(jane.data["company"], "ACME", "what is not personal stays");
+    assert_eq!(jane.respondent, None);
+    assert_eq!(jane.submitter.ip, None);
+    let joe = all.iter().find(|r| r.id == submitted[1].id).unwrap();
+    assert_eq!(
+        joe.data["contact"]["email"], "joe@globex.test",
+        "others are untouched"
+    );
+    let audit = h
+        .engine
+        .store()
+        .audit_log(&h.tenant, &AuditFilter::default())
+        .await
+        .unwrap();
+    let erasure = audit
+        .iter()
+        .find(|e| e.action == AuditAction::Erase)
+        .expect("audited");
+    assert_eq!(erasure.actor.as_deref(), Some("dpo"));
+    assert!(
+        !erasure.details.to_string().contains("jane"),
+        "the audit holds no personal data"
+    );
+    assert!(
+        audit.iter().any(|e| e.action == AuditAction::Access),
+        "reading is recorded"
+    );
+
+    // The phone keeps 30 days, the response 365.
+    h.advance(Duration::days(31)).await;
+    let report = h
+        .forms
+        .purge(&h.tenant, &FormId::new("supplier-profile"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.erased),
+        (0, 1),
+        "joe's phone is erased"
+    );
+    h.advance(Duration::days(335)).await;
+    let report = h
+        .forms
+        .purge(&h.tenant, &FormId::new("supplier-profile"))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 2);
+    assert!(h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_public_form_submission_starts_a_run_with_the_response() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h
+        .publish(json!({
+            "id": "onboard", "name": "Onboard on submission",
+            "nodes": [
+                { "id": "submitted", "type": "form_submission", "config": { "formId": "supplier-profile" } },
+                { "id": "shape", "type": "jq", "config": { "expression": "{name: .data.company, vat: .data.vatId}" } }
+            ],
+            "edges": [{ "id": "e1", "source": "submitted", "target": "shape" }]
+        }))
+        .await;
+    let bad = h
+        .forms
+        .submit_public(
+            &h.engine,
+            &workflow,
+            "submitted",
+            &FormId::new("supplier-profile"),
+            Submission::new(json!({})),
+        )
+        .await;
+    assert!(matches!(bad, Err(FormsError::Invalid { .. })), "{bad:?}");
+    let (response, run) = h
+        .forms
+        .submit_public(
+            &h.engine,
+            &workflow,
+            "submitted",
+            &FormId::new("supplier-profile"),
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+    let run = h.engine.finished(&h.tenant, run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let detail = h.detail(run.id).await;
+    assert_eq!(
+        detail.output("shape").unwrap().main_items()[0],
+        *json!({"name": "ACME", "vat": "DE123456789"})
+            .as_object()
+            .unwrap()
+    );
+    assert_eq!(
+        detail.output("submitted").unwrap().main_items()[0]["responseId"],
+        json!(response.id)
+    );
+}
+
+#[tokio::test]
+async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forms.db");
+    let clock = ManualClock::default();
+    let recipients = ["a@acme.test", "b@globex.test"];
+    let (runs, tokens) = {
+        let store = concertmaster_store::SqliteStore::open(&path).await.unwrap();
+        let h = Harness::on(Arc::new(store), clock.clone()).await;
+        h.publish_profile_form().await;
+        let workflow = h.publish(questionnaire(&recipients, json!({}))).await;
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let run = h.engine.start(&workflow, json!({})).await.unwrap();
+            assert_eq!(h.status(run).await, RunStatus::Waiting);
+            runs.push(run);
+        }
+        let tokens: Vec<String> = h
+            .outbox
+            .messages()
+            .iter()
+            .map(|m| m.link.rsplit('/').next().unwrap().to_string())
+            .collect();
+        h.engine.shutdown();
+        (runs, tokens)
+    };
+    assert_eq!(tokens.len(), 6);
+
+    // A new process: new engine, same file; the answers arrive now.
+    let store = concertmaster_store::SqliteStore::open(&path).await.unwrap();
+    let h = Harness::on(Arc::new(store), clock).await;
+    for (i, token) in tokens.iter().enumerate() {
+        let who = recipients[i % 2];
+        h.forms
+            .submit(
+                &h.engine,
+                token,
+                Submission::new(answers("After restart", who)),
+            )
+            .await
+            .unwrap();
+    }
+    for run in runs {
+        // Every response is in; each run waits in review now.
+        let detail = h
+            .until(run, "the run waits in review", |d| {
+                waiting_nodes(d) == ["review"]
+            })
+            .await;
+        assert_eq!(ids(&detail, "wait", "main").len(), 2);
+        let responses = h
+            .engine
+            .store()
+            .responses(&h.tenant, &ResponseFilter::node(run, "send"))
+            .await
+            .unwrap();
+        for response in responses {
+            h.forms
+                .review(&h.engine, &h.tenant, response.id, Decision::approve("rita"))
+                .await
+                .unwrap();
+        }
+        let run = h.engine.finished(&h.tenant, run).await.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+        assert_eq!(ids(&h.detail(run.id).await, "review", "approved").len(), 2);
+    }
+    let pending = h
+        .engine
+        .store()
+        .responses(
+            &h.tenant,
+            &ResponseFilter::all().status(ReviewStatus::Pending),
+        )
+        .await
+        .unwrap();
+    assert!(pending.is_empty());
+}

@@ -1,0 +1,4 @@
+//! Behaviour of the node library through its public API.
+
+mod forms;
+mod support;

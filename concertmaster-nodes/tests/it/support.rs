@@ -1,0 +1,204 @@
+//! An engine with the forms nodes, a manual clock and an outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use concertmaster_core::{
+    Engine, FormSchema, ManualClock, PublishedWorkflow, RunDetail, RunId, RunStatus, Store,
+    TenantId, WorkflowDefinition,
+};
+use concertmaster_nodes::forms::{Forms, Notification, NotificationKind, Outbox};
+use serde_json::{json, Value};
+
+pub(crate) const PORTAL: &str = "https://portal.acme.test/f/";
+
+pub(crate) struct Harness {
+    pub(crate) engine: Engine,
+    pub(crate) forms: Forms,
+    pub(crate) outbox: Outbox,
+    pub(crate) clock: ManualClock,
+    pub(crate) tenant: TenantId,
+}
+
+impl Harness {
+    pub(crate) async fn in_memory() -> Self {
+        Self::on(
+            Arc::new(concertmaster_core::InMemoryStore::new()),
+            ManualClock::default(),
+        )
+        .await
+    }
+
+    pub(crate) async fn on(store: Arc<dyn Store>, clock: ManualClock) -> Self {
+        let outbox = Outbox::new();
+        let forms =
+            Forms::new(Arc::clone(&store), outbox.clone(), PORTAL).with_clock(clock.clone());
+        let mut registry = concertmaster_nodes::registry();
+        forms
+            .register_nodes(&mut registry)
+            .expect("forms nodes register");
+        let engine = Engine::builder()
+            .shared_store(store)
+            .registry(registry)
+            .clock(clock.clone())
+            // Timers fire when a test advances the clock.
+            .timer_poll_interval(Duration::from_secs(3600))
+            .build()
+            .await
+            .expect("engine");
+        Self {
+            engine,
+            forms,
+            outbox,
+            clock,
+            tenant: TenantId::new("acme"),
+        }
+    }
+
+    pub(crate) async fn publish_profile_form(&self) -> FormSchema {
+        self.forms
+            .publish(&self.tenant, profile_form())
+            .await
+            .expect("form publishes")
+    }
+
+    pub(crate) async fn publish(&self, def: Value) -> PublishedWorkflow {
+        let def = WorkflowDefinition::from_value(def).expect("workflow parses");
+        self.engine
+            .publish(&self.tenant, def)
+            .await
+            .expect("workflow publishes")
+    }
+
+    pub(crate) async fn status(&self, run: RunId) -> RunStatus {
+        self.engine
+            .settled(&self.tenant, run)
+            .await
+            .expect("settles")
+            .status
+    }
+
+    pub(crate) async fn detail(&self, run: RunId) -> RunDetail {
+        self.engine
+            .run(&self.tenant, run)
+            .await
+            .expect("run detail")
+    }
+
+    /// The run's detail once `done` holds for it; fails after 10 s
+    /// saying what did not happen.
+    pub(crate) async fn until(
+        &self,
+        run: RunId,
+        what: &str,
+        done: impl Fn(&RunDetail) -> bool,
+    ) -> RunDetail {
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let detail = self.detail(run).await;
+            if done(&detail) {
+                return detail;
+            }
+            assert!(
+                std::time::Instant::now() < give_up,
+                "{what}: not after 10 s; run is {:?} with nodes {:?}",
+                detail.run.status,
+                detail
+                    .nodes
+                    .iter()
+                    .map(|n| (n.node_id.to_string(), n.status))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Moves the clock and fires what came due.
+    pub(crate) async fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by.to_std().expect("positive"));
+        self.engine.fire_due_timers().await.expect("timers fire");
+    }
+
+    /// The token in the latest message of `kind` to `to`.
+    pub(crate) fn token_for(&self, to: &str, kind: NotificationKind) -> String {
+        let message: Notification = self
+            .outbox
+            .messages_to(to)
+            .into_iter()
+            .filter(|m| m.kind == kind)
+            .last()
+            .unwrap_or_else(|| panic!("no {kind:?} to {to}"));
+        message
+            .link
+            .strip_prefix(PORTAL)
+            .expect("links start with the portal URL")
+            .to_string()
+    }
+}
+
+/// The supplier profile: company name, VAT id, contact e-mail (personal).
+pub(crate) fn profile_form() -> FormSchema {
+    FormSchema::new(
+        "supplier-profile",
+        "Supplier profile",
+        json!({
+            "type": "object",
+            "properties": {
+                "company": { "type": "string", "minLength": 2 },
+                "vatId": { "type": "string", "pattern": "^[A-Z]{2}[0-9A-Z]{8,12}$" },
+                "employees": { "type": "integer", "minimum": 1 },
+                "contact": {
+                    "type": "object",
+                    "properties": {
+                        "email": { "type": "string", "format": "email", "x-pii": true },
+                        "phone": { "type": "string", "x-pii": true, "x-retention-days": 30 }
+                    },
+                    "required": ["email"]
+                }
+            },
+            "required": ["company", "vatId", "contact"]
+        }),
+    )
+    .with_ui_schema(json!({ "ui:order": ["company", "vatId", "employees", "contact"] }))
+    .with_retention_days(365)
+}
+
+/// Answers that satisfy the profile form.
+pub(crate) fn answers(company: &str, email: &str) -> Value {
+    json!({
+        "company": company,
+        "vatId": "DE123456789",
+        "employees": 250,
+        "contact": { "email": email, "phone": "+49 30 1234567" }
+    })
+}
+
+/// send_form -> wait_for_responses -> review, plus the given extra config.
+pub(crate) fn questionnaire(recipients: &[&str], wait: Value) -> Value {
+    json!({
+        "id": "questionnaire", "name": "Supplier questionnaire",
+        "nodes": [
+            { "id": "start", "type": "manual" },
+            { "id": "send", "type": "send_form", "config": {
+                "formId": "supplier-profile", "recipients": recipients, "expiresIn": "14d"
+            } },
+            { "id": "wait", "type": "wait_for_responses", "config": wait },
+            { "id": "review", "type": "review" }
+        ],
+        "edges": [
+            { "id": "e1", "source": "start", "target": "send" },
+            { "id": "e2", "source": "send", "target": "wait" },
+            { "id": "e3", "source": "wait", "target": "review" }
+        ]
+    })
+}
+
+/// The nodes of a run that wait.
+pub(crate) fn waiting_nodes(detail: &RunDetail) -> Vec<String> {
+    detail
+        .nodes
+        .iter()
+        .filter(|n| n.status == concertmaster_core::NodeStatus::Waiting)
+        .map(|n| n.node_id.to_string())
+        .collect()
+}
