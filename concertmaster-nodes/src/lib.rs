@@ -45,7 +45,7 @@
 //!
 //! | category   | nodes |
 //! |------------|-------|
-//! | trigger    | `manual`, `webhook`; `form_submission` (with forms) |
+//! | trigger    | `manual`, `webhook`, `schedule` (run by a [`Scheduler`]); `form_submission` (with forms) |
 //! | collection | `send_form`, `wait_for_responses`, `reminders`, `review` (with forms) |
 //! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
 //! | logic      | `if`, `switch`, `filter`, `merge`, `delay` |
@@ -59,6 +59,7 @@ mod collection;
 mod expr;
 pub mod forms;
 mod logic;
+mod schedule;
 mod support;
 #[cfg(test)]
 mod testkit;
@@ -66,6 +67,9 @@ mod transform;
 mod trigger;
 
 pub use expr::{Expr, ExprError, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
+pub use schedule::cron::{CronError, CronSchedule};
+pub use schedule::scheduler::{ScheduleError, Scheduler};
+pub use trigger::schedule::MissedFires;
 
 use concertmaster_core::{NodeRegistry, RegistryError};
 

@@ -397,6 +397,17 @@ impl Engine {
         trigger_node: &str,
         trigger: Value,
     ) -> Result<RunId> {
+        self.start_at_with(workflow, trigger_node, trigger, None)
+            .await
+    }
+
+    async fn start_at_with(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: &str,
+        trigger: Value,
+        id: Option<RunId>,
+    ) -> Result<RunId> {
         let def = workflow.definition();
         let root = def
             .nodes
@@ -409,8 +420,32 @@ impl Engine {
                 node: NodeId::new(trigger_node),
             });
         };
-        self.start_run(workflow, Some(def.nodes[root].id.clone()), trigger)
+        self.start_run_with(workflow, Some(def.nodes[root].id.clone()), trigger, id)
             .await
+    }
+
+    /// Starts a run at `trigger_node` unless a run of this workflow was
+    /// started with the same `key` before, by this engine or another on the
+    /// same store: a schedule's fire time, a webhook's idempotency key.
+    /// Returns the run, and whether this call started it.
+    pub async fn start_once(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: &str,
+        key: &str,
+        trigger: Value,
+    ) -> Result<(RunId, bool)> {
+        let id = keyed_run_id(workflow, key);
+        let started = self
+            .start_at_with(workflow, trigger_node, trigger, Some(id))
+            .await;
+        match started {
+            Ok(id) => Ok((id, true)),
+            Err(Error::Store(err)) if err.kind() == crate::StoreErrorKind::Conflict => {
+                Ok((id, false))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     async fn start_run(
@@ -418,6 +453,17 @@ impl Engine {
         workflow: &PublishedWorkflow,
         trigger_node: Option<NodeId>,
         trigger: Value,
+    ) -> Result<RunId> {
+        self.start_run_with(workflow, trigger_node, trigger, None)
+            .await
+    }
+
+    async fn start_run_with(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: Option<NodeId>,
+        trigger: Value,
+        id: Option<RunId>,
     ) -> Result<RunId> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
@@ -427,7 +473,7 @@ impl Engine {
             found,
         })?;
         let run = Run {
-            id: RunId::new(),
+            id: id.unwrap_or_default(),
             tenant: workflow.tenant.clone(),
             workflow_id: workflow.id().clone(),
             workflow_version: workflow.version(),
@@ -870,4 +916,21 @@ impl Inner {
             }
         }
     }
+}
+
+/// The id of the run of `workflow` started with `key`: the same in every
+/// process, so the store's uniqueness of run ids lets only one start it.
+fn keyed_run_id(workflow: &PublishedWorkflow, key: &str) -> RunId {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    // Not the version: a key fires once for the workflow, whichever
+    // version the process that gets there first has published.
+    for part in [workflow.tenant.as_str(), workflow.id().as_str(), key] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    RunId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }

@@ -641,6 +641,49 @@ async fn starting_at_one_trigger_skips_the_others() {
 }
 
 #[tokio::test]
+async fn a_keyed_start_happens_once_across_engines_on_one_store() {
+    let store = concertmaster_core::InMemoryStore::new();
+    let first = Harness::with(|b| b.store(store.clone())).await;
+    let second = Harness::with(|b| b.store(store.clone())).await;
+    let def = workflow("nightly", &[("tick", "start", json!({}))], &[]);
+    let wf1 = first.publish(def).await;
+    let wf2 = second
+        .engine
+        .workflow(&first.tenant, &"nightly".into(), None)
+        .await
+        .expect("published");
+    let key = "2026-03-29T02:30:00+02:00";
+    let (a, b) = tokio::join!(
+        first
+            .engine
+            .start_once(&wf1, "tick", key, json!({"at": key})),
+        second
+            .engine
+            .start_once(&wf2, "tick", key, json!({"at": key})),
+    );
+    let ((run_a, new_a), (run_b, new_b)) = (a.expect("starts"), b.expect("starts"));
+    assert_eq!(run_a, run_b, "both name the same run");
+    assert!(new_a ^ new_b, "exactly one started it: {new_a} {new_b}");
+    first
+        .engine
+        .finished(&first.tenant, run_a)
+        .await
+        .expect("finishes");
+    let runs = first
+        .engine
+        .runs(&first.tenant, &RunFilter::all())
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    let (other, new) = first
+        .engine
+        .start_once(&wf1, "tick", "another fire", json!({}))
+        .await
+        .expect("starts");
+    assert!(new && other != run_a, "another key is another run");
+}
+
+#[tokio::test]
 async fn a_panicking_node_fails_the_run_and_is_named() {
     let h = Harness::new().await;
     let wf = h

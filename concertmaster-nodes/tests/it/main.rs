@@ -1,4 +1,5 @@
 //! Behaviour of the node library through its public API.
 
 mod forms;
+mod schedule;
 mod support;
