@@ -3,6 +3,8 @@
 //! nodes that send forms and wait for people.
 
 pub(crate) mod notify;
+#[cfg(feature = "smtp")]
+mod smtp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use concertmaster_core::{
 use serde_json::{json, Value};
 
 pub use notify::{Notification, NotificationKind, Notifier, NotifyError, Outbox};
+#[cfg(feature = "smtp")]
+pub use smtp::{SmtpError, SmtpNotifier};
 
 /// Largest submission accepted, in bytes of JSON.
 pub const MAX_SUBMISSION_BYTES: usize = 1024 * 1024;

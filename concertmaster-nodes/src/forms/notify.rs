@@ -51,6 +51,29 @@ pub struct Notification {
     pub idempotency_key: String,
 }
 
+impl Notification {
+    /// A notification, for notifiers' own tests; the nodes build theirs.
+    pub fn new(
+        tenant: TenantId,
+        to: impl Into<String>,
+        kind: NotificationKind,
+        subject: impl Into<String>,
+        body: impl Into<String>,
+        link: impl Into<String>,
+        idempotency_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant,
+            to: to.into(),
+            kind,
+            subject: subject.into(),
+            body: body.into(),
+            link: link.into(),
+            idempotency_key: idempotency_key.into(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Notification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notification")

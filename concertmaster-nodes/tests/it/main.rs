@@ -2,4 +2,6 @@
 
 mod forms;
 mod schedule;
+#[cfg(feature = "smtp")]
+mod smtp;
 mod support;
