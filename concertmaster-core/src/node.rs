@@ -53,6 +53,24 @@ pub trait Node: Send + Sync + 'static {
     fn output_ports(&self) -> Option<Vec<String>> {
         None
     }
+
+    /// When the node starts: once every incoming edge has resolved (the
+    /// default), or as soon as the first carries data.
+    fn join(&self) -> Join {
+        Join::All
+    }
+}
+
+/// When a node with several incoming edges starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Join {
+    /// Once every incoming edge has resolved; it runs if any carries data.
+    #[default]
+    All,
+    /// As soon as the first incoming edge carries data, with that data; edges
+    /// resolving later change nothing. Skipped if all resolve empty.
+    First,
 }
 
 const _: () = {

@@ -473,10 +473,19 @@ impl RunDriver {
             for &e in &plan.outgoing[n] {
                 let target = plan.ends[e].1;
                 let port = &self.workflow.definition.edges[e].source_port;
-                if self.outputs[n].as_ref().is_some_and(|o| o.is_taken(port)) {
+                let live = self.outputs[n].as_ref().is_some_and(|o| o.is_taken(port));
+                if live {
                     self.live_in[target] += 1;
                 }
                 self.pending_in[target] -= 1;
+                if live
+                    && self.slots[target] == Slot::Unresolved
+                    && self.workflow.nodes[target].join() == crate::node::Join::First
+                {
+                    self.slots[target] = Slot::Ready;
+                    self.ready.push_back(target);
+                    continue;
+                }
                 if self.pending_in[target] == 0 && self.slots[target] == Slot::Unresolved {
                     if self.live_in[target] > 0 {
                         self.slots[target] = Slot::Ready;

@@ -641,6 +641,54 @@ async fn starting_at_one_trigger_skips_the_others() {
 }
 
 #[tokio::test]
+async fn a_first_join_starts_on_the_first_live_input_and_ignores_the_rest() {
+    let h = Harness::new().await;
+    let wf = h
+        .publish(workflow(
+            "race",
+            &[
+                ("start", "start", json!({})),
+                ("slow", "hold", json!({})),
+                ("first", "first", json!({})),
+                ("after", "pass", json!({})),
+            ],
+            &[
+                ("start", "slow"),
+                ("slow", "first:left"),
+                ("start", "first:right"),
+                ("first", "after"),
+            ],
+        ))
+        .await;
+    let run = h.engine.start(&wf, json!({"n": 1})).await.expect("starts");
+    assert_eq!(
+        h.engine
+            .settled(&h.tenant, run)
+            .await
+            .expect("settles")
+            .status,
+        RunStatus::Waiting
+    );
+    let detail = h.engine.run(&h.tenant, run).await.expect("detail");
+    assert_eq!(
+        detail.node("after").map(|n| n.status),
+        Some(NodeStatus::Succeeded)
+    );
+    h.engine
+        .resume(&h.tenant, &format!("hold:{run}:slow"), json!({}))
+        .await
+        .expect("resumes");
+    let ended = h.engine.finished(&h.tenant, run).await.expect("finishes");
+    assert_eq!(ended.status, RunStatus::Succeeded);
+    let order = h.log.order();
+    assert_eq!(
+        order.iter().filter(|n| n.starts_with("first")).count(),
+        1,
+        "{order:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_keyed_start_happens_once_across_engines_on_one_store() {
     let store = concertmaster_core::InMemoryStore::new();
     let first = Harness::with(|b| b.store(store.clone())).await;

@@ -199,6 +199,7 @@ impl Node for Delay {
 /// Concatenates its `left` and `right` inputs.
 struct Join {
     log: Arc<Log>,
+    join: concertmaster_core::Join,
 }
 
 #[async_trait]
@@ -208,6 +209,10 @@ impl Node for Join {
         let mut items = input.take("left");
         items.extend(input.take("right"));
         Ok(NodeOutcome::main(items))
+    }
+
+    fn join(&self) -> concertmaster_core::Join {
+        self.join
     }
 }
 
@@ -353,10 +358,23 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
             move |_: &Value| {
                 Ok(Join {
                     log: Arc::clone(&l),
+                    join: concertmaster_core::Join::All,
                 })
             },
         )
         .expect("join registers");
+    let l = Arc::clone(log);
+    registry
+        .register(
+            NodeDescriptor::new("first", NodeCategory::Logic).inputs(["left", "right"]),
+            move |_: &Value| {
+                Ok(Join {
+                    log: Arc::clone(&l),
+                    join: concertmaster_core::Join::First,
+                })
+            },
+        )
+        .expect("first registers");
     registry
         .register_node(NodeDescriptor::new("panic", NodeCategory::Logic), Panic)
         .expect("panic registers");

@@ -33,14 +33,20 @@ pub enum SmtpError {
 /// The URL says where and how: `smtp://host:25` (no TLS, for a relay on
 /// the same host), `smtp://user:password@host:587?tls=required`
 /// (STARTTLS), `smtps://user:password@host:465` (TLS). `Debug` shows
-/// neither the password nor the links in messages.
+/// neither the password nor the links in messages. Connections are pooled
+/// on the Tokio runtime, so make and drop it inside one.
 ///
 /// ```
 /// use concertmaster_nodes::forms::SmtpNotifier;
 ///
-/// let notifier = SmtpNotifier::new("smtp://mailer:s3cret@mail.acme.test:587?tls=required", "Supplier portal <portal@acme.test>")?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), concertmaster_nodes::forms::SmtpError> {
+/// let notifier = SmtpNotifier::new(
+///     "smtp://mailer:s3cret@mail.acme.test:587?tls=required",
+///     "Supplier portal <portal@acme.test>",
+/// )?;
 /// assert!(!format!("{notifier:?}").contains("s3cret"));
-/// # Ok::<(), concertmaster_nodes::forms::SmtpError>(())
+/// # Ok(()) }
 /// ```
 pub struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,

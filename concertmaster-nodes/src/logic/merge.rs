@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, PortSpec, Ports, RegistryError,
+    ConfigError, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
+    NodeOutcome, NodeRegistry, PortSpec, Ports, RegistryError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +31,17 @@ struct MergeConfig {
     keep_unmatched: bool,
     /// `chooseBranch`: which input goes on.
     output: Option<String>,
+    /// Start when both inputs resolved (`all`), or on the first with data.
+    #[serde(default)]
+    wait: Wait,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+enum Wait {
+    #[default]
+    All,
+    First,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -47,7 +58,12 @@ enum Mode {
     ChooseBranch,
 }
 
-enum Merge {
+struct Merge {
+    how: How,
+    join: Join,
+}
+
+enum How {
     Append,
     ByPosition {
         keep_unmatched: bool,
@@ -86,16 +102,16 @@ impl Node for Merge {
     ) -> Result<NodeOutcome, NodeError> {
         let left = input.take(INPUT1);
         let right = input.take(INPUT2);
-        let items = match self {
-            Self::Append => left.into_iter().chain(right).collect(),
-            Self::Choose { input } => {
+        let items = match &self.how {
+            How::Append => left.into_iter().chain(right).collect(),
+            How::Choose { input } => {
                 if *input == INPUT1 {
                     left
                 } else {
                     right
                 }
             }
-            Self::ByPosition { keep_unmatched } => {
+            How::ByPosition { keep_unmatched } => {
                 let pairs = left.len().max(right.len());
                 (0..pairs)
                     .filter_map(|i| match (left.get(i), right.get(i)) {
@@ -107,7 +123,7 @@ impl Node for Merge {
                     })
                     .collect()
             }
-            Self::ByField {
+            How::ByField {
                 field1,
                 field2,
                 keep_unmatched,
@@ -149,12 +165,26 @@ impl Node for Merge {
         };
         Ok(NodeOutcome::main(items))
     }
+
+    fn join(&self) -> Join {
+        self.join
+    }
 }
 
 fn build(config: MergeConfig) -> Result<Merge, ConfigError> {
-    Ok(match config.mode {
-        Mode::Append => Merge::Append,
-        Mode::CombineByPosition => Merge::ByPosition {
+    let join = match config.wait {
+        Wait::All => Join::All,
+        Wait::First if matches!(config.mode, Mode::Append) => Join::First,
+        Wait::First => {
+            return Err(ConfigError::new(
+                "wait \"first\" goes on with one input's items and cannot combine both; use mode \"append\" with it",
+            )
+            .at("/wait"))
+        }
+    };
+    let how = match config.mode {
+        Mode::Append => How::Append,
+        Mode::CombineByPosition => How::ByPosition {
             keep_unmatched: config.keep_unmatched,
         },
         Mode::CombineByField => {
@@ -165,15 +195,15 @@ fn build(config: MergeConfig) -> Result<Merge, ConfigError> {
             };
             check_pointer(&field1, "/field1")?;
             check_pointer(&field2, "/field2")?;
-            Merge::ByField {
+            How::ByField {
                 field1,
                 field2,
                 keep_unmatched: config.keep_unmatched,
             }
         }
         Mode::ChooseBranch => match config.output.as_deref() {
-            Some(INPUT1) => Merge::Choose { input: INPUT1 },
-            Some(INPUT2) => Merge::Choose { input: INPUT2 },
+            Some(INPUT1) => How::Choose { input: INPUT1 },
+            Some(INPUT2) => How::Choose { input: INPUT2 },
             _ => {
                 return Err(ConfigError::new(
                     "mode chooseBranch needs `output`: \"input1\" or \"input2\"",
@@ -181,7 +211,8 @@ fn build(config: MergeConfig) -> Result<Merge, ConfigError> {
                 .at("/output"))
             }
         },
-    })
+    };
+    Ok(Merge { how, join })
 }
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
@@ -191,7 +222,8 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .icon("merge")
             .description(
                 "Waits until both inputs have resolved, then appends their items, pairs them \
-                 by position or by a key field, or passes one input on.",
+                 by position or by a key field, or passes one input on; with wait `first`, \
+                 goes on with the first input that brings items.",
             )
             .inputs([
                 PortSpec::new(INPUT1).labelled("Input 1"),
@@ -207,7 +239,8 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                     "field1": { "type": "string", "examples": ["/supplierId"] },
                     "field2": { "type": "string", "examples": ["/BusinessPartner"] },
                     "keepUnmatched": { "type": "boolean", "default": false },
-                    "output": { "enum": ["input1", "input2"] }
+                    "output": { "enum": ["input1", "input2"] },
+                    "wait": { "enum": ["all", "first"], "default": "all" }
                 },
                 "additionalProperties": false
             })),
@@ -292,6 +325,61 @@ mod tests {
         assert!(build(config).err().unwrap().to_string().contains("field2"));
         let config: MergeConfig = serde_json::from_value(json!({"mode": "chooseBranch"})).unwrap();
         assert!(build(config).is_err());
+    }
+
+    #[tokio::test]
+    async fn wait_first_goes_on_with_the_first_branch_that_brings_items() {
+        use concertmaster_core::testing::TestEngine;
+        let test = TestEngine::new(crate::registry()).await.unwrap();
+        let def = concertmaster_core::WorkflowDefinition::from_value(json!({
+            "id": "m", "name": "m",
+            "nodes": [
+                {"id": "start", "type": "manual"},
+                {"id": "slow", "type": "delay", "config": {"duration": "1h"}},
+                {"id": "fast", "type": "jq", "config": {"expression": "{fast: true}"}},
+                {"id": "first", "type": "merge", "config": {"wait": "first"}},
+                {"id": "after", "type": "jq", "config": {"expression": ". + {after: true}"}}
+            ],
+            "edges": [
+                {"id": "e1", "source": "start", "target": "slow"},
+                {"id": "e2", "source": "start", "target": "fast"},
+                {"id": "e3", "source": "slow", "target": "first", "targetPort": "input1"},
+                {"id": "e4", "source": "fast", "target": "first", "targetPort": "input2"},
+                {"id": "e5", "source": "first", "target": "after"}
+            ]
+        }))
+        .unwrap();
+        let workflow = test.publish(def).await.unwrap();
+        let run = test
+            .engine
+            .start(&workflow, json!({"id": 1}))
+            .await
+            .unwrap();
+        assert_eq!(
+            test.settled(run).await.unwrap().status,
+            concertmaster_core::RunStatus::Waiting
+        );
+        let detail = test.engine.run(&test.tenant, run).await.unwrap();
+        assert_eq!(
+            detail.output("after").unwrap().main_items()[0],
+            *json!({"fast": true, "after": true}).as_object().unwrap(),
+            "the merge did not wait for the slow branch"
+        );
+        test.advance(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let run = test.engine.finished(&test.tenant, run).await.unwrap();
+        assert_eq!(run.status, concertmaster_core::RunStatus::Succeeded);
+        let detail = test.engine.run(&test.tenant, run.id).await.unwrap();
+        assert_eq!(detail.node("first").unwrap().attempt, 1, "it ran once");
+        assert_eq!(detail.output("first").unwrap().main_items().len(), 1);
+    }
+
+    #[test]
+    fn wait_first_only_appends() {
+        let config: MergeConfig =
+            serde_json::from_value(json!({"mode": "combineByPosition", "wait": "first"})).unwrap();
+        assert!(build(config).err().unwrap().to_string().contains("append"));
     }
 
     #[tokio::test]
