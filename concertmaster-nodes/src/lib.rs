@@ -48,7 +48,7 @@
 //! | trigger    | `manual`, `webhook`, `schedule` (run by a [`Scheduler`]); `form_submission` (with forms) |
 //! | collection | `send_form`, `wait_for_responses`, `reminders`, `review` (with forms) |
 //! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
-//! | logic      | `if`, `switch`, `filter`, `merge`, `delay` |
+//! | logic      | `if`, `switch`, `filter`, `merge`, `delay`; `sub_workflow` (with [`SubWorkflows`]) |
 //!
 //! The collection nodes work through a [`forms::Forms`], which holds the
 //! store and the [`forms::Notifier`] that delivers links; register them with
@@ -67,6 +67,7 @@ mod transform;
 mod trigger;
 
 pub use expr::{Expr, ExprError, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
+pub use logic::sub_workflow::SubWorkflows;
 pub use schedule::cron::{CronError, CronSchedule};
 pub use schedule::scheduler::{ScheduleError, Scheduler};
 pub use trigger::schedule::MissedFires;

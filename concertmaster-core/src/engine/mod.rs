@@ -424,21 +424,23 @@ impl Engine {
             .await
     }
 
-    /// Starts a run at `trigger_node` unless a run of this workflow was
-    /// started with the same `key` before, by this engine or another on the
-    /// same store: a schedule's fire time, a webhook's idempotency key.
-    /// Returns the run, and whether this call started it.
+    /// Starts a run (at `trigger_node`, or at every trigger like
+    /// [`Engine::start`]) unless a run of this workflow was started with the
+    /// same `key` before, by this engine or another on the same store: a
+    /// schedule's fire time, a webhook's idempotency key, a parent run's
+    /// node. Returns the run, and whether this call started it.
     pub async fn start_once(
         &self,
         workflow: &PublishedWorkflow,
-        trigger_node: &str,
+        trigger_node: Option<&str>,
         key: &str,
         trigger: Value,
     ) -> Result<(RunId, bool)> {
         let id = keyed_run_id(workflow, key);
-        let started = self
-            .start_at_with(workflow, trigger_node, trigger, Some(id))
-            .await;
+        let started = match trigger_node {
+            Some(node) => self.start_at_with(workflow, node, trigger, Some(id)).await,
+            None => self.start_run_with(workflow, None, trigger, Some(id)).await,
+        };
         match started {
             Ok(id) => Ok((id, true)),
             Err(Error::Store(err)) if err.kind() == crate::StoreErrorKind::Conflict => {

@@ -704,10 +704,10 @@ async fn a_keyed_start_happens_once_across_engines_on_one_store() {
     let (a, b) = tokio::join!(
         first
             .engine
-            .start_once(&wf1, "tick", key, json!({"at": key})),
+            .start_once(&wf1, Some("tick"), key, json!({"at": key})),
         second
             .engine
-            .start_once(&wf2, "tick", key, json!({"at": key})),
+            .start_once(&wf2, Some("tick"), key, json!({"at": key})),
     );
     let ((run_a, new_a), (run_b, new_b)) = (a.expect("starts"), b.expect("starts"));
     assert_eq!(run_a, run_b, "both name the same run");
@@ -725,7 +725,7 @@ async fn a_keyed_start_happens_once_across_engines_on_one_store() {
     assert_eq!(runs.len(), 1);
     let (other, new) = first
         .engine
-        .start_once(&wf1, "tick", "another fire", json!({}))
+        .start_once(&wf1, Some("tick"), "another fire", json!({}))
         .await
         .expect("starts");
     assert!(new && other != run_a, "another key is another run");

@@ -4,6 +4,7 @@ pub(crate) mod delay;
 pub(crate) mod filter;
 pub(crate) mod if_node;
 pub(crate) mod merge;
+pub(crate) mod sub_workflow;
 pub(crate) mod switch;
 
 use concertmaster_core::{NodeRegistry, RegistryError};

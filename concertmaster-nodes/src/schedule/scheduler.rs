@@ -188,7 +188,7 @@ impl Scheduler {
                 let item = json!({ "scheduledFor": at, "firedAt": now });
                 let (run, new) = self
                     .engine
-                    .start_once(&workflow, node.as_str(), &key, item)
+                    .start_once(&workflow, Some(node.as_str()), &key, item)
                     .await?;
                 if new {
                     tracing::info!(workflow = %workflow.id(), %node, %at, %run, "scheduled run started");
