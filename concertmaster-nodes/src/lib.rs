@@ -49,6 +49,7 @@
 //! | collection | `send_form`, `wait_for_responses`, `reminders`, `review` (with forms) |
 //! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
 //! | logic      | `if`, `switch`, `filter`, `merge`, `delay`; `sub_workflow` (with [`SubWorkflows`]) |
+//! | output     | `http_request` (feature `http`) |
 //!
 //! The collection nodes work through a [`forms::Forms`], which holds the
 //! store and the [`forms::Notifier`] that delivers links; register them with
@@ -59,6 +60,7 @@ mod collection;
 mod expr;
 pub mod forms;
 mod logic;
+mod output;
 mod schedule;
 mod support;
 #[cfg(test)]
@@ -68,18 +70,62 @@ mod trigger;
 
 pub use expr::{Expr, ExprError, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
 pub use logic::sub_workflow::SubWorkflows;
+#[cfg(feature = "http")]
+pub use output::guard::HttpGuard;
 pub use schedule::cron::{CronError, CronSchedule};
 pub use schedule::scheduler::{ScheduleError, Scheduler};
 pub use trigger::schedule::MissedFires;
 
 use concertmaster_core::{NodeRegistry, RegistryError};
 
-/// Adds every built-in node to `registry`; fails if one of their type ids
-/// is taken already.
+/// Adds every built-in node to `registry`, with default settings; fails
+/// if one of their type ids is taken already.
 pub fn register_builtins(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
-    trigger::register(registry)?;
-    transform::register(registry)?;
-    logic::register(registry)
+    Builtins::new().register(registry)
+}
+
+/// The built-in nodes with the settings some of them take.
+///
+/// ```
+/// # #[cfg(feature = "http")] {
+/// use concertmaster_nodes::{Builtins, HttpGuard};
+///
+/// let mut registry = concertmaster_core::NodeRegistry::new();
+/// Builtins::new()
+///     .http_guard(HttpGuard::new().allow("erp.internal"))
+///     .register(&mut registry)?;
+/// # }
+/// # Ok::<(), concertmaster_core::RegistryError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builtins {
+    #[cfg(feature = "http")]
+    http: HttpGuard,
+}
+
+impl Builtins {
+    /// Default settings: `http_request` refuses every loopback, private and
+    /// link-local target.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Which internal hosts `http_request` may reach.
+    #[cfg(feature = "http")]
+    pub fn http_guard(mut self, guard: HttpGuard) -> Self {
+        self.http = guard;
+        self
+    }
+
+    /// Adds the built-in nodes to `registry`.
+    pub fn register(&self, registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+        trigger::register(registry)?;
+        transform::register(registry)?;
+        logic::register(registry)?;
+        #[cfg(feature = "http")]
+        output::http_request::register(registry, &self.http)?;
+        Ok(())
+    }
 }
 
 /// A registry holding every built-in node.

@@ -1,6 +1,8 @@
 //! Behaviour of the node library through its public API.
 
 mod forms;
+#[cfg(feature = "http")]
+mod http;
 mod schedule;
 #[cfg(feature = "smtp")]
 mod smtp;

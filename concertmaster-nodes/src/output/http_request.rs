@@ -1,0 +1,257 @@
+//! `http_request` (feature `http`): one HTTP request per item, to a URL
+//! the SSRF guard allows; the response becomes the item.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, RegistryError, MAIN_PORT,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::guard::{GuardedResolver, HttpGuard};
+use crate::expr::Expr;
+use crate::support::{compile_at, expr_failed, item_value};
+
+/// Most redirects followed.
+const MAX_REDIRECTS: usize = 5;
+/// Largest response body kept, in bytes.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Config of an `http_request` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HttpConfig {
+    #[serde(default = "get")]
+    method: String,
+    /// The URL, the same for every item…
+    url: Option<String>,
+    /// …or jq giving it from each item.
+    url_expression: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    /// jq giving the JSON body from each item; POST, PUT and PATCH send
+    /// the item itself without it.
+    body_expression: Option<String>,
+    #[serde(default = "thirty")]
+    timeout_seconds: u64,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+fn thirty() -> u64 {
+    30
+}
+
+enum Target {
+    Fixed(reqwest::Url),
+    PerItem(Expr),
+}
+
+struct HttpRequest {
+    client: reqwest::Client,
+    guard: Arc<HttpGuard>,
+    method: reqwest::Method,
+    target: Target,
+    headers: reqwest::header::HeaderMap,
+    body: Option<Expr>,
+}
+
+impl HttpRequest {
+    async fn send(&self, ctx: &NodeContext, i: usize, item: &Item) -> Result<Item, NodeError> {
+        let value = item_value(item);
+        let url = match &self.target {
+            Target::Fixed(url) => url.clone(),
+            Target::PerItem(expr) => {
+                let text = expr
+                    .eval_one(&value)
+                    .map_err(|err| expr_failed(i, expr, err))?;
+                let text = text.as_str().unwrap_or_default().to_string();
+                reqwest::Url::parse(&text).map_err(|err| {
+                    NodeError::fatal(format!("item {i}: {text:?} is not a URL: {err}"))
+                })?
+            }
+        };
+        self.guard
+            .check_url(&url)
+            .map_err(|why| NodeError::fatal(format!("item {i}: {why}")))?;
+        let mut request = self
+            .client
+            .request(self.method.clone(), url.clone())
+            .headers(self.headers.clone())
+            .header("Idempotency-Key", ctx.item_key(i));
+        let sends_body = matches!(
+            self.method,
+            reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+        );
+        if let Some(expr) = &self.body {
+            let body = expr
+                .eval_one(&value)
+                .map_err(|err| expr_failed(i, expr, err))?;
+            request = request.json(&body);
+        } else if sends_body {
+            request = request.json(&value);
+        }
+        let response = request.send().await.map_err(|err| {
+            // The guard's refusal surfaces as a connect error; it is final.
+            let refused = format!("{err:?}").contains("workflows may not call it");
+            let message = format!("item {i}: {} {url}: {}", self.method, error_chain(&err));
+            if refused || err.is_builder() || err.is_redirect() {
+                NodeError::fatal(message)
+            } else {
+                NodeError::retryable(message)
+            }
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| NodeError::retryable(format!("item {i}: reading the body: {err}")))?;
+        if bytes.len() > MAX_BODY {
+            return Err(NodeError::fatal(format!(
+                "item {i}: response of {} bytes is larger than {MAX_BODY}",
+                bytes.len()
+            )));
+        }
+        let body: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            return Err(
+                NodeError::retryable(format!("item {i}: {url} answered {status}"))
+                    .with_details(json!({ "item": i, "status": status.as_u16(), "body": body })),
+            );
+        }
+        if !status.is_success() {
+            return Err(
+                NodeError::fatal(format!("item {i}: {url} answered {status}"))
+                    .with_details(json!({ "item": i, "status": status.as_u16(), "body": body })),
+            );
+        }
+        let mut out = Item::new();
+        out.insert("status".into(), json!(status.as_u16()));
+        out.insert("body".into(), body);
+        Ok(out)
+    }
+}
+
+/// An error with its causes, which is where the guard's reason is.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Node for HttpRequest {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        let items = input.take(MAIN_PORT);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            out.push(self.send(ctx, i, item).await?);
+        }
+        Ok(NodeOutcome::main(out))
+    }
+}
+
+fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, ConfigError> {
+    let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| {
+            ConfigError::new(format!("{:?} is not an HTTP method", config.method)).at("/method")
+        })?;
+    let target = match (config.url, config.url_expression) {
+        (Some(url), None) => {
+            let url = reqwest::Url::parse(&url).map_err(|err| {
+                ConfigError::new(format!("{url:?} is not a URL: {err}")).at("/url")
+            })?;
+            guard
+                .check_url(&url)
+                .map_err(|why| ConfigError::new(why).at("/url"))?;
+            Target::Fixed(url)
+        }
+        (None, Some(code)) => Target::PerItem(compile_at(&code, "/urlExpression")?),
+        _ => {
+            return Err(ConfigError::new(
+                "give exactly one of `url` and `urlExpression`",
+            ))
+        }
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &config.headers {
+        let at = format!("/headers/{name}");
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|err| ConfigError::new(err.to_string()).at(at.clone()))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|err| ConfigError::new(err.to_string()).at(at))?;
+        headers.insert(name, value);
+    }
+    let body = config
+        .body_expression
+        .map(|code| compile_at(&code, "/bodyExpression"))
+        .transpose()?;
+    let redirect_guard = Arc::clone(guard);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 600)))
+        .dns_resolver(Arc::new(GuardedResolver {
+            guard: Arc::clone(guard),
+        }))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            match redirect_guard.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(why) => attempt.error(why),
+            }
+        }))
+        .build()
+        .map_err(|err| ConfigError::new(format!("the HTTP client cannot be built: {err}")))?;
+    Ok(HttpRequest {
+        client,
+        guard: Arc::clone(guard),
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+pub(crate) fn register(
+    registry: &mut NodeRegistry,
+    guard: &HttpGuard,
+) -> Result<(), RegistryError> {
+    let guard = Arc::new(guard.clone());
+    registry.register_with_config(
+        NodeDescriptor::new("http_request", NodeCategory::Output)
+            .label("HTTP request")
+            .icon("globe")
+            .description(
+                "Sends one HTTP request per item (the item as JSON body for POST, PUT and \
+                 PATCH, or a jq body) with an Idempotency-Key header; the item becomes \
+                 {status, body}. 5xx, 429 and timeouts are retried. Loopback, private and \
+                 link-local targets are refused unless the host allows them.",
+            )
+            .config_schema(json!({
+                "type": "object",
+                "properties": {
+                    "method": { "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"], "default": "GET" },
+                    "url": { "type": "string", "examples": ["https://api.example.com/suppliers"] },
+                    "urlExpression": { "type": "string" },
+                    "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "bodyExpression": { "type": "string" },
+                    "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 600, "default": 30 }
+                },
+                "additionalProperties": false
+            })),
+        move |config: HttpConfig| build(&guard, config),
+    )
+}

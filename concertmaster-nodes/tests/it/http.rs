@@ -1,0 +1,181 @@
+//! `http_request` against a real HTTP server on loopback, and its SSRF
+//! guard: loopback, private and link-local targets are refused, also
+//! through DNS names and redirects, unless the host allows them.
+
+use std::sync::{Arc, Mutex};
+
+use concertmaster_core::testing::TestEngine;
+use concertmaster_core::{NodeRegistry, RunStatus, WorkflowDefinition};
+use concertmaster_nodes::{Builtins, HttpGuard};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the test server received: method, path, idempotency key, body.
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A small HTTP/1.1 server: `/echo` answers the JSON it got, `/to/<url>`
+/// redirects there.
+async fn server() -> (u16, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_string();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break (head, text[end + 4..end + 4 + length].to_string());
+                        }
+                    }
+                };
+                let mut first = head.lines().next().unwrap_or_default().split(' ');
+                let method = first.next().unwrap_or_default().to_string();
+                let path = first.next().unwrap_or_default().to_string();
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("idempotency-key: ")
+                            .or_else(|| l.strip_prefix("Idempotency-Key: "))
+                    })
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock()
+                    .unwrap()
+                    .push((method, path.clone(), key, body.clone()));
+                let response = match path.strip_prefix("/to/") {
+                    Some(target) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                    None => {
+                        let reply = json!({ "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null) }).to_string();
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
+                    }
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+async fn engine(guard: HttpGuard) -> TestEngine {
+    let mut registry = NodeRegistry::new();
+    Builtins::new()
+        .http_guard(guard)
+        .register(&mut registry)
+        .unwrap();
+    TestEngine::new(registry).await.unwrap()
+}
+
+fn call(config: Value) -> WorkflowDefinition {
+    WorkflowDefinition::from_value(json!({
+        "id": "call", "name": "Call",
+        "nodes": [{ "id": "call", "type": "http_request", "config": config }]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_allowed_host_gets_the_item_and_an_idempotency_key() {
+    let (port, seen) = server().await;
+    let test = engine(HttpGuard::new().allow("127.0.0.1")).await;
+    let config = json!({ "method": "POST", "url": format!("http://127.0.0.1:{port}/echo") });
+    let detail = test
+        .run(call(config), json!([{ "supplier": "ACME" }]))
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    let out = &detail.output("call").unwrap().main_items()[0];
+    assert_eq!(out["status"], 200);
+    assert_eq!(out["body"]["received"], json!({ "supplier": "ACME" }));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "POST");
+    assert!(
+        seen[0].2.ends_with(":0"),
+        "idempotency key per item: {:?}",
+        seen[0].2
+    );
+}
+
+#[tokio::test]
+async fn loopback_private_and_metadata_targets_are_refused_by_default() {
+    let (port, seen) = server().await;
+    let test = engine(HttpGuard::new()).await;
+
+    // A fixed URL is refused when the workflow is published.
+    let err = test
+        .publish(call(
+            json!({ "url": format!("http://127.0.0.1:{port}/echo") }),
+        ))
+        .await
+        .expect_err("refused at publish");
+    assert!(
+        err.to_string().contains("/url") && err.to_string().contains("loopback"),
+        "{err}"
+    );
+
+    // URLs computed per item are refused when the request would be made:
+    // a name that resolves to loopback, the metadata service, a private
+    // address, IPv6 loopback.
+    for url in [
+        format!("http://localhost:{port}/echo"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        format!("http://[::1]:{port}/echo"),
+    ] {
+        let config = json!({ "urlExpression": ".url" });
+        let detail = test.run(call(config), json!({ "url": url })).await.unwrap();
+        assert_eq!(detail.run.status, RunStatus::Failed, "{url}");
+        let error = detail.run.error.unwrap_or_default();
+        assert!(error.contains("may not call it"), "{url}: {error}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the server"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_cannot_lead_where_the_url_may_not() {
+    let (port, seen) = server().await;
+    let test = engine(HttpGuard::new().allow("127.0.0.1")).await;
+    for target in [
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://localhost:{port}/echo"),
+    ] {
+        let config = json!({ "url": format!("http://127.0.0.1:{port}/to/{target}") });
+        let detail = test.run(call(config), json!({})).await.unwrap();
+        assert_eq!(detail.run.status, RunStatus::Failed, "{target}");
+        let error = detail.run.error.unwrap_or_default();
+        assert!(error.contains("may not call it"), "{target}: {error}");
+    }
+    let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+    assert!(
+        paths.iter().all(|p| p.starts_with("/to/")),
+        "only the redirecting URL was called: {paths:?}"
+    );
+}
