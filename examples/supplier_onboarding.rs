@@ -10,21 +10,22 @@
 //! 3. Three days later Initech, who has not answered, is reminded, and
 //!    answers through the reminder's link.
 //! 4. A reviewer approves Nordwind and Globex and rejects Initech.
-//! 5. The approved answers are shaped for the ERP with jq and collected.
+//! 5. The approved answers are shaped for the ERP with jq and collected in
+//!    the dataset `approved-suppliers`.
 //!
-//! Then the run's timeline and the collected records are printed.
+//! Then the run's timeline and the dataset are printed.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use concertmaster_core::{
-    Clock, Engine, FormSchema, ManualClock, ResponseFilter, RunDetail, RunStatus, TenantId,
-    WorkflowDefinition,
+    Clock, DatasetFilter, Engine, FormSchema, ManualClock, ResponseFilter, RunDetail, RunStatus,
+    TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{
     Decision, Forms, FormsError, NotificationKind, Outbox, Submission,
 };
-use concertmaster_nodes::Scheduler;
+use concertmaster_nodes::{Datasets, Scheduler};
 use serde_json::{json, Value};
 
 const PORTAL: &str = "https://suppliers.acme.example/f/";
@@ -47,8 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let outbox = Outbox::new();
     let forms = Forms::new(store.clone(), outbox.clone(), PORTAL).with_clock(clock.clone());
+    let datasets = Datasets::new(store.clone());
     let mut registry = concertmaster_nodes::registry();
     forms.register_nodes(&mut registry)?;
+    datasets.register_nodes(&mut registry)?;
     let engine = Engine::builder()
         .shared_store(store)
         .registry(registry)
@@ -198,11 +201,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let detail = engine.run(&tenant, run).await?;
     println!("\nrun {run}: {}\n", finished.status.as_str());
     print_timeline(&detail);
-    if let Some(collected) = detail.output("collect") {
-        println!(
-            "\ncollected for the ERP:\n{}",
-            serde_json::to_string_pretty(&Value::Object(collected.main_items()[0].clone()))?
-        );
+    let collected = datasets
+        .records(&tenant, "approved-suppliers", &DatasetFilter::all())
+        .await?;
+    println!(
+        "\ndataset approved-suppliers ({} records):",
+        collected.len()
+    );
+    for record in collected {
+        println!("  {}", Value::Object(record.item));
     }
     if finished.status != RunStatus::Succeeded {
         return Err(format!(

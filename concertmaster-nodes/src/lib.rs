@@ -49,7 +49,7 @@
 //! | collection | `send_form`, `wait_for_responses`, `reminders`, `review` (with forms) |
 //! | transform  | `map_fields`, `jq`, `validate`, `anonymize` |
 //! | logic      | `if`, `switch`, `filter`, `merge`, `delay`; `sub_workflow` (with [`SubWorkflows`]) |
-//! | output     | `http_request` (feature `http`) |
+//! | output     | `http_request` (feature `http`); `collect` (with [`Datasets`]) |
 //!
 //! The collection nodes work through a [`forms::Forms`], which holds the
 //! store and the [`forms::Notifier`] that delivers links; register them with
@@ -70,6 +70,7 @@ mod trigger;
 
 pub use expr::{Expr, ExprError, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
 pub use logic::sub_workflow::SubWorkflows;
+pub use output::collect::Datasets;
 #[cfg(feature = "http")]
 pub use output::guard::HttpGuard;
 pub use schedule::cron::{CronError, CronSchedule};

@@ -36,6 +36,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_form_links.sql"),
         postgres: include_str!("../migrations/postgres/0004_form_links.sql"),
     },
+    Migration {
+        version: 5,
+        description: "datasets",
+        sqlite: include_str!("../migrations/sqlite/0005_datasets.sql"),
+        postgres: include_str!("../migrations/postgres/0005_datasets.sql"),
+    },
 ];
 
 /// The newest version this build knows.

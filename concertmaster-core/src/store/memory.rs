@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, AuditFilter, AuditStore, FormStore, LeaseStore, RunStore, StoreError, StoreResult,
-    WaitStore, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, DatasetFilter, DatasetRecord, DatasetStore, FormStore,
+    LeaseStore, RunStore, StoreError, StoreResult, WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -43,6 +43,8 @@ struct State {
     /// Token hash -> link.
     links: HashMap<String, FormLink>,
     responses: Vec<FormResponse>,
+    /// (tenant, dataset) -> records, oldest first.
+    datasets: HashMap<(TenantId, String), Vec<DatasetRecord>>,
 }
 
 #[derive(Debug, Default)]
@@ -667,5 +669,65 @@ impl FormStore for InMemoryStore {
             .responses
             .retain(|r| !(r.tenant == *tenant && r.form_id == *form_id && r.submitted_at < before));
         Ok((before_len - state.responses.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl DatasetStore for InMemoryStore {
+    async fn put_dataset(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        run: RunId,
+        node: &NodeId,
+        items: &[crate::item::Item],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        let records = state
+            .datasets
+            .entry((tenant.clone(), name.to_string()))
+            .or_default();
+        records.retain(|r| !(r.run_id == run && r.node_id == *node));
+        for (position, item) in items.iter().enumerate() {
+            records.push(DatasetRecord {
+                run_id: run,
+                node_id: node.clone(),
+                position: u32::try_from(position).unwrap_or(u32::MAX),
+                item: item.clone(),
+                collected_at: at,
+            });
+        }
+        Ok(())
+    }
+
+    async fn dataset(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        filter: &DatasetFilter,
+    ) -> StoreResult<Vec<DatasetRecord>> {
+        let state = self.state();
+        let mut found: Vec<DatasetRecord> = state
+            .datasets
+            .get(&(tenant.clone(), name.to_string()))
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|r| filter.run_id.is_none_or(|run| r.run_id == run))
+                    .filter(|r| filter.since.is_none_or(|t| r.collected_at >= t))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort_by(|a, b| {
+            b.collected_at
+                .cmp(&a.collected_at)
+                .then(b.run_id.cmp(&a.run_id))
+                .then(a.node_id.cmp(&b.node_id))
+                .then(a.position.cmp(&b.position))
+        });
+        found.truncate(filter.effective_limit());
+        Ok(found)
     }
 }

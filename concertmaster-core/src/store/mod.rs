@@ -1,7 +1,7 @@
 //! The `Store` seam between the engine and its persistence.
 //!
-//! A store is six small traits, one per area, and [`Store`] is any type
-//! implementing all six. Every data call takes the tenant it acts for and
+//! A store is seven small traits, one per area, and [`Store`] is any type
+//! implementing all seven. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that
 //! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
 //! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
@@ -13,6 +13,7 @@
 //! either the state before or the state after.
 
 mod audit;
+mod dataset;
 mod form;
 mod memory;
 
@@ -25,6 +26,7 @@ use crate::run::{NodeExecution, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter};
+pub use dataset::{DatasetFilter, DatasetRecord, DatasetStore};
 pub use form::FormStore;
 pub use memory::InMemoryStore;
 
@@ -292,13 +294,16 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
-/// Everything the engine persists: any type implementing the six store traits.
+/// Everything the engine persists: any type implementing the seven store traits.
 pub trait Store:
-    WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore
+    WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore + DatasetStore
 {
 }
 
-impl<T: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore> Store for T {}
+impl<T> Store for T where
+    T: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore + DatasetStore
+{
+}
 
 const _: () = {
     // The engine holds `Arc<dyn Store>`: the trait must stay object safe.

@@ -64,7 +64,8 @@ macro_rules! store_conformance {
             form_versions_are_immutable,
             a_form_link_is_used_once,
             responses_filter_and_are_reviewed_once,
-            responses_are_erased_and_purged
+            responses_are_erased_and_purged,
+            datasets_replace_per_node_and_filter
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, AuditStore, Engine, EngineBuilder, FormId, FormLink, FormResponse,
-    FormSchema, FormStore, InMemoryStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId,
-    Review, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
-    WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, DatasetFilter, DatasetRecord, DatasetStore, Engine,
+    EngineBuilder, FormId, FormLink, FormResponse, FormSchema, FormStore, InMemoryStore,
+    LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter, RunId,
+    RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
+    WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
 
@@ -195,6 +196,32 @@ impl AuditStore for FlakyStore {
         filter: &AuditFilter,
     ) -> StoreResult<Vec<AuditEntry>> {
         self.inner.audit_log(tenant, filter).await
+    }
+}
+
+/// Datasets are not what these tests break: every call goes through.
+#[async_trait]
+impl DatasetStore for FlakyStore {
+    async fn put_dataset(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        run: RunId,
+        node: &concertmaster_core::NodeId,
+        items: &[concertmaster_core::Item],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.inner
+            .put_dataset(tenant, name, run, node, items, at)
+            .await
+    }
+    async fn dataset(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        filter: &DatasetFilter,
+    ) -> StoreResult<Vec<DatasetRecord>> {
+        self.inner.dataset(tenant, name, filter).await
     }
 }
 

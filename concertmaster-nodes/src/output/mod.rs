@@ -1,4 +1,6 @@
-//! Output nodes: deliver data to other systems.
+//! Output nodes: deliver data to other systems, or keep it for the host.
+
+pub(crate) mod collect;
 
 #[cfg(feature = "http")]
 pub(crate) mod guard;

@@ -1,0 +1,14 @@
+-- Named datasets the collect node fills and hosts query: what each node of
+-- each run collected, replaced as a whole when the node runs again.
+
+CREATE TABLE datasets (
+    tenant_id    TEXT    NOT NULL,
+    dataset      TEXT    NOT NULL,
+    run_id       UUID    NOT NULL,
+    node_id      TEXT    NOT NULL,
+    position     INTEGER NOT NULL,
+    item         JSONB    NOT NULL,
+    collected_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, dataset, run_id, node_id, position)
+);
+CREATE INDEX datasets_by_time ON datasets (tenant_id, dataset, collected_at DESC);
