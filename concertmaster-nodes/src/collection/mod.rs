@@ -14,7 +14,7 @@ use concertmaster_core::{
     Item, NodeContext, NodeError, NodeRegistry, RegistryError, ResponseFilter, StoreError,
 };
 
-use crate::forms::FormsInner;
+use crate::forms::{issue, FormsInner, LinkRequest, Notification, NotificationKind};
 
 pub(crate) fn register(
     registry: &mut NodeRegistry,
@@ -116,4 +116,62 @@ pub(crate) fn duration_at(
             .map_err(|m| concertmaster_core::ConfigError::new(m).at(pointer))
     })
     .transpose()
+}
+
+/// Fills `{name}` placeholders.
+pub(crate) fn render(template: &str, values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| {
+            text.replace(&format!("{{{name}}}"), value)
+        })
+}
+
+/// The message that carries one personal link.
+pub(crate) struct Delivery<'a> {
+    pub(crate) kind: NotificationKind,
+    /// The form's title, for `{title}`.
+    pub(crate) title: &'a str,
+    /// Subject template.
+    pub(crate) subject: &'a str,
+    /// Text template.
+    pub(crate) message: &'a str,
+    pub(crate) idempotency_key: String,
+}
+
+/// Issues the link `request` describes and delivers it through the
+/// notifier; a failure names the recipient and says whether to retry.
+pub(crate) async fn deliver(
+    forms: &FormsInner,
+    ctx: &NodeContext,
+    request: LinkRequest,
+    delivery: Delivery<'_>,
+) -> Result<(), NodeError> {
+    let respondent = request.respondent.clone().unwrap_or_default();
+    let expires = request.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let (_, url) = issue(forms, ctx.tenant(), request, ctx.now())
+        .await
+        .map_err(|err| NodeError::retryable(format!("link for {respondent}: {err}")))?;
+    let values = [
+        ("title", delivery.title),
+        ("link", url.as_str()),
+        ("expires", expires.as_str()),
+        ("respondent", respondent.as_str()),
+    ];
+    let notification = Notification {
+        tenant: ctx.tenant().clone(),
+        to: respondent.clone(),
+        kind: delivery.kind,
+        subject: render(delivery.subject, &values),
+        body: render(delivery.message, &values),
+        link: url,
+        idempotency_key: delivery.idempotency_key,
+    };
+    forms.notifier.notify(&notification).await.map_err(|err| {
+        if err.retryable {
+            NodeError::retryable(err.to_string())
+        } else {
+            NodeError::fatal(err.to_string())
+        }
+    })
 }

@@ -14,9 +14,8 @@ use concertmaster_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::send_form::render;
-use super::{duration_at, Sent};
-use crate::forms::{issue, reminder_key, FormsInner, LinkRequest, Notification, NotificationKind};
+use super::{deliver, duration_at, Delivery, Sent};
+use crate::forms::{reminder_key, FormsInner, LinkRequest, NotificationKind};
 
 const DEFAULT_SUBJECT: &str = "Reminder: please fill in {title}";
 const DEFAULT_MESSAGE: &str =
@@ -82,36 +81,14 @@ impl Reminders {
                 respondent: Some(respondent.to_string()),
                 expires_at,
             };
-            let (_, url) = issue(&self.forms, ctx.tenant(), request, ctx.now())
-                .await
-                .map_err(|err| NodeError::retryable(err.to_string()))?;
-            let expires = expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-            let values = [
-                ("title", title.as_str()),
-                ("link", url.as_str()),
-                ("expires", expires.as_str()),
-                ("respondent", respondent),
-            ];
-            let notification = Notification {
-                tenant: ctx.tenant().clone(),
-                to: respondent.to_string(),
+            let delivery = Delivery {
                 kind: NotificationKind::Reminder,
-                subject: render(&self.subject, &values),
-                body: render(&self.message, &values),
-                link: url,
+                title: &title,
+                subject: &self.subject,
+                message: &self.message,
                 idempotency_key: format!("{}:{round}", ctx.item_key(i)),
             };
-            self.forms
-                .notifier
-                .notify(&notification)
-                .await
-                .map_err(|err| {
-                    if err.retryable {
-                        NodeError::retryable(err.to_string())
-                    } else {
-                        NodeError::fatal(err.to_string())
-                    }
-                })?;
+            deliver(&self.forms, ctx, request, delivery).await?;
         }
         Ok(())
     }

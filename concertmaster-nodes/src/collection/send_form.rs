@@ -11,8 +11,8 @@ use concertmaster_core::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{duration_at, store_failed};
-use crate::forms::{issue, FormsInner, LinkRequest, Notification, NotificationKind};
+use super::{deliver, duration_at, store_failed, Delivery};
+use crate::forms::{FormsInner, LinkRequest, NotificationKind};
 use crate::support::{check_pointer, get_pointer};
 
 const DEFAULT_SUBJECT: &str = "Please fill in: {title}";
@@ -52,15 +52,6 @@ struct SendForm {
     expires_in: Option<chrono::Duration>,
     subject: String,
     message: String,
-}
-
-/// Fills `{name}` placeholders.
-pub(crate) fn render(template: &str, values: &[(&str, &str)]) -> String {
-    values
-        .iter()
-        .fold(template.to_string(), |text, (name, value)| {
-            text.replace(&format!("{{{name}}}"), value)
-        })
 }
 
 impl SendForm {
@@ -114,37 +105,14 @@ impl Node for SendForm {
                 respondent: Some(respondent.clone()),
                 expires_at,
             };
-            let (_, url) = issue(&self.forms, ctx.tenant(), request, now)
-                .await
-                .map_err(|err| NodeError::retryable(err.to_string()))?;
-            let expires = expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-            let values = [
-                ("title", form.title.as_str()),
-                ("link", url.as_str()),
-                ("expires", expires.as_str()),
-                ("respondent", respondent.as_str()),
-            ];
-            let notification = Notification {
-                tenant: ctx.tenant().clone(),
-                to: respondent.clone(),
+            let delivery = Delivery {
                 kind: NotificationKind::Invitation,
-                subject: render(&self.subject, &values),
-                body: render(&self.message, &values),
-                link: url,
+                title: &form.title,
+                subject: &self.subject,
+                message: &self.message,
                 idempotency_key: ctx.item_key(i),
             };
-            self.forms
-                .notifier
-                .notify(&notification)
-                .await
-                .map_err(|err| {
-                    let message = format!("item {i}: {err}");
-                    if err.retryable {
-                        NodeError::retryable(message)
-                    } else {
-                        NodeError::fatal(message)
-                    }
-                })?;
+            deliver(&self.forms, ctx, request, delivery).await?;
             item.insert("respondent".into(), json!(respondent));
             item.insert("formId".into(), json!(form.id));
             item.insert("formVersion".into(), json!(form.version));
