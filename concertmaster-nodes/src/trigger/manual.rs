@@ -49,12 +49,25 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::{out, run};
+    use crate::testkit::{out, publish_error, run};
     use serde_json::json;
 
     #[tokio::test]
     async fn passes_the_trigger_items_on() {
         let detail = run("manual", json!({}), json!([{"a": 1}, {"a": 2}])).await;
         assert_eq!(out(&detail, "main"), vec![json!({"a": 1}), json!({"a": 2})]);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_passes_the_request_body_on_and_checks_its_path() {
+        let detail = run(
+            "webhook",
+            json!({"path": "/suppliers/new"}),
+            json!({"vat": "DE1"}),
+        )
+        .await;
+        assert_eq!(out(&detail, "main"), vec![json!({"vat": "DE1"})]);
+        let message = publish_error("webhook", json!({"path": "no-slash"})).await;
+        assert!(message.contains("/path"), "{message}");
     }
 }
