@@ -39,6 +39,9 @@ const DEFAULT_CHECK_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 #[derive(Clone, Default)]
 pub struct SubWorkflows {
     engine: Arc<OnceLock<Engine>>,
+    /// Child runs this process watches already, so that a parent woken by
+    /// its periodic check does not add a second watcher.
+    watched: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>>,
 }
 
 impl std::fmt::Debug for SubWorkflows {
@@ -109,24 +112,38 @@ fn leaf_items(detail: &RunDetail, leaves: &[String]) -> Vec<Item> {
         .collect()
 }
 
-/// Wakes the parent once the child has ended, while this process lives.
-fn watch(engine: Engine, tenant: TenantId, child: RunId, key: String) {
-    tokio::spawn(async move {
-        if engine.finished(&tenant, child).await.is_err() {
+impl SubWorkflows {
+    /// Wakes the parent once the child has ended, while this process lives;
+    /// one watcher per child.
+    fn watch(&self, engine: Engine, tenant: TenantId, child: RunId, key: String) {
+        let watched = Arc::clone(&self.watched);
+        let first = watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(child);
+        if !first {
             return;
         }
-        for attempt in 1..=40u64 {
-            match engine
-                .resume(&tenant, &key, json!({ "childRun": child }))
-                .await
-            {
-                Err(concertmaster_core::Error::NoSuchWait { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(25 * attempt.min(8))).await;
+        tokio::spawn(async move {
+            if engine.finished(&tenant, child).await.is_ok() {
+                for attempt in 1..=40u64 {
+                    let woken = engine
+                        .resume(&tenant, &key, json!({ "childRun": child }))
+                        .await;
+                    match woken {
+                        Err(concertmaster_core::Error::NoSuchWait { .. }) => {
+                            tokio::time::sleep(Duration::from_millis(25 * attempt.min(8))).await;
+                        }
+                        _ => break,
+                    }
                 }
-                _ => return,
             }
-        }
-    });
+            watched
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(&child);
+        });
+    }
 }
 
 #[async_trait]
@@ -204,7 +221,8 @@ impl Node for SubWorkflow {
             ))
             .with_details(json!({ "childRun": child }))),
             _ => {
-                watch(engine.clone(), tenant.clone(), child, key.clone());
+                self.subs
+                    .watch(engine.clone(), tenant.clone(), child, key.clone());
                 Ok(NodeOutcome::suspend(
                     Suspend::until_event(key)
                         .with_deadline(ctx.now() + self.check_every)

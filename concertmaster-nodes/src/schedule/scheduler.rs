@@ -45,6 +45,16 @@ struct Entry {
     checked: DateTime<Utc>,
 }
 
+/// What one schedule has to start in a tick.
+struct Due {
+    workflow: PublishedWorkflow,
+    node: NodeId,
+    /// The fire times to start runs for, per the missed-fire policy.
+    fires: Vec<DateTime<Utc>>,
+    /// The latest fire time passed, started or not.
+    last: DateTime<Utc>,
+}
+
 /// Starts scheduled runs.
 ///
 /// Give it the published workflows (at start-up and after each publish);
@@ -158,31 +168,41 @@ impl Scheduler {
             .max())
     }
 
-    /// Starts the runs due now; returns the runs this call started.
+    /// Starts the runs due now; returns the runs this call started. A fire
+    /// whose run could not start (the store is down) is tried again on the
+    /// next tick.
     pub async fn tick(&self) -> Result<Vec<RunId>, ScheduleError> {
         let now = self.clock.now();
-        let due: Vec<(PublishedWorkflow, NodeId, Vec<DateTime<Utc>>)> = {
-            let mut entries = self.entries();
-            entries
-                .iter_mut()
-                .filter_map(|entry| {
-                    let fires = entry.cron.fires_between(entry.checked, now, MAX_MISSED + 1);
-                    let last = *fires.last()?;
-                    entry.checked = last;
-                    let (late, on_time): (Vec<_>, Vec<_>) =
-                        fires.into_iter().partition(|t| now - *t > GRACE);
-                    let mut chosen = match entry.missed {
-                        MissedFires::Skip => Vec::new(),
-                        MissedFires::FireOnce => late.last().copied().into_iter().collect(),
-                        MissedFires::FireAll => late.into_iter().take(MAX_MISSED).collect(),
-                    };
-                    chosen.extend(on_time);
-                    Some((entry.workflow.clone(), entry.node.clone(), chosen))
+        let due: Vec<Due> = self
+            .entries()
+            .iter()
+            .filter_map(|entry| {
+                let fires = entry.cron.fires_between(entry.checked, now, MAX_MISSED + 1);
+                let last = *fires.last()?;
+                let (late, on_time): (Vec<_>, Vec<_>) =
+                    fires.into_iter().partition(|t| now - *t > GRACE);
+                let mut chosen = match entry.missed {
+                    MissedFires::Skip => Vec::new(),
+                    MissedFires::FireOnce => late.last().copied().into_iter().collect(),
+                    MissedFires::FireAll => late.into_iter().take(MAX_MISSED).collect(),
+                };
+                chosen.extend(on_time);
+                Some(Due {
+                    workflow: entry.workflow.clone(),
+                    node: entry.node.clone(),
+                    fires: chosen,
+                    last,
                 })
-                .collect()
-        };
+            })
+            .collect();
         let mut started = Vec::new();
-        for (workflow, node, fires) in due {
+        for Due {
+            workflow,
+            node,
+            fires,
+            last,
+        } in due
+        {
             for at in fires {
                 let key = format!("schedule:{node}:{}", at.to_rfc3339());
                 let item = json!({ "scheduledFor": at, "firedAt": now });
@@ -193,6 +213,15 @@ impl Scheduler {
                 if new {
                     tracing::info!(workflow = %workflow.id(), %node, %at, %run, "scheduled run started");
                     started.push(run);
+                }
+            }
+            // Only now are this schedule's fires up to `last` dealt with.
+            for entry in self.entries().iter_mut() {
+                if entry.node == node
+                    && entry.workflow.id() == workflow.id()
+                    && entry.workflow.tenant() == workflow.tenant()
+                {
+                    entry.checked = entry.checked.max(last);
                 }
             }
         }
