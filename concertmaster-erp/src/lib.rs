@@ -10,3 +10,13 @@
 //!
 //! Connection secrets stay encrypted at rest and never reach Debug output,
 //! logs or errors.
+//!
+//! What is here so far: [`Secret`], a value that never prints, and
+//! [`KeyRing`], which seals connection configs with AES-256-GCM under named,
+//! rotatable keys, bound to their record.
+
+mod keyring;
+mod secret;
+
+pub use keyring::{config_hash, CryptoError, KeyRing, Sealed};
+pub use secret::Secret;
