@@ -113,9 +113,9 @@ pub use registry::{ConfigError, NodeRegistry, RegistryError};
 pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, Wait};
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
-    AuditAction, AuditEntry, AuditFilter, AuditStore, DatasetFilter, DatasetRecord, DatasetStore,
-    FormStore, InMemoryStore, LeaseStore, RunStore, Store, StoreError, StoreErrorKind, StoreResult,
-    WaitStore, WorkflowStore,
+    AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,
+    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunStore, Store, StoreError,
+    StoreErrorKind, StoreResult, StoredConnection, WaitStore, WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

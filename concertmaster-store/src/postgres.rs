@@ -6,7 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::error::{redact, Error};
-use crate::form_store::{dataset_store, form_store};
+use crate::form_store::{connection_store, dataset_store, form_store};
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Postgres;
@@ -90,3 +90,4 @@ const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgre
 sql_store!(PostgresStore);
 form_store!(PostgresStore);
 dataset_store!(PostgresStore);
+connection_store!(PostgresStore);

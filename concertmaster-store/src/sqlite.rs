@@ -7,7 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::error::{redact, Error};
-use crate::form_store::{dataset_store, form_store};
+use crate::form_store::{connection_store, dataset_store, form_store};
 use crate::sql_store::sql_store;
 
 type Db = sqlx::Sqlite;
@@ -118,3 +118,4 @@ const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.
 sql_store!(SqliteStore);
 form_store!(SqliteStore);
 dataset_store!(SqliteStore);
+connection_store!(SqliteStore);

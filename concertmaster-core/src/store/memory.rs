@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, AuditFilter, AuditStore, DatasetFilter, DatasetRecord, DatasetStore, FormStore,
-    LeaseStore, RunStore, StoreError, StoreResult, WaitStore, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
+    DatasetStore, FormStore, LeaseStore, RunStore, StoreError, StoreResult, StoredConnection,
+    WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -45,6 +46,7 @@ struct State {
     responses: Vec<FormResponse>,
     /// (tenant, dataset) -> records, oldest first.
     datasets: HashMap<(TenantId, String), Vec<DatasetRecord>>,
+    connections: BTreeMap<(TenantId, String), StoredConnection>,
 }
 
 #[derive(Debug, Default)]
@@ -729,5 +731,66 @@ impl DatasetStore for InMemoryStore {
         });
         found.truncate(filter.effective_limit());
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for InMemoryStore {
+    async fn save_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
+        self.state().connections.insert(
+            (connection.tenant.clone(), connection.id.clone()),
+            connection.clone(),
+        );
+        Ok(())
+    }
+
+    async fn connection(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> StoreResult<Option<StoredConnection>> {
+        Ok(self
+            .state()
+            .connections
+            .get(&(tenant.clone(), id.to_string()))
+            .cloned())
+    }
+
+    async fn connections(&self, tenant: &TenantId) -> StoreResult<Vec<StoredConnection>> {
+        Ok(self
+            .state()
+            .connections
+            .values()
+            .filter(|c| c.tenant == *tenant)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_tested(&self, tenant: &TenantId, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut state = self.state();
+        let connection = state
+            .connections
+            .get_mut(&(tenant.clone(), id.to_string()))
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "connection",
+                id: id.to_string(),
+            })?;
+        connection.last_tested_at = Some(at);
+        Ok(())
+    }
+
+    async fn connections_sealed_with(
+        &self,
+        key_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredConnection>> {
+        Ok(self
+            .state()
+            .connections
+            .values()
+            .filter(|c| c.key_id == key_id)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

@@ -1,7 +1,7 @@
 //! The `Store` seam between the engine and its persistence.
 //!
-//! A store is seven small traits, one per area, and [`Store`] is any type
-//! implementing all seven. Every data call takes the tenant it acts for and
+//! A store is eight small traits, one per area, and [`Store`] is any type
+//! implementing all eight. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that
 //! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
 //! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
@@ -13,6 +13,7 @@
 //! either the state before or the state after.
 
 mod audit;
+mod connection;
 mod dataset;
 mod form;
 mod memory;
@@ -26,6 +27,7 @@ use crate::run::{NodeExecution, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter};
+pub use connection::{ConnectionStore, StoredConnection};
 pub use dataset::{DatasetFilter, DatasetRecord, DatasetStore};
 pub use form::FormStore;
 pub use memory::InMemoryStore;
@@ -294,14 +296,28 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
-/// Everything the engine persists: any type implementing the seven store traits.
+/// Everything the engine persists: any type implementing the eight store traits.
 pub trait Store:
-    WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore + DatasetStore
+    WorkflowStore
+    + RunStore
+    + WaitStore
+    + LeaseStore
+    + AuditStore
+    + FormStore
+    + DatasetStore
+    + ConnectionStore
 {
 }
 
 impl<T> Store for T where
-    T: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore + FormStore + DatasetStore
+    T: WorkflowStore
+        + RunStore
+        + WaitStore
+        + LeaseStore
+        + AuditStore
+        + FormStore
+        + DatasetStore
+        + ConnectionStore
 {
 }
 

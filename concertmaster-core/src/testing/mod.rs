@@ -65,7 +65,8 @@ macro_rules! store_conformance {
             a_form_link_is_used_once,
             responses_filter_and_are_reviewed_once,
             responses_are_erased_and_purged,
-            datasets_replace_per_node_and_filter
+            datasets_replace_per_node_and_filter,
+            connections_round_trip_per_tenant
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

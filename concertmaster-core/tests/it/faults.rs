@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, AuditStore, DatasetFilter, DatasetRecord, DatasetStore, Engine,
-    EngineBuilder, FormId, FormLink, FormResponse, FormSchema, FormStore, InMemoryStore,
-    LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter, RunId,
-    RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait, WaitStore, Wakeup,
-    WorkflowDefinition, WorkflowId, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
+    DatasetStore, Engine, EngineBuilder, FormId, FormLink, FormResponse, FormSchema, FormStore,
+    InMemoryStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter,
+    RunId, RunStatus, RunStore, StoreError, StoreResult, StoredConnection, TenantId, Wait,
+    WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
 
@@ -196,6 +196,34 @@ impl AuditStore for FlakyStore {
         filter: &AuditFilter,
     ) -> StoreResult<Vec<AuditEntry>> {
         self.inner.audit_log(tenant, filter).await
+    }
+}
+
+/// Connections are not what these tests break: every call goes through.
+#[async_trait]
+impl ConnectionStore for FlakyStore {
+    async fn save_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
+        self.inner.save_connection(connection).await
+    }
+    async fn connection(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> StoreResult<Option<StoredConnection>> {
+        self.inner.connection(tenant, id).await
+    }
+    async fn connections(&self, tenant: &TenantId) -> StoreResult<Vec<StoredConnection>> {
+        self.inner.connections(tenant).await
+    }
+    async fn mark_tested(&self, tenant: &TenantId, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.mark_tested(tenant, id, at).await
+    }
+    async fn connections_sealed_with(
+        &self,
+        key_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredConnection>> {
+        self.inner.connections_sealed_with(key_id, limit).await
     }
 }
 

@@ -1,0 +1,3 @@
+SELECT tenant_id, id, name, kind, config_encrypted, key_id, config_hash, is_active, last_tested_at, created_at, updated_at
+FROM connections
+WHERE tenant_id = $1 AND id = $2
