@@ -287,10 +287,12 @@ impl Forms {
         }
     }
 
-    /// How long links work unless a node says otherwise (default 14 days).
+    /// How long links work unless a node says otherwise (default 14 days,
+    /// at most ten years).
     pub fn with_link_ttl(mut self, ttl: Duration) -> Self {
+        let most = chrono::Duration::days(3650);
         Arc::make_mut(&mut self.inner).link_ttl =
-            chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+            chrono::Duration::from_std(ttl).map_or(most, |ttl| ttl.min(most));
         self
     }
 

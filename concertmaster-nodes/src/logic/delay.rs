@@ -32,6 +32,9 @@ struct Delay {
     wait: Wait,
 }
 
+/// Longest duration a config may give: times stay far inside the calendar.
+const MAX_DURATION: chrono::Duration = chrono::Duration::days(36_500);
+
 /// Parses `2h30m`-style durations: whole numbers with units s, m, h, d, w.
 pub(crate) fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
     let mut total = chrono::Duration::zero();
@@ -64,6 +67,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
         return Err(format!(
             "{text:?}: expected a duration like \"90s\", \"2h30m\" or \"3d\""
         ));
+    }
+    if total > MAX_DURATION {
+        return Err(format!("{text:?} is longer than 100 years"));
     }
     Ok(total)
 }
@@ -169,6 +175,9 @@ mod tests {
             .contains("expected a duration"));
         assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999w")
+            .unwrap_err()
+            .contains("100 years"));
     }
 
     #[tokio::test]
