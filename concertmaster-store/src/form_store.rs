@@ -7,13 +7,14 @@ macro_rules! form_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                Consent, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId, ResponseFilter,
-                ResponseId, Review, ReviewStatus, RunId, StoreError, StoreResult, Submitter, TenantId,
+                Consent, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId,
+                ResponseFilter, ResponseId, Review, ReviewStatus, RunId, StoreError, StoreResult,
+                Submitter, TenantId,
             };
             use sqlx::types::Json;
             use sqlx::Row;
 
-            use super::{read_ts, read_ts_opt, ts, ts_opt, Db, $store};
+            use super::{read_ts, read_ts_opt, ts, ts_opt, $store, Db};
             use $crate::codec::{limit, parse_name, to_i32, to_u32};
             use $crate::error::store_error;
             use $crate::sql_store::sql;
@@ -40,8 +41,12 @@ macro_rules! form_store {
                     tenant: TenantId::new(row.try_get::<String, _>("tenant_id")?),
                     form_id: FormId::new(row.try_get::<String, _>("form_id")?),
                     form_version: to_u32("form_version", row.try_get("form_version")?)?,
-                    run_id: row.try_get::<Option<uuid::Uuid>, _>("run_id")?.map(RunId::from_uuid),
-                    node_id: row.try_get::<Option<String>, _>("node_id")?.map(NodeId::new),
+                    run_id: row
+                        .try_get::<Option<uuid::Uuid>, _>("run_id")?
+                        .map(RunId::from_uuid),
+                    node_id: row
+                        .try_get::<Option<String>, _>("node_id")?
+                        .map(NodeId::new),
                     wait_key: row.try_get("wait_key")?,
                     respondent: row.try_get("respondent")?,
                     created_at: read_ts(row, "created_at")?,
@@ -51,8 +56,12 @@ macro_rules! form_store {
             }
 
             fn response_from_row(row: &DbRow) -> Result<FormResponse, sqlx::Error> {
-                let review_status: ReviewStatus = parse_name("review_status", row.try_get("review_status")?)?;
-                let review = match (row.try_get::<Option<String>, _>("reviewed_by")?, read_ts_opt(row, "reviewed_at")?) {
+                let review_status: ReviewStatus =
+                    parse_name("review_status", row.try_get("review_status")?)?;
+                let review = match (
+                    row.try_get::<Option<String>, _>("reviewed_by")?,
+                    read_ts_opt(row, "reviewed_at")?,
+                ) {
                     (Some(reviewer), Some(at)) => Some(Review {
                         status: review_status,
                         reviewer,
@@ -66,8 +75,12 @@ macro_rules! form_store {
                     tenant: TenantId::new(row.try_get::<String, _>("tenant_id")?),
                     form_id: FormId::new(row.try_get::<String, _>("form_id")?),
                     form_version: to_u32("form_version", row.try_get("form_version")?)?,
-                    run_id: row.try_get::<Option<uuid::Uuid>, _>("run_id")?.map(RunId::from_uuid),
-                    node_id: row.try_get::<Option<String>, _>("node_id")?.map(NodeId::new),
+                    run_id: row
+                        .try_get::<Option<uuid::Uuid>, _>("run_id")?
+                        .map(RunId::from_uuid),
+                    node_id: row
+                        .try_get::<Option<String>, _>("node_id")?
+                        .map(NodeId::new),
                     respondent: row.try_get("respondent")?,
                     data: row.try_get::<Json<serde_json::Value>, _>("data")?.0,
                     consent: row.try_get::<Json<Option<Consent>>, _>("consent")?.0,
@@ -81,11 +94,18 @@ macro_rules! form_store {
 
             /// Why link `hash` could not be used by `response`: as the
             /// in-memory store says it, after reading the link back.
-            async fn refused_link<'c, E>(executor: E, hash: &str, response: &FormResponse) -> StoreError
+            async fn refused_link<'c, E>(
+                executor: E,
+                hash: &str,
+                response: &FormResponse,
+            ) -> StoreError
             where
                 E: sqlx::Executor<'c, Database = Db>,
             {
-                let found = sqlx::query(sql!("link/get")).bind(hash).fetch_optional(executor).await;
+                let found = sqlx::query(sql!("link/get"))
+                    .bind(hash)
+                    .fetch_optional(executor)
+                    .await;
                 match found.map(|row| row.map(|row| link_from_row(&row)).transpose()) {
                     Ok(Ok(Some(link))) if link.tenant == response.tenant => {
                         if link.used_at.is_some() {
@@ -104,7 +124,11 @@ macro_rules! form_store {
 
             #[async_trait]
             impl FormStore for $store {
-                async fn insert_form(&self, tenant: &TenantId, form: &FormSchema) -> StoreResult<()> {
+                async fn insert_form(
+                    &self,
+                    tenant: &TenantId,
+                    form: &FormSchema,
+                ) -> StoreResult<()> {
                     let id = format!("{}@{}", form.id, form.version);
                     let result = sqlx::query(sql!("form/insert"))
                         .bind(tenant.as_str())
@@ -121,17 +145,23 @@ macro_rules! form_store {
                     match result {
                         Ok(_) => Ok(()),
                         Err(err) => match store_error(err, "form", &id) {
-                            StoreError::Conflict { entity, id, .. } => Err(StoreError::Conflict {
-                                entity,
-                                id,
-                                message: "this version is stored already and versions are immutable; store a new version".into(),
-                            }),
+                            StoreError::Conflict { .. } => Err(StoreError::version_exists(
+                                "form",
+                                &form.id,
+                                form.version,
+                                "store a new version",
+                            )),
                             other => Err(other),
                         },
                     }
                 }
 
-                async fn form(&self, tenant: &TenantId, id: &FormId, version: Option<u32>) -> StoreResult<Option<FormSchema>> {
+                async fn form(
+                    &self,
+                    tenant: &TenantId,
+                    id: &FormId,
+                    version: Option<u32>,
+                ) -> StoreResult<Option<FormSchema>> {
                     sqlx::query(sql!("form/get"))
                         .bind(tenant.as_str())
                         .bind(id.as_str())
@@ -160,7 +190,9 @@ macro_rules! form_store {
                     match result {
                         Ok(_) => Ok(()),
                         Err(err) => match store_error(err, "form link", "(token)") {
-                            StoreError::Conflict { .. } => Err(StoreError::link_refused("a link with this token exists")),
+                            StoreError::Conflict { .. } => {
+                                Err(StoreError::link_refused("a link with this token exists"))
+                            }
                             other => Err(other),
                         },
                     }
@@ -175,7 +207,11 @@ macro_rules! form_store {
                         .map_err(|err| store_error(err, "form link", "(token)"))
                 }
 
-                async fn insert_response(&self, response: &FormResponse, link: Option<&str>) -> StoreResult<()> {
+                async fn insert_response(
+                    &self,
+                    response: &FormResponse,
+                    link: Option<&str>,
+                ) -> StoreResult<()> {
                     let fail = |err| store_error(err, "form response", response.id);
                     let mut tx = self.pool.begin().await.map_err(fail)?;
                     if let Some(hash) = link {
@@ -218,7 +254,11 @@ macro_rules! form_store {
                     tx.commit().await.map_err(fail)
                 }
 
-                async fn responses(&self, tenant: &TenantId, filter: &ResponseFilter) -> StoreResult<Vec<FormResponse>> {
+                async fn responses(
+                    &self,
+                    tenant: &TenantId,
+                    filter: &ResponseFilter,
+                ) -> StoreResult<Vec<FormResponse>> {
                     sqlx::query(sql!("response/list"))
                         .bind(tenant.as_str())
                         .bind(filter.form_id.as_ref().map(|f| f.as_str()))
@@ -234,7 +274,12 @@ macro_rules! form_store {
                         .map_err(|err| store_error(err, "form responses of tenant", tenant))
                 }
 
-                async fn review_response(&self, tenant: &TenantId, id: ResponseId, review: &Review) -> StoreResult<FormResponse> {
+                async fn review_response(
+                    &self,
+                    tenant: &TenantId,
+                    id: ResponseId,
+                    review: &Review,
+                ) -> StoreResult<FormResponse> {
                     let fail = |err| store_error(err, "form response", id);
                     let mut tx = self.pool.begin().await.map_err(fail)?;
                     let decided = sqlx::query(sql!("response/review"))
@@ -286,7 +331,12 @@ macro_rules! form_store {
                     Ok(())
                 }
 
-                async fn delete_responses(&self, tenant: &TenantId, form_id: &FormId, before: DateTime<Utc>) -> StoreResult<u64> {
+                async fn delete_responses(
+                    &self,
+                    tenant: &TenantId,
+                    form_id: &FormId,
+                    before: DateTime<Utc>,
+                ) -> StoreResult<u64> {
                     sqlx::query(sql!("response/delete_before"))
                         .bind(tenant.as_str())
                         .bind(form_id.as_str())

@@ -343,11 +343,9 @@ macro_rules! sql_store {
                 match result {
                     Ok(_) => Ok(()),
                     Err(err) => match store_error(err, "workflow", &id) {
-                        StoreError::Conflict { entity, id, .. } => Err(StoreError::Conflict {
-                            entity,
-                            id,
-                            message: "this version is already published and versions are immutable; publish a new version".into(),
-                        }),
+                        StoreError::Conflict { .. } => {
+                            Err(StoreError::version_exists("workflow", &def.id, def.version, "publish a new version"))
+                        }
                         other => Err(other),
                     },
                 }

@@ -134,6 +134,44 @@ impl State {
     }
 }
 
+/// Stores `value` as `version`; a version stored already is refused (its
+/// number is the error).
+fn insert_version<T: Clone>(
+    versions: &mut BTreeMap<u32, T>,
+    version: u32,
+    value: &T,
+) -> Result<(), u32> {
+    if versions.contains_key(&version) {
+        return Err(version);
+    }
+    versions.insert(version, value.clone());
+    Ok(())
+}
+
+/// Version `version`, or the latest when `None`.
+fn pick_version<T: Clone>(versions: Option<&BTreeMap<u32, T>>, version: Option<u32>) -> Option<T> {
+    let versions = versions?;
+    match version {
+        Some(v) => versions.get(&v).cloned(),
+        None => versions.values().next_back().cloned(),
+    }
+}
+
+/// The records of an append-only log that `keep` accepts, newest by `at`
+/// first (records with the same time: last appended first), at most `limit`.
+fn newest_first<T: Clone>(
+    log: &[T],
+    keep: impl Fn(&T) -> bool,
+    at: impl Fn(&T) -> DateTime<Utc>,
+    limit: usize,
+) -> Vec<T> {
+    let mut found: Vec<T> = log.iter().rev().filter(|r| keep(r)).cloned().collect();
+    // A stable sort: equal times keep the newest-appended-first order.
+    found.sort_by_key(|r| std::cmp::Reverse(at(r)));
+    found.truncate(limit);
+    found
+}
+
 #[async_trait]
 impl WorkflowStore for InMemoryStore {
     async fn insert_workflow(
@@ -146,15 +184,9 @@ impl WorkflowStore for InMemoryStore {
             .workflows
             .entry((tenant.clone(), def.id.clone()))
             .or_default();
-        if versions.contains_key(&def.version) {
-            return Err(StoreError::Conflict {
-                entity: "workflow",
-                id: format!("{}@{}", def.id, def.version),
-                message: "this version is already published and versions are immutable; publish a new version".into(),
-            });
-        }
-        versions.insert(def.version, def.clone());
-        Ok(())
+        insert_version(versions, def.version, def).map_err(|v| {
+            StoreError::version_exists("workflow", &def.id, v, "publish a new version")
+        })
     }
 
     async fn workflow(
@@ -164,13 +196,10 @@ impl WorkflowStore for InMemoryStore {
         version: Option<u32>,
     ) -> StoreResult<Option<WorkflowDefinition>> {
         let state = self.state();
-        let Some(versions) = state.workflows.get(&(tenant.clone(), id.clone())) else {
-            return Ok(None);
-        };
-        Ok(match version {
-            Some(v) => versions.get(&v).cloned(),
-            None => versions.values().next_back().cloned(),
-        })
+        Ok(pick_version(
+            state.workflows.get(&(tenant.clone(), id.clone())),
+            version,
+        ))
     }
 
     async fn workflow_versions(&self, tenant: &TenantId, id: &WorkflowId) -> StoreResult<Vec<u32>> {
@@ -500,18 +529,12 @@ impl AuditStore for InMemoryStore {
         tenant: &TenantId,
         filter: &AuditFilter,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let state = self.state();
-        let mut entries: Vec<AuditEntry> = state
-            .audit
-            .iter()
-            .rev()
-            .filter(|e| e.tenant == *tenant && filter.matches(e))
-            .cloned()
-            .collect();
-        // Stable: entries with the same time stay newest-appended first.
-        entries.sort_by_key(|e| std::cmp::Reverse(e.at));
-        entries.truncate(filter.effective_limit());
-        Ok(entries)
+        Ok(newest_first(
+            &self.state().audit,
+            |e| e.tenant == *tenant && filter.matches(e),
+            |e| e.at,
+            filter.effective_limit(),
+        ))
     }
 }
 
@@ -523,17 +546,8 @@ impl FormStore for InMemoryStore {
             .forms
             .entry((tenant.clone(), form.id.clone()))
             .or_default();
-        if versions.contains_key(&form.version) {
-            return Err(StoreError::Conflict {
-                entity: "form",
-                id: format!("{}@{}", form.id, form.version),
-                message:
-                    "this version is stored already and versions are immutable; store a new version"
-                        .into(),
-            });
-        }
-        versions.insert(form.version, form.clone());
-        Ok(())
+        insert_version(versions, form.version, form)
+            .map_err(|v| StoreError::version_exists("form", &form.id, v, "store a new version"))
     }
 
     async fn form(
@@ -543,13 +557,10 @@ impl FormStore for InMemoryStore {
         version: Option<u32>,
     ) -> StoreResult<Option<FormSchema>> {
         let state = self.state();
-        let Some(versions) = state.forms.get(&(tenant.clone(), id.clone())) else {
-            return Ok(None);
-        };
-        Ok(match version {
-            Some(v) => versions.get(&v).cloned(),
-            None => versions.values().next_back().cloned(),
-        })
+        Ok(pick_version(
+            state.forms.get(&(tenant.clone(), id.clone())),
+            version,
+        ))
     }
 
     async fn insert_link(&self, link: &FormLink) -> StoreResult<()> {
@@ -606,17 +617,12 @@ impl FormStore for InMemoryStore {
         tenant: &TenantId,
         filter: &ResponseFilter,
     ) -> StoreResult<Vec<FormResponse>> {
-        let state = self.state();
-        let mut found: Vec<FormResponse> = state
-            .responses
-            .iter()
-            .rev()
-            .filter(|r| r.tenant == *tenant && filter.matches(r))
-            .cloned()
-            .collect();
-        found.sort_by_key(|r| std::cmp::Reverse(r.submitted_at));
-        found.truncate(filter.effective_limit());
-        Ok(found)
+        Ok(newest_first(
+            &self.state().responses,
+            |r| r.tenant == *tenant && filter.matches(r),
+            |r| r.submitted_at,
+            filter.effective_limit(),
+        ))
     }
 
     async fn review_response(

@@ -120,6 +120,21 @@ impl StoreError {
         }
     }
 
+    /// Version `version` of `id` is stored already: versions are immutable;
+    /// `fix` says what to do instead.
+    pub fn version_exists(
+        entity: &'static str,
+        id: impl std::fmt::Display,
+        version: u32,
+        fix: &str,
+    ) -> Self {
+        Self::Conflict {
+            entity,
+            id: format!("{id}@{version}"),
+            message: format!("this version exists already and versions are immutable; {fix}"),
+        }
+    }
+
     /// Refuses [`RunStore::end_run`] with a status other than failed or
     /// cancelled; `None` when `status` is one of those.
     pub fn check_end_status(id: RunId, status: RunStatus) -> Option<Self> {
