@@ -73,6 +73,7 @@
 #![cfg_attr(not(feature = "runtime"), allow(dead_code))]
 
 mod clock;
+mod connector;
 mod descriptor;
 #[cfg(feature = "runtime")]
 mod engine;
@@ -97,6 +98,10 @@ mod validate;
 mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use connector::{
+    ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage, Page, ReadQuery,
+    Record, RecordFailure, RecordOutcome, WriteMode, Written,
+};
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{Engine, EngineBuilder, PublishedWorkflow};

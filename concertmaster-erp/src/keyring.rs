@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -149,6 +150,11 @@ impl KeyRing {
         })
     }
 
+    /// The ids of the keys it holds.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// Encrypts `plaintext` with the active key, bound to `record`.
     pub fn seal(&self, plaintext: &[u8], record: &[u8]) -> Result<Sealed, CryptoError> {
         let mut nonce = [0u8; NONCE_BYTES];
@@ -195,23 +201,48 @@ impl KeyRing {
             .map_err(|_| tampered())
     }
 
+    /// The integrity hash of `config` under key `key_id`: HMAC-SHA256 of its
+    /// canonical JSON (keys sorted), hex. It tells whether a config changed
+    /// without opening the stored one. Keyed, so that a copy of the store
+    /// does not allow guessing a password by hashing candidates.
+    pub fn config_hash(
+        &self,
+        key_id: &str,
+        config: &serde_json::Value,
+    ) -> Result<String, CryptoError> {
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey {
+                key_id: key_id.into(),
+            })?;
+        // A key of its own, so the hash reveals nothing about the sealing key.
+        let mut derive = Sha256::new();
+        derive.update(b"concertmaster/config-hash\0");
+        derive.update(key.as_slice());
+        let hash_key = Zeroizing::new(derive.finalize().to_vec());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&hash_key).map_err(|_| {
+            CryptoError::KeyLength {
+                key_id: key_id.into(),
+                len: hash_key.len(),
+            }
+        })?;
+        // serde_json's maps are ordered by key, so equal configs print equally.
+        mac.update(config.to_string().as_bytes());
+        Ok(mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
     /// Opens `sealed` and seals it again with the active key: one step of
     /// a key rotation.
     pub fn reseal(&self, sealed: &Sealed, record: &[u8]) -> Result<Sealed, CryptoError> {
         let plaintext = self.open(sealed, record)?;
         self.seal(&plaintext, record)
     }
-}
-
-/// The integrity hash of a config: SHA-256 of its canonical JSON, hex. It
-/// tells whether a config changed without opening the stored one.
-pub fn config_hash(config: &serde_json::Value) -> String {
-    // serde_json's maps are ordered by key, so equal configs print equally.
-    let canonical = config.to_string();
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
@@ -290,10 +321,18 @@ mod tests {
     fn equal_configs_hash_equally_whatever_their_key_order() {
         let a: serde_json::Value = serde_json::from_str(r#"{"url":"u","user":"x"}"#).unwrap();
         let b: serde_json::Value = serde_json::from_str(r#"{"user":"x","url":"u"}"#).unwrap();
-        assert_eq!(config_hash(&a), config_hash(&b));
-        assert_ne!(
-            config_hash(&a),
-            config_hash(&serde_json::json!({"url": "v"}))
-        );
+        let ring = ring();
+        let hash = |v: &serde_json::Value| ring.config_hash("k1", v).unwrap();
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(hash(&a), hash(&serde_json::json!({"url": "v"})));
+        // Not the plain SHA-256 a copy of the store could be checked against.
+        let plain: String = Sha256::digest(a.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_ne!(hash(&a), plain);
+        let other = KeyRing::new("k1", [9u8; 32]).unwrap();
+        assert_ne!(hash(&a), other.config_hash("k1", &a).unwrap());
+        assert!(ring.config_hash("k9", &a).is_err());
     }
 }

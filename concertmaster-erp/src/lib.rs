@@ -1,22 +1,54 @@
-//! ERP connectors of ConcertMaster.
-//!
-//! This crate will hold the `Connector` implementations that take collected,
-//! reviewed data into an ERP without losing or duplicating a record:
+//! ERP connectors of ConcertMaster: collected, reviewed data into SAP or
+//! NetSuite without losing or duplicating a record.
 //!
 //! | feature    | connector |
 //! |------------|-----------|
-//! | `sap`      | SAP S/4HANA over OData V2 and V4: CSRF tokens, `$batch`, ETags, typed OData errors |
+//! | `sap`      | [`SapConnector`]: SAP S/4HANA over OData V2 and V4: CSRF tokens, `$batch`, ETags, typed OData errors, basic auth or OAuth2 client credentials |
 //! | `netsuite` | NetSuite SuiteTalk REST: OAuth 1.0a (HMAC-SHA256), upsert by external id, SuiteQL |
 //!
-//! Connection secrets stay encrypted at rest and never reach Debug output,
-//! logs or errors.
+//! A connection's config (URL, credentials) is kept by [`Connections`],
+//! sealed with AES-256-GCM by a [`KeyRing`] of named, rotatable keys;
+//! secrets are [`Secret`]s, which print as `***` in Debug output, logs and
+//! errors. [`Connections::open`] gives the connector of an active
+//! connection, behind the [`Connector`](concertmaster_core::Connector)
+//! trait of the core crate.
 //!
-//! What is here so far: [`Secret`], a value that never prints, and
-//! [`KeyRing`], which seals connection configs with AES-256-GCM under named,
-//! rotatable keys, bound to their record.
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use concertmaster_core::{InMemoryStore, TenantId};
+//! use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapAuth, SapConfig, Secret};
+//!
+//! let connections = Connections::new(Arc::new(InMemoryStore::new()), KeyRing::new("k1", [7u8; 32])?);
+//! let tenant = TenantId::new("acme");
+//! let config = SapConfig {
+//!     service_url: "https://s4.example.com/sap/opu/odata/sap/API_BUSINESS_PARTNER".into(),
+//!     version: ODataVersion::V2,
+//!     auth: SapAuth::Basic { username: "CM_USER".into(), password: Secret::new("s3cret".into()) },
+//!     batch_size: 50,
+//!     sap_client: Some("100".into()),
+//!     timeout_seconds: 30,
+//! };
+//! connections.create(&tenant, Some("admin"), NewConnection::new("sap-prod", "sap", &config)?).await?;
+//! // In a workflow step (or the editor's "test connection"):
+//! let sap = connections.open(&tenant, "sap-prod").await?;
+//! # drop(sap);
+//! # Ok(()) }
+//! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod connections;
+#[cfg(any(feature = "sap", feature = "netsuite"))]
+mod http;
 mod keyring;
+#[cfg(feature = "sap")]
+mod sap;
 mod secret;
 
-pub use keyring::{config_hash, CryptoError, KeyRing, Sealed};
+pub use connections::{ConnectionError, Connections, NewConnection};
+pub use keyring::{CryptoError, KeyRing, Sealed};
+#[cfg(feature = "sap")]
+pub use sap::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory};
 pub use secret::Secret;

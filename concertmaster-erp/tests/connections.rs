@@ -1,0 +1,452 @@
+//! Connections through the public API: sealed at rest, integrity-checked,
+//! refused while inactive, re-sealed on key rotation, audited without
+//! secrets; on the in-memory store and on SQLite.
+
+use std::sync::Arc;
+
+use chrono::TimeZone;
+use concertmaster_core::{
+    AuditFilter, AuditStore, ConnectionCheck, ConnectionStore, Connector, ConnectorError,
+    ConnectorFactory, InMemoryStore, ManualClock, Page, ReadQuery, Record, RecordOutcome, Store,
+    TenantId, WriteMode,
+};
+use concertmaster_erp::{ConnectionError, Connections, CryptoError, KeyRing, NewConnection};
+use concertmaster_store::SqliteStore;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "pw-Zr8#kq2!x";
+
+/// A connector that needs no system: it reports the config's `system`.
+struct Loopback {
+    system: String,
+}
+
+#[async_trait::async_trait]
+impl Connector for Loopback {
+    async fn validate_connection(&self) -> Result<ConnectionCheck, ConnectorError> {
+        Ok(ConnectionCheck {
+            system: self.system.clone(),
+            identity: None,
+        })
+    }
+
+    async fn write(
+        &self,
+        _: &str,
+        _: WriteMode,
+        _: &[Record],
+    ) -> Result<Vec<RecordOutcome>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    async fn read(&self, _: &str, _: &ReadQuery, _: Option<&str>) -> Result<Page, ConnectorError> {
+        Ok(Page {
+            records: Vec::new(),
+            next: None,
+        })
+    }
+}
+
+struct LoopbackFactory;
+
+impl ConnectorFactory for LoopbackFactory {
+    fn kind(&self) -> &str {
+        "loopback"
+    }
+
+    fn config_schema(&self) -> Value {
+        json!({"type": "object", "required": ["system", "password"]})
+    }
+
+    fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let config: Value =
+            serde_json::from_slice(config).map_err(|err| ConnectorError::Config {
+                connection: connection.into(),
+                message: err.to_string(),
+            })?;
+        match (config["system"].as_str(), config["password"].as_str()) {
+            (Some(system), Some(_)) => Ok(Arc::new(Loopback {
+                system: system.into(),
+            })),
+            _ => Err(ConnectorError::Config {
+                connection: connection.into(),
+                message: "at system: required".into(),
+            }),
+        }
+    }
+}
+
+fn config(system: &str) -> Value {
+    json!({ "system": system, "password": PASSWORD })
+}
+
+fn ring() -> KeyRing {
+    KeyRing::new("2026-01", [1u8; 32]).unwrap()
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap())
+}
+
+fn connections(store: Arc<dyn Store>) -> Connections {
+    Connections::new(store, ring())
+        .with_connector(LoopbackFactory)
+        .with_clock(clock())
+}
+
+async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("cm.db")).await.unwrap();
+    (Arc::new(store), dir)
+}
+
+#[tokio::test]
+async fn a_connection_is_sealed_at_rest_and_opens_into_its_connector() {
+    let (store, _dir) = sqlite().await;
+    let connections = connections(store.clone());
+    let acme = TenantId::new("acme");
+    let created = connections
+        .create(
+            &acme,
+            Some("ops@acme"),
+            NewConnection::new("erp", "loopback", &config("ERP one"))
+                .unwrap()
+                .named("Our ERP"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            created.name.as_str(),
+            created.key_id.as_str(),
+            created.active
+        ),
+        ("Our ERP", "2026-01", true)
+    );
+
+    let stored = store.connection(&acme, "erp").await.unwrap().unwrap();
+    let raw = String::from_utf8_lossy(&stored.sealed_config);
+    assert!(
+        !raw.contains(PASSWORD) && !raw.contains("ERP one"),
+        "the config is not stored in the clear"
+    );
+    assert!(!stored.config_hash.is_empty());
+
+    let check = connections
+        .open(&acme, "erp")
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap();
+    assert_eq!(check.system, "ERP one");
+
+    // Another tenant sees nothing of it.
+    let other = TenantId::new("other");
+    assert!(matches!(
+        connections.open(&other, "erp").await,
+        Err(ConnectionError::NotFound { .. })
+    ));
+    assert!(connections.list(&other).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_nothing_is_stored() {
+    let store = Arc::new(InMemoryStore::new());
+    let connections = connections(store.clone());
+    let acme = TenantId::new("acme");
+
+    let err = connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &json!({"password": PASSWORD})).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectionError::Connector(ConnectorError::Config { .. })
+        ),
+        "{err:?}"
+    );
+    let err = connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "oracle", &config("x")).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("oracle") && err.to_string().contains("loopback"),
+        "{err}"
+    );
+    for id in ["", "a/b", "x y", &"x".repeat(65)] {
+        let err = connections
+            .create(
+                &acme,
+                None,
+                NewConnection::new(id, "loopback", &config("x")).unwrap(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ConnectionError::InvalidId { .. }),
+            "{id:?}: {err:?}"
+        );
+    }
+    assert!(connections.list(&acme).await.unwrap().is_empty());
+
+    connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let err = connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("y")).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectionError::AlreadyExists { .. }),
+        "{err:?}"
+    );
+    let check = connections
+        .open(&acme, "erp")
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap();
+    assert_eq!(check.system, "x", "the refused create changed nothing");
+}
+
+#[tokio::test]
+async fn an_inactive_connection_refuses_use_until_activated() {
+    let connections = connections(Arc::new(InMemoryStore::new()));
+    let acme = TenantId::new("acme");
+    connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
+        )
+        .await
+        .unwrap();
+    connections
+        .set_active(&acme, Some("ops"), "erp", false)
+        .await
+        .unwrap();
+    let err = connections.open(&acme, "erp").await.err().expect("refused");
+    assert!(matches!(err, ConnectionError::Inactive { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("inactive") && err.to_string().contains("erp"),
+        "{err}"
+    );
+    // It can still be tested before it is switched back on.
+    connections.test(&acme, "erp").await.unwrap();
+    connections
+        .set_active(&acme, Some("ops"), "erp", true)
+        .await
+        .unwrap();
+    connections.open(&acme, "erp").await.unwrap();
+}
+
+#[tokio::test]
+async fn testing_records_the_time_and_a_new_config_clears_it() {
+    let store = Arc::new(InMemoryStore::new());
+    let clock = clock();
+    let connections = Connections::new(store.clone(), ring())
+        .with_connector(LoopbackFactory)
+        .with_clock(clock.clone());
+    let acme = TenantId::new("acme");
+    connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        connections.get(&acme, "erp").await.unwrap().last_tested_at,
+        None
+    );
+
+    clock.advance(std::time::Duration::from_secs(300));
+    connections.test(&acme, "erp").await.unwrap();
+    let tested = connections.get(&acme, "erp").await.unwrap();
+    assert_eq!(
+        tested.last_tested_at,
+        Some(concertmaster_core::Clock::now(&clock))
+    );
+
+    let before = tested.config_hash.clone();
+    let updated = connections
+        .update_config(&acme, Some("ops"), "erp", &config("y"))
+        .await
+        .unwrap();
+    assert_ne!(updated.config_hash, before);
+    assert_eq!(updated.last_tested_at, None);
+    let check = connections
+        .open(&acme, "erp")
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap();
+    assert_eq!(check.system, "y");
+}
+
+#[tokio::test]
+async fn a_config_altered_or_moved_in_the_store_does_not_open() {
+    let store = Arc::new(InMemoryStore::new());
+    let connections = connections(store.clone());
+    let acme = TenantId::new("acme");
+    connections
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let stored = store.connection(&acme, "erp").await.unwrap().unwrap();
+
+    let mut flipped = stored.clone();
+    let last = flipped.sealed_config.len() - 1;
+    flipped.sealed_config[last] ^= 0x01;
+    store.save_connection(&flipped).await.unwrap();
+    let err = connections.open(&acme, "erp").await.err().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ConnectionError::Crypto {
+                source: CryptoError::Tampered { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // The same sealed bytes under another tenant: bound to their record.
+    let evil = TenantId::new("evil");
+    store
+        .save_connection(&concertmaster_core::StoredConnection {
+            tenant: evil.clone(),
+            ..stored.clone()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        connections.open(&evil, "erp").await,
+        Err(ConnectionError::Crypto { .. })
+    ));
+
+    let mut rehashed = stored.clone();
+    rehashed.config_hash = "0".repeat(64);
+    store.save_connection(&rehashed).await.unwrap();
+    assert!(matches!(
+        connections.open(&acme, "erp").await,
+        Err(ConnectionError::Integrity { .. })
+    ));
+}
+
+#[tokio::test]
+async fn rotation_reseals_every_config_and_the_old_key_can_go() {
+    let (store, _dir) = sqlite().await;
+    let old = connections(store.clone());
+    for tenant in ["acme", "globex"] {
+        for id in ["erp-1", "erp-2", "erp-3"] {
+            old.create(
+                &TenantId::new(tenant),
+                None,
+                NewConnection::new(id, "loopback", &config(id)).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let both = ring()
+        .with_key("2026-12", [2u8; 32])
+        .unwrap()
+        .activate("2026-12")
+        .unwrap();
+    old.set_keys(both);
+    assert_eq!(old.reseal_all(4).await.unwrap(), 6);
+    assert_eq!(
+        old.reseal_all(4).await.unwrap(),
+        0,
+        "a second pass has nothing left"
+    );
+
+    let only_new = Connections::new(store.clone(), KeyRing::new("2026-12", [2u8; 32]).unwrap())
+        .with_connector(LoopbackFactory);
+    for tenant in ["acme", "globex"] {
+        let tenant = TenantId::new(tenant);
+        for stored in only_new.list(&tenant).await.unwrap() {
+            assert_eq!(stored.key_id, "2026-12");
+            let check = only_new
+                .open(&tenant, &stored.id)
+                .await
+                .unwrap()
+                .validate_connection()
+                .await
+                .unwrap();
+            assert_eq!(check.system, stored.id);
+        }
+    }
+    let only_old = Connections::new(store, ring()).with_connector(LoopbackFactory);
+    let err = only_old
+        .open(&TenantId::new("acme"), "erp-1")
+        .await
+        .err().expect("refused");
+    assert!(
+        err.to_string().contains("2026-12"),
+        "names the missing key: {err}"
+    );
+}
+
+#[tokio::test]
+async fn audit_entries_and_debug_output_hold_no_secret() {
+    let store = Arc::new(InMemoryStore::new());
+    let connections = connections(store.clone());
+    let acme = TenantId::new("acme");
+    let new = NewConnection::new("erp", "loopback", &config("x")).unwrap();
+    assert!(!format!("{new:?}").contains(PASSWORD));
+    let created = connections.create(&acme, Some("ops"), new).await.unwrap();
+    connections
+        .update_config(&acme, Some("ops"), "erp", &config("y"))
+        .await
+        .unwrap();
+    connections
+        .set_active(&acme, Some("ops"), "erp", false)
+        .await
+        .unwrap();
+
+    let audit = store
+        .audit_log(
+            &acme,
+            &AuditFilter {
+                entity_type: Some("connection".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 3);
+    let text = format!(
+        "{audit:?} {} {created:?} {connections:?}",
+        serde_json::to_string(&audit).unwrap()
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(audit.iter().all(|e| e.actor.as_deref() == Some("ops")));
+}

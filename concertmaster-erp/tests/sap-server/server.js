@@ -1,0 +1,124 @@
+// SAP CAP serving API_BUSINESS_PARTNER over OData V4 and (through the
+// community adapter) V2, behind the gateway behaviour of S/4HANA the
+// connector has to cope with:
+//  - basic auth, or a bearer token from POST /oauth/token
+//    (client credentials, as SAP's XSUAA issues them);
+//  - CSRF: a modifying request needs the x-csrf-token fetched with
+//    "x-csrf-token: Fetch" and the session cookie it came with; otherwise
+//    403 "CSRF token validation failed" with "x-csrf-token: Required".
+// /test/... lets the tests expire sessions and read counters.
+const crypto = require('node:crypto')
+const cds = require('@sap/cds')
+const odataV2 = require('@cap-js-community/odata-v2-adapter')
+
+const USERS = { alice: 'alice-secret-4711', 'csrf-tester': 'csrf-secret-4711' }
+const CLIENTS = {
+  concertmaster: { secret: 'client-secret-0815', expiresIn: 3600 },
+  'short-lived': { secret: 'short-secret-0815', expiresIn: 2 },
+}
+const COOKIE = 'SAP_SESSIONID_CM1_100'
+
+const sessions = new Map() // session id -> { token, principal }
+const bearer = new Map() // access token -> { client, expires }
+const stats = new Map() // principal -> counters
+
+function count(principal, what) {
+  const s = stats.get(principal) ?? { csrfFetches: 0, tokenRequests: 0, rejectedCsrf: 0, modifying: 0 }
+  s[what]++
+  stats.set(principal, s)
+}
+
+function basic(header) {
+  const m = /^Basic (.+)$/i.exec(header ?? '')
+  if (!m) return null
+  const text = Buffer.from(m[1], 'base64').toString('utf8')
+  const at = text.indexOf(':')
+  return at < 0 ? null : { user: text.slice(0, at), password: text.slice(at + 1) }
+}
+
+function cookies(header) {
+  const out = {}
+  for (const part of (header ?? '').split(';')) {
+    const at = part.indexOf('=')
+    if (at > 0) out[part.slice(0, at).trim()] = part.slice(at + 1).trim()
+  }
+  return out
+}
+
+function unauthorized(res, message) {
+  res.status(401).set('WWW-Authenticate', 'Basic realm="SAP NetWeaver Application Server [CM1/100]"')
+  res.json({ error: { code: '401', message } })
+}
+
+function tokenEndpoint(req, res) {
+  let id, secret
+  const creds = basic(req.headers.authorization)
+  if (creds) ({ user: id, password: secret } = creds)
+  else ({ client_id: id, client_secret: secret } = req.body ?? {})
+  const client = CLIENTS[id]
+  if ((req.body ?? {}).grant_type !== 'client_credentials')
+    return res.status(400).json({ error: 'unsupported_grant_type', error_description: 'grant_type must be client_credentials' })
+  if (!client || client.secret !== secret)
+    return res.status(401).json({ error: 'invalid_client', error_description: 'Bad credentials' })
+  count(id, 'tokenRequests')
+  const token = crypto.randomBytes(24).toString('hex')
+  bearer.set(token, { client: id, expires: Date.now() + client.expiresIn * 1000 })
+  res.json({ access_token: token, token_type: 'bearer', expires_in: client.expiresIn, scope: 'API_BUSINESS_PARTNER' })
+}
+
+function gateway(req, res, next) {
+  let principal
+  const auth = req.headers.authorization ?? ''
+  const creds = basic(auth)
+  if (creds) {
+    if (USERS[creds.user] !== creds.password) return unauthorized(res, 'Logon failed')
+    principal = creds.user
+  } else if (/^Bearer /i.test(auth)) {
+    const grant = bearer.get(auth.slice(7).trim())
+    if (!grant || grant.expires <= Date.now()) return unauthorized(res, 'Access token expired or invalid')
+    principal = grant.client
+  } else {
+    return unauthorized(res, 'Logon required')
+  }
+
+  const jar = cookies(req.headers.cookie)
+  let session = sessions.get(jar[COOKIE])
+  if (session && session.principal !== principal) session = undefined
+  const modifying = !['GET', 'HEAD', 'OPTIONS'].includes(req.method)
+
+  if (!modifying && (req.headers['x-csrf-token'] ?? '').toLowerCase() === 'fetch') {
+    count(principal, 'csrfFetches')
+    if (!session) {
+      const id = crypto.randomBytes(16).toString('hex')
+      session = { token: crypto.randomBytes(16).toString('base64'), principal }
+      sessions.set(id, session)
+      res.append('Set-Cookie', `${COOKIE}=${id}; Path=/; HttpOnly`)
+    }
+    res.set('x-csrf-token', session.token)
+  } else if (modifying) {
+    count(principal, 'modifying')
+    if (!session || req.headers['x-csrf-token'] !== session.token) {
+      count(principal, 'rejectedCsrf')
+      return res.status(403).set('x-csrf-token', 'Required').type('text/plain').send('CSRF token validation failed')
+    }
+  }
+  next()
+}
+
+cds.on('bootstrap', (app) => {
+  const express = require('express')
+  // Loopback only: cds.server listens on every interface otherwise.
+  const listen = app.listen.bind(app)
+  app.listen = (port, ...rest) => listen(port, '127.0.0.1', ...rest)
+  app.post('/oauth/token', express.urlencoded({ extended: false }), tokenEndpoint)
+  app.post('/test/expire-sessions', (req, res) => {
+    const principal = req.query.principal
+    for (const [id, s] of sessions) if (s.principal === principal) sessions.delete(id)
+    res.status(204).end()
+  })
+  app.get('/test/stats', (req, res) => res.json(stats.get(req.query.principal) ?? {}))
+  app.use('/odata', gateway)
+  app.use(odataV2())
+})
+
+module.exports = cds.server
