@@ -4,7 +4,7 @@
 //! | feature    | connector |
 //! |------------|-----------|
 //! | `sap`      | [`SapConnector`]: SAP S/4HANA over OData V2 and V4: CSRF tokens, `$batch`, ETags, typed OData errors, basic auth or OAuth2 client credentials |
-//! | `netsuite` | NetSuite SuiteTalk REST: OAuth 1.0a (HMAC-SHA256), upsert by external id, SuiteQL |
+//! | `netsuite` | [`NetSuiteConnector`]: NetSuite SuiteTalk REST: OAuth 1.0a (HMAC-SHA256), upsert by external id, idempotent creates, SuiteQL, rate-limit back-off |
 //!
 //! A connection's config (URL, credentials) is kept by [`Connections`],
 //! sealed with AES-256-GCM by a [`KeyRing`] of named, rotatable keys;
@@ -43,12 +43,16 @@ mod connections;
 #[cfg(any(feature = "sap", feature = "netsuite"))]
 mod http;
 mod keyring;
+#[cfg(feature = "netsuite")]
+mod netsuite;
 #[cfg(feature = "sap")]
 mod sap;
 mod secret;
 
 pub use connections::{ConnectionError, Connections, NewConnection};
 pub use keyring::{CryptoError, KeyRing, Sealed};
+#[cfg(feature = "netsuite")]
+pub use netsuite::{NetSuiteConfig, NetSuiteConnector, NetSuiteFactory};
 #[cfg(feature = "sap")]
 pub use sap::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory};
 pub use secret::Secret;

@@ -408,7 +408,8 @@ async fn rotation_reseals_every_config_and_the_old_key_can_go() {
     let err = only_old
         .open(&TenantId::new("acme"), "erp-1")
         .await
-        .err().expect("refused");
+        .err()
+        .expect("refused");
     assert!(
         err.to_string().contains("2026-12"),
         "names the missing key: {err}"
