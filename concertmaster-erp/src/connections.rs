@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use concertmaster_core::{
     AuditAction, AuditEntry, Clock, ConnectionCheck, Connector, ConnectorError, ConnectorFactory,
-    Store, StoreError, StoredConnection, SystemClock, TenantId,
+    Engine, NodeRegistry, RegistryError, Store, StoreError, StoredConnection, SystemClock,
+    TenantId,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -184,6 +185,7 @@ pub struct Connections {
 
 struct Inner {
     store: Arc<dyn Store>,
+    batcher: Arc<crate::nodes::Batcher>,
     keys: RwLock<KeyRing>,
     factories: BTreeMap<String, Arc<dyn ConnectorFactory>>,
     clock: Arc<dyn Clock>,
@@ -213,6 +215,7 @@ impl Connections {
         Self {
             inner: Arc::new(Inner {
                 store,
+                batcher: Arc::new(crate::nodes::Batcher::new()),
                 keys: RwLock::new(keys),
                 factories,
                 clock: Arc::new(SystemClock),
@@ -237,6 +240,18 @@ impl Connections {
             inner.clock = Arc::new(clock);
         }
         self
+    }
+
+    /// Registers the `sap_export` and `netsuite_sync` nodes, which write
+    /// items through these connections.
+    pub fn register_nodes(&self, registry: &mut NodeRegistry) -> Result<(), RegistryError> {
+        crate::nodes::register(registry, self, &self.inner.batcher)
+    }
+
+    /// Lets batch-mode export nodes resume their runs once their records
+    /// are written; call it after building the engine.
+    pub fn attach(&self, engine: &Engine) {
+        self.inner.batcher.attach(engine);
     }
 
     /// The kinds of connector registered, each with its config's JSON

@@ -45,6 +45,7 @@ mod http;
 mod keyring;
 #[cfg(feature = "netsuite")]
 mod netsuite;
+mod nodes;
 #[cfg(feature = "sap")]
 mod sap;
 mod secret;
@@ -53,6 +54,7 @@ pub use connections::{ConnectionError, Connections, NewConnection};
 pub use keyring::{CryptoError, KeyRing, Sealed};
 #[cfg(feature = "netsuite")]
 pub use netsuite::{NetSuiteConfig, NetSuiteConnector, NetSuiteFactory};
+pub use nodes::{OK_PORT, REFUSED_PORT};
 #[cfg(feature = "sap")]
 pub use sap::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory};
 pub use secret::Secret;

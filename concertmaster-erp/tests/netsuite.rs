@@ -4,8 +4,9 @@
 //! including 429s and error bodies.
 #![cfg(feature = "netsuite")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,127 +15,11 @@ use concertmaster_core::{
     WriteMode,
 };
 use concertmaster_erp::{
-    Connections, KeyRing, NetSuiteConfig, NetSuiteConnector, NetSuiteFactory, NewConnection, Secret,
+    Connections, KeyRing, NetSuiteConnector, NetSuiteFactory, NewConnection, Secret,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-const ACCOUNT: &str = "1234567_SB1";
-const CONSUMER_SECRET: &str = "cs-7f3e9a1c0b2d4e5f";
-const TOKEN_SECRET: &str = "ts-0a9b8c7d6e5f4a3b";
-
-fn python() -> String {
-    let python = std::env::var("CONCERTMASTER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import oauthlib"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the NetSuite tests need Python's oauthlib: run them through scripts/test, which installs \
-         it in a virtualenv under target/, or set CONCERTMASTER_PYTHON to a python that has it \
-         ({python} has not)"
-    );
-    python
-}
-
-fn server_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/netsuite-server")
-}
-
-/// The stand-in, on a free port, stopped on drop.
-struct NetSuite {
-    child: Child,
-    origin: String,
-}
-
-impl NetSuite {
-    fn start() -> Self {
-        let mut child = Command::new(python())
-            .arg(server_dir().join("server.py"))
-            .args([
-                ACCOUNT,
-                "ck-concertmaster",
-                CONSUMER_SECRET,
-                "tk-concertmaster",
-                TOKEN_SECRET,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the NetSuite stand-in starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("its stdout"))
-            .read_line(&mut line)
-            .expect("it says where it listens");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self {
-            child,
-            origin: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn config(&self) -> NetSuiteConfig {
-        NetSuiteConfig {
-            account_id: ACCOUNT.into(),
-            consumer_key: "ck-concertmaster".into(),
-            consumer_secret: Secret::new(CONSUMER_SECRET.into()),
-            token_id: "tk-concertmaster".into(),
-            token_secret: Secret::new(TOKEN_SECRET.into()),
-            base_url: Some(format!("{}/services/rest", self.origin)),
-            max_retries: 5,
-            timeout_seconds: 30,
-        }
-    }
-
-    fn connector(&self) -> NetSuiteConnector {
-        NetSuiteConnector::new("netsuite-test", self.config()).expect("a valid config")
-    }
-
-    async fn hook(&self, method: reqwest::Method, path: &str) -> Value {
-        let response = reqwest::Client::new()
-            .request(method, format!("{}/__test/{path}", self.origin))
-            .send()
-            .await
-            .expect("the test hook answers");
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn stats(&self) -> Value {
-        self.hook(reqwest::Method::GET, "stats").await
-    }
-
-    async fn vendors(&self) -> Vec<Value> {
-        match self.hook(reqwest::Method::GET, "records/vendor").await {
-            Value::Array(records) => records,
-            other => panic!("not a list: {other}"),
-        }
-    }
-
-    async fn throttle(&self, count: u32, retry_after: &str) {
-        self.hook(
-            reqwest::Method::POST,
-            &format!("throttle?count={count}&retryAfter={retry_after}"),
-        )
-        .await;
-    }
-}
-
-impl Drop for NetSuite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fields(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
-}
+use support::{fields, python, server_dir, NetSuite, ACCOUNT, CONSUMER_SECRET};
 
 fn vendor(key: &str, name: Option<&str>) -> Record {
     let mut f = json!({ "email": format!("{key}@supplier.example"), "externalId": key });

@@ -4,6 +4,8 @@
 //! runs first.
 #![cfg(feature = "sap")]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,26 +13,18 @@ use concertmaster_core::{
     Connector, ConnectorError, ConnectorFactory, ReadQuery, Record, WriteMode,
 };
 use concertmaster_erp::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory, Secret};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use support::{fields, fresh_id};
 
 const SERVICE: &str = "API_BUSINESS_PARTNER";
 const ENTITY: &str = "A_BusinessPartner";
 
 fn origin() -> String {
-    std::env::var("CONCERTMASTER_SAP_URL").unwrap_or_else(|_| {
-        panic!(
-            "the SAP tests need the CAP test server: run them through scripts/test, or \
-             `eval \"$(scripts/sap-for-tests)\"` first (it sets CONCERTMASTER_SAP_URL)"
-        )
-    })
+    support::sap_origin()
 }
 
 fn service_url(version: ODataVersion) -> String {
-    let v = match version {
-        ODataVersion::V2 => "v2",
-        ODataVersion::V4 => "v4",
-    };
-    format!("{}/odata/{v}/{SERVICE}", origin())
+    support::sap_service(version)
 }
 
 fn basic(user: &str, password: &str) -> SapAuth {
@@ -63,18 +57,6 @@ fn connector(version: ODataVersion, auth: SapAuth, batch_size: usize) -> SapConn
 
 fn alice(version: ODataVersion) -> SapConnector {
     connector(version, basic("alice", "alice-secret-4711"), 10)
-}
-
-/// A business partner id of 10 characters no other test uses.
-fn fresh_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..10].to_uppercase()
-}
-
-fn fields(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
 }
 
 fn partner(id: &str, category: &str, tag: &str) -> Record {
@@ -110,12 +92,7 @@ async fn read_all(sap: &SapConnector, query: &ReadQuery) -> (Vec<Value>, usize) 
 }
 
 async fn stats(principal: &str) -> Value {
-    reqwest::get(format!("{}/test/stats?principal={principal}", origin()))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON")
+    support::sap_stats(principal).await
 }
 
 fn counter(stats: &Value, name: &str) -> u64 {

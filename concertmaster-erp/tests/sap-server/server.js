@@ -11,7 +11,13 @@ const crypto = require('node:crypto')
 const cds = require('@sap/cds')
 const odataV2 = require('@cap-js-community/odata-v2-adapter')
 
-const USERS = { alice: 'alice-secret-4711', 'csrf-tester': 'csrf-secret-4711' }
+const USERS = {
+  alice: 'alice-secret-4711',
+  'csrf-tester': 'csrf-secret-4711',
+  'batch-tester': 'batch-secret-4711',
+  'crash-tester': 'crash-secret-4711',
+  'scan-tester': 'Sc4n-S3cret-0042',
+}
 const CLIENTS = {
   concertmaster: { secret: 'client-secret-0815', expiresIn: 3600 },
   'short-lived': { secret: 'short-secret-0815', expiresIn: 2 },

@@ -1,0 +1,750 @@
+//! The output nodes that write items into an ERP: `sap_export` and
+//! `netsuite_sync`.
+//!
+//! Each item becomes one record (through the field mapping) under the
+//! idempotency key of (run, node, item). Accepted items leave on `ok` with
+//! what the ERP made of them; refused ones leave on `error` with the ERP's
+//! message. A failure that may pass (the ERP down or rate limiting) fails
+//! the attempt instead, so the engine's retry policy tries again; a
+//! repeated attempt writes records that have a key by upsert, so what an
+//! earlier attempt created is updated, not created twice.
+//!
+//! In `batch` sync mode a node hands its records to the connection's
+//! batcher and waits (durably, as a suspended run); the batcher writes the
+//! records of many runs in one call when `batchSize` records are waiting or
+//! `flushIntervalSeconds` have passed, and resumes each run with its own
+//! outcomes. Should the process stop in between, each waiting node wakes
+//! at its deadline and writes its records itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ConfigError, ConnectorError, Engine, Error as EngineError, Item, Node, NodeCategory,
+    NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, Record,
+    RecordOutcome, RegistryError, Suspend, TenantId, WriteMode, MAIN_PORT,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tracing::Instrument;
+
+use crate::connections::{ConnectionError, Connections};
+
+/// The port accepted items leave on.
+pub const OK_PORT: &str = "ok";
+/// The port refused items leave on.
+pub const REFUSED_PORT: &str = "error";
+
+const DEFAULT_BATCH_SIZE: usize = 100;
+const DEFAULT_FLUSH_SECONDS: u64 = 60;
+/// How long the batcher keeps trying to resume a run whose suspension is
+/// not stored yet (the node suspends right after handing over its records).
+const RESUME_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether records go out with the run or are gathered across runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+enum SyncMode {
+    #[default]
+    RealTime,
+    Batch,
+}
+
+/// A mapped field: a JSON pointer into the item, or a constant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Source {
+    Pointer(String),
+    Constant { value: Value },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExportConfig {
+    connection: String,
+    #[serde(alias = "recordType")]
+    entity: String,
+    #[serde(default)]
+    mapping: Option<BTreeMap<String, Source>>,
+    #[serde(default)]
+    key_field: Option<String>,
+    #[serde(default)]
+    mode: WriteMode,
+    #[serde(default)]
+    sync: SyncMode,
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default)]
+    flush_interval_seconds: Option<u64>,
+}
+
+/// What the two nodes differ in.
+#[derive(Clone, Copy)]
+struct Flavour {
+    type_id: &'static str,
+    kind: &'static str,
+    label: &'static str,
+    entity_field: &'static str,
+    entity_title: &'static str,
+    key_example: &'static str,
+}
+
+const SAP: Flavour = Flavour {
+    type_id: "sap_export",
+    kind: "sap",
+    label: "SAP export",
+    entity_field: "entity",
+    entity_title: "OData entity set (A_BusinessPartner)",
+    key_example: "BusinessPartner",
+};
+
+const NETSUITE: Flavour = Flavour {
+    type_id: "netsuite_sync",
+    kind: "netsuite",
+    label: "NetSuite sync",
+    entity_field: "recordType",
+    entity_title: "Record type (vendor, customer, customrecord_...)",
+    key_example: "externalId",
+};
+
+fn schema(flavour: Flavour) -> Value {
+    json!({
+        "type": "object",
+        "required": ["connection", flavour.entity_field],
+        "additionalProperties": false,
+        "properties": {
+            "connection": { "type": "string", "minLength": 1, "title": format!("{} connection id", flavour.kind) },
+            (flavour.entity_field): { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$", "title": flavour.entity_title },
+            "mapping": {
+                "type": "object",
+                "title": "Fields: ERP field -> JSON pointer into the item, or {\"value\": constant}",
+                "additionalProperties": {
+                    "oneOf": [
+                        { "type": "string", "pattern": "^(/.*)?$" },
+                        { "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": {} } }
+                    ]
+                }
+            },
+            "keyField": { "type": "string", "title": "ERP field holding the record's key", "examples": [flavour.key_example] },
+            "mode": { "type": "string", "enum": ["create", "update", "upsert"], "default": "create" },
+            "sync": { "type": "string", "enum": ["realTime", "batch"], "default": "realTime" },
+            "batchSize": { "type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_BATCH_SIZE },
+            "flushIntervalSeconds": { "type": "integer", "minimum": 1, "maximum": 86400, "default": DEFAULT_FLUSH_SECONDS }
+        }
+    })
+}
+
+fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
+    let entity = &config.entity;
+    let identifier = entity
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && entity
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && entity.len() <= 128;
+    if !identifier {
+        return Err(
+            ConfigError::new(format!("{entity:?} is not an entity or record type name"))
+                .at(format!("/{}", flavour.entity_field)),
+        );
+    }
+    if config.connection.is_empty() {
+        return Err(ConfigError::new("name the connection to write through").at("/connection"));
+    }
+    if let Some(mapping) = &config.mapping {
+        for (field, source) in mapping {
+            if let Source::Pointer(pointer) = source {
+                if !pointer.is_empty() && !pointer.starts_with('/') {
+                    return Err(ConfigError::new(format!(
+                        "{pointer:?} is not a JSON pointer (start it with '/'; for a constant write {{\"value\": ...}})"
+                    ))
+                    .at(format!("/mapping/{}", field.replace('~', "~0").replace('/', "~1"))));
+                }
+            }
+        }
+    }
+    if matches!(config.mode, WriteMode::Update | WriteMode::Upsert) && config.key_field.is_none() {
+        return Err(ConfigError::new(format!(
+            "mode {} finds records by their key: set keyField (e.g. {:?})",
+            config.mode, flavour.key_example
+        ))
+        .at("/keyField"));
+    }
+    if config.batch_size.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(ConfigError::new("batchSize is between 1 and 1000").at("/batchSize"));
+    }
+    if config
+        .flush_interval_seconds
+        .is_some_and(|s| !(1..=86_400).contains(&s))
+    {
+        return Err(
+            ConfigError::new("flushIntervalSeconds is between 1 and 86400")
+                .at("/flushIntervalSeconds"),
+        );
+    }
+    Ok(())
+}
+
+/// Registers `sap_export` and `netsuite_sync` for `connections`.
+pub(crate) fn register(
+    registry: &mut NodeRegistry,
+    connections: &Connections,
+    batcher: &Arc<Batcher>,
+) -> Result<(), RegistryError> {
+    for flavour in [SAP, NETSUITE] {
+        let connections = connections.clone();
+        let batcher = Arc::clone(batcher);
+        registry.register_with_config(
+            NodeDescriptor::new(flavour.type_id, NodeCategory::Output)
+                .label(flavour.label)
+                .icon(if flavour.kind == "sap" { "sap" } else { "netsuite" })
+                .description(format!(
+                    "Writes each item as a {} record through a connection. Accepted items leave on `ok` \
+                     (with `erp`: id, created, etag), refused ones on `error` (with `erpError`: the ERP's \
+                     code, message and field). With keyField set, a repeated attempt updates what an \
+                     earlier one created instead of creating it twice.",
+                    flavour.label.split(' ').next().unwrap_or(flavour.label)
+                ))
+                .config_schema(schema(flavour))
+                .outputs([OK_PORT, REFUSED_PORT]),
+            move |config: ExportConfig| -> Result<Export, ConfigError> {
+                check(&config, flavour)?;
+                Ok(Export {
+                    flavour,
+                    config,
+                    connections: connections.clone(),
+                    batcher: Arc::clone(&batcher),
+                })
+            },
+        )?;
+    }
+    Ok(())
+}
+
+struct Export {
+    flavour: Flavour,
+    config: ExportConfig,
+    connections: Connections,
+    batcher: Arc<Batcher>,
+}
+
+impl Export {
+    /// The item as the ERP record: mapped fields and key.
+    fn record(&self, key: String, item: &Item) -> Result<Record, String> {
+        let fields = match &self.config.mapping {
+            None => item.clone(),
+            Some(mapping) => {
+                let whole = Value::Object(item.clone());
+                let mut fields = Map::new();
+                for (field, source) in mapping {
+                    let value = match source {
+                        Source::Constant { value } => Some(value.clone()),
+                        Source::Pointer(pointer) => whole.pointer(pointer).cloned(),
+                    };
+                    if let Some(value) = value {
+                        fields.insert(field.clone(), value);
+                    }
+                }
+                fields
+            }
+        };
+        let mut record = Record::new(key, fields);
+        if let Some(key_field) = &self.config.key_field {
+            let id = match record.fields.get(key_field) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(format!(
+                        "the record has no {key_field} (keyField) to find it by"
+                    ))
+                }
+            };
+            record.external_id = Some(id);
+        }
+        Ok(record)
+    }
+
+    /// The mode each record is written in: a repeated attempt (or a write
+    /// after a lost batch) turns creates of keyed records into upserts.
+    fn mode_for(&self, record: &Record, repeated: bool) -> WriteMode {
+        match self.config.mode {
+            WriteMode::Create if repeated && record.external_id.is_some() => WriteMode::Upsert,
+            mode => mode,
+        }
+    }
+
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        records: &[Record],
+        repeated: bool,
+    ) -> Result<Vec<Outcome>, NodeError> {
+        let connector = self
+            .connections
+            .open(tenant, &self.config.connection)
+            .await
+            .map_err(open_failed)?;
+        self.check_kind(tenant).await?;
+        // Records keep their order within each mode.
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+        for mode in [WriteMode::Create, WriteMode::Update, WriteMode::Upsert] {
+            let (indices, group): (Vec<usize>, Vec<Record>) = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| self.mode_for(r, repeated) == mode)
+                .map(|(i, r)| (i, r.clone()))
+                .unzip();
+            if group.is_empty() {
+                continue;
+            }
+            let written = connector
+                .write(&self.config.entity, mode, &group)
+                .await
+                .map_err(|err| connector_failed(&err))?;
+            for (i, outcome) in indices.into_iter().zip(written) {
+                outcomes[i] = Some(Outcome::from(outcome));
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Outcome::refused(
+                        &ConnectorError::NotProcessed {
+                            connection: self.config.connection.clone(),
+                            message: "the connector returned no outcome for this record".into(),
+                        },
+                        true,
+                    )
+                })
+            })
+            .collect())
+    }
+
+    async fn check_kind(&self, tenant: &TenantId) -> Result<(), NodeError> {
+        let stored = self
+            .connections
+            .get(tenant, &self.config.connection)
+            .await
+            .map_err(open_failed)?;
+        if stored.kind != self.flavour.kind {
+            return Err(NodeError::fatal(format!(
+                "connection {} is a {} connection; {} writes through a {} connection",
+                stored.id, stored.kind, self.flavour.type_id, self.flavour.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sorts the items by outcome onto the ports; a failure that may pass
+    /// fails the attempt so the engine tries again.
+    fn finish(
+        &self,
+        items: Vec<Item>,
+        refused_early: Vec<(usize, String)>,
+        outcomes: Vec<(usize, Outcome)>,
+    ) -> Result<NodeOutcome, NodeError> {
+        let retry: Vec<&Outcome> = outcomes
+            .iter()
+            .map(|(_, o)| o)
+            .filter(|o| o.retryable())
+            .collect();
+        if !retry.is_empty() {
+            let first = retry[0].error_text();
+            return Err(NodeError::retryable(format!(
+                "{} of {} records could not be written yet ({first}); the attempt is retried",
+                retry.len(),
+                items.len()
+            ))
+            .with_details(json!({ "connection": self.config.connection, "failures": retry.iter().map(|o| o.json()).collect::<Vec<_>>() })));
+        }
+        let mut ports = Ports::new();
+        let mut ok = Vec::new();
+        let mut refused = Vec::new();
+        let mut early: HashMap<usize, String> = refused_early.into_iter().collect();
+        let mut by_index: HashMap<usize, Outcome> = outcomes.into_iter().collect();
+        for (index, mut item) in items.into_iter().enumerate() {
+            if let Some(message) = early.remove(&index) {
+                item.insert(
+                    "erpError".into(),
+                    json!({ "message": message, "connection": self.config.connection }),
+                );
+                refused.push(item);
+                continue;
+            }
+            match by_index.remove(&index) {
+                Some(Outcome::Written(written)) => {
+                    item.insert("erp".into(), json!({ "connection": self.config.connection, "entity": self.config.entity, "id": written["id"], "created": written["created"], "etag": written.get("etag").cloned().unwrap_or(Value::Null), "key": written["key"] }));
+                    ok.push(item);
+                }
+                Some(Outcome::Refused(error)) => {
+                    item.insert("erpError".into(), error);
+                    refused.push(item);
+                }
+                None => {}
+            }
+        }
+        ports.extend(OK_PORT, ok);
+        ports.extend(REFUSED_PORT, refused);
+        Ok(NodeOutcome::Done(ports))
+    }
+}
+
+/// One record's outcome in the form a resumed node reads back.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Written(Value),
+    Refused(Value),
+}
+
+impl Outcome {
+    fn refused(error: &ConnectorError, retryable: bool) -> Self {
+        let message = error.erp_message();
+        Outcome::Refused(json!({
+            "message": error.to_string(),
+            "code": message.and_then(|m| m.code.clone()),
+            "target": message.and_then(|m| m.target.clone()),
+            "status": message.and_then(|m| m.status),
+            "details": message.map(|m| m.details.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+            "retryable": retryable,
+        }))
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, Outcome::Refused(e) if e["retryable"] == true)
+    }
+
+    fn error_text(&self) -> String {
+        match self {
+            Outcome::Refused(e) => e["message"].as_str().unwrap_or_default().to_string(),
+            Outcome::Written(_) => String::new(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Outcome::Written(w) => json!({ "written": w }),
+            Outcome::Refused(e) => json!({ "refused": e }),
+        }
+    }
+
+    fn from_json(value: &Value) -> Option<Self> {
+        if let Some(w) = value.get("written") {
+            Some(Outcome::Written(w.clone()))
+        } else {
+            value.get("refused").map(|e| Outcome::Refused(e.clone()))
+        }
+    }
+}
+
+impl From<RecordOutcome> for Outcome {
+    fn from(outcome: RecordOutcome) -> Self {
+        match outcome {
+            Ok(written) => Outcome::Written(serde_json::to_value(&written).unwrap_or(Value::Null)),
+            Err(failure) => Outcome::refused(&failure.error, failure.is_retryable()),
+        }
+    }
+}
+
+fn open_failed(err: ConnectionError) -> NodeError {
+    match err {
+        ConnectionError::Store(_) => NodeError::retryable(err.to_string()),
+        ConnectionError::Connector(err) => connector_failed(&err),
+        err => NodeError::fatal(err.to_string()),
+    }
+}
+
+fn connector_failed(err: &ConnectorError) -> NodeError {
+    if err.is_retryable() {
+        NodeError::retryable(err.to_string())
+    } else {
+        NodeError::fatal(err.to_string())
+    }
+}
+
+#[async_trait]
+impl Node for Export {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        let items = input.take(MAIN_PORT);
+        let mut refused_early = Vec::new();
+        let mut records = Vec::new();
+        let mut indices = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            match self.record(ctx.item_key(index), item) {
+                Ok(record) => {
+                    records.push(record);
+                    indices.push(index);
+                }
+                Err(message) => refused_early.push((index, message)),
+            }
+        }
+        if records.is_empty() {
+            return self.finish(items, refused_early, Vec::new());
+        }
+        let repeated = ctx.attempt() > 1;
+
+        let outcomes = match (self.config.sync, ctx.resumed()) {
+            (SyncMode::RealTime, _) => self.write(ctx.tenant(), &records, repeated).await?,
+            (SyncMode::Batch, None) => {
+                // Fail now, not at the flush, on a connection that cannot be used.
+                self.connections
+                    .open(ctx.tenant(), &self.config.connection)
+                    .await
+                    .map_err(open_failed)?;
+                self.check_kind(ctx.tenant()).await?;
+                let key = format!("erp-batch:{}:{}", ctx.run_id(), ctx.node_id());
+                let interval = Duration::from_secs(
+                    self.config
+                        .flush_interval_seconds
+                        .unwrap_or(DEFAULT_FLUSH_SECONDS),
+                );
+                let deadline = ctx.now()
+                    + chrono::Duration::from_std(interval * 2 + Duration::from_secs(30))
+                        .unwrap_or(chrono::Duration::days(1));
+                self.batcher.add(
+                    &self.connections,
+                    Group {
+                        tenant: ctx.tenant().clone(),
+                        connection: self.config.connection.clone(),
+                        entity: self.config.entity.clone(),
+                    },
+                    Entry {
+                        wait_key: key.clone(),
+                        records: records
+                            .iter()
+                            .map(|r| (self.mode_for(r, repeated), r.clone()))
+                            .collect(),
+                    },
+                    self.config.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+                    interval,
+                )?;
+                return Ok(NodeOutcome::suspend(
+                    Suspend::until_event(key)
+                        .with_deadline(deadline)
+                        .with_state(json!({ "records": records.len() })),
+                ));
+            }
+            (SyncMode::Batch, Some(resumed)) if resumed.by_timer() => {
+                // The batcher did not answer in time (the process stopped):
+                // the records may have been written, so keyed ones upsert.
+                self.write(ctx.tenant(), &records, true).await?
+            }
+            (SyncMode::Batch, Some(resumed)) => {
+                let payload = resumed.wakeup_payload();
+                if let Some(error) = payload.get("error") {
+                    let message = error["message"]
+                        .as_str()
+                        .unwrap_or("the batch failed")
+                        .to_string();
+                    return Err(if error["retryable"] == true {
+                        NodeError::retryable(message)
+                    } else {
+                        NodeError::fatal(message)
+                    });
+                }
+                let outcomes: Vec<Outcome> = payload
+                    .get("outcomes")
+                    .and_then(Value::as_array)
+                    .map(|o| o.iter().filter_map(Outcome::from_json).collect())
+                    .unwrap_or_default();
+                if outcomes.len() != records.len() {
+                    return Err(NodeError::retryable(format!(
+                        "the batch answered {} outcomes for {} records",
+                        outcomes.len(),
+                        records.len()
+                    )));
+                }
+                outcomes
+            }
+        };
+        self.finish(
+            items,
+            refused_early,
+            indices.into_iter().zip(outcomes).collect(),
+        )
+    }
+}
+
+/// Which records are written together: one connection, one entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Group {
+    tenant: TenantId,
+    connection: String,
+    entity: String,
+}
+
+/// One waiting node's records.
+pub(crate) struct Entry {
+    wait_key: String,
+    records: Vec<(WriteMode, Record)>,
+}
+
+#[derive(Default)]
+struct Pending {
+    entries: Vec<Entry>,
+    records: usize,
+    timer: bool,
+}
+
+/// Gathers batch-mode records across runs and writes them together.
+pub(crate) struct Batcher {
+    engine: OnceLock<Engine>,
+    pending: Mutex<HashMap<Group, Pending>>,
+}
+
+impl Batcher {
+    pub(crate) fn new() -> Self {
+        Self {
+            engine: OnceLock::new(),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn attach(&self, engine: &Engine) {
+        let _ = self.engine.set(engine.clone());
+    }
+
+    fn add(
+        self: &Arc<Self>,
+        connections: &Connections,
+        group: Group,
+        entry: Entry,
+        batch_size: usize,
+        interval: Duration,
+    ) -> Result<(), NodeError> {
+        if self.engine.get().is_none() {
+            return Err(NodeError::fatal(
+                "batch sync needs the engine to resume runs: call Connections::attach(&engine) after building it",
+            ));
+        }
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = pending.entry(group.clone()).or_default();
+        slot.records += entry.records.len();
+        slot.entries.push(entry);
+        if slot.records >= batch_size {
+            let full = std::mem::take(slot);
+            pending.remove(&group);
+            let batcher = Arc::clone(self);
+            let connections = connections.clone();
+            tokio::spawn(async move { batcher.flush(&connections, group, full.entries).await });
+        } else if !slot.timer {
+            slot.timer = true;
+            let batcher = Arc::clone(self);
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(interval).await;
+                let due = batcher
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&group);
+                if let Some(due) = due {
+                    batcher.flush(&connections, group, due.entries).await;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn flush(&self, connections: &Connections, group: Group, entries: Vec<Entry>) {
+        let Some(engine) = self.engine.get() else {
+            return;
+        };
+        let span = tracing::info_span!("erp.batch_flush", tenant = %group.tenant, connection = %group.connection, entity = %group.entity, runs = entries.len());
+        let payloads = Self::write_batch(connections, &group, &entries)
+            .instrument(span)
+            .await;
+        for (entry, payload) in entries.iter().zip(payloads) {
+            resume(engine, &group.tenant, &entry.wait_key, payload).await;
+        }
+    }
+
+    /// Writes the entries' records, one call per mode; the resume payload
+    /// of each entry.
+    async fn write_batch(
+        connections: &Connections,
+        group: &Group,
+        entries: &[Entry],
+    ) -> Vec<Value> {
+        match connections.open(&group.tenant, &group.connection).await {
+            Err(err) => {
+                let retryable = matches!(err, ConnectionError::Store(_));
+                let payload =
+                    json!({ "error": { "message": err.to_string(), "retryable": retryable } });
+                entries.iter().map(|_| payload.clone()).collect::<Vec<_>>()
+            }
+            Ok(connector) => {
+                let mut outcomes: Vec<Vec<Option<Outcome>>> = entries
+                    .iter()
+                    .map(|e| vec![None; e.records.len()])
+                    .collect();
+                let mut failed: Option<Value> = None;
+                for mode in [WriteMode::Create, WriteMode::Update, WriteMode::Upsert] {
+                    let mut places = Vec::new();
+                    let mut records = Vec::new();
+                    for (e, entry) in entries.iter().enumerate() {
+                        for (r, (m, record)) in entry.records.iter().enumerate() {
+                            if *m == mode {
+                                places.push((e, r));
+                                records.push(record.clone());
+                            }
+                        }
+                    }
+                    if records.is_empty() {
+                        continue;
+                    }
+                    match connector.write(&group.entity, mode, &records).await {
+                        Ok(written) => {
+                            for ((e, r), outcome) in places.into_iter().zip(written) {
+                                outcomes[e][r] = Some(Outcome::from(outcome));
+                            }
+                        }
+                        Err(err) => {
+                            failed = Some(
+                                json!({ "error": { "message": err.to_string(), "retryable": err.is_retryable() } }),
+                            );
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(payload) => entries.iter().map(|_| payload.clone()).collect(),
+                    None => outcomes
+                        .into_iter()
+                        .map(|per_entry| {
+                            json!({ "outcomes": per_entry.into_iter().map(|o| o.map(|o| o.json()).unwrap_or(Value::Null)).collect::<Vec<_>>() })
+                        })
+                        .collect(),
+                }
+            }
+        }
+    }
+}
+
+/// Resumes the waiting node; its suspension may not be stored yet, so a
+/// missing wait is tried again for a while. Past that, the node wakes at
+/// its deadline and writes its records itself.
+async fn resume(engine: &Engine, tenant: &TenantId, key: &str, payload: Value) {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match engine.resume(tenant, key, payload.clone()).await {
+            Ok(_) => return,
+            Err(EngineError::NoSuchWait { .. }) if started.elapsed() < RESUME_PATIENCE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, key, "a batched export could not resume its run; it writes its records at its deadline");
+                return;
+            }
+        }
+    }
+}
