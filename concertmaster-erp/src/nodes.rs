@@ -405,7 +405,8 @@ impl Outcome {
     fn refused(error: &ConnectorError, retryable: bool) -> Self {
         let message = error.erp_message();
         Outcome::Refused(json!({
-            "message": error.to_string(),
+            // The system's own words where it gave them; ours otherwise.
+            "message": message.map_or_else(|| error.to_string(), |m| m.message.clone()),
             "code": message.and_then(|m| m.code.clone()),
             "target": message.and_then(|m| m.target.clone()),
             "status": message.and_then(|m| m.status),
