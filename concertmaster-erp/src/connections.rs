@@ -13,6 +13,7 @@ use concertmaster_core::{
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
+use zeroize::Zeroizing;
 
 use crate::keyring::{CryptoError, KeyRing, Sealed};
 use crate::secret::Secret;
@@ -487,31 +488,7 @@ impl Connections {
     ) -> Result<Arc<dyn Connector>, ConnectionError> {
         let id = &connection.id;
         let factory = self.factory(id, &connection.kind)?;
-        let crypto = |source| ConnectionError::Crypto {
-            id: id.clone(),
-            source,
-        };
-        let config = self.with_keys(|keys| {
-            let config = keys
-                .open(
-                    &Sealed {
-                        key_id: connection.key_id.clone(),
-                        bytes: connection.sealed_config.clone(),
-                    },
-                    &record(&connection.tenant, id, &connection.kind),
-                )
-                .map_err(crypto)?;
-            let parsed: Value = serde_json::from_slice(&config)
-                .map_err(|_| ConnectionError::Integrity { id: id.clone() })?;
-            if keys
-                .config_hash(&connection.key_id, &parsed)
-                .map_err(crypto)?
-                != connection.config_hash
-            {
-                return Err(ConnectionError::Integrity { id: id.clone() });
-            }
-            Ok(config)
-        })?;
+        let (config, _) = self.with_keys(|keys| unseal(keys, connection))?;
         Ok(factory.open(id, &config)?)
     }
 
@@ -567,30 +544,8 @@ impl Connections {
                         id: connection.id.clone(),
                         source,
                     };
-                    let (sealed, hash) = self.with_keys(|keys| {
-                        let config = keys
-                            .open(
-                                &Sealed {
-                                    key_id: connection.key_id.clone(),
-                                    bytes: connection.sealed_config.clone(),
-                                },
-                                &aad,
-                            )
-                            .map_err(crypto)?;
-                        let parsed: Value = serde_json::from_slice(&config).map_err(|_| {
-                            ConnectionError::Integrity {
-                                id: connection.id.clone(),
-                            }
-                        })?;
-                        if keys
-                            .config_hash(&connection.key_id, &parsed)
-                            .map_err(crypto)?
-                            != connection.config_hash
-                        {
-                            return Err(ConnectionError::Integrity {
-                                id: connection.id.clone(),
-                            });
-                        }
+                    let (sealed, hash) = self.with_keys(|keys| -> Result<_, ConnectionError> {
+                        let (config, parsed) = unseal(keys, &connection)?;
                         let sealed = keys.seal(&config, &aad).map_err(crypto)?;
                         let hash = keys.config_hash(&active, &parsed).map_err(crypto)?;
                         Ok((sealed, hash))
@@ -626,6 +581,36 @@ impl Connections {
             tracing::error!(error = %err, connection = %connection.id, "audit entry could not be stored");
         }
     }
+}
+
+/// The config of `connection` in the clear, and parsed, after checking it
+/// against its integrity hash.
+fn unseal(
+    keys: &KeyRing,
+    connection: &StoredConnection,
+) -> Result<(Zeroizing<Vec<u8>>, Value), ConnectionError> {
+    let id = &connection.id;
+    let crypto = |source| ConnectionError::Crypto {
+        id: id.clone(),
+        source,
+    };
+    let sealed = Sealed {
+        key_id: connection.key_id.clone(),
+        bytes: connection.sealed_config.clone(),
+    };
+    let config = keys
+        .open(&sealed, &record(&connection.tenant, id, &connection.kind))
+        .map_err(crypto)?;
+    let integrity = || ConnectionError::Integrity { id: id.clone() };
+    let parsed: Value = serde_json::from_slice(&config).map_err(|_| integrity())?;
+    if keys
+        .config_hash(&connection.key_id, &parsed)
+        .map_err(crypto)?
+        != connection.config_hash
+    {
+        return Err(integrity());
+    }
+    Ok((config, parsed))
 }
 
 /// What a sealed config is bound to: moving it to another tenant, id or

@@ -100,6 +100,20 @@ async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
+/// Creates connection `id` of `kind` for `tenant`.
+async fn add(
+    connections: &Connections,
+    tenant: &TenantId,
+    id: &str,
+    kind: &str,
+    config: &impl serde::Serialize,
+) {
+    connections
+        .create(tenant, None, NewConnection::new(id, kind, config).unwrap())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_connection_is_sealed_at_rest_and_opens_into_its_connector() {
     let (store, _dir) = sqlite().await;
@@ -199,14 +213,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     }
     assert!(connections.list(&acme).await.unwrap().is_empty());
 
-    connections
-        .create(
-            &acme,
-            None,
-            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &acme, "erp", "loopback", &config("x")).await;
     let err = connections
         .create(
             &acme,
@@ -233,14 +240,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
 async fn an_inactive_connection_refuses_use_until_activated() {
     let connections = connections(Arc::new(InMemoryStore::new()));
     let acme = TenantId::new("acme");
-    connections
-        .create(
-            &acme,
-            None,
-            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &acme, "erp", "loopback", &config("x")).await;
     connections
         .set_active(&acme, Some("ops"), "erp", false)
         .await
@@ -268,14 +268,7 @@ async fn testing_records_the_time_and_a_new_config_clears_it() {
         .with_connector(LoopbackFactory)
         .with_clock(clock.clone());
     let acme = TenantId::new("acme");
-    connections
-        .create(
-            &acme,
-            None,
-            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &acme, "erp", "loopback", &config("x")).await;
     assert_eq!(
         connections.get(&acme, "erp").await.unwrap().last_tested_at,
         None
@@ -311,14 +304,7 @@ async fn a_config_altered_or_moved_in_the_store_does_not_open() {
     let store = Arc::new(InMemoryStore::new());
     let connections = connections(store.clone());
     let acme = TenantId::new("acme");
-    connections
-        .create(
-            &acme,
-            None,
-            NewConnection::new("erp", "loopback", &config("x")).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &acme, "erp", "loopback", &config("x")).await;
     let stored = store.connection(&acme, "erp").await.unwrap().unwrap();
 
     let mut flipped = stored.clone();

@@ -113,20 +113,27 @@ async fn sap_records_tagged(tag: &str) -> Vec<Value> {
     }
 }
 
+/// Creates connection `id` of `kind` for `tenant`.
+async fn add(
+    connections: &Connections,
+    tenant: &TenantId,
+    id: &str,
+    kind: &str,
+    config: &impl serde::Serialize,
+) {
+    connections
+        .create(tenant, None, NewConnection::new(id, kind, config).unwrap())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sap_export_sends_accepted_items_to_ok_and_refused_ones_to_error() {
     let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V2, "alice", "alice-secret-4711", 10);
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("sap-prod", "sap", &config).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "sap-prod", "sap", &config).await;
     let engine = engine(store, &connections).await;
     let workflow = engine
         .publish(
@@ -182,14 +189,7 @@ async fn batch_sync_writes_many_runs_in_one_call_and_resumes_each_with_its_outco
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "batch-tester", "batch-secret-4711", 50);
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("sap-batch", "sap", &config).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "sap-batch", "sap", &config).await;
     let engine = engine(store, &connections).await;
     let node = sap_node_config(
         "sap-batch",
@@ -247,27 +247,13 @@ async fn an_inactive_or_mismatched_connection_fails_the_run_with_a_clear_error()
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "alice", "alice-secret-4711", 10);
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("sap-old", "sap", &config).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "sap-old", "sap", &config).await;
     connections
         .set_active(&tenant, Some("ops"), "sap-old", false)
         .await
         .unwrap();
     let netsuite = NetSuite::start();
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("ns", "netsuite", &netsuite.config()).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "ns", "netsuite", &netsuite.config()).await;
     let engine = engine(store, &connections).await;
 
     let inactive = engine
@@ -336,14 +322,7 @@ async fn netsuite_sync_upserts_by_external_id_through_the_engine() {
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let netsuite = NetSuite::start();
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("ns", "netsuite", &netsuite.config()).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "ns", "netsuite", &netsuite.config()).await;
     let engine = engine(store, &connections).await;
     let node = json!({
         "connection": "ns", "recordType": "vendor", "mode": "upsert", "keyField": "externalId",
@@ -462,14 +441,7 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
         let connections = Connections::new(store.clone(), keys());
         let config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
-        connections
-            .create(
-                &tenant,
-                None,
-                NewConnection::new("sap-prod", "sap", &config).unwrap(),
-            )
-            .await
-            .unwrap();
+        add(&connections, &tenant, "sap-prod", "sap", &config).await;
         let engine = engine(store, &connections).await;
         engine
             .publish(
@@ -699,14 +671,7 @@ async fn batch_records_left_by_a_stopped_process_are_written_at_the_deadline() {
     // the batch is due.
     let first = Connections::new(store.clone(), keys()).with_clock(clock.clone());
     let config = sap_config(ODataVersion::V4, "alice", "alice-secret-4711", 10);
-    first
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("sap-prod", "sap", &config).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&first, &tenant, "sap-prod", "sap", &config).await;
     let engine_one = engine_on(store.clone(), &first, &clock).await;
     let workflow = engine_one
         .publish(&tenant, export_workflow("late", "sap_export", node))
@@ -765,14 +730,7 @@ async fn batch_sync_without_an_attached_engine_says_what_to_call() {
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "alice", "alice-secret-4711", 10);
-    connections
-        .create(
-            &tenant,
-            None,
-            NewConnection::new("sap-prod", "sap", &config).unwrap(),
-        )
-        .await
-        .unwrap();
+    add(&connections, &tenant, "sap-prod", "sap", &config).await;
     let mut registry = NodeRegistry::new();
     connections.register_nodes(&mut registry).unwrap();
     let engine = Engine::builder()
