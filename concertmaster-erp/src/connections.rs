@@ -192,6 +192,23 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
+impl Clone for Inner {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            batcher: Arc::clone(&self.batcher),
+            keys: RwLock::new(
+                self.keys
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            ),
+            factories: self.factories.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
 impl fmt::Debug for Connections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connections")
@@ -225,22 +242,24 @@ impl Connections {
     }
 
     /// With `factory`'s kind of connector as well (or instead of the
-    /// built-in one of the same kind). Call before sharing this value.
+    /// built-in one of the same kind).
     pub fn with_connector(mut self, factory: impl ConnectorFactory + 'static) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner
-                .factories
-                .insert(factory.kind().to_string(), Arc::new(factory));
-        }
+        self.inner_mut()
+            .factories
+            .insert(factory.kind().to_string(), Arc::new(factory));
         self
     }
 
     /// Reading time from `clock` (tests use a `ManualClock`).
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.clock = Arc::new(clock);
-        }
+        self.inner_mut().clock = Arc::new(clock);
         self
+    }
+
+    /// This value's own state to change; clones already handed out keep
+    /// theirs.
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
     }
 
     /// Registers the `sap_export` and `netsuite_sync` nodes, which write

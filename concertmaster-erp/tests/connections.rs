@@ -437,3 +437,28 @@ async fn audit_entries_and_debug_output_hold_no_secret() {
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(audit.iter().all(|e| e.actor.as_deref() == Some("ops")));
 }
+
+#[test]
+#[cfg(all(feature = "sap", feature = "netsuite"))]
+fn each_kind_comes_with_a_config_schema_whose_secrets_are_write_only() {
+    let connections = connections(Arc::new(InMemoryStore::new()));
+    let kinds = connections.kinds();
+    let names: Vec<&str> = kinds.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(names, ["loopback", "netsuite", "sap"]);
+    let netsuite = &kinds[1].1;
+    for secret in ["consumerSecret", "tokenSecret"] {
+        assert_eq!(
+            netsuite["properties"][secret]["writeOnly"], true,
+            "{secret}"
+        );
+    }
+    let sap = kinds[2].1.to_string();
+    assert!(
+        sap.contains(r#""password":{"type":"string","writeOnly":true}"#),
+        "{sap}"
+    );
+    assert!(
+        sap.contains(r#""clientSecret":{"type":"string","writeOnly":true}"#),
+        "{sap}"
+    );
+}

@@ -23,7 +23,8 @@ pub struct StoredConnection {
     pub key_id: String,
     /// Nonce, ciphertext and tag.
     pub sealed_config: Vec<u8>,
-    /// SHA-256 of the config in the clear, to tell changes apart.
+    /// Keyed hash (HMAC-SHA256) of the config in the clear, to tell changes
+    /// apart and to check the config after opening it.
     pub config_hash: String,
     /// An inactive connection refuses use.
     pub active: bool,
