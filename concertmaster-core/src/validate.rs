@@ -254,9 +254,17 @@ fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
 
     let plan = Plan::new(def);
     let mut edge_keys = HashSet::new();
+    let mut joins = HashSet::new();
     for (e, edge) in def.edges.iter().enumerate() {
         let key = edge.key();
-        if !edge_keys.insert(key.clone()) {
+        let join = (
+            edge.source.as_str(),
+            edge.source_port.as_str(),
+            edge.target.as_str(),
+            edge.target_port.as_str(),
+        );
+        // Two edges joining the same ports would deliver every item twice.
+        if !edge_keys.insert(key.clone()) | !joins.insert(join) {
             issues.push(Issue::edge(
                 IssueKind::DuplicateEdge,
                 key.clone(),

@@ -114,6 +114,10 @@ fn schema(flavour: Flavour) -> Value {
         "type": "object",
         "required": ["connection", flavour.entity_field],
         "additionalProperties": false,
+        // Update and upsert find records by their key (checked again when
+        // the node is built; here so the editor says it while drawing).
+        "if": { "properties": { "mode": { "enum": ["update", "upsert"] } }, "required": ["mode"] },
+        "then": { "required": ["keyField"] },
         "properties": {
             "connection": { "type": "string", "minLength": 1, "title": format!("{} connection id", flavour.kind) },
             (flavour.entity_field): { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$", "title": flavour.entity_title },

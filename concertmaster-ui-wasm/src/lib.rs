@@ -1,7 +1,335 @@
-//! The graph model of the ConcertMaster editor, compiled to WebAssembly.
+//! The graph model of the ConcertMaster editor: what a host's React Flow
+//! editor asks while the user draws, answered with the same rules the
+//! engine applies when it publishes.
 //!
-//! This crate will convert React Flow's `{nodes, edges, viewport}` to a
-//! `concertmaster_core::WorkflowDefinition` and back without losing anything,
-//! validate a graph while it is drawn with the same rules as publishing in
-//! core, and expose the node palette with config schemas, through
-//! wasm-bindgen with TypeScript types.
+//! - [`Model::to_definition`] and [`Model::from_definition`] convert React
+//!   Flow's `{nodes, edges, viewport}` to a [`WorkflowDefinition`] and
+//!   back without losing anything (see [`reactflow`]).
+//! - [`Model::diagnose`] lists what is wrong, tied to node and edge ids and
+//!   JSON pointers into configs: core's own publish-time checks.
+//! - [`Model::is_valid_connection`] is React Flow's `isValidConnection`.
+//! - [`Model::palette`] groups the node types the host registered, each
+//!   with its config schema and default config.
+//!
+//! The same crate compiles to `wasm32-unknown-unknown`, where `EditorModel`
+//! exposes this API to JavaScript through wasm-bindgen (JSON strings in
+//! and out; `npm/index.ts` types them). `scripts/build-ui-wasm` builds the
+//! npm package.
+//!
+//! ```
+//! use concertmaster_core::{NodeCategory, NodeDescriptor, WorkflowDefinition};
+//! use concertmaster_ui_wasm::{Connection, Model, Severity};
+//! use serde_json::json;
+//!
+//! // The host exports its registry's descriptors; here two of them.
+//! let model = Model::new(vec![
+//!     NodeDescriptor::new("manual", NodeCategory::Trigger).inputs(Vec::<&str>::new()),
+//!     NodeDescriptor::new("jq", NodeCategory::Transform).config_schema(json!({
+//!         "type": "object", "required": ["expression"],
+//!         "properties": { "expression": { "type": "string", "minLength": 1 } }
+//!     })),
+//! ])?;
+//!
+//! let drawn = json!({
+//!     "nodes": [
+//!         { "id": "start", "type": "manual", "position": { "x": 0, "y": 0 }, "data": { "config": {} } },
+//!         { "id": "shape", "type": "jq", "position": { "x": 250, "y": 0 }, "data": { "config": {} } }
+//!     ],
+//!     "edges": [ { "id": "e1", "source": "start", "target": "shape" } ],
+//!     "viewport": { "x": 0, "y": 0, "zoom": 1 }
+//! });
+//! let problems = model.diagnose(&drawn)?;
+//! assert_eq!(problems[0].severity, Severity::Error);
+//! assert_eq!(problems[0].node_id.as_deref(), Some("shape"));
+//! assert!(problems[0].message.contains("expression"));
+//!
+//! // A trigger takes no input: React Flow is told not to draw that edge.
+//! let back = Connection { source: "shape".into(), source_handle: None, target: "start".into(), target_handle: None };
+//! assert!(!model.is_valid_connection(&drawn, &back)?);
+//!
+//! let base = WorkflowDefinition::from_json(r#"{"id": "onboarding", "name": "Onboarding", "nodes": []}"#)?;
+//! let definition = model.to_definition(&drawn, &base)?;
+//! assert_eq!(model.from_definition(&definition), drawn);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+mod diagnostics;
+mod palette;
+pub mod reactflow;
+
+use concertmaster_core::{NodeDescriptor, NodeRegistry, RegistryError, WorkflowDefinition};
+use serde_json::Value;
+
+pub use diagnostics::{Connection, Diagnostic, Severity};
+pub use palette::{PaletteEntry, PaletteGroup};
+pub use reactflow::ConvertError;
+
+/// Why a model call was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The palette JSON is not a list of node descriptors.
+    #[error("the palette is not a list of node descriptors: {0}")]
+    Palette(String),
+    /// A descriptor cannot be registered (duplicate type, bad schema).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The React Flow object has the wrong shape.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// A definition or other input is not the JSON expected.
+    #[error("{what} is not valid JSON of its kind: {message}")]
+    Json {
+        /// What was being read.
+        what: &'static str,
+        /// The parser's message, with the path.
+        message: String,
+    },
+}
+
+/// The editor's model of one palette: conversion, diagnostics and
+/// connection checks for graphs drawn with its node types.
+pub struct Model {
+    registry: NodeRegistry,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field(
+                "types",
+                &self
+                    .registry
+                    .descriptors()
+                    .map(|d| &d.type_id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Model {
+    /// A model of the node types `descriptors` describe (what a host's
+    /// `NodeRegistry::descriptors()` gives, built-in and custom alike).
+    pub fn new(descriptors: Vec<NodeDescriptor>) -> Result<Self, ModelError> {
+        Ok(Self {
+            registry: palette::registry(&descriptors)?,
+        })
+    }
+
+    /// A model from the descriptors as JSON (an array), as the host sends
+    /// them to the browser.
+    pub fn from_json(descriptors: &str) -> Result<Self, ModelError> {
+        let descriptors: Vec<NodeDescriptor> = serde_json::from_str(descriptors)
+            .map_err(|err| ModelError::Palette(err.to_string()))?;
+        Self::new(descriptors)
+    }
+
+    /// The node types by category, each with its config schema and the
+    /// config a new node starts with.
+    pub fn palette(&self) -> Vec<PaletteGroup> {
+        palette::groups(&self.registry)
+    }
+
+    /// The palette entry of `type_id`.
+    pub fn entry(&self, type_id: &str) -> Option<PaletteEntry> {
+        self.registry.descriptor(type_id).map(palette::entry)
+    }
+
+    /// The definition drawn in `flow`, with `base`'s id, name and other
+    /// workflow fields.
+    pub fn to_definition(
+        &self,
+        flow: &Value,
+        base: &WorkflowDefinition,
+    ) -> Result<WorkflowDefinition, ModelError> {
+        Ok(reactflow::to_definition(flow, base)?)
+    }
+
+    /// The React Flow object of `definition`.
+    pub fn from_definition(&self, definition: &WorkflowDefinition) -> Value {
+        reactflow::from_definition(definition)
+    }
+
+    /// What publishing `flow` would refuse (errors) and what is probably
+    /// not meant (warnings), tied to node and edge ids.
+    pub fn diagnose(&self, flow: &Value) -> Result<Vec<Diagnostic>, ModelError> {
+        let def = reactflow::to_definition(flow, &draft())?;
+        Ok(diagnostics::check(&def, &self.registry))
+    }
+
+    /// Whether `connection` may be drawn in `flow`: it names existing
+    /// nodes and ports, does not enter a trigger, duplicate an edge or
+    /// close a cycle.
+    pub fn is_valid_connection(
+        &self,
+        flow: &Value,
+        connection: &Connection,
+    ) -> Result<bool, ModelError> {
+        let def = reactflow::to_definition(flow, &draft())?;
+        Ok(diagnostics::is_valid_connection(
+            &def,
+            &self.registry,
+            connection,
+        ))
+    }
+}
+
+/// The workflow fields a drawing is checked with before it has its own.
+fn draft() -> WorkflowDefinition {
+    WorkflowDefinition::new("draft", "Draft")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concertmaster_core::NodeCategory;
+    use serde_json::json;
+
+    fn model() -> Model {
+        Model::new(vec![
+            NodeDescriptor::new("schedule", NodeCategory::Trigger)
+                .inputs(Vec::<&str>::new())
+                .config_schema(json!({"type": "object", "required": ["cron"], "properties": {"cron": {"type": "string"}}})),
+            NodeDescriptor::new("send_form", NodeCategory::Collection).outputs(["main", "expired"]),
+            NodeDescriptor::new("jq", NodeCategory::Transform),
+        ])
+        .unwrap()
+    }
+
+    fn node(id: &str, node_type: &str, config: Value) -> Value {
+        json!({ "id": id, "type": node_type, "position": { "x": 0, "y": 0 }, "data": { "config": config } })
+    }
+
+    fn flow(edges: Value) -> Value {
+        json!({
+            "nodes": [node("s", "schedule", json!({"cron": "0 8 * * 1"})), node("f", "send_form", json!({})), node("t", "jq", json!({}))],
+            "edges": edges
+        })
+    }
+
+    #[test]
+    fn diagnostics_name_the_edge_and_the_port() {
+        let diagnostics = model()
+            .diagnose(&flow(json!([
+                { "id": "e1", "source": "s", "target": "f" },
+                { "id": "e2", "source": "f", "sourceHandle": "late", "target": "t" },
+                { "id": "e3", "source": "t", "target": "ghost" }
+            ])))
+            .unwrap();
+        let by_edge = |id: &str| {
+            diagnostics
+                .iter()
+                .find(|d| d.edge_id.as_deref() == Some(id))
+                .unwrap()
+        };
+        assert_eq!(by_edge("e2").kind, "unknown_port");
+        assert!(by_edge("e2").message.contains("late"));
+        assert_eq!(by_edge("e3").kind, "dangling_edge");
+        assert!(diagnostics.iter().all(|d| d.severity == Severity::Error));
+    }
+
+    #[test]
+    fn config_errors_point_into_the_config() {
+        let drawn = json!({ "nodes": [node("s", "schedule", json!({ "cron": 5 }))] });
+        let diagnostics = model().diagnose(&drawn).unwrap();
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(diagnostics[0].kind, "invalid_config");
+        assert_eq!(diagnostics[0].pointer.as_deref(), Some("/cron"));
+        let missing = model()
+            .diagnose(&json!({ "nodes": [node("s", "schedule", json!({}))] }))
+            .unwrap();
+        assert!(missing[0].message.contains("cron"), "{missing:?}");
+    }
+
+    #[test]
+    fn cycles_and_disconnected_nodes_are_reported() {
+        let diagnostics = model()
+            .diagnose(&flow(json!([
+                { "id": "e1", "source": "f", "target": "t" },
+                { "id": "e2", "source": "t", "target": "f" }
+            ])))
+            .unwrap();
+        assert!(diagnostics
+            .iter()
+            .any(|d| d.kind == "cycle" && d.severity == Severity::Error));
+        let warning = diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Warning)
+            .unwrap();
+        assert_eq!(
+            (warning.kind.as_str(), warning.node_id.as_deref()),
+            ("disconnected", Some("s"))
+        );
+        assert!(
+            model()
+                .diagnose(&json!({ "nodes": [] }))
+                .unwrap()
+                .is_empty(),
+            "an empty canvas is fine"
+        );
+    }
+
+    #[test]
+    fn connections_are_checked_as_publishing_would() {
+        let model = model();
+        let drawn = flow(json!([
+            { "id": "e1", "source": "s", "target": "f" },
+            { "id": "e2", "source": "f", "target": "t" }
+        ]));
+        let check = |source: &str, sh: Option<&str>, target: &str, th: Option<&str>| {
+            model
+                .is_valid_connection(
+                    &drawn,
+                    &Connection {
+                        source: source.into(),
+                        source_handle: sh.map(str::to_string),
+                        target: target.into(),
+                        target_handle: th.map(str::to_string),
+                    },
+                )
+                .unwrap()
+        };
+        assert!(check("f", Some("expired"), "t", None));
+        assert!(
+            check("f", Some("error"), "t", None),
+            "every node has an error port"
+        );
+        assert!(!check("f", Some("late"), "t", None), "no such port");
+        assert!(!check("t", None, "s", None), "a trigger takes no input");
+        assert!(!check("f", None, "s", None));
+        assert!(!check("s", None, "f", None), "the same edge twice");
+        assert!(
+            !check("f", None, "t", Some("main")),
+            "the same ports again, named"
+        );
+        assert!(!check("t", None, "t", None), "a loop on itself");
+        assert!(!check("t", None, "f", None), "closes a cycle");
+    }
+
+    #[test]
+    fn the_palette_is_read_from_the_hosts_json() {
+        let json = serde_json::to_string(&[NodeDescriptor::new("custom_score", NodeCategory::Transform)
+            .label("Supplier score")
+            .icon("gauge")
+            .config_schema(json!({"type": "object", "properties": {"threshold": {"type": "number", "default": 0.5}}}))])
+        .unwrap();
+        let model = Model::from_json(&json).unwrap();
+        let palette = model.palette();
+        assert_eq!(palette.len(), 1);
+        let entry = &palette[0].entries[0];
+        assert_eq!(
+            (entry.label.as_str(), entry.icon.as_str()),
+            ("Supplier score", "gauge")
+        );
+        assert_eq!(entry.default_config, json!({ "threshold": 0.5 }));
+        assert!(matches!(
+            Model::from_json("{}"),
+            Err(ModelError::Palette(_))
+        ));
+    }
+}

@@ -1,0 +1,212 @@
+// Typed API of the ConcertMaster editor model. The WebAssembly module
+// speaks JSON strings; this wrapper gives the editor typed objects.
+
+import init, { EditorModel, type InitInput } from './concertmaster_ui_wasm.js';
+
+/** A point on the canvas. */
+export interface XYPosition {
+  x: number;
+  y: number;
+}
+
+/** Retry policy of a node (`data.retry`). */
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  multiplier?: number;
+  jitter?: number;
+}
+
+/** What a node carries in React Flow's `data`: the engine reads `config`, `label`, `retry` and `timeoutMs`; the rest is kept as it is. */
+export interface NodeData {
+  config?: Record<string, unknown>;
+  label?: string;
+  retry?: RetryPolicy;
+  timeoutMs?: number;
+  [key: string]: unknown;
+}
+
+/** A node as `@xyflow/react` 12 `toObject()` writes it; `type` is the node type id. */
+export interface FlowNode {
+  id: string;
+  type?: string;
+  position: XYPosition;
+  data: NodeData;
+  measured?: { width?: number; height?: number };
+  [key: string]: unknown;
+}
+
+/** An edge; the handles are the ports (`null` for `main`). */
+export interface FlowEdge {
+  id: string;
+  source: string;
+  target: string;
+  sourceHandle?: string | null;
+  targetHandle?: string | null;
+  label?: unknown;
+  data?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** The canvas' pan and zoom. */
+export interface Viewport {
+  x: number;
+  y: number;
+  zoom: number;
+}
+
+/** React Flow's `ReactFlowJsonObject`. */
+export interface FlowObject {
+  nodes: FlowNode[];
+  edges: FlowEdge[];
+  viewport?: Viewport;
+  [key: string]: unknown;
+}
+
+/** A node of a workflow definition. */
+export interface NodeSpec {
+  id: string;
+  type: string;
+  label?: string;
+  config?: Record<string, unknown>;
+  retry?: RetryPolicy;
+  timeoutMs?: number;
+  position?: XYPosition;
+  ui?: Record<string, unknown>;
+}
+
+/** An edge of a workflow definition. */
+export interface EdgeSpec {
+  id?: string;
+  source: string;
+  sourcePort?: string;
+  target: string;
+  targetPort?: string;
+  ui?: Record<string, unknown>;
+}
+
+/** The workflow JSON engines publish and run. */
+export interface WorkflowDefinition {
+  id: string;
+  name: string;
+  version?: number;
+  description?: string;
+  nodes: NodeSpec[];
+  edges?: EdgeSpec[];
+  tags?: string[];
+  template?: boolean;
+  tenant?: string;
+  ui?: Record<string, unknown>;
+}
+
+/** The categories of the palette, in order. */
+export type NodeCategory = 'trigger' | 'collection' | 'transform' | 'logic' | 'output';
+
+/** A port of a node type. */
+export interface PortSpec {
+  name: string;
+  label?: string;
+}
+
+/** A JSON Schema (as the config panel renders it). */
+export type JsonSchema = Record<string, unknown>;
+
+/** A node type as the host's registry describes it. */
+export interface NodeDescriptor {
+  typeId: string;
+  category: NodeCategory;
+  label: string;
+  icon: string;
+  description: string;
+  configSchema: JsonSchema;
+  inputs: PortSpec[];
+  outputs: PortSpec[];
+}
+
+/** A node type as the palette shows it. */
+export interface PaletteEntry {
+  typeId: string;
+  label: string;
+  icon: string;
+  description: string;
+  configSchema: JsonSchema;
+  defaultConfig: Record<string, unknown>;
+  inputs: PortSpec[];
+  outputs: PortSpec[];
+}
+
+/** The node types of one category. */
+export interface PaletteGroup {
+  category: NodeCategory;
+  label: string;
+  entries: PaletteEntry[];
+}
+
+/** One problem of a drawing, where to show it. */
+export interface Diagnostic {
+  severity: 'error' | 'warning';
+  kind: string;
+  message: string;
+  nodeId?: string;
+  edgeId?: string;
+  pointer?: string;
+}
+
+/** A connection React Flow proposes. */
+export interface Connection {
+  source: string;
+  sourceHandle?: string | null;
+  target: string;
+  targetHandle?: string | null;
+}
+
+let ready: Promise<unknown> | undefined;
+
+/** The editor's model of one palette. Every model decision of the editor goes through it. */
+export class Model {
+  private constructor(private readonly raw: EditorModel) {}
+
+  /** Loads the WebAssembly module (once) and makes a model of `descriptors`. */
+  static async load(descriptors: NodeDescriptor[], wasm?: InitInput | Promise<InitInput>): Promise<Model> {
+    ready ??= init(wasm === undefined ? undefined : { module_or_path: wasm });
+    await ready;
+    return new Model(new EditorModel(JSON.stringify(descriptors)));
+  }
+
+  /** The node types by category. */
+  palette(): PaletteGroup[] {
+    return JSON.parse(this.raw.palette()) as PaletteGroup[];
+  }
+
+  /** The palette entry of a node type, or `null`. */
+  entry(typeId: string): PaletteEntry | null {
+    return JSON.parse(this.raw.entry(typeId)) as PaletteEntry | null;
+  }
+
+  /** The definition drawn in `flow`, with `base`'s id, name and other workflow fields. */
+  toDefinition(flow: FlowObject, base: Pick<WorkflowDefinition, 'id' | 'name'> & Partial<WorkflowDefinition>): WorkflowDefinition {
+    const withNodes = { nodes: [], ...base };
+    return JSON.parse(this.raw.toDefinition(JSON.stringify(flow), JSON.stringify(withNodes))) as WorkflowDefinition;
+  }
+
+  /** The React Flow object of a definition; nodes without a position are laid out in columns. */
+  fromDefinition(definition: WorkflowDefinition): FlowObject {
+    return JSON.parse(this.raw.fromDefinition(JSON.stringify(definition))) as FlowObject;
+  }
+
+  /** What publishing would refuse (errors) and what is probably not meant (warnings). */
+  diagnose(flow: FlowObject): Diagnostic[] {
+    return JSON.parse(this.raw.diagnose(JSON.stringify(flow))) as Diagnostic[];
+  }
+
+  /** React Flow's `isValidConnection`: existing nodes and ports, no edge into a trigger, no duplicate, no cycle. */
+  isValidConnection(flow: FlowObject, connection: Connection): boolean {
+    return this.raw.isValidConnection(JSON.stringify(flow), JSON.stringify(connection));
+  }
+
+  /** Frees the WebAssembly side. */
+  free(): void {
+    this.raw.free();
+  }
+}
