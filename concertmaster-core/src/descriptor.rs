@@ -106,6 +106,11 @@ pub struct NodeDescriptor {
     pub inputs: Vec<PortSpec>,
     /// Output ports, besides the implicit `error` port every node has.
     pub outputs: Vec<PortSpec>,
+    /// Where a node's config names further output ports: a JSON pointer in
+    /// which `*` stands for every element (`/cases/*/port` for a switch).
+    /// Editors draw those handles from it, without the node's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_ports_from: Option<String>,
 }
 
 impl NodeDescriptor {
@@ -128,7 +133,40 @@ impl NodeDescriptor {
             config_schema: serde_json::json!({ "type": "object" }),
             inputs,
             outputs: vec![PortSpec::new(MAIN_PORT)],
+            output_ports_from: None,
         }
+    }
+
+    /// Takes further output ports from the config at `pattern`, a JSON
+    /// pointer in which `*` stands for every array element or object value.
+    pub fn output_ports_from(mut self, pattern: impl Into<String>) -> Self {
+        self.output_ports_from = Some(pattern.into());
+        self
+    }
+
+    /// The output ports a node of this type with `config` has (besides
+    /// `error`): those its config names, then the fixed ones.
+    pub fn output_ports_for(&self, config: &Value) -> Vec<String> {
+        let mut ports: Vec<String> = Vec::new();
+        if let Some(pattern) = &self.output_ports_from {
+            let mut found = Vec::new();
+            collect_at(
+                config,
+                pattern.split('/').skip(1).collect::<Vec<_>>().as_slice(),
+                &mut found,
+            );
+            for port in found {
+                if !ports.contains(&port) {
+                    ports.push(port);
+                }
+            }
+        }
+        for port in &self.outputs {
+            if !ports.contains(&port.name) {
+                ports.push(port.name.clone());
+            }
+        }
+        ports
     }
 
     /// Sets the palette label.
@@ -173,6 +211,33 @@ impl NodeDescriptor {
     }
 }
 
+/// The strings in `value` at `path` (pointer segments, `*` for every
+/// element).
+fn collect_at(value: &Value, path: &[&str], out: &mut Vec<String>) {
+    let Some((first, rest)) = path.split_first() else {
+        if let Some(text) = value.as_str() {
+            out.push(text.to_string());
+        }
+        return;
+    };
+    let segment = first.replace("~1", "/").replace("~0", "~");
+    match (value, segment.as_str()) {
+        (Value::Array(items), "*") => items.iter().for_each(|item| collect_at(item, rest, out)),
+        (Value::Object(map), "*") => map.values().for_each(|item| collect_at(item, rest, out)),
+        (Value::Array(items), index) => {
+            if let Some(item) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                collect_at(item, rest, out);
+            }
+        }
+        (Value::Object(map), key) => {
+            if let Some(item) = map.get(key) {
+                collect_at(item, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn default_icon(category: NodeCategory) -> &'static str {
     match category {
         NodeCategory::Trigger => "play",
@@ -180,5 +245,22 @@ fn default_icon(category: NodeCategory) -> &'static str {
         NodeCategory::Transform => "shuffle",
         NodeCategory::Logic => "git-branch",
         NodeCategory::Output => "upload",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_ports_come_from_the_config_then_the_fixed_ones() {
+        let switch = NodeDescriptor::new("switch", NodeCategory::Logic)
+            .outputs(["default"])
+            .output_ports_from("/cases/*/port");
+        let config = serde_json::json!({ "cases": [{ "port": "de" }, { "port": "ch" }, { "port": "de" }, { "when": 1 }] });
+        assert_eq!(switch.output_ports_for(&config), ["de", "ch", "default"]);
+        assert_eq!(switch.output_ports_for(&serde_json::json!({})), ["default"]);
+        let plain = NodeDescriptor::new("jq", NodeCategory::Transform);
+        assert_eq!(plain.output_ports_for(&config), ["main"]);
     }
 }

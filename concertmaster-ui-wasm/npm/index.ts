@@ -122,6 +122,8 @@ export interface NodeDescriptor {
   configSchema: JsonSchema;
   inputs: PortSpec[];
   outputs: PortSpec[];
+  /** JSON pointer (`*` for every element) where a config names further output ports. */
+  outputPortsFrom?: string;
 }
 
 /** A node type as the palette shows it. */
@@ -151,6 +153,8 @@ export interface Diagnostic {
   nodeId?: string;
   edgeId?: string;
   pointer?: string;
+  /** Every node concerned, where it is more than one (the nodes of a cycle). */
+  related?: string[];
 }
 
 /** A connection React Flow proposes. */
@@ -184,6 +188,11 @@ export class Model {
     return JSON.parse(this.raw.entry(typeId)) as PaletteEntry | null;
   }
 
+  /** The output ports (besides `error`) of a node of `typeId` with `config`: the handles to draw; `null` for an unknown type. */
+  outputPorts(typeId: string, config: Record<string, unknown>): string[] | null {
+    return JSON.parse(this.raw.outputPorts(typeId, JSON.stringify(config))) as string[] | null;
+  }
+
   /** The definition drawn in `flow`, with `base`'s id, name and other workflow fields. */
   toDefinition(flow: FlowObject, base: Pick<WorkflowDefinition, 'id' | 'name'> & Partial<WorkflowDefinition>): WorkflowDefinition {
     const withNodes = { nodes: [], ...base };
@@ -203,6 +212,11 @@ export class Model {
   /** React Flow's `isValidConnection`: existing nodes and ports, no edge into a trigger, no duplicate, no cycle. */
   isValidConnection(flow: FlowObject, connection: Connection): boolean {
     return this.raw.isValidConnection(JSON.stringify(flow), JSON.stringify(connection));
+  }
+
+  /** The errors a connection would add (a cycle, a missing port, an edge into a trigger): empty when it is fine. */
+  connectionIssues(flow: FlowObject, connection: Connection): Diagnostic[] {
+    return JSON.parse(this.raw.connectionIssues(JSON.stringify(flow), JSON.stringify(connection))) as Diagnostic[];
   }
 
   /** Frees the WebAssembly side. */

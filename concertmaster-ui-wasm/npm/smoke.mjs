@@ -16,6 +16,8 @@ const sap = model.entry('sap_export');
 assert.equal(sap.defaultConfig.mode, 'create');
 assert.deepEqual(sap.outputs.map((p) => p.name), ['ok', 'error']);
 assert.equal(model.entry('no_such_type'), null);
+assert.deepEqual(model.outputPorts('switch', { cases: [{ port: 'germany' }, { port: 'swiss' }] }), ['germany', 'swiss', 'default']);
+assert.equal(model.outputPorts('no_such_type', {}), null);
 
 const node = (id, type, x, config) => ({ id, type, position: { x, y: 40 }, data: { config }, measured: { width: 180, height: 48 } });
 const flow = {

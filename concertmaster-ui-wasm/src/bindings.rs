@@ -48,6 +48,14 @@ impl EditorModel {
         json(&self.0.entry(type_id))
     }
 
+    /// The output ports (JSON array of names, besides `error`) of a node of
+    /// `type_id` with `config` (JSON), or `null` for an unknown type.
+    #[wasm_bindgen(js_name = outputPorts)]
+    pub fn output_ports(&self, type_id: &str, config: &str) -> Result<String, JsError> {
+        let config = parse("the node config", config)?;
+        json(&self.0.output_ports(type_id, &config))
+    }
+
     /// The workflow definition (JSON) drawn in `flow`, with the id, name
     /// and other fields of the definition `base`.
     #[wasm_bindgen(js_name = toDefinition)]
@@ -69,6 +77,20 @@ impl EditorModel {
     pub fn diagnose(&self, flow: &str) -> Result<String, JsError> {
         let flow = parse("the React Flow object", flow)?;
         json(&self.0.diagnose(&flow).map_err(thrown)?)
+    }
+
+    /// The errors (JSON array of diagnostics) `connection` would add to
+    /// `flow`.
+    #[wasm_bindgen(js_name = connectionIssues)]
+    pub fn connection_issues(&self, flow: &str, connection: &str) -> Result<String, JsError> {
+        let flow = parse("the React Flow object", flow)?;
+        let connection: Connection = parse("the connection", connection)?;
+        json(
+            &self
+                .0
+                .connection_issues(&flow, &connection)
+                .map_err(thrown)?,
+        )
     }
 
     /// Whether `connection` (JSON: source, sourceHandle, target,

@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 
-use concertmaster_core::{diagnose, Edge, IssueKind, NodeRegistry, WorkflowDefinition};
+use concertmaster_core::{diagnose, Edge, IssueKind, NodeRegistry, WorkflowDefinition, MAIN_PORT};
 use serde::Serialize;
 
 /// How much a diagnostic matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Publishing refuses the workflow.
@@ -18,7 +18,7 @@ pub enum Severity {
 }
 
 /// One problem, where the editor shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostic {
     /// Error or warning.
@@ -36,6 +36,10 @@ pub struct Diagnostic {
     /// JSON pointer into the node's config, for the config panel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
+    /// Every node concerned, where it is more than one (the nodes of a
+    /// cycle), so the editor marks them and the edges between them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 /// Everything wrong with `def`, as publishing would find it, then warnings.
@@ -45,6 +49,15 @@ pub(crate) fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Vec<Di
         // An empty canvas is where every drawing starts, not an error to show.
         .filter(|issue| issue.kind != IssueKind::EmptyWorkflow)
         .map(|issue| Diagnostic {
+            related: if issue.kind == IssueKind::Cycle {
+                issue
+                    .node
+                    .as_ref()
+                    .map(|n| on_cycle_with(def, n.as_str()))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
             severity: Severity::Error,
             kind: serde_json::to_value(issue.kind)
                 .ok()
@@ -74,11 +87,41 @@ pub(crate) fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Vec<Di
                     node_id: Some(node.id.as_str().to_string()),
                     edge_id: None,
                     pointer: None,
+                    related: Vec::new(),
                 });
             }
         }
     }
     out
+}
+
+/// The nodes on a cycle with `node`: those it reaches that reach it back,
+/// in definition order.
+fn on_cycle_with(def: &WorkflowDefinition, node: &str) -> Vec<String> {
+    let reach = |forward: bool| {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut stack = vec![node];
+        while let Some(at) = stack.pop() {
+            for edge in &def.edges {
+                let (from, to) = if forward {
+                    (edge.source.as_str(), edge.target.as_str())
+                } else {
+                    (edge.target.as_str(), edge.source.as_str())
+                };
+                if from == at && seen.insert(to) {
+                    stack.push(to);
+                }
+            }
+        }
+        seen
+    };
+    let (ahead, behind) = (reach(true), reach(false));
+    def.nodes
+        .iter()
+        .map(|n| n.id.as_str())
+        .filter(|id| ahead.contains(id) && behind.contains(id))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A connection React Flow proposes, by node ids and handle ids (`None`
@@ -98,20 +141,32 @@ pub struct Connection {
     pub target_handle: Option<String>,
 }
 
-/// Whether adding `connection` to `def` keeps it publishable as far as
-/// edges go: with it, publishing finds no problem it did not find without.
-pub(crate) fn is_valid_connection(
+/// What publishing would find wrong with `def` once `connection` is
+/// added that it does not find now: empty when the connection is fine.
+pub(crate) fn connection_issues(
     def: &WorkflowDefinition,
     registry: &NodeRegistry,
     connection: &Connection,
-) -> bool {
+) -> Vec<Diagnostic> {
+    let edge_id = format!(
+        "{}:{}->{}:{}",
+        connection.source,
+        connection.source_handle.as_deref().unwrap_or(MAIN_PORT),
+        connection.target,
+        connection.target_handle.as_deref().unwrap_or(MAIN_PORT)
+    );
     if connection.source == connection.target {
-        return false;
+        return vec![Diagnostic {
+            severity: Severity::Error,
+            kind: "self_loop".into(),
+            message: format!("node {} cannot feed itself", connection.source),
+            node_id: Some(connection.source.clone()),
+            edge_id: Some(edge_id),
+            pointer: None,
+            related: Vec::new(),
+        }];
     }
-    let before: HashSet<(IssueKind, Option<String>, String)> = diagnose(def, registry)
-        .into_iter()
-        .map(|i| (i.kind, i.node.map(|n| n.as_str().to_string()), i.message))
-        .collect();
+    let before: HashSet<Diagnostic> = check(def, registry).into_iter().collect();
     let mut candidate = def.clone();
     let mut edge = Edge::new(connection.source.as_str(), connection.target.as_str());
     if let Some(port) = &connection.source_handle {
@@ -121,8 +176,9 @@ pub(crate) fn is_valid_connection(
         edge = edge.to_port(port.clone());
     }
     candidate.edges.push(edge);
-    diagnose(&candidate, registry)
+    check(&candidate, registry)
         .into_iter()
-        .filter(|i| i.kind != IssueKind::EmptyWorkflow)
-        .all(|i| before.contains(&(i.kind, i.node.map(|n| n.as_str().to_string()), i.message)))
+        // Adding an edge cannot make a node less connected.
+        .filter(|d| d.severity == Severity::Error && !before.contains(d))
+        .collect()
 }

@@ -140,6 +140,14 @@ impl Model {
         self.registry.descriptor(type_id).map(palette::entry)
     }
 
+    /// The output ports (besides `error`) of a node of `type_id` with
+    /// `config`: the handles to draw. `None` for an unknown type.
+    pub fn output_ports(&self, type_id: &str, config: &Value) -> Option<Vec<String>> {
+        self.registry
+            .descriptor(type_id)
+            .map(|d| d.output_ports_for(config))
+    }
+
     /// The definition drawn in `flow`, with `base`'s id, name and other
     /// workflow fields.
     pub fn to_definition(
@@ -170,8 +178,20 @@ impl Model {
         flow: &Value,
         connection: &Connection,
     ) -> Result<bool, ModelError> {
+        Ok(self.connection_issues(flow, connection)?.is_empty())
+    }
+
+    /// The errors `connection` would add to `flow` (a cycle, a port the
+    /// node lacks, an edge into a trigger, ...): what an editor shows while
+    /// the user drags, or uses to let some through (a cycle the user is
+    /// about to rewire) and diagnose them once drawn.
+    pub fn connection_issues(
+        &self,
+        flow: &Value,
+        connection: &Connection,
+    ) -> Result<Vec<Diagnostic>, ModelError> {
         let def = reactflow::to_definition(flow, &draft())?;
-        Ok(diagnostics::is_valid_connection(
+        Ok(diagnostics::connection_issues(
             &def,
             &self.registry,
             connection,
@@ -309,6 +329,47 @@ mod tests {
         );
         assert!(!check("t", None, "t", None), "a loop on itself");
         assert!(!check("t", None, "f", None), "closes a cycle");
+        let issues = model
+            .connection_issues(
+                &drawn,
+                &Connection {
+                    source: "t".into(),
+                    source_handle: None,
+                    target: "f".into(),
+                    target_handle: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].kind, "cycle");
+    }
+
+    #[test]
+    fn ports_named_by_the_config_are_ports_while_drawing() {
+        let model = Model::new(vec![
+            NodeDescriptor::new("manual", NodeCategory::Trigger),
+            NodeDescriptor::new("switch", NodeCategory::Logic)
+                .outputs(["default"])
+                .output_ports_from("/cases/*/port"),
+        ])
+        .unwrap();
+        let config = json!({ "cases": [{ "port": "germany" }] });
+        assert_eq!(
+            model.output_ports("switch", &config).unwrap(),
+            ["germany", "default"]
+        );
+        let drawn = json!({
+            "nodes": [node("m", "manual", json!({})), node("s", "switch", config), node("t", "manual", json!({}))],
+            "edges": [
+                { "id": "e1", "source": "m", "target": "s" },
+                { "id": "e2", "source": "s", "sourceHandle": "germany", "target": "x" }
+            ]
+        });
+        let diagnostics = model.diagnose(&drawn).unwrap();
+        assert!(
+            !diagnostics.iter().any(|d| d.kind == "unknown_port"),
+            "{diagnostics:?}"
+        );
     }
 
     #[test]

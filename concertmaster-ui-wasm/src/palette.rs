@@ -44,10 +44,17 @@ pub struct PaletteGroup {
 
 /// Stands for a node type in the editor, where nothing runs: publishing
 /// checks configs with the same registry, built from descriptors only.
-struct Drawn;
+/// Its output ports are those its config names, by the descriptor's rule.
+struct Drawn {
+    outputs: Option<Vec<String>>,
+}
 
 #[async_trait::async_trait]
 impl Node for Drawn {
+    fn output_ports(&self) -> Option<Vec<String>> {
+        self.outputs.clone()
+    }
+
     async fn execute(&self, ctx: &NodeContext, _input: Ports) -> Result<NodeOutcome, NodeError> {
         Err(NodeError::fatal(format!(
             "node {} ({}) comes from the editor's palette and cannot run; publish to an engine that registered it",
@@ -62,7 +69,15 @@ impl Node for Drawn {
 pub(crate) fn registry(descriptors: &[NodeDescriptor]) -> Result<NodeRegistry, RegistryError> {
     let mut registry = NodeRegistry::new();
     for descriptor in descriptors {
-        registry.register(descriptor.clone(), |_: &Value| Ok(Drawn))?;
+        let rule = descriptor.clone();
+        registry.register(descriptor.clone(), move |config: &Value| {
+            Ok(Drawn {
+                outputs: rule
+                    .output_ports_from
+                    .is_some()
+                    .then(|| rule.output_ports_for(config)),
+            })
+        })?;
     }
     Ok(registry)
 }

@@ -122,6 +122,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                  every such case, in mode `all`); items no case takes go to `default`.",
             )
             .outputs([DEFAULT_PORT])
+            .output_ports_from("/cases/*/port")
             .config_schema(json!({
                 "type": "object",
                 "properties": {

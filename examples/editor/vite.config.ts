@@ -1,0 +1,14 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+// The model package is built by scripts/build-ui-wasm into the crate's pkg/.
+const wasmPackage = fileURLToPath(new URL('../../concertmaster-ui-wasm/pkg', import.meta.url));
+
+export default defineConfig({
+  plugins: [react()],
+  resolve: { alias: { '@concertmaster/ui-wasm': wasmPackage } },
+  server: { host: '127.0.0.1', fs: { allow: ['.', wasmPackage] } },
+  preview: { host: '127.0.0.1' },
+  build: { target: 'es2022' },
+});
