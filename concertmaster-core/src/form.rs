@@ -174,6 +174,26 @@ fn collect_pii(schema: &Value, at: &str, found: &mut Vec<PiiField>) {
     if let Some(items) = schema.get("items") {
         collect_pii(items, &format!("{at}/*"), found);
     }
+    // Fields that exist under a condition (if/then, a choice of shapes)
+    // hold personal data all the same.
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for branch in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            collect_pii(branch, at, found);
+        }
+    }
+    for key in ["then", "else"] {
+        if let Some(branch) = schema.get(key) {
+            collect_pii(branch, at, found);
+        }
+    }
+    // A field flagged in two branches is one field.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|f| seen.insert(f.pointer.clone()));
 }
 
 /// Sets the value at `pointer` to null; `*` stands for every array element.
@@ -438,6 +458,28 @@ impl ResponseFilter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pii_fields_under_a_condition_are_found_and_erased() {
+        let form = FormSchema::new(
+            "f",
+            "F",
+            json!({
+                "type": "object",
+                "properties": { "country": { "type": "string" } },
+                "allOf": [
+                    { "if": { "properties": { "country": { "const": "DE" } } },
+                      "then": { "properties": { "vatId": { "type": "string", "x-pii": true } } },
+                      "else": { "properties": { "vatId": { "type": "string", "x-pii": true }, "taxRef": { "type": "string", "x-pii": true } } } }
+                ]
+            }),
+        );
+        let pointers: Vec<_> = form.pii_fields().into_iter().map(|f| f.pointer).collect();
+        assert_eq!(pointers, vec!["/vatId", "/taxRef"]);
+        let mut data = json!({ "country": "DE", "vatId": "DE123" });
+        assert_eq!(form.erase_pii(&mut data), 1);
+        assert_eq!(data, json!({ "country": "DE", "vatId": null }));
+    }
 
     #[test]
     fn pii_fields_are_found_in_nested_objects_and_arrays() {

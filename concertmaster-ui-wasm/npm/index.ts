@@ -1,7 +1,7 @@
 // Typed API of the ConcertMaster editor model. The WebAssembly module
 // speaks JSON strings; this wrapper gives the editor typed objects.
 
-import init, { EditorModel, type InitInput } from './concertmaster_ui_wasm.js';
+import init, { EditorModel, buildForm, checkSubmission, type InitInput } from './concertmaster_ui_wasm.js';
 
 /** A point on the canvas. */
 export interface XYPosition {
@@ -165,6 +165,62 @@ export interface Connection {
   targetHandle?: string | null;
 }
 
+/** What a form field holds. */
+export type FieldKind = 'text' | 'number' | 'date' | 'choice' | 'multiChoice' | 'file' | 'group';
+
+/** One field as a form designer sets it up. */
+export interface FieldDraft {
+  name: string;
+  kind: FieldKind;
+  label?: string;
+  help?: string;
+  required?: boolean;
+  /** A regular expression text must match. */
+  pattern?: string;
+  /** Smallest number, shortest text, fewest choices. */
+  min?: number;
+  /** Largest number, longest text, most choices. */
+  max?: number;
+  options?: string[];
+  /** Holds personal data. */
+  pii?: boolean;
+  retentionDays?: number;
+  /** Shown only when a field above it in the same group has a value. */
+  visibleWhen?: { field: string; equals: unknown };
+  /** The fields of a group. */
+  fields?: FieldDraft[];
+}
+
+/** A form as a form designer sets it up. */
+export interface FormDraft {
+  id: string;
+  title: string;
+  retentionDays?: number;
+  fields: FieldDraft[];
+}
+
+/** A form schema: JSON Schema of the answers and the uiSchema laying them out. */
+export interface FormSchema {
+  id: string;
+  version: number;
+  title: string;
+  schema: JsonSchema;
+  uiSchema?: Record<string, unknown>;
+  retentionDays?: number;
+}
+
+/** The form a draft makes, and the draft's problems (pointers into the draft). */
+export interface BuiltForm {
+  form: FormSchema | null;
+  diagnostics: Diagnostic[];
+}
+
+/** A field the answers fail. */
+export interface FieldError {
+  pointer: string;
+  message: string;
+}
+
 let ready: Promise<unknown> | undefined;
 
 /** The editor's model of one palette. Every model decision of the editor goes through it. */
@@ -217,6 +273,16 @@ export class Model {
   /** The errors a connection would add (a cycle, a missing port, an edge into a trigger): empty when it is fine. */
   connectionIssues(flow: FlowObject, connection: Connection): Diagnostic[] {
     return JSON.parse(this.raw.connectionIssues(JSON.stringify(flow), JSON.stringify(connection))) as Diagnostic[];
+  }
+
+  /** The form schema a form designer's draft makes, checked as the server will compile it. */
+  buildForm(draft: FormDraft): BuiltForm {
+    return JSON.parse(buildForm(JSON.stringify(draft))) as BuiltForm;
+  }
+
+  /** The field errors of `data` against `form`, as the server finds them on submission. */
+  checkSubmission(form: FormSchema, data: unknown): FieldError[] {
+    return JSON.parse(checkSubmission(JSON.stringify(form), JSON.stringify(data))) as FieldError[];
   }
 
   /** Frees the WebAssembly side. */

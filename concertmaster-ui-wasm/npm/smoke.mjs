@@ -60,5 +60,16 @@ assert.deepEqual(model.fromDefinition(definition), flow);
 
 assert.throws(() => model.toDefinition({ nodes: [{ type: 'jq' }], edges: [] }, { id: 'x', name: 'x' }), /node 0: it has no `id`/);
 assert.throws(() => model.diagnose({ nodes: 'x' }), /not an array/);
+const built = model.buildForm({
+  id: 'supplier', title: 'Supplier', fields: [
+    { name: 'companyName', kind: 'text', required: true },
+    { name: 'country', kind: 'choice', options: ['DE', 'CH'] },
+    { name: 'vatId', kind: 'text', pii: true, required: true, visibleWhen: { field: 'country', equals: 'DE' } },
+  ],
+});
+assert.deepEqual(built.diagnostics, []);
+assert.deepEqual(model.checkSubmission(built.form, { companyName: 'Acme', country: 'CH' }), []);
+assert.equal(model.checkSubmission(built.form, { companyName: 'Acme', country: 'DE' }).length, 1);
+assert.equal(model.buildForm({ id: 'x', title: 'x', fields: [{ name: 'a b', kind: 'text' }] }).diagnostics[0].pointer, '/fields/0/name');
 model.free();
 console.log(`ui-wasm smoke test passed: ${descriptors.length} node types, ${palette.length} palette groups`);

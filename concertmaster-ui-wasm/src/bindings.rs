@@ -104,3 +104,20 @@ impl EditorModel {
             .map_err(thrown)
     }
 }
+
+/// The form (JSON: `{form, diagnostics}`) a form designer's draft (JSON)
+/// makes.
+#[wasm_bindgen(js_name = buildForm)]
+pub fn build_form(draft: &str) -> Result<String, JsError> {
+    let draft: crate::forms::FormDraft = parse("the form draft", draft)?;
+    json(&crate::forms::build(&draft))
+}
+
+/// The field errors (JSON array of `{pointer, message}`) of `data` (JSON)
+/// against `form` (a form schema as JSON), as the server finds them.
+#[wasm_bindgen(js_name = checkSubmission)]
+pub fn check_submission(form: &str, data: &str) -> Result<String, JsError> {
+    let form: concertmaster_core::FormSchema = parse("the form schema", form)?;
+    let data: serde_json::Value = parse("the answers", data)?;
+    json(&crate::forms::check_submission(&form, &data).map_err(thrown)?)
+}

@@ -10,6 +10,9 @@
 //! - [`Model::is_valid_connection`] is React Flow's `isValidConnection`.
 //! - [`Model::palette`] groups the node types the host registered, each
 //!   with its config schema and default config.
+//! - [`forms::build`] turns a form designer's fields into a form schema
+//!   (JSON Schema + uiSchema), and [`forms::check_submission`] checks
+//!   answers as the server will.
 //!
 //! The same crate compiles to `wasm32-unknown-unknown`, where `EditorModel`
 //! exposes this API to JavaScript through wasm-bindgen (JSON strings in
@@ -58,12 +61,15 @@
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 mod diagnostics;
+pub mod forms;
 mod palette;
 pub mod reactflow;
 
 use concertmaster_core::{NodeDescriptor, NodeRegistry, RegistryError, WorkflowDefinition};
 use serde_json::Value;
 
+#[cfg(target_arch = "wasm32")]
+pub use bindings::{build_form, check_submission, EditorModel};
 pub use diagnostics::{Connection, Diagnostic, Severity};
 pub use palette::{PaletteEntry, PaletteGroup};
 pub use reactflow::ConvertError;

@@ -3,8 +3,11 @@
 // and an SAP export onto the canvas, connects them, fills their configs,
 // draws a connection that closes a cycle (a diagnostic appears) and deletes
 // it (the diagnostic goes), exports the workflow and compares it with
-// e2e/expected-definition.json, imports it back. The screenshot is left in
-// target/e2e/editor.png.
+// e2e/expected-definition.json, imports it back. Then builds a four-field
+// form in the form builder, compares the schema it produces with
+// e2e/expected-form.json, and answers it in the live preview (a field shown
+// by a condition, errors from the server's own check). Screenshots are
+// left in target/e2e/.
 //
 // Run after `npm run build` (scripts/test-editor does both).
 import assert from 'node:assert/strict';
@@ -156,6 +159,51 @@ try {
 
   await mkdir(artefacts, { recursive: true });
   await page.screenshot({ path: `${artefacts}editor.png` });
+
+  // The form builder: four fields, one shown only for Germany.
+  await page.getByTestId('tab-form').click();
+  const fields = [
+    { name: 'companyName', label: 'Company name', kind: 'text', required: true, pattern: '^[A-Z].+' },
+    { name: 'employees', label: 'Employees', kind: 'number', min: '1', max: '100000' },
+    { name: 'country', label: 'Country', kind: 'choice', required: true, options: 'DE, CH, AT' },
+    { name: 'vatId', label: 'VAT id', kind: 'text', required: true, pii: true, when: ['country', 'DE'] },
+  ];
+  for (const [i, f] of fields.entries()) {
+    await page.getByTestId('add-field').click();
+    const id = `field-${i}`;
+    await page.getByTestId(`${id}-name`).fill(f.name);
+    await page.getByTestId(`${id}-label`).fill(f.label);
+    await page.getByTestId(`${id}-kind`).selectOption(f.kind);
+    if (f.required) await page.getByTestId(`${id}-required`).check();
+    if (f.pii) await page.getByTestId(`${id}-pii`).check();
+    if (f.pattern) await page.getByTestId(`${id}-pattern`).fill(f.pattern);
+    if (f.min) await page.getByTestId(`${id}-min`).fill(f.min);
+    if (f.max) await page.getByTestId(`${id}-max`).fill(f.max);
+    if (f.options) await page.getByTestId(`${id}-options`).fill(f.options);
+    if (f.when) {
+      await page.getByTestId(`${id}-when-field`).selectOption(f.when[0]);
+      await page.getByTestId(`${id}-when-equals`).fill(f.when[1]);
+    }
+  }
+  assert.equal(await page.getByTestId('form-diagnostics').locator('li').count(), 0);
+  const form = JSON.parse(await page.getByTestId('form-schema').inputValue());
+  const expectedForm = JSON.parse(await readFile(new URL('expected-form.json', import.meta.url), 'utf8'));
+  assert.deepEqual(form, expectedForm);
+
+  // The preview: the VAT id appears for Germany; the server's check runs on submit.
+  const preview = page.getByTestId('form-preview');
+  assert.equal(await preview.locator('#root_vatId').count(), 0);
+  await preview.locator('#root_companyName').fill('acme');
+  await preview.getByLabel('DE', { exact: true }).check();
+  await preview.locator('#root_vatId').waitFor();
+  await preview.getByRole('button', { name: 'Submit' }).click();
+  await page.getByTestId('preview-result').getByText('2 field(s) to fix.').waitFor();
+  await preview.locator('#root_companyName').fill('Acme GmbH');
+  await preview.locator('#root_vatId').fill('DE123456789');
+  await preview.getByRole('button', { name: 'Submit' }).click();
+  await page.getByTestId('preview-result').getByText('The answers are valid.').waitFor();
+  await page.screenshot({ path: `${artefacts}form-builder.png` });
+
   assert.deepEqual(pageErrors, [], 'no errors in the page');
   console.log(`editor e2e passed; screenshots in ${artefacts}`);
 } catch (err) {

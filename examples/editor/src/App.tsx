@@ -18,6 +18,7 @@ import type { ErrorSchema, RJSFSchema } from '@rjsf/utils';
 import validator from '@rjsf/validator-ajv8';
 import type { Diagnostic, FlowObject, Model, WorkflowDefinition } from '@concertmaster/ui-wasm';
 import { EditorContext } from './context';
+import { FormBuilder } from './FormBuilder';
 import { NodeCard } from './NodeCard';
 
 const DRAG_TYPE = 'application/x-concertmaster-node';
@@ -46,6 +47,7 @@ export function App({ model }: { model: Model }) {
   const [workflow, setWorkflow] = useState({ id: 'supplier-export', name: 'Supplier export' });
   const [definitionText, setDefinitionText] = useState('');
   const [importError, setImportError] = useState<string | null>(null);
+  const [mode, setMode] = useState<'workflow' | 'form'>('workflow');
 
   const palette = useMemo(() => model.palette(), [model]);
   const nodeTypes = useMemo(
@@ -141,6 +143,17 @@ export function App({ model }: { model: Model }) {
 
   return (
     <EditorContext.Provider value={{ model, diagnostics }}>
+      <nav className="cm-tabs">
+        <button className={mode === 'workflow' ? 'cm-active' : ''} onClick={() => setMode('workflow')} data-testid="tab-workflow">
+          Workflow
+        </button>
+        <button className={mode === 'form' ? 'cm-active' : ''} onClick={() => setMode('form')} data-testid="tab-form">
+          Form builder
+        </button>
+      </nav>
+      {mode === 'form' ? (
+        <FormBuilder model={model} />
+      ) : (
       <div className="cm-editor">
         <aside className="cm-palette" data-testid="palette">
           <h2>Nodes</h2>
@@ -192,6 +205,7 @@ export function App({ model }: { model: Model }) {
                 formData={(selected.data as { config?: Record<string, unknown> }).config ?? {}}
                 validator={validator}
                 noValidate
+                noHtml5Validate
                 showErrorList={false}
                 // The palette's default config holds the defaults already.
                 experimental_defaultFormStateBehavior={{ emptyObjectFields: 'skipDefaults', arrayMinItems: { populate: 'never' } }}
@@ -233,6 +247,7 @@ export function App({ model }: { model: Model }) {
           </section>
         </aside>
       </div>
+      )}
     </EditorContext.Provider>
   );
 }
