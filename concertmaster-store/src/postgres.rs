@@ -24,6 +24,13 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The connection pool, for the host's own tables in the same database
+    /// (API keys, sessions). ConcertMaster's own tables change only through
+    /// the `Store` traits.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects to `url` (`postgres://user@host:port/db`) with a pool of up
     /// to 16 connections and migrates the database.
     pub async fn connect(url: &str) -> Result<Self, Error> {

@@ -25,6 +25,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The connection pool, for the host's own tables in the same database
+    /// (API keys, sessions). ConcertMaster's own tables change only through
+    /// the `Store` traits.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
         let path = path.as_ref();

@@ -1,5 +1,7 @@
 //! The engine: publishes workflows, starts and drives runs, resumes waits.
 
+mod actor;
+pub use actor::acting_as;
 mod attempt;
 mod driver;
 mod timers;
@@ -669,7 +671,7 @@ impl Engine {
         let entry = AuditEntry {
             tenant: tenant.clone(),
             at: self.inner.clock.now(),
-            actor: None,
+            actor: actor::current_actor(),
             action,
             entity_type: entity_type.to_string(),
             entity_id,

@@ -1,0 +1,469 @@
+//! The JSON API under `/api`. Every handler works in the caller's tenant
+//! and checks the caller's role first; ids of another tenant are simply
+//! not found.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use concertmaster_core::{
+    AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, NodeStatus, ResponseFilter,
+    ResponseId, ReviewStatus, RunFilter, RunId, RunStatus, WorkflowDefinition, WorkflowId,
+};
+use concertmaster_erp::NewConnection;
+use concertmaster_nodes::forms::Decision;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The `/api` routes (authentication is layered on by the caller).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workflows", get(list_workflows).post(publish_workflow))
+        .route("/workflows/validate", post(validate_workflow))
+        .route("/workflows/{id}", get(get_workflow))
+        .route("/workflows/{id}/versions", get(workflow_versions))
+        .route("/workflows/{id}/runs", post(start_run))
+        .route("/runs", get(list_runs))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/forms", post(publish_form))
+        .route("/forms/{id}", get(get_form))
+        .route("/forms/{id}/responses", get(list_responses))
+        .route("/responses/{id}/review", post(review_response))
+        .route(
+            "/connections",
+            get(list_connections).post(create_connection),
+        )
+        .route("/connections/{id}/test", post(test_connection))
+        .route("/audit", get(audit_log))
+}
+
+fn workflow_summary(def: &WorkflowDefinition) -> Value {
+    json!({ "id": def.id, "name": def.name, "version": def.version, "description": def.description, "tags": def.tags })
+}
+
+async fn list_workflows(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read workflows")?;
+    let workflows = state.engine.store().workflows(&caller.tenant).await?;
+    Ok(Json(
+        json!({ "workflows": workflows.iter().map(workflow_summary).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn publish_workflow(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Design, "publish workflows")?;
+    let def = WorkflowDefinition::from_json(&body.to_string())
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let published = state.engine.publish(&caller.tenant, def).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(workflow_summary(published.definition())),
+    ))
+}
+
+async fn validate_workflow(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "validate workflows")?;
+    let def = WorkflowDefinition::from_json(&body.to_string())
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let issues = concertmaster_core::diagnose(&def, state.engine.registry());
+    Ok(Json(
+        json!({ "valid": issues.is_empty(), "issues": issues }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionQuery {
+    version: Option<u32>,
+}
+
+async fn get_workflow(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<VersionQuery>,
+) -> ApiResult<Json<WorkflowDefinition>> {
+    caller.require(Action::Read, "read workflows")?;
+    let workflow = state
+        .engine
+        .workflow(
+            &caller.tenant,
+            &WorkflowId::from(id.as_str()),
+            query.version,
+        )
+        .await?;
+    Ok(Json(workflow.definition().clone()))
+}
+
+async fn workflow_versions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read workflows")?;
+    let versions = state
+        .engine
+        .versions(&caller.tenant, &WorkflowId::from(id.as_str()))
+        .await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found(format!("workflow {id}")));
+    }
+    Ok(Json(json!({ "id": id, "versions": versions })))
+}
+
+async fn start_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<VersionQuery>,
+    body: Option<Json<Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Operate, "start runs")?;
+    let workflow = state
+        .engine
+        .workflow(
+            &caller.tenant,
+            &WorkflowId::from(id.as_str()),
+            query.version,
+        )
+        .await?;
+    let trigger = body.map(|Json(v)| v).unwrap_or_else(|| json!({}));
+    let run = state.engine.start(&workflow, trigger).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run, "workflow": id, "version": workflow.version() })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct RunQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<RunQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read runs")?;
+    let mut filter = RunFilter::all();
+    if let Some(status) = &query.status {
+        for name in status.split(',') {
+            let status: RunStatus = serde_json::from_value(json!(name))
+                .map_err(|_| ApiError::bad_request(format!("{name:?} is not a run status")))?;
+            filter.statuses.push(status);
+        }
+    }
+    if let Some(workflow) = &query.workflow {
+        filter = filter.workflow(workflow.as_str());
+    }
+    filter.limit = Some(query.limit.unwrap_or(100).min(1000));
+    let runs = state.engine.runs(&caller.tenant, &filter).await?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+fn run_id(id: &str) -> ApiResult<RunId> {
+    id.parse()
+        .map_err(|_| ApiError::not_found(format!("run {id}")))
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read runs")?;
+    let detail = state.engine.run(&caller.tenant, run_id(&id)?).await?;
+    let timeline: Vec<Value> = detail
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "node": n.node_id, "type": n.node_type, "status": n.status, "attempt": n.attempt,
+                "startedAt": n.started_at, "endedAt": n.ended_at,
+                "error": n.error.as_ref().map(|e| e.message().to_string()),
+                "waiting": n.status == NodeStatus::Waiting,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "run": detail.run, "timeline": timeline, "nodes": detail.nodes }),
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+async fn cancel_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Option<Json<CancelBody>>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Operate, "cancel runs")?;
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .unwrap_or_else(|| format!("cancelled by {}", caller.name));
+    let run = state
+        .engine
+        .cancel(&caller.tenant, run_id(&id)?, &reason)
+        .await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+async fn publish_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(form): Json<FormSchema>,
+) -> ApiResult<(StatusCode, Json<FormSchema>)> {
+    caller.require(Action::Design, "publish forms")?;
+    let form = state.forms.publish(&caller.tenant, form).await?;
+    Ok((StatusCode::CREATED, Json(form)))
+}
+
+async fn get_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<VersionQuery>,
+) -> ApiResult<Json<FormSchema>> {
+    caller.require(Action::Read, "read forms")?;
+    Ok(Json(
+        state
+            .forms
+            .form(&caller.tenant, &FormId::from(id.as_str()), query.version)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponseQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A response as `caller` may see it: personal fields masked unless the
+/// role may read personal data.
+fn shown(response: FormResponse, form: Option<&FormSchema>, caller: &Caller) -> Value {
+    let mut value = serde_json::to_value(&response).unwrap_or(Value::Null);
+    if !caller.role.allows(Action::ReadPersonalData) {
+        if let Some(form) = form {
+            for field in form.pii_fields() {
+                mask(&mut value["data"], &field.pointer);
+            }
+        }
+    }
+    value
+}
+
+/// Replaces the value at `pointer` (`*` for every element) with `"***"`.
+fn mask(value: &mut Value, pointer: &str) {
+    fn walk(value: &mut Value, tokens: &[&str]) {
+        let Some((first, rest)) = tokens.split_first() else {
+            if !value.is_null() {
+                *value = json!("***");
+            }
+            return;
+        };
+        match (value, *first) {
+            (Value::Array(items), "*") => items.iter_mut().for_each(|v| walk(v, rest)),
+            (Value::Object(map), key) => {
+                let key = key.replace("~1", "/").replace("~0", "~");
+                if let Some(v) = map.get_mut(&key) {
+                    walk(v, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+    walk(value, &tokens);
+}
+
+async fn list_responses(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<ResponseQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read form responses")?;
+    let form_id = FormId::from(id.as_str());
+    let mut filter = ResponseFilter::all();
+    filter.form_id = Some(form_id.clone());
+    if let Some(status) = &query.status {
+        filter.review_status = Some(
+            serde_json::from_value::<ReviewStatus>(json!(status))
+                .map_err(|_| ApiError::bad_request(format!("{status:?} is not a review status")))?,
+        );
+    }
+    filter.limit = Some(query.limit.unwrap_or(100).min(1000));
+    let responses = state
+        .forms
+        .responses(&caller.tenant, &filter, &caller.name)
+        .await?;
+    let form = state.forms.form(&caller.tenant, &form_id, None).await.ok();
+    let responses: Vec<Value> = responses
+        .into_iter()
+        .map(|r| shown(r, form.as_ref(), &caller))
+        .collect();
+    Ok(Json(
+        json!({ "responses": responses, "personalDataMasked": !caller.role.allows(Action::ReadPersonalData) }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewBody {
+    decision: ReviewStatus,
+    comment: Option<String>,
+}
+
+async fn review_response(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<ReviewBody>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Review, "review form responses")?;
+    let id: ResponseId = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("form response {id}")))?;
+    let comment = body.comment.unwrap_or_default();
+    let decision = match body.decision {
+        ReviewStatus::Approved if comment.is_empty() => Decision::approve(&caller.name),
+        ReviewStatus::Approved => Decision::approve(&caller.name).with_comment(comment),
+        ReviewStatus::Rejected => Decision::reject(&caller.name, comment),
+        _ => return Err(ApiError::bad_request("decide approved or rejected")),
+    };
+    let response = state
+        .forms
+        .review(&state.engine, &caller.tenant, id, decision)
+        .await?;
+    Ok(Json(
+        json!({ "response": response.id, "reviewStatus": response.review_status, "review": response.review }),
+    ))
+}
+
+fn connection_summary(c: &concertmaster_core::StoredConnection) -> Value {
+    json!({
+        "id": c.id, "name": c.name, "kind": c.kind, "active": c.active, "keyId": c.key_id,
+        "configHash": c.config_hash, "lastTestedAt": c.last_tested_at, "createdAt": c.created_at, "updatedAt": c.updated_at
+    })
+}
+
+async fn list_connections(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Administer, "read connections")?;
+    let list = state.connections.list(&caller.tenant).await?;
+    Ok(Json(
+        json!({ "connections": list.iter().map(connection_summary).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ConnectionBody {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    kind: String,
+    config: Value,
+}
+
+async fn create_connection(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<ConnectionBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Administer, "create connections")?;
+    let mut new = NewConnection::new(body.id.as_str(), body.kind.as_str(), &body.config)?;
+    if let Some(name) = body.name {
+        new = new.named(name);
+    }
+    let created = state
+        .connections
+        .create(&caller.tenant, Some(&caller.name), new)
+        .await?;
+    Ok((StatusCode::CREATED, Json(connection_summary(&created))))
+}
+
+async fn test_connection(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Administer, "test connections")?;
+    let check = state.connections.test(&caller.tenant, &id).await?;
+    Ok(Json(
+        json!({ "ok": true, "system": check.system, "identity": check.identity }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditQuery {
+    entity_type: Option<String>,
+    entity_id: Option<String>,
+    since: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Audit, "read the audit log")?;
+    let filter = AuditFilter {
+        entity_type: query.entity_type,
+        entity_id: query.entity_id,
+        since: query.since,
+        limit: Some(query.limit.unwrap_or(100).min(1000)),
+    };
+    let entries: Vec<AuditEntry> = state
+        .engine
+        .store()
+        .audit_log(&caller.tenant, &filter)
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_follows_pointers_and_array_stars() {
+        let mut data =
+            json!({ "name": "Ada", "contacts": [{ "phone": "1" }, { "phone": "2" }], "vat": null });
+        mask(&mut data, "/name");
+        mask(&mut data, "/contacts/*/phone");
+        mask(&mut data, "/vat");
+        mask(&mut data, "/missing");
+        assert_eq!(
+            data,
+            json!({ "name": "***", "contacts": [{ "phone": "***" }, { "phone": "***" }], "vat": null })
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! A host service embedding ConcertMaster: the template to copy.
+//!
+//! An axum server on the embedded default (a SQLite file) or Postgres,
+//! with the engine, forms, datasets and ERP connections of one store, a
+//! JSON API under `/api` where every call is scoped to the tenant of its
+//! API key and checked against the key's role, the audit log naming the key
+//! that acted, and `/metrics` in Prometheus' text format.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use concertmaster_server_example::{Config, Server};
+//!
+//! let server = Server::build(&Config::sqlite("concertmaster.db")).await?;
+//! let admin = server.keys().issue("acme", "ops@acme", concertmaster_server_example::Role::Admin).await?;
+//! println!("admin key: {}", admin.key);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! server.serve(listener).await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod error;
+mod keys;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{middleware, Router};
+use concertmaster_core::{Engine, FormSchema, Store, TenantId, WorkflowDefinition};
+use concertmaster_erp::{Connections, KeyRing};
+use concertmaster_nodes::forms::{Forms, Outbox};
+use concertmaster_nodes::{Datasets, SubWorkflows};
+use concertmaster_store::{PostgresStore, SqliteStore};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+pub use auth::{Action, Caller, Role};
+pub use error::ApiError;
+pub use keys::{ApiKeys, Db, IssuedKey, KeyRecord};
+
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file: the embedded default.
+    Sqlite(std::path::PathBuf),
+    /// A Postgres URL, shared by every instance of the service.
+    Postgres(String),
+}
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database.
+    pub database: Database,
+    /// Where form links point (`https://forms.example/f/`).
+    pub portal_url: String,
+    /// The key that seals connection configs (32 bytes) and its id.
+    pub sealing_key: (String, [u8; 32]),
+}
+
+impl Config {
+    /// On the SQLite file `path`, with a development sealing key.
+    pub fn sqlite(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::with(Database::Sqlite(path.into()))
+    }
+
+    /// On the Postgres database `url`, with a development sealing key.
+    pub fn postgres(url: impl Into<String>) -> Self {
+        Self::with(Database::Postgres(url.into()))
+    }
+
+    fn with(database: Database) -> Self {
+        Self {
+            database,
+            portal_url: "http://127.0.0.1:8080/f/".into(),
+            // A development key; production reads its own from a secret manager.
+            sealing_key: ("dev".into(), *b"concertmaster-dev-sealing-key-32"),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] concertmaster_store::Error),
+    /// The host's own tables could not be set up.
+    #[error("API keys: {0}")]
+    Keys(#[from] sqlx::Error),
+    /// The engine could not be built.
+    #[error("engine: {0}")]
+    Engine(#[from] concertmaster_core::Error),
+    /// Node registration failed.
+    #[error("nodes: {0}")]
+    Registry(#[from] concertmaster_core::RegistryError),
+    /// The sealing key is unusable.
+    #[error("sealing key: {0}")]
+    Crypto(#[from] concertmaster_erp::CryptoError),
+    /// Listening or serving failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    engine: Engine,
+    forms: Forms,
+    connections: Connections,
+    keys: ApiKeys,
+    metrics: PrometheusHandle,
+}
+
+/// One recorder per process: metrics are process-wide, servers (in tests,
+/// several) share it.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder installed by the host wins; /metrics is then empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The service: engine, forms, connections and the HTTP routes over them.
+pub struct Server {
+    state: AppState,
+    datasets: Datasets,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the database, builds the engine with every built-in node, the
+    /// forms nodes, datasets and the ERP export nodes, and the API keys.
+    pub async fn build(config: &Config) -> Result<Self, ServerError> {
+        let (store, db): (Arc<dyn Store>, Db) = match &config.database {
+            Database::Sqlite(path) => {
+                let store = SqliteStore::open(path).await?;
+                let db = Db::Sqlite(store.pool().clone());
+                (Arc::new(store), db)
+            }
+            Database::Postgres(url) => {
+                let store = PostgresStore::connect(url).await?;
+                let db = Db::Postgres(store.pool().clone());
+                (Arc::new(store), db)
+            }
+        };
+        let keys = ApiKeys::new(db).await?;
+        // E-mail delivery is the host's choice; the demo keeps messages in an outbox.
+        let forms = Forms::new(store.clone(), Outbox::new(), config.portal_url.clone());
+        let datasets = Datasets::new(store.clone());
+        let connections = Connections::new(
+            store.clone(),
+            KeyRing::new(config.sealing_key.0.clone(), config.sealing_key.1)?,
+        );
+        let subs = SubWorkflows::new();
+        let mut registry = concertmaster_nodes::registry();
+        forms.register_nodes(&mut registry)?;
+        datasets.register_nodes(&mut registry)?;
+        subs.register_nodes(&mut registry)?;
+        connections.register_nodes(&mut registry)?;
+        let engine = Engine::builder()
+            .shared_store(store)
+            .registry(registry)
+            .build()
+            .await?;
+        subs.attach(&engine);
+        connections.attach(&engine);
+        Ok(Self {
+            state: AppState {
+                engine,
+                forms,
+                connections,
+                keys,
+                metrics: metrics_handle(),
+            },
+            datasets,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// The forms service.
+    pub fn forms(&self) -> &Forms {
+        &self.state.forms
+    }
+
+    /// The datasets the `collect` node fills.
+    pub fn datasets(&self) -> &Datasets {
+        &self.datasets
+    }
+
+    /// The API keys.
+    pub fn keys(&self) -> &ApiKeys {
+        &self.state.keys
+    }
+
+    /// The routes: `/api/...` (API key required), `/metrics`, `/healthz`.
+    pub fn router(&self) -> Router {
+        let api = api::routes().layer(middleware::from_fn_with_state(
+            self.state.clone(),
+            auth::authenticate,
+        ));
+        Router::new()
+            .nest("/api", api)
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves the routes on `listener` until ctrl-c.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+        let engine = self.state.engine.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        engine.shutdown();
+        Ok(())
+    }
+
+    /// The demo data of tenant `acme`: the supplier profile form and the
+    /// supplier questionnaire workflow, unless they are there already.
+    pub async fn seed_demo(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        if self
+            .state
+            .forms
+            .form(tenant, &"supplier-profile".into(), None)
+            .await
+            .is_err()
+        {
+            self.state.forms.publish(tenant, supplier_profile()).await?;
+        }
+        let id = "supplier-questionnaire".into();
+        if self.state.engine.versions(tenant, &id).await?.is_empty() {
+            let def = WorkflowDefinition::from_json(include_str!(
+                "../../workflows/supplier-questionnaire.json"
+            ))
+            .map_err(ApiError::internal)?;
+            concertmaster_core::acting_as("demo-seed", self.state.engine.publish(tenant, def))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// The supplier profile form of the demo, the contact e-mail personal.
+fn supplier_profile() -> FormSchema {
+    FormSchema::new(
+        "supplier-profile",
+        "supplier profile",
+        json!({
+            "type": "object",
+            "properties": {
+                "company": { "type": "string", "minLength": 2, "title": "Company name" },
+                "vatId": { "type": "string", "pattern": "^[A-Z]{2}[0-9A-Z]{8,12}$", "title": "VAT id" },
+                "employees": { "type": "integer", "minimum": 1, "title": "Employees" },
+                "contact": {
+                    "type": "object",
+                    "properties": { "email": { "type": "string", "format": "email", "x-pii": true, "title": "Contact e-mail" } },
+                    "required": ["email"]
+                }
+            },
+            "required": ["company", "vatId", "employees", "contact"]
+        }),
+    )
+    .with_ui_schema(json!({ "ui:order": ["company", "vatId", "employees", "contact"] }))
+    .with_retention_days(730)
+}

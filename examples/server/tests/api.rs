@@ -1,0 +1,547 @@
+//! The example server over real HTTP on 127.0.0.1: keys and roles, tenant
+//! isolation on every endpoint, audit entries naming the key, personal data
+//! masked for roles that may not read it, metrics.
+
+use concertmaster_core::TenantId;
+use concertmaster_nodes::forms::Submission;
+use concertmaster_server_example::{Config, Role, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+struct Running {
+    base: String,
+    acme: Keys,
+    globex: Keys,
+    server: std::sync::Arc<ServerHandle>,
+    _dir: tempfile::TempDir,
+}
+
+struct ServerHandle {
+    forms: concertmaster_nodes::forms::Forms,
+    engine: concertmaster_core::Engine,
+}
+
+struct Keys {
+    admin: String,
+    editor: String,
+    reviewer: String,
+    viewer: String,
+}
+
+async fn keys(server: &Server, tenant: &str) -> Keys {
+    let mut issued = Vec::new();
+    for role in [Role::Admin, Role::Editor, Role::Reviewer, Role::Viewer] {
+        issued.push(
+            server
+                .keys()
+                .issue(tenant, &format!("{tenant}-{}", role.as_str()), role)
+                .await
+                .unwrap()
+                .key,
+        );
+    }
+    let mut issued = issued.into_iter();
+    Keys {
+        admin: issued.next().unwrap(),
+        editor: issued.next().unwrap(),
+        reviewer: issued.next().unwrap(),
+        viewer: issued.next().unwrap(),
+    }
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::build(&Config::sqlite(dir.path().join("server.db")))
+        .await
+        .unwrap();
+    server.seed_demo(&TenantId::new("acme")).await.unwrap();
+    let acme = keys(&server, "acme").await;
+    let globex = keys(&server, "globex").await;
+    let handle = std::sync::Arc::new(ServerHandle {
+        forms: server.forms().clone(),
+        engine: server.engine().clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Running {
+        base,
+        acme,
+        globex,
+        server: handle,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        self.call(Some(key), Method::GET, path, None).await
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Some(key), Method::POST, path, Some(body)).await
+    }
+}
+
+/// The token at the end of a form link.
+fn token(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
+}
+
+fn greeting_workflow() -> Value {
+    json!({ "id": "hello", "name": "Hello", "nodes": [
+        { "id": "start", "type": "manual" },
+        { "id": "shape", "type": "jq", "config": { "expression": "{greeting: (\"Hello, \" + .name)}" } }
+    ], "edges": [{ "source": "start", "target": "shape" }] })
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_key_are_refused() {
+    let server = start().await;
+    let (status, body) = server.call(None, Method::GET, "/api/workflows", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    let (status, _) = server.get("cm_000000000000_nope", "/api/workflows").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let forged = format!("{}x", &server.acme.admin);
+    assert_eq!(
+        server.get(&forged, "/api/workflows").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.call(None, Method::GET, "/healthz", None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn roles_decide_what_a_key_may_do() {
+    let server = start().await;
+    let (status, body) = server
+        .post(&server.acme.viewer, "/api/workflows", greeting_workflow())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("viewer role may not publish"),
+        "{body}"
+    );
+    let (status, published) = server
+        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{published}");
+    assert_eq!(published["version"], 1);
+    assert_eq!(
+        server
+            .post(
+                &server.acme.reviewer,
+                "/api/workflows/hello/runs",
+                json!({ "name": "Ada" })
+            )
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server.get(&server.acme.editor, "/api/audit").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server.get(&server.acme.editor, "/api/connections").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, list) = server.get(&server.acme.viewer, "/api/workflows").await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = list["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"hello") && ids.contains(&"supplier-questionnaire"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_is_started_inspected_and_audited_with_the_key_that_acted() {
+    let server = start().await;
+    server
+        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
+        .await;
+    let (status, started) = server
+        .post(
+            &server.acme.editor,
+            "/api/workflows/hello/runs",
+            json!({ "name": "Ada" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = started["runId"].as_str().unwrap().to_string();
+    let detail = loop {
+        let (_, detail) = server
+            .get(&server.acme.viewer, &format!("/api/runs/{run}"))
+            .await;
+        if detail["run"]["status"] == "succeeded" {
+            break detail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let timeline = detail["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2);
+    let shape = detail["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["nodeId"] == "shape")
+        .unwrap();
+    assert_eq!(
+        shape["output"]["main"][0]["greeting"], "Hello, Ada",
+        "{shape}"
+    );
+    let (_, runs) = server
+        .get(
+            &server.acme.viewer,
+            "/api/runs?status=succeeded&workflow=hello",
+        )
+        .await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    let (status, _) = server
+        .get(&server.acme.viewer, "/api/runs?status=sleeping")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, audit) = server
+        .get(&server.acme.admin, "/api/audit?entityType=run")
+        .await;
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (entry["action"].as_str(), entry["actor"].as_str()),
+        (Some("execute"), Some("acme-editor")),
+        "{audit}"
+    );
+    let (_, audit) = server
+        .get(
+            &server.acme.admin,
+            "/api/audit?entityType=workflow&entityId=hello@1",
+        )
+        .await;
+    assert_eq!(audit["entries"][0]["actor"], "acme-editor");
+
+    let (status, invalid) = server
+        .post(
+            &server.acme.viewer,
+            "/api/workflows/validate",
+            json!({ "id": "x", "name": "X", "nodes": [{ "id": "a", "type": "jq" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(invalid["valid"], false);
+    assert_eq!(invalid["issues"][0]["kind"], "invalid_config");
+}
+
+#[tokio::test]
+async fn one_tenant_never_reads_or_changes_anothers_records() {
+    let server = start().await;
+    server
+        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
+        .await;
+    let (_, started) = server
+        .post(
+            &server.acme.editor,
+            "/api/workflows/hello/runs",
+            json!({ "name": "Ada" }),
+        )
+        .await;
+    let run = started["runId"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .post(&server.acme.admin, "/api/connections", json!({ "id": "sap-prod", "kind": "sap", "config": {
+            "serviceUrl": "https://s4.acme.example/sap/opu/odata/sap/API_BUSINESS_PARTNER", "version": "v2",
+            "auth": { "type": "basic", "username": "CM", "password": "acme-secret-0001" } } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (link, url) = server
+        .server
+        .forms
+        .issue_link(
+            &TenantId::new("acme"),
+            &"supplier-profile".into(),
+            Some("a@x".into()),
+        )
+        .await
+        .unwrap();
+    let response = server
+        .server
+        .forms
+        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })))
+        .await
+        .unwrap();
+    assert_eq!(link.form_id.as_str(), "supplier-profile");
+
+    let them = &server.globex;
+    for (method, path, body) in [
+        (Method::GET, "/api/workflows/hello".to_string(), None),
+        (
+            Method::GET,
+            "/api/workflows/hello/versions".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/workflows/hello/runs".to_string(),
+            Some(json!({})),
+        ),
+        (Method::GET, format!("/api/runs/{run}"), None),
+        (
+            Method::POST,
+            format!("/api/runs/{run}/cancel"),
+            Some(json!({ "reason": "hostile" })),
+        ),
+        (Method::GET, "/api/forms/supplier-profile".to_string(), None),
+        (
+            Method::POST,
+            format!("/api/responses/{}/review", response.id),
+            Some(json!({ "decision": "approved" })),
+        ),
+        (
+            Method::POST,
+            "/api/connections/sap-prod/test".to_string(),
+            None,
+        ),
+    ] {
+        let (status, body) = server
+            .call(Some(&them.admin), method.clone(), &path, body)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    for path in [
+        "/api/workflows",
+        "/api/runs",
+        "/api/connections",
+        "/api/forms/supplier-profile/responses",
+        "/api/audit",
+    ] {
+        let (status, body) = server.get(&them.admin, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let list = body
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|v| v.is_array())
+            .unwrap();
+        assert!(list.as_array().unwrap().is_empty(), "{path}: {body}");
+    }
+    // Acme's records are untouched.
+    let (_, detail) = server
+        .get(&server.acme.viewer, &format!("/api/runs/{run}"))
+        .await;
+    assert_ne!(detail["run"]["status"], "cancelled");
+    let (_, responses) = server
+        .get(&server.acme.admin, "/api/forms/supplier-profile/responses")
+        .await;
+    assert_eq!(responses["responses"][0]["reviewStatus"], "pending");
+}
+
+#[tokio::test]
+async fn personal_data_is_masked_unless_the_role_may_read_it_and_reading_is_audited() {
+    let server = start().await;
+    let (_, url) = server
+        .server
+        .forms
+        .issue_link(
+            &TenantId::new("acme"),
+            &"supplier-profile".into(),
+            Some("a@x".into()),
+        )
+        .await
+        .unwrap();
+    let response = server
+        .server
+        .forms
+        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })))
+        .await
+        .unwrap();
+    let (_, seen) = server
+        .get(
+            &server.acme.reviewer,
+            "/api/forms/supplier-profile/responses",
+        )
+        .await;
+    assert_eq!(seen["personalDataMasked"], true);
+    assert_eq!(seen["responses"][0]["data"]["contact"]["email"], "***");
+    assert_eq!(seen["responses"][0]["data"]["company"], "Acme");
+    let (_, seen) = server
+        .get(&server.acme.admin, "/api/forms/supplier-profile/responses")
+        .await;
+    assert_eq!(
+        seen["responses"][0]["data"]["contact"]["email"],
+        "ap@acme.example"
+    );
+
+    let (status, reviewed) = server
+        .post(
+            &server.acme.reviewer,
+            &format!("/api/responses/{}/review", response.id),
+            json!({ "decision": "approved", "comment": "checked" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reviewed}");
+    assert_eq!(reviewed["reviewStatus"], "approved");
+    let (status, _) = server
+        .post(
+            &server.acme.reviewer,
+            &format!("/api/responses/{}/review", response.id),
+            json!({ "decision": "rejected" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (_, audit) = server.get(&server.acme.admin, "/api/audit").await;
+    let actions: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("access", "acme-reviewer")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("review", "acme-reviewer")),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_keep_their_secrets_out_of_answers_and_the_audit_log() {
+    let server = start().await;
+    let (status, created) = server
+        .post(&server.acme.admin, "/api/connections", json!({ "id": "sap-prod", "name": "S/4 prod", "kind": "sap", "config": {
+            "serviceUrl": "https://s4.acme.example/sap/opu/odata/sap/API_BUSINESS_PARTNER", "version": "v2",
+            "auth": { "type": "basic", "username": "CM", "password": "acme-secret-0001" } } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, refused) = server
+        .post(
+            &server.acme.admin,
+            "/api/connections",
+            json!({ "id": "bad", "kind": "sap", "config": { "version": "v9" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (_, list) = server.get(&server.acme.admin, "/api/connections").await;
+    let (_, audit) = server.get(&server.acme.admin, "/api/audit").await;
+    let everything = format!("{created} {refused} {list} {audit}");
+    assert!(!everything.contains("acme-secret-0001"), "{everything}");
+    assert_eq!(list["connections"][0]["name"], "S/4 prod");
+    assert!(audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["entityType"] == "connection" && e["actor"] == "acme-admin"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text() {
+    let server = start().await;
+    server
+        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
+        .await;
+    let (_, started) = server
+        .post(
+            &server.acme.editor,
+            "/api/workflows/hello/runs",
+            json!({ "name": "Ada" }),
+        )
+        .await;
+    let run = started["runId"].as_str().unwrap().to_string();
+    loop {
+        let (_, detail) = server
+            .get(&server.acme.viewer, &format!("/api/runs/{run}"))
+            .await;
+        if detail["run"]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("workflow_executions_total"), "{text}");
+    assert!(text.contains("node_execution_duration_seconds"), "{text}");
+}
+
+#[tokio::test]
+async fn the_same_service_runs_on_postgres() {
+    let url = std::env::var("CONCERTMASTER_POSTGRES_URL")
+        .expect("the Postgres test needs CONCERTMASTER_POSTGRES_URL: run it through scripts/test");
+    let server = Server::build(&Config::postgres(url)).await.unwrap();
+    // A tenant of its own: the database is shared with other tests.
+    let tenant = format!("t{}", uuid::Uuid::new_v4().simple());
+    let editor = server
+        .keys()
+        .issue(&tenant, "pg-editor", Role::Editor)
+        .await
+        .unwrap()
+        .key;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+    let published = client
+        .post(format!("{base}/api/workflows"))
+        .bearer_auth(&editor)
+        .json(&greeting_workflow())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let list: Value = client
+        .get(format!("{base}/api/workflows"))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["workflows"][0]["id"], "hello");
+    assert_eq!(list["workflows"].as_array().unwrap().len(), 1);
+}
