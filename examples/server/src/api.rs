@@ -17,10 +17,32 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Action, Caller};
+use crate::doc::{self, BearerKeys};
 use crate::error::ApiError;
 use crate::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The OpenAPI document of the API, generated from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ConcertMaster example service", description = "Workflows, runs, forms, reviews, ERP connections and the audit log of one tenant per API key."),
+    paths(
+        list_workflows, publish_workflow, validate_workflow, get_workflow, workflow_versions,
+        start_run, list_runs, get_run, cancel_run,
+        publish_form, get_form, list_responses, review_response,
+        list_connections, create_connection, test_connection, audit_log
+    ),
+    modifiers(&BearerKeys),
+    tags(
+        (name = "workflows", description = "Publish, validate and read workflow versions (editor)"),
+        (name = "runs", description = "Start, follow and cancel runs (editor)"),
+        (name = "forms", description = "Form schemas, responses and reviews (reviewer)"),
+        (name = "connections", description = "ERP connections, sealed at rest (admin)"),
+        (name = "audit", description = "Who did what (admin)")
+    )
+)]
+pub(crate) struct ApiDoc;
 
 /// The `/api` routes (authentication is layered on by the caller).
 pub(crate) fn routes() -> Router<AppState> {
@@ -49,6 +71,7 @@ fn workflow_summary(def: &WorkflowDefinition) -> Value {
     json!({ "id": def.id, "name": def.name, "version": def.version, "description": def.description, "tags": def.tags })
 }
 
+#[utoipa::path(get, path = "/api/workflows", tag = "workflows", responses((status = 200, description = "The latest version of each workflow", body = doc::WorkflowList)), security(("api_key" = [])))]
 async fn list_workflows(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -60,6 +83,7 @@ async fn list_workflows(
     ))
 }
 
+#[utoipa::path(post, path = "/api/workflows", tag = "workflows", request_body = doc::WorkflowDocument, responses((status = 201, description = "Published as the next version", body = doc::WorkflowSummary), (status = 422, description = "Publishing found problems", body = doc::ErrorBody), (status = 403, description = "The role may not publish", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn publish_workflow(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -75,6 +99,7 @@ async fn publish_workflow(
     ))
 }
 
+#[utoipa::path(post, path = "/api/workflows/validate", tag = "workflows", request_body = doc::WorkflowDocument, responses((status = 200, description = "Every problem publishing would find", body = doc::ValidationResult)), security(("api_key" = [])))]
 async fn validate_workflow(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -94,6 +119,7 @@ struct VersionQuery {
     version: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "Workflow id"), ("version" = Option<u32>, Query, description = "A version; the latest when absent")), responses((status = 200, description = "The definition", body = doc::WorkflowDocument), (status = 404, description = "No such workflow", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn get_workflow(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -112,6 +138,7 @@ async fn get_workflow(
     Ok(Json(workflow.definition().clone()))
 }
 
+#[utoipa::path(get, path = "/api/workflows/{id}/versions", tag = "workflows", params(("id" = String, Path, description = "Workflow id")), responses((status = 200, description = "Its published versions", body = doc::VersionList), (status = 404, description = "No such workflow", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn workflow_versions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -128,6 +155,7 @@ async fn workflow_versions(
     Ok(Json(json!({ "id": id, "versions": versions })))
 }
 
+#[utoipa::path(post, path = "/api/workflows/{id}/runs", tag = "runs", params(("id" = String, Path, description = "Workflow id"), ("version" = Option<u32>, Query, description = "A version; the latest when absent")), request_body(content = doc::Trigger, description = "Trigger data: an object or an array of objects"), responses((status = 202, description = "Started", body = doc::StartedRun)), security(("api_key" = [])))]
 async fn start_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -159,6 +187,7 @@ struct RunQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query, description = "Comma-separated statuses"), ("workflow" = Option<String>, Query, description = "Workflow id"), ("limit" = Option<usize>, Query, description = "At most this many (100, at most 1000)")), responses((status = 200, description = "Runs, newest first", body = doc::RunList)), security(("api_key" = [])))]
 async fn list_runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -186,6 +215,7 @@ fn run_id(id: &str) -> ApiResult<RunId> {
         .map_err(|_| ApiError::not_found(format!("run {id}")))
 }
 
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The run and its node timeline", body = doc::RunView), (status = 404, description = "No such run", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn get_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -215,6 +245,7 @@ struct CancelBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")), request_body = doc::CancelRequest, responses((status = 200, description = "Cancelled", body = doc::RunView)), security(("api_key" = [])))]
 async fn cancel_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -232,6 +263,7 @@ async fn cancel_run(
     Ok(Json(json!({ "run": run })))
 }
 
+#[utoipa::path(post, path = "/api/forms", tag = "forms", request_body = doc::FormDocument, responses((status = 201, description = "Published as the next version", body = doc::FormDocument)), security(("api_key" = [])))]
 async fn publish_form(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -242,6 +274,7 @@ async fn publish_form(
     Ok((StatusCode::CREATED, Json(form)))
 }
 
+#[utoipa::path(get, path = "/api/forms/{id}", tag = "forms", params(("id" = String, Path, description = "Form id"), ("version" = Option<u32>, Query, description = "A version; the latest when absent")), responses((status = 200, description = "The form schema", body = doc::FormDocument)), security(("api_key" = [])))]
 async fn get_form(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -301,6 +334,7 @@ fn mask(value: &mut Value, pointer: &str) {
     walk(value, &tokens);
 }
 
+#[utoipa::path(get, path = "/api/forms/{id}/responses", tag = "forms", params(("id" = String, Path, description = "Form id"), ("status" = Option<String>, Query, description = "pending, approved or rejected"), ("limit" = Option<usize>, Query, description = "At most this many")), responses((status = 200, description = "Responses; personal fields masked unless the role may read them. Reading is recorded in the audit log.", body = doc::ResponseList)), security(("api_key" = [])))]
 async fn list_responses(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -338,6 +372,7 @@ struct ReviewBody {
     comment: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/responses/{id}/review", tag = "forms", params(("id" = String, Path, description = "Response id")), request_body = doc::ReviewRequest, responses((status = 200, description = "Decided; the waiting run continues", body = doc::ReviewResult), (status = 409, description = "Decided already", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn review_response(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -371,6 +406,7 @@ fn connection_summary(c: &concertmaster_core::StoredConnection) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/connections", tag = "connections", responses((status = 200, description = "Connections, configs never shown", body = doc::ConnectionList)), security(("api_key" = [])))]
 async fn list_connections(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -391,6 +427,7 @@ struct ConnectionBody {
     config: Value,
 }
 
+#[utoipa::path(post, path = "/api/connections", tag = "connections", request_body = doc::ConnectionRequest, responses((status = 201, description = "Created; the config is sealed", body = doc::ConnectionSummary), (status = 422, description = "The connector refused the config", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn create_connection(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -408,6 +445,7 @@ async fn create_connection(
     Ok((StatusCode::CREATED, Json(connection_summary(&created))))
 }
 
+#[utoipa::path(post, path = "/api/connections/{id}/test", tag = "connections", params(("id" = String, Path, description = "Connection id")), responses((status = 200, description = "The system answered and accepted the credentials", body = doc::ConnectionTest), (status = 502, description = "The system refused or did not answer", body = doc::ErrorBody)), security(("api_key" = [])))]
 async fn test_connection(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -429,6 +467,7 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(("entityType" = Option<String>, Query, description = "Kind of record"), ("entityId" = Option<String>, Query, description = "Record id"), ("since" = Option<String>, Query, description = "RFC 3339 time"), ("limit" = Option<usize>, Query, description = "At most this many")), responses((status = 200, description = "Entries, newest first", body = doc::AuditList)), security(("api_key" = [])))]
 async fn audit_log(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -20,6 +20,7 @@
 
 mod api;
 mod auth;
+mod doc;
 mod error;
 mod keys;
 
@@ -221,6 +222,7 @@ impl Server {
             .nest("/api", api)
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics))
+            .route("/openapi.json", get(openapi))
             .with_state(self.state.clone())
     }
 
@@ -259,6 +261,10 @@ impl Server {
         }
         Ok(())
     }
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(<api::ApiDoc as utoipa::OpenApi>::openapi())
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {

@@ -545,3 +545,49 @@ async fn the_same_service_runs_on_postgres() {
     assert_eq!(list["workflows"][0]["id"], "hello");
     assert_eq!(list["workflows"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_api_route() {
+    let server = start().await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/workflows", &["get", "post"][..]),
+        ("/api/workflows/validate", &["post"]),
+        ("/api/workflows/{id}", &["get"]),
+        ("/api/workflows/{id}/versions", &["get"]),
+        ("/api/workflows/{id}/runs", &["post"]),
+        ("/api/runs", &["get"]),
+        ("/api/runs/{id}", &["get"]),
+        ("/api/runs/{id}/cancel", &["post"]),
+        ("/api/forms", &["post"]),
+        ("/api/forms/{id}", &["get"]),
+        ("/api/forms/{id}/responses", &["get"]),
+        ("/api/responses/{id}/review", &["post"]),
+        ("/api/connections", &["get", "post"]),
+        ("/api/connections/{id}/test", &["post"]),
+        ("/api/audit", &["get"]),
+    ] {
+        for method in methods {
+            let operation = &paths[path][*method];
+            assert!(operation.is_object(), "{method} {path} is documented");
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(paths.len(), 15, "every documented path is a route");
+}
