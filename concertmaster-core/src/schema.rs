@@ -65,9 +65,20 @@ impl SchemaValidator {
     pub fn check(&self, value: &Value) -> Vec<FieldError> {
         self.validator
             .iter_errors(value)
-            .map(|err| FieldError {
-                pointer: err.instance_path().as_str().to_string(),
-                message: err.to_string(),
+            .map(|err| {
+                let mut pointer = err.instance_path().as_str().to_string();
+                // A missing property is that property's error, so a form
+                // shows it under the field, not above the whole form.
+                if let jsonschema::error::ValidationErrorKind::Required { property } = err.kind() {
+                    if let Some(name) = property.as_str() {
+                        pointer =
+                            format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                    }
+                }
+                FieldError {
+                    pointer,
+                    message: err.to_string(),
+                }
             })
             .collect()
     }
