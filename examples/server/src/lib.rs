@@ -23,6 +23,7 @@ mod auth;
 mod doc;
 mod error;
 mod keys;
+mod portal;
 
 use std::sync::{Arc, OnceLock};
 
@@ -223,6 +224,7 @@ impl Server {
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
+            .route("/f/{token}", get(portal::show).post(portal::submit))
             .with_state(self.state.clone())
     }
 

@@ -1,0 +1,141 @@
+//! The form portal over HTTP: the form rendered from its schema, errors
+//! under each field with what was entered kept, one submission per link,
+//! clear pages for used and unknown links.
+
+use concertmaster_core::{ResponseFilter, TenantId};
+use concertmaster_server_example::{Config, Server};
+use reqwest::StatusCode;
+
+async fn start() -> (String, Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::build(&Config::sqlite(dir.path().join("portal.db")))
+        .await
+        .unwrap();
+    server.seed_demo(&TenantId::new("acme")).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, server, dir)
+}
+
+#[tokio::test]
+async fn a_respondent_fixes_field_errors_and_submits_once() {
+    let (base, server, _dir) = start().await;
+    let tenant = TenantId::new("acme");
+    let (_, url) = server
+        .forms()
+        .issue_link(
+            &tenant,
+            &"supplier-profile".into(),
+            Some("ap@nordwind.example".into()),
+        )
+        .await
+        .unwrap();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    let client = reqwest::Client::new();
+
+    let form = client
+        .get(format!("{base}/f/{token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("<h1>supplier profile</h1>"), "{html}");
+    for field in ["/company", "/vatId", "/employees", "/contact/email"] {
+        assert!(
+            html.contains(&format!("name=\"{field}\"")),
+            "{field} in {html}"
+        );
+    }
+    assert!(
+        html.contains("(personal data)"),
+        "the e-mail is marked personal"
+    );
+
+    let invalid = client
+        .post(format!("{base}/f/{token}"))
+        .form(&[
+            ("/company", ""),
+            ("/vatId", "nope"),
+            ("/employees", "twelve"),
+            ("/contact/email", "ap@nordwind.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = invalid.text().await.unwrap();
+    for field in ["/company", "/vatId", "/employees"] {
+        assert!(
+            html.contains(&format!("data-field=\"{field}\"")),
+            "an error under {field}: {html}"
+        );
+    }
+    assert!(!html.contains("data-field=\"/contact/email\""));
+    assert!(
+        html.contains("value=\"twelve\"") && html.contains("value=\"nope\""),
+        "what was entered is kept"
+    );
+
+    let valid = client
+        .post(format!("{base}/f/{token}"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .form(&[
+            ("/company", "Nordwind Logistik GmbH"),
+            ("/vatId", "DE123456789"),
+            ("/employees", "120"),
+            ("/contact/email", "ap@nordwind.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(valid.status(), StatusCode::OK);
+    assert!(valid.text().await.unwrap().contains("Thank you"));
+
+    let responses = server
+        .forms()
+        .responses(&tenant, &ResponseFilter::all(), "test")
+        .await
+        .unwrap();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].data["employees"], 120);
+    assert_eq!(responses[0].submitter.ip.as_deref(), Some("203.0.113.7"));
+
+    let again = client
+        .get(format!("{base}/f/{token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+    assert!(again.text().await.unwrap().contains("Already answered"));
+    let resubmit = client
+        .post(format!("{base}/f/{token}"))
+        .form(&[("/company", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resubmit.status(), StatusCode::GONE);
+    assert_eq!(
+        server
+            .forms()
+            .responses(&tenant, &ResponseFilter::all(), "test")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let unknown = client
+        .get(format!("{base}/f/not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is not valid"));
+}
