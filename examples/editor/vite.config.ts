@@ -10,5 +10,7 @@ export default defineConfig({
   resolve: { alias: { '@concertmaster/ui-wasm': wasmPackage } },
   server: { host: '127.0.0.1', fs: { allow: ['.', wasmPackage] } },
   preview: { host: '127.0.0.1' },
+  // Relative asset paths, so the build also works under /editor/ of a host.
+  base: './',
   build: { target: 'es2022' },
 });

@@ -23,12 +23,13 @@ mod auth;
 mod doc;
 mod error;
 mod keys;
+mod pages;
 mod portal;
 
 use std::sync::{Arc, OnceLock};
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{middleware, Router};
 use concertmaster_core::{Engine, FormSchema, Store, TenantId, WorkflowDefinition};
@@ -61,6 +62,9 @@ pub struct Config {
     pub portal_url: String,
     /// The key that seals connection configs (32 bytes) and its id.
     pub sealing_key: (String, [u8; 32]),
+    /// The built example editor (`examples/editor/dist`), served at
+    /// `/editor/` when set.
+    pub editor_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -80,6 +84,7 @@ impl Config {
             portal_url: "http://127.0.0.1:8080/f/".into(),
             // A development key; production reads its own from a secret manager.
             sealing_key: ("dev".into(), *b"concertmaster-dev-sealing-key-32"),
+            editor_dir: None,
         }
     }
 }
@@ -115,6 +120,7 @@ pub(crate) struct AppState {
     connections: Connections,
     keys: ApiKeys,
     metrics: PrometheusHandle,
+    editor_dir: Option<Arc<std::path::PathBuf>>,
 }
 
 /// One recorder per process: metrics are process-wide, servers (in tests,
@@ -136,6 +142,7 @@ fn metrics_handle() -> PrometheusHandle {
 pub struct Server {
     state: AppState,
     datasets: Datasets,
+    outbox: Outbox,
 }
 
 impl std::fmt::Debug for Server {
@@ -162,7 +169,8 @@ impl Server {
         };
         let keys = ApiKeys::new(db).await?;
         // E-mail delivery is the host's choice; the demo keeps messages in an outbox.
-        let forms = Forms::new(store.clone(), Outbox::new(), config.portal_url.clone());
+        let outbox = Outbox::new();
+        let forms = Forms::new(store.clone(), outbox.clone(), config.portal_url.clone());
         let datasets = Datasets::new(store.clone());
         let connections = Connections::new(
             store.clone(),
@@ -188,8 +196,10 @@ impl Server {
                 connections,
                 keys,
                 metrics: metrics_handle(),
+                editor_dir: config.editor_dir.clone().map(Arc::new),
             },
             datasets,
+            outbox,
         })
     }
 
@@ -206,6 +216,12 @@ impl Server {
     /// The datasets the `collect` node fills.
     pub fn datasets(&self) -> &Datasets {
         &self.datasets
+    }
+
+    /// The messages the forms nodes sent (the demo delivers none; a host
+    /// plugs in its `Notifier`, e.g. SMTP).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The API keys.
@@ -225,6 +241,20 @@ impl Server {
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
             .route("/f/{token}", get(portal::show).post(portal::submit))
+            .route(
+                "/inbox",
+                get(|| async { Html(include_str!("../pages/inbox.html")) }),
+            )
+            .route(
+                "/runs/view",
+                get(|| async { Html(include_str!("../pages/run.html")) }),
+            )
+            .route(
+                "/editor",
+                get(|| async { axum::response::Redirect::permanent("/editor/") }),
+            )
+            .route("/editor/", get(pages::editor_index))
+            .route("/editor/{*path}", get(pages::editor_asset))
             .with_state(self.state.clone())
     }
 

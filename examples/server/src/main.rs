@@ -3,16 +3,42 @@
 //! ```text
 //! cargo run -p concertmaster-server-example                 # SQLite file concertmaster-server.db
 //! cargo run -p concertmaster-server-example -- --postgres postgres://app@127.0.0.1/app
+//! cargo run -p concertmaster-server-example -- --editor examples/editor/dist
 //! ```
 //! `CONCERTMASTER_DATABASE_URL` (a `postgres://` URL or a SQLite path) and
 //! `CONCERTMASTER_BIND` (default `127.0.0.1:8080`) set the same. Logs are JSON
 //! lines on stdout (`RUST_LOG` filters them).
+//!
+//! `--e2e-scenario` is what the browser test starts: a fresh SQLite file, a
+//! free port, one run waiting for a supplier's answer, and one JSON line on
+//! stdout with the URLs and keys the test needs.
 
 use concertmaster_core::TenantId;
 use concertmaster_server_example::{Config, Role, Server};
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut database = std::env::var("CONCERTMASTER_DATABASE_URL").ok();
+    let mut editor = None;
+    let mut scenario = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--postgres" | "--sqlite" => database = args.next(),
+            "--editor" => editor = args.next().map(std::path::PathBuf::from),
+            "--e2e-scenario" => scenario = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; use --postgres URL, --sqlite PATH, --editor DIR or --e2e-scenario"
+                )
+                .into())
+            }
+        }
+    }
+    if scenario {
+        return e2e_scenario(editor).await;
+    }
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -21,19 +47,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let mut args = std::env::args().skip(1);
-    let mut database = std::env::var("CONCERTMASTER_DATABASE_URL").ok();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--postgres" | "--sqlite" => database = args.next(),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; use --postgres URL or --sqlite PATH"
-                )
-                .into())
-            }
-        }
-    }
     let database = database.unwrap_or_else(|| "concertmaster-server.db".into());
     let mut config = if database.starts_with("postgres://") || database.starts_with("postgresql://")
     {
@@ -43,14 +56,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let bind = std::env::var("CONCERTMASTER_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
     config.portal_url = format!("http://{bind}/f/");
+    config.editor_dir = editor;
 
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
     server.seed_demo(&tenant).await?;
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("ConcertMaster example server on http://{bind} (data: {database})");
-    println!("  API       http://{bind}/api/workflows");
-    println!("  metrics   http://{bind}/metrics");
+    println!("  API           http://{bind}/api/workflows   (OpenAPI: http://{bind}/openapi.json)");
+    println!("  review inbox  http://{bind}/inbox");
+    println!("  editor        http://{bind}/editor/");
+    println!("  metrics       http://{bind}/metrics");
     for role in [Role::Admin, Role::Editor, Role::Reviewer, Role::Viewer] {
         let issued = server
             .keys()
@@ -59,5 +75,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<9} key for tenant acme: {}", role.as_str(), issued.key);
     }
     server.serve(listener).await?;
+    Ok(())
+}
+
+/// One supplier asked for their profile: the run waits for the answer, then
+/// for a reviewer, then collects the approved answer.
+async fn e2e_scenario(
+    editor: Option<std::path::PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = Config::sqlite(dir.path().join("e2e.db"));
+    config.portal_url = format!("{base}/f/");
+    config.editor_dir = editor;
+    let server = Server::build(&config).await?;
+    let tenant = TenantId::new("acme");
+    server.seed_demo(&tenant).await?;
+    let definition = concertmaster_core::WorkflowDefinition::from_json(
+        &json!({
+            "id": "onboard-one", "name": "Onboard one supplier",
+            "nodes": [
+                { "id": "start", "type": "manual" },
+                { "id": "send", "type": "send_form", "config": { "formId": "supplier-profile", "recipientField": "/email" } },
+                { "id": "wait", "type": "wait_for_responses", "config": { "mode": "all" } },
+                { "id": "review", "type": "review" },
+                { "id": "collect", "type": "collect", "config": { "dataset": "approved-suppliers" } }
+            ],
+            "edges": [
+                { "source": "start", "target": "send" },
+                { "source": "send", "target": "wait" },
+                { "source": "wait", "target": "review" },
+                { "source": "review", "sourcePort": "approved", "target": "collect" }
+            ]
+        })
+        .to_string(),
+    )?;
+    let workflow = server.engine().publish(&tenant, definition).await?;
+    let run = server
+        .engine()
+        .start(&workflow, json!({ "email": "ap@nordwind.example" }))
+        .await?;
+    server.engine().settled(&tenant, run).await?;
+    let link = server
+        .outbox()
+        .messages_to("ap@nordwind.example")
+        .into_iter()
+        .next()
+        .ok_or("the form link was not sent")?
+        .link;
+    let reviewer = server
+        .keys()
+        .issue("acme", "e2e-reviewer", Role::Reviewer)
+        .await?;
+    println!(
+        "{}",
+        json!({ "base": base, "formUrl": link, "reviewerKey": reviewer.key, "runId": run.to_string() })
+    );
+    server.serve(listener).await?;
+    drop(dir);
     Ok(())
 }
