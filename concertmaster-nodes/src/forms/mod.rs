@@ -469,7 +469,9 @@ impl Forms {
             AuditAction::Create,
             "form response",
             response.id.to_string(),
-            json!({ "form": form.id, "version": form.version, "run": link.run_id }),
+            // Consent given or refused with the answers is on record (GDPR
+            // Art. 7): what was agreed to, and when.
+            json!({ "form": form.id, "version": form.version, "run": link.run_id, "consent": response.consent }),
         )
         .await;
         if let (Some(run), Some(node)) = (link.run_id, &link.node_id) {
@@ -512,6 +514,15 @@ impl Forms {
         let form = self.form(&tenant, form, None).await?;
         let response = self.checked_response(&form, &tenant, submission)?;
         self.inner.store.insert_response(&response, None).await?;
+        self.audit(
+            &tenant,
+            None,
+            AuditAction::Create,
+            "form response",
+            response.id.to_string(),
+            json!({ "form": form.id, "version": form.version, "consent": response.consent }),
+        )
+        .await;
         let item = response_item(&response, None);
         let run = engine
             .start_at(workflow, trigger_node, Value::Object(item))

@@ -385,7 +385,11 @@ async fn personal_data_is_masked_unless_the_role_may_read_it_and_reading_is_audi
     let response = server
         .server
         .forms
-        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })))
+        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })).with_consent(concertmaster_core::Consent {
+                given: true,
+                text: "privacy-notice-v3".into(),
+                at: chrono::Utc::now(),
+            }))
         .await
         .unwrap();
     let (_, seen) = server
@@ -443,6 +447,14 @@ async fn personal_data_is_masked_unless_the_role_may_read_it_and_reading_is_audi
         actions.contains(&("review", "acme-reviewer")),
         "{actions:?}"
     );
+    let created = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entityType"] == "form response" && e["action"] == "create")
+        .expect("the submission is on record");
+    assert_eq!(created["details"]["consent"]["given"], true);
+    assert_eq!(created["details"]["consent"]["text"], "privacy-notice-v3");
 }
 
 #[tokio::test]
