@@ -104,7 +104,7 @@ pub use connector::{
 };
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
-pub use engine::{acting_as, Engine, EngineBuilder, PublishedWorkflow};
+pub use engine::{acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow};
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
 pub use form::{

@@ -590,7 +590,9 @@ impl Connections {
         let entry = AuditEntry {
             tenant: connection.tenant.clone(),
             at: self.inner.clock.now(),
-            actor: actor.map(str::to_string),
+            actor: actor
+                .map(str::to_string)
+                .or_else(concertmaster_core::current_actor),
             action,
             entity_type: "connection".into(),
             entity_id: connection.id.clone(),

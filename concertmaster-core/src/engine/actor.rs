@@ -42,7 +42,9 @@ pub async fn acting_as<F: Future>(actor: impl Into<String>, future: F) -> F::Out
     ACTOR.scope(actor.into(), future).await
 }
 
-/// The actor of the current task, if the host named one.
-pub(crate) fn current_actor() -> Option<String> {
+/// The actor of the current task, if the host named one with
+/// [`acting_as`]: what services other than the engine (forms,
+/// connections) record when their caller names no actor.
+pub fn current_actor() -> Option<String> {
     ACTOR.try_with(Clone::clone).ok()
 }

@@ -1,7 +1,7 @@
 //! The engine: publishes workflows, starts and drives runs, resumes waits.
 
 mod actor;
-pub use actor::acting_as;
+pub use actor::{acting_as, current_actor};
 mod attempt;
 mod driver;
 mod timers;

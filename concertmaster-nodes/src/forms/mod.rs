@@ -324,7 +324,9 @@ impl Forms {
         let entry = AuditEntry {
             tenant: tenant.clone(),
             at: self.now(),
-            actor: actor.map(str::to_string),
+            actor: actor
+                .map(str::to_string)
+                .or_else(concertmaster_core::current_actor),
             action,
             entity_type: entity_type.into(),
             entity_id,

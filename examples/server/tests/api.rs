@@ -254,6 +254,18 @@ async fn a_run_is_started_inspected_and_audited_with_the_key_that_acted() {
         )
         .await;
     assert_eq!(audit["entries"][0]["actor"], "acme-editor");
+    let form = json!({ "id": "nda", "title": "NDA", "schema": { "type": "object" } });
+    assert_eq!(
+        server.post(&server.acme.editor, "/api/forms", form).await.0,
+        StatusCode::CREATED
+    );
+    let (_, audit) = server
+        .get(
+            &server.acme.admin,
+            "/api/audit?entityType=form&entityId=nda@1",
+        )
+        .await;
+    assert_eq!(audit["entries"][0]["actor"], "acme-editor", "{audit}");
 
     let (status, invalid) = server
         .post(
