@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let tenant = TenantId::new("acme");
 
-    let form = forms.publish(&tenant, supplier_profile()).await?;
+    let form = forms.publish(&tenant, supplier_profile()?).await?;
     println!("form {} version {} published", form.id, form.version);
     let workflow = engine
         .publish(
@@ -222,31 +222,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The supplier profile form: JSON Schema for the data, uiSchema for the
-/// portal, the contact e-mail flagged as personal data.
-fn supplier_profile() -> FormSchema {
-    FormSchema::new(
-        "supplier-profile",
-        "supplier profile",
-        json!({
-            "type": "object",
-            "properties": {
-                "company": { "type": "string", "minLength": 2, "title": "Company name" },
-                "vatId": { "type": "string", "pattern": "^[A-Z]{2}[0-9A-Z]{8,12}$", "title": "VAT id" },
-                "employees": { "type": "integer", "minimum": 1, "title": "Employees" },
-                "contact": {
-                    "type": "object",
-                    "properties": {
-                        "email": { "type": "string", "format": "email", "x-pii": true }
-                    },
-                    "required": ["email"]
-                }
-            },
-            "required": ["company", "vatId", "employees", "contact"]
-        }),
-    )
-    .with_ui_schema(json!({ "ui:order": ["company", "vatId", "employees", "contact"] }))
-    .with_retention_days(730)
+/// The supplier profile form (`workflows/supplier-profile.form.json`): JSON
+/// Schema for the data, uiSchema for the portal, the contact e-mail flagged
+/// as personal data.
+fn supplier_profile() -> Result<FormSchema, serde_json::Error> {
+    serde_json::from_str(include_str!("workflows/supplier-profile.form.json"))
 }
 
 fn profile(company: &str, vat: &str, employees: u32) -> Value {

@@ -67,6 +67,19 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/audit", get(audit_log))
 }
 
+/// Version `version` (the latest when `None`) of the caller's workflow `id`.
+async fn published(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    version: Option<u32>,
+) -> ApiResult<concertmaster_core::PublishedWorkflow> {
+    Ok(state
+        .engine
+        .workflow(&caller.tenant, &WorkflowId::from(id), version)
+        .await?)
+}
+
 fn workflow_summary(def: &WorkflowDefinition) -> Value {
     json!({ "id": def.id, "name": def.name, "version": def.version, "description": def.description, "tags": def.tags })
 }
@@ -127,14 +140,7 @@ async fn get_workflow(
     Query(query): Query<VersionQuery>,
 ) -> ApiResult<Json<WorkflowDefinition>> {
     caller.require(Action::Read, "read workflows")?;
-    let workflow = state
-        .engine
-        .workflow(
-            &caller.tenant,
-            &WorkflowId::from(id.as_str()),
-            query.version,
-        )
-        .await?;
+    let workflow = published(&state, &caller, &id, query.version).await?;
     Ok(Json(workflow.definition().clone()))
 }
 
@@ -164,14 +170,7 @@ async fn start_run(
     body: Option<Json<Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Operate, "start runs")?;
-    let workflow = state
-        .engine
-        .workflow(
-            &caller.tenant,
-            &WorkflowId::from(id.as_str()),
-            query.version,
-        )
-        .await?;
+    let workflow = published(&state, &caller, &id, query.version).await?;
     let trigger = body.map(|Json(v)| v).unwrap_or_else(|| json!({}));
     let run = state.engine.start(&workflow, trigger).await?;
     Ok((

@@ -38,7 +38,6 @@ use concertmaster_nodes::forms::{Forms, Outbox};
 use concertmaster_nodes::{Datasets, SubWorkflows};
 use concertmaster_store::{PostgresStore, SqliteStore};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
 
 pub use auth::{Action, Caller, Role};
 pub use error::ApiError;
@@ -280,7 +279,10 @@ impl Server {
             .await
             .is_err()
         {
-            self.state.forms.publish(tenant, supplier_profile()).await?;
+            self.state
+                .forms
+                .publish(tenant, supplier_profile()?)
+                .await?;
         }
         let id = "supplier-questionnaire".into();
         if self.state.engine.versions(tenant, &id).await?.is_empty() {
@@ -306,26 +308,9 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
     )
 }
 
-/// The supplier profile form of the demo, the contact e-mail personal.
-fn supplier_profile() -> FormSchema {
-    FormSchema::new(
-        "supplier-profile",
-        "supplier profile",
-        json!({
-            "type": "object",
-            "properties": {
-                "company": { "type": "string", "minLength": 2, "title": "Company name" },
-                "vatId": { "type": "string", "pattern": "^[A-Z]{2}[0-9A-Z]{8,12}$", "title": "VAT id" },
-                "employees": { "type": "integer", "minimum": 1, "title": "Employees" },
-                "contact": {
-                    "type": "object",
-                    "properties": { "email": { "type": "string", "format": "email", "x-pii": true, "title": "Contact e-mail" } },
-                    "required": ["email"]
-                }
-            },
-            "required": ["company", "vatId", "employees", "contact"]
-        }),
-    )
-    .with_ui_schema(json!({ "ui:order": ["company", "vatId", "employees", "contact"] }))
-    .with_retention_days(730)
+/// The supplier profile form of the demo, the contact e-mail personal
+/// (shared with the supplier onboarding example).
+fn supplier_profile() -> Result<FormSchema, ApiError> {
+    serde_json::from_str(include_str!("../../workflows/supplier-profile.form.json"))
+        .map_err(ApiError::internal)
 }

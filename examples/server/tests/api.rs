@@ -102,6 +102,33 @@ impl Running {
         self.call(Some(key), Method::GET, path, None).await
     }
 
+    /// Publishes the greeting workflow as acme's editor and starts a run.
+    async fn start_hello(&self) -> String {
+        self.post(&self.acme.editor, "/api/workflows", greeting_workflow())
+            .await;
+        let (_, started) = self
+            .post(
+                &self.acme.editor,
+                "/api/workflows/hello/runs",
+                json!({ "name": "Ada" }),
+            )
+            .await;
+        started["runId"].as_str().unwrap().to_string()
+    }
+
+    /// The run's detail once it has succeeded.
+    async fn succeeded(&self, run: &str) -> Value {
+        loop {
+            let (_, detail) = self
+                .get(&self.acme.viewer, &format!("/api/runs/{run}"))
+                .await;
+            if detail["run"]["status"] == "succeeded" {
+                return detail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(key), Method::POST, path, Some(body)).await
     }
@@ -282,17 +309,7 @@ async fn a_run_is_started_inspected_and_audited_with_the_key_that_acted() {
 #[tokio::test]
 async fn one_tenant_never_reads_or_changes_anothers_records() {
     let server = start().await;
-    server
-        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
-        .await;
-    let (_, started) = server
-        .post(
-            &server.acme.editor,
-            "/api/workflows/hello/runs",
-            json!({ "name": "Ada" }),
-        )
-        .await;
-    let run = started["runId"].as_str().unwrap().to_string();
+    let run = server.start_hello().await;
     let (status, _) = server
         .post(&server.acme.admin, "/api/connections", json!({ "id": "sap-prod", "kind": "sap", "config": {
             "serviceUrl": "https://s4.acme.example/sap/opu/odata/sap/API_BUSINESS_PARTNER", "version": "v2",
@@ -501,26 +518,8 @@ async fn connections_keep_their_secrets_out_of_answers_and_the_audit_log() {
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text() {
     let server = start().await;
-    server
-        .post(&server.acme.editor, "/api/workflows", greeting_workflow())
-        .await;
-    let (_, started) = server
-        .post(
-            &server.acme.editor,
-            "/api/workflows/hello/runs",
-            json!({ "name": "Ada" }),
-        )
-        .await;
-    let run = started["runId"].as_str().unwrap().to_string();
-    loop {
-        let (_, detail) = server
-            .get(&server.acme.viewer, &format!("/api/runs/{run}"))
-            .await;
-        if detail["run"]["status"] == "succeeded" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let run = server.start_hello().await;
+    server.succeeded(&run).await;
     let text = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap()
