@@ -206,6 +206,7 @@ async fn list_runs(
     }
     filter.limit = Some(query.limit.unwrap_or(100).min(1000));
     let runs = state.engine.runs(&caller.tenant, &filter).await?;
+    let runs: Vec<Value> = runs.iter().map(|r| run_view(r, &caller)).collect();
     Ok(Json(json!({ "runs": runs })))
 }
 
@@ -234,9 +235,30 @@ async fn get_run(
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "run": detail.run, "timeline": timeline, "nodes": detail.nodes }),
-    ))
+    // Items carry whatever flowed through the run (answers with personal
+    // data among them) without a schema to mask by: only roles that may
+    // read personal data see them.
+    if caller.role.allows(Action::ReadPersonalData) {
+        Ok(Json(
+            json!({ "run": detail.run, "timeline": timeline, "nodes": detail.nodes }),
+        ))
+    } else {
+        Ok(Json(
+            json!({ "run": run_view(&detail.run, &caller), "timeline": timeline, "itemsHidden": true }),
+        ))
+    }
+}
+
+/// A run as `caller` may see it: its trigger items only for roles that may
+/// read personal data.
+fn run_view(run: &concertmaster_core::Run, caller: &Caller) -> Value {
+    let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    if !caller.role.allows(Action::ReadPersonalData) {
+        if let Value::Object(map) = &mut value {
+            map.remove("trigger");
+        }
+    }
+    value
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -259,7 +281,7 @@ async fn cancel_run(
         .engine
         .cancel(&caller.tenant, run_id(&id)?, &reason)
         .await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(json!({ "run": run_view(&run, &caller) })))
 }
 
 #[utoipa::path(post, path = "/api/forms", tag = "forms", request_body = doc::FormDocument, responses((status = 201, description = "Published as the next version", body = doc::FormDocument)), security(("api_key" = [])))]
@@ -300,7 +322,12 @@ struct ResponseQuery {
 fn shown(response: FormResponse, form: Option<&FormSchema>, caller: &Caller) -> Value {
     let mut value = serde_json::to_value(&response).unwrap_or(Value::Null);
     if !caller.role.allows(Action::ReadPersonalData) {
-        if let Some(form) = form {
+        // Without its form nothing says which fields are personal: all are.
+        let Some(form) = form else {
+            value["data"] = json!("***");
+            return value;
+        };
+        {
             for field in form.pii_fields() {
                 // A field may name the roles that see it anyway:
                 // `"x-pii-readers": ["reviewer"]` for the data they judge by.
@@ -380,11 +407,27 @@ async fn list_responses(
         .forms
         .responses(&caller.tenant, &filter, &caller.name)
         .await?;
-    let form = state.forms.form(&caller.tenant, &form_id, None).await.ok();
-    let responses: Vec<Value> = responses
-        .into_iter()
-        .map(|r| shown(r, form.as_ref(), &caller))
-        .collect();
+    // Each response is masked by the version of the form it answered.
+    let mut versions: std::collections::HashMap<u32, Option<FormSchema>> =
+        std::collections::HashMap::new();
+    let mut shown_responses = Vec::with_capacity(responses.len());
+    for response in responses {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            versions.entry(response.form_version)
+        {
+            let form = state
+                .forms
+                .form(&caller.tenant, &form_id, Some(response.form_version))
+                .await
+                .ok();
+            slot.insert(form);
+        }
+        let form = versions
+            .get(&response.form_version)
+            .and_then(Option::as_ref);
+        shown_responses.push(shown(response, form, &caller));
+    }
+    let responses = shown_responses;
     Ok(Json(
         json!({ "responses": responses, "personalDataMasked": !caller.role.allows(Action::ReadPersonalData) }),
     ))

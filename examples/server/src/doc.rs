@@ -121,9 +121,13 @@ pub(crate) struct RunView {
     /// `{node, type, status, attempt, startedAt, endedAt, error, waiting}` each.
     #[schema(value_type = Vec<Object>)]
     timeline: Vec<Value>,
-    /// Node executions with their input and output items.
+    /// Node executions with their input and output items: only for roles
+    /// that may read personal data (admin); others get `itemsHidden`.
     #[schema(value_type = Vec<Object>)]
     nodes: Vec<Value>,
+    /// Set when the items were left out for the caller's role.
+    #[schema(rename = "itemsHidden")]
+    items_hidden: Option<bool>,
 }
 
 /// Why a run is cancelled.

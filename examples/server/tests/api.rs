@@ -243,6 +243,11 @@ async fn a_run_is_started_inspected_and_audited_with_the_key_that_acted() {
     };
     let timeline = detail["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 2);
+    assert_eq!(detail["itemsHidden"], true, "a viewer sees no items");
+    assert!(detail["run"].get("trigger").is_none());
+    let (_, detail) = server
+        .get(&server.acme.admin, &format!("/api/runs/{run}"))
+        .await;
     let shape = detail["nodes"]
         .as_array()
         .unwrap()
@@ -428,6 +433,20 @@ async fn personal_data_is_masked_unless_the_role_may_read_it_and_reading_is_audi
         )
         .await;
     assert_eq!(seen["personalDataMasked"], true);
+    // A later version that no longer flags the e-mail does not unmask
+    // answers given to the version that did.
+    let v2 = json!({ "id": "supplier-profile", "title": "supplier profile", "schema": {
+        "type": "object", "properties": { "contact": { "type": "object", "properties": { "email": { "type": "string" } } } } } });
+    assert_eq!(
+        server.post(&server.acme.editor, "/api/forms", v2).await.0,
+        StatusCode::CREATED
+    );
+    let (_, seen) = server
+        .get(
+            &server.acme.reviewer,
+            "/api/forms/supplier-profile/responses",
+        )
+        .await;
     assert_eq!(seen["responses"][0]["data"]["contact"]["email"], "***");
     assert_eq!(seen["responses"][0]["data"]["company"], "Acme");
     let (_, seen) = server
