@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concertmaster_benches::{chain, fan_out_in, registry};
+use concertmaster_benches::{chain, drop_postgres_schema, fan_out_in, registry};
 use concertmaster_core::{
     Engine, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition,
 };
@@ -23,36 +23,16 @@ use serde_json::json;
 const SCHEMA: &str = "cm_bench";
 
 async fn drop_schema() {
-    let Ok(url) = std::env::var("CONCERTMASTER_POSTGRES_URL") else {
-        return;
-    };
-    if let Ok(admin) = sqlx::PgPool::connect(&url).await {
-        let statement = format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&admin)
-            .await;
+    if let Ok(url) = std::env::var("CONCERTMASTER_POSTGRES_URL") {
+        drop_postgres_schema(&url, SCHEMA).await;
     }
 }
 
 async fn postgres_store() -> Option<Arc<dyn Store>> {
     let url = std::env::var("CONCERTMASTER_POSTGRES_URL").ok()?;
-    let schema = SCHEMA;
-    let admin = sqlx::PgPool::connect(&url).await.ok()?;
-    for statement in [
-        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-        format!("CREATE SCHEMA {schema}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&admin)
-            .await
-            .ok()?;
-    }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 16)
+    concertmaster_benches::postgres_store(&url, SCHEMA)
         .await
-        .ok()?;
-    Some(Arc::new(store))
+        .ok()
 }
 
 /// Starts `parallel` runs of `workflow` and waits until all have succeeded.

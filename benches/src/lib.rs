@@ -1,10 +1,14 @@
 //! Workloads shared by the criterion benchmarks beside this crate (the
-//! `[[bench]]` targets): no-op nodes and the workflow shapes they run in.
+//! `[[bench]]` targets) and by the peer comparison (`peers` binary): no-op
+//! nodes, nodes that do a trivial computation, and the workflow shapes they
+//! run in.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use concertmaster_core::{
     Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
-    WorkflowDefinition,
+    Store, WorkflowDefinition,
 };
 use serde_json::{json, Value};
 
@@ -28,7 +32,46 @@ impl Node for Tick {
     }
 }
 
-/// Node types `trigger`, `noop` and `tick`.
+/// Emits, per item, one item holding `x + 1`: the trivial computation of
+/// the peer comparison's steps (as n8n's Set node keeps only the fields it
+/// sets).
+struct AddOne;
+
+#[async_trait]
+impl Node for AddOne {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        let items = input
+            .main_items()
+            .iter()
+            .map(|item| {
+                let x = item.get("x").and_then(Value::as_i64).unwrap_or(0);
+                let mut out = concertmaster_core::Item::new();
+                out.insert("x".into(), json!(x + 1));
+                out
+            })
+            .collect();
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+/// Joins: one item whose `x` is the sum of the `x` of all it was given.
+struct Sum;
+
+#[async_trait]
+impl Node for Sum {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        let sum: i64 = input
+            .main_items()
+            .iter()
+            .filter_map(|item| item.get("x").and_then(Value::as_i64))
+            .sum();
+        let mut item = concertmaster_core::Item::new();
+        item.insert("x".into(), json!(sum));
+        Ok(NodeOutcome::main(vec![item]))
+    }
+}
+
+/// Node types `trigger`, `noop`, `tick`, `add_one` and `sum`.
 pub fn registry() -> NodeRegistry {
     let mut registry = NodeRegistry::new();
     for (type_id, category) in [
@@ -43,6 +86,51 @@ pub fn registry() -> NodeRegistry {
         .register_node(NodeDescriptor::new("tick", NodeCategory::Transform), Tick)
         .expect("benchmark node types register");
     registry
+        .register_node(
+            NodeDescriptor::new("add_one", NodeCategory::Transform),
+            AddOne,
+        )
+        .expect("benchmark node types register");
+    registry
+        .register_node(NodeDescriptor::new("sum", NodeCategory::Transform), Sum)
+        .expect("benchmark node types register");
+    registry
+}
+
+/// A trigger, then `steps` nodes in a row that each add one to `x`: started
+/// with `{"x": 1}`, the last node emits `x = 1 + steps`.
+pub fn add_chain(steps: usize) -> WorkflowDefinition {
+    let mut nodes = vec![json!({"id": "start", "type": "trigger"})];
+    let mut edges = Vec::new();
+    let mut previous = "start".to_string();
+    for i in 0..steps {
+        let id = format!("s{i}");
+        nodes.push(json!({"id": id, "type": "add_one"}));
+        edges.push(json!({"source": previous, "target": id}));
+        previous = id;
+    }
+    definition(
+        json!({"id": format!("add-chain-{steps}"), "name": "add chain", "nodes": nodes, "edges": edges}),
+    )
+}
+
+/// A trigger fanning out to `width` nodes that each add one to `x`, joined
+/// by a `sum` node (id `join`): started with `{"x": 1}`, it emits
+/// `x = 2 * width`.
+pub fn add_fan_out_in(width: usize) -> WorkflowDefinition {
+    let mut nodes = vec![
+        json!({"id": "start", "type": "trigger"}),
+        json!({"id": "join", "type": "sum"}),
+    ];
+    let mut edges = Vec::new();
+    for i in 0..width {
+        nodes.push(json!({"id": format!("w{i}"), "type": "add_one"}));
+        edges.push(json!({"source": "start", "target": format!("w{i}")}));
+        edges.push(json!({"source": format!("w{i}"), "target": "join"}));
+    }
+    definition(
+        json!({"id": format!("add-fan-{width}"), "name": "add fan", "nodes": nodes, "edges": edges}),
+    )
 }
 
 /// A chain of `n` nodes: a trigger, then `n - 1` no-ops.
@@ -73,4 +161,39 @@ pub fn fan_out_in(width: usize) -> WorkflowDefinition {
 
 fn definition(json: Value) -> WorkflowDefinition {
     WorkflowDefinition::from_value(json).expect("benchmark workflows are valid JSON")
+}
+
+/// A `PostgresStore` on the server at `url`, in `schema`, created empty
+/// (dropped first if a crashed run left it): measurements start on no
+/// leftovers. 16 pooled connections.
+pub async fn postgres_store(url: &str, schema: &str) -> Result<Arc<dyn Store>, String> {
+    let admin = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&admin)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 16)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+/// Drops `schema` on the server at `url`, so that no autovacuum of a
+/// benchmark's leftovers runs beside the next measurement.
+pub async fn drop_postgres_schema(url: &str, schema: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(url).await {
+        let statement = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&admin)
+            .await;
+    }
 }

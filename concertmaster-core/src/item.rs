@@ -54,11 +54,11 @@ impl Ports {
 
     /// Appends `items` to `port`, taking the port if it was not taken.
     pub fn extend(&mut self, port: impl AsRef<str>, items: Vec<Item>) {
-        let slot = self.slot(port.as_ref());
-        if slot.is_empty() {
-            *slot = Arc::new(items);
-        } else {
-            Arc::make_mut(slot).extend(items);
+        let port = port.as_ref();
+        match self.position(port) {
+            Ok(i) if self.entries[i].1.is_empty() => self.entries[i].1 = Arc::new(items),
+            Ok(i) => Arc::make_mut(&mut self.entries[i].1).extend(items),
+            Err(i) => self.entries.insert(i, (port_name(port), Arc::new(items))),
         }
     }
 
@@ -128,7 +128,7 @@ impl Ports {
         let items = &other.entries[j].1;
         match self.position(port) {
             Ok(i) => Arc::make_mut(&mut self.entries[i].1).extend(items.iter().cloned()),
-            Err(i) => self.entries.insert(i, (Arc::from(port), Arc::clone(items))),
+            Err(i) => self.entries.insert(i, (port_name(port), Arc::clone(items))),
         }
     }
 
@@ -142,12 +142,24 @@ impl Ports {
             Ok(i) => i,
             Err(i) => {
                 self.entries
-                    .insert(i, (Arc::from(port), Arc::new(Vec::new())));
+                    .insert(i, (port_name(port), Arc::new(Vec::new())));
                 i
             }
         };
         &mut self.entries[i].1
     }
+}
+
+/// The shared name of `port`: `main` and `error`, on nearly every node's
+/// output, are made once rather than once per node execution.
+fn port_name(port: &str) -> Arc<str> {
+    static COMMON: std::sync::OnceLock<[Arc<str>; 2]> = std::sync::OnceLock::new();
+    let common = COMMON.get_or_init(|| [Arc::from(MAIN_PORT), Arc::from(ERROR_PORT)]);
+    common
+        .iter()
+        .find(|name| ***name == *port)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(port))
 }
 
 impl Serialize for Ports {
@@ -166,7 +178,7 @@ impl<'de> Deserialize<'de> for Ports {
         Ok(Self {
             entries: map
                 .into_iter()
-                .map(|(name, items)| (Arc::from(name), Arc::new(items)))
+                .map(|(name, items)| (port_name(&name), Arc::new(items)))
                 .collect(),
         })
     }

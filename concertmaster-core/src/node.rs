@@ -268,7 +268,9 @@ pub struct NodeContext {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) workflow_version: u32,
     pub(crate) attempt: u32,
-    pub(crate) idempotency_key: Arc<str>,
+    /// Made on first use: most nodes never ask for it, and every node
+    /// execution would otherwise pay for formatting it.
+    pub(crate) idempotency_key: std::sync::OnceLock<Arc<str>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) span: tracing::Span,
     pub(crate) resumed: Option<Resumed>,
@@ -286,7 +288,7 @@ impl NodeContext {
     ) -> Self {
         let node_id = node_id.into();
         Self {
-            idempotency_key: idempotency_key(run_id, &node_id).into(),
+            idempotency_key: std::sync::OnceLock::new(),
             run_id,
             node_id,
             node_type: Arc::from(""),
@@ -360,13 +362,14 @@ impl NodeContext {
     /// attempt, resumption and restart of this node in this run. Hand it to
     /// external systems as their idempotency key.
     pub fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
+        self.idempotency_key
+            .get_or_init(|| idempotency_key(self.run_id, &self.node_id).into())
     }
 
     /// The idempotency key of the item at `index` of this node's input, for
     /// side effects made per item (one ERP record per item).
     pub fn item_key(&self, index: usize) -> String {
-        format!("{}:{index}", self.idempotency_key)
+        format!("{}:{index}", self.idempotency_key())
     }
 
     /// Cancelled when the run is cancelled or the attempt timed out; long

@@ -67,6 +67,11 @@ impl PostgresStore {
     }
 }
 
+/// The bind parameter at position `n` of a generated statement.
+fn parameter(n: usize) -> String {
+    format!("${n}")
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     t
 }

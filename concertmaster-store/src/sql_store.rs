@@ -239,7 +239,7 @@ macro_rules! sql_store {
                         let tuples: Vec<String> = (0..n)
                             .map(|row| {
                                 let params: Vec<String> =
-                                    (1..=13).map(|col| format!("${}", row * 13 + col)).collect();
+                                    (1..=13).map(|col| parameter(row * 13 + col)).collect();
                                 format!("({})", params.join(", "))
                             })
                             .collect();

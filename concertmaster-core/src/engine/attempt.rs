@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::Inner;
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports, ERROR_PORT};
-use crate::node::{idempotency_key, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend};
+use crate::node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend};
 use crate::run::{NodeExecution, NodeStatus, Wait};
 use crate::store::StoreError;
 use crate::telemetry;
@@ -78,7 +78,7 @@ impl NodeTask {
         let mut record = NodeExecution {
             run_id: self.run_id,
             node_id: self.node_id.clone(),
-            node_type: self.node_type.to_string(),
+            node_type: String::from(&*self.node_type),
             status: NodeStatus::Running,
             attempt: self.attempt,
             input: std::mem::take(&mut self.input),
@@ -89,7 +89,6 @@ impl NodeTask {
             started_at: Some(self.started_at.unwrap_or_else(|| inner.clock.now())),
             ended_at: None,
         };
-        let key: Arc<str> = idempotency_key(self.run_id, &self.node_id).into();
         let max_attempts = self.retry.max_attempts.max(1);
         let mut tries = 0;
         let error = loop {
@@ -111,7 +110,7 @@ impl NodeTask {
                 workflow_id: self.workflow_id.clone(),
                 workflow_version: self.workflow_version,
                 attempt: record.attempt,
-                idempotency_key: Arc::clone(&key),
+                idempotency_key: std::sync::OnceLock::new(),
                 cancel: self.cancel.child_token(),
                 span: span.clone(),
                 resumed: record.resumed.clone(),

@@ -38,6 +38,7 @@ pub(super) async fn drive(
     async move {
         let mut signal = signals.try_recv().ok();
         loop {
+            let mut stored = None;
             let known = match signal.take() {
                 Some(Signal::Start(run)) => Some(*run),
                 other => {
@@ -46,7 +47,10 @@ pub(super) async fn drive(
                 }
             };
             match RunDriver::load(&inner, &tenant, id, known).await {
-                Ok(Load::Driver(mut driver)) => driver.drive(signal.take(), &mut signals).await,
+                Ok(Load::Driver(mut driver)) => {
+                    driver.drive(signal.take(), &mut signals).await;
+                    stored = driver.stored.then(|| driver.run.clone());
+                }
                 Ok(Load::Nothing) => {}
                 Ok(Load::HeldElsewhere) => {
                     if let Some(Signal::Cancel { reason }) = signal.take() {
@@ -57,7 +61,7 @@ pub(super) async fn drive(
                     tracing::error!(error = %err, "run could not be loaded; it stays in flight until the next engine start");
                 }
             }
-            match inner.retire(id, &mut signals) {
+            match inner.retire(id, &mut signals, stored) {
                 Some(next) => signal = Some(next),
                 None => return,
             }
@@ -136,6 +140,9 @@ struct RunDriver {
     running: FuturesUnordered<NodeFuture>,
     cancel: CancellationToken,
     failure: Option<String>,
+    /// Whether `run` is what the store holds: its settled or ended state
+    /// was committed.
+    stored: bool,
     /// Set when the store stayed unavailable past the retry period: the run
     /// is left in flight as stored, for this engine's next wake-up or the
     /// next engine's start, rather than failed for an outage.
@@ -225,6 +232,7 @@ impl RunDriver {
             running: FuturesUnordered::new(),
             cancel: CancellationToken::new(),
             failure: None,
+            stored: false,
             store_down: None,
             workflow,
         };
@@ -592,6 +600,7 @@ impl RunDriver {
             tracing::error!(error = %err, "run state could not be stored; it stays in flight");
             return;
         }
+        self.stored = true;
         release(&self.inner, self.run.id).await;
         if !waiting {
             telemetry::run_ended(
@@ -629,6 +638,7 @@ impl RunDriver {
                     run_age(&self.inner, &run),
                 );
                 self.run = run;
+                self.stored = true;
             }
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "run could not be ended; it stays in flight"),

@@ -6,7 +6,8 @@ mod attempt;
 mod driver;
 mod timers;
 
-use std::collections::HashMap;
+/// Keyed by ids the engine made: a fast hash, looked up on every step.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -98,7 +99,7 @@ pub(crate) struct Inner {
     node_permits: Arc<Semaphore>,
     workflows: Mutex<HashMap<(TenantId, WorkflowId, u32), ValidatedWorkflow>>,
     active: Mutex<HashMap<RunId, ActiveRun>>,
-    events: broadcast::Sender<RunId>,
+    events: broadcast::Sender<RunEvent>,
     timer_wake: Arc<Notify>,
     shutdown: CancellationToken,
     /// This engine's name on the leases it holds.
@@ -238,8 +239,8 @@ impl EngineBuilder {
             clock: self.clock,
             node_permits: Arc::new(Semaphore::new(self.limits.max_concurrent_nodes)),
             limits: self.limits,
-            workflows: Mutex::new(HashMap::new()),
-            active: Mutex::new(HashMap::new()),
+            workflows: Mutex::new(HashMap::default()),
+            active: Mutex::new(HashMap::default()),
             events,
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
@@ -587,11 +588,22 @@ impl Engine {
         done: impl Fn(&Run) -> bool,
     ) -> Result<Run> {
         let mut events = self.inner.events.subscribe();
+        // A run driven here announces its stored state when its driver
+        // retires, so waiting on it costs no store read. Subscribed first:
+        // a driver seen active now retires after, and its event comes.
+        let mut check = !self.inner.is_active(id);
+        let mut announced: Option<Arc<Run>> = None;
         loop {
-            let run = self.get_run(tenant, id).await?;
-            if done(&run) && !self.inner.is_active(id) {
-                return Ok(run);
+            if check {
+                let run = match announced.take() {
+                    Some(run) => Arc::unwrap_or_clone(run),
+                    None => self.get_run(tenant, id).await?,
+                };
+                if done(&run) && !self.inner.is_active(id) {
+                    return Ok(run);
+                }
             }
+            check = true;
             loop {
                 let event = tokio::select! {
                     event = events.recv() => event,
@@ -599,7 +611,10 @@ impl Engine {
                     () = self.inner.shutdown.cancelled() => return Err(Error::ShutDown),
                 };
                 match event {
-                    Ok(changed) if changed == id => break,
+                    Ok(event) if event.id == id => {
+                        announced = event.stored.filter(|run| run.tenant == *tenant);
+                        break;
+                    }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return Err(Error::ShutDown),
@@ -701,6 +716,15 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A run stopped moving here: its driver settled it or retired.
+#[derive(Debug, Clone)]
+pub(crate) struct RunEvent {
+    id: RunId,
+    /// The run as its driver last stored it, when the driver knows; a
+    /// waiter reads the store otherwise.
+    stored: Option<Arc<Run>>,
+}
+
 impl Inner {
     fn active(&self) -> MutexGuard<'_, HashMap<RunId, ActiveRun>> {
         self.active
@@ -751,6 +775,7 @@ impl Inner {
         &self,
         id: RunId,
         signals: &mut mpsc::UnboundedReceiver<Signal>,
+        stored: Option<Run>,
     ) -> Option<Signal> {
         let mut active = self.active();
         if let Ok(signal) = signals.try_recv() {
@@ -762,12 +787,15 @@ impl Inner {
             self.timer_wake.notify_one();
         }
         // Nobody may be listening; that is fine.
-        let _ = self.events.send(id);
+        let _ = self.events.send(RunEvent {
+            id,
+            stored: stored.map(Arc::new),
+        });
         None
     }
 
     pub(crate) fn notify_settled(&self, id: RunId) {
-        let _ = self.events.send(id);
+        let _ = self.events.send(RunEvent { id, stored: None });
     }
 
     /// Runs a store call, retrying with back-off while the store reports

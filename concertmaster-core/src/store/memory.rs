@@ -1,6 +1,6 @@
 //! `InMemoryStore`: the embedded default, for tests, examples and quickstarts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -18,6 +18,10 @@ use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 use crate::node::{Resumed, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
+
+/// Maps keyed by ids made here, never by an attacker's choice of key
+/// collisions: a fast hash, as every node execution looks several up.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A store that keeps everything in the process's memory.
 ///
@@ -63,7 +67,7 @@ impl Executions {
 
     fn save(&mut self, execution: &NodeExecution) {
         match self.by_node.get(&execution.node_id) {
-            Some(&i) => self.list[i] = execution.clone(),
+            Some(&i) => update_execution(&mut self.list[i], execution),
             None => {
                 self.by_node
                     .insert(execution.node_id.clone(), self.list.len());
@@ -71,6 +75,37 @@ impl Executions {
             }
         }
     }
+}
+
+/// Overwrites `stored` with `new`, a later record of the same node: its
+/// identity fields stay as they are rather than being copied again.
+fn update_execution(stored: &mut NodeExecution, new: &NodeExecution) {
+    let NodeExecution {
+        run_id: _,
+        node_id: _,
+        node_type,
+        status,
+        attempt,
+        input,
+        output,
+        error,
+        wait,
+        resumed,
+        started_at,
+        ended_at,
+    } = new;
+    if stored.node_type != *node_type {
+        stored.node_type.clone_from(node_type);
+    }
+    stored.status = *status;
+    stored.attempt = *attempt;
+    stored.input.clone_from(input);
+    stored.output.clone_from(output);
+    stored.error.clone_from(error);
+    stored.wait.clone_from(wait);
+    stored.resumed.clone_from(resumed);
+    stored.started_at = *started_at;
+    stored.ended_at = *ended_at;
 }
 
 impl State {

@@ -1,6 +1,7 @@
 -- Saves node executions, one or a whole group commit in one statement.
 -- The rows placeholder becomes one tuple of 13 parameters per execution
--- (`($1, ..., $13), ($14, ..., $26)`, in the order of the column list);
+-- (`($1, ..., $13), ($14, ..., $26)` on Postgres, anonymous `?` on SQLite,
+-- in the order of the column list);
 -- both SQLite and Postgres name a VALUES list's columns column1, column2, ...
 -- A row whose run has ended, or belongs to another tenant, is skipped: the
 -- caller compares the count and redoes the group row by row to learn which

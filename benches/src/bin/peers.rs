@@ -1,0 +1,932 @@
+//! The peer comparison: the same workloads on ConcertMaster (in memory, on
+//! SQLite, on Postgres) and on the peers users would pick instead (Restate,
+//! n8n, dagrs), alternating between systems round by round, written as one
+//! markdown table of medians and ratios.
+//!
+//! `benches/peers/run` installs and starts the peers and calls this with
+//! their addresses; a system that is not given is left out of the table.
+//!
+//! ```text
+//! peers [--rounds N] [--quick] [--out FILE] [--postgres URL]
+//!       [--restate URL] [--n8n URL] [--dagrs PATH] [--command TEXT]
+//! ```
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use concertmaster_benches::{
+    add_chain, add_fan_out_in, drop_postgres_schema, postgres_store, registry,
+};
+use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, Store, TenantId};
+use serde_json::{json, Value};
+
+type Outcome = Result<(), String>;
+type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+/// Starts one run of a workload and resolves when it has ended and its
+/// result was checked.
+type Runner = Arc<dyn Fn() -> RunFuture + Send + Sync>;
+
+/// The workflow shapes, the same on every system.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Shape {
+    Three,
+    Chain40,
+    FanOut,
+}
+
+impl Shape {
+    fn expected(self) -> i64 {
+        match self {
+            Shape::Three => 4,
+            Shape::Chain40 => 41,
+            Shape::FanOut => 2000,
+        }
+    }
+
+    fn nodes(self) -> usize {
+        match self {
+            Shape::Three => 4,
+            Shape::Chain40 => 41,
+            Shape::FanOut => 1002,
+        }
+    }
+
+    fn dagrs_name(self) -> &'static str {
+        match self {
+            Shape::Three => "three",
+            Shape::Chain40 => "chain40",
+            Shape::FanOut => "fanout1000",
+        }
+    }
+}
+
+/// What is measured, with its bounds: a fixed count of runs, how many are in
+/// flight at once, and a time limit after which the loop stops early.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Measure {
+    ThreeLatency,
+    ThreeThroughput,
+    Chain40,
+    FanOut,
+}
+
+const MEASURES: [Measure; 4] = [
+    Measure::ThreeLatency,
+    Measure::ThreeThroughput,
+    Measure::Chain40,
+    Measure::FanOut,
+];
+
+impl Measure {
+    fn shape(self) -> Shape {
+        match self {
+            Measure::ThreeLatency | Measure::ThreeThroughput => Shape::Three,
+            Measure::Chain40 => Shape::Chain40,
+            Measure::FanOut => Shape::FanOut,
+        }
+    }
+
+    /// (runs, in flight, time limit) of one round.
+    fn budget(self, quick: bool) -> (usize, usize, Duration) {
+        let (runs, in_flight, limit) = match self {
+            Measure::ThreeLatency => (300, 1, 60),
+            Measure::ThreeThroughput => (2000, 200, 120),
+            Measure::Chain40 => (50, 1, 60),
+            Measure::FanOut => (10, 1, 120),
+        };
+        let runs = if quick { (runs / 10).max(2) } else { runs };
+        (runs, in_flight, Duration::from_secs(limit))
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Measure::ThreeLatency => "3 steps, one run at a time: median latency (p95)",
+            Measure::ThreeThroughput => "3 steps, 200 runs in flight: runs/s",
+            Measure::Chain40 => "40-step chain: median time of one run",
+            Measure::FanOut => "fan-out to 1,000 and join: median time of one run",
+        }
+    }
+
+    fn higher_is_better(self) -> bool {
+        self == Measure::ThreeThroughput
+    }
+}
+
+/// What one round of one measure on one system gave.
+#[derive(Default, Clone)]
+struct Samples {
+    latencies: Vec<Duration>,
+    /// Runs per second of each round (throughput measures).
+    rates: Vec<f64>,
+    runs: usize,
+    failure: Option<String>,
+}
+
+enum System {
+    /// ConcertMaster inside this process: how hosts embed it.
+    Engine {
+        engine: Engine,
+        tenant: TenantId,
+        workflows: BTreeMap<Shape, PublishedWorkflow>,
+    },
+    /// A peer behind HTTP: POST a body, read the result from the answer.
+    Http {
+        client: reqwest::Client,
+        urls: BTreeMap<Shape, (String, Value)>,
+    },
+    /// dagrs, in its own process (its own Rust project): it times its runs
+    /// itself and prints them.
+    Dagrs { binary: PathBuf },
+}
+
+struct Subject {
+    name: &'static str,
+    durable: bool,
+    system: System,
+}
+
+impl Subject {
+    fn runner(&self, shape: Shape) -> Option<Runner> {
+        match &self.system {
+            System::Engine {
+                engine,
+                tenant,
+                workflows,
+            } => {
+                let (engine, tenant) = (engine.clone(), tenant.clone());
+                let workflow = workflows.get(&shape)?.clone();
+                Some(Arc::new(move || {
+                    let (engine, tenant, workflow) =
+                        (engine.clone(), tenant.clone(), workflow.clone());
+                    Box::pin(async move { run_engine(&engine, &tenant, &workflow).await })
+                }))
+            }
+            System::Http { client, urls } => {
+                let client = client.clone();
+                let (url, body) = urls.get(&shape)?.clone();
+                Some(Arc::new(move || {
+                    let (client, url, body) = (client.clone(), url.clone(), body.clone());
+                    Box::pin(async move { run_http(&client, &url, &body, shape).await })
+                }))
+            }
+            System::Dagrs { .. } => None,
+        }
+    }
+
+    async fn measure(&self, measure: Measure, quick: bool) -> Samples {
+        let (runs, in_flight, limit) = measure.budget(quick);
+        if let System::Dagrs { binary } = &self.system {
+            return run_dagrs(binary, measure.shape(), runs, in_flight, limit).await;
+        }
+        let Some(runner) = self.runner(measure.shape()) else {
+            return failed("no such workload here");
+        };
+        if in_flight == 1 {
+            sequential(runner, runs, limit).await
+        } else {
+            concurrent(runner, runs, in_flight, limit).await
+        }
+    }
+
+    /// A few runs before the first measured round: connections opened,
+    /// statements prepared, code paths warm.
+    async fn warm_up(&self, quick: bool) -> Outcome {
+        for shape in [Shape::Three, Shape::Chain40, Shape::FanOut] {
+            if let Some(runner) = self.runner(shape) {
+                let times = match (shape, quick) {
+                    (Shape::FanOut, _) | (_, true) => 1,
+                    _ => 20,
+                };
+                for _ in 0..times {
+                    runner().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn failed(why: impl Into<String>) -> Samples {
+    Samples {
+        failure: Some(why.into()),
+        ..Samples::default()
+    }
+}
+
+async fn run_engine(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) -> Outcome {
+    let id = engine
+        .start(workflow, json!({"x": 1}))
+        .await
+        .map_err(|e| e.to_string())?;
+    let run = engine
+        .settled(tenant, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if run.status == RunStatus::Succeeded {
+        Ok(())
+    } else {
+        Err(format!("run {id} ended {:?}: {:?}", run.status, run.error))
+    }
+}
+
+async fn run_http(client: &reqwest::Client, url: &str, body: &Value, shape: Shape) -> Outcome {
+    let response = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("POST {url}: {status}: {text}"));
+    }
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| format!("POST {url}: {e}: {text}"))?;
+    // Restate answers the bare number; n8n an object with `x` (`sum_x`
+    // from its Summarize node).
+    let result = value.as_i64().or_else(|| {
+        ["x", "sum_x"]
+            .into_iter()
+            .find_map(|key| value.get(key).and_then(Value::as_i64))
+    });
+    if result == Some(shape.expected()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "POST {url}: expected {}, got {text}",
+            shape.expected()
+        ))
+    }
+}
+
+/// Checks the result of one run on the engine: the last node's `x`.
+async fn verify_engine(
+    engine: &Engine,
+    tenant: &TenantId,
+    workflow: &PublishedWorkflow,
+    shape: Shape,
+) -> Outcome {
+    let id = engine
+        .start(workflow, json!({"x": 1}))
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .settled(tenant, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let detail = engine.run(tenant, id).await.map_err(|e| e.to_string())?;
+    let last = match shape {
+        Shape::Three => "s2",
+        Shape::Chain40 => "s39",
+        Shape::FanOut => "join",
+    };
+    let x = detail
+        .output(last)
+        .and_then(|ports| ports.main_items().first())
+        .and_then(|item| item.get("x"))
+        .and_then(Value::as_i64);
+    if x == Some(shape.expected()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{shape:?}: expected x = {}, got {x:?}",
+            shape.expected()
+        ))
+    }
+}
+
+async fn sequential(runner: Runner, runs: usize, limit: Duration) -> Samples {
+    let began = Instant::now();
+    let mut samples = Samples::default();
+    while samples.runs < runs && began.elapsed() < limit {
+        let start = Instant::now();
+        if let Err(why) = runner().await {
+            samples.failure = Some(why);
+            break;
+        }
+        samples.latencies.push(start.elapsed());
+        samples.runs += 1;
+    }
+    samples
+}
+
+async fn concurrent(runner: Runner, runs: usize, in_flight: usize, limit: Duration) -> Samples {
+    let began = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut lanes = Vec::with_capacity(in_flight);
+    for _ in 0..in_flight {
+        let (runner, next) = (Arc::clone(&runner), Arc::clone(&next));
+        lanes.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            while next.fetch_add(1, Ordering::Relaxed) < runs && began.elapsed() < limit {
+                runner().await?;
+                done += 1;
+            }
+            Ok::<usize, String>(done)
+        }));
+    }
+    let mut samples = Samples::default();
+    for lane in lanes {
+        match lane.await {
+            Ok(Ok(done)) => samples.runs += done,
+            Ok(Err(why)) => samples.failure = Some(why),
+            Err(panic) => samples.failure = Some(panic.to_string()),
+        }
+    }
+    let elapsed = began.elapsed();
+    if samples.failure.is_none() {
+        samples
+            .rates
+            .push(samples.runs as f64 / elapsed.as_secs_f64());
+    }
+    samples
+}
+
+async fn run_dagrs(
+    binary: &Path,
+    shape: Shape,
+    runs: usize,
+    in_flight: usize,
+    limit: Duration,
+) -> Samples {
+    let child = tokio::process::Command::new(binary)
+        .args([
+            shape.dagrs_name().to_string(),
+            runs.to_string(),
+            in_flight.to_string(),
+        ])
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(limit, child).await {
+        Err(_) => return failed(format!("did not finish within {limit:?}")),
+        Ok(Err(e)) => return failed(format!("{}: {e}", binary.display())),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        return failed(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    }
+    let parsed: Value = match serde_json::from_slice(&output.stdout) {
+        Ok(value) => value,
+        Err(e) => return failed(format!("dagrs-peer printed no JSON: {e}")),
+    };
+    let latencies: Vec<Duration> = parsed["latencies_ns"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(Value::as_u64)
+                .map(Duration::from_nanos)
+                .collect()
+        })
+        .unwrap_or_default();
+    let elapsed = Duration::from_nanos(parsed["elapsed_ns"].as_u64().unwrap_or(0));
+    let mut samples = Samples {
+        runs: latencies.len(),
+        ..Samples::default()
+    };
+    if in_flight > 1 {
+        samples
+            .rates
+            .push(latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9));
+    } else {
+        samples.latencies = latencies;
+    }
+    samples
+}
+
+struct Options {
+    rounds: usize,
+    quick: bool,
+    out: PathBuf,
+    postgres: Option<String>,
+    restate: Option<String>,
+    n8n: Option<String>,
+    dagrs: Option<PathBuf>,
+    command: String,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        rounds: 3,
+        quick: false,
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md"),
+        postgres: None,
+        restate: None,
+        n8n: None,
+        dagrs: None,
+        command: "benches/peers/run".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--quick" {
+            options.quick = true;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rounds" => {
+                options.rounds = value
+                    .parse()
+                    .map_err(|_| format!("--rounds {value}: not a whole number"))?
+            }
+            "--out" => options.out = value.into(),
+            "--postgres" => options.postgres = Some(value),
+            "--restate" => options.restate = Some(value),
+            "--n8n" => options.n8n = Some(value),
+            "--dagrs" => options.dagrs = Some(value.into()),
+            "--command" => options.command = value,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    options.rounds = options.rounds.max(1);
+    Ok(options)
+}
+
+async fn engine_subject(
+    name: &'static str,
+    durable: bool,
+    store: Option<Arc<dyn Store>>,
+) -> Result<Subject, String> {
+    let mut builder = Engine::builder().registry(registry());
+    if let Some(store) = store {
+        builder = builder.shared_store(store);
+    }
+    let engine = builder.build().await.map_err(|e| e.to_string())?;
+    let tenant = TenantId::new("peers");
+    let mut workflows = BTreeMap::new();
+    for (shape, definition) in [
+        (Shape::Three, add_chain(3)),
+        (Shape::Chain40, add_chain(40)),
+        (Shape::FanOut, add_fan_out_in(1000)),
+    ] {
+        let workflow = engine
+            .publish(&tenant, definition)
+            .await
+            .map_err(|e| e.to_string())?;
+        verify_engine(&engine, &tenant, &workflow, shape).await?;
+        workflows.insert(shape, workflow);
+    }
+    Ok(Subject {
+        name,
+        durable,
+        system: System::Engine {
+            engine,
+            tenant,
+            workflows,
+        },
+    })
+}
+
+/// The schema the comparison works in on Postgres, dropped when it ends.
+const PG_SCHEMA: &str = "cm_peers";
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("an HTTP client without TLS settings builds")
+}
+
+async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
+    let mut subjects = Vec::new();
+    let mut add = |result: Result<Subject, String>, name: &str| match result {
+        Ok(subject) => subjects.push(subject),
+        Err(why) => eprintln!("{name}: left out: {why}"),
+    };
+    add(
+        engine_subject("ConcertMaster, in memory", false, None).await,
+        "in memory",
+    );
+    if let Some(binary) = &options.dagrs {
+        add(
+            Ok(Subject {
+                name: "dagrs",
+                durable: false,
+                system: System::Dagrs {
+                    binary: binary.clone(),
+                },
+            }),
+            "dagrs",
+        );
+    }
+    let sqlite = match concertmaster_store::SqliteStore::open(sqlite_dir.join("peers.db")).await {
+        Ok(store) => {
+            engine_subject(
+                "ConcertMaster, SQLite",
+                true,
+                Some(Arc::new(store) as Arc<dyn Store>),
+            )
+            .await
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    add(sqlite, "SQLite");
+    if let Some(url) = &options.postgres {
+        let postgres = match postgres_store(url, PG_SCHEMA).await {
+            Ok(store) => engine_subject("ConcertMaster, Postgres", true, Some(store)).await,
+            Err(why) => Err(why),
+        };
+        add(postgres, "Postgres");
+    }
+    if let Some(base) = &options.restate {
+        let base = base.trim_end_matches('/');
+        let urls = [
+            (Shape::Three, "three"),
+            (Shape::Chain40, "chain40"),
+            (Shape::FanOut, "fanout1000"),
+        ]
+        .into_iter()
+        .map(|(shape, handler)| (shape, (format!("{base}/bench/{handler}"), json!(1))))
+        .collect();
+        add(
+            Ok(Subject {
+                name: "Restate",
+                durable: true,
+                system: System::Http {
+                    client: http_client(),
+                    urls,
+                },
+            }),
+            "Restate",
+        );
+    }
+    if let Some(base) = &options.n8n {
+        let base = base.trim_end_matches('/');
+        let urls = [
+            (Shape::Three, "cm-three"),
+            (Shape::Chain40, "cm-chain40"),
+            (Shape::FanOut, "cm-fanout1000"),
+        ]
+        .into_iter()
+        .map(|(shape, path)| (shape, (format!("{base}/webhook/{path}"), json!({"x": 1}))))
+        .collect();
+        add(
+            Ok(Subject {
+                name: "n8n",
+                durable: true,
+                system: System::Http {
+                    client: http_client(),
+                    urls,
+                },
+            }),
+            "n8n",
+        );
+    }
+    subjects
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(index).copied()
+}
+
+fn median_f64(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// The figure compared across systems: seconds (lower is better) or runs/s.
+fn headline(measure: Measure, samples: &Samples) -> Option<f64> {
+    if samples.failure.is_some() {
+        return None;
+    }
+    if measure.higher_is_better() {
+        median_f64(&samples.rates)
+    } else {
+        let mut sorted = samples.latencies.clone();
+        sorted.sort();
+        quantile(&sorted, 0.5).map(|d| d.as_secs_f64())
+    }
+}
+
+fn duration_text(seconds: f64) -> String {
+    if seconds < 1e-3 {
+        format!("{:.1} µs", seconds * 1e6)
+    } else if seconds < 1.0 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+fn cell(measure: Measure, samples: &Samples) -> String {
+    if let Some(why) = &samples.failure {
+        let short: String = why.chars().take(80).collect();
+        return format!("failed: {}", short.replace('|', "/"));
+    }
+    match headline(measure, samples) {
+        None => "–".into(),
+        Some(rate) if measure.higher_is_better() => format!("{rate:.0} runs/s"),
+        Some(seconds) if measure == Measure::ThreeLatency => {
+            let mut sorted = samples.latencies.clone();
+            sorted.sort();
+            let p95 = quantile(&sorted, 0.95).map_or(0.0, |d| d.as_secs_f64());
+            format!("{} ({})", duration_text(seconds), duration_text(p95))
+        }
+        Some(seconds) => duration_text(seconds),
+    }
+}
+
+/// ConcertMaster / peer, read so that above 1 means ConcertMaster is ahead:
+/// runs/s divided, times inverted.
+fn ratio(measure: Measure, ours: &Samples, theirs: &Samples) -> String {
+    match (headline(measure, ours), headline(measure, theirs)) {
+        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => {
+            let ahead = if measure.higher_is_better() {
+                a / b
+            } else {
+                b / a
+            };
+            format!("{ahead:.1}×")
+        }
+        _ => "–".into(),
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .map_or("unknown".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    let os = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|l| l.trim_matches('"').to_string())
+        .unwrap_or_else(|| "unknown OS".into());
+    format!(
+        "{model}, {cores} cores, {memory}; {os}, Linux {}; {}; node {}",
+        command_line("uname", &["-r"]),
+        command_line("rustc", &["--version"]),
+        command_line("node", &["--version"]),
+    )
+}
+
+type Table = BTreeMap<(Measure, &'static str), Samples>;
+
+fn write_results(options: &Options, subjects: &[Subject], table: &Table) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let _ = writeln!(out, "# ConcertMaster beside its peers\n");
+    let _ = writeln!(
+        out,
+        "Measured {date} with `{}` ({} rounds{}; systems alternate within each round).\n",
+        options.command,
+        options.rounds,
+        if options.quick { ", quick" } else { "" }
+    );
+    let _ = writeln!(out, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        out,
+        "Every system runs the same three shapes, each step adding one to a number \
+         and the result checked on every run: a trigger then 3 steps; a trigger then \
+         40 steps; a trigger fanning out to 1,000 steps joined by one. ConcertMaster \
+         runs inside the benchmark process, as hosts embed it; Restate and n8n are \
+         servers on 127.0.0.1 reached over HTTP by the same client; dagrs runs in a \
+         process of its own. Ratios are ConcertMaster against the peer, above 1× \
+         where ConcertMaster is ahead (runs/s divided, times inverted).\n"
+    );
+    let _ = writeln!(
+        out,
+        "Durability as each system ships it: ConcertMaster on SQLite commits every \
+         node transition to one file in WAL mode with `synchronous = NORMAL` (safe \
+         across a process crash; a power loss may drop the last commits), on \
+         Postgres with the server's `fsync` and `synchronous_commit` on; Restate \
+         journals every step in its own log and RocksDB (its defaults); n8n stores \
+         each execution in SQLite (its defaults). dagrs and ConcertMaster in memory \
+         persist nothing.\n"
+    );
+    for (title, durable) in [
+        ("In memory (nothing persisted)", false),
+        ("Durable (every step committed)", true),
+    ] {
+        let ours: Vec<&Subject> = subjects
+            .iter()
+            .filter(|s| s.durable == durable && s.name.starts_with("ConcertMaster"))
+            .collect();
+        let peers: Vec<&Subject> = subjects
+            .iter()
+            .filter(|s| s.durable == durable && !s.name.starts_with("ConcertMaster"))
+            .collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "## {title}\n");
+        let mut header = vec!["workload".to_string()];
+        header.extend(ours.iter().chain(&peers).map(|s| s.name.to_string()));
+        for o in &ours {
+            for p in &peers {
+                header.push(format!("{} / {}", short_name(o.name), p.name));
+            }
+        }
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        for measure in MEASURES {
+            let get = |s: &Subject| table.get(&(measure, s.name)).cloned().unwrap_or_default();
+            let mut row = vec![measure.title().to_string()];
+            row.extend(ours.iter().chain(&peers).map(|s| cell(measure, &get(s))));
+            for o in &ours {
+                for p in &peers {
+                    row.push(ratio(measure, &get(o), &get(p)));
+                }
+            }
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        let mut row = vec!["time per node, 40-step chain / fan-out (run time ÷ nodes)".to_string()];
+        for s in ours.iter().chain(&peers) {
+            let per = |measure: Measure| {
+                table
+                    .get(&(measure, s.name))
+                    .and_then(|samples| headline(measure, samples))
+                    .map_or("–".to_string(), |secs| {
+                        duration_text(secs / measure.shape().nodes() as f64)
+                    })
+            };
+            row.push(format!(
+                "{} / {}",
+                per(Measure::Chain40),
+                per(Measure::FanOut)
+            ));
+        }
+        row.resize(header.len(), String::new());
+        let _ = writeln!(out, "| {} |\n", row.join(" | "));
+    }
+    let _ = writeln!(out, "## Targets\n");
+    let _ = writeln!(out, "{}", targets(table));
+    let runs: usize = table.values().map(|s| s.runs).sum();
+    let _ = writeln!(out, "{runs} runs measured in all.\n");
+    let _ = writeln!(
+        out,
+        "Where the time goes, what was changed for these figures and what is \
+         left: [README.md](README.md#where-the-time-goes)."
+    );
+    std::fs::write(&options.out, out)
+}
+
+fn short_name(name: &str) -> &str {
+    name.strip_prefix("ConcertMaster, ").unwrap_or(name)
+}
+
+fn targets(table: &Table) -> String {
+    let figure = |measure: Measure, name: &str| {
+        table
+            .get(&(measure, name))
+            .and_then(|samples| headline(measure, samples))
+    };
+    let verdict = |met: Option<bool>| match met {
+        Some(true) => "met",
+        Some(false) => "missed",
+        None => "not measured",
+    };
+    let mut lines = Vec::new();
+    let per_node = [Measure::Chain40, Measure::FanOut]
+        .into_iter()
+        .filter_map(|m| figure(m, "ConcertMaster, in memory").map(|s| s / m.shape().nodes() as f64))
+        .fold(None::<f64>, |worst, v| Some(worst.map_or(v, |w| w.max(v))));
+    lines.push(format!(
+        "- In memory, under 2 µs per node: {} ({}).",
+        verdict(per_node.map(|s| s < 2e-6)),
+        per_node.map_or("–".into(), |s| format!(
+            "worst shape {}",
+            duration_text(s)
+        ))
+    ));
+    let sqlite_latency = figure(Measure::ThreeLatency, "ConcertMaster, SQLite");
+    lines.push(format!(
+        "- SQLite, 3 steps under 1 ms median: {} ({}).",
+        verdict(sqlite_latency.map(|s| s < 1e-3)),
+        sqlite_latency.map_or("–".into(), duration_text)
+    ));
+    let restate = figure(Measure::ThreeThroughput, "Restate");
+    for (name, times) in [
+        ("ConcertMaster, SQLite", 10.0),
+        ("ConcertMaster, Postgres", 3.0),
+    ] {
+        let ours = figure(Measure::ThreeThroughput, name);
+        let ratio = ours.zip(restate).map(|(a, b)| a / b);
+        lines.push(format!(
+            "- {}, at least {times}× Restate's throughput: {} ({}).",
+            short_name(name),
+            verdict(ratio.map(|r| r >= times)),
+            ratio.map_or("–".into(), |r| format!("{r:.1}×"))
+        ));
+    }
+    lines.join("\n") + "\n"
+}
+
+async fn measure_all(options: &Options, subjects: &[Subject]) -> Table {
+    let mut table = Table::new();
+    let mut broken: BTreeMap<&'static str, String> = BTreeMap::new();
+    for subject in subjects {
+        if let Err(why) = subject.warm_up(options.quick).await {
+            eprintln!("{}: warm-up failed: {why}", subject.name);
+            broken.insert(subject.name, why);
+        }
+    }
+    for round in 0..options.rounds {
+        for measure in MEASURES {
+            // Each round starts with a different system, so none always
+            // runs on a machine just warmed (or just tired) by another.
+            let count = subjects.len();
+            for k in 0..count {
+                let subject = &subjects[(k + round) % count];
+                let entry = table.entry((measure, subject.name)).or_default();
+                if let Some(why) = broken.get(subject.name).or(entry.failure.as_ref()) {
+                    entry.failure = Some(why.clone());
+                    continue;
+                }
+                let samples = subject.measure(measure, options.quick).await;
+                eprintln!(
+                    "round {} · {:?} · {}: {} runs {}",
+                    round + 1,
+                    measure,
+                    subject.name,
+                    samples.runs,
+                    cell(measure, &samples)
+                );
+                entry.latencies.extend(samples.latencies);
+                entry.rates.extend(samples.rates);
+                entry.runs += samples.runs;
+                entry.failure = samples.failure;
+            }
+        }
+    }
+    for subject in subjects {
+        if let System::Engine { engine, .. } = &subject.system {
+            engine.shutdown();
+        }
+    }
+    if let Some(url) = &options.postgres {
+        drop_postgres_schema(url, PG_SCHEMA).await;
+    }
+    table
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(why) => {
+            eprintln!("peers: {why}");
+            std::process::exit(2);
+        }
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        eprintln!("peers: no temporary directory for the SQLite file");
+        std::process::exit(1);
+    };
+    // Measured from a task on the runtime's workers, as a host's request
+    // handler would call the engine, not from the thread blocked in main.
+    let measured = tokio::spawn(async move {
+        let subjects = subjects(&options, dir.path()).await;
+        let table = measure_all(&options, &subjects).await;
+        (options, subjects, table)
+    })
+    .await;
+    let Ok((options, subjects, table)) = measured else {
+        eprintln!("peers: the measuring task panicked");
+        std::process::exit(1);
+    };
+    match write_results(&options, &subjects, &table) {
+        Ok(()) => eprintln!("wrote {}", options.out.display()),
+        Err(e) => {
+            eprintln!("peers: {}: {e}", options.out.display());
+            std::process::exit(1);
+        }
+    }
+}
