@@ -714,7 +714,10 @@ fn write_results(options: &Options, subjects: &[Subject], table: &Table) -> std:
     let _ = writeln!(
         out,
         "Every system runs the same three shapes, each step adding one to a number \
-         and the result checked on every run: a trigger then 3 steps; a trigger then \
+         (the peers' result checked on every run; ConcertMaster's result checked \
+         before measuring, then every run checked to succeed, since reading a \
+         run's outputs is a store read the peers do not pay): a trigger then 3 \
+         steps; a trigger then \
          40 steps; a trigger fanning out to 1,000 steps joined by one. ConcertMaster \
          runs inside the benchmark process, as hosts embed it; Restate and n8n are \
          servers on 127.0.0.1 reached over HTTP by the same client; dagrs runs in a \
