@@ -498,6 +498,24 @@ fn http_client() -> reqwest::Client {
         .expect("an HTTP client without TLS settings builds")
 }
 
+/// A durable peer behind HTTP: `urls` start the 3-step, 40-step and
+/// fan-out workloads, each POSTed `body`.
+fn http_subject(name: &'static str, urls: [String; 3], body: Value) -> Subject {
+    let urls = [Shape::Three, Shape::Chain40, Shape::FanOut]
+        .into_iter()
+        .zip(urls)
+        .map(|(shape, url)| (shape, (url, body.clone())))
+        .collect();
+    Subject {
+        name,
+        durable: true,
+        system: System::Http {
+            client: http_client(),
+            urls,
+        },
+    }
+}
+
 async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
     let mut subjects = Vec::new();
     let mut add = |result: Result<Subject, String>, name: &str| match result {
@@ -541,47 +559,15 @@ async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
     }
     if let Some(base) = &options.restate {
         let base = base.trim_end_matches('/');
-        let urls = [
-            (Shape::Three, "three"),
-            (Shape::Chain40, "chain40"),
-            (Shape::FanOut, "fanout1000"),
-        ]
-        .into_iter()
-        .map(|(shape, handler)| (shape, (format!("{base}/bench/{handler}"), json!(1))))
-        .collect();
-        add(
-            Ok(Subject {
-                name: "Restate",
-                durable: true,
-                system: System::Http {
-                    client: http_client(),
-                    urls,
-                },
-            }),
-            "Restate",
-        );
+        let url = |handler: &str| format!("{base}/bench/{handler}");
+        let urls = [url("three"), url("chain40"), url("fanout1000")];
+        add(Ok(http_subject("Restate", urls, json!(1))), "Restate");
     }
     if let Some(base) = &options.n8n {
         let base = base.trim_end_matches('/');
-        let urls = [
-            (Shape::Three, "cm-three"),
-            (Shape::Chain40, "cm-chain40"),
-            (Shape::FanOut, "cm-fanout1000"),
-        ]
-        .into_iter()
-        .map(|(shape, path)| (shape, (format!("{base}/webhook/{path}"), json!({"x": 1}))))
-        .collect();
-        add(
-            Ok(Subject {
-                name: "n8n",
-                durable: true,
-                system: System::Http {
-                    client: http_client(),
-                    urls,
-                },
-            }),
-            "n8n",
-        );
+        let url = |path: &str| format!("{base}/webhook/{path}");
+        let urls = [url("cm-three"), url("cm-chain40"), url("cm-fanout1000")];
+        add(Ok(http_subject("n8n", urls, json!({"x": 1}))), "n8n");
     }
     subjects
 }
