@@ -119,8 +119,8 @@ pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, W
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,
-    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunStore, Store, StoreError,
-    StoreErrorKind, StoreResult, StoredConnection, WaitStore, WorkflowStore,
+    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunStart, RunStore, Store,
+    StoreError, StoreErrorKind, StoreResult, StoredConnection, WaitStore, WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

@@ -19,7 +19,8 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7165066905352565869)"
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// Node executions to save, grouped into shared commits by one writer task.
+    /// The engine's writes (node executions, run starts and settles),
+    /// grouped into shared commits by one writer task.
     writes: tokio::sync::mpsc::Sender<PendingWrite>,
 }
 

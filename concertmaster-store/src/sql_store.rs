@@ -27,7 +27,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, Resumed, Run, RunFilter, RunId, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, Resumed, Run, RunFilter, RunId, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -144,21 +144,34 @@ macro_rules! sql_store {
             Ok(done.rows_affected())
         }
 
-        /// Most node executions one group commit carries.
+        /// Most writes one group commit carries.
         const GROUP_COMMIT_MAX: usize = 128;
 
-        /// A node execution waiting for the group commit, and who to tell.
+        /// A write the writer task commits, alone or with others.
+        #[derive(Debug)]
+        enum Write {
+            /// `save_node_execution`; answers the rows written (0: the run
+            /// has ended or is not the tenant's).
+            Execution { tenant: TenantId, execution: NodeExecution },
+            /// `start_run`; answers 1.
+            Start { run: Run, owner: String, until: DateTime<Utc>, audit: AuditEntry },
+            /// `settle_run`; answers the runs updated (0: the run has ended
+            /// or is not the tenant's).
+            Settle { run: Run, owner: String },
+        }
+
+        /// A write waiting for the group commit, and who to tell.
         #[derive(Debug)]
         struct PendingWrite {
-            tenant: TenantId,
-            execution: NodeExecution,
+            write: Write,
             done: tokio::sync::oneshot::Sender<StoreResult<u64>>,
         }
 
-        /// Starts the writer task that saves node executions for `pool` and
-        /// returns its queue. One writer at a time: committing groups side by
-        /// side made them smaller and measured slower on both backends. The
-        /// task ends when the last store clone holding the queue is dropped.
+        /// Starts the writer task that commits the engine's writes for `pool`
+        /// and returns its queue. One writer at a time: committing groups
+        /// side by side made them smaller and measured slower on both
+        /// backends. The task ends when the last store clone holding the
+        /// queue is dropped.
         fn spawn_group_commits(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<PendingWrite> {
             let (writes, queue) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
             tokio::spawn(group_commits(pool, queue));
@@ -166,28 +179,24 @@ macro_rules! sql_store {
         }
 
         impl $store {
-            /// Saves one node execution through the group commit: it returns
-            /// once the commit that carries it is durable, with the number of
-            /// rows written (0: the run has ended or is not the tenant's).
-            async fn write_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<u64> {
+            /// Hands `write` to the group commit: it returns once the commit
+            /// that carries it is durable. The writer task, not the caller,
+            /// holds the transaction, so a caller that stops waiting cannot
+            /// leave one open.
+            async fn write(&self, write: Write) -> StoreResult<u64> {
                 let gone = || StoreError::Unavailable {
-                    message: "the node execution writer stopped".into(),
+                    message: "the store's writer task stopped".into(),
                 };
                 let (done, outcome) = tokio::sync::oneshot::channel();
-                let write = PendingWrite {
-                    tenant: tenant.clone(),
-                    execution: execution.clone(),
-                    done,
-                };
-                self.writes.send(write).await.map_err(|_| gone())?;
+                self.writes.send(PendingWrite { write, done }).await.map_err(|_| gone())?;
                 outcome.await.map_err(|_| gone())?
             }
         }
 
-        /// The writer task: takes every node execution waiting and saves them
-        /// in one statement. Under load one commit carries the transitions of
-        /// many runs, sharing one round trip and one fsync; alone, a write
-        /// commits at once.
+        /// The writer task: takes every write waiting and commits them
+        /// together. Under load one commit carries the transitions of many
+        /// runs, sharing one commit and its WAL write or fsync; alone, a
+        /// write commits at once.
         async fn group_commits(pool: sqlx::Pool<Db>, mut queue: tokio::sync::mpsc::Receiver<PendingWrite>) {
             let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
             while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
@@ -200,32 +209,159 @@ macro_rules! sql_store {
         }
 
         async fn commit_group(pool: &sqlx::Pool<Db>, batch: &[PendingWrite]) -> Vec<StoreResult<u64>> {
-            // The common case, every row saved, costs one statement; only a
-            // group holding a refused or failing row pays for learning which.
-            if batch.len() > 1 && commit_in_one_statement(pool, batch).await {
+            // The common case, every write applied, costs one commit; only a
+            // group holding a refused or failing write pays for learning which.
+            let executions: Vec<(&TenantId, &NodeExecution)> = batch
+                .iter()
+                .filter_map(|w| match &w.write {
+                    Write::Execution { tenant, execution } => Some((tenant, execution)),
+                    _ => None,
+                })
+                .collect();
+            let together = if executions.len() == batch.len() {
+                // Node executions alone: one statement, its own commit.
+                batch.len() > 1 && upsert_all(pool, &executions).await
+            } else {
+                commit_in_one_transaction(pool, batch, &executions).await
+            };
+            if together {
                 return batch.iter().map(|_| Ok(1)).collect();
             }
             let mut results = Vec::with_capacity(batch.len());
             for write in batch {
                 // Each in its own commit: in Postgres a failed statement would
                 // take a shared transaction down with it.
-                results.push(save_execution(pool, &write.tenant, &write.execution).await);
+                results.push(write_alone(pool, &write.write).await);
             }
             results
         }
 
-        /// Saves the whole group with `node/upsert`: true when every row
+        /// Applies the whole group in one transaction: true when it committed
+        /// with every write applied. Otherwise it is rolled back, and the
+        /// row-by-row pass redoes each write.
+        async fn commit_in_one_transaction(
+            pool: &sqlx::Pool<Db>,
+            batch: &[PendingWrite],
+            executions: &[(&TenantId, &NodeExecution)],
+        ) -> bool {
+            let Ok(mut tx) = pool.begin().await else {
+                return false;
+            };
+            if !executions.is_empty() && !upsert_all(&mut *tx, executions).await {
+                return false;
+            }
+            for write in batch {
+                let applied = match &write.write {
+                    Write::Execution { .. } => true,
+                    Write::Start { run, owner, until, audit } => {
+                        start_in(&mut tx, run, owner, *until, audit).await.is_ok()
+                    }
+                    Write::Settle { run, owner } => matches!(settle_in(&mut tx, run, owner).await, Ok(1)),
+                };
+                if !applied {
+                    return false;
+                }
+            }
+            tx.commit().await.is_ok()
+        }
+
+        /// One write in a commit of its own.
+        async fn write_alone(pool: &sqlx::Pool<Db>, write: &Write) -> StoreResult<u64> {
+            match write {
+                Write::Execution { tenant, execution } => save_execution(pool, tenant, execution).await,
+                Write::Start { run, owner, until, audit } => {
+                    let mut tx = pool.begin().await.map_err(|err| store_error(err, "run", run.id))?;
+                    start_in(&mut tx, run, owner, *until, audit).await?;
+                    tx.commit().await.map_err(|err| store_error(err, "run", run.id))?;
+                    Ok(1)
+                }
+                Write::Settle { run, owner } => {
+                    let mut tx = pool.begin().await.map_err(|err| store_error(err, "run", run.id))?;
+                    let updated = settle_in(&mut tx, run, owner).await?;
+                    if updated > 0 {
+                        tx.commit().await.map_err(|err| store_error(err, "run", run.id))?;
+                    }
+                    Ok(updated)
+                }
+            }
+        }
+
+        /// Inserts a run, its starter's lease and its audit entry.
+        async fn start_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run: &Run,
+            owner: &str,
+            until: DateTime<Utc>,
+            audit: &AuditEntry,
+        ) -> StoreResult<()> {
+            let fail = |err| store_error(err, "run", run.id);
+            bind_run(sqlx::query(sql!("run/insert")), run)?
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            sqlx::query(sql!("lease/insert"))
+                .bind(run.id.as_uuid())
+                .bind(owner)
+                .bind(ts(until))
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            insert_audit(&mut *conn, audit).await
+        }
+
+        /// Updates a run and, when it was updated, frees `owner`'s lease on
+        /// it; returns the runs updated.
+        async fn settle_in(conn: &mut <Db as sqlx::Database>::Connection, run: &Run, owner: &str) -> StoreResult<u64> {
+            let fail = |err| store_error(err, "run", run.id);
+            let updated = bind_run(sqlx::query(sql!("run/update")), run)?
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?
+                .rows_affected();
+            if updated > 0 {
+                sqlx::query(sql!("lease/release"))
+                    .bind(run.id.as_uuid())
+                    .bind(owner)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+            }
+            Ok(updated)
+        }
+
+        async fn insert_audit<'c, E>(executor: E, entry: &AuditEntry) -> StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            sqlx::query(sql!("audit/insert"))
+                .bind(entry.tenant.as_str())
+                .bind(ts(entry.at))
+                .bind(entry.actor.as_deref())
+                .bind(name_of(&entry.action))
+                .bind(entry.entity_type.as_str())
+                .bind(entry.entity_id.as_str())
+                .bind(Json(&entry.details))
+                .execute(executor)
+                .await
+                .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
+            Ok(())
+        }
+
+        /// Saves `executions` with one `node/upsert`: true when every row
         /// was saved. The statement is atomic; when it skipped a row, the rows
         /// it saved are saved again, identically, by the row-by-row pass.
-        async fn commit_in_one_statement(pool: &sqlx::Pool<Db>, batch: &[PendingWrite]) -> bool {
-            let mut query = sqlx::query(upsert_statement(batch.len()));
-            for write in batch {
-                query = match bind_execution(query, &write.tenant, &write.execution) {
+        async fn upsert_all<'c, E>(executor: E, executions: &[(&TenantId, &NodeExecution)]) -> bool
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let mut query = sqlx::query(upsert_statement(executions.len()));
+            for (tenant, execution) in executions {
+                query = match bind_execution(query, tenant, execution) {
                     Ok(query) => query,
                     Err(_) => return false,
                 };
             }
-            matches!(query.execute(pool).await, Ok(done) if done.rows_affected() == batch.len() as u64)
+            matches!(query.execute(executor).await, Ok(done) if done.rows_affected() == executions.len() as u64)
         }
 
         /// `node/upsert` for `rows` executions (1 to `GROUP_COMMIT_MAX`,
@@ -416,6 +552,28 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
+                self.write(Write::Start {
+                    run: start.run.clone(),
+                    owner: start.owner.to_string(),
+                    until: start.lease_until,
+                    audit: start.audit.clone(),
+                })
+                .await?;
+                Ok(())
+            }
+
+            async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+                let write = Write::Settle {
+                    run: run.clone(),
+                    owner: owner.to_string(),
+                };
+                if self.write(write).await? == 0 {
+                    return Err(closed_run(&self.pool, &run.tenant, run.id).await);
+                }
+                Ok(())
+            }
+
             async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>> {
                 sqlx::query(sql!("run/get"))
                     .bind(id.as_uuid())
@@ -455,7 +613,11 @@ macro_rules! sql_store {
             }
 
             async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
-                if self.write_execution(tenant, execution).await? == 0 {
+                let write = Write::Execution {
+                    tenant: tenant.clone(),
+                    execution: execution.clone(),
+                };
+                if self.write(write).await? == 0 {
                     return Err(closed_run(&self.pool, tenant, execution.run_id).await);
                 }
                 Ok(())
@@ -757,18 +919,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-                sqlx::query(sql!("audit/insert"))
-                    .bind(entry.tenant.as_str())
-                    .bind(ts(entry.at))
-                    .bind(entry.actor.as_deref())
-                    .bind(name_of(&entry.action))
-                    .bind(entry.entity_type.as_str())
-                    .bind(entry.entity_id.as_str())
-                    .bind(Json(&entry.details))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
-                Ok(())
+                insert_audit(&self.pool, entry).await
             }
 
             async fn audit_log(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {

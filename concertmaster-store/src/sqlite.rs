@@ -20,7 +20,8 @@ type Db = sqlx::Sqlite;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Node executions to save, grouped into shared commits by one writer task.
+    /// The engine's writes (node executions, run starts and settles),
+    /// grouped into shared commits by one writer task.
     writes: tokio::sync::mpsc::Sender<PendingWrite>,
 }
 

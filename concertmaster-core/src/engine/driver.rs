@@ -40,7 +40,7 @@ pub(super) async fn drive(
         loop {
             let mut stored = None;
             let known = match signal.take() {
-                Some(Signal::Start(run)) => Some(*run),
+                Some(Signal::Start { run, leased }) => Some((*run, leased)),
                 other => {
                     signal = other;
                     None
@@ -151,35 +151,38 @@ struct RunDriver {
 
 impl RunDriver {
     /// Loads run `id` from the store, or from `known`, the copy this
-    /// engine stored when it started the run.
+    /// engine stored when it started the run (and whether it took the
+    /// run's lease in the same change).
     async fn load(
         inner: &Arc<Inner>,
         tenant: &TenantId,
         id: RunId,
-        known: Option<Run>,
+        known: Option<(Run, bool)>,
     ) -> Result<Load, StoreError> {
-        let run = match known {
-            Some(run) => run,
+        let (run, leased) = match known {
+            Some(known) => known,
             None => match inner
                 .durably("read run", || inner.store.run(tenant, id))
                 .await?
             {
-                Some(run) => run,
+                Some(run) => (run, false),
                 None => return Ok(Load::Nothing),
             },
         };
         if run.status.is_terminal() {
             return Ok(Load::Nothing);
         }
-        let now = inner.clock.now();
-        let until = inner.lease_until(now);
-        let claimed = inner
-            .durably("claim run", || {
-                inner.store.claim_run(tenant, id, &inner.owner, until, now)
-            })
-            .await?;
-        if !claimed {
-            return Ok(Load::HeldElsewhere);
+        if !leased {
+            let now = inner.clock.now();
+            let until = inner.lease_until(now);
+            let claimed = inner
+                .durably("claim run", || {
+                    inner.store.claim_run(tenant, id, &inner.owner, until, now)
+                })
+                .await?;
+            if !claimed {
+                return Ok(Load::HeldElsewhere);
+            }
         }
         let workflow = match inner
             .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
@@ -239,8 +242,9 @@ impl RunDriver {
 
         // Nodes execute only once a driver has marked the run running; a
         // pending run holds at most the skips of unchosen roots, which
-        // loading derives again.
-        let records = if driver.run.status == RunStatus::Pending {
+        // loading derives again. A run started here with its lease has no
+        // records yet.
+        let records = if leased || driver.run.status == RunStatus::Pending {
             Vec::new()
         } else {
             inner
@@ -354,7 +358,7 @@ impl RunDriver {
                         telemetry::run_driven(&self.tenant, -1.0);
                         return self.stop(RunStatus::Cancelled, reason).await;
                     }
-                    Signal::Start(_) | Signal::Wake => self.pick_up_woken().await,
+                    Signal::Start { .. } | Signal::Wake => self.pick_up_woken().await,
                     Signal::Abandon => {
                         telemetry::run_driven(&self.tenant, -1.0);
                         self.running.clear();
@@ -592,16 +596,19 @@ impl RunDriver {
         if !waiting {
             self.run.ended_at = Some(self.inner.clock.now());
         }
+        // The run's state and the end of this engine's lease, in one change.
+        let owner = &self.inner.owner;
         if let Err(err) = self
             .inner
-            .durably("update run", || self.inner.store.update_run(&self.run))
+            .durably("settle run", || {
+                self.inner.store.settle_run(&self.run, owner)
+            })
             .await
         {
             tracing::error!(error = %err, "run state could not be stored; it stays in flight");
             return;
         }
         self.stored = true;
-        release(&self.inner, self.run.id).await;
         if !waiting {
             telemetry::run_ended(
                 &self.run.workflow_id,

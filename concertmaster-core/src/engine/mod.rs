@@ -22,7 +22,9 @@ use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{Run, RunDetail, RunFilter, RunStatus};
-use crate::store::{AuditAction, AuditEntry, InMemoryStore, Store, StoreErrorKind, StoreResult};
+use crate::store::{
+    AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
+};
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
 use crate::workflow::{RetryPolicy, WorkflowDefinition};
 
@@ -118,8 +120,9 @@ struct ActiveRun {
 #[derive(Debug, Clone)]
 pub(crate) enum Signal {
     /// A run this engine has just stored: drive it from this copy rather
-    /// than read it back.
-    Start(Box<Run>),
+    /// than read it back. `leased`: it was stored running, with this
+    /// engine's lease, and has no node records yet.
+    Start { run: Box<Run>, leased: bool },
     /// A wait of the run ended: look for nodes to execute again.
     Wake,
     /// Stop the run.
@@ -477,33 +480,65 @@ impl Engine {
             workflow: workflow.id().clone(),
             found,
         })?;
+        let now = self.inner.clock.now();
+        // With room to drive it here, the run is stored running and leased
+        // to this engine, with its audit entry, in one change; without, it
+        // is stored pending for whichever engine has room first.
+        let leased = self.inner.active().len() < self.inner.limits.max_active_runs;
         let run = Run {
             id: id.unwrap_or_default(),
             tenant: workflow.tenant.clone(),
             workflow_id: workflow.id().clone(),
             workflow_version: workflow.version(),
-            status: RunStatus::Pending,
+            status: if leased {
+                RunStatus::Running
+            } else {
+                RunStatus::Pending
+            },
             trigger_node,
             trigger: items,
-            created_at: self.inner.clock.now(),
+            created_at: now,
             ended_at: None,
             error: None,
         };
-        self.inner.store.insert_run(&run).await?;
-        self.inner.cache_workflow(&run.tenant, &workflow.workflow);
         let (tenant, id) = (run.tenant.clone(), run.id);
-        let details =
-            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version });
-        self.inner
-            .signal(tenant.clone(), id, Signal::Start(Box::new(run)));
-        self.audit(
-            &tenant,
-            AuditAction::Execute,
-            "run",
-            id.to_string(),
-            details,
-        )
-        .await;
+        let audit = AuditEntry {
+            tenant: tenant.clone(),
+            at: now,
+            actor: actor::current_actor(),
+            action: AuditAction::Execute,
+            entity_type: "run".into(),
+            entity_id: id.to_string(),
+            details: serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
+        };
+        if leased {
+            let start = RunStart {
+                run: &run,
+                owner: &self.inner.owner,
+                lease_until: self.inner.lease_until(now),
+                audit: &audit,
+            };
+            self.inner.store.start_run(&start).await?;
+        } else {
+            self.inner.store.insert_run(&run).await?;
+            self.append_audit(audit).await;
+        }
+        self.inner.cache_workflow(&tenant, &workflow.workflow);
+        let taken = self.inner.signal(
+            tenant,
+            id,
+            Signal::Start {
+                run: Box::new(run),
+                leased,
+            },
+        );
+        if leased && !taken {
+            // The engine filled up meanwhile: give the lease back so that
+            // the run need not wait for it to expire.
+            if let Err(err) = self.inner.store.release_run(id, &self.inner.owner).await {
+                tracing::warn!(run = %id, error = %err, "lease not released; it expires on its own");
+            }
+        }
         Ok(id)
     }
 
@@ -683,7 +718,7 @@ impl Engine {
         entity_id: String,
         details: Value,
     ) {
-        let entry = AuditEntry {
+        self.append_audit(AuditEntry {
             tenant: tenant.clone(),
             at: self.inner.clock.now(),
             actor: actor::current_actor(),
@@ -691,7 +726,11 @@ impl Engine {
             entity_type: entity_type.to_string(),
             entity_id,
             details,
-        };
+        })
+        .await;
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) {
         // The action is committed by now; failing the call would invite a
         // retry that repeats it. The failure is reported instead.
         if let Err(err) = self.inner.store.append_audit(&entry).await {
@@ -738,23 +777,24 @@ impl Inner {
 
     /// Hands `signal` to the run's driver, starting one if none is running.
     /// Every change to a run in flight goes through its single driver.
-    pub(crate) fn signal(self: &Arc<Self>, tenant: TenantId, id: RunId, signal: Signal) {
+    /// Returns whether a driver took it.
+    pub(crate) fn signal(self: &Arc<Self>, tenant: TenantId, id: RunId, signal: Signal) -> bool {
         if self.shutdown.is_cancelled() {
-            return;
+            return false;
         }
         let mut active = self.active();
         if let Some(run) = active.get(&id) {
             if run.signals.send(signal.clone()).is_ok() {
-                return;
+                return true;
             }
         }
-        if matches!(signal, Signal::Start(_) | Signal::Wake)
+        if matches!(signal, Signal::Start { .. } | Signal::Wake)
             && active.len() >= self.limits.max_active_runs
         {
             // Full: the run waits in the store for this engine or another.
             self.backlog
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            return;
+            return false;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         // The receiver is alive until the driver below ends; it cannot be closed yet.
@@ -767,6 +807,7 @@ impl Inner {
                 task: task.abort_handle(),
             },
         );
+        true
     }
 
     /// Called by a driver that found nothing left to do: it stops being the

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormStore, LeaseStore, RunStore, StoreError, StoreResult, StoredConnection,
-    WaitStore, WorkflowStore,
+    DatasetStore, FormStore, LeaseStore, RunStart, RunStore, StoreError, StoreResult,
+    StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -143,6 +143,30 @@ impl State {
     }
 }
 
+impl State {
+    fn insert_run(&mut self, run: &Run) -> StoreResult<()> {
+        if self.runs.contains_key(&run.id) {
+            return Err(StoreError::Conflict {
+                entity: "run",
+                id: run.id.to_string(),
+                message: "a run with this id exists".into(),
+            });
+        }
+        self.runs.insert(run.id, run.clone());
+        Ok(())
+    }
+
+    fn release(&mut self, id: RunId, owner: &str) {
+        if self
+            .leases
+            .get(&id)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            self.leases.remove(&id);
+        }
+    }
+}
+
 impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -262,15 +286,24 @@ impl WorkflowStore for InMemoryStore {
 #[async_trait]
 impl RunStore for InMemoryStore {
     async fn insert_run(&self, run: &Run) -> StoreResult<()> {
+        self.state().insert_run(run)
+    }
+
+    async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
         let mut state = self.state();
-        if state.runs.contains_key(&run.id) {
-            return Err(StoreError::Conflict {
-                entity: "run",
-                id: run.id.to_string(),
-                message: "a run with this id exists".into(),
-            });
-        }
+        state.insert_run(start.run)?;
+        state
+            .leases
+            .insert(start.run.id, (start.owner.to_string(), start.lease_until));
+        state.audit.push(start.audit.clone());
+        Ok(())
+    }
+
+    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+        let mut state = self.state();
+        state.open_run(&run.tenant, run.id)?;
         state.runs.insert(run.id, run.clone());
+        state.release(run.id, owner);
         Ok(())
     }
 
@@ -540,14 +573,7 @@ impl LeaseStore for InMemoryStore {
     }
 
     async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {
-        let mut state = self.state();
-        if state
-            .leases
-            .get(&id)
-            .is_some_and(|(holder, _)| holder == owner)
-        {
-            state.leases.remove(&id);
-        }
+        self.state().release(id, owner);
         Ok(())
     }
 }

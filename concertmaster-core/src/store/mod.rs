@@ -219,10 +219,35 @@ pub trait RunStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Run>>;
 
+    /// Stores a new run the way an engine starts one it drives at once: the
+    /// run (its id must be new, as for [`RunStore::insert_run`]), the
+    /// engine's lease on it and the audit entry of its start, in one change.
+    /// On any error none of the three is stored.
+    async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()>;
+
+    /// Replaces the stored run with `run`, as [`RunStore::update_run`] does
+    /// and with the same refusals, and gives up `owner`'s lease on it, in
+    /// one change: what a driver does when the run succeeds or waits.
+    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()>;
+
     /// Every run, of any tenant, that an engine should be driving: status
     /// pending or running, or waiting with a node whose wait was taken but
     /// which was not executed again yet. Read at engine start-up.
     async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>>;
+}
+
+/// What [`RunStore::start_run`] stores: a run, the lease of the engine
+/// that starts it, and the audit entry of its start.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStart<'a> {
+    /// The new run.
+    pub run: &'a Run,
+    /// The engine taking the run's lease (as [`LeaseStore::claim_run`]).
+    pub owner: &'a str,
+    /// When the lease expires unless renewed.
+    pub lease_until: DateTime<Utc>,
+    /// Who started the run, appended to the audit log.
+    pub audit: &'a AuditEntry,
 }
 
 /// Durable waits: suspended nodes, their event keys and timers.

@@ -14,7 +14,8 @@ use crate::item::Ports;
 use crate::node::{NodeError, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::store::{
-    AuditAction, AuditEntry, AuditFilter, DatasetFilter, Store, StoreErrorKind, StoredConnection,
+    AuditAction, AuditEntry, AuditFilter, DatasetFilter, RunStart, Store, StoreErrorKind,
+    StoredConnection,
 };
 use crate::workflow::{NodeSpec, WorkflowDefinition};
 
@@ -205,6 +206,133 @@ pub async fn updating_an_unknown_run_is_not_found(store: &dyn Store) {
         .expect_err("updating an unknown run must fail");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
     assert_eq!(ok!(store.run(&tenant_a(), r.id).await), None);
+}
+
+fn start_entry(run: &Run) -> AuditEntry {
+    AuditEntry {
+        tenant: run.tenant.clone(),
+        at: run.created_at,
+        actor: Some("api-key:ops".into()),
+        action: AuditAction::Execute,
+        entity_type: "run".into(),
+        entity_id: run.id.to_string(),
+        details: json!({"workflow": run.workflow_id}),
+    }
+}
+
+/// `start_run` stores the run, the starter's lease and the audit entry
+/// together; a second start of the same id conflicts and changes none of them.
+pub async fn starting_a_run_stores_it_leased_and_audited(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    let entry = start_entry(&r);
+    let (now, until) = (t0(), t0() + Duration::seconds(30));
+    ok!(store
+        .start_run(&RunStart {
+            run: &r,
+            owner: "engine-1",
+            lease_until: until,
+            audit: &entry,
+        })
+        .await);
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(r.clone()));
+    assert!(
+        !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        "the starter holds the lease"
+    );
+    assert_eq!(
+        ok!(store.renew_leases("engine-1", &[r.id], until).await),
+        vec![],
+        "the starter renews its lease"
+    );
+    let audit = AuditFilter::default();
+    assert_eq!(ok!(store.audit_log(&a, &audit).await), vec![entry.clone()]);
+
+    let mut again = r.clone();
+    again.status = RunStatus::Pending;
+    let err = store
+        .start_run(&RunStart {
+            run: &again,
+            owner: "engine-2",
+            lease_until: until,
+            audit: &entry,
+        })
+        .await
+        .expect_err("a second start of the same run must conflict");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(r.clone()));
+    assert_eq!(
+        ok!(store.audit_log(&a, &audit).await).len(),
+        1,
+        "a refused start leaves no audit entry"
+    );
+    assert!(
+        !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        "a refused start takes no lease"
+    );
+}
+
+/// `settle_run` stores the run and frees the caller's lease in one change;
+/// it refuses, changing nothing, as `update_run` does.
+pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    let entry = start_entry(&r);
+    let (now, until) = (t0(), t0() + Duration::seconds(30));
+    ok!(store
+        .start_run(&RunStart {
+            run: &r,
+            owner: "engine-1",
+            lease_until: until,
+            audit: &entry,
+        })
+        .await);
+
+    let mut waiting = r.clone();
+    waiting.status = RunStatus::Waiting;
+    ok!(store.settle_run(&waiting, "engine-1").await);
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(waiting.clone()));
+    assert!(
+        ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        "the lease is free once the run settled"
+    );
+
+    let mut done = waiting.clone();
+    done.status = RunStatus::Succeeded;
+    done.ended_at = Some(t0() + Duration::minutes(5));
+    ok!(store.settle_run(&done, "engine-3").await);
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(done.clone()));
+    assert!(
+        !ok!(store.claim_run(&a, r.id, "engine-4", until, now).await),
+        "settling frees only the caller's own lease"
+    );
+
+    let mut late = done.clone();
+    late.status = RunStatus::Failed;
+    let err = store
+        .settle_run(&late, "engine-2")
+        .await
+        .expect_err("an ended run keeps its status");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(done));
+    assert!(
+        !ok!(store.claim_run(&a, r.id, "engine-4", until, now).await),
+        "a refused settle keeps the lease"
+    );
+
+    let unknown = run(&a, "w", RunStatus::Succeeded, 1);
+    let err = store
+        .settle_run(&unknown, "engine-1")
+        .await
+        .expect_err("settling an unknown run must fail");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    let mut other = waiting.clone();
+    other.tenant = tenant_b();
+    let err = store
+        .settle_run(&other, "engine-2")
+        .await
+        .expect_err("another tenant's run is not found");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
 }
 
 /// One record per node and run: saving again replaces it; order is first-save order.
@@ -771,6 +899,95 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
     let saved = ok!(store.node_executions(&a, open.id).await);
     assert_eq!(saved.len(), 20);
     assert!(saved.iter().all(|e| e.status == NodeStatus::Failed));
+}
+
+/// Starts, settles and node writes made at the same moment (a store may
+/// commit them together) each get their own answer: a refused one changes
+/// nothing and takes none of the others down.
+pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) {
+    let a = tenant_a();
+    let (now, until) = (t0(), t0() + Duration::seconds(30));
+    let existing = run(&a, "w", RunStatus::Running, 0);
+    let ended = run(&a, "w", RunStatus::Running, 1);
+    let open = run(&a, "w", RunStatus::Running, 2);
+    for r in [&existing, &ended, &open] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .end_run(&a, ended.id, RunStatus::Failed, "gave up", now)
+        .await);
+    let fresh: Vec<Run> = (0..5)
+        .map(|i| run(&a, "w", RunStatus::Running, 10 + i))
+        .collect();
+    let entries: Vec<AuditEntry> = fresh.iter().chain([&existing]).map(start_entry).collect();
+    let mut settled = open.clone();
+    settled.status = RunStatus::Waiting;
+    let mut late = ended.clone();
+    late.status = RunStatus::Succeeded;
+    let nodes: Vec<NodeExecution> = (0..5)
+        .map(|i| execution(open.id, &format!("n{i}"), NodeStatus::Succeeded))
+        .collect();
+
+    let starts: Vec<RunStart<'_>> = fresh
+        .iter()
+        .chain([&existing])
+        .zip(&entries)
+        .map(|(r, entry)| RunStart {
+            run: r,
+            owner: "engine-1",
+            lease_until: until,
+            audit: entry,
+        })
+        .collect();
+    let (started, (settles, saves)) = futures_util::future::join(
+        futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
+        futures_util::future::join(
+            futures_util::future::join_all([
+                store.settle_run(&settled, "engine-1"),
+                store.settle_run(&late, "engine-1"),
+            ]),
+            futures_util::future::join_all(nodes.iter().map(|e| store.save_node_execution(&a, e))),
+        ),
+    )
+    .await;
+
+    for (r, answer) in fresh.iter().zip(&started) {
+        assert!(
+            answer.is_ok(),
+            "starting {} failed beside a refused one: {answer:?}",
+            r.id
+        );
+        assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
+        assert!(!ok!(store
+            .claim_run(&a, r.id, "engine-2", until, now)
+            .await));
+    }
+    let err = started[5].as_ref().expect_err("a run id is started once");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert!(settles[0].is_ok(), "{:?}", settles[0]);
+    let err = settles[1]
+        .as_ref()
+        .expect_err("an ended run keeps its status");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert!(saves.iter().all(Result::is_ok), "{saves:?}");
+
+    assert_eq!(ok!(store.run(&a, open.id).await), Some(settled));
+    assert_eq!(
+        ok!(store.run(&a, existing.id).await),
+        Some(existing.clone())
+    );
+    assert_eq!(
+        ok!(store.run(&a, ended.id).await).map(|r| r.status),
+        Some(RunStatus::Failed)
+    );
+    assert_eq!(ok!(store.node_executions(&a, open.id).await).len(), 5);
+    let audit = ok!(store.audit_log(&a, &AuditFilter::default()).await);
+    assert_eq!(
+        audit.len(),
+        5,
+        "one entry per start that was stored: {audit:?}"
+    );
+    assert!(!audit.iter().any(|e| e.entity_id == existing.id.to_string()));
 }
 
 fn form(id: &str, version: u32) -> FormSchema {

@@ -11,8 +11,8 @@ use concertmaster_core::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
     DatasetStore, Engine, EngineBuilder, FormId, FormLink, FormResponse, FormSchema, FormStore,
     InMemoryStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter,
-    RunId, RunStatus, RunStore, StoreError, StoreResult, StoredConnection, TenantId, Wait,
-    WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+    RunId, RunStart, RunStatus, RunStore, StoreError, StoreResult, StoredConnection, TenantId,
+    Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 use serde_json::json;
 
@@ -82,12 +82,19 @@ impl RunStore for FlakyStore {
     async fn insert_run(&self, run: &Run) -> StoreResult<()> {
         self.inner.insert_run(run).await
     }
+    async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
+        self.inner.start_run(start).await
+    }
     async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>> {
         self.inner.run(tenant, id).await
     }
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         self.write()?;
         self.inner.update_run(run).await
+    }
+    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+        self.write()?;
+        self.inner.settle_run(run, owner).await
     }
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         self.inner.runs(tenant, filter).await
