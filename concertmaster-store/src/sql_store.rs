@@ -137,7 +137,7 @@ macro_rules! sql_store {
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let done = bind_execution(sqlx::query(upsert_statement(1)), tenant, e)?
+            let done = bind_execution(sqlx::query(NODE_UPSERT.rows(1)), tenant, e)?
                 .execute(executor)
                 .await
                 .map_err(|err| store_error(err, "node execution", format!("{}/{}", e.run_id, e.node_id)))?;
@@ -211,56 +211,57 @@ macro_rules! sql_store {
         async fn commit_group(pool: &sqlx::Pool<Db>, batch: &[PendingWrite]) -> Vec<StoreResult<u64>> {
             // The common case, every write applied, costs one commit; only a
             // group holding a refused or failing write pays for learning which.
-            let executions: Vec<(&TenantId, &NodeExecution)> = batch
-                .iter()
-                .filter_map(|w| match &w.write {
-                    Write::Execution { tenant, execution } => Some((tenant, execution)),
-                    _ => None,
-                })
-                .collect();
-            let together = if executions.len() == batch.len() {
+            let mut group = Group::default();
+            for pending in batch {
+                match &pending.write {
+                    Write::Execution { tenant, execution } => group.executions.push((tenant, execution)),
+                    Write::Start { run, owner, until, audit } => group.starts.push((run, owner, *until, audit)),
+                    Write::Settle { run, owner } => group.settles.push((run, owner)),
+                }
+            }
+            let together = if group.executions.len() == batch.len() {
                 // Node executions alone: one statement, its own commit.
-                batch.len() > 1 && upsert_all(pool, &executions).await
+                batch.len() > 1 && upsert_all(pool, &group.executions).await
             } else {
-                commit_in_one_transaction(pool, batch, &executions).await
+                commit_in_one_transaction(pool, &group).await
             };
             if together {
                 return batch.iter().map(|_| Ok(1)).collect();
             }
             let mut results = Vec::with_capacity(batch.len());
-            for write in batch {
+            for pending in batch {
                 // Each in its own commit: in Postgres a failed statement would
                 // take a shared transaction down with it.
-                results.push(write_alone(pool, &write.write).await);
+                results.push(write_alone(pool, &pending.write).await);
             }
             results
         }
 
-        /// Applies the whole group in one transaction: true when it committed
-        /// with every write applied. Otherwise it is rolled back, and the
-        /// row-by-row pass redoes each write.
-        async fn commit_in_one_transaction(
-            pool: &sqlx::Pool<Db>,
-            batch: &[PendingWrite],
-            executions: &[(&TenantId, &NodeExecution)],
-        ) -> bool {
+        /// A group's writes by kind, each kind saved by one statement.
+        #[derive(Default)]
+        struct Group<'a> {
+            executions: Vec<(&'a TenantId, &'a NodeExecution)>,
+            starts: Vec<(&'a Run, &'a str, DateTime<Utc>, &'a AuditEntry)>,
+            settles: Vec<(&'a Run, &'a str)>,
+        }
+
+        /// Applies the whole group in one transaction, a statement per kind
+        /// of write: true when it committed with every write applied.
+        /// Otherwise it is rolled back, and each write is redone alone.
+        async fn commit_in_one_transaction(pool: &sqlx::Pool<Db>, group: &Group<'_>) -> bool {
             let Ok(mut tx) = pool.begin().await else {
                 return false;
             };
-            if !executions.is_empty() && !upsert_all(&mut *tx, executions).await {
+            if !group.executions.is_empty() && !upsert_all(&mut *tx, &group.executions).await {
                 return false;
             }
-            for write in batch {
-                let applied = match &write.write {
-                    Write::Execution { .. } => true,
-                    Write::Start { run, owner, until, audit } => {
-                        start_in(&mut tx, run, owner, *until, audit).await.is_ok()
-                    }
-                    Write::Settle { run, owner } => matches!(settle_in(&mut tx, run, owner).await, Ok(1)),
-                };
-                if !applied {
-                    return false;
-                }
+            if !group.starts.is_empty() && start_all(&mut tx, &group.starts).await.is_err() {
+                return false;
+            }
+            if !group.settles.is_empty()
+                && !matches!(settle_all(&mut tx, &group.settles).await, Ok(n) if n == group.settles.len() as u64)
+            {
+                return false;
             }
             tx.commit().await.is_ok()
         }
@@ -270,70 +271,73 @@ macro_rules! sql_store {
             match write {
                 Write::Execution { tenant, execution } => save_execution(pool, tenant, execution).await,
                 Write::Start { run, owner, until, audit } => {
-                    let mut tx = pool.begin().await.map_err(|err| store_error(err, "run", run.id))?;
-                    start_in(&mut tx, run, owner, *until, audit).await?;
-                    tx.commit().await.map_err(|err| store_error(err, "run", run.id))?;
+                    let fail = |err| store_error(err, "run", run.id);
+                    let mut tx = pool.begin().await.map_err(fail)?;
+                    start_all(&mut tx, &[(run, owner, *until, audit)]).await?;
+                    tx.commit().await.map_err(fail)?;
                     Ok(1)
                 }
                 Write::Settle { run, owner } => {
-                    let mut tx = pool.begin().await.map_err(|err| store_error(err, "run", run.id))?;
-                    let updated = settle_in(&mut tx, run, owner).await?;
+                    let fail = |err| store_error(err, "run", run.id);
+                    let mut tx = pool.begin().await.map_err(fail)?;
+                    let updated = settle_all(&mut tx, &[(run, owner)]).await?;
                     if updated > 0 {
-                        tx.commit().await.map_err(|err| store_error(err, "run", run.id))?;
+                        tx.commit().await.map_err(fail)?;
                     }
                     Ok(updated)
                 }
             }
         }
 
-        /// Inserts a run, its starter's lease and its audit entry.
-        async fn start_in(
+        /// Inserts started runs, their starters' leases and their audit
+        /// entries: three statements, whatever the number of runs.
+        async fn start_all(
             conn: &mut <Db as sqlx::Database>::Connection,
-            run: &Run,
-            owner: &str,
-            until: DateTime<Utc>,
-            audit: &AuditEntry,
+            starts: &[(&Run, &str, DateTime<Utc>, &AuditEntry)],
         ) -> StoreResult<()> {
-            let fail = |err| store_error(err, "run", run.id);
-            bind_run(sqlx::query(sql!("run/insert")), run)?
-                .execute(&mut *conn)
-                .await
-                .map_err(fail)?;
-            sqlx::query(sql!("lease/insert"))
-                .bind(run.id.as_uuid())
-                .bind(owner)
-                .bind(ts(until))
-                .execute(&mut *conn)
-                .await
-                .map_err(fail)?;
-            insert_audit(&mut *conn, audit).await
+            let id = starts.first().map(|s| s.0.id.to_string()).unwrap_or_default();
+            let fail = |err| store_error(err, "run", &id);
+            let mut runs = sqlx::query(RUN_INSERT.rows(starts.len()));
+            let mut leases = sqlx::query(LEASE_INSERT.rows(starts.len()));
+            let mut audit = sqlx::query(AUDIT_INSERT.rows(starts.len()));
+            for (run, owner, until, entry) in starts {
+                runs = bind_run(runs, run)?;
+                leases = leases.bind(run.id.as_uuid()).bind(*owner).bind(ts(*until));
+                audit = bind_audit(audit, entry);
+            }
+            runs.execute(&mut *conn).await.map_err(fail)?;
+            leases.execute(&mut *conn).await.map_err(fail)?;
+            audit.execute(&mut *conn).await.map_err(fail)?;
+            Ok(())
         }
 
-        /// Updates a run and, when it was updated, frees `owner`'s lease on
-        /// it; returns the runs updated.
-        async fn settle_in(conn: &mut <Db as sqlx::Database>::Connection, run: &Run, owner: &str) -> StoreResult<u64> {
-            let fail = |err| store_error(err, "run", run.id);
-            let updated = bind_run(sqlx::query(sql!("run/update")), run)?
-                .execute(&mut *conn)
-                .await
-                .map_err(fail)?
-                .rows_affected();
-            if updated > 0 {
-                sqlx::query(sql!("lease/release"))
-                    .bind(run.id.as_uuid())
-                    .bind(owner)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(fail)?;
+        /// Replaces settled runs and, when every one was replaced, gives up
+        /// the callers' leases on them; returns the runs replaced (fewer:
+        /// some had ended or are not stored for their tenant).
+        async fn settle_all(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            settles: &[(&Run, &str)],
+        ) -> StoreResult<u64> {
+            let id = settles.first().map(|s| s.0.id.to_string()).unwrap_or_default();
+            let fail = |err| store_error(err, "run", &id);
+            let mut runs = sqlx::query(RUN_SETTLE.rows(settles.len()));
+            let mut leases = sqlx::query(LEASE_RELEASE.rows(settles.len()));
+            for (run, owner) in settles {
+                runs = bind_run(runs, run)?;
+                leases = leases.bind(run.id.as_uuid()).bind(*owner);
+            }
+            let updated = runs.execute(&mut *conn).await.map_err(fail)?.rows_affected();
+            if updated == settles.len() as u64 {
+                leases.execute(&mut *conn).await.map_err(fail)?;
             }
             Ok(updated)
         }
 
-        async fn insert_audit<'c, E>(executor: E, entry: &AuditEntry) -> StoreResult<()>
-        where
-            E: sqlx::Executor<'c, Database = Db>,
-        {
-            sqlx::query(sql!("audit/insert"))
+        fn bind_audit<'q>(
+            query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+            entry: &'q AuditEntry,
+        ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+            query
                 .bind(entry.tenant.as_str())
                 .bind(ts(entry.at))
                 .bind(entry.actor.as_deref())
@@ -341,10 +345,6 @@ macro_rules! sql_store {
                 .bind(entry.entity_type.as_str())
                 .bind(entry.entity_id.as_str())
                 .bind(Json(&entry.details))
-                .execute(executor)
-                .await
-                .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
-            Ok(())
         }
 
         /// Saves `executions` with one `node/upsert`: true when every row
@@ -354,7 +354,7 @@ macro_rules! sql_store {
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let mut query = sqlx::query(upsert_statement(executions.len()));
+            let mut query = sqlx::query(NODE_UPSERT.rows(executions.len()));
             for (tenant, execution) in executions {
                 query = match bind_execution(query, tenant, execution) {
                     Ok(query) => query,
@@ -364,27 +364,50 @@ macro_rules! sql_store {
             matches!(query.execute(executor).await, Ok(done) if done.rows_affected() == executions.len() as u64)
         }
 
-        /// `node/upsert` for `rows` executions (1 to `GROUP_COMMIT_MAX`,
-        /// which `recv_many` never exceeds), built once per size.
-        fn upsert_statement(rows: usize) -> &'static str {
-            static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-            let statements = STATEMENTS.get_or_init(|| {
-                let template = sql!("node/upsert");
-                (0..=GROUP_COMMIT_MAX)
-                    .map(|n| {
-                        let tuples: Vec<String> = (0..n)
-                            .map(|row| {
-                                let params: Vec<String> =
-                                    (1..=13).map(|col| parameter(row * 13 + col)).collect();
-                                format!("({})", params.join(", "))
-                            })
-                            .collect();
-                        template.replace("{rows}", &tuples.join(", "))
-                    })
-                    .collect()
-            });
-            &statements[rows.clamp(1, GROUP_COMMIT_MAX)]
+        /// A statement over a list of rows: its template's `{rows}` becomes
+        /// that many tuples of `columns` parameters. Built once per size, up
+        /// to `GROUP_COMMIT_MAX` rows, which `recv_many` never exceeds.
+        struct RowsStatement {
+            template: &'static str,
+            columns: usize,
+            built: std::sync::OnceLock<Vec<String>>,
         }
+
+        impl RowsStatement {
+            const fn new(template: &'static str, columns: usize) -> Self {
+                Self {
+                    template,
+                    columns,
+                    built: std::sync::OnceLock::new(),
+                }
+            }
+
+            fn rows(&self, rows: usize) -> &str {
+                let built = self.built.get_or_init(|| {
+                    (0..=GROUP_COMMIT_MAX)
+                        .map(|n| {
+                            let tuples: Vec<String> = (0..n)
+                                .map(|row| {
+                                    let params: Vec<String> = (1..=self.columns)
+                                        .map(|col| parameter(row * self.columns + col))
+                                        .collect();
+                                    format!("({})", params.join(", "))
+                                })
+                                .collect();
+                            self.template.replace("{rows}", &tuples.join(", "))
+                        })
+                        .collect()
+                });
+                &built[rows.clamp(1, GROUP_COMMIT_MAX)]
+            }
+        }
+
+        static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 13);
+        static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 10);
+        static RUN_SETTLE: RowsStatement = RowsStatement::new(sql!("run/settle_rows"), 10);
+        static LEASE_INSERT: RowsStatement = RowsStatement::new(sql!("lease/insert_rows"), 3);
+        static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
+        static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
 
         /// Why a write into run `id` changed nothing: it does not exist for
         /// the tenant, or it has ended.
@@ -545,7 +568,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl RunStore for $store {
             async fn insert_run(&self, run: &Run) -> StoreResult<()> {
-                bind_run(sqlx::query(sql!("run/insert")), run)?
+                bind_run(sqlx::query(RUN_INSERT.rows(1)), run)?
                     .execute(&self.pool)
                     .await
                     .map_err(|err| store_error(err, "run", run.id))?;
@@ -906,7 +929,7 @@ macro_rules! sql_store {
             }
 
             async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {
-                sqlx::query(sql!("lease/release"))
+                sqlx::query(LEASE_RELEASE.rows(1))
                     .bind(id.as_uuid())
                     .bind(owner)
                     .execute(&self.pool)
@@ -919,7 +942,11 @@ macro_rules! sql_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-                insert_audit(&self.pool, entry).await
+                bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), entry)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
+                Ok(())
             }
 
             async fn audit_log(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {

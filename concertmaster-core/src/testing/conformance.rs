@@ -988,6 +988,69 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
         "one entry per start that was stored: {audit:?}"
     );
     assert!(!audit.iter().any(|e| e.entity_id == existing.id.to_string()));
+
+    // Again without a refused write: starts, settles and node writes in one go.
+    let more: Vec<Run> = (0..5)
+        .map(|i| run(&a, "w", RunStatus::Running, 20 + i))
+        .collect();
+    let more_entries: Vec<AuditEntry> = more.iter().map(start_entry).collect();
+    let starts: Vec<RunStart<'_>> = more
+        .iter()
+        .zip(&more_entries)
+        .map(|(r, entry)| RunStart {
+            run: r,
+            owner: "engine-2",
+            lease_until: until,
+            audit: entry,
+        })
+        .collect();
+    let done: Vec<Run> = fresh
+        .iter()
+        .map(|r| Run {
+            status: RunStatus::Succeeded,
+            ended_at: Some(now + Duration::minutes(1)),
+            ..r.clone()
+        })
+        .collect();
+    let nodes: Vec<NodeExecution> = fresh
+        .iter()
+        .map(|r| execution(r.id, "last", NodeStatus::Succeeded))
+        .collect();
+    let (started, (settles, saves)) = futures_util::future::join(
+        futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
+        futures_util::future::join(
+            futures_util::future::join_all(done.iter().map(|r| store.settle_run(r, "engine-1"))),
+            futures_util::future::join_all(nodes.iter().map(|e| store.save_node_execution(&a, e))),
+        ),
+    )
+    .await;
+    assert!(started.iter().all(Result::is_ok), "{started:?}");
+    assert!(settles.iter().all(Result::is_ok), "{settles:?}");
+    // A node write beside its run's settle may land before or after it.
+    assert!(
+        saves.iter().all(|s| match s {
+            Ok(()) => true,
+            Err(err) => err.kind() == StoreErrorKind::Conflict,
+        }),
+        "{saves:?}"
+    );
+    for (r, settled) in fresh.iter().zip(&done) {
+        assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(settled));
+        assert!(
+            ok!(store.claim_run(&a, r.id, "engine-3", until, now).await),
+            "a settled run's lease is free"
+        );
+    }
+    for r in &more {
+        assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
+        assert!(!ok!(store
+            .claim_run(&a, r.id, "engine-3", until, now)
+            .await));
+    }
+    assert_eq!(
+        ok!(store.audit_log(&a, &AuditFilter::default()).await).len(),
+        10
+    );
 }
 
 fn form(id: &str, version: u32) -> FormSchema {
