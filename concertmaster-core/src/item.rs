@@ -25,14 +25,23 @@ pub const ERROR_PORT: &str = "error";
 /// it carry data. A port that is absent is not taken, and nodes reachable only
 /// through it are skipped. That is how a branch node chooses a path.
 ///
-/// Cloning is cheap: each port's items are shared until someone changes
-/// them, so handing one node's output to the next and committing both to
-/// the store copies no item. Serialized as a JSON object of arrays, ports in
-/// name order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Cloning is cheap: the ports and each port's items are shared until
+/// someone changes them, so handing one node's output to the next and
+/// committing both to the store copies no item and allocates nothing.
+/// Serialized as a JSON object of arrays, ports in name order.
+#[derive(Debug, Clone, Default)]
 pub struct Ports {
-    /// Sorted by port name; at most one entry per name.
-    entries: Vec<(Arc<str>, Arc<Vec<Item>>)>,
+    /// Sorted by port name; at most one entry per name. `None` until a
+    /// port is taken, so that empty ports allocate nothing.
+    entries: Option<Arc<Vec<Entry>>>,
+}
+
+type Entry = (Arc<str>, Arc<Vec<Item>>);
+
+impl PartialEq for Ports {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
 }
 
 impl Ports {
@@ -55,10 +64,12 @@ impl Ports {
     /// Appends `items` to `port`, taking the port if it was not taken.
     pub fn extend(&mut self, port: impl AsRef<str>, items: Vec<Item>) {
         let port = port.as_ref();
-        match self.position(port) {
-            Ok(i) if self.entries[i].1.is_empty() => self.entries[i].1 = Arc::new(items),
-            Ok(i) => Arc::make_mut(&mut self.entries[i].1).extend(items),
-            Err(i) => self.entries.insert(i, (port_name(port), Arc::new(items))),
+        let position = self.position(port);
+        let entries = self.entries_mut();
+        match position {
+            Ok(i) if entries[i].1.is_empty() => entries[i].1 = Arc::new(items),
+            Ok(i) => Arc::make_mut(&mut entries[i].1).extend(items),
+            Err(i) => entries.insert(i, (port_name(port), Arc::new(items))),
         }
     }
 
@@ -70,7 +81,7 @@ impl Ports {
     /// The items on `port`; empty when the port is not taken.
     pub fn get(&self, port: &str) -> &[Item] {
         match self.position(port) {
-            Ok(i) => &self.entries[i].1,
+            Ok(i) => &self.entries()[i].1,
             Err(_) => &[],
         }
     }
@@ -85,7 +96,7 @@ impl Ports {
     pub fn take(&mut self, port: &str) -> Vec<Item> {
         match self.position(port) {
             Ok(i) => {
-                let (_, items) = self.entries.remove(i);
+                let (_, items) = self.entries_mut().remove(i);
                 Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
             }
             Err(_) => Vec::new(),
@@ -99,24 +110,24 @@ impl Ports {
 
     /// The names of the taken ports, in order.
     pub fn port_names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(name, _)| &**name)
+        self.entries().iter().map(|(name, _)| &**name)
     }
 
     /// Ports with their items, in port-name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Item])> {
-        self.entries
+        self.entries()
             .iter()
             .map(|(name, items)| (&**name, items.as_slice()))
     }
 
     /// Number of items over all ports.
     pub fn item_count(&self) -> usize {
-        self.entries.iter().map(|(_, items)| items.len()).sum()
+        self.entries().iter().map(|(_, items)| items.len()).sum()
     }
 
     /// Whether no port is taken.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
 
     /// Adds the items of `from_port` of `other` to `port`, sharing them
@@ -125,28 +136,48 @@ impl Ports {
         let Ok(j) = other.position(from_port) else {
             return;
         };
-        let items = &other.entries[j].1;
-        match self.position(port) {
-            Ok(i) => Arc::make_mut(&mut self.entries[i].1).extend(items.iter().cloned()),
-            Err(i) => self.entries.insert(i, (port_name(port), Arc::clone(items))),
+        let items = &other.entries()[j].1;
+        if self.entries.is_none() {
+            // The common case, one edge into a port: share the other's
+            // ports outright when they are exactly this one.
+            if port == from_port && other.entries().len() == 1 {
+                self.entries = other.entries.clone();
+                return;
+            }
+        }
+        let position = self.position(port);
+        let entries = self.entries_mut();
+        match position {
+            Ok(i) => Arc::make_mut(&mut entries[i].1).extend(items.iter().cloned()),
+            Err(i) => entries.insert(i, (port_name(port), Arc::clone(items))),
         }
     }
 
+    fn entries(&self) -> &[Entry] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries to change, copied first if they are shared.
+    fn entries_mut(&mut self) -> &mut Vec<Entry> {
+        Arc::make_mut(self.entries.get_or_insert_with(Default::default))
+    }
+
     fn position(&self, port: &str) -> Result<usize, usize> {
-        self.entries
+        self.entries()
             .binary_search_by(|(name, _)| (**name).cmp(port))
     }
 
     fn slot(&mut self, port: &str) -> &mut Arc<Vec<Item>> {
-        let i = match self.position(port) {
+        let position = self.position(port);
+        let entries = self.entries_mut();
+        let i = match position {
             Ok(i) => i,
             Err(i) => {
-                self.entries
-                    .insert(i, (port_name(port), Arc::new(Vec::new())));
+                entries.insert(i, (port_name(port), Arc::new(Vec::new())));
                 i
             }
         };
-        &mut self.entries[i].1
+        &mut entries[i].1
     }
 }
 
@@ -164,8 +195,8 @@ fn port_name(port: &str) -> Arc<str> {
 
 impl Serialize for Ports {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
-        for (name, items) in &self.entries {
+        let mut map = serializer.serialize_map(Some(self.entries().len()))?;
+        for (name, items) in self.entries() {
             map.serialize_entry(&**name, items.as_slice())?;
         }
         map.end()
@@ -175,11 +206,12 @@ impl Serialize for Ports {
 impl<'de> Deserialize<'de> for Ports {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, Vec<Item>>::deserialize(deserializer)?;
+        let entries: Vec<Entry> = map
+            .into_iter()
+            .map(|(name, items)| (port_name(&name), Arc::new(items)))
+            .collect();
         Ok(Self {
-            entries: map
-                .into_iter()
-                .map(|(name, items)| (port_name(&name), Arc::new(items)))
-                .collect(),
+            entries: (!entries.is_empty()).then(|| Arc::new(entries)),
         })
     }
 }

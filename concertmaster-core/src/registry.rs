@@ -270,18 +270,34 @@ impl fmt::Debug for NodeRegistry {
 
 struct SharedNode<N>(Arc<N>);
 
-#[async_trait::async_trait]
 impl<N: Node> Node for SharedNode<N> {
-    async fn execute(
-        &self,
-        ctx: &crate::NodeContext,
+    // Written out rather than through `#[async_trait]`, which would box a
+    // second future around the shared node's own on every execution.
+    fn execute<'node, 'ctx, 'fut>(
+        &'node self,
+        ctx: &'ctx crate::NodeContext,
         input: crate::Ports,
-    ) -> Result<crate::NodeOutcome, crate::NodeError> {
-        self.0.execute(ctx, input).await
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<crate::NodeOutcome, crate::NodeError>>
+                + Send
+                + 'fut,
+        >,
+    >
+    where
+        'node: 'fut,
+        'ctx: 'fut,
+        Self: 'fut,
+    {
+        self.0.execute(ctx, input)
     }
 
     fn output_ports(&self) -> Option<Vec<String>> {
         self.0.output_ports()
+    }
+
+    fn join(&self) -> crate::node::Join {
+        self.0.join()
     }
 }
 

@@ -1,5 +1,6 @@
 //! One node's execution within a run: attempts, timeout, retry, persistence.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,91 +57,105 @@ pub(super) struct NodeTask {
     pub(super) cancel: CancellationToken,
 }
 
+// The futures below are written as `fn -> impl Future` around an `async
+// move` block rather than as `async fn`: an `async fn` keeps its arguments
+// twice in its state (rust-lang/rust#62958), and a node execution's future
+// is allocated and moved for every node.
 impl NodeTask {
-    pub(super) async fn run(self) -> Finish {
+    pub(super) fn run(self) -> impl Future<Output = Finish> + Send {
         let span = tracing::info_span!(
             "node",
             node = %self.node_id,
             node_type = %self.node_type,
             run = %self.run_id,
         );
-        self.execute(span.clone()).instrument(span).await
+        self.execute(span.clone()).instrument(span)
     }
 
-    async fn execute(mut self, span: tracing::Span) -> Finish {
-        let inner = Arc::clone(&self.inner);
-        // The semaphore lives as long as the engine and is never closed.
-        let Ok(_permit) = inner.node_permits.acquire().await else {
-            return Finish::Store(StoreError::Unavailable {
-                message: "engine is shutting down".into(),
-            });
-        };
-        let mut record = NodeExecution {
-            run_id: self.run_id,
-            node_id: self.node_id.clone(),
-            node_type: String::from(&*self.node_type),
-            status: NodeStatus::Running,
-            attempt: self.attempt,
-            input: std::mem::take(&mut self.input),
-            output: None,
-            error: None,
-            wait: None,
-            resumed: self.resumed.take(),
-            started_at: Some(self.started_at.unwrap_or_else(|| inner.clock.now())),
-            ended_at: None,
-        };
-        let max_attempts = self.retry.max_attempts.max(1);
-        let mut tries = 0;
-        let error = loop {
-            tries += 1;
-            let saving = &record;
-            if let Err(err) = inner
-                .durably("save node execution", || {
-                    inner.store.save_node_execution(&self.tenant, saving)
-                })
-                .await
-            {
-                return Finish::Store(err);
-            }
-            let ctx = NodeContext {
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn execute(mut self, span: tracing::Span) -> impl Future<Output = Finish> + Send {
+        async move {
+            let inner = Arc::clone(&self.inner);
+            // The semaphore lives as long as the engine and is never closed.
+            let Ok(_permit) = inner.node_permits.acquire().await else {
+                return Finish::Store(StoreError::Unavailable {
+                    message: "engine is shutting down".into(),
+                });
+            };
+            let mut record = NodeExecution {
                 run_id: self.run_id,
                 node_id: self.node_id.clone(),
-                node_type: Arc::clone(&self.node_type),
-                tenant: self.tenant.clone(),
-                workflow_id: self.workflow_id.clone(),
-                workflow_version: self.workflow_version,
-                attempt: record.attempt,
-                idempotency_key: std::sync::OnceLock::new(),
-                cancel: self.cancel.child_token(),
-                span: span.clone(),
-                resumed: record.resumed.clone(),
-                clock: Arc::clone(&inner.clock),
+                node_type: String::from(&*self.node_type),
+                status: NodeStatus::Running,
+                attempt: self.attempt,
+                input: std::mem::take(&mut self.input),
+                output: None,
+                error: None,
+                wait: None,
+                resumed: self.resumed.take(),
+                started_at: Some(self.started_at.unwrap_or_else(|| inner.clock.now())),
+                ended_at: None,
             };
-            let began = Instant::now();
-            let outcome = self.attempt_once(&ctx, record.input.clone()).await;
-            telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
-            match outcome {
-                Ok(NodeOutcome::Done(ports)) => return self.succeed(record, ports).await,
-                Ok(NodeOutcome::Suspend(suspend)) => match self.suspend(&mut record, suspend).await
+            let max_attempts = self.retry.max_attempts.max(1);
+            let mut tries = 0;
+            let error = loop {
+                tries += 1;
+                let saving = &record;
+                if let Err(err) = inner
+                    .durably("save node execution", || {
+                        inner.store.save_node_execution(&self.tenant, saving)
+                    })
+                    .await
                 {
-                    Ok(finish) => return finish,
-                    Err(refused) => break refused,
-                },
-                Err(err)
-                    if err.is_retryable()
-                        && tries < max_attempts
-                        && !self.cancel.is_cancelled() =>
-                {
-                    tracing::debug!(attempt = record.attempt, error = %err, "node attempt failed; retrying");
-                    let pause = self.retry.backoff_with_jitter(tries, fastrand::f64());
-                    record.error = Some(err);
-                    record.attempt += 1;
-                    tokio::time::sleep(pause).await;
+                    return Finish::Store(err);
                 }
-                Err(err) => break err,
-            }
-        };
-        self.fail(record, error).await
+                let began = Instant::now();
+                // In a block of its own so that the context is not kept in
+                // the future's state across the awaits below.
+                let outcome = {
+                    let ctx = NodeContext {
+                        run_id: self.run_id,
+                        node_id: self.node_id.clone(),
+                        node_type: Arc::clone(&self.node_type),
+                        tenant: self.tenant.clone(),
+                        workflow_id: self.workflow_id.clone(),
+                        workflow_version: self.workflow_version,
+                        attempt: record.attempt,
+                        idempotency_key: std::sync::OnceLock::new(),
+                        cancel: self.cancel.child_token(),
+                        span: span.clone(),
+                        resumed: record.resumed.clone(),
+                        clock: Arc::clone(&inner.clock),
+                    };
+                    self.attempt_once(&ctx, record.input.clone()).await
+                };
+                telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
+                match outcome {
+                    Ok(NodeOutcome::Done(ports)) => return self.succeed(&mut record, ports).await,
+                    // Boxed: a suspension is rare, and its future would
+                    // otherwise widen every node execution's.
+                    Ok(NodeOutcome::Suspend(suspend)) => {
+                        match Box::pin(self.suspend(&mut record, suspend)).await {
+                            Ok(finish) => return finish,
+                            Err(refused) => break refused,
+                        }
+                    }
+                    Err(err)
+                        if err.is_retryable()
+                            && tries < max_attempts
+                            && !self.cancel.is_cancelled() =>
+                    {
+                        tracing::debug!(attempt = record.attempt, error = %err, "node attempt failed; retrying");
+                        let pause = self.retry.backoff_with_jitter(tries, fastrand::f64());
+                        record.error = Some(err);
+                        record.attempt += 1;
+                        tokio::time::sleep(pause).await;
+                    }
+                    Err(err) => break err,
+                }
+            };
+            self.fail(&mut record, error).await
+        }
     }
 
     /// One call of the node, cut off at the timeout.
@@ -172,15 +187,23 @@ impl NodeTask {
             .await
     }
 
-    async fn succeed(&self, mut record: NodeExecution, ports: Ports) -> Finish {
+    /// Commits the success; `record` is borrowed, not moved, so that the
+    /// execution's future does not hold it twice.
+    fn succeed<'a>(
+        &'a self,
+        record: &'a mut NodeExecution,
+        ports: Ports,
+    ) -> impl Future<Output = Finish> + Send + 'a {
         record.status = NodeStatus::Succeeded;
         record.output = Some(ports);
         record.resumed = None;
         record.ended_at = Some(self.inner.clock.now());
-        if let Err(err) = self.save(&record).await {
-            return Finish::Store(err);
+        async move {
+            if let Err(err) = self.save(record).await {
+                return Finish::Store(err);
+            }
+            Finish::Succeeded(record.output.take().unwrap_or_default())
         }
-        Finish::Succeeded(record.output.unwrap_or_default())
     }
 
     /// Commits the suspension; `Err` is why the node fails instead (a
@@ -217,7 +240,11 @@ impl NodeTask {
         }
     }
 
-    async fn fail(&self, mut record: NodeExecution, error: NodeError) -> Finish {
+    fn fail<'a>(
+        &'a self,
+        record: &'a mut NodeExecution,
+        error: NodeError,
+    ) -> impl Future<Output = Finish> + Send + 'a {
         tracing::debug!(error = %error, "node failed");
         record.status = NodeStatus::Failed;
         record.resumed = None;
@@ -226,12 +253,14 @@ impl NodeTask {
             .routes_errors
             .then(|| error_output(&record.node_id, record.attempt, &error));
         record.error = Some(error.clone());
-        if let Err(err) = self.save(&record).await {
-            return Finish::Store(err);
-        }
-        Finish::Failed {
-            error,
-            routed: record.output,
+        async move {
+            if let Err(err) = self.save(record).await {
+                return Finish::Store(err);
+            }
+            Finish::Failed {
+                error,
+                routed: record.output.take(),
+            }
         }
     }
 }

@@ -134,6 +134,8 @@ struct RunDriver {
     /// The run's trigger items, as a root node's input.
     trigger: Ports,
     ready: VecDeque<usize>,
+    /// `resolve`'s work list, kept to reuse its allocation.
+    resolving: Vec<usize>,
     /// The node executions in progress, polled by this driver's task: no
     /// task per node, so a step costs no cross-thread hand-off. Nodes that
     /// burn CPU for long belong on `spawn_blocking`.
@@ -232,6 +234,7 @@ impl RunDriver {
             outputs: vec![None; n],
             trigger,
             ready: VecDeque::new(),
+            resolving: Vec::new(),
             running: FuturesUnordered::new(),
             cancel: CancellationToken::new(),
             failure: None,
@@ -415,13 +418,17 @@ impl RunDriver {
             started_at,
             cancel: self.cancel.clone(),
         };
-        self.running.push(Box::pin(async move {
-            let finish = AssertUnwindSafe(task.run())
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
-            (i, finish)
-        }));
+        // Combinators, not an async block: the block would keep `task` in
+        // its state beside the execution's future, which is boxed and
+        // moved for every node.
+        self.running
+            .push(Box::pin(AssertUnwindSafe(task.run()).catch_unwind().map(
+                move |caught| {
+                    let finish = caught
+                        .unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
+                    (i, finish)
+                },
+            )));
     }
 
     /// The items arriving at node `i`: the trigger's for a root, otherwise
@@ -477,7 +484,9 @@ impl RunDriver {
     /// starts if any of them carries data, and is skipped otherwise.
     async fn resolve(&mut self, i: usize) {
         let plan = Arc::clone(&self.workflow.plan);
-        let mut stack = vec![i];
+        // Reused between calls: resolving is done once per node.
+        let mut stack = std::mem::take(&mut self.resolving);
+        stack.push(i);
         while let Some(n) = stack.pop() {
             if std::mem::replace(&mut self.resolved[n], true) {
                 continue;
@@ -509,6 +518,7 @@ impl RunDriver {
                 }
             }
         }
+        self.resolving = stack;
     }
 
     async fn skip(&mut self, i: usize) {
