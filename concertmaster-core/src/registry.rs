@@ -359,6 +359,37 @@ mod tests {
         }
     }
 
+    /// Starts on its first input, with ports of its own.
+    struct FirstWins;
+
+    #[async_trait::async_trait]
+    impl Node for FirstWins {
+        async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+            Ok(NodeOutcome::Done(input))
+        }
+
+        fn join(&self) -> crate::node::Join {
+            crate::node::Join::First
+        }
+
+        fn output_ports(&self) -> Option<Vec<String>> {
+            Some(vec!["winner".into()])
+        }
+    }
+
+    #[test]
+    fn a_shared_node_keeps_its_join_and_ports() {
+        let mut registry = NodeRegistry::new();
+        let descriptor = NodeDescriptor::new("first_wins", NodeCategory::Logic);
+        assert_eq!(registry.register_node(descriptor, FirstWins), Ok(()));
+        let node = match registry.build("first_wins", &json!({})) {
+            Some(Ok(node)) => node,
+            other => panic!("first_wins did not build: {:?}", other.map(|r| r.err())),
+        };
+        assert_eq!(node.join(), crate::node::Join::First);
+        assert_eq!(node.output_ports(), Some(vec!["winner".to_string()]));
+    }
+
     #[test]
     fn duplicate_type_ids_are_refused() {
         let mut registry = NodeRegistry::new();
