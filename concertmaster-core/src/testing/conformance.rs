@@ -220,21 +220,27 @@ fn start_entry(run: &Run) -> AuditEntry {
     }
 }
 
+/// Starts `r` leased to `owner` until `until`; returns its audit entry.
+async fn start_leased(store: &dyn Store, r: &Run, owner: &str, until: DateTime<Utc>) -> AuditEntry {
+    let entry = start_entry(r);
+    ok!(store
+        .start_run(&RunStart {
+            run: r,
+            owner,
+            lease_until: until,
+            audit: &entry,
+        })
+        .await);
+    entry
+}
+
 /// `start_run` stores the run, the starter's lease and the audit entry
 /// together; a second start of the same id conflicts and changes none of them.
 pub async fn starting_a_run_stores_it_leased_and_audited(store: &dyn Store) {
     let a = tenant_a();
     let r = run(&a, "w", RunStatus::Running, 0);
-    let entry = start_entry(&r);
     let (now, until) = (t0(), t0() + Duration::seconds(30));
-    ok!(store
-        .start_run(&RunStart {
-            run: &r,
-            owner: "engine-1",
-            lease_until: until,
-            audit: &entry,
-        })
-        .await);
+    let entry = start_leased(store, &r, "engine-1", until).await;
     assert_eq!(ok!(store.run(&a, r.id).await), Some(r.clone()));
     assert!(
         !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
@@ -277,16 +283,8 @@ pub async fn starting_a_run_stores_it_leased_and_audited(store: &dyn Store) {
 pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
     let a = tenant_a();
     let r = run(&a, "w", RunStatus::Running, 0);
-    let entry = start_entry(&r);
     let (now, until) = (t0(), t0() + Duration::seconds(30));
-    ok!(store
-        .start_run(&RunStart {
-            run: &r,
-            owner: "engine-1",
-            lease_until: until,
-            audit: &entry,
-        })
-        .await);
+    start_leased(store, &r, "engine-1", until).await;
 
     let mut waiting = r.clone();
     waiting.status = RunStatus::Waiting;
