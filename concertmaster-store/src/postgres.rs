@@ -44,6 +44,11 @@ impl PostgresStore {
             url: redact(url),
             source,
         })?;
+        // The group commit's statements (six kinds, 1 to 128 rows each) are
+        // prepared on the writer's one connection; the default cache of 100
+        // made it prepare them again and again. Other connections only
+        // ever hold the few dozen other queries.
+        let options = options.statement_cache_capacity(1024);
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -96,6 +101,10 @@ fn read_ts(
     use sqlx::Row;
     row.try_get(column)
 }
+
+/// The group commit's writer keeps one connection of the pool for itself
+/// (unless the pool has only one): its statements stay prepared there.
+const WRITER_KEEPS_CONNECTION: bool = true;
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");

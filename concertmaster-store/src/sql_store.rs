@@ -199,8 +199,33 @@ macro_rules! sql_store {
         /// write commits at once.
         async fn group_commits(pool: sqlx::Pool<Db>, mut queue: tokio::sync::mpsc::Receiver<PendingWrite>) {
             let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+            // Postgres: the writer keeps one connection, so that the group's
+            // statements stay prepared on it and nowhere else (see
+            // `WRITER_KEEPS_CONNECTION` in the backend's module).
+            let mut kept: Option<sqlx::pool::PoolConnection<Db>> = None;
+            // Never the pool's only connection: every other call needs it too.
+            let keep = WRITER_KEEPS_CONNECTION && pool.options().get_max_connections() > 1;
             while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
-                let results = commit_group(&pool, &batch).await;
+                let conn = match kept.take() {
+                    Some(conn) => Ok(conn),
+                    None => pool.acquire().await,
+                };
+                let results = match conn {
+                    Ok(mut conn) => {
+                        let results = commit_group(&mut conn, &batch).await;
+                        // A connection that just failed may be broken: the
+                        // next group takes a fresh one.
+                        let healthy = results.iter().all(|r| !matches!(r, Err(err) if err.is_retryable()));
+                        if keep && healthy {
+                            kept = Some(conn);
+                        }
+                        results
+                    }
+                    Err(err) => {
+                        let err = store_error(err, "store connection", "group commit");
+                        batch.iter().map(|_| Err(err.clone())).collect()
+                    }
+                };
                 for (write, result) in batch.drain(..).zip(results) {
                     // The caller may have given up waiting; nothing to tell then.
                     let _ = write.done.send(result);
@@ -208,7 +233,7 @@ macro_rules! sql_store {
             }
         }
 
-        async fn commit_group(pool: &sqlx::Pool<Db>, batch: &[PendingWrite]) -> Vec<StoreResult<u64>> {
+        async fn commit_group(conn: &mut <Db as sqlx::Database>::Connection, batch: &[PendingWrite]) -> Vec<StoreResult<u64>> {
             // The common case, every write applied, costs one commit; only a
             // group holding a refused or failing write pays for learning which.
             let mut group = Group::default();
@@ -221,9 +246,9 @@ macro_rules! sql_store {
             }
             let together = if group.executions.len() == batch.len() {
                 // Node executions alone: one statement, its own commit.
-                batch.len() > 1 && upsert_all(pool, &group.executions).await
+                batch.len() > 1 && upsert_all(&mut *conn, &group.executions).await
             } else {
-                commit_in_one_transaction(pool, &group).await
+                commit_in_one_transaction(conn, &group).await
             };
             if together {
                 return batch.iter().map(|_| Ok(1)).collect();
@@ -232,7 +257,7 @@ macro_rules! sql_store {
             for pending in batch {
                 // Each in its own commit: in Postgres a failed statement would
                 // take a shared transaction down with it.
-                results.push(write_alone(pool, &pending.write).await);
+                results.push(write_alone(conn, &pending.write).await);
             }
             results
         }
@@ -248,8 +273,8 @@ macro_rules! sql_store {
         /// Applies the whole group in one transaction, a statement per kind
         /// of write: true when it committed with every write applied.
         /// Otherwise it is rolled back, and each write is redone alone.
-        async fn commit_in_one_transaction(pool: &sqlx::Pool<Db>, group: &Group<'_>) -> bool {
-            let Ok(mut tx) = pool.begin().await else {
+        async fn commit_in_one_transaction(conn: &mut <Db as sqlx::Database>::Connection, group: &Group<'_>) -> bool {
+            let Ok(mut tx) = sqlx::Connection::begin(conn).await else {
                 return false;
             };
             if !group.executions.is_empty() && !upsert_all(&mut *tx, &group.executions).await {
@@ -267,19 +292,19 @@ macro_rules! sql_store {
         }
 
         /// One write in a commit of its own.
-        async fn write_alone(pool: &sqlx::Pool<Db>, write: &Write) -> StoreResult<u64> {
+        async fn write_alone(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<u64> {
             match write {
-                Write::Execution { tenant, execution } => save_execution(pool, tenant, execution).await,
+                Write::Execution { tenant, execution } => save_execution(&mut *conn, tenant, execution).await,
                 Write::Start { run, owner, until, audit } => {
                     let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = pool.begin().await.map_err(fail)?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
                     start_all(&mut tx, &[(run, owner, *until, audit)]).await?;
                     tx.commit().await.map_err(fail)?;
                     Ok(1)
                 }
                 Write::Settle { run, owner } => {
                     let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = pool.begin().await.map_err(fail)?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
                     let updated = settle_all(&mut tx, &[(run, owner)]).await?;
                     if updated > 0 {
                         tx.commit().await.map_err(fail)?;

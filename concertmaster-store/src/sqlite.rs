@@ -138,6 +138,10 @@ fn read_ts(
     })
 }
 
+/// The group commit's writer gives the connection back after every group:
+/// the pool has one, and every other call of the store needs it too.
+const WRITER_KEEPS_CONNECTION: bool = false;
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 

@@ -145,3 +145,44 @@ async fn runs_complete_across_a_server_restart() {
     assert!(outage.elapsed() >= Duration::from_secs(3));
     engine.shutdown();
 }
+
+/// With a pool of one connection the group commit's writer gives it back
+/// after every group: runs still complete, and reads still get through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_one_connection_is_shared_with_the_writer() {
+    let url = crate::support::fresh_postgres_url().await;
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 1)
+        .await
+        .expect("connects");
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("slow", NodeCategory::Transform), Slow)
+        .expect("registers");
+    let engine = Engine::builder()
+        .store(store)
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let def = WorkflowDefinition::from_value(json!({
+        "id": "one", "name": "One",
+        "nodes": [{"id": "a", "type": "slow"}, {"id": "b", "type": "slow"}],
+        "edges": [{"source": "a", "target": "b"}]
+    }))
+    .expect("parses");
+    let tenant = TenantId::new("acme");
+    let workflow = engine.publish(&tenant, def).await.expect("publishes");
+    for _ in 0..3 {
+        let run = engine.start(&workflow, json!({})).await.expect("starts");
+        let done = tokio::time::timeout(Duration::from_secs(30), engine.finished(&tenant, run))
+            .await
+            .expect("the run completes with one connection")
+            .expect("finishes");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+        let read = tokio::time::timeout(Duration::from_secs(10), engine.run(&tenant, run))
+            .await
+            .expect("a read gets the connection")
+            .expect("reads");
+        assert_eq!(read.run.status, RunStatus::Succeeded);
+    }
+}
