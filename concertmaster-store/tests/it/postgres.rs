@@ -86,12 +86,8 @@ impl Node for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_complete_across_a_server_restart() {
-    let cluster = Cluster::start();
-    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&cluster.url, 4)
-        .await
-        .expect("connects");
+/// An engine on `store` with the `slow_start` trigger and `slow` step.
+async fn slow_engine(store: concertmaster_store::PostgresStore) -> Engine {
     let mut registry = NodeRegistry::new();
     registry
         .register_node(
@@ -102,12 +98,21 @@ async fn runs_complete_across_a_server_restart() {
     registry
         .register_node(NodeDescriptor::new("slow", NodeCategory::Transform), Slow)
         .expect("registers");
-    let engine = Engine::builder()
+    Engine::builder()
         .store(store)
         .registry(registry)
         .build()
         .await
-        .expect("builds");
+        .expect("builds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_complete_across_a_server_restart() {
+    let cluster = Cluster::start();
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&cluster.url, 4)
+        .await
+        .expect("connects");
+    let engine = slow_engine(store).await;
     let nodes: Vec<_> = (0..8)
         .map(|i| json!({"id": format!("n{i}"), "type": if i == 0 { "slow_start" } else { "slow" }}))
         .collect();
@@ -154,16 +159,7 @@ async fn a_pool_of_one_connection_is_shared_with_the_writer() {
     let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 1)
         .await
         .expect("connects");
-    let mut registry = NodeRegistry::new();
-    registry
-        .register_node(NodeDescriptor::new("slow", NodeCategory::Transform), Slow)
-        .expect("registers");
-    let engine = Engine::builder()
-        .store(store)
-        .registry(registry)
-        .build()
-        .await
-        .expect("builds");
+    let engine = slow_engine(store).await;
     let def = WorkflowDefinition::from_value(json!({
         "id": "one", "name": "One",
         "nodes": [{"id": "a", "type": "slow"}, {"id": "b", "type": "slow"}],
