@@ -137,13 +137,11 @@ impl Ports {
             return;
         };
         let items = &other.entries()[j].1;
-        if self.entries.is_none() {
-            // The common case, one edge into a port: share the other's
-            // ports outright when they are exactly this one.
-            if port == from_port && other.entries().len() == 1 {
-                self.entries = other.entries.clone();
-                return;
-            }
+        // The common case, one edge into a port: share the other's ports
+        // outright when they are exactly this one.
+        if self.entries.is_none() && port == from_port && other.entries().len() == 1 {
+            self.entries = other.entries.clone();
+            return;
         }
         let position = self.position(port);
         let entries = self.entries_mut();

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use crate::error::{redact, Error};
 use crate::form_store::{connection_store, dataset_store, form_store};
-use crate::sql_store::sql_store;
+use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
 type Db = sqlx::Postgres;
 
@@ -44,11 +44,9 @@ impl PostgresStore {
             url: redact(url),
             source,
         })?;
-        // The group commit's statements (six kinds, 1 to 128 rows each) are
-        // prepared on the writer's one connection; the default cache of 100
-        // made it prepare them again and again. Other connections only
-        // ever hold the few dozen other queries.
-        let options = options.statement_cache_capacity(1024);
+        // Other connections than the writer's only ever hold the few dozen
+        // other queries.
+        let options = options.statement_cache_capacity(STATEMENT_CACHE);
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

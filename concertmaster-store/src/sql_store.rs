@@ -9,6 +9,13 @@
 //! timestamp helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt`
 //! (timestamps are microseconds in SQLite and `timestamptz` in Postgres).
 
+/// Prepared statements a connection keeps: the group commit's (six kinds
+/// of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query, with
+/// room to spare. sqlx's default of 100 made the group commit prepare its
+/// statements again and again. Only the connection the writer uses holds
+/// the group's statements: SQLite's only one, Postgres's kept one.
+pub(crate) const STATEMENT_CACHE: usize = 1024;
+
 macro_rules! sql {
     ($path:literal) => {
         include_str!(concat!(

@@ -8,7 +8,7 @@ use sqlx::SqlitePool;
 
 use crate::error::{redact, Error};
 use crate::form_store::{connection_store, dataset_store, form_store};
-use crate::sql_store::sql_store;
+use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
 type Db = sqlx::Sqlite;
 
@@ -60,11 +60,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // The group commit writes with one statement per kind of write
-            // and group size, up to 6 × 128 of them; the default cache of 100
-            // statements made it prepare them again and again. One
-            // connection, so the cache stays bounded (the peer benchmark's
-            // process grew by 12 MB with caches this size on both stores).
+            // One connection, so the cache stays bounded (the peer
+            // benchmark's process grew by 12 MB with caches this size on
+            // both stores).
             .statement_cache_capacity(STATEMENT_CACHE);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -88,10 +86,6 @@ impl SqliteStore {
         apply_migrations(&self.pool, None, |m| m.sqlite).await
     }
 }
-
-/// Prepared statements kept on the connection: the group commit's (six
-/// kinds, 1 to 128 rows each) and every other query, with room to spare.
-const STATEMENT_CACHE: usize = 1024;
 
 /// The bind parameter at position `n` of a generated statement: anonymous.
 /// SQLite finds a named parameter (`$N`, `?N`) by walking the list of all

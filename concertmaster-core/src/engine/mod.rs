@@ -502,15 +502,14 @@ impl Engine {
             error: None,
         };
         let (tenant, id) = (run.tenant.clone(), run.id);
-        let audit = AuditEntry {
-            tenant: tenant.clone(),
-            at: now,
-            actor: actor::current_actor(),
-            action: AuditAction::Execute,
-            entity_type: "run".into(),
-            entity_id: id.to_string(),
-            details: serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
-        };
+        let audit = audit_entry(
+            &tenant,
+            now,
+            AuditAction::Execute,
+            "run",
+            id.to_string(),
+            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
+        );
         if leased {
             let start = RunStart {
                 run: &run,
@@ -718,15 +717,15 @@ impl Engine {
         entity_id: String,
         details: Value,
     ) {
-        self.append_audit(AuditEntry {
-            tenant: tenant.clone(),
-            at: self.inner.clock.now(),
-            actor: actor::current_actor(),
+        let at = self.inner.clock.now();
+        self.append_audit(audit_entry(
+            tenant,
+            at,
             action,
-            entity_type: entity_type.to_string(),
+            entity_type,
             entity_id,
             details,
-        })
+        ))
         .await;
     }
 
@@ -742,6 +741,26 @@ impl Engine {
                 "audit entry could not be stored"
             );
         }
+    }
+}
+
+/// An audit entry by the current actor.
+fn audit_entry(
+    tenant: &TenantId,
+    at: chrono::DateTime<chrono::Utc>,
+    action: AuditAction,
+    entity_type: &str,
+    entity_id: String,
+    details: Value,
+) -> AuditEntry {
+    AuditEntry {
+        tenant: tenant.clone(),
+        at,
+        actor: actor::current_actor(),
+        action,
+        entity_type: entity_type.to_string(),
+        entity_id,
+        details,
     }
 }
 

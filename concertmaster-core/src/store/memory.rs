@@ -141,9 +141,7 @@ impl State {
             Some((holder, until)) => holder == owner || *until < now,
         }
     }
-}
 
-impl State {
     fn insert_run(&mut self, run: &Run) -> StoreResult<()> {
         if self.runs.contains_key(&run.id) {
             return Err(StoreError::Conflict {
