@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use concertmaster_core::{
     AuditFilter, Connector, ConnectorError, ConnectorFactory, Engine, InMemoryStore, ManualClock,
-    NodeRegistry, Page, ReadQuery, Record, RecordOutcome, RunStatus, Store, TenantId,
+    NodeRegistry, NodeStatus, Page, ReadQuery, Record, RecordOutcome, RunStatus, Store, TenantId,
     WorkflowDefinition, WriteMode,
 };
 use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapFactory};
@@ -352,10 +352,30 @@ async fn netsuite_sync_upserts_by_external_id_through_the_engine() {
 }
 
 /// A SAP connector that makes the real call and then kills the process,
-/// before the engine can commit what the node did.
-struct CrashAfterWrite;
+/// before the engine can commit what the node did. It first waits until the
+/// attempt is recorded running (the engine commits that while the node
+/// goes on), so that the crash falls between that record and the result.
+struct CrashAfterWrite(Arc<dyn Store>);
 
-struct CrashingConnector(Arc<dyn Connector>);
+struct CrashingConnector(Arc<dyn Connector>, Arc<dyn Store>);
+
+impl CrashingConnector {
+    async fn attempt_recorded(&self) {
+        let tenant = TenantId::new("acme");
+        loop {
+            for run in self.1.runs(&tenant, &Default::default()).await.unwrap() {
+                let nodes = self.1.node_executions(&tenant, run.id).await.unwrap();
+                if nodes
+                    .iter()
+                    .any(|n| n.node_id.as_str() == "export" && n.status == NodeStatus::Running)
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
 
 impl ConnectorFactory for CrashAfterWrite {
     fn kind(&self) -> &str {
@@ -369,6 +389,7 @@ impl ConnectorFactory for CrashAfterWrite {
     fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {
         Ok(Arc::new(CrashingConnector(
             SapFactory.open(connection, config)?,
+            Arc::clone(&self.0),
         )))
     }
 }
@@ -387,6 +408,7 @@ impl Connector for CrashingConnector {
         mode: WriteMode,
         records: &[Record],
     ) -> Result<Vec<RecordOutcome>, ConnectorError> {
+        self.attempt_recorded().await;
         // The ERP has the records now; the engine never hears of it.
         self.0.write(entity, mode, records).await?;
         let _ = std::io::stdout().flush();
@@ -415,7 +437,8 @@ async fn crash_worker() {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
-    let connections = Connections::new(store.clone(), keys()).with_connector(CrashAfterWrite);
+    let connections =
+        Connections::new(store.clone(), keys()).with_connector(CrashAfterWrite(store.clone()));
     let engine = engine(store, &connections).await;
     let tenant = TenantId::new("acme");
     let workflow = engine

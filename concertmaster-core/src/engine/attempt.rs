@@ -100,14 +100,13 @@ impl NodeTask {
             let mut tries = 0;
             let error = loop {
                 tries += 1;
-                let saving = &record;
-                if let Err(err) = inner
-                    .durably("save node execution", || {
-                        inner.store.save_node_execution(&self.tenant, saving)
-                    })
-                    .await
-                {
-                    return Finish::Store(err);
+                // A retry records the failed attempt's error before its
+                // back-off is over; a first attempt is recorded running only
+                // if it waits (below).
+                if tries > 1 {
+                    if let Err(err) = self.save(&record).await {
+                        return Finish::Store(err);
+                    }
                 }
                 let began = Instant::now();
                 // In a block of its own so that the context is not kept in
@@ -127,7 +126,14 @@ impl NodeTask {
                         resumed: record.resumed.clone(),
                         clock: Arc::clone(&inner.clock),
                     };
-                    self.attempt_once(&ctx, record.input.clone()).await
+                    let attempt = std::pin::pin!(self.attempt_once(&ctx, record.input.clone()));
+                    match self
+                        .recorded_running_if_it_waits(&record, tries, attempt)
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(err) => return Finish::Store(err),
+                    }
                 };
                 telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
                 match outcome {
@@ -177,6 +183,35 @@ impl NodeTask {
                 )))
             }
         }
+    }
+
+    /// Drives one attempt. A node that finishes without waiting (a
+    /// transform, a check) is committed once, when it ends: a `running`
+    /// record before it would be one more commit in every step's path and
+    /// would tell a recovering engine nothing it cannot derive, since the
+    /// node is re-executed either way with the same idempotency key. A node
+    /// that waits (on the network, a timer) has its `running` record
+    /// committed while it goes on, so that a slow call shows in the run.
+    /// The node is polled while the record is written, not paused: it may
+    /// hold a store connection across its first wait, and the write may
+    /// need that connection.
+    async fn recorded_running_if_it_waits<F>(
+        &self,
+        record: &NodeExecution,
+        tries: u32,
+        mut attempt: std::pin::Pin<&mut F>,
+    ) -> Result<Result<NodeOutcome, NodeError>, StoreError>
+    where
+        F: Future<Output = Result<NodeOutcome, NodeError>>,
+    {
+        if tries == 1 {
+            if let std::task::Poll::Ready(outcome) = futures_util::poll!(attempt.as_mut()) {
+                return Ok(outcome);
+            }
+            let (outcome, saved) = futures_util::future::join(attempt, self.save(record)).await;
+            return saved.map(|()| outcome);
+        }
+        Ok(attempt.await)
     }
 
     async fn save(&self, record: &NodeExecution) -> Result<(), StoreError> {

@@ -875,12 +875,10 @@ impl concertmaster_core::Node for ChecksCommitted {
         let before = records
             .iter()
             .find(|r| r.node_id.as_str() != ctx.node_id().as_str());
+        // This node finishes without waiting, so its own record is
+        // committed once, when it ends.
         match (mine, before) {
-            (Some(me), Some(prev))
-                if me.status == NodeStatus::Running
-                    && prev.status == NodeStatus::Succeeded
-                    && prev.output.is_some() =>
-            {
+            (None, Some(prev)) if prev.status == NodeStatus::Succeeded && prev.output.is_some() => {
                 Ok(concertmaster_core::NodeOutcome::Done(input))
             }
             other => Err(concertmaster_core::NodeError::fatal(format!(
@@ -931,6 +929,84 @@ async fn a_transition_is_committed_before_the_next_node_runs() {
     let run = engine.start(&wf, json!({})).await.expect("starts");
     let run = engine.settled(&tenant, run).await.expect("settles");
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+}
+
+/// Waits until the test lets it go.
+struct WaitsForRelease(std::sync::Arc<tokio::sync::Notify>);
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for WaitsForRelease {
+    async fn execute(
+        &self,
+        _: &concertmaster_core::NodeContext,
+        input: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        self.0.notified().await;
+        Ok(concertmaster_core::NodeOutcome::Done(input))
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_waits_is_recorded_running_while_it_waits() {
+    use concertmaster_core::{Engine, NodeCategory, NodeDescriptor, NodeRegistry, RunStore};
+    let store = concertmaster_core::InMemoryStore::new();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(
+            NodeDescriptor::new("first", NodeCategory::Trigger),
+            ChecksNothing,
+        )
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("slow", NodeCategory::Output),
+            WaitsForRelease(std::sync::Arc::clone(&release)),
+        )
+        .expect("registers");
+    let engine = Engine::builder()
+        .store(store.clone())
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let wf = engine
+        .publish(
+            &tenant,
+            WorkflowDefinition::from_value(workflow(
+                "slow",
+                &[("a", "first", json!({})), ("b", "slow", json!({}))],
+                &[("a", "b")],
+            ))
+            .expect("parses"),
+        )
+        .await
+        .expect("publishes");
+    let run = engine.start(&wf, json!({})).await.expect("starts");
+    let running = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let records = store.node_executions(&tenant, run).await.expect("reads");
+            if let Some(b) = records.into_iter().find(|r| r.node_id.as_str() == "b") {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("b is recorded while it waits");
+    assert_eq!(running.status, NodeStatus::Running);
+    assert_eq!(running.attempt, 1);
+    assert!(running.started_at.is_some() && running.ended_at.is_none());
+    release.notify_one();
+    let settled = engine.settled(&tenant, run).await.expect("settles");
+    assert_eq!(settled.status, RunStatus::Succeeded, "{:?}", settled.error);
+    let records = store.node_executions(&tenant, run).await.expect("reads");
+    let b = records
+        .iter()
+        .find(|r| r.node_id.as_str() == "b")
+        .expect("b recorded");
+    assert_eq!((b.status, b.attempt), (NodeStatus::Succeeded, 1));
 }
 
 struct ChecksNothing;
