@@ -5,6 +5,7 @@ pub use actor::{acting_as, current_actor};
 mod attempt;
 mod driver;
 mod timers;
+mod watch;
 
 /// Keyed by ids the engine made: a fast hash, looked up on every step.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
@@ -101,7 +102,8 @@ pub(crate) struct Inner {
     node_permits: Arc<Semaphore>,
     workflows: Mutex<HashMap<(TenantId, WorkflowId, u32), ValidatedWorkflow>>,
     active: Mutex<HashMap<RunId, ActiveRun>>,
-    events: broadcast::Sender<RunEvent>,
+    /// Who waits for which run (`Engine::settled`, `Engine::finished`).
+    watchers: watch::Watchers,
     timer_wake: Arc<Notify>,
     shutdown: CancellationToken,
     /// This engine's name on the leases it holds.
@@ -235,7 +237,6 @@ impl EngineBuilder {
     /// and starts the durable-timer loop. Must be called on a tokio runtime.
     pub async fn build(self) -> Result<Engine> {
         let store = self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new()));
-        let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             store,
             registry: Arc::new(self.registry),
@@ -244,7 +245,7 @@ impl EngineBuilder {
             limits: self.limits,
             workflows: Mutex::new(HashMap::default()),
             active: Mutex::new(HashMap::default()),
-            events,
+            watchers: watch::Watchers::default(),
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             owner: format!("engine-{}", RunId::new()),
@@ -621,10 +622,10 @@ impl Engine {
         id: RunId,
         done: impl Fn(&Run) -> bool,
     ) -> Result<Run> {
-        let mut events = self.inner.events.subscribe();
         // A run driven here announces its stored state when its driver
-        // retires, so waiting on it costs no store read. Subscribed first:
-        // a driver seen active now retires after, and its event comes.
+        // retires, so waiting on it costs no store read. Watched first: a
+        // driver seen active now retires after, and its event comes.
+        let mut watch = self.inner.watchers.watch(id);
         let mut check = !self.inner.is_active(id);
         let mut announced: Option<Arc<Run>> = None;
         loop {
@@ -638,22 +639,14 @@ impl Engine {
                 }
             }
             check = true;
-            loop {
-                let event = tokio::select! {
-                    event = events.recv() => event,
-                    // A stopped engine drives nothing: the run will not move here.
-                    () = self.inner.shutdown.cancelled() => return Err(Error::ShutDown),
-                };
-                match event {
-                    Ok(event) if event.id == id => {
-                        announced = event.stored.filter(|run| run.tenant == *tenant);
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Err(Error::ShutDown),
-                }
-            }
+            let event = tokio::select! {
+                event = watch.event() => event,
+                // A stopped engine drives nothing: the run will not move here.
+                () = self.inner.shutdown.cancelled() => return Err(Error::ShutDown),
+            };
+            // Watch again before looking at the run, for the same reason.
+            watch = self.inner.watchers.watch(id);
+            announced = event.stored.filter(|run| run.tenant == *tenant);
         }
     }
 
@@ -774,15 +767,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// A run stopped moving here: its driver settled it or retired.
-#[derive(Debug, Clone)]
-pub(crate) struct RunEvent {
-    id: RunId,
-    /// The run as its driver last stored it, when the driver knows; a
-    /// waiter reads the store otherwise.
-    stored: Option<Arc<Run>>,
-}
-
 impl Inner {
     fn active(&self) -> MutexGuard<'_, HashMap<RunId, ActiveRun>> {
         self.active
@@ -847,15 +831,17 @@ impl Inner {
             self.timer_wake.notify_one();
         }
         // Nobody may be listening; that is fine.
-        let _ = self.events.send(RunEvent {
+        self.watchers.announce(
             id,
-            stored: stored.map(Arc::new),
-        });
+            watch::RunEvent {
+                stored: stored.map(Arc::new),
+            },
+        );
         None
     }
 
     pub(crate) fn notify_settled(&self, id: RunId) {
-        let _ = self.events.send(RunEvent { id, stored: None });
+        self.watchers.announce(id, watch::RunEvent { stored: None });
     }
 
     /// Runs a store call, retrying with back-off while the store reports
