@@ -50,6 +50,27 @@ mod nodes;
 mod sap;
 mod secret;
 
+/// Entry points for the fuzz targets under `fuzz/`: the parsers of what an
+/// ERP answers, reachable only in builds with `--cfg fuzzing` (`cargo fuzz`
+/// sets it), never part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `body` as every kind of SAP answer (OData V2 and V4 bodies,
+    /// `$batch` multipart answers, error objects, `Location` keys).
+    #[cfg(feature = "sap")]
+    pub fn sap_answer(content_type: &str, status: u16, body: &[u8]) {
+        crate::sap::parse_answer(content_type, status, body);
+    }
+
+    /// Parses `body` as every kind of NetSuite answer (error bodies,
+    /// throttling, SuiteQL pages).
+    #[cfg(feature = "netsuite")]
+    pub fn netsuite_answer(status: u16, body: &[u8]) {
+        crate::netsuite::parse_answer(status, body);
+    }
+}
+
 pub use connections::{ConnectionError, Connections, NewConnection};
 pub use keyring::{CryptoError, KeyRing, Sealed};
 #[cfg(feature = "netsuite")]

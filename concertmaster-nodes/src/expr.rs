@@ -19,6 +19,22 @@ pub const MAX_EXPRESSION_LEN: usize = 16 * 1024;
 /// Most values one evaluation may produce before it is stopped.
 pub const MAX_OUTPUTS: usize = 100_000;
 
+/// Deepest nesting of an expression (parentheses, pipes, `if`, `reduce`,
+/// ...). The interpreter walks an expression recursively, so depth is what
+/// costs stack; a workflow needs a few levels, a hostile one thousands.
+pub const MAX_EXPRESSION_DEPTH: usize = 64;
+
+/// The stack an expression is parsed on: large enough for the deepest
+/// expression of [`MAX_EXPRESSION_LEN`] bytes, whose depth is only known
+/// once it is parsed. Reserved, not used: pages are touched as needed.
+const PARSE_STACK: usize = 256 * 1024 * 1024;
+
+/// Standard filters that never end on their own or recurse without bound
+/// (`repeat`, `while`, `until`; `recurse` with a filter that does not step
+/// into the value): an expression runs on the engine's threads, with no way
+/// to stop it but to let it finish.
+const UNBOUNDED: [(&str, usize); 3] = [("repeat", 1), ("while", 2), ("until", 2)];
+
 type Data = data::JustLut<Val>;
 
 /// Standard filters an expression may not call: they read the process
@@ -84,44 +100,24 @@ impl Expr {
                 ),
             });
         }
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs())
-            .filter(|(name, ..)| !DENIED.contains(name));
-        let arena = Arena::default();
-        let modules = Loader::new(defs)
-            .load(&arena, File { code, path: () })
-            .map_err(|errors| ExprError::Compile {
-                message: errors
-                    .iter()
-                    .map(|(_, err)| load_error(code, err))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errors| ExprError::Compile {
-                message: errors
-                    .iter()
-                    .flat_map(|(_, undefined)| undefined.iter())
-                    .map(|(name, what)| {
-                        let what = match what {
-                            jaq_core::compile::Undefined::Filter(arity) => {
-                                format!("filter {name}/{arity}")
-                            }
-                            jaq_core::compile::Undefined::Var => format!("variable {name}"),
-                            jaq_core::compile::Undefined::Label => format!("label {name}"),
-                            jaq_core::compile::Undefined::Mod => format!("module {name}"),
-                            _ => format!("name {name}"),
-                        };
-                        format!("undefined {what} at byte {}", offset(code, name))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
+        // Parsed and compiled on a thread of its own with a large stack:
+        // the parser recurses once per level of nesting, and the nesting is
+        // what is being checked.
+        let filter = std::thread::Builder::new()
+            .name("jq-compile".into())
+            .stack_size(PARSE_STACK)
+            .spawn({
+                let code = code.to_string();
+                move || compile_filter(&code)
+            })
+            .map_err(|err| ExprError::Compile {
+                message: format!("could not start the expression compiler: {err}"),
+            })?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(ExprError::Compile {
+                    message: "the expression compiler failed".into(),
+                })
             })?;
         Ok(Self {
             code: code.to_string(),
@@ -169,6 +165,180 @@ impl Expr {
             Err(ExprError::NoOutput) => Ok(false),
             Err(err) => Err(err),
         }
+    }
+}
+
+/// Checks `code`'s shape, then compiles it with the standard library less
+/// what is denied.
+fn compile_filter(code: &str) -> Result<jaq_core::Filter<Data>, ExprError> {
+    check_shape(code)?;
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs());
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs())
+        .filter(|(name, ..)| !DENIED.contains(name));
+    let arena = Arena::default();
+    let modules = Loader::new(defs)
+        .load(&arena, File { code, path: () })
+        .map_err(|errors| ExprError::Compile {
+            message: errors
+                .iter()
+                .map(|(_, err)| load_error(code, err))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+    Compiler::default()
+        .with_funs(funs)
+        .compile(modules)
+        .map_err(|errors| ExprError::Compile {
+            message: errors
+                .iter()
+                .flat_map(|(_, undefined)| undefined.iter())
+                .map(|(name, what)| {
+                    let what = match what {
+                        jaq_core::compile::Undefined::Filter(arity) => {
+                            format!("filter {name}/{arity}")
+                        }
+                        jaq_core::compile::Undefined::Var => format!("variable {name}"),
+                        jaq_core::compile::Undefined::Label => format!("label {name}"),
+                        jaq_core::compile::Undefined::Mod => format!("module {name}"),
+                        _ => format!("name {name}"),
+                    };
+                    format!("undefined {what} at byte {}", offset(code, name))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+}
+
+/// Refuses what would make evaluation run away: nesting deeper than
+/// [`MAX_EXPRESSION_DEPTH`], a definition that calls itself, a standard filter
+/// that loops without bound. Syntax errors are left to the loader, which
+/// says where they are.
+fn check_shape(code: &str) -> Result<(), ExprError> {
+    let Some(term) = jaq_core::load::parse(code, |p| p.term()) else {
+        return Ok(());
+    };
+    let mut defining = Vec::new();
+    shape(&term, 1, &mut defining).map_err(|message| ExprError::Compile { message })
+}
+
+type Term<'s> = jaq_core::load::parse::Term<&'s str>;
+
+fn shape<'s>(
+    term: &Term<'s>,
+    depth: usize,
+    defining: &mut Vec<(&'s str, usize)>,
+) -> Result<(), String> {
+    use jaq_core::load::lex::StrPart;
+    use jaq_core::load::parse::{BinaryOp, Term as T};
+    use jaq_core::path::Part;
+    if depth > MAX_EXPRESSION_DEPTH {
+        return Err(format!(
+            "the expression nests more than {MAX_EXPRESSION_DEPTH} levels deep"
+        ));
+    }
+    let next = depth + 1;
+    let all = |terms: &mut dyn Iterator<Item = &Term<'s>>, defining: &mut Vec<(&'s str, usize)>| {
+        for t in terms {
+            shape(t, next, defining)?;
+        }
+        Ok(())
+    };
+    match term {
+        T::Id | T::Recurse | T::Num(_) | T::Break(_) | T::Var(_) => Ok(()),
+        T::Str(_, parts) => all(
+            &mut parts.iter().filter_map(|part| match part {
+                StrPart::Term(t) => Some(t),
+                _ => None,
+            }),
+            defining,
+        ),
+        T::Arr(inner) => all(&mut inner.iter().map(|t| &**t), defining),
+        T::Obj(pairs) => all(
+            &mut pairs.iter().flat_map(|(k, v)| std::iter::once(k).chain(v)),
+            defining,
+        ),
+        T::Neg(t) | T::Label(_, t) => shape(t, next, defining),
+        T::BinOp(l, op, r) => {
+            if let BinaryOp::Pipe(Some(pattern)) = op {
+                pattern_shape(pattern, next, defining)?;
+            }
+            shape(l, next, defining)?;
+            shape(r, next, defining)
+        }
+        T::Fold(_, xs, pattern, args) => {
+            pattern_shape(pattern, next, defining)?;
+            shape(xs, next, defining)?;
+            all(&mut args.iter(), defining)
+        }
+        T::TryCatch(t, catch) => {
+            shape(t, next, defining)?;
+            all(&mut catch.iter().map(|t| &**t), defining)
+        }
+        T::IfThenElse(branches, otherwise) => {
+            all(&mut branches.iter().flat_map(|(c, t)| [c, t]), defining)?;
+            all(&mut otherwise.iter().map(|t| &**t), defining)
+        }
+        T::Def(defs, rest) => {
+            for def in defs {
+                defining.push((def.name, def.args.len()));
+                let body = shape(&def.body, next, defining);
+                defining.pop();
+                body?;
+            }
+            shape(rest, next, defining)
+        }
+        T::Call(name, args) => {
+            let arity = args.len();
+            if defining.contains(&(*name, arity)) {
+                return Err(format!(
+                    "{name}/{arity} calls itself: recursive definitions are not allowed in workflow expressions"
+                ));
+            }
+            let steps_into_value = |f: &Term<'_>| matches!(f, T::Path(base, path) if matches!(**base, T::Id) && !path.0.is_empty());
+            let unbounded = UNBOUNDED.contains(&(*name, arity))
+                || (*name == "recurse"
+                    && (arity == 1 || arity == 2)
+                    && !steps_into_value(&args[0]));
+            if unbounded {
+                return Err(format!(
+                    "{name}/{arity} can loop without end and is not allowed in workflow expressions \
+                     (recurse is, with a path into the value such as recurse(.children[]?))"
+                ));
+            }
+            all(&mut args.iter(), defining)
+        }
+        T::Path(base, path) => {
+            shape(base, next, defining)?;
+            for (part, _) in &path.0 {
+                match part {
+                    Part::Index(i) => shape(i, next, defining)?,
+                    Part::Range(from, to) => all(&mut from.iter().chain(to), defining)?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn pattern_shape<'s>(
+    pattern: &jaq_core::load::parse::Pattern<&'s str>,
+    depth: usize,
+    defining: &mut Vec<(&'s str, usize)>,
+) -> Result<(), String> {
+    use jaq_core::load::parse::Pattern as P;
+    match pattern {
+        P::Var(_) => Ok(()),
+        P::Arr(items) => items
+            .iter()
+            .try_for_each(|p| pattern_shape(p, depth + 1, defining)),
+        P::Obj(pairs) => pairs.iter().try_for_each(|(key, p)| {
+            shape(key, depth + 1, defining)?;
+            pattern_shape(p, depth + 1, defining)
+        }),
     }
 }
 
@@ -294,6 +464,66 @@ mod tests {
             Expr::compile(&code),
             Err(ExprError::Compile { .. })
         ));
+    }
+
+    /// Found by the `jq` fuzz target and by hand: each of these aborted
+    /// the process (stack overflow) or never returned.
+    #[test]
+    fn expressions_that_would_run_away_are_refused_at_compile() {
+        for (code, says) in [
+            ("def f: 1 + f; f", "calls itself"),
+            ("def f: f; f", "calls itself"),
+            ("def f(x): def g: f(x); g; f(1)", "calls itself"),
+            ("last(repeat(1))", "repeat/1 can loop"),
+            ("until(false; .)", "until/2 can loop"),
+            ("[while(true; .)]", "while/2 can loop"),
+            ("last(recurse([.]))", "recurse/1 can loop"),
+            ("recurse(. + 1; . < 10)", "recurse/2 can loop"),
+        ] {
+            let err = Expr::compile(code).unwrap_err().to_string();
+            assert!(err.contains(says), "{code}: {err}");
+        }
+        let n = MAX_EXPRESSION_DEPTH * 4;
+        for (open, close) in [
+            ("[", "]"),
+            ("{a:", "}"),
+            ("-", ""),
+            (". | ", ""),
+            ("\"\\(", ")\""),
+        ] {
+            let code = format!("{}1{}", open.repeat(n), close.repeat(n));
+            let err = Expr::compile(&code).unwrap_err().to_string();
+            assert!(err.contains("levels deep"), "{open}: {err}");
+        }
+        // Parentheses leave nothing in the parsed expression: deep ones
+        // cost the parser stack only, and it has its own.
+        let parens = format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(
+            Expr::compile(&parens)
+                .unwrap()
+                .eval_one(&json!(null))
+                .unwrap(),
+            json!(1)
+        );
+    }
+
+    #[test]
+    fn bounded_recursion_and_ordinary_nesting_still_compile() {
+        let tree = json!({"name": "a", "children": [{"name": "b", "children": []}]});
+        let names = Expr::compile("[recurse(.children[]?) | .name]").unwrap();
+        assert_eq!(names.eval_one(&tree).unwrap(), json!(["a", "b"]));
+        let all = Expr::compile("[.. | .name? // empty]").unwrap();
+        assert_eq!(all.eval_one(&tree).unwrap(), json!(["a", "b"]));
+        let active = Expr::compile("[recurse(.children[]?; .name != \"b\") | .name]").unwrap();
+        assert_eq!(active.eval_one(&tree).unwrap(), json!(["a"]));
+        let def = Expr::compile("def twice(f): f | f; twice(. + 1)").unwrap();
+        assert_eq!(def.eval_one(&json!(1)).unwrap(), json!(3));
+        let depth = MAX_EXPRESSION_DEPTH / 2;
+        let nested = format!("{}.{}", "(".repeat(depth), ")".repeat(depth));
+        assert_eq!(
+            Expr::compile(&nested).unwrap().eval_one(&json!(7)).unwrap(),
+            json!(7)
+        );
     }
 
     #[test]

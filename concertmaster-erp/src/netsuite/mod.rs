@@ -411,6 +411,34 @@ impl NetSuiteConnector {
     }
 }
 
+/// One page of a SuiteQL answer fetched at `offset`: its rows (without
+/// their `links`) and, while `hasMore`, the offset of the next page.
+fn suiteql_page(body: &[u8], offset: u64) -> Result<Page, String> {
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|err| format!("the SuiteQL answer is not JSON: {err}"))?;
+    let Some(items) = body.get("items").and_then(Value::as_array) else {
+        return Err("the SuiteQL answer has no items array".into());
+    };
+    let records: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            // Rows carry their own `links`; they are not data.
+            let mut item = item.clone();
+            if let Some(map) = item.as_object_mut() {
+                map.remove("links");
+            }
+            item
+        })
+        .collect();
+    let has_more = body
+        .get("hasMore")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let next = (has_more && !records.is_empty())
+        .then(|| offset.saturating_add(records.len() as u64).to_string());
+    Ok(Page { records, next })
+}
+
 /// NetSuite signals throttling with 429, and with 400/403 bodies whose
 /// code names the concurrency or request limit.
 fn is_throttled(status: StatusCode, body: &[u8]) -> bool {
@@ -635,41 +663,26 @@ impl Connector for NetSuiteConnector {
             if !answer.status.is_success() {
                 return Err(self.error(answer.status, &answer.body));
             }
-            let body: Value =
-                serde_json::from_slice(&answer.body).map_err(|err| ConnectorError::Protocol {
-                    connection: self.connection.clone(),
-                    url: http::display_url(&url),
-                    message: format!("the SuiteQL answer is not JSON: {err}"),
-                })?;
-            let Some(items) = body.get("items").and_then(Value::as_array) else {
-                return Err(ConnectorError::Protocol {
-                    connection: self.connection.clone(),
-                    url: http::display_url(&url),
-                    message: "the SuiteQL answer has no items array".into(),
-                });
-            };
-            let records: Vec<Value> = items
-                .iter()
-                .map(|item| {
-                    // Rows carry their own `links`; they are not data.
-                    let mut item = item.clone();
-                    if let Some(map) = item.as_object_mut() {
-                        map.remove("links");
-                    }
-                    item
-                })
-                .collect();
-            let has_more = body
-                .get("hasMore")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let next = (has_more && !records.is_empty())
-                .then(|| (offset + records.len() as u64).to_string());
-            Ok(Page { records, next })
+            suiteql_page(&answer.body, offset).map_err(|message| ConnectorError::Protocol {
+                connection: self.connection.clone(),
+                url: http::display_url(&url),
+                message,
+            })
         }
         .instrument(span)
         .await
     }
+}
+
+/// Parses `body` as each kind of answer the connector reads from NetSuite;
+/// `crate::fuzzing` reaches it.
+#[cfg(fuzzing)]
+pub(crate) fn parse_answer(status: u16, body: &[u8]) {
+    let _ = error_message(status, body);
+    if let Ok(status) = StatusCode::from_u16(status) {
+        let _ = is_throttled(status, body);
+    }
+    let _ = suiteql_page(body, u64::from(status));
 }
 
 #[cfg(test)]

@@ -61,6 +61,20 @@ pub(crate) fn boundary(content_type: &str) -> Option<&str> {
 
 /// The answers of a batch response, in order, changesets flattened.
 pub(crate) fn response(content_type: &str, body: &str) -> Result<Vec<Answer>, String> {
+    nested_response(content_type, body, 0)
+}
+
+/// A `$batch` answer holds changesets, and a changeset holds answers: two
+/// levels. Deeper nesting is refused rather than followed, so that a
+/// hostile answer cannot make the parser recurse until the stack ends.
+const MAX_NESTING: usize = 2;
+
+fn nested_response(content_type: &str, body: &str, depth: usize) -> Result<Vec<Answer>, String> {
+    if depth >= MAX_NESTING {
+        return Err(format!(
+            "the $batch answer nests multipart parts deeper than {MAX_NESTING} levels"
+        ));
+    }
     let boundary = boundary(content_type).ok_or_else(|| {
         format!("the $batch answer is not multipart (Content-Type: {content_type})")
     })?;
@@ -72,7 +86,7 @@ pub(crate) fn response(content_type: &str, body: &str) -> Result<Vec<Answer>, St
             .to_ascii_lowercase()
             .starts_with("multipart/mixed")
         {
-            answers.extend(response(part_type, content)?);
+            answers.extend(nested_response(part_type, content, depth + 1)?);
         } else {
             answers.push(http_response(content)?);
         }
@@ -212,6 +226,11 @@ mod tests {
     #[test]
     fn unexpected_answers_are_errors_not_panics() {
         assert!(response("application/json", "{}").is_err());
+        let nested = "--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                      --b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n\
+                      --c\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n\r\n--c--\r\n--b--\r\n--a--\r\n";
+        let refused = response("multipart/mixed; boundary=a", nested).unwrap_err();
+        assert!(refused.contains("deeper than 2 levels"), "{refused}");
         assert_eq!(response("multipart/mixed; boundary=x", "").unwrap(), vec![]);
         assert!(response(
             "multipart/mixed; boundary=x",

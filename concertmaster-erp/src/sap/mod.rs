@@ -914,6 +914,25 @@ impl SapConnector {
     }
 }
 
+/// Parses `body` as each kind of answer the connector reads from SAP;
+/// `crate::fuzzing` reaches it.
+#[cfg(fuzzing)]
+pub(crate) fn parse_answer(content_type: &str, status: u16, body: &[u8]) {
+    let _ = odata::error_message(status, body);
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    let _ = batch::response(content_type, text);
+    let _ = odata::key_of_location(text);
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        let _ = odata::etag_of(&value);
+        for version in [ODataVersion::V2, ODataVersion::V4] {
+            let _ = odata::collection(version, value.clone());
+            let _ = odata::entity(version, value.clone());
+        }
+    }
+}
+
 fn csrf_required(headers: &HeaderMap) -> bool {
     headers
         .get("x-csrf-token")
