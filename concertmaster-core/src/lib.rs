@@ -124,5 +124,10 @@ pub use store::{
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;
-pub use validate::{diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError};
-pub use workflow::{DefinitionError, Edge, NodeSpec, Position, RetryPolicy, WorkflowDefinition};
+pub use validate::{
+    diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError, MAX_EDGES, MAX_NODES,
+};
+pub use workflow::{
+    DefinitionError, Edge, NodeSpec, Position, RetryPolicy, WorkflowDefinition,
+    MAX_DEFINITION_BYTES,
+};

@@ -41,7 +41,17 @@ pub enum IssueKind {
     InvalidConfig,
     /// A node's retry policy or timeout is unusable.
     InvalidPolicy,
+    /// The workflow has more nodes than [`MAX_NODES`] or edges than
+    /// [`MAX_EDGES`]; nothing else is checked.
+    TooLarge,
 }
+
+/// Most nodes a workflow may have: far above what people draw, low enough
+/// that a hostile definition is refused before it costs anything.
+pub const MAX_NODES: usize = 5_000;
+
+/// Most edges a workflow may have.
+pub const MAX_EDGES: usize = 20_000;
 
 /// One problem of a workflow definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +168,25 @@ impl fmt::Debug for ValidatedWorkflow {
 /// definition order; empty when the workflow can be published. This is what
 /// an editor shows while a graph is drawn.
 pub fn diagnose(def: &WorkflowDefinition, registry: &NodeRegistry) -> Vec<Issue> {
+    if let Some(issue) = too_large(def) {
+        return vec![issue];
+    }
     check(def, registry).0
+}
+
+/// The one issue of a workflow too large to check further.
+fn too_large(def: &WorkflowDefinition) -> Option<Issue> {
+    let (nodes, edges) = (def.nodes.len(), def.edges.len());
+    (nodes > MAX_NODES || edges > MAX_EDGES).then(|| Issue {
+        kind: IssueKind::TooLarge,
+        node: None,
+        edge: None,
+        pointer: None,
+        message: format!(
+            "the workflow has {nodes} nodes and {edges} edges; at most {MAX_NODES} nodes and \
+             {MAX_EDGES} edges are accepted (split it into sub-workflows)"
+        ),
+    })
 }
 
 /// Checks `def` and builds its nodes; all problems are reported together.
@@ -178,6 +206,12 @@ pub fn validate(
     def: &WorkflowDefinition,
     registry: &NodeRegistry,
 ) -> Result<ValidatedWorkflow, ValidationError> {
+    if let Some(issue) = too_large(def) {
+        return Err(ValidationError {
+            workflow: def.id.clone(),
+            issues: vec![issue],
+        });
+    }
     let (issues, nodes, plan) = check(def, registry);
     if !issues.is_empty() {
         return Err(ValidationError {

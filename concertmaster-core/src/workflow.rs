@@ -306,6 +306,10 @@ pub struct Position {
     pub y: f64,
 }
 
+/// Longest workflow JSON [`WorkflowDefinition::from_json`] reads: a
+/// thousand-node workflow is about 200 KB.
+pub const MAX_DEFINITION_BYTES: usize = 8 * 1024 * 1024;
+
 /// Workflow JSON that could not be read, with the path to the offending part.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("workflow definition: {path}: {message}")]
@@ -346,7 +350,17 @@ impl WorkflowDefinition {
     }
 
     /// Reads a definition from JSON text, naming the path of the first error.
+    /// Text longer than [`MAX_DEFINITION_BYTES`] is refused unread.
     pub fn from_json(json: &str) -> Result<Self, DefinitionError> {
+        if json.len() > MAX_DEFINITION_BYTES {
+            return Err(DefinitionError {
+                path: ".".into(),
+                message: format!(
+                    "{} bytes, more than the {MAX_DEFINITION_BYTES} accepted",
+                    json.len()
+                ),
+            });
+        }
         let mut deserializer = serde_json::Deserializer::from_str(json);
         serde_path_to_error::deserialize(&mut deserializer).map_err(|err| DefinitionError {
             path: err.path().to_string(),

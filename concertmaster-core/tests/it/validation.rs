@@ -2,6 +2,7 @@
 
 use concertmaster_core::{
     diagnose, validate, Error, IssueKind, TenantId, WorkflowDefinition, WorkflowId,
+    MAX_DEFINITION_BYTES, MAX_EDGES, MAX_NODES,
 };
 use serde_json::json;
 
@@ -208,4 +209,47 @@ async fn publishing_numbers_versions_and_refuses_another_tenants_definition() {
         err.to_string(),
         "workflow w not found for tenant other; publish it first"
     );
+}
+
+#[test]
+fn a_workflow_too_large_is_refused_before_anything_is_built() {
+    let log = std::sync::Arc::new(Log::default());
+    let nodes: Vec<_> = (0..=MAX_NODES)
+        .map(|i| (format!("n{i}"), "pass", json!({})))
+        .collect();
+    let refs: Vec<_> = nodes
+        .iter()
+        .map(|(id, t, c)| (id.as_str(), *t, c.clone()))
+        .collect();
+    let def = WorkflowDefinition::from_value(workflow("huge", &refs, &[])).expect("parses");
+    let err = validate(&def, &registry(&log)).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "one issue, nothing else checked");
+    assert_eq!(err.issues[0].kind, IssueKind::TooLarge);
+    assert!(err.issues[0]
+        .message
+        .contains(&format!("{} nodes", MAX_NODES + 1)));
+    assert_eq!(diagnose(&def, &registry(&log))[0].kind, IssueKind::TooLarge);
+
+    let edges: Vec<(String, String)> = (0..=MAX_EDGES)
+        .map(|i| (format!("a{i}"), "b".to_string()))
+        .collect();
+    let edge_refs: Vec<_> = edges
+        .iter()
+        .map(|(s, t)| (s.as_str(), t.as_str()))
+        .collect();
+    let def =
+        WorkflowDefinition::from_value(workflow("wide", &[("b", "pass", json!({}))], &edge_refs))
+            .expect("parses");
+    assert_eq!(
+        validate(&def, &registry(&log)).unwrap_err().issues[0].kind,
+        IssueKind::TooLarge
+    );
+}
+
+#[test]
+fn definition_text_past_the_limit_is_refused_unread() {
+    let padding = " ".repeat(MAX_DEFINITION_BYTES);
+    let text = format!(r#"{{"id": "w", "name": "W", "nodes": [], "edges": []}}{padding}"#);
+    let err = WorkflowDefinition::from_json(&text).unwrap_err();
+    assert!(err.message.contains("more than the"), "{err}");
 }
