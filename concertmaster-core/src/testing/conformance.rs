@@ -703,6 +703,197 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
     );
 }
 
+/// Everything of `tenant` a store hands back, for comparing before and
+/// after: workflows, runs, each run's node records, audit entries.
+async fn tenant_snapshot(store: &dyn Store, tenant: &TenantId) -> String {
+    let mut workflows = ok!(store.workflows(tenant).await);
+    workflows.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    let runs = ok!(store.runs(tenant, &RunFilter::all()).await);
+    let mut nodes = Vec::new();
+    for r in &runs {
+        nodes.push(ok!(store.node_executions(tenant, r.id).await));
+    }
+    let audit = ok!(store.audit_log(tenant, &AuditFilter::default()).await);
+    format!("{workflows:?}\n{runs:?}\n{nodes:?}\n{audit:?}")
+}
+
+/// Random store calls made as tenant B, many aimed at tenant A's ids (its
+/// run ids, wait keys, workflow id), never return anything of A's and leave
+/// A's records as they were. The sequence comes from a seed, named in any
+/// failure; `CONCERTMASTER_ISOLATION_SEED` replays one.
+pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
+    const CALLS: usize = 400;
+    let (a, b) = (tenant_a(), tenant_b());
+    let seed = std::env::var("CONCERTMASTER_ISOLATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let mut rng = fastrand::Rng::with_seed(seed);
+
+    ok!(store
+        .insert_workflow(&a, &workflow("shared", 1, "A's"))
+        .await);
+    let mut a_runs = Vec::new();
+    let mut a_keys = Vec::new();
+    for (i, status) in [RunStatus::Waiting, RunStatus::Running, RunStatus::Succeeded]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = run(&a, "shared", RunStatus::Running, i as i64);
+        ok!(store.insert_run(&r).await);
+        ok!(store
+            .save_node_execution(&a, &execution(r.id, "start", NodeStatus::Succeeded))
+            .await);
+        if status == RunStatus::Waiting {
+            let key = format!("a-key-{i}");
+            ok!(store
+                .suspend_node(&a, &waiting(r.id, "ask", &key, Some(t0())))
+                .await);
+            a_keys.push(key);
+        }
+        r.status = status;
+        ok!(store.update_run(&r).await);
+        a_runs.push(r.id);
+    }
+    ok!(store
+        .append_audit(&AuditEntry {
+            tenant: a.clone(),
+            at: t0(),
+            actor: Some("a-admin".into()),
+            action: AuditAction::Create,
+            entity_type: "workflow".into(),
+            entity_id: "shared".into(),
+            details: json!({"secret": "a"}),
+        })
+        .await);
+    let before = tenant_snapshot(store, &a).await;
+
+    let mut b_runs: Vec<RunId> = Vec::new();
+    let shared = WorkflowId::new("shared");
+    for call in 0..CALLS {
+        let context = format!("seed {seed}, call {call}");
+        // Half the time an id of A's, else one of B's own or a new one.
+        let target = if rng.bool() || b_runs.is_empty() {
+            a_runs[rng.usize(..a_runs.len())]
+        } else {
+            b_runs[rng.usize(..b_runs.len())]
+        };
+        let key = if rng.bool() {
+            a_keys[rng.usize(..a_keys.len())].clone()
+        } else {
+            format!("b-key-{}", rng.u8(..4))
+        };
+        match rng.u8(..14) {
+            0 => {
+                if let Some(w) = ok!(store.workflow(&b, &shared, None).await) {
+                    assert_eq!(w.name, "B's", "{context}: workflow read");
+                }
+            }
+            1 => {
+                let versions = ok!(store.workflow_versions(&b, &shared).await);
+                let mine = ok!(store.workflows(&b).await);
+                assert!(
+                    versions.len() <= 1 && mine.iter().all(|w| w.name == "B's"),
+                    "{context}: workflows listed {versions:?} {mine:?}"
+                );
+            }
+            2 => {
+                let _ = store
+                    .insert_workflow(&b, &workflow("shared", 1, "B's"))
+                    .await;
+            }
+            3 => {
+                let found = ok!(store.run(&b, target).await);
+                assert!(found.is_none_or(|r| r.tenant == b), "{context}: run read");
+            }
+            4 => {
+                let runs = ok!(store.runs(&b, &RunFilter::all()).await);
+                assert!(runs.iter().all(|r| r.tenant == b), "{context}: runs listed");
+            }
+            5 => {
+                let nodes = ok!(store.node_executions(&b, target).await);
+                assert!(
+                    !a_runs.contains(&target) || nodes.is_empty(),
+                    "{context}: A's node records read"
+                );
+            }
+            6 => {
+                let mut hijack = run(&b, "shared", RunStatus::Cancelled, 9);
+                hijack.id = target;
+                let _ = store.update_run(&hijack).await;
+            }
+            7 => {
+                let node = if rng.bool() { "start" } else { "ask" };
+                let _ = store
+                    .save_node_execution(&b, &execution(target, node, NodeStatus::Failed))
+                    .await;
+            }
+            8 => {
+                let ended = store
+                    .end_run(&b, target, RunStatus::Cancelled, "by B", t0())
+                    .await;
+                if let Ok(Some(r)) = ended {
+                    assert_eq!(r.tenant, b, "{context}: end_run returned A's run");
+                }
+            }
+            9 => {
+                let taken = ok!(store.take_wait(&b, &key, Wakeup::Timer).await);
+                assert!(
+                    taken.is_none_or(|wait| !a_runs.contains(&wait.run_id)),
+                    "{context}: took A's wait {key}"
+                );
+            }
+            10 => {
+                let _ = store
+                    .suspend_node(&b, &waiting(target, "ask", &key, Some(t0())))
+                    .await;
+            }
+            11 => {
+                let entries = ok!(store.audit_log(&b, &AuditFilter::default()).await);
+                assert!(
+                    entries.iter().all(|e| e.tenant == b),
+                    "{context}: audit read"
+                );
+            }
+            12 => {
+                ok!(store
+                    .append_audit(&AuditEntry {
+                        tenant: b.clone(),
+                        at: t0(),
+                        actor: None,
+                        action: AuditAction::Execute,
+                        entity_type: "run".into(),
+                        entity_id: target.to_string(),
+                        details: json!(null),
+                    })
+                    .await);
+            }
+            _ => {
+                // A run of B's own, sometimes under an id A already uses.
+                let mut mine = run(&b, "shared", RunStatus::Waiting, 5);
+                if rng.bool() {
+                    mine.id = target;
+                }
+                if store.insert_run(&mine).await.is_ok() && !a_runs.contains(&mine.id) {
+                    b_runs.push(mine.id);
+                }
+            }
+        }
+    }
+
+    assert_eq!(
+        tenant_snapshot(store, &a).await,
+        before,
+        "seed {seed}: A's records changed under B's calls"
+    );
+    for key in &a_keys {
+        assert!(
+            ok!(store.take_wait(&a, key, Wakeup::Timer).await).is_some(),
+            "seed {seed}: A's wait {key} is gone"
+        );
+    }
+}
+
 /// A lease is held by one owner until it expires; renewing tells who lost it.
 pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());

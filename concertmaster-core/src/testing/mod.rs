@@ -59,6 +59,7 @@ macro_rules! store_conformance {
             ending_a_run_stops_its_nodes_and_waits,
             audit_entries_filter_newest_first,
             tenants_never_see_each_other,
+            tenants_stay_apart_under_random_calls,
             leases_are_exclusive_until_they_expire,
             claim_runs_takes_each_free_run_once,
             an_ended_run_takes_no_more_writes,
