@@ -337,12 +337,21 @@ impl RunDriver {
         }
         telemetry::run_driven(&self.tenant, 1.0);
         let limit = self.inner.limits.max_concurrent_nodes_per_run;
+        // Executions that ended while the driver was busy with its own
+        // store calls, in the order they ended.
+        let mut finished = VecDeque::new();
         while self.failure.is_none() && self.store_down.is_none() {
             while self.running.len() < limit {
                 let Some(i) = self.ready.pop_front() else {
                     break;
                 };
                 self.launch(i);
+            }
+            if let Some((i, finish)) = finished.pop_front() {
+                let mut running = std::mem::take(&mut self.running);
+                polling_nodes(self.finish(i, finish), &mut running, &mut finished).await;
+                self.running = running;
+                continue;
             }
             if self.running.is_empty() {
                 // Before settling as waiting: a wait may have been taken by
@@ -361,14 +370,18 @@ impl RunDriver {
                         telemetry::run_driven(&self.tenant, -1.0);
                         return self.stop(RunStatus::Cancelled, reason).await;
                     }
-                    Signal::Start { .. } | Signal::Wake => self.pick_up_woken().await,
+                    Signal::Start { .. } | Signal::Wake => {
+                        let mut running = std::mem::take(&mut self.running);
+                        polling_nodes(self.pick_up_woken(), &mut running, &mut finished).await;
+                        self.running = running;
+                    }
                     Signal::Abandon => {
                         telemetry::run_driven(&self.tenant, -1.0);
                         self.running.clear();
                         return;
                     }
                 },
-                Some((i, finish)) = self.running.next() => self.finish(i, finish).await,
+                Some(done) = self.running.next() => finished.push_back(done),
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
@@ -695,4 +708,24 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 fn run_age(inner: &Inner, run: &Run) -> std::time::Duration {
     let end = run.ended_at.unwrap_or_else(|| inner.clock.now());
     (end - run.created_at).to_std().unwrap_or_default()
+}
+
+/// Awaits `work`, one of the driver's own store calls, while it goes on
+/// polling the node executions in `running`; those that end wait in
+/// `finished`. An execution may hold a store connection across its own
+/// awaits; left unpolled while the driver waits for a connection, it would
+/// hold it for good on a store of one connection (SQLite).
+async fn polling_nodes<T>(
+    work: impl Future<Output = T>,
+    running: &mut FuturesUnordered<NodeFuture>,
+    finished: &mut VecDeque<(usize, Finish)>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Some(done) = running.next(), if !running.is_empty() => finished.push_back(done),
+        }
+    }
 }

@@ -106,3 +106,103 @@ async fn a_database_from_a_newer_build_is_refused() {
         "{message}"
     );
 }
+
+/// Reads the store again and again: each read holds the store's one
+/// connection while it waits for SQLite.
+struct BusyReader(SqliteStore);
+
+#[async_trait]
+impl Node for BusyReader {
+    async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        use concertmaster_core::RunStore;
+        for _ in 0..200 {
+            self.0
+                .node_executions(ctx.tenant(), ctx.run_id())
+                .await
+                .map_err(|e| NodeError::fatal(e.to_string()))?;
+        }
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+/// Passes its items on.
+struct Pass;
+
+#[async_trait]
+impl Node for Pass {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+/// Emits nothing, so the node after it is skipped: a store write the run's
+/// driver makes itself.
+struct Nothing;
+
+#[async_trait]
+impl Node for Nothing {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(Ports::new()))
+    }
+}
+
+/// The driver's own store calls (skipping a node, picking up a wake) wait
+/// for the one connection while a node execution of the same run may hold
+/// it; the driver goes on polling its executions meanwhile. It once did
+/// not, and the run hung until the pool's timeout.
+#[tokio::test]
+async fn a_node_using_the_store_does_not_starve_its_own_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("busy.db"))
+        .await
+        .expect("opens");
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("start", NodeCategory::Trigger), Pass)
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("busy", NodeCategory::Transform),
+            BusyReader(store.clone()),
+        )
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("nothing", NodeCategory::Transform),
+            Nothing,
+        )
+        .expect("registers");
+    let engine = Engine::builder()
+        .store(store)
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let tenant = TenantId::new("acme");
+    let mut nodes = vec![json!({"id": "start", "type": "start"})];
+    let mut edges = Vec::new();
+    for i in 0..8 {
+        nodes.push(json!({"id": format!("busy{i}"), "type": "busy"}));
+        nodes.push(json!({"id": format!("quiet{i}"), "type": "nothing"}));
+        nodes.push(json!({"id": format!("skipped{i}"), "type": "nothing"}));
+        edges.push(json!({"source": "start", "target": format!("busy{i}")}));
+        edges.push(json!({"source": "start", "target": format!("quiet{i}")}));
+        edges.push(json!({"source": format!("quiet{i}"), "target": format!("skipped{i}")}));
+    }
+    let def = WorkflowDefinition::from_value(
+        json!({"id": "busy", "name": "Busy", "nodes": nodes, "edges": edges}),
+    )
+    .expect("parses");
+    let wf = engine.publish(&tenant, def).await.expect("publishes");
+    for _ in 0..5 {
+        let run = engine.start(&wf, json!({})).await.expect("starts");
+        let done = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            engine.settled(&tenant, run),
+        )
+        .await
+        .expect("settles well before the pool's 30 s timeout")
+        .expect("settles");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    }
+}
