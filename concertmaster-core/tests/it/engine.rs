@@ -888,10 +888,17 @@ impl concertmaster_core::Node for ChecksCommitted {
     }
 }
 
-#[tokio::test]
-async fn a_transition_is_committed_before_the_next_node_runs() {
+/// An engine on `store` with a published workflow of two nodes: trigger
+/// `a`, then `b`, which is `second`.
+async fn trigger_then(
+    store: &concertmaster_core::InMemoryStore,
+    second: impl concertmaster_core::Node,
+) -> (
+    concertmaster_core::Engine,
+    TenantId,
+    concertmaster_core::PublishedWorkflow,
+) {
     use concertmaster_core::{Engine, NodeCategory, NodeDescriptor, NodeRegistry};
-    let store = concertmaster_core::InMemoryStore::new();
     let mut registry = NodeRegistry::new();
     registry
         .register_node(
@@ -902,13 +909,11 @@ async fn a_transition_is_committed_before_the_next_node_runs() {
     registry
         .register_node(
             NodeDescriptor::new("second", NodeCategory::Transform),
-            ChecksCommitted {
-                store: store.clone(),
-            },
+            second,
         )
         .expect("registers");
     let engine = Engine::builder()
-        .store(store)
+        .store(store.clone())
         .registry(registry)
         .build()
         .await
@@ -918,7 +923,7 @@ async fn a_transition_is_committed_before_the_next_node_runs() {
         .publish(
             &tenant,
             WorkflowDefinition::from_value(workflow(
-                "committed",
+                "two",
                 &[("a", "first", json!({})), ("b", "second", json!({}))],
                 &[("a", "b")],
             ))
@@ -926,6 +931,19 @@ async fn a_transition_is_committed_before_the_next_node_runs() {
         )
         .await
         .expect("publishes");
+    (engine, tenant, wf)
+}
+
+#[tokio::test]
+async fn a_transition_is_committed_before_the_next_node_runs() {
+    let store = concertmaster_core::InMemoryStore::new();
+    let (engine, tenant, wf) = trigger_then(
+        &store,
+        ChecksCommitted {
+            store: store.clone(),
+        },
+    )
+    .await;
     let run = engine.start(&wf, json!({})).await.expect("starts");
     let run = engine.settled(&tenant, run).await.expect("settles");
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
@@ -948,41 +966,11 @@ impl concertmaster_core::Node for WaitsForRelease {
 
 #[tokio::test]
 async fn a_node_that_waits_is_recorded_running_while_it_waits() {
-    use concertmaster_core::{Engine, NodeCategory, NodeDescriptor, NodeRegistry, RunStore};
+    use concertmaster_core::RunStore;
     let store = concertmaster_core::InMemoryStore::new();
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let mut registry = NodeRegistry::new();
-    registry
-        .register_node(
-            NodeDescriptor::new("first", NodeCategory::Trigger),
-            ChecksNothing,
-        )
-        .expect("registers");
-    registry
-        .register_node(
-            NodeDescriptor::new("slow", NodeCategory::Output),
-            WaitsForRelease(std::sync::Arc::clone(&release)),
-        )
-        .expect("registers");
-    let engine = Engine::builder()
-        .store(store.clone())
-        .registry(registry)
-        .build()
-        .await
-        .expect("builds");
-    let tenant = TenantId::new("acme");
-    let wf = engine
-        .publish(
-            &tenant,
-            WorkflowDefinition::from_value(workflow(
-                "slow",
-                &[("a", "first", json!({})), ("b", "slow", json!({}))],
-                &[("a", "b")],
-            ))
-            .expect("parses"),
-        )
-        .await
-        .expect("publishes");
+    let (engine, tenant, wf) =
+        trigger_then(&store, WaitsForRelease(std::sync::Arc::clone(&release))).await;
     let run = engine.start(&wf, json!({})).await.expect("starts");
     let running = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -424,6 +424,15 @@ async fn engine_on(
     .expect("builds")
 }
 
+/// Retries store calls for `retry`, then leaves the run to the recovery
+/// sweep, which looks every 100 ms.
+fn recovering(retry: Duration) -> impl FnOnce(EngineBuilder) -> EngineBuilder {
+    move |b| {
+        b.store_retry_for(retry)
+            .recovery_interval(Duration::from_millis(100))
+    }
+}
+
 fn chain() -> WorkflowDefinition {
     WorkflowDefinition::from_value(workflow(
         "chain",
@@ -496,11 +505,7 @@ async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engi
 async fn the_same_engine_picks_up_a_run_once_the_store_is_back() {
     let store = FlakyStore::new(0);
     let log = Arc::new(Log::default());
-    let engine = engine_on(&store, &log, |b| {
-        b.store_retry_for(Duration::from_millis(100))
-            .recovery_interval(Duration::from_millis(100))
-    })
-    .await;
+    let engine = engine_on(&store, &log, recovering(Duration::from_millis(100))).await;
     let tenant = TenantId::new("acme");
     let wf = engine.publish(&tenant, chain()).await.expect("publishes");
     store.down.store(true, Ordering::SeqCst);
@@ -529,11 +534,7 @@ async fn a_thousand_runs_ride_out_random_store_faults() {
         .unwrap_or_else(|| fastrand::u64(..));
     let store = FlakyStore::chaotic(seed, 0.05, 0.01);
     let log = Arc::new(Log::default());
-    let engine = engine_on(&store, &log, |b| {
-        b.store_retry_for(Duration::from_millis(150))
-            .recovery_interval(Duration::from_millis(100))
-    })
-    .await;
+    let engine = engine_on(&store, &log, recovering(Duration::from_millis(150))).await;
     let tenant = TenantId::new("acme");
     let wf = loop {
         if let Ok(wf) = engine.publish(&tenant, chain()).await {

@@ -21,6 +21,8 @@ use concertmaster_core::{
 };
 use serde_json::json;
 
+use crate::support::Pass;
+
 const RUNS: usize = 300;
 const KILLS: usize = 32;
 const ITEMS_PER_RUN: usize = 3;
@@ -72,16 +74,6 @@ impl Node for Effect {
         file.write_all(lines.as_bytes())
             .map_err(|e| NodeError::retryable(e.to_string()))?;
         tokio::time::sleep(self.pause).await;
-        Ok(NodeOutcome::Done(input))
-    }
-}
-
-/// Passes its input on.
-struct Pass;
-
-#[async_trait]
-impl Node for Pass {
-    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
         Ok(NodeOutcome::Done(input))
     }
 }

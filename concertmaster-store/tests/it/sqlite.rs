@@ -8,6 +8,8 @@ use concertmaster_core::{
 use concertmaster_store::SqliteStore;
 use serde_json::json;
 
+use crate::support::Pass;
+
 concertmaster_core::store_conformance!(crate::support::fresh_sqlite());
 
 /// Waits for `answer:<run>`, then passes the answer on.
@@ -121,16 +123,6 @@ impl Node for BusyReader {
                 .await
                 .map_err(|e| NodeError::fatal(e.to_string()))?;
         }
-        Ok(NodeOutcome::Done(input))
-    }
-}
-
-/// Passes its items on.
-struct Pass;
-
-#[async_trait]
-impl Node for Pass {
-    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
         Ok(NodeOutcome::Done(input))
     }
 }

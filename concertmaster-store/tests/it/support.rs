@@ -94,3 +94,17 @@ async fn drop_stale_schemas(admin: &sqlx::PgPool) {
         }
     }
 }
+
+/// Passes its items on.
+pub(crate) struct Pass;
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for Pass {
+    async fn execute(
+        &self,
+        _: &concertmaster_core::NodeContext,
+        input: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        Ok(concertmaster_core::NodeOutcome::Done(input))
+    }
+}
