@@ -630,7 +630,9 @@ impl Engine {
         let mut announced: Option<Arc<Run>> = None;
         loop {
             if check {
-                let run = match announced.take() {
+                // An announced run that is not done yet may be stale: the
+                // run can have moved again before the watch was renewed.
+                let run = match announced.take().filter(|run| done(run)) {
                     Some(run) => Arc::unwrap_or_clone(run),
                     None => self.get_run(tenant, id).await?,
                 };
