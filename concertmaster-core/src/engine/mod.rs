@@ -235,6 +235,8 @@ impl EngineBuilder {
 
     /// Builds the engine, then resumes every run the store holds in flight
     /// and starts the durable-timer loop. Must be called on a tokio runtime.
+    /// A store that is unavailable at that moment does not fail the build:
+    /// the engine's recovery sweep resumes the runs once the store answers.
     pub async fn build(self) -> Result<Engine> {
         let store = self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new()));
         let inner = Arc::new(Inner {
@@ -251,7 +253,16 @@ impl EngineBuilder {
             owner: format!("engine-{}", RunId::new()),
             backlog: std::sync::atomic::AtomicBool::new(false),
         });
-        inner.pick_up_stranded().await?;
+        // An outage is not a failure here either: the background loop's
+        // recovery sweep picks the runs up once the store answers.
+        match inner.pick_up_stranded().await {
+            Err(Error::Store(err)) if err.is_retryable() => {
+                tracing::warn!(error = %err, "runs in flight not picked up yet; the recovery sweep tries again");
+            }
+            result => {
+                result?;
+            }
+        }
         tokio::spawn(timers::timer_loop(
             Arc::downgrade(&inner),
             Arc::clone(&inner.timer_wake),

@@ -652,3 +652,15 @@ async fn a_thousand_runs_ride_out_random_store_faults() {
         "one idempotency key per node and run"
     );
 }
+
+#[tokio::test]
+async fn an_engine_builds_while_the_store_is_unavailable() {
+    let store = FlakyStore::chaotic(1, 1.0, 0.0);
+    let log = Arc::new(Log::default());
+    let engine = engine_on(&store, &log, |b| b).await;
+    let tenant = TenantId::new("acme");
+    assert!(
+        engine.publish(&tenant, chain()).await.is_err(),
+        "every call fails while it is down"
+    );
+}
