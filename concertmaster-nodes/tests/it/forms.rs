@@ -577,3 +577,49 @@ async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
         .unwrap();
     assert!(pending.is_empty());
 }
+
+#[tokio::test]
+async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() {
+    use concertmaster_nodes::forms::MAX_SUBMISSION_BYTES;
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h.publish(questionnaire(&["a@acme.test"], json!({}))).await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    let mut huge = answers("ACME GmbH", "a@acme.test");
+    huge["notes"] = json!("x".repeat(MAX_SUBMISSION_BYTES));
+    match h
+        .forms
+        .submit(&h.engine, &token, Submission::new(huge))
+        .await
+    {
+        Err(err @ FormsError::TooLarge { bytes }) => {
+            assert!(bytes > MAX_SUBMISSION_BYTES);
+            assert!(err.to_string().contains("more than the"), "{err}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let stored = h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "nothing of it is stored");
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME GmbH", "a@acme.test")),
+        )
+        .await
+        .expect("the link was not used up by the refusal");
+    let stored = h
+        .engine
+        .store()
+        .responses(&h.tenant, &ResponseFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+}
