@@ -62,12 +62,7 @@ async fn a_questionnaire_goes_out_comes_back_and_is_reviewed() {
         }
         other => panic!("expected field errors, got {other:?}"),
     }
-    let stored = h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap();
+    let stored = h.stored_responses().await;
     assert!(stored.is_empty(), "nothing half-valid is stored");
 
     // Fixed, the same link works.
@@ -101,12 +96,7 @@ async fn a_questionnaire_goes_out_comes_back_and_is_reviewed() {
         .await;
     assert_eq!(ids(&detail, "wait", "main").len(), 3);
 
-    let responses = h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap();
+    let responses = h.stored_responses().await;
     for response in &responses {
         let decision = if response.respondent.as_deref() == Some("c@initech.test") {
             Decision::reject("rita", "VAT id does not match the register")
@@ -221,12 +211,7 @@ async fn a_used_expired_or_unknown_link_is_refused_and_changes_nothing() {
         "{late:?}"
     );
 
-    let stored = h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap();
+    let stored = h.stored_responses().await;
     assert_eq!(stored.len(), 1, "only the first submission is stored");
     assert_eq!(stored[0].data["company"], "ACME");
 }
@@ -440,13 +425,7 @@ async fn a_respondents_personal_data_is_erased_on_request_and_by_retention() {
         .await
         .unwrap();
     assert_eq!(report.deleted, 2);
-    assert!(h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(h.stored_responses().await.is_empty());
 }
 
 #[tokio::test]
@@ -600,12 +579,7 @@ async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() 
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    let stored = h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap();
+    let stored = h.stored_responses().await;
     assert!(stored.is_empty(), "nothing of it is stored");
     h.forms
         .submit(
@@ -615,11 +589,6 @@ async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() 
         )
         .await
         .expect("the link was not used up by the refusal");
-    let stored = h
-        .engine
-        .store()
-        .responses(&h.tenant, &ResponseFilter::all())
-        .await
-        .unwrap();
+    let stored = h.stored_responses().await;
     assert_eq!(stored.len(), 1);
 }

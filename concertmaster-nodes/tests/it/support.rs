@@ -21,6 +21,15 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
+    /// Every form response the store holds for the harness's tenant.
+    pub(crate) async fn stored_responses(&self) -> Vec<concertmaster_core::FormResponse> {
+        self.engine
+            .store()
+            .responses(&self.tenant, &concertmaster_core::ResponseFilter::all())
+            .await
+            .expect("responses read")
+    }
+
     pub(crate) async fn in_memory() -> Self {
         Self::on(
             Arc::new(concertmaster_core::InMemoryStore::new()),
