@@ -216,7 +216,8 @@ fn compile_filter(code: &str) -> Result<jaq_core::Filter<Data>, ExprError> {
 /// Refuses what would make evaluation run away: nesting deeper than
 /// [`MAX_EXPRESSION_DEPTH`], a definition that calls itself, a standard filter
 /// that loops without bound. Syntax errors are left to the loader, which
-/// says where they are.
+/// says where they are. The loader parses the code again: the modules it
+/// returns do not give the parsed term out.
 fn check_shape(code: &str) -> Result<(), ExprError> {
     let Some(term) = jaq_core::load::parse(code, |p| p.term()) else {
         return Ok(());

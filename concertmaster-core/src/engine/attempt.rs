@@ -100,9 +100,9 @@ impl NodeTask {
             let mut tries = 0;
             let error = loop {
                 tries += 1;
-                // A retry records the failed attempt's error before its
-                // back-off is over; a first attempt is recorded running only
-                // if it waits (below).
+                // A retry is recorded running, with the failed attempt's
+                // error, before it runs (after its back-off); a first
+                // attempt is recorded running only if it waits (below).
                 if tries > 1 {
                     if let Err(err) = self.save(&record).await {
                         return Finish::Store(err);
