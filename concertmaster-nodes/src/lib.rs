@@ -68,7 +68,10 @@ mod testkit;
 mod transform;
 mod trigger;
 
-pub use expr::{Expr, ExprError, MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LEN, MAX_OUTPUTS};
+pub use expr::{
+    Expr, ExprError, DEFAULT_TIME_LIMIT, MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LEN, MAX_OUTPUTS,
+    MAX_RESULT_BYTES,
+};
 pub use logic::sub_workflow::SubWorkflows;
 pub use output::collect::Datasets;
 #[cfg(feature = "http")]

@@ -6,11 +6,15 @@
 //! files or the network.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{data, Compiler, Ctx, Vars};
+use jaq_core::{data, Compiler};
 use jaq_json::Val;
 use serde_json::Value;
+
+mod evaluate;
 
 /// Longest expression accepted, in bytes: a bound on compile time and on
 /// what a hostile definition can make the engine parse.
@@ -18,6 +22,16 @@ pub const MAX_EXPRESSION_LEN: usize = 16 * 1024;
 
 /// Most values one evaluation may produce before it is stopped.
 pub const MAX_OUTPUTS: usize = 100_000;
+
+/// Largest result one evaluation may return, counted as the bytes of its
+/// JSON: a value built by sharing (`[., .] | [., .] | ...`) is small while
+/// it is evaluated and exponentially large written out.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long an evaluation may run unless [`Expr::with_time_limit`] says
+/// otherwise. Workflow expressions take microseconds; this is a bound on
+/// hostile ones, not a performance target.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(2);
 
 /// Deepest nesting of an expression (parentheses, pipes, `if`, `reduce`,
 /// ...). The interpreter walks an expression recursively, so depth is what
@@ -56,7 +70,8 @@ const DENIED: [&str; 2] = ["env", "now"];
 /// ```
 pub struct Expr {
     code: String,
-    filter: jaq_core::Filter<Data>,
+    filter: Arc<jaq_core::Filter<Data>>,
+    time_limit: Duration,
 }
 
 impl fmt::Debug for Expr {
@@ -87,6 +102,15 @@ pub enum ExprError {
     /// It produced no value where one was needed.
     #[error("jq expression produced no value")]
     NoOutput,
+    /// It ran longer than its time limit and was given up on.
+    #[error("jq expression ran longer than its limit of {limit:?} and was stopped")]
+    TimedOut {
+        /// The limit it ran past ([`Expr::with_time_limit`]).
+        limit: Duration,
+    },
+    /// Its result is larger than [`MAX_RESULT_BYTES`] written as JSON.
+    #[error("jq expression's result is larger than {MAX_RESULT_BYTES} bytes of JSON")]
+    ResultTooLarge,
 }
 
 impl Expr {
@@ -121,8 +145,18 @@ impl Expr {
             })?;
         Ok(Self {
             code: code.to_string(),
-            filter,
+            filter: Arc::new(filter),
+            time_limit: DEFAULT_TIME_LIMIT,
         })
+    }
+
+    /// Sets how long one evaluation may run ([`DEFAULT_TIME_LIMIT`] unless
+    /// set). Past it the caller gets [`ExprError::TimedOut`]; the evaluation
+    /// is stopped at its next `range` step or output, or left to end on its
+    /// own on a thread of its own.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
     }
 
     /// The source code.
@@ -132,29 +166,14 @@ impl Expr {
 
     /// Every value the expression produces for `input`.
     pub fn eval(&self, input: &Value) -> Result<Vec<Value>, ExprError> {
-        let input = to_val(input)?;
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        let mut out = Vec::new();
-        for value in self.filter.id.run((ctx, input)) {
-            let value = value.map_err(eval_error)?;
-            if out.len() == MAX_OUTPUTS {
-                return Err(ExprError::TooManyOutputs);
-            }
-            out.push(from_val(&value)?);
-        }
-        Ok(out)
+        evaluate::evaluate(&self.filter, input, evaluate::Want::All, self.time_limit)
     }
 
     /// The first value the expression produces for `input`.
     pub fn eval_one(&self, input: &Value) -> Result<Value, ExprError> {
-        let input = to_val(input)?;
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        let first = self.filter.id.run((ctx, input)).next();
-        match first {
-            Some(Ok(value)) => from_val(&value),
-            Some(Err(exn)) => Err(eval_error(exn)),
-            None => Err(ExprError::NoOutput),
-        }
+        evaluate::evaluate(&self.filter, input, evaluate::Want::First, self.time_limit)?
+            .pop()
+            .ok_or(ExprError::NoOutput)
     }
 
     /// Whether the expression's first value is truthy for `input` (jq's
@@ -176,6 +195,8 @@ fn compile_filter(code: &str) -> Result<jaq_core::Filter<Data>, ExprError> {
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
     let funs = jaq_core::funs()
+        .filter(|(name, ..)| *name != "range")
+        .chain([evaluate::stoppable_range()])
         .chain(jaq_std::funs())
         .chain(jaq_json::funs())
         .filter(|(name, ..)| !DENIED.contains(name));
@@ -356,20 +377,6 @@ fn eval_error(exn: jaq_core::Exn<Val>) -> ExprError {
     }
 }
 
-fn to_val(value: &Value) -> Result<Val, ExprError> {
-    serde_json::from_value(value.clone()).map_err(|err| ExprError::Eval {
-        message: format!("input is not representable: {err}"),
-    })
-}
-
-/// jq values print as JSON; values JSON lacks (NaN, byte strings) print as
-/// their nearest JSON or fail here with a clear message.
-fn from_val(value: &Val) -> Result<Value, ExprError> {
-    serde_json::from_str(&value.to_string()).map_err(|err| ExprError::Eval {
-        message: format!("result is not JSON: {err}"),
-    })
-}
-
 /// Byte offset of `part` in `code`, when `part` is a slice of it.
 fn offset(code: &str, part: &str) -> usize {
     let start = code.as_ptr() as usize;
@@ -531,6 +538,61 @@ mod tests {
     fn runaway_output_is_cut() {
         let expr = Expr::compile("range(1000000)").unwrap();
         assert_eq!(expr.eval(&json!(null)), Err(ExprError::TooManyOutputs));
+    }
+
+    /// jaq cannot be interrupted: these run for minutes to forever on
+    /// their own. The caller gets its answer at the limit, and the
+    /// evaluator serves the next expression as before.
+    #[test]
+    fn evaluation_past_its_time_limit_is_given_up_on_and_the_evaluator_goes_on() {
+        let limit = Duration::from_millis(100);
+        let input = json!((0..2000).collect::<Vec<_>>());
+        let runaways = [
+            "[range(1e12)] | length",
+            "last(range(0; 10; 0))",
+            "[.[] as $a | .[] as $b | .[] as $c | 1] | length",
+        ];
+        // More runaways than the evaluator has threads: each one given up
+        // on is replaced.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for code in runaways.iter().cycle().take(cores + runaways.len()) {
+            let started = std::time::Instant::now();
+            let err = Expr::compile(code)
+                .unwrap()
+                .with_time_limit(limit)
+                .eval(&input)
+                .unwrap_err();
+            assert_eq!(err, ExprError::TimedOut { limit }, "{code}");
+            assert!(
+                started.elapsed() < limit * 20,
+                "{code}: {:?}",
+                started.elapsed()
+            );
+            assert!(err.to_string().contains("100ms"), "{err}");
+        }
+        let sum = Expr::compile("[.[]] | add").unwrap();
+        assert_eq!(sum.eval_one(&input).unwrap(), json!(1999 * 1000));
+    }
+
+    #[test]
+    fn results_past_the_size_limit_or_outside_json_are_refused() {
+        // 2^7 copies of a 1 MB string: 1 MB in memory, 128 MB written out.
+        let shared = Expr::compile(r#"reduce range(7) as $i ("x" * 1000000; [., .])"#).unwrap();
+        assert_eq!(shared.eval(&json!(null)), Err(ExprError::ResultTooLarge));
+        for (code, says) in [
+            ("nan", "NaN"),
+            ("infinite", "Infinity"),
+            ("{(1): 2}", "not a string"),
+            ("\"a\" | tobytes", "byte string"),
+            ("reduce range(200) as $i (.; [.])", "nested deeper"),
+        ] {
+            let err = Expr::compile(code).unwrap().eval(&json!(null)).unwrap_err();
+            assert!(err.to_string().contains(says), "{code}: {err}");
+        }
+        // A value nested far deeper than the result may be is still built
+        // and dropped without harm when it is not returned.
+        let deep = Expr::compile("reduce range(100000) as $i (.; [.]) | length").unwrap();
+        assert_eq!(deep.eval_one(&json!(null)).unwrap(), json!(1));
     }
 
     #[test]
