@@ -5,6 +5,7 @@ use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::notify::{Notification, Notifier, NotifyError};
+use crate::support::without_password;
 
 /// Why an SMTP notifier could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -63,25 +64,13 @@ impl std::fmt::Debug for SmtpNotifier {
     }
 }
 
-/// `url` without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 impl SmtpNotifier {
     /// A notifier sending through the server at `url`, from `from`
     /// (`portal@acme.test` or `Supplier portal <portal@acme.test>`).
     pub fn new(url: &str, from: &str) -> Result<Self, SmtpError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|err| SmtpError::Url {
-                url: redact(url),
+                url: without_password(url),
                 message: err.to_string(),
             })?
             .build();
@@ -89,7 +78,7 @@ impl SmtpNotifier {
             from: from.to_string(),
             message: err.to_string(),
         })?;
-        let server = redact(url);
+        let server = without_password(url);
         Ok(Self {
             transport,
             from,

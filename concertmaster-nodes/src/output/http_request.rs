@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::guard::{GuardedResolver, HttpGuard};
 use crate::expr::Expr;
-use crate::support::{compile_at, expr_failed, item_value};
+use crate::support::{compile_at, expr_failed, item_value, without_password};
 
 /// Most redirects followed.
 const MAX_REDIRECTS: usize = 5;
@@ -73,6 +73,7 @@ impl HttpRequest {
                     .map_err(|err| expr_failed(i, expr, err))?;
                 let text = text.as_str().unwrap_or_default().to_string();
                 reqwest::Url::parse(&text).map_err(|err| {
+                    let text = without_password(&text);
                     NodeError::fatal(format!("item {i}: {text:?} is not a URL: {err}"))
                 })?
             }
@@ -80,6 +81,8 @@ impl HttpRequest {
         self.guard
             .check_url(&url)
             .map_err(|why| NodeError::fatal(format!("item {i}: {why}")))?;
+        // Messages name the URL; a password in it stays in the request.
+        let shown = without_password(url.as_str());
         let mut request = self
             .client
             .request(self.method.clone(), url.clone())
@@ -100,7 +103,7 @@ impl HttpRequest {
         let response = request.send().await.map_err(|err| {
             // The guard's refusal surfaces as a connect error; it is final.
             let refused = format!("{err:?}").contains("workflows may not call it");
-            let message = format!("item {i}: {} {url}: {}", self.method, error_chain(&err));
+            let message = format!("item {i}: {} {shown}: {}", self.method, error_chain(&err));
             if refused || err.is_builder() || err.is_redirect() {
                 NodeError::fatal(message)
             } else {
@@ -122,13 +125,13 @@ impl HttpRequest {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             return Err(
-                NodeError::retryable(format!("item {i}: {url} answered {status}"))
+                NodeError::retryable(format!("item {i}: {shown} answered {status}"))
                     .with_details(json!({ "item": i, "status": status.as_u16(), "body": body })),
             );
         }
         if !status.is_success() {
             return Err(
-                NodeError::fatal(format!("item {i}: {url} answered {status}"))
+                NodeError::fatal(format!("item {i}: {shown} answered {status}"))
                     .with_details(json!({ "item": i, "status": status.as_u16(), "body": body })),
             );
         }
@@ -171,6 +174,7 @@ fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, Conf
     let target = match (config.url, config.url_expression) {
         (Some(url), None) => {
             let url = reqwest::Url::parse(&url).map_err(|err| {
+                let url = without_password(&url);
                 ConfigError::new(format!("{url:?} is not a URL: {err}")).at("/url")
             })?;
             guard

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
 /// A small HTTP/1.1 server: `/echo` answers the JSON it got, `/to/<url>`
-/// redirects there.
+/// redirects there, `/status/<code>` answers that status.
 async fn server() -> (u16, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -62,9 +62,13 @@ async fn server() -> (u16, Seen) {
                 log.lock()
                     .unwrap()
                     .push((method, path.clone(), key, body.clone()));
-                let response = match path.strip_prefix("/to/") {
-                    Some(target) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                    None => {
+                let status = path
+                    .strip_prefix("/status/")
+                    .and_then(|code| code.parse::<u16>().ok());
+                let response = match (path.strip_prefix("/to/"), status) {
+                    (Some(target), _) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                    (None, Some(code)) => format!("HTTP/1.1 {code} Answered\r\nContent-Type: application/json\r\nContent-Length: 18\r\nConnection: close\r\n\r\n{{\"error\":\"failed\"}}"),
+                    (None, None) => {
                         let reply = json!({ "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null) }).to_string();
                         format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
                     }
@@ -178,4 +182,105 @@ async fn a_redirect_cannot_lead_where_the_url_may_not() {
         paths.iter().all(|p| p.starts_with("/to/")),
         "only the redirecting URL was called: {paths:?}"
     );
+}
+
+/// Credentials a workflow gives a request (headers, a password in the URL)
+/// appear nowhere but in the request: not in logs at any level, run
+/// errors, node records, `Debug` output or metrics, whether the server
+/// answers, fails or cannot be reached.
+#[tokio::test]
+async fn request_credentials_reach_no_log_error_history_debug_output_or_metric() {
+    use metrics_util::debugging::DebuggingRecorder;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("only this test installs a recorder");
+
+    let (port, seen) = server().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let token = "Tok3n-Sc4n-9931";
+    let api_key = "K3y-Sc4n-5120";
+    let password = "Pa55-Sc4n-7788";
+    let test = engine(HttpGuard::new().allow("127.0.0.1")).await;
+    let mut everything = String::new();
+    for (path, port, expected) in [
+        ("/echo", port, RunStatus::Succeeded),
+        ("/status/500", port, RunStatus::Failed),
+        ("/status/401", port, RunStatus::Failed),
+        ("/echo", closed, RunStatus::Failed),
+    ] {
+        let def = WorkflowDefinition::from_value(json!({
+            "id": "call", "name": "Call",
+            "nodes": [{
+                "id": "call", "type": "http_request",
+                "retry": { "maxAttempts": 2, "initialBackoffMs": 1 },
+                "config": {
+                    "method": "POST",
+                    "url": format!("http://svc:{password}@127.0.0.1:{port}{path}"),
+                    "headers": { "Authorization": format!("Bearer {token}"), "X-Api-Key": api_key },
+                },
+            }]
+        }))
+        .unwrap();
+        let detail = test
+            .run(def, json!([{ "supplier": "ACME" }]))
+            .await
+            .unwrap();
+        assert_eq!(
+            detail.run.status, expected,
+            "{path} on {port}: {:?}",
+            detail.run.error
+        );
+        everything.push_str(&format!(
+            "{detail:?}\n{}\n{}\n",
+            serde_json::to_string(&detail.nodes).unwrap(),
+            detail.run.error.clone().unwrap_or_default(),
+        ));
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1 + 2 + 1,
+        "the server was called"
+    );
+    everything.push_str(&format!("{test:?}\n"));
+    for (key, _, _, _) in snapshotter.snapshot().into_vec() {
+        everything.push_str(&format!("{key:?}\n"));
+    }
+    everything.push_str(&String::from_utf8_lossy(&captured.0.lock().unwrap()));
+    assert!(
+        everything.contains("answered 500") && everything.contains("http_request"),
+        "the errors and logs were captured: {everything}"
+    );
+    for secret in [token, api_key, password] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {everything}"
+        );
+    }
+}
+
+/// Log output kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -193,6 +193,116 @@ async fn a_server_that_is_not_there_is_a_retryable_failure() {
     assert!(err.to_string().contains("jane@globex.test"), "{err}");
 }
 
+/// The SMTP password reaches neither the notifier's errors nor the run's
+/// history, logs or `Debug` output, whether the server refuses the login,
+/// is not there or the URL is wrong.
+#[tokio::test]
+async fn the_smtp_password_reaches_no_error_log_history_or_debug_output() {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let password = "Sm7p-Sc4n-2468";
+    let server = SmtpServer::start();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut everything = String::new();
+
+    // The server offers no login: lettre will not send the password.
+    let notifier = SmtpNotifier::new(
+        &format!("smtp://mailer:{password}@127.0.0.1:{}", server.port),
+        "Supplier portal <portal@acme.test>",
+    )
+    .expect("notifier");
+    everything.push_str(&format!("{notifier:?}\n"));
+    let store = Arc::new(InMemoryStore::new());
+    let forms = Forms::new(store.clone(), notifier, PORTAL);
+    let mut registry = concertmaster_nodes::registry();
+    forms.register_nodes(&mut registry).unwrap();
+    let engine = Engine::builder()
+        .shared_store(store)
+        .registry(registry)
+        .build()
+        .await
+        .unwrap();
+    let tenant = TenantId::new("acme");
+    forms.publish(&tenant, profile_form()).await.unwrap();
+    let workflow = engine
+        .publish(
+            &tenant,
+            WorkflowDefinition::from_value(json!({
+                "id": "by-mail", "name": "By mail",
+                "nodes": [
+                    { "id": "send", "type": "send_form",
+                      "retry": { "maxAttempts": 2, "initialBackoffMs": 1 },
+                      "config": { "formId": "supplier-profile", "recipientField": "/email" } },
+                ],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let run = engine
+        .start(&workflow, json!([{ "email": "jane@globex.test" }]))
+        .await
+        .unwrap();
+    let ended = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(ended.status, RunStatus::Failed);
+    let detail = engine.run(&tenant, run).await.unwrap();
+    everything.push_str(&format!(
+        "{detail:?}\n{}\n{forms:?}\n{engine:?}\n",
+        serde_json::to_string(&detail.nodes).unwrap()
+    ));
+    assert!(server.messages().is_empty(), "nothing was sent");
+
+    let unreachable = SmtpNotifier::new(
+        &format!("smtp://mailer:{password}@127.0.0.1:{closed}"),
+        "portal@acme.test",
+    )
+    .unwrap();
+    let err = concertmaster_nodes::forms::Notifier::notify(&unreachable, &test_notification())
+        .await
+        .expect_err("nobody listens");
+    everything.push_str(&format!("{err}\n{err:?}\n{unreachable:?}\n"));
+    let err = SmtpNotifier::new(
+        &format!("smtp://mailer:{password}@127.0.0.1:{closed}?tls=sometimes"),
+        "portal@acme.test",
+    )
+    .expect_err("not a TLS mode");
+    everything.push_str(&format!("{err}\n{err:?}\n"));
+
+    everything.push_str(&String::from_utf8_lossy(&captured.0.lock().unwrap()));
+    assert!(
+        everything.contains("answered") && everything.contains("mailer:***"),
+        "the errors were captured: {everything}"
+    );
+    assert!(
+        !everything.contains(password),
+        "the password leaked: {everything}"
+    );
+}
+
 fn test_notification() -> concertmaster_nodes::forms::Notification {
     concertmaster_nodes::forms::Notification::new(
         TenantId::new("acme"),
