@@ -112,6 +112,7 @@ pub(crate) fn get_pointer<'a>(item: &'a Item, pointer: &str) -> Option<&'a Value
 
 /// `url` with the password in it, if any, replaced by `***`: for messages,
 /// which reach logs and run history.
+#[cfg(any(feature = "http", feature = "smtp"))]
 pub(crate) fn without_password(url: &str) -> String {
     let Some(scheme) = url.find("://").map(|at| at + 3) else {
         return url.to_string();
@@ -153,6 +154,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "http", feature = "smtp"))]
     fn passwords_in_urls_are_hidden() {
         assert_eq!(
             without_password("https://svc:s3cret@erp.acme.test/api?x=@"),
