@@ -25,6 +25,11 @@ pub use smtp::{SmtpError, SmtpNotifier};
 /// Largest submission accepted, in bytes of JSON.
 pub const MAX_SUBMISSION_BYTES: usize = 1024 * 1024;
 
+/// Deepest nesting of a submission's values (objects and arrays) accepted.
+/// Forms nest a few levels (groups, repeated rows); what is stored must
+/// read back through every store's JSON parser, which stops at 128.
+pub const MAX_SUBMISSION_DEPTH: usize = 32;
+
 /// How long a link works unless the node or caller says otherwise.
 const DEFAULT_LINK_TTL_DAYS: i64 = 14;
 
@@ -59,6 +64,14 @@ pub enum FormsError {
     TooLarge {
         /// Its size.
         bytes: usize,
+    },
+    /// The submission nests deeper than [`MAX_SUBMISSION_DEPTH`].
+    #[error(
+        "the submission nests deeper than the {MAX_SUBMISSION_DEPTH} levels accepted, at {pointer}"
+    )]
+    TooDeep {
+        /// JSON pointer to the first value past the limit.
+        pointer: String,
     },
     /// No such form (version) for the tenant.
     #[error("form {form} (version {version:?}) does not exist for tenant {tenant}")]
@@ -546,6 +559,10 @@ impl Forms {
         tenant: &TenantId,
         submission: Submission,
     ) -> Result<FormResponse, FormsError> {
+        // Before anything walks it recursively: serializing it is one such walk.
+        if let Some(pointer) = too_deep(&submission.data, MAX_SUBMISSION_DEPTH) {
+            return Err(FormsError::TooDeep { pointer });
+        }
         let bytes = serde_json::to_vec(&submission.data).map_or(0, |b| b.len());
         if bytes > MAX_SUBMISSION_BYTES {
             return Err(FormsError::TooLarge { bytes });
@@ -874,4 +891,35 @@ async fn nudge(
             tracing::warn!(error = %err, %key, "waiting node could not be woken; it sees the response on its next wake-up");
         }
     }
+}
+
+/// The pointer to the first value of `value` nested deeper than `limit`,
+/// found without recursion.
+fn too_deep(value: &Value, limit: usize) -> Option<String> {
+    let mut pending = vec![(value, 0usize, String::new())];
+    while let Some((value, depth, pointer)) = pending.pop() {
+        let children: Vec<(String, &Value)> = match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
+                .collect(),
+            _ => continue,
+        };
+        if depth == limit {
+            return Some(if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer
+            });
+        }
+        for (key, child) in children {
+            pending.push((child, depth + 1, format!("{pointer}/{key}")));
+        }
+    }
+    None
 }

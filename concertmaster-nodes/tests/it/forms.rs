@@ -558,6 +558,54 @@ async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
 }
 
 #[tokio::test]
+async fn a_submission_nested_past_the_limit_is_refused_and_the_link_still_works() {
+    use concertmaster_nodes::forms::MAX_SUBMISSION_DEPTH;
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h.publish(questionnaire(&["a@acme.test"], json!({}))).await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    // Deep enough that a recursive walk would have to be trusted with it;
+    // shallow enough for the test's own stack to build and drop.
+    let mut deep = json!("bottom");
+    for _ in 0..1000 {
+        deep = json!([deep]);
+    }
+    let mut nested = answers("ACME GmbH", "a@acme.test");
+    nested["notes"] = deep;
+    match h
+        .forms
+        .submit(&h.engine, &token, Submission::new(nested))
+        .await
+    {
+        Err(err @ FormsError::TooDeep { .. }) => {
+            let expected = format!("/notes{}", "/0".repeat(MAX_SUBMISSION_DEPTH - 1));
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
+        other => panic!("expected TooDeep, got {other:?}"),
+    }
+    assert!(
+        h.stored_responses().await.is_empty(),
+        "nothing of it is stored"
+    );
+    // At the limit it is accepted, and reads back.
+    let mut deepest = json!("bottom");
+    for _ in 0..MAX_SUBMISSION_DEPTH - 1 {
+        deepest = json!([deepest]);
+    }
+    let mut answer = answers("ACME GmbH", "a@acme.test");
+    answer["notes"] = deepest.clone();
+    h.forms
+        .submit(&h.engine, &token, Submission::new(answer))
+        .await
+        .expect("the link was not used up by the refusal");
+    let stored = h.stored_responses().await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].data["notes"], deepest);
+}
+
+#[tokio::test]
 async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() {
     use concertmaster_nodes::forms::MAX_SUBMISSION_BYTES;
     let h = Harness::in_memory().await;

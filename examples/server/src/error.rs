@@ -102,7 +102,11 @@ impl From<concertmaster_nodes::forms::FormsError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", err.to_string())
             }
             F::AlreadyReviewed(_) => Self::new(StatusCode::CONFLICT, "conflict", err.to_string()),
-            F::Invalid { .. } | F::Form(_) | F::UndecidedReview | F::TooLarge { .. } => {
+            F::Invalid { .. }
+            | F::Form(_)
+            | F::UndecidedReview
+            | F::TooLarge { .. }
+            | F::TooDeep { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
             }
             F::UnknownLink | F::LinkUsed | F::LinkExpired { .. } => {

@@ -127,6 +127,11 @@ fn link_problem(err: FormsError) -> Response {
             "Too large",
             &format!("<h1>Too large</h1><p>{}</p>", esc(&err.to_string())),
         ),
+        FormsError::TooDeep { .. } => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Too deep",
+            &format!("<h1>Too deeply nested</h1><p>{}</p>", esc(&err.to_string())),
+        ),
         other => {
             tracing::error!(error = %other, "form portal failed");
             page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", "<h1>Please try again in a moment</h1><p>The form could not be handled just now; nothing was stored.</p>")
