@@ -145,7 +145,6 @@ pub(crate) fn base_url(
 
 /// The wait a `Retry-After` header asks for (seconds; an HTTP date is
 /// read as "soon").
-#[cfg_attr(not(feature = "netsuite"), allow(dead_code))]
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?

@@ -41,6 +41,14 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 /// A token is renewed this long before it expires (at most a quarter of
 /// its lifetime), so it does not expire on the way.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+/// Times a request answered "429 Too Many Requests" is sent again, after
+/// the wait the gateway asks for, before the write fails as rate limited
+/// (and the node's own retries take over). A throttled request was not
+/// carried out, so sending it again is safe.
+const RATE_LIMIT_RETRIES: u32 = 4;
+/// Longest wait for a rate limit; a longer `Retry-After` is left to the
+/// node's retries.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
 
 /// The OData protocol version of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,14 +570,35 @@ impl SapConnector {
         &self,
         call: &Call,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ConnectorError> {
-        let response = self.send(call).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| http::unreachable(&self.connection, &err))?;
-        Ok((status, headers, body.to_vec()))
+        let mut throttled = 0;
+        loop {
+            let response = self.send(call).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|err| http::unreachable(&self.connection, &err))?;
+            if status != StatusCode::TOO_MANY_REQUESTS {
+                return Ok((status, headers, body.to_vec()));
+            }
+            let asked = http::retry_after(&headers);
+            let wait = asked.unwrap_or_else(|| Duration::from_millis(500) * 2u32.pow(throttled));
+            if throttled == RATE_LIMIT_RETRIES || wait > MAX_RATE_LIMIT_WAIT {
+                return Err(ConnectorError::RateLimited {
+                    connection: self.connection.clone(),
+                    retry_after: asked,
+                });
+            }
+            tracing::info!(
+                connection = %self.connection,
+                throttled,
+                wait_ms = wait.as_millis() as u64,
+                "SAP is rate limiting; waiting before sending again"
+            );
+            tokio::time::sleep(wait).await;
+            throttled += 1;
+        }
     }
 
     fn json_body(&self, url: &Url, body: &[u8]) -> Result<Value, ConnectorError> {

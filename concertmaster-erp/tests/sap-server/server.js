@@ -6,7 +6,12 @@
 //  - CSRF: a modifying request needs the x-csrf-token fetched with
 //    "x-csrf-token: Fetch" and the session cookie it came with; otherwise
 //    403 "CSRF token validation failed" with "x-csrf-token: Required".
-// /test/... lets the tests expire sessions and read counters.
+// /test/... lets the tests expire sessions, read counters and plan faults:
+// POST /test/faults {principal, plan} makes that principal's next modifying
+// requests fail as planned, one entry each: "500", "503", "429" (with
+// Retry-After: 1), "reset" (the connection drops unanswered), "slow:<ms>"
+// (answered late), "lost" (the request is carried out and its answer
+// lost: the connection drops instead), "ok" (let through).
 const crypto = require('node:crypto')
 const cds = require('@sap/cds')
 const odataV2 = require('@cap-js-community/odata-v2-adapter')
@@ -17,6 +22,7 @@ const USERS = {
   'batch-tester': 'batch-secret-4711',
   'crash-tester': 'crash-secret-4711',
   'scan-tester': 'Sc4n-S3cret-0042',
+  'fault-tester': 'fault-secret-4711',
 }
 const CLIENTS = {
   concertmaster: { secret: 'client-secret-0815', expiresIn: 3600 },
@@ -27,6 +33,29 @@ const COOKIE = 'SAP_SESSIONID_CM1_100'
 const sessions = new Map() // session id -> { token, principal }
 const bearer = new Map() // access token -> { client, expires }
 const stats = new Map() // principal -> counters
+const faults = new Map() // principal -> { plan: [kind], applied: { kind: n } }
+
+function injectFault(principal, req, res, next) {
+  const planned = faults.get(principal)
+  const kind = planned?.plan.shift()
+  if (!kind || kind === 'ok') return next()
+  planned.applied[kind] = (planned.applied[kind] ?? 0) + 1
+  const error = (status, extra = {}) =>
+    res.status(status).set(extra).json({ error: { code: String(status), message: `injected ${kind}` } })
+  if (kind === '500') return error(500)
+  if (kind === '503') return error(503)
+  if (kind === '429') return error(429, { 'Retry-After': '1' })
+  if (kind === 'reset') return req.socket.destroy()
+  if (kind.startsWith('slow:')) return setTimeout(next, Number(kind.slice(5)))
+  if (kind === 'lost') {
+    const drop = () => { req.socket.destroy(); return res }
+    res.writeHead = drop
+    res.write = () => true
+    res.end = drop
+    return next()
+  }
+  throw new Error(`unknown fault ${kind}`)
+}
 
 function count(principal, what) {
   const s = stats.get(principal) ?? { csrfFetches: 0, tokenRequests: 0, rejectedCsrf: 0, modifying: 0 }
@@ -107,6 +136,7 @@ function gateway(req, res, next) {
       count(principal, 'rejectedCsrf')
       return res.status(403).set('x-csrf-token', 'Required').type('text/plain').send('CSRF token validation failed')
     }
+    return injectFault(principal, req, res, next)
   }
   next()
 }
@@ -123,6 +153,15 @@ cds.on('bootstrap', (app) => {
     res.status(204).end()
   })
   app.get('/test/stats', (req, res) => res.json(stats.get(req.query.principal) ?? {}))
+  app.post('/test/faults', express.json(), (req, res) => {
+    const { principal, plan } = req.body ?? {}
+    faults.set(principal, { plan: [...(plan ?? [])], applied: {} })
+    res.status(204).end()
+  })
+  app.get('/test/faults', (req, res) => {
+    const planned = faults.get(req.query.principal) ?? { plan: [], applied: {} }
+    res.json({ remaining: planned.plan.length, applied: planned.applied })
+  })
   app.use('/odata', gateway)
   app.use(odataV2())
 })
