@@ -403,6 +403,12 @@ impl Engine {
     /// Starts a run of `workflow` with `trigger` (a JSON object, or an array
     /// of objects for several items) as the input of every node without
     /// inputs. Returns once the run is stored; it executes in the background.
+    ///
+    /// A failed call may still have stored the run: a database can commit
+    /// and lose its answer on the way back. Where starting twice would be
+    /// wrong, start with [`Engine::start_once`] and a key of the host's own
+    /// (an order number, a request id) and call it again on failure; the
+    /// second call finds the run the first one stored.
     pub async fn start(&self, workflow: &PublishedWorkflow, trigger: Value) -> Result<RunId> {
         self.start_run(workflow, None, trigger).await
     }
