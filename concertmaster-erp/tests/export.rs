@@ -665,8 +665,11 @@ impl Write for Captured {
 }
 
 #[tokio::test]
-async fn no_secret_reaches_logs_errors_audit_run_history_or_debug_output() {
+async fn no_secret_reaches_logs_errors_audit_run_history_metrics_or_debug_output() {
     use base64::Engine as _;
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("only this test installs a recorder");
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -792,10 +795,20 @@ async fn no_secret_reaches_logs_errors_audit_run_history_or_debug_output() {
     for stored in connections.list(&tenant).await.unwrap() {
         everything.push_str(&format!("{stored:?}\n"));
     }
+    let metrics = snapshotter.snapshot().into_vec();
+    for (key, _, _, _) in &metrics {
+        everything.push_str(&format!("{key:?}\n"));
+    }
     everything.push_str(&String::from_utf8_lossy(&captured.0.lock().unwrap()));
     assert!(
         everything.contains("sap.write") && everything.contains("netsuite.write"),
         "the logs were captured"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|(key, ..)| format!("{key:?}").contains("sap_export")),
+        "the metrics were captured: {metrics:?}"
     );
 
     let basic = |user: &str, password: &str| {
