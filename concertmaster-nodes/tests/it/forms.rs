@@ -557,15 +557,21 @@ async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
     assert!(pending.is_empty());
 }
 
+/// A questionnaire waiting for `to`, and the token of the invitation sent.
+async fn invited(to: &str) -> (Harness, String) {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h.publish(questionnaire(&[to], json!({}))).await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for(to, NotificationKind::Invitation);
+    (h, token)
+}
+
 #[tokio::test]
 async fn a_submission_nested_past_the_limit_is_refused_and_the_link_still_works() {
     use concertmaster_nodes::forms::MAX_SUBMISSION_DEPTH;
-    let h = Harness::in_memory().await;
-    h.publish_profile_form().await;
-    let workflow = h.publish(questionnaire(&["a@acme.test"], json!({}))).await;
-    let run = h.engine.start(&workflow, json!({})).await.unwrap();
-    assert_eq!(h.status(run).await, RunStatus::Waiting);
-    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    let (h, token) = invited("a@acme.test").await;
     // Deep enough that a recursive walk would have to be trusted with it;
     // shallow enough for the test's own stack to build and drop.
     let mut deep = json!("bottom");
@@ -608,12 +614,7 @@ async fn a_submission_nested_past_the_limit_is_refused_and_the_link_still_works(
 #[tokio::test]
 async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() {
     use concertmaster_nodes::forms::MAX_SUBMISSION_BYTES;
-    let h = Harness::in_memory().await;
-    h.publish_profile_form().await;
-    let workflow = h.publish(questionnaire(&["a@acme.test"], json!({}))).await;
-    let run = h.engine.start(&workflow, json!({})).await.unwrap();
-    assert_eq!(h.status(run).await, RunStatus::Waiting);
-    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    let (h, token) = invited("a@acme.test").await;
     let mut huge = answers("ACME GmbH", "a@acme.test");
     huge["notes"] = json!("x".repeat(MAX_SUBMISSION_BYTES));
     match h

@@ -191,15 +191,7 @@ async fn a_redirect_cannot_lead_where_the_url_may_not() {
 #[tokio::test]
 async fn request_credentials_reach_no_log_error_history_debug_output_or_metric() {
     use metrics_util::debugging::DebuggingRecorder;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::support::capture_logs();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::set_global_recorder(recorder).expect("only this test installs a recorder");
@@ -261,7 +253,7 @@ async fn request_credentials_reach_no_log_error_history_debug_output_or_metric()
     for (key, _, _, _) in snapshotter.snapshot().into_vec() {
         everything.push_str(&format!("{key:?}\n"));
     }
-    everything.push_str(&String::from_utf8_lossy(&captured.0.lock().unwrap()));
+    everything.push_str(&captured.text());
     assert!(
         everything.contains("answered 500") && everything.contains("http_request"),
         "the errors and logs were captured: {everything}"
@@ -271,20 +263,5 @@ async fn request_credentials_reach_no_log_error_history_debug_output_or_metric()
             !everything.contains(secret),
             "{secret} leaked: {everything}"
         );
-    }
-}
-
-/// Log output kept in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

@@ -78,6 +78,24 @@ impl SmtpServer {
     }
 }
 
+/// An engine with the forms nodes sending through `notifier`, and the
+/// supplier profile form published for tenant `acme`.
+async fn mailing_engine(notifier: SmtpNotifier) -> (Forms, Engine, TenantId) {
+    let store = Arc::new(InMemoryStore::new());
+    let forms = Forms::new(store.clone(), notifier, PORTAL);
+    let mut registry = concertmaster_nodes::registry();
+    forms.register_nodes(&mut registry).unwrap();
+    let engine = Engine::builder()
+        .shared_store(store)
+        .registry(registry)
+        .build()
+        .await
+        .unwrap();
+    let tenant = TenantId::new("acme");
+    forms.publish(&tenant, profile_form()).await.unwrap();
+    (forms, engine, tenant)
+}
+
 fn read_dir(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -92,23 +110,12 @@ fn read_dir(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn the_link_arrives_by_email_and_its_token_submits_the_form() {
     let server = SmtpServer::start();
-    let store = Arc::new(InMemoryStore::new());
     let notifier = SmtpNotifier::new(
         &format!("smtp://127.0.0.1:{}", server.port),
         "Supplier portal <portal@acme.test>",
     )
     .expect("notifier");
-    let forms = Forms::new(store.clone(), notifier, PORTAL);
-    let mut registry = concertmaster_nodes::registry();
-    forms.register_nodes(&mut registry).unwrap();
-    let engine = Engine::builder()
-        .shared_store(store)
-        .registry(registry)
-        .build()
-        .await
-        .unwrap();
-    let tenant = TenantId::new("acme");
-    forms.publish(&tenant, profile_form()).await.unwrap();
+    let (forms, engine, tenant) = mailing_engine(notifier).await;
     let workflow = engine
         .publish(
             &tenant,
@@ -198,27 +205,7 @@ async fn a_server_that_is_not_there_is_a_retryable_failure() {
 /// is not there or the URL is wrong.
 #[tokio::test]
 async fn the_smtp_password_reaches_no_error_log_history_or_debug_output() {
-    use std::sync::Mutex;
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::support::capture_logs();
 
     let password = "Sm7p-Sc4n-2468";
     let server = SmtpServer::start();
@@ -236,22 +223,11 @@ async fn the_smtp_password_reaches_no_error_log_history_or_debug_output() {
     )
     .expect("notifier");
     everything.push_str(&format!("{notifier:?}\n"));
-    let store = Arc::new(InMemoryStore::new());
-    let forms = Forms::new(store.clone(), notifier, PORTAL);
-    let mut registry = concertmaster_nodes::registry();
-    forms.register_nodes(&mut registry).unwrap();
-    let engine = Engine::builder()
-        .shared_store(store)
-        .registry(registry)
-        .build()
-        .await
-        .unwrap();
+    let (forms, engine, tenant) = mailing_engine(notifier).await;
     // Spans first hit by other tests of this binary while the subscriber
     // was set up may be cached as of no interest (a race in tracing's
     // callsite registry); ask them again with it in place.
     tracing::callsite::rebuild_interest_cache();
-    let tenant = TenantId::new("acme");
-    forms.publish(&tenant, profile_form()).await.unwrap();
     let workflow = engine
         .publish(
             &tenant,
@@ -296,7 +272,7 @@ async fn the_smtp_password_reaches_no_error_log_history_or_debug_output() {
     .expect_err("not a TLS mode");
     everything.push_str(&format!("{err}\n{err:?}\n"));
 
-    everything.push_str(&String::from_utf8_lossy(&captured.0.lock().unwrap()));
+    everything.push_str(&captured.text());
     assert!(
         everything.contains("answered") && everything.contains("mailer:***"),
         "the errors were captured: {everything}"
