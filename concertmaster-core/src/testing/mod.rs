@@ -1,5 +1,6 @@
-//! Test support: the store conformance suite, and [`TestEngine`] for node
-//! and workflow authors (a run with a virtual clock).
+//! Test support: the store conformance suite, [`TestEngine`] for node and
+//! workflow authors (a run with a virtual clock), and [`FaultyStore`] for
+//! hosts testing that their workflows ride out a failing database.
 //!
 //! Enabled by the `testing` feature; meant for `[dev-dependencies]`.
 //!
@@ -12,15 +13,19 @@
 //! ```
 
 pub mod conformance;
+mod faulty;
+
+pub use faulty::{Chaos, FaultReport, FaultyStore};
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::{
-    Engine, ManualClock, NodeRegistry, PublishedWorkflow, Result, Run, RunDetail, RunId, TenantId,
-    WorkflowDefinition,
+    Engine, InMemoryStore, ManualClock, NodeRegistry, PublishedWorkflow, Result, Run, RunDetail,
+    RunId, Store, TenantId, WorkflowDefinition,
 };
 
 /// Runs `future` to completion on a fresh multi-threaded tokio runtime.
@@ -134,9 +139,25 @@ impl TestEngine {
     /// An engine on `registry` with an in-memory store and a manual clock,
     /// acting as tenant `test`.
     pub async fn new(registry: NodeRegistry) -> Result<Self> {
-        let clock = ManualClock::default();
+        Self::on(
+            registry,
+            Arc::new(InMemoryStore::new()),
+            ManualClock::default(),
+        )
+        .await
+    }
+
+    /// An engine on `registry` over `store` with `clock`, acting as tenant
+    /// `test`: for a store shared with the host's other parts (forms,
+    /// connections), a [`FaultyStore`], or a clock those parts read too.
+    pub async fn on(
+        registry: NodeRegistry,
+        store: Arc<dyn Store>,
+        clock: ManualClock,
+    ) -> Result<Self> {
         let engine = Engine::builder()
             .registry(registry)
+            .shared_store(store)
             .clock(clock.clone())
             // Timers fire when the test advances the clock, not on their own.
             .timer_poll_interval(Duration::from_secs(3600))
