@@ -115,7 +115,7 @@ pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Join, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
-pub use run::{NodeExecution, NodeStatus, Run, RunDetail, RunFilter, RunStatus, Wait};
+pub use run::{NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunStatus, Wait};
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,

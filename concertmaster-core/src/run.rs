@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports};
 use crate::node::{NodeError, Resumed};
+use crate::store::AuditEntry;
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -246,5 +247,30 @@ impl RunDetail {
             .filter(|n| n.status == NodeStatus::Waiting)
             .filter_map(|n| n.wait.as_ref().map(|w| w.key.as_str()))
             .collect()
+    }
+}
+
+/// A run made ready by `Engine::prepare_run`, for the host to store in
+/// its own transaction; `Engine::pick_up` drives it once that commits.
+#[derive(Debug, Clone)]
+pub struct PreparedRun {
+    pub(crate) run: Run,
+    pub(crate) audit: AuditEntry,
+}
+
+impl PreparedRun {
+    /// The run's id, known before it is stored.
+    pub fn id(&self) -> RunId {
+        self.run.id
+    }
+
+    /// The run to store, pending.
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
+    /// Its audit entry, to store with it.
+    pub fn audit(&self) -> &AuditEntry {
+        &self.audit
     }
 }

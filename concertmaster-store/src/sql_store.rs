@@ -34,7 +34,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, Resumed, Run, RunFilter, RunId, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -197,6 +197,33 @@ macro_rules! sql_store {
                 let (done, outcome) = tokio::sync::oneshot::channel();
                 self.writes.send(PendingWrite { write, done }).await.map_err(|_| gone())?;
                 outcome.await.map_err(|_| gone())?
+            }
+        }
+
+        impl $store {
+            /// Stores `prepared` (a pending run and its audit entry, from
+            /// `Engine::prepare_run`) on `conn`. Given the host's own
+            /// transaction (`&mut *tx`), the run commits or rolls back with
+            /// the host's writes: "the order is saved" and "the workflow
+            /// started" are one change. Once it committed,
+            /// `Engine::pick_up` drives the run; a run rolled back was never
+            /// stored. A second insert of the same run is a `Conflict`.
+            pub async fn insert_run_in(
+                &self,
+                conn: &mut <Db as sqlx::Database>::Connection,
+                prepared: &PreparedRun,
+            ) -> StoreResult<()> {
+                let run = prepared.run();
+                let fail = |err| store_error(err, "run", run.id);
+                bind_run(sqlx::query(RUN_INSERT.rows(1)), run)?
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+                bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), prepared.audit())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+                Ok(())
             }
         }
 

@@ -22,7 +22,7 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
-use crate::run::{Run, RunDetail, RunFilter, RunStatus};
+use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunStatus};
 use crate::store::{
     AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
 };
@@ -494,40 +494,19 @@ impl Engine {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        let items = items_from_value(trigger).map_err(|found| Error::InvalidTrigger {
-            workflow: workflow.id().clone(),
-            found,
-        })?;
-        let now = self.inner.clock.now();
         // With room to drive it here, the run is stored running and leased
         // to this engine, with its audit entry, in one change; without, it
         // is stored pending for whichever engine has room first.
         let leased = self.inner.active().len() < self.inner.limits.max_active_runs;
-        let run = Run {
-            id: id.unwrap_or_default(),
-            tenant: workflow.tenant.clone(),
-            workflow_id: workflow.id().clone(),
-            workflow_version: workflow.version(),
-            status: if leased {
-                RunStatus::Running
-            } else {
-                RunStatus::Pending
-            },
-            trigger_node,
-            trigger: items,
-            created_at: now,
-            ended_at: None,
-            error: None,
+        let status = if leased {
+            RunStatus::Running
+        } else {
+            RunStatus::Pending
         };
+        let PreparedRun { run, audit } =
+            self.new_run(workflow, trigger_node, trigger, id, status)?;
         let (tenant, id) = (run.tenant.clone(), run.id);
-        let audit = audit_entry(
-            &tenant,
-            now,
-            AuditAction::Execute,
-            "run",
-            id.to_string(),
-            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
-        );
+        let now = run.created_at;
         if leased {
             let start = RunStart {
                 run: &run,
@@ -557,6 +536,84 @@ impl Engine {
             }
         }
         Ok(id)
+    }
+
+    /// A run of `workflow` with `trigger`, made ready for the host to store
+    /// in a transaction of its own, so that the host's records and the run
+    /// commit or roll back together (the SQL stores' `insert_run_in`).
+    /// Nothing is stored or started here. Once the host's transaction has
+    /// committed, [`Engine::pick_up`] drives the run at once; otherwise the
+    /// recovery sweep of this engine or another finds it within its
+    /// interval ([`EngineBuilder::recovery_interval`]).
+    pub fn prepare_run(&self, workflow: &PublishedWorkflow, trigger: Value) -> Result<PreparedRun> {
+        self.new_run(workflow, None, trigger, None, RunStatus::Pending)
+    }
+
+    fn new_run(
+        &self,
+        workflow: &PublishedWorkflow,
+        trigger_node: Option<NodeId>,
+        trigger: Value,
+        id: Option<RunId>,
+        status: RunStatus,
+    ) -> Result<PreparedRun> {
+        let items = items_from_value(trigger).map_err(|found| Error::InvalidTrigger {
+            workflow: workflow.id().clone(),
+            found,
+        })?;
+        let now = self.inner.clock.now();
+        let run = Run {
+            id: id.unwrap_or_default(),
+            tenant: workflow.tenant.clone(),
+            workflow_id: workflow.id().clone(),
+            workflow_version: workflow.version(),
+            status,
+            trigger_node,
+            trigger: items,
+            created_at: now,
+            ended_at: None,
+            error: None,
+        };
+        let audit = audit_entry(
+            &run.tenant,
+            now,
+            AuditAction::Execute,
+            "run",
+            run.id.to_string(),
+            serde_json::json!({ "workflow": run.workflow_id, "version": run.workflow_version }),
+        );
+        Ok(PreparedRun { run, audit })
+    }
+
+    /// Drives run `id` of `tenant` here, unless another engine already
+    /// does: for a run the host stored itself ([`Engine::prepare_run`]),
+    /// once its transaction has committed. Returns whether this engine
+    /// drives it; [`Error::RunNotFound`] when no such run is stored (the
+    /// host's transaction rolled back).
+    pub async fn pick_up(&self, tenant: &TenantId, id: RunId) -> Result<bool> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        if self.inner.is_active(id) {
+            return Ok(true);
+        }
+        let now = self.inner.clock.now();
+        let until = self.inner.lease_until(now);
+        let claimed = self
+            .inner
+            .store
+            .claim_run(tenant, id, &self.inner.owner, until, now)
+            .await?;
+        if !claimed {
+            return match self.inner.store.run(tenant, id).await? {
+                Some(_) => Ok(false),
+                None => Err(Error::RunNotFound {
+                    tenant: tenant.clone(),
+                    id,
+                }),
+            };
+        }
+        Ok(self.inner.signal(tenant.clone(), id, Signal::Wake))
     }
 
     /// Ends the wait on `key` with `payload` and continues its run. The node

@@ -2,6 +2,7 @@
 //! unchanged on each, and what is particular to a database.
 
 mod crash;
+mod outbox;
 mod support;
 
 #[cfg(feature = "sqlite")]
