@@ -588,8 +588,10 @@ impl Engine {
     /// Drives run `id` of `tenant` here, unless another engine already
     /// does: for a run the host stored itself ([`Engine::prepare_run`]),
     /// once its transaction has committed. Returns whether this engine
-    /// drives it; [`Error::RunNotFound`] when no such run is stored (the
-    /// host's transaction rolled back).
+    /// drives it (not when another does, or this one already drives
+    /// `max_active_runs`: the run then waits for the first with room);
+    /// [`Error::RunNotFound`] when no such run is stored (the host's
+    /// transaction rolled back).
     pub async fn pick_up(&self, tenant: &TenantId, id: RunId) -> Result<bool> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
@@ -613,7 +615,15 @@ impl Engine {
                 }),
             };
         }
-        Ok(self.inner.signal(tenant.clone(), id, Signal::Wake))
+        let taken = self.inner.signal(tenant.clone(), id, Signal::Wake);
+        if !taken {
+            // Full: give the lease back so that another engine, or this one
+            // when it has room, takes the run without waiting for it to expire.
+            if let Err(err) = self.inner.store.release_run(id, &self.inner.owner).await {
+                tracing::warn!(run = %id, error = %err, "lease not released; it expires on its own");
+            }
+        }
+        Ok(taken)
     }
 
     /// Ends the wait on `key` with `payload` and continues its run. The node
