@@ -130,6 +130,8 @@ pub(crate) fn render(template: &str, values: &[(&str, &str)]) -> String {
 /// The message that carries one personal link.
 pub(crate) struct Delivery<'a> {
     pub(crate) kind: NotificationKind,
+    /// Who receives it, when not the respondent the link answers for.
+    pub(crate) to: Option<&'a str>,
     /// The form's title, for `{title}`.
     pub(crate) title: &'a str,
     /// Subject template.
@@ -160,7 +162,9 @@ pub(crate) async fn deliver(
     ];
     let notification = Notification {
         tenant: ctx.tenant().clone(),
-        to: respondent.clone(),
+        to: delivery
+            .to
+            .map_or_else(|| respondent.clone(), str::to_string),
         kind: delivery.kind,
         subject: render(delivery.subject, &values),
         body: render(delivery.message, &values),

@@ -1,6 +1,8 @@
 //! `reminders`: reminds the recipients of a `send_form` node who have not
-//! answered, on a schedule (every 3 days, up to N times), and stops as
-//! soon as everyone answered. It runs beside `wait_for_responses`.
+//! answered, on a schedule (every 3 days, up to N times), then, with
+//! `escalateTo`, asks someone else to answer on behalf of each who still
+//! has not; stops as soon as everyone answered. It runs beside
+//! `wait_for_responses`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use super::{deliver, duration_at, Delivery, Sent};
 use crate::forms::{reminder_key, FormsInner, LinkRequest, NotificationKind};
 
 const DEFAULT_SUBJECT: &str = "Reminder: please fill in {title}";
+const DEFAULT_ESCALATION_SUBJECT: &str = "Please answer for {respondent}: {title}";
+const DEFAULT_ESCALATION_MESSAGE: &str =
+    "Hello,\n\n{respondent} has not answered \"{title}\" despite reminders. Please fill it in on their behalf here:\n{link}\n\nThe link works once, until {expires}.";
 const DEFAULT_MESSAGE: &str =
     "Hello,\n\nwe have not received your answers to \"{title}\" yet. Please fill it in here:\n{link}\n\nThe link works once, until {expires}.";
 
@@ -33,6 +38,11 @@ struct RemindersConfig {
     message: Option<String>,
     /// The `send_form` node, when the incoming items do not say.
     send_node: Option<String>,
+    /// Who is asked to answer on behalf of a recipient still silent one
+    /// interval after the last reminder.
+    escalate_to: Option<String>,
+    escalation_subject: Option<String>,
+    escalation_message: Option<String>,
 }
 
 struct Reminders {
@@ -42,6 +52,14 @@ struct Reminders {
     subject: String,
     message: String,
     send_node: Option<String>,
+    escalation: Option<Escalation>,
+}
+
+/// Where and how the node escalates.
+struct Escalation {
+    to: String,
+    subject: String,
+    message: String,
 }
 
 /// What the node keeps between wake-ups.
@@ -53,6 +71,9 @@ struct Progress {
     next: Option<DateTime<Utc>>,
     /// Reminders per respondent.
     reminded: BTreeMap<String, u32>,
+    /// Respondents escalated, with whom they were escalated to.
+    #[serde(default)]
+    escalated: BTreeMap<String, String>,
 }
 
 impl Reminders {
@@ -64,33 +85,83 @@ impl Reminders {
         expires_at: DateTime<Utc>,
         round: u32,
     ) -> Result<(), NodeError> {
-        let form = FormId::new(&sent.form_id);
-        let title = self
-            .forms
-            .store
-            .form(ctx.tenant(), &form, Some(sent.form_version))
-            .await
-            .map_err(super::store_failed)?
-            .map_or_else(|| sent.form_id.clone(), |f| f.title);
+        let title = self.title(ctx, sent).await?;
         for (i, respondent) in who.iter().enumerate() {
-            let request = LinkRequest {
-                form: form.clone(),
-                version: sent.form_version,
-                run: Some(ctx.run_id()),
-                node: Some(sent.send_node.as_str().into()),
-                respondent: Some(respondent.to_string()),
-                expires_at,
-            };
             let delivery = Delivery {
                 kind: NotificationKind::Reminder,
+                to: None,
                 title: &title,
                 subject: &self.subject,
                 message: &self.message,
                 idempotency_key: format!("{}:{round}", ctx.item_key(i)),
             };
-            deliver(&self.forms, ctx, request, delivery).await?;
+            deliver(
+                &self.forms,
+                ctx,
+                link_for(sent, ctx, respondent, expires_at),
+                delivery,
+            )
+            .await?;
         }
         Ok(())
+    }
+
+    /// Sends `escalation.to` a link to answer for each of `who`.
+    async fn escalate(
+        &self,
+        ctx: &NodeContext,
+        sent: &Sent,
+        escalation: &Escalation,
+        who: &[&str],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), NodeError> {
+        let title = self.title(ctx, sent).await?;
+        for respondent in who {
+            let delivery = Delivery {
+                kind: NotificationKind::Escalation,
+                to: Some(&escalation.to),
+                title: &title,
+                subject: &escalation.subject,
+                message: &escalation.message,
+                idempotency_key: format!("{}:escalation:{respondent}", ctx.item_key(0)),
+            };
+            deliver(
+                &self.forms,
+                ctx,
+                link_for(sent, ctx, respondent, expires_at),
+                delivery,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn title(&self, ctx: &NodeContext, sent: &Sent) -> Result<String, NodeError> {
+        let form = FormId::new(&sent.form_id);
+        Ok(self
+            .forms
+            .store
+            .form(ctx.tenant(), &form, Some(sent.form_version))
+            .await
+            .map_err(super::store_failed)?
+            .map_or_else(|| sent.form_id.clone(), |f| f.title))
+    }
+}
+
+/// A fresh link answering for `respondent`.
+fn link_for(
+    sent: &Sent,
+    ctx: &NodeContext,
+    respondent: &str,
+    expires_at: DateTime<Utc>,
+) -> LinkRequest {
+    LinkRequest {
+        form: FormId::new(&sent.form_id),
+        version: sent.form_version,
+        run: Some(ctx.run_id()),
+        node: Some(sent.send_node.as_str().into()),
+        respondent: Some(respondent.to_string()),
+        expires_at,
     }
 }
 
@@ -130,16 +201,31 @@ impl Node for Reminders {
             .filter(|r| !answered.contains(r))
             .collect();
         let due = progress.next.is_some_and(|next| now >= next);
+        let reminding = progress.rounds < self.times;
         if due && !waiting.is_empty() && now < expires_at {
-            self.remind(ctx, &sent, &waiting, expires_at, progress.rounds)
-                .await?;
-            progress.rounds += 1;
-            for who in &waiting {
-                *progress.reminded.entry(who.to_string()).or_default() += 1;
+            if reminding {
+                self.remind(ctx, &sent, &waiting, expires_at, progress.rounds)
+                    .await?;
+                progress.rounds += 1;
+                for who in &waiting {
+                    *progress.reminded.entry(who.to_string()).or_default() += 1;
+                }
+            } else if let Some(escalation) = &self.escalation {
+                self.escalate(ctx, &sent, escalation, &waiting, expires_at)
+                    .await?;
+                for who in &waiting {
+                    progress
+                        .escalated
+                        .insert(who.to_string(), escalation.to.clone());
+                }
             }
             progress.next = None;
         }
-        let finished = waiting.is_empty() || progress.rounds >= self.times || now >= expires_at;
+        // After the last reminder, one more interval before escalating.
+        let escalation_pending = self.escalation.is_some() && progress.escalated.is_empty();
+        let finished = waiting.is_empty()
+            || (progress.rounds >= self.times && !escalation_pending)
+            || now >= expires_at;
         if !finished {
             let next = progress.next.unwrap_or(now + self.every);
             progress.next = Some(next);
@@ -158,6 +244,14 @@ impl Node for Reminders {
                 .copied()
                 .unwrap_or(0);
             item.insert("reminded".into(), json!(count));
+            let escalated = item
+                .get("respondent")
+                .and_then(|v| v.as_str())
+                .and_then(|r| progress.escalated.get(r))
+                .cloned();
+            if let Some(to) = escalated {
+                item.insert("escalatedTo".into(), json!(to));
+            }
         }
         Ok(NodeOutcome::main(items))
     }
@@ -173,6 +267,15 @@ fn build(forms: &Arc<FormsInner>, config: RemindersConfig) -> Result<Reminders, 
         subject: config.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
         message: config.message.unwrap_or_else(|| DEFAULT_MESSAGE.into()),
         send_node: config.send_node,
+        escalation: config.escalate_to.map(|to| Escalation {
+            to,
+            subject: config
+                .escalation_subject
+                .unwrap_or_else(|| DEFAULT_ESCALATION_SUBJECT.into()),
+            message: config
+                .escalation_message
+                .unwrap_or_else(|| DEFAULT_ESCALATION_MESSAGE.into()),
+        }),
     })
 }
 
@@ -188,7 +291,9 @@ pub(crate) fn register(
             .description(
                 "Beside wait_for_responses: every so often (`3d`), sends a fresh link to each \
                  recipient of the send_form node who has not answered, up to `times` times; \
-                 finishes as soon as everyone answered or the links expired.",
+                 with `escalateTo`, one interval later asks that address to answer on behalf \
+                 of each still silent. Finishes as soon as everyone answered or the links \
+                 expired; its items say who was reminded how often and who was escalated.",
             )
             .config_schema(json!({
                 "type": "object",
@@ -197,7 +302,10 @@ pub(crate) fn register(
                     "times": { "type": "integer", "minimum": 1, "maximum": 100 },
                     "subject": { "type": "string", "default": DEFAULT_SUBJECT },
                     "message": { "type": "string", "default": DEFAULT_MESSAGE },
-                    "sendNode": { "type": "string" }
+                    "sendNode": { "type": "string" },
+                    "escalateTo": { "type": "string", "examples": ["purchasing-lead@acme.example"] },
+                    "escalationSubject": { "type": "string", "default": DEFAULT_ESCALATION_SUBJECT },
+                    "escalationMessage": { "type": "string", "default": DEFAULT_ESCALATION_MESSAGE }
                 },
                 "required": ["every", "times"],
                 "additionalProperties": false

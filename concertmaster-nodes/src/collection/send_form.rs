@@ -106,6 +106,7 @@ impl Node for SendForm {
                 expires_at,
             };
             let delivery = Delivery {
+                to: None,
                 kind: NotificationKind::Invitation,
                 title: &form.title,
                 subject: &self.subject,

@@ -18,7 +18,7 @@ pub struct NotifyError {
     pub retryable: bool,
 }
 
-/// Whether a message asks for the first time or reminds.
+/// Whether a message asks for the first time, reminds, or escalates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NotificationKind {
@@ -26,6 +26,9 @@ pub enum NotificationKind {
     Invitation,
     /// A reminder to someone who has not answered.
     Reminder,
+    /// To someone asked to answer on behalf of a respondent who did not,
+    /// after the reminders (`reminders` with `escalateTo`).
+    Escalation,
 }
 
 /// One message to one respondent, carrying their personal form link.

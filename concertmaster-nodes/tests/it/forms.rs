@@ -7,7 +7,9 @@ use chrono::Duration;
 use concertmaster_core::{
     AuditAction, AuditFilter, FormId, ManualClock, ResponseFilter, ReviewStatus, RunStatus,
 };
-use concertmaster_nodes::forms::{Decision, FormsError, NotificationKind, Submission};
+use concertmaster_nodes::forms::{
+    Decision, FormsError, Notification, NotificationKind, Submission,
+};
 use serde_json::{json, Value};
 
 use crate::support::{answers, questionnaire, waiting_nodes, Harness};
@@ -264,6 +266,124 @@ async fn a_quorum_or_a_deadline_ends_the_wait_and_names_who_is_missing() {
     let detail = h.detail(run).await;
     assert!(ids(&detail, "wait", "main").is_empty());
     assert_eq!(ids(&detail, "wait", "missing").len(), 3);
+}
+
+/// Two reminders go unanswered: one interval later the lead is asked to
+/// answer on the supplier's behalf, and that answer counts for the
+/// supplier. The node's items say who was reminded how often and who
+/// was escalated to whom.
+#[tokio::test]
+async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_counts_for_them() {
+    let h = Harness::in_memory().await;
+    h.publish_profile_form().await;
+    let workflow = h
+        .publish(json!({
+            "id": "escalate", "name": "With escalation",
+            "nodes": [
+                { "id": "start", "type": "manual" },
+                { "id": "send", "type": "send_form", "config": {
+                    "formId": "supplier-profile", "recipients": ["a@acme.test", "b@globex.test"],
+                    "expiresIn": "30d"
+                } },
+                { "id": "wait", "type": "wait_for_responses" },
+                { "id": "remind", "type": "reminders", "config": {
+                    "every": "3d", "times": 2, "escalateTo": "lead@acme.test"
+                } }
+            ],
+            "edges": [
+                { "id": "e1", "source": "start", "target": "send" },
+                { "id": "e2", "source": "send", "target": "wait" },
+                { "id": "e3", "source": "send", "target": "remind" }
+            ]
+        }))
+        .await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+
+    let count = |kind: NotificationKind| {
+        h.outbox
+            .messages()
+            .iter()
+            .filter(|m| m.kind == kind)
+            .count()
+    };
+    for _ in 0..2 {
+        h.advance(Duration::days(3)).await;
+        assert_eq!(h.status(run).await, RunStatus::Waiting);
+    }
+    assert_eq!(count(NotificationKind::Reminder), 2, "b reminded twice");
+    assert_eq!(count(NotificationKind::Escalation), 0, "not yet");
+    h.advance(Duration::days(3)).await;
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let escalations: Vec<Notification> = h
+        .outbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.kind == NotificationKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 1);
+    assert_eq!(escalations[0].to, "lead@acme.test");
+    assert!(
+        escalations[0].subject.contains("b@globex.test"),
+        "{}",
+        escalations[0].subject
+    );
+
+    // The lead answers through the escalation's link, for b.
+    let token = h.token_for("lead@acme.test", NotificationKind::Escalation);
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("Globex", "b@globex.test")),
+        )
+        .await
+        .unwrap();
+    let run = h.engine.finished(&h.tenant, run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let detail = h.detail(run.id).await;
+    let answered: Vec<_> = detail
+        .output("wait")
+        .unwrap()
+        .main_items()
+        .iter()
+        .map(|i| i["respondent"].clone())
+        .collect();
+    assert!(answered.contains(&json!("b@globex.test")), "{answered:?}");
+    let tracked: Vec<_> = detail
+        .output("remind")
+        .unwrap()
+        .main_items()
+        .iter()
+        .map(|i| {
+            (
+                i["respondent"].clone(),
+                i["reminded"].clone(),
+                i.get("escalatedTo").cloned(),
+            )
+        })
+        .collect();
+    assert!(
+        tracked.contains(&(json!("a@acme.test"), json!(0), None)),
+        "{tracked:?}"
+    );
+    assert!(
+        tracked.contains(&(
+            json!("b@globex.test"),
+            json!(2),
+            Some(json!("lead@acme.test"))
+        )),
+        "{tracked:?}"
+    );
 }
 
 #[tokio::test]
