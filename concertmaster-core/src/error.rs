@@ -42,6 +42,15 @@ pub enum Error {
         /// The tenant in the definition.
         found: TenantId,
     },
+    /// A run cannot be re-run as asked ([`Engine::rerun`](crate::Engine::rerun)).
+    #[error("run {run} cannot be re-run: {reason}")]
+    CannotRerun {
+        /// The run asked to be re-run.
+        run: RunId,
+        /// Why: it has not ended, no node failed, a node named is not in
+        /// the workflow version chosen.
+        reason: String,
+    },
     /// No such run for this tenant.
     #[error("run {id} not found for tenant {tenant}")]
     RunNotFound {

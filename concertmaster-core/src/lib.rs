@@ -104,7 +104,9 @@ pub use connector::{
 };
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
-pub use engine::{acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow};
+pub use engine::{
+    acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow, RerunFrom, RerunVersion,
+};
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
 pub use form::{
@@ -115,7 +117,9 @@ pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Join, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
-pub use run::{NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunStatus, Wait};
+pub use run::{
+    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunStatus, Wait,
+};
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,

@@ -78,6 +78,24 @@ pub struct Run {
     /// Why it failed or was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The run this one re-runs, when it is a re-run (`Engine::rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
+}
+
+/// Where a re-run came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOrigin {
+    /// The run re-run.
+    pub run: RunId,
+    /// The version that run was pinned to.
+    pub version: u32,
+    /// The nodes executed again, with everything downstream of them; empty
+    /// when the re-run started from the trigger.
+    pub from: Vec<NodeId>,
+    /// The nodes whose outputs were taken over from that run.
+    pub reused: Vec<NodeId>,
 }
 
 /// Where a node is within a run.

@@ -42,6 +42,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_datasets.sql"),
         postgres: include_str!("../migrations/postgres/0005_datasets.sql"),
     },
+    Migration {
+        version: 6,
+        description: "run origin (re-runs)",
+        sqlite: include_str!("../migrations/sqlite/0006_run_origin.sql"),
+        postgres: include_str!("../migrations/postgres/0006_run_origin.sql"),
+    },
 ];
 
 /// The newest version this build knows.

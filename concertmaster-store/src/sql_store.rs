@@ -34,7 +34,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunOrigin, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -58,6 +58,7 @@ macro_rules! sql_store {
                 created_at: read_ts(row, "created_at")?,
                 ended_at: read_ts_opt(row, "ended_at")?,
                 error: row.try_get("error")?,
+                origin: row.try_get::<Option<Json<RunOrigin>>, _>("origin")?.map(|origin| origin.0),
             })
         }
 
@@ -115,6 +116,15 @@ macro_rules! sql_store {
                 .bind(ts(run.created_at))
                 .bind(ts_opt(run.ended_at))
                 .bind(run.error.as_deref()))
+        }
+
+        /// Binds a new run's 11 parameters in the order of `run/insert_rows`:
+        /// those of `bind_run`, then where a re-run came from.
+        fn bind_new_run<'q>(
+            query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+            run: &'q Run,
+        ) -> StoreResult<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
+            Ok(bind_run(query, run)?.bind(run.origin.as_ref().map(Json)))
         }
 
         /// Binds one execution's 13 parameters in the order of `node/upsert`'s
@@ -215,7 +225,7 @@ macro_rules! sql_store {
             ) -> StoreResult<()> {
                 let run = prepared.run();
                 let fail = |err| store_error(err, "run", run.id);
-                bind_run(sqlx::query(RUN_INSERT.rows(1)), run)?
+                bind_new_run(sqlx::query(RUN_INSERT.rows(1)), run)?
                     .execute(&mut *conn)
                     .await
                     .map_err(fail)?;
@@ -360,7 +370,7 @@ macro_rules! sql_store {
             let mut leases = sqlx::query(LEASE_INSERT.rows(starts.len()));
             let mut audit = sqlx::query(AUDIT_INSERT.rows(starts.len()));
             for (run, owner, until, entry) in starts {
-                runs = bind_run(runs, run)?;
+                runs = bind_new_run(runs, run)?;
                 leases = leases.bind(run.id.as_uuid()).bind(*owner).bind(ts(*until));
                 audit = bind_audit(audit, entry);
             }
@@ -462,7 +472,7 @@ macro_rules! sql_store {
         }
 
         static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 13);
-        static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 10);
+        static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 11);
         static RUN_SETTLE: RowsStatement = RowsStatement::new(sql!("run/settle_rows"), 10);
         static LEASE_INSERT: RowsStatement = RowsStatement::new(sql!("lease/insert_rows"), 3);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
@@ -627,7 +637,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl RunStore for $store {
             async fn insert_run(&self, run: &Run) -> StoreResult<()> {
-                bind_run(sqlx::query(RUN_INSERT.rows(1)), run)?
+                bind_new_run(sqlx::query(RUN_INSERT.rows(1)), run)?
                     .execute(&self.pool)
                     .await
                     .map_err(|err| store_error(err, "run", run.id))?;

@@ -52,6 +52,7 @@ fn run(tenant: &TenantId, workflow: &str, status: RunStatus, minutes: i64) -> Ru
         created_at: t0() + Duration::minutes(minutes),
         ended_at: None,
         error: None,
+        origin: None,
     }
 }
 
@@ -151,11 +152,22 @@ pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
     let a = tenant_a();
     let old = run(&a, "w1", RunStatus::Succeeded, 0);
     let mid = run(&a, "w1", RunStatus::Waiting, 1);
-    let new = run(&a, "w2", RunStatus::Waiting, 2);
+    let mut new = run(&a, "w2", RunStatus::Waiting, 2);
+    new.origin = Some(crate::RunOrigin {
+        run: old.id,
+        version: 1,
+        from: vec![NodeId::new("b")],
+        reused: vec![NodeId::new("a")],
+    });
     for r in [&old, &mid, &new] {
         ok!(store.insert_run(r).await);
     }
     assert_eq!(ok!(store.run(&a, mid.id).await).as_ref(), Some(&mid));
+    assert_eq!(ok!(store.run(&a, new.id).await).as_ref(), Some(&new));
+    assert_eq!(
+        ok!(store.runs(&a, &RunFilter::all().workflow("w2")).await),
+        vec![new.clone()]
+    );
 
     let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(

@@ -4,6 +4,7 @@ mod engine;
 mod faults;
 mod properties;
 mod recovery;
+mod rerun;
 mod store;
 mod support;
 mod validation;
