@@ -607,6 +607,9 @@ impl Engine {
         from: RerunFrom,
         version: RerunVersion,
     ) -> Result<RunId> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
         let cannot = |reason: String| Error::CannotRerun { run: id, reason };
         let from_trigger = matches!(from, RerunFrom::Trigger);
         let original =
@@ -700,12 +703,18 @@ impl Engine {
             audit: &audit,
         };
         self.inner.store.start_run(&start).await?;
+        // From here the run exists: the copies ride out a passing store
+        // failure, as the engine's own writes do.
         for execution in reused {
             let copy = NodeExecution {
                 run_id: new_id,
                 ..execution.clone()
             };
-            self.inner.store.save_node_execution(tenant, &copy).await?;
+            self.inner
+                .durably("copy a reused node execution", || {
+                    self.inner.store.save_node_execution(tenant, &copy)
+                })
+                .await?;
         }
         self.pick_up(tenant, new_id).await?;
         Ok(new_id)
