@@ -268,17 +268,15 @@ async fn a_quorum_or_a_deadline_ends_the_wait_and_names_who_is_missing() {
     assert_eq!(ids(&detail, "wait", "missing").len(), 3);
 }
 
-/// Two reminders go unanswered: one interval later the lead is asked to
-/// answer on the supplier's behalf, and that answer counts for the
-/// supplier. The node's items say who was reminded how often and who
-/// was escalated to whom.
-#[tokio::test]
-async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_counts_for_them() {
+/// send_form to a and b (links for 30 days), wait_for_responses beside
+/// `reminders` with `remind` as config; a answers at once. Returns the
+/// harness and the run, waiting for b.
+async fn b_still_to_answer(remind: Value) -> (Harness, concertmaster_core::RunId) {
     let h = Harness::in_memory().await;
     h.publish_profile_form().await;
     let workflow = h
         .publish(json!({
-            "id": "escalate", "name": "With escalation",
+            "id": "remind", "name": "With reminders",
             "nodes": [
                 { "id": "start", "type": "manual" },
                 { "id": "send", "type": "send_form", "config": {
@@ -286,9 +284,7 @@ async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_coun
                     "expiresIn": "30d"
                 } },
                 { "id": "wait", "type": "wait_for_responses" },
-                { "id": "remind", "type": "reminders", "config": {
-                    "every": "3d", "times": 2, "escalateTo": "lead@acme.test"
-                } }
+                { "id": "remind", "type": "reminders", "config": remind }
             ],
             "edges": [
                 { "id": "e1", "source": "start", "target": "send" },
@@ -308,6 +304,18 @@ async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_coun
         )
         .await
         .unwrap();
+    (h, run)
+}
+
+/// Two reminders go unanswered: one interval later the lead is asked to
+/// answer on the supplier's behalf, and that answer counts for the
+/// supplier. The node's items say who was reminded how often and who
+/// was escalated to whom.
+#[tokio::test]
+async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_counts_for_them() {
+    let (h, run) =
+        b_still_to_answer(json!({ "every": "3d", "times": 2, "escalateTo": "lead@acme.test" }))
+            .await;
 
     let count = |kind: NotificationKind| {
         h.outbox
@@ -388,37 +396,7 @@ async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_coun
 
 #[tokio::test]
 async fn reminders_go_only_to_those_who_have_not_answered_and_stop_when_all_did() {
-    let h = Harness::in_memory().await;
-    h.publish_profile_form().await;
-    let workflow = h
-        .publish(json!({
-            "id": "remind", "name": "With reminders",
-            "nodes": [
-                { "id": "start", "type": "manual" },
-                { "id": "send", "type": "send_form", "config": {
-                    "formId": "supplier-profile", "recipients": ["a@acme.test", "b@globex.test"]
-                } },
-                { "id": "wait", "type": "wait_for_responses" },
-                { "id": "remind", "type": "reminders", "config": { "every": "3d", "times": 2 } }
-            ],
-            "edges": [
-                { "id": "e1", "source": "start", "target": "send" },
-                { "id": "e2", "source": "send", "target": "wait" },
-                { "id": "e3", "source": "send", "target": "remind" }
-            ]
-        }))
-        .await;
-    let run = h.engine.start(&workflow, json!({})).await.unwrap();
-    assert_eq!(h.status(run).await, RunStatus::Waiting);
-    let token = h.token_for("a@acme.test", NotificationKind::Invitation);
-    h.forms
-        .submit(
-            &h.engine,
-            &token,
-            Submission::new(answers("ACME", "a@acme.test")),
-        )
-        .await
-        .unwrap();
+    let (h, run) = b_still_to_answer(json!({ "every": "3d", "times": 2 })).await;
 
     h.advance(Duration::days(3)).await;
     assert_eq!(h.status(run).await, RunStatus::Waiting);
