@@ -3,8 +3,8 @@
 //! but the limit.
 //!
 //! jaq cannot be interrupted from outside. The caller waits for the result
-//! up to the expression's time limit, then gives up on it, raises the job's
-//! stop flag and starts a worker in place of the one left behind. The flag
+//! up to the expression's time limit, then gives up on it (marks the job
+//! abandoned) and starts a worker in place of the one left behind. The mark
 //! is read by every `range` and between outputs, which ends the loops an
 //! expression can make big by itself (`[range(1e12)]`); work that passes
 //! through neither ends on its own, because an expression is finite: the
@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -46,32 +46,42 @@ pub(super) fn evaluate(
     want: Want,
     limit: Duration,
 ) -> Result<Vec<Value>, ExprError> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(AtomicU8::new(RUNNING));
     let (done, result) = mpsc::sync_channel(1);
     let job = Job {
         filter: Arc::clone(filter),
         input: input.clone(),
         want,
-        stop: Arc::clone(&stop),
+        state: Arc::clone(&state),
         done,
     };
     let pool = pool()?;
     pool.submit(job);
+    let gone = || ExprError::Eval {
+        message: "the expression evaluator stopped".into(),
+    };
     match result.recv_timeout(limit) {
         Ok(outcome) => outcome,
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            stop.store(true, Ordering::Relaxed);
-            pool.replace_stopped_worker();
-            Err(ExprError::TimedOut { limit })
+            // Whoever moves the job out of RUNNING first decides: the worker
+            // finished it just now (its answer is on its way), or it is
+            // given up on and its worker replaced.
+            if state
+                .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                pool.replace_stopped_worker();
+                Err(ExprError::TimedOut { limit })
+            } else {
+                result.recv().unwrap_or_else(|_| Err(gone()))
+            }
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(ExprError::Eval {
-            message: "the expression evaluator stopped".into(),
-        }),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
     }
 }
 
-/// `range/3` as jaq's, reading the stop flag before each value: the one
-/// library filter that makes many values out of few.
+/// `range/3` as jaq's, stopping before each value once its job is
+/// abandoned: the one library filter that makes many values out of few.
 pub(super) fn stoppable_range() -> Fun<Data> {
     let range: Filter<RunPtr<Data>> = ("range", v(3), |mut cv| {
         let by = cv.0.pop_var();
@@ -102,16 +112,21 @@ pub(super) fn stoppable_range() -> Fun<Data> {
 
 const STOPPED: &str = "stopped: the expression ran past its time limit";
 
+/// A job's states: being evaluated, finished, given up on by its caller.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
 thread_local! {
-    /// The stop flag of the job this thread is running.
-    static STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+    /// The state of the job this thread is running.
+    static STOP: RefCell<Option<Arc<AtomicU8>>> = const { RefCell::new(None) };
 }
 
 fn stopped() -> bool {
     STOP.with(|stop| {
         stop.borrow()
             .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            .is_some_and(|state| state.load(Ordering::Relaxed) == ABANDONED)
     })
 }
 
@@ -119,15 +134,17 @@ struct Job {
     filter: Arc<jaq_core::Filter<Data>>,
     input: Value,
     want: Want,
-    stop: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
     done: mpsc::SyncSender<Result<Vec<Value>, ExprError>>,
 }
 
 impl Job {
-    fn run(self) -> Arc<AtomicBool> {
-        STOP.with(|stop| *stop.borrow_mut() = Some(Arc::clone(&self.stop)));
+    /// Evaluates the job and answers its caller; true when the caller had
+    /// given up on it (a worker was started in this one's place).
+    fn run(self) -> bool {
+        STOP.with(|stop| *stop.borrow_mut() = Some(Arc::clone(&self.state)));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            run_filter(&self.filter, &self.input, self.want, &self.stop)
+            run_filter(&self.filter, &self.input, self.want, &self.state)
         }))
         .unwrap_or_else(|panic| {
             let message = panic
@@ -140,9 +157,13 @@ impl Job {
             })
         });
         STOP.with(|stop| *stop.borrow_mut() = None);
-        // The caller may have stopped waiting; then nobody reads this.
+        let abandoned = self
+            .state
+            .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err();
+        // A caller that gave up reads nothing; this send then fails.
         let _ = self.done.send(outcome);
-        self.stop
+        abandoned
     }
 }
 
@@ -150,14 +171,14 @@ fn run_filter(
     filter: &jaq_core::Filter<Data>,
     input: &Value,
     want: Want,
-    stop: &AtomicBool,
+    state: &AtomicU8,
 ) -> Result<Vec<Value>, ExprError> {
     let input = to_val(input)?;
     let ctx = Ctx::<Data>::new(&filter.lut, Vars::new([]));
     let mut out = Vec::new();
     let mut budget = MAX_RESULT_BYTES;
     for value in filter.id.run((ctx, input)) {
-        if stop.load(Ordering::Relaxed) {
+        if state.load(Ordering::Relaxed) == ABANDONED {
             return Err(ExprError::Eval {
                 message: STOPPED.into(),
             });
@@ -308,7 +329,7 @@ fn work() {
                 };
             }
         };
-        if job.run().load(Ordering::Relaxed) {
+        if job.run() {
             return;
         }
     }
