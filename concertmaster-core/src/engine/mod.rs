@@ -531,11 +531,8 @@ impl Engine {
             },
         );
         if leased && !taken {
-            // The engine filled up meanwhile: give the lease back so that
-            // the run need not wait for it to expire.
-            if let Err(err) = self.inner.store.release_run(id, &self.inner.owner).await {
-                tracing::warn!(run = %id, error = %err, "lease not released; it expires on its own");
-            }
+            // The engine filled up meanwhile.
+            self.inner.give_back_lease(id).await;
         }
         Ok(id)
     }
@@ -752,11 +749,8 @@ impl Engine {
         }
         let taken = self.inner.signal(tenant.clone(), id, Signal::Wake);
         if !taken {
-            // Full: give the lease back so that another engine, or this one
-            // when it has room, takes the run without waiting for it to expire.
-            if let Err(err) = self.inner.store.release_run(id, &self.inner.owner).await {
-                tracing::warn!(run = %id, error = %err, "lease not released; it expires on its own");
-            }
+            // Full: the run waits for another engine, or this one with room.
+            self.inner.give_back_lease(id).await;
         }
         Ok(taken)
     }
@@ -1142,6 +1136,14 @@ impl Inner {
             tracing::info!(runs = picked, "resuming runs in flight");
         }
         Ok(picked)
+    }
+
+    /// Gives back the lease of a run this engine took but has no room to
+    /// drive, so that the run need not wait for the lease to expire.
+    pub(crate) async fn give_back_lease(&self, id: RunId) {
+        if let Err(err) = self.store.release_run(id, &self.owner).await {
+            tracing::warn!(run = %id, error = %err, "lease not released; it expires on its own");
+        }
     }
 
     /// When a lease taken or renewed at `now` runs out.
