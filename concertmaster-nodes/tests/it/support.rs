@@ -214,6 +214,7 @@ pub(crate) fn waiting_nodes(detail: &RunDetail) -> Vec<String> {
 
 /// Everything logged on this thread, at every level with span events,
 /// from now until the guard drops: for scanning logs for secrets.
+#[cfg(any(feature = "http", feature = "smtp"))]
 pub(crate) fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     let captured = CapturedLogs::default();
     let writer = captured.clone();
@@ -228,9 +229,11 @@ pub(crate) fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard
 }
 
 /// Log output kept in memory.
+#[cfg(any(feature = "http", feature = "smtp"))]
 #[derive(Clone, Default)]
 pub(crate) struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
 
+#[cfg(any(feature = "http", feature = "smtp"))]
 impl CapturedLogs {
     /// What was logged so far.
     pub(crate) fn text(&self) -> String {
@@ -239,6 +242,7 @@ impl CapturedLogs {
     }
 }
 
+#[cfg(any(feature = "http", feature = "smtp"))]
 impl std::io::Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
