@@ -14,6 +14,37 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// `url` with the password in it, if any, replaced by `***`, for messages
+/// that reach logs, errors and run history: `https://svc:***@erp.acme.test/api`.
+/// Only the authority is looked at, so an `@` in the path or query is left
+/// alone; a URL without a password comes back unchanged.
+///
+/// ```
+/// use concertmaster_core::url_without_password;
+///
+/// assert_eq!(
+///     url_without_password("postgres://app:s3cret@db:5432/test"),
+///     "postgres://app:***@db:5432/test"
+/// );
+/// assert_eq!(url_without_password("smtp://mail.acme.test:25"), "smtp://mail.acme.test:25");
+/// ```
+pub fn url_without_password(url: &str) -> String {
+    let Some(scheme) = url.find("://").map(|at| at + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |end| scheme + end);
+    let authority = &url[scheme..authority_end];
+    match authority.rfind('@') {
+        Some(at) if authority[..at].contains(':') => {
+            let user = authority[..at].split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme], &url[scheme + at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// How [`Connector::write`] treats a record that may exist in the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -413,4 +444,34 @@ pub trait ConnectorFactory: Send + Sync {
     /// A connector for connection `connection` with `config` (JSON, secrets
     /// in the clear). Checks the config without calling the system.
     fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            url_without_password("postgres://app:s3cret@db:5432/test"),
+            "postgres://app:***@db:5432/test"
+        );
+        assert_eq!(
+            url_without_password("https://svc:s3cret@erp.acme.test/api?x=@"),
+            "https://svc:***@erp.acme.test/api?x=@"
+        );
+        assert_eq!(
+            url_without_password("smtp://mailer:p@ss@mail.acme.test:587?tls=required"),
+            "smtp://mailer:***@mail.acme.test:587?tls=required"
+        );
+        for unchanged in [
+            "postgres://app@db/test",
+            "sqlite://data.db",
+            "smtp://mail.acme.test:25",
+            "https://svc@erp.acme.test/a@b",
+            "not a url",
+        ] {
+            assert_eq!(url_without_password(unchanged), unchanged);
+        }
+    }
 }

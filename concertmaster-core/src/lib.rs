@@ -99,8 +99,8 @@ mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
-    ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage, Page, ReadQuery,
-    Record, RecordFailure, RecordOutcome, WriteMode, Written,
+    url_without_password, ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage,
+    Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode, Written,
 };
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]

@@ -75,32 +75,3 @@ pub(crate) fn store_error(err: sqlx::Error, entity: &'static str, id: impl ToStr
         },
     }
 }
-
-/// A URL safe to print: the password, if any, replaced.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/test"),
-            "postgres://app:***@db:5432/test"
-        );
-        assert_eq!(redact("postgres://app@db/test"), "postgres://app@db/test");
-        assert_eq!(redact("sqlite://data.db"), "sqlite://data.db");
-    }
-}

@@ -5,7 +5,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::error::{redact, Error};
+use concertmaster_core::url_without_password;
+
+use crate::error::Error;
 use crate::form_store::{connection_store, dataset_store, form_store};
 use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
@@ -41,7 +43,7 @@ impl PostgresStore {
     /// Connects with a pool of up to `connections` connections.
     pub async fn connect_with_pool_size(url: &str, connections: u32) -> Result<Self, Error> {
         let options: PgConnectOptions = url.parse().map_err(|source| Error::Connect {
-            url: redact(url),
+            url: url_without_password(url),
             source,
         })?;
         // Other connections than the writer's only ever hold the few dozen
@@ -57,7 +59,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|source| Error::Connect {
-                url: redact(url),
+                url: url_without_password(url),
                 source,
             })?;
         let writes = spawn_group_commits(pool.clone());

@@ -6,7 +6,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::error::{redact, Error};
+use concertmaster_core::url_without_password;
+
+use crate::error::Error;
 use crate::form_store::{connection_store, dataset_store, form_store};
 use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
@@ -47,7 +49,7 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| Error::Connect {
-                url: redact(url),
+                url: url_without_password(url),
                 source,
             })?
             .create_if_missing(true);
@@ -72,7 +74,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|source| Error::Connect {
-                url: redact(url),
+                url: url_without_password(url),
                 source,
             })?;
         let writes = spawn_group_commits(pool.clone());

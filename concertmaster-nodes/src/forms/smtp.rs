@@ -1,11 +1,11 @@
 //! `SmtpNotifier`: form links by e-mail over SMTP (feature `smtp`).
 
 use async_trait::async_trait;
+use concertmaster_core::url_without_password;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::notify::{Notification, Notifier, NotifyError};
-use crate::support::without_password;
 
 /// Why an SMTP notifier could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ impl SmtpNotifier {
     pub fn new(url: &str, from: &str) -> Result<Self, SmtpError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|err| SmtpError::Url {
-                url: without_password(url),
+                url: url_without_password(url),
                 message: err.to_string(),
             })?
             .build();
@@ -78,7 +78,7 @@ impl SmtpNotifier {
             from: from.to_string(),
             message: err.to_string(),
         })?;
-        let server = without_password(url);
+        let server = url_without_password(url);
         Ok(Self {
             transport,
             from,

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    url_without_password, ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
+    NodeError, NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::guard::{GuardedResolver, HttpGuard};
 use crate::expr::Expr;
-use crate::support::{compile_at, expr_failed, item_value, without_password};
+use crate::support::{compile_at, expr_failed, item_value};
 
 /// Most redirects followed.
 const MAX_REDIRECTS: usize = 5;
@@ -73,7 +73,7 @@ impl HttpRequest {
                     .map_err(|err| expr_failed(i, expr, err))?;
                 let text = text.as_str().unwrap_or_default().to_string();
                 reqwest::Url::parse(&text).map_err(|err| {
-                    let text = without_password(&text);
+                    let text = url_without_password(&text);
                     NodeError::fatal(format!("item {i}: {text:?} is not a URL: {err}"))
                 })?
             }
@@ -82,7 +82,7 @@ impl HttpRequest {
             .check_url(&url)
             .map_err(|why| NodeError::fatal(format!("item {i}: {why}")))?;
         // Messages name the URL; a password in it stays in the request.
-        let shown = without_password(url.as_str());
+        let shown = url_without_password(url.as_str());
         let mut request = self
             .client
             .request(self.method.clone(), url.clone())
@@ -174,7 +174,7 @@ fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, Conf
     let target = match (config.url, config.url_expression) {
         (Some(url), None) => {
             let url = reqwest::Url::parse(&url).map_err(|err| {
-                let url = without_password(&url);
+                let url = url_without_password(&url);
                 ConfigError::new(format!("{url:?} is not a URL: {err}")).at("/url")
             })?;
             guard
