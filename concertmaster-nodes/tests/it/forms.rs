@@ -307,6 +307,28 @@ async fn b_still_to_answer(remind: Value) -> (Harness, concertmaster_core::RunId
     (h, run)
 }
 
+/// b's answers, submitted through the latest `kind` message to `to`; the
+/// run then succeeds. Returns what it did.
+async fn b_answers_through(
+    h: &Harness,
+    run: concertmaster_core::RunId,
+    to: &str,
+    kind: NotificationKind,
+) -> concertmaster_core::RunDetail {
+    let token = h.token_for(to, kind);
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("Globex", "b@globex.test")),
+        )
+        .await
+        .unwrap();
+    let run = h.engine.finished(&h.tenant, run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    h.detail(run.id).await
+}
+
 /// Two reminders go unanswered: one interval later the lead is asked to
 /// answer on the supplier's behalf, and that answer counts for the
 /// supplier. The node's items say who was reminded how often and who
@@ -347,18 +369,7 @@ async fn a_silent_recipient_is_escalated_after_the_reminders_and_the_answer_coun
     );
 
     // The lead answers through the escalation's link, for b.
-    let token = h.token_for("lead@acme.test", NotificationKind::Escalation);
-    h.forms
-        .submit(
-            &h.engine,
-            &token,
-            Submission::new(answers("Globex", "b@globex.test")),
-        )
-        .await
-        .unwrap();
-    let run = h.engine.finished(&h.tenant, run).await.unwrap();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let detail = h.detail(run.id).await;
+    let detail = b_answers_through(&h, run, "lead@acme.test", NotificationKind::Escalation).await;
     let answered: Vec<_> = detail
         .output("wait")
         .unwrap()
@@ -411,18 +422,7 @@ async fn reminders_go_only_to_those_who_have_not_answered_and_stop_when_all_did(
     assert!(reminders[0].subject.starts_with("Reminder"));
 
     // b answers through the reminder's link: both branches finish at once.
-    let token = h.token_for("b@globex.test", NotificationKind::Reminder);
-    h.forms
-        .submit(
-            &h.engine,
-            &token,
-            Submission::new(answers("Globex", "b@globex.test")),
-        )
-        .await
-        .unwrap();
-    let run = h.engine.finished(&h.tenant, run).await.unwrap();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let detail = h.detail(run.id).await;
+    let detail = b_answers_through(&h, run, "b@globex.test", NotificationKind::Reminder).await;
     let reminded: Vec<_> = detail
         .output("remind")
         .unwrap()
