@@ -559,7 +559,7 @@ impl Forms {
         tenant: &TenantId,
         submission: Submission,
     ) -> Result<FormResponse, FormsError> {
-        // Before anything walks it recursively: serializing it is one such walk.
+        // Before anything walks it without bound: serializing it is one such walk.
         if let Some(pointer) = too_deep(&submission.data, MAX_SUBMISSION_DEPTH) {
             return Err(FormsError::TooDeep { pointer });
         }
@@ -893,33 +893,37 @@ async fn nudge(
     }
 }
 
-/// The pointer to the first value of `value` nested deeper than `limit`,
-/// found without recursion.
+/// The pointer to the first value of `value` nested deeper than `limit`.
+/// It recurses at most `limit` levels, however deep the value, and
+/// allocates nothing for a submission within the limit.
 fn too_deep(value: &Value, limit: usize) -> Option<String> {
-    let mut pending = vec![(value, 0usize, String::new())];
-    while let Some((value, depth, pointer)) = pending.pop() {
-        let children: Vec<(String, &Value)> = match value {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v))
-                .collect(),
-            Value::Object(fields) => fields
-                .iter()
-                .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
-                .collect(),
-            _ => continue,
-        };
-        if depth == limit {
-            return Some(if pointer.is_empty() {
-                "/".into()
-            } else {
-                pointer
-            });
+    deeper(value, limit).map(|pointer| {
+        if pointer.is_empty() {
+            "/".into()
+        } else {
+            pointer
         }
-        for (key, child) in children {
-            pending.push((child, depth + 1, format!("{pointer}/{key}")));
-        }
+    })
+}
+
+/// `too_deep`'s walk: the pointer relative to `value`.
+fn deeper(value: &Value, levels_left: usize) -> Option<String> {
+    let is_container = matches!(value, Value::Array(_) | Value::Object(_));
+    if !is_container {
+        return None;
     }
-    None
+    if levels_left == 0 {
+        return Some(String::new());
+    }
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| deeper(item, levels_left - 1).map(|rest| format!("/{i}{rest}"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            deeper(item, levels_left - 1)
+                .map(|rest| format!("/{}{rest}", key.replace('~', "~0").replace('/', "~1")))
+        }),
+        _ => None,
+    }
 }
