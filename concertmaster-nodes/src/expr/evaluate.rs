@@ -195,8 +195,10 @@ fn run_filter(
     Ok(out)
 }
 
+/// `value` as a jq value, read from the borrowed JSON: the job already
+/// holds its own copy of the input.
 fn to_val(value: &Value) -> Result<Val, ExprError> {
-    serde_json::from_value(value.clone()).map_err(|err| ExprError::Eval {
+    serde::Deserialize::deserialize(value).map_err(|err| ExprError::Eval {
         message: format!("input is not representable: {err}"),
     })
 }
