@@ -62,6 +62,15 @@ struct Escalation {
     message: String,
 }
 
+/// What `send_links` sends and to whom, besides the link.
+struct Message<'a> {
+    kind: NotificationKind,
+    /// Who receives it, when not the respondent.
+    to: Option<&'a str>,
+    subject: &'a str,
+    text: &'a str,
+}
+
 /// What the node keeps between wake-ups.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Progress {
@@ -77,53 +86,27 @@ struct Progress {
 }
 
 impl Reminders {
-    async fn remind(
+    /// Sends each of `who` (or, for an escalation, someone on their behalf)
+    /// a fresh link answering for them; `key` gives each message's
+    /// idempotency key from its index and respondent.
+    async fn send_links(
         &self,
         ctx: &NodeContext,
         sent: &Sent,
         who: &[&str],
         expires_at: DateTime<Utc>,
-        round: u32,
+        message: Message<'_>,
+        key: impl Fn(usize, &str) -> String,
     ) -> Result<(), NodeError> {
         let title = self.title(ctx, sent).await?;
         for (i, respondent) in who.iter().enumerate() {
             let delivery = Delivery {
-                kind: NotificationKind::Reminder,
-                to: None,
+                kind: message.kind,
+                to: message.to,
                 title: &title,
-                subject: &self.subject,
-                message: &self.message,
-                idempotency_key: format!("{}:{round}", ctx.item_key(i)),
-            };
-            deliver(
-                &self.forms,
-                ctx,
-                link_for(sent, ctx, respondent, expires_at),
-                delivery,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Sends `escalation.to` a link to answer for each of `who`.
-    async fn escalate(
-        &self,
-        ctx: &NodeContext,
-        sent: &Sent,
-        escalation: &Escalation,
-        who: &[&str],
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), NodeError> {
-        let title = self.title(ctx, sent).await?;
-        for respondent in who {
-            let delivery = Delivery {
-                kind: NotificationKind::Escalation,
-                to: Some(&escalation.to),
-                title: &title,
-                subject: &escalation.subject,
-                message: &escalation.message,
-                idempotency_key: format!("{}:escalation:{respondent}", ctx.item_key(0)),
+                subject: message.subject,
+                message: message.text,
+                idempotency_key: key(i, respondent),
             };
             deliver(
                 &self.forms,
@@ -204,15 +187,37 @@ impl Node for Reminders {
         let reminding = progress.rounds < self.times;
         if due && !waiting.is_empty() && now < expires_at {
             if reminding {
-                self.remind(ctx, &sent, &waiting, expires_at, progress.rounds)
-                    .await?;
+                let message = Message {
+                    kind: NotificationKind::Reminder,
+                    to: None,
+                    subject: &self.subject,
+                    text: &self.message,
+                };
+                let round = progress.rounds;
+                self.send_links(ctx, &sent, &waiting, expires_at, message, |i, _| {
+                    format!("{}:{round}", ctx.item_key(i))
+                })
+                .await?;
                 progress.rounds += 1;
                 for who in &waiting {
                     *progress.reminded.entry(who.to_string()).or_default() += 1;
                 }
             } else if let Some(escalation) = &self.escalation {
-                self.escalate(ctx, &sent, escalation, &waiting, expires_at)
-                    .await?;
+                let message = Message {
+                    kind: NotificationKind::Escalation,
+                    to: Some(&escalation.to),
+                    subject: &escalation.subject,
+                    text: &escalation.message,
+                };
+                self.send_links(
+                    ctx,
+                    &sent,
+                    &waiting,
+                    expires_at,
+                    message,
+                    |_, respondent| format!("{}:escalation:{respondent}", ctx.item_key(0)),
+                )
+                .await?;
                 for who in &waiting {
                     progress
                         .escalated
