@@ -223,18 +223,35 @@ macro_rules! sql_store {
                 conn: &mut <Db as sqlx::Database>::Connection,
                 prepared: &PreparedRun,
             ) -> StoreResult<()> {
-                let run = prepared.run();
-                let fail = |err| store_error(err, "run", run.id);
-                bind_new_run(sqlx::query(RUN_INSERT.rows(1)), run)?
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(fail)?;
-                bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), prepared.audit())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(fail)?;
-                Ok(())
+                insert_one_run(&mut *conn, prepared.run()).await?;
+                insert_one_audit(&mut *conn, prepared.audit()).await
             }
+        }
+
+        /// Inserts `run` on `executor`: the store's pool, or a host's
+        /// transaction.
+        async fn insert_one_run<'c, E>(executor: E, run: &Run) -> StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            bind_new_run(sqlx::query(RUN_INSERT.rows(1)), run)?
+                .execute(executor)
+                .await
+                .map_err(|err| store_error(err, "run", run.id))?;
+            Ok(())
+        }
+
+        /// Appends `entry` on `executor`: the store's pool, or a host's
+        /// transaction.
+        async fn insert_one_audit<'c, E>(executor: E, entry: &AuditEntry) -> StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), entry)
+                .execute(executor)
+                .await
+                .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
+            Ok(())
         }
 
         /// The writer task: takes every write waiting and commits them
@@ -637,11 +654,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl RunStore for $store {
             async fn insert_run(&self, run: &Run) -> StoreResult<()> {
-                bind_new_run(sqlx::query(RUN_INSERT.rows(1)), run)?
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "run", run.id))?;
-                Ok(())
+                insert_one_run(&self.pool, run).await
             }
 
             async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
@@ -1011,11 +1024,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-                bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), entry)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "audit entry", &entry.entity_id))?;
-                Ok(())
+                insert_one_audit(&self.pool, entry).await
             }
 
             async fn audit_log(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
