@@ -118,7 +118,8 @@ pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Join, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
 pub use run::{
-    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunStatus, Wait,
+    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunParent,
+    RunStatus, Wait,
 };
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{

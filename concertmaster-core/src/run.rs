@@ -81,6 +81,30 @@ pub struct Run {
     /// The run this one re-runs, when it is a re-run (`Engine::rerun`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<RunOrigin>,
+    /// The run and node that started this one as a sub-workflow
+    /// (`Engine::start_child`): it wakes that node when it ends, and is
+    /// cancelled with that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RunParent>,
+}
+
+/// The run and node a child run was started from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunParent {
+    /// The parent run.
+    pub run: RunId,
+    /// The node of the parent run that started the child and waits for it.
+    pub node: NodeId,
+}
+
+impl RunParent {
+    /// The event key the parent's node waits on for its child, and the key
+    /// the child's run id is derived from, so that a node executed again
+    /// finds the child it started.
+    pub fn wait_key(&self) -> String {
+        format!("subflow:{}:{}", self.run, self.node)
+    }
 }
 
 /// Where a re-run came from.
@@ -185,13 +209,46 @@ pub struct Wait {
     pub state: serde_json::Value,
 }
 
-/// Which runs to list. Newest first.
+/// Which runs to list: newest first (by creation time, then id), every
+/// condition set must hold.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use concertmaster_core::{RunFilter, RunStatus};
+///
+/// // Yesterday's failed exports of version 3 that timed out.
+/// let filter = RunFilter::status(RunStatus::Failed)
+///     .workflow("erp-export")
+///     .version(3)
+///     .created_between(
+///         Utc.with_ymd_and_hms(2026, 12, 4, 0, 0, 0).unwrap(),
+///         Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap(),
+///     )
+///     .error_contains("timed out")
+///     .limit(500);
+/// # let _ = filter;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
     /// Only runs in one of these statuses (all when empty).
     pub statuses: Vec<RunStatus>,
     /// Only runs of this workflow.
     pub workflow_id: Option<WorkflowId>,
+    /// Only runs pinned to this version.
+    pub version: Option<u32>,
+    /// Only runs created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only runs whose error contains this text, letters compared without
+    /// case (ASCII letters only on SQLite).
+    pub error_contains: Option<String>,
+    /// Only the child runs of this run (started by its `sub_workflow`
+    /// nodes).
+    pub parent: Option<RunId>,
+    /// Only runs listed after this one (its creation time and id): the
+    /// next page after a page that ended with it.
+    pub after: Option<(DateTime<Utc>, RunId)>,
     /// At most this many (100 when `None`).
     pub limit: Option<usize>,
 }
@@ -210,9 +267,48 @@ impl RunFilter {
         }
     }
 
+    /// Runs in any of `statuses`.
+    pub fn statuses(statuses: impl IntoIterator<Item = RunStatus>) -> Self {
+        Self {
+            statuses: statuses.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
     /// Also requires the workflow.
     pub fn workflow(mut self, id: impl Into<WorkflowId>) -> Self {
         self.workflow_id = Some(id.into());
+        self
+    }
+
+    /// Also requires the pinned version.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Also requires a creation time in `[from, before)`.
+    pub fn created_between(mut self, from: DateTime<Utc>, before: DateTime<Utc>) -> Self {
+        self.created_from = Some(from);
+        self.created_before = Some(before);
+        self
+    }
+
+    /// Also requires `text` in the run's error.
+    pub fn error_contains(mut self, text: impl Into<String>) -> Self {
+        self.error_contains = Some(text.into());
+        self
+    }
+
+    /// Also requires the run to be a child of `run`.
+    pub fn children_of(mut self, run: RunId) -> Self {
+        self.parent = Some(run);
+        self
+    }
+
+    /// Continues a listing after `run`, the last of the previous page.
+    pub fn after(mut self, run: &Run) -> Self {
+        self.after = Some((run.created_at, run.id));
         self
     }
 
@@ -229,6 +325,36 @@ impl RunFilter {
                 .workflow_id
                 .as_ref()
                 .is_none_or(|w| *w == run.workflow_id)
+            && self.version.is_none_or(|v| v == run.workflow_version)
+            && self.created_from.is_none_or(|t| run.created_at >= t)
+            && self.created_before.is_none_or(|t| run.created_at < t)
+            && self.error_contains.as_ref().is_none_or(|text| {
+                run.error
+                    .as_ref()
+                    .is_some_and(|e| e.to_lowercase().contains(&text.to_lowercase()))
+            })
+            && self
+                .parent
+                .is_none_or(|p| run.parent.as_ref().is_some_and(|rp| rp.run == p))
+            && self
+                .after
+                .is_none_or(|(at, id)| (run.created_at, run.id) < (at, id))
+    }
+
+    /// The `LIKE` pattern (escape character `\`) the SQL stores match
+    /// errors with: the text, lower-cased, anywhere.
+    pub fn error_pattern(&self) -> Option<String> {
+        self.error_contains.as_ref().map(|text| {
+            let mut pattern = String::from("%");
+            for c in text.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
     }
 
     /// The cap in force.

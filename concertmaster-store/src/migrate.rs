@@ -48,6 +48,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_run_origin.sql"),
         postgres: include_str!("../migrations/postgres/0006_run_origin.sql"),
     },
+    Migration {
+        version: 7,
+        description: "run parent (sub-workflows)",
+        sqlite: include_str!("../migrations/sqlite/0007_run_parent.sql"),
+        postgres: include_str!("../migrations/postgres/0007_run_parent.sql"),
+    },
 ];
 
 /// The newest version this build knows.

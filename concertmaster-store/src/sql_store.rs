@@ -34,7 +34,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunOrigin, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -59,6 +59,10 @@ macro_rules! sql_store {
                 ended_at: read_ts_opt(row, "ended_at")?,
                 error: row.try_get("error")?,
                 origin: row.try_get::<Option<Json<RunOrigin>>, _>("origin")?.map(|origin| origin.0),
+                parent: match (row.try_get::<Option<uuid::Uuid>, _>("parent_run")?, row.try_get::<Option<String>, _>("parent_node")?) {
+                    (Some(run), Some(node)) => Some(RunParent { run: RunId::from_uuid(run), node: NodeId::new(node) }),
+                    _ => None,
+                },
             })
         }
 
@@ -118,13 +122,16 @@ macro_rules! sql_store {
                 .bind(run.error.as_deref()))
         }
 
-        /// Binds a new run's 11 parameters in the order of `run/insert_rows`:
-        /// those of `bind_run`, then where a re-run came from.
+        /// Binds a new run's 13 parameters in the order of `run/insert_rows`:
+        /// those of `bind_run`, then where a re-run came from and the parent.
         fn bind_new_run<'q>(
             query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
             run: &'q Run,
         ) -> StoreResult<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
-            Ok(bind_run(query, run)?.bind(run.origin.as_ref().map(Json)))
+            Ok(bind_run(query, run)?
+                .bind(run.origin.as_ref().map(Json))
+                .bind(run.parent.as_ref().map(|p| p.run.as_uuid()))
+                .bind(run.parent.as_ref().map(|p| p.node.as_str())))
         }
 
         /// Binds one execution's 13 parameters in the order of `node/upsert`'s
@@ -489,7 +496,7 @@ macro_rules! sql_store {
         }
 
         static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 13);
-        static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 11);
+        static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 13);
         static RUN_SETTLE: RowsStatement = RowsStatement::new(sql!("run/settle_rows"), 10);
         static LEASE_INSERT: RowsStatement = RowsStatement::new(sql!("lease/insert_rows"), 3);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
@@ -711,6 +718,13 @@ macro_rules! sql_store {
                 }
                 query
                     .bind(limit(filter.effective_limit()))
+                    .bind(filter.version.map(to_i32).transpose()?)
+                    .bind(ts_opt(filter.created_from))
+                    .bind(ts_opt(filter.created_before))
+                    .bind(filter.error_pattern())
+                    .bind(filter.parent.map(|p| p.as_uuid()))
+                    .bind(ts_opt(filter.after.map(|(at, _)| at)))
+                    .bind(filter.after.map(|(_, id)| id.as_uuid()))
                     .fetch_all(&self.pool)
                     .await
                     .and_then(|rows| rows.iter().map(run_from_row).collect())

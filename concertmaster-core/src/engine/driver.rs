@@ -93,9 +93,7 @@ async fn cancel_held_elsewhere(inner: &Arc<Inner>, tenant: &TenantId, id: RunId,
         })
         .await;
     match ended {
-        Ok(Some(run)) => {
-            telemetry::run_ended(&run.workflow_id, tenant, run.status, run_age(inner, &run))
-        }
+        Ok(Some(run)) => run_ended(inner, &run),
         Ok(None) => {}
         Err(err) => tracing::error!(error = %err, "run could not be cancelled"),
     }
@@ -207,13 +205,8 @@ impl RunDriver {
                             .end_run(tenant, id, RunStatus::Failed, &reason, at)
                     })
                     .await?;
-                if let Some(ended) = ended {
-                    telemetry::run_ended(
-                        &ended.workflow_id,
-                        tenant,
-                        ended.status,
-                        run_age(inner, &ended),
-                    );
+                if let Some(run) = ended {
+                    run_ended(inner, &run);
                 }
                 inner.notify_settled(id);
                 return Ok(Load::Nothing);
@@ -633,12 +626,7 @@ impl RunDriver {
         }
         self.stored = true;
         if !waiting {
-            telemetry::run_ended(
-                &self.run.workflow_id,
-                &self.tenant,
-                self.run.status,
-                run_age(&self.inner, &self.run),
-            );
+            run_ended(&self.inner, &self.run);
         }
         tracing::debug!(status = self.run.status.as_str(), "run settled");
         self.inner.notify_settled(self.run.id);
@@ -661,12 +649,7 @@ impl RunDriver {
         match ended {
             Ok(Some(run)) => {
                 tracing::info!(status = run.status.as_str(), %reason, "run ended");
-                telemetry::run_ended(
-                    &run.workflow_id,
-                    &self.tenant,
-                    run.status,
-                    run_age(&self.inner, &run),
-                );
+                run_ended(&self.inner, &run);
                 self.run = run;
                 self.stored = true;
             }
@@ -703,6 +686,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// What follows a run's end being stored: its metrics, and the wake-up of
+/// the parent node waiting for it, if it is a child run.
+fn run_ended(inner: &Arc<Inner>, run: &Run) {
+    telemetry::run_ended(
+        &run.workflow_id,
+        &run.tenant,
+        run.status,
+        run_age(inner, run),
+    );
+    inner.wake_parent(run);
 }
 
 fn run_age(inner: &Inner, run: &Run) -> std::time::Duration {

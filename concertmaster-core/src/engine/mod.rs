@@ -23,7 +23,8 @@ use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{
-    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunStatus,
+    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunParent,
+    RunStatus,
 };
 use crate::store::{
     AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
@@ -493,20 +494,25 @@ impl Engine {
         trigger: Value,
         id: Option<RunId>,
     ) -> Result<RunId> {
+        let prepared = self.new_run(workflow, trigger_node, trigger, id, RunStatus::Pending)?;
+        self.launch(workflow, prepared).await
+    }
+
+    /// Stores `prepared` and drives it here when there is room.
+    async fn launch(&self, workflow: &PublishedWorkflow, prepared: PreparedRun) -> Result<RunId> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
         }
+        let PreparedRun { mut run, audit } = prepared;
         // With room to drive it here, the run is stored running and leased
         // to this engine, with its audit entry, in one change; without, it
         // is stored pending for whichever engine has room first.
         let leased = self.inner.active().len() < self.inner.limits.max_active_runs;
-        let status = if leased {
+        run.status = if leased {
             RunStatus::Running
         } else {
             RunStatus::Pending
         };
-        let PreparedRun { run, audit } =
-            self.new_run(workflow, trigger_node, trigger, id, status)?;
         let (tenant, id) = (run.tenant.clone(), run.id);
         let now = run.created_at;
         if leased {
@@ -535,6 +541,38 @@ impl Engine {
             self.inner.give_back_lease(id).await;
         }
         Ok(id)
+    }
+
+    /// Starts a run of `workflow` as the child of the node executing with
+    /// `parent`, once per parent node: a node executed again (after a
+    /// crash, or woken) finds the child it started. Returns the child and
+    /// whether this call started it.
+    ///
+    /// The child records its parent ([`Run::parent`]). When it ends, the
+    /// engine ends the parent node's wait on [`RunParent::wait_key`] with
+    /// `{"childRun": <id>}`, so a node that suspended on that key
+    /// executes again and finds the child ended; cancelling the parent
+    /// cancels the child ([`Engine::cancel`]).
+    pub async fn start_child(
+        &self,
+        workflow: &PublishedWorkflow,
+        parent: &crate::NodeContext,
+        trigger: Value,
+    ) -> Result<(RunId, bool)> {
+        let link = RunParent {
+            run: parent.run_id(),
+            node: parent.node_id().clone(),
+        };
+        let id = keyed_run_id(workflow, &link.wait_key());
+        let mut prepared = self.new_run(workflow, None, trigger, Some(id), RunStatus::Pending)?;
+        prepared.run.parent = Some(link);
+        match self.launch(workflow, prepared).await {
+            Ok(id) => Ok((id, true)),
+            Err(Error::Store(err)) if err.kind() == crate::StoreErrorKind::Conflict => {
+                Ok((id, false))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// A run of `workflow` with `trigger`, made ready for the host to store
@@ -573,6 +611,7 @@ impl Engine {
             ended_at: None,
             error: None,
             origin: None,
+            parent: None,
         };
         let audit = audit_entry(
             &run.tenant,
@@ -786,33 +825,50 @@ impl Engine {
     }
 
     /// Cancels run `id`: its executing nodes see their cancellation token
-    /// fire and are stopped, its waits end. Returns the run once it stopped;
-    /// a run that had already ended is returned as it was.
+    /// fire and are stopped, its waits end, and its child runs still open
+    /// (sub-workflows, [`Engine::start_child`]) are cancelled with it, to
+    /// any depth. Returns the run once it stopped; a run that had already
+    /// ended is returned as it was. Cancelling a cancelled run again
+    /// cancels children that are still open, such as those left when the
+    /// process stopped between the parent and its children.
     #[tracing::instrument(name = "cancel", skip(self), fields(tenant = %tenant, run = %id))]
     pub async fn cancel(&self, tenant: &TenantId, id: RunId, reason: &str) -> Result<Run> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        let run = self.get_run(tenant, id).await?;
-        if run.status.is_terminal() {
+        let mut run = self.get_run(tenant, id).await?;
+        if run.status.is_terminal() && run.status != RunStatus::Cancelled {
             return Ok(run);
         }
-        self.inner.signal(
-            tenant.clone(),
-            id,
-            Signal::Cancel {
-                reason: reason.to_string(),
-            },
-        );
-        self.audit(
-            tenant,
-            AuditAction::Cancel,
-            "run",
-            id.to_string(),
-            serde_json::json!({ "reason": reason }),
-        )
-        .await;
-        self.finished(tenant, id).await
+        if !run.status.is_terminal() {
+            self.inner.signal(
+                tenant.clone(),
+                id,
+                Signal::Cancel {
+                    reason: reason.to_string(),
+                },
+            );
+            self.audit(
+                tenant,
+                AuditAction::Cancel,
+                "run",
+                id.to_string(),
+                serde_json::json!({ "reason": reason }),
+            )
+            .await;
+            run = self.finished(tenant, id).await?;
+        }
+        // The parent first: once it has stopped, no node of it starts
+        // another child.
+        let open =
+            RunFilter::statuses([RunStatus::Pending, RunStatus::Running, RunStatus::Waiting])
+                .children_of(id)
+                .limit(usize::MAX >> 1);
+        let reason = format!("parent run {id} was cancelled: {reason}");
+        for child in self.inner.store.runs(tenant, &open).await? {
+            Box::pin(self.cancel(tenant, child.id, &reason)).await?;
+        }
+        Ok(run)
     }
 
     /// Waits until run `id` stops making progress on its own: it ended, or
@@ -1077,6 +1133,48 @@ impl Inner {
         None
     }
 
+    /// Ends the wait of the parent node of `child`, a run that has ended,
+    /// so that the node executes again and finds it ended. In the
+    /// background: the parent's node may not have suspended yet (it
+    /// started the child and is about to), so a missing wait is looked for
+    /// again a few times while the parent is open. Should all of that be
+    /// lost (the process stops), the node's own periodic check finds the
+    /// child ended.
+    pub(crate) fn wake_parent(self: &Arc<Self>, child: &Run) {
+        let Some(parent) = child.parent.clone() else {
+            return;
+        };
+        let inner = Arc::clone(self);
+        let (tenant, id) = (child.tenant.clone(), child.id);
+        tokio::spawn(async move {
+            let key = parent.wait_key();
+            for attempt in 1..=PARENT_WAKE_ATTEMPTS {
+                if inner.shutdown.is_cancelled() {
+                    return;
+                }
+                let wakeup = Wakeup::Event {
+                    key: key.clone(),
+                    payload: serde_json::json!({ "childRun": id }),
+                };
+                match inner.store.take_wait(&tenant, &key, wakeup).await {
+                    Ok(Some(wait)) => {
+                        inner.signal(tenant, wait.run_id, Signal::Wake);
+                        return;
+                    }
+                    Ok(None) => match inner.store.run(&tenant, parent.run).await {
+                        Ok(Some(run)) if !run.status.is_terminal() => {}
+                        Ok(_) => return,
+                        Err(err) => {
+                            tracing::warn!(error = %err, parent = %parent.run, "parent run not read")
+                        }
+                    },
+                    Err(err) => tracing::warn!(error = %err, %key, "parent node not woken"),
+                }
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+            }
+        });
+    }
+
     pub(crate) fn notify_settled(&self, id: RunId) {
         self.watchers.announce(id, watch::RunEvent { stored: None });
     }
@@ -1240,6 +1338,10 @@ impl Inner {
         }
     }
 }
+
+/// How often a child that ended looks for its parent node's wait (about
+/// 1 s in all).
+const PARENT_WAKE_ATTEMPTS: u32 = 10;
 
 /// The id of the run of `workflow` started with `key`: the same in every
 /// process, so the store's uniqueness of run ids lets only one start it.

@@ -53,6 +53,7 @@ fn run(tenant: &TenantId, workflow: &str, status: RunStatus, minutes: i64) -> Ru
         ended_at: None,
         error: None,
         origin: None,
+        parent: None,
     }
 }
 
@@ -196,6 +197,95 @@ pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
     updated.ended_at = Some(t0() + Duration::hours(1));
     ok!(store.update_run(&updated).await);
     assert_eq!(ok!(store.run(&a, mid.id).await), Some(updated));
+}
+
+/// `runs` filters by version, creation time, error text (without case,
+/// `%` and `_` taken literally) and parent, and pages on after a run, also
+/// among runs created at the same instant.
+pub async fn runs_filter_by_version_time_error_parent_and_page(store: &dyn Store) {
+    let a = tenant_a();
+    let parent = run(&a, "w", RunStatus::Waiting, 0);
+    let mut failed = Vec::new();
+    for (i, error) in ["SAP answered 503: Timed out", "100% wrong_field", "quota"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = run(&a, "w", RunStatus::Failed, 10 + i as i64);
+        r.workflow_version = if i == 2 { 2 } else { 1 };
+        r.error = Some(error.into());
+        failed.push(r);
+    }
+    let mut child = run(&a, "child", RunStatus::Waiting, 20);
+    child.parent = Some(crate::RunParent {
+        run: parent.id,
+        node: NodeId::new("sub"),
+    });
+    // Five runs of the same instant, for paging.
+    let same: Vec<Run> = (0..5)
+        .map(|_| run(&a, "burst", RunStatus::Succeeded, 30))
+        .collect();
+    for r in [&parent, &child].into_iter().chain(&failed).chain(&same) {
+        ok!(store.insert_run(r).await);
+    }
+    assert_eq!(ok!(store.run(&a, child.id).await).as_ref(), Some(&child));
+
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let a = &a;
+    let found = |filter: RunFilter| async move { ids(ok!(store.runs(a, &filter).await)) };
+    let (f0, f1, f2) = (failed[0].id, failed[1].id, failed[2].id);
+    assert_eq!(
+        found(RunFilter::all().workflow("w").version(2)).await,
+        vec![f2]
+    );
+    assert_eq!(
+        found(
+            RunFilter::status(RunStatus::Failed)
+                .created_between(t0() + Duration::minutes(10), t0() + Duration::minutes(12))
+        )
+        .await,
+        vec![f1, f0],
+        "from inclusive, before exclusive"
+    );
+    assert_eq!(
+        found(RunFilter::all().error_contains("timed OUT")).await,
+        vec![f0]
+    );
+    assert_eq!(
+        found(RunFilter::all().error_contains("0% w")).await,
+        vec![f1]
+    );
+    assert!(
+        found(RunFilter::all().error_contains("0_% "))
+            .await
+            .is_empty(),
+        "`_` and `%` are literal"
+    );
+    assert!(found(RunFilter::all().error_contains("1%0"))
+        .await
+        .is_empty());
+    assert_eq!(
+        found(RunFilter::all().children_of(parent.id)).await,
+        vec![child.id]
+    );
+    assert!(found(RunFilter::all().children_of(child.id))
+        .await
+        .is_empty());
+
+    let mut expected: Vec<RunId> = same.iter().map(|r| r.id).collect();
+    expected.sort();
+    expected.reverse();
+    let mut paged = Vec::new();
+    let mut filter = RunFilter::all().workflow("burst").limit(2);
+    loop {
+        let page = ok!(store.runs(a, &filter).await);
+        let Some(last) = page.last() else { break };
+        filter = filter.after(last);
+        paged.extend(page.iter().map(|r| r.id));
+    }
+    assert_eq!(
+        paged, expected,
+        "pages continue after the last run seen, by id within an instant"
+    );
 }
 
 /// A run id is stored once.

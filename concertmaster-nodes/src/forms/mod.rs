@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use concertmaster_core::{
     AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormId, FormLink, FormResponse,
     FormSchema, FormToken, NodeId, NodeRegistry, RegistryError, ResponseFilter, ResponseId, Review,
-    ReviewStatus, RunId, Store, StoreError, StoreErrorKind, Submitter, SystemClock, TenantId,
+    ReviewStatus, RunId, RunStatus, Store, StoreError, StoreErrorKind, Submitter, SystemClock,
+    TenantId,
 };
 use serde_json::{json, Value};
 
@@ -43,6 +44,13 @@ pub enum FormsError {
     /// The link was used for a submission already.
     #[error("this form link has been used already; each link takes one submission")]
     LinkUsed,
+    /// The run that sent the link was cancelled: the request was withdrawn
+    /// and nothing would use an answer.
+    #[error("this form is no longer needed: run {run} that asked for it was cancelled")]
+    Withdrawn {
+        /// The cancelled run.
+        run: RunId,
+    },
     /// The link is past its expiry.
     #[error("this form link expired at {expired_at}; ask the sender for a new one")]
     LinkExpired {
@@ -432,6 +440,17 @@ impl Forms {
             .await?
             .ok_or(FormsError::UnknownLink)?;
         check_usable(&link, self.now())?;
+        if let Some(run) = link.run_id {
+            let status = self
+                .inner
+                .store
+                .run(&link.tenant, run)
+                .await?
+                .map(|r| r.status);
+            if status == Some(RunStatus::Cancelled) {
+                return Err(FormsError::Withdrawn { run });
+            }
+        }
         Ok((link, hash))
     }
 

@@ -1,15 +1,16 @@
 //! `sub_workflow`: runs another published workflow with the items as its
 //! trigger, and goes on with what the child's last nodes emitted. The
-//! parent waits durably; a child that fails fails the node.
+//! parent waits durably, also while the child waits for people; the
+//! engine wakes it when the child ends (`Engine::start_child`), and a
+//! child that fails fails the node. Cancelling the parent cancels the child.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
     ConfigError, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, NodeStatus, Ports, RegistryError, RunDetail, RunId, RunStatus,
-    Suspend, TenantId, WorkflowId, MAIN_PORT,
+    NodeOutcome, NodeRegistry, NodeStatus, Ports, RegistryError, RunDetail, RunId, RunParent,
+    RunStatus, Suspend, WorkflowId, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use crate::collection::duration_at;
 
 /// How often a waiting parent looks at its child on its own, in case the
-/// wake-up from the child's end was lost (the process stopped meanwhile).
+/// wake-up at the child's end was lost (the process stopped in between).
 const DEFAULT_CHECK_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Lets `sub_workflow` nodes start runs: they need the engine, which is
@@ -39,9 +40,6 @@ const DEFAULT_CHECK_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 #[derive(Clone, Default)]
 pub struct SubWorkflows {
     engine: Arc<OnceLock<Engine>>,
-    /// Child runs this process watches already, so that a parent woken by
-    /// its periodic check does not add a second watcher.
-    watched: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>>,
 }
 
 impl std::fmt::Debug for SubWorkflows {
@@ -96,10 +94,6 @@ struct SubWorkflow {
     check_every: chrono::Duration,
 }
 
-fn child_key(run: RunId, node: &str) -> String {
-    format!("subflow:{run}:{node}")
-}
-
 /// What the child's last nodes (those without successors) emitted on
 /// `main`, in node order.
 fn leaf_items(detail: &RunDetail, leaves: &[String]) -> Vec<Item> {
@@ -112,40 +106,6 @@ fn leaf_items(detail: &RunDetail, leaves: &[String]) -> Vec<Item> {
         .collect()
 }
 
-impl SubWorkflows {
-    /// Wakes the parent once the child has ended, while this process lives;
-    /// one watcher per child.
-    fn watch(&self, engine: Engine, tenant: TenantId, child: RunId, key: String) {
-        let watched = Arc::clone(&self.watched);
-        let first = watched
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(child);
-        if !first {
-            return;
-        }
-        tokio::spawn(async move {
-            if engine.finished(&tenant, child).await.is_ok() {
-                for attempt in 1..=40u64 {
-                    let woken = engine
-                        .resume(&tenant, &key, json!({ "childRun": child }))
-                        .await;
-                    match woken {
-                        Err(concertmaster_core::Error::NoSuchWait { .. }) => {
-                            tokio::time::sleep(Duration::from_millis(25 * attempt.min(8))).await;
-                        }
-                        _ => break,
-                    }
-                }
-            }
-            watched
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(&child);
-        });
-    }
-}
-
 #[async_trait]
 impl Node for SubWorkflow {
     async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
@@ -155,7 +115,6 @@ impl Node for SubWorkflow {
             )
         })?;
         let tenant = ctx.tenant();
-        let key = child_key(ctx.run_id(), ctx.node_id().as_str());
         let child = match ctx.resumed() {
             Some(resumed) => serde_json::from_value::<RunId>(resumed.state["child"].clone())
                 .map_err(|err| NodeError::fatal(format!("lost track of the child run: {err}")))?,
@@ -171,10 +130,8 @@ impl Node for SubWorkflow {
                     .into_iter()
                     .map(Value::Object)
                     .collect();
-                // Keyed by this node of this run: a re-execution after a crash
-                // finds the child it started instead of starting another.
                 let (child, _) = engine
-                    .start_once(&workflow, None, &key, Value::Array(items))
+                    .start_child(&workflow, ctx, Value::Array(items))
                     .await
                     .map_err(|err| {
                         NodeError::retryable(format!(
@@ -221,10 +178,12 @@ impl Node for SubWorkflow {
             ))
             .with_details(json!({ "childRun": child }))),
             _ => {
-                self.subs
-                    .watch(engine.clone(), tenant.clone(), child, key.clone());
+                let parent = RunParent {
+                    run: ctx.run_id(),
+                    node: ctx.node_id().clone(),
+                };
                 Ok(NodeOutcome::suspend(
-                    Suspend::until_event(key)
+                    Suspend::until_event(parent.wait_key())
                         .with_deadline(ctx.now() + self.check_every)
                         .with_state(json!({ "child": child })),
                 ))
@@ -271,7 +230,8 @@ fn register(registry: &mut NodeRegistry, subs: &SubWorkflows) -> Result<(), Regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concertmaster_core::{ManualClock, WorkflowDefinition};
+    use concertmaster_core::{ManualClock, TenantId, WorkflowDefinition};
+    use std::time::Duration;
 
     async fn setup() -> (Engine, ManualClock, TenantId) {
         let clock = ManualClock::default();

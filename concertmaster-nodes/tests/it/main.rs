@@ -6,4 +6,5 @@ mod http;
 mod schedule;
 #[cfg(feature = "smtp")]
 mod smtp;
+mod sub_workflows;
 mod support;

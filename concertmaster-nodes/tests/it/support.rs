@@ -46,6 +46,9 @@ impl Harness {
         forms
             .register_nodes(&mut registry)
             .expect("forms nodes register");
+        let subs = concertmaster_nodes::SubWorkflows::new();
+        subs.register_nodes(&mut registry)
+            .expect("sub_workflow registers");
         let engine = Engine::builder()
             .shared_store(store)
             .registry(registry)
@@ -55,6 +58,7 @@ impl Harness {
             .build()
             .await
             .expect("engine");
+        subs.attach(&engine);
         Self {
             engine,
             forms,

@@ -109,7 +109,7 @@ impl From<concertmaster_nodes::forms::FormsError> for ApiError {
             | F::TooDeep { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
             }
-            F::UnknownLink | F::LinkUsed | F::LinkExpired { .. } => {
+            F::UnknownLink | F::LinkUsed | F::LinkExpired { .. } | F::Withdrawn { .. } => {
                 Self::new(StatusCode::GONE, "link", err.to_string())
             }
             _ => Self::internal(err),

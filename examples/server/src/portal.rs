@@ -122,6 +122,14 @@ fn link_problem(err: FormsError) -> Response {
                 esc(&err.to_string())
             ),
         ),
+        FormsError::Withdrawn { .. } => page(
+            StatusCode::GONE,
+            "No longer needed",
+            &format!(
+                "<h1>This form is no longer needed</h1><p>{}</p>",
+                esc(&err.to_string())
+            ),
+        ),
         FormsError::TooLarge { .. } => page(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Too large",
