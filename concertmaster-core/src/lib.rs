@@ -105,7 +105,8 @@ pub use connector::{
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{
-    acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow, RerunFrom, RerunVersion,
+    acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow, RerunBatch, RerunFrom,
+    RerunReport, RerunVersion,
 };
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
@@ -129,6 +130,10 @@ pub use store::{
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;
+/// Stops what takes one ([`Engine::rerun_batch`], a node's
+/// [`NodeContext::cancellation`]).
+#[cfg(feature = "runtime")]
+pub use tokio_util::sync::CancellationToken;
 pub use validate::{
     diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError, MAX_EDGES, MAX_NODES,
 };

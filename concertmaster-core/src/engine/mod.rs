@@ -4,6 +4,8 @@ mod actor;
 pub use actor::{acting_as, current_actor};
 mod attempt;
 mod driver;
+mod rerun;
+pub use rerun::{RerunBatch, RerunFrom, RerunReport, RerunVersion};
 mod timers;
 mod watch;
 
@@ -22,10 +24,7 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
-use crate::run::{
-    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunParent,
-    RunStatus,
-};
+use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
 use crate::store::{
     AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
 };
@@ -624,138 +623,6 @@ impl Engine {
         Ok(PreparedRun { run, audit })
     }
 
-    /// Runs a finished run again as a new run, from `from`, on the version
-    /// `version` says. Nodes not downstream of where it restarts keep the
-    /// outputs they had (their records are copied, nothing executes
-    /// again); the restart nodes and everything downstream of them run.
-    /// The new run records where it came from ([`Run::origin`]) and gets
-    /// the original trigger items. A node reused on the latest version
-    /// must have the same id and type there; one that does not runs again.
-    ///
-    /// Refused with [`Error::CannotRerun`] when the run has not ended,
-    /// when [`RerunFrom::Failed`] finds no failed node, or when a node
-    /// named is not in the chosen version.
-    #[tracing::instrument(name = "rerun", skip(self, from), fields(tenant = %tenant))]
-    pub async fn rerun(
-        &self,
-        tenant: &TenantId,
-        id: RunId,
-        from: RerunFrom,
-        version: RerunVersion,
-    ) -> Result<RunId> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(Error::ShutDown);
-        }
-        let cannot = |reason: String| Error::CannotRerun { run: id, reason };
-        let from_trigger = matches!(from, RerunFrom::Trigger);
-        let original =
-            self.inner
-                .store
-                .run(tenant, id)
-                .await?
-                .ok_or_else(|| Error::RunNotFound {
-                    tenant: tenant.clone(),
-                    id,
-                })?;
-        if !original.status.is_terminal() {
-            return Err(cannot(format!(
-                "it has not ended (it is {})",
-                original.status.as_str()
-            )));
-        }
-        let pinned = match version {
-            RerunVersion::Pinned => Some(original.workflow_version),
-            RerunVersion::Latest => None,
-        };
-        let workflow = self.workflow(tenant, &original.workflow_id, pinned).await?;
-        let executions = self.inner.store.node_executions(tenant, id).await?;
-        let def = workflow.definition();
-        let plan = &workflow.workflow.plan;
-        let restart: Vec<NodeId> = match from {
-            RerunFrom::Trigger => def.nodes.iter().map(|n| n.id.clone()).collect(),
-            RerunFrom::Failed => {
-                let failed: Vec<NodeId> = executions
-                    .iter()
-                    .filter(|e| e.status == NodeStatus::Failed)
-                    .map(|e| e.node_id.clone())
-                    .collect();
-                if failed.is_empty() {
-                    return Err(cannot("no node of it failed".into()));
-                }
-                failed
-            }
-            RerunFrom::Nodes(nodes) => nodes,
-        };
-        // The restart nodes and everything reachable from them run again.
-        let mut again = vec![false; def.nodes.len()];
-        let mut pending = Vec::new();
-        for node in &restart {
-            let Some(&i) = plan.index.get(node) else {
-                return Err(cannot(format!(
-                    "node {node} is not in version {} of workflow {}",
-                    workflow.version(),
-                    def.id
-                )));
-            };
-            pending.push(i);
-        }
-        while let Some(i) = pending.pop() {
-            if std::mem::replace(&mut again[i], true) {
-                continue;
-            }
-            pending.extend(plan.outgoing[i].iter().map(|&edge| plan.ends[edge].1));
-        }
-        let reused: Vec<&NodeExecution> = executions
-            .iter()
-            .filter(|e| e.status == NodeStatus::Succeeded && e.output.is_some())
-            .filter(|e| {
-                plan.index
-                    .get(&e.node_id)
-                    .is_some_and(|&i| !again[i] && *plan.types[i] == *e.node_type)
-            })
-            .collect();
-        let trigger = serde_json::to_value(&original.trigger).unwrap_or_default();
-        let PreparedRun { mut run, audit } = self.new_run(
-            &workflow,
-            original.trigger_node.clone(),
-            trigger,
-            None,
-            RunStatus::Running,
-        )?;
-        run.origin = Some(RunOrigin {
-            run: id,
-            version: original.workflow_version,
-            from: if from_trigger { Vec::new() } else { restart },
-            reused: reused.iter().map(|e| e.node_id.clone()).collect(),
-        });
-        let new_id = run.id;
-        // Stored running and leased here, so that no engine drives it
-        // before the copies are stored; should this process stop first,
-        // the lease expires and what was not copied runs.
-        let start = RunStart {
-            run: &run,
-            owner: &self.inner.owner,
-            lease_until: self.inner.lease_until(run.created_at),
-            audit: &audit,
-        };
-        self.inner.store.start_run(&start).await?;
-        // From here the run exists: the copies ride out a passing store
-        // failure, as the engine's own writes do.
-        for execution in reused {
-            let copy = NodeExecution {
-                run_id: new_id,
-                ..execution.clone()
-            };
-            self.inner
-                .durably("copy a reused node execution", || {
-                    self.inner.store.save_node_execution(tenant, &copy)
-                })
-                .await?;
-        }
-        self.pick_up(tenant, new_id).await?;
-        Ok(new_id)
-    }
-
     /// Drives run `id` of `tenant` here, unless another engine already
     /// does: for a run the host stored itself ([`Engine::prepare_run`]),
     /// once its transaction has committed. Returns whether this engine
@@ -1026,28 +893,6 @@ fn audit_entry(
         entity_id,
         details,
     }
-}
-
-/// Where [`Engine::rerun`] starts the new run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RerunFrom {
-    /// The nodes that failed, and everything downstream of them.
-    Failed,
-    /// These nodes, and everything downstream of them.
-    Nodes(Vec<NodeId>),
-    /// The trigger: every node runs again.
-    Trigger,
-}
-
-/// Which version of the workflow [`Engine::rerun`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RerunVersion {
-    /// The version the original run was pinned to.
-    Pinned,
-    /// The latest published version.
-    Latest,
 }
 
 impl std::fmt::Debug for Engine {

@@ -194,3 +194,105 @@ async fn a_rerun_that_cannot_be_done_is_refused_with_the_reason() {
         .unwrap();
     assert_eq!(runs.len(), 2, "nothing was started");
 }
+
+#[tokio::test]
+async fn a_batch_reruns_what_its_filter_finds_once_per_key_bounded_and_stoppable() {
+    use concertmaster_core::{CancellationToken, RerunBatch, RunFilter};
+
+    let h = Harness::new().await;
+    let broken = h.publish(export_flow(1)).await;
+    let mut failed = Vec::new();
+    for i in 0..7 {
+        let run = h
+            .engine
+            .start(&broken, json!({ "order": format!("A-{i}") }))
+            .await
+            .unwrap();
+        assert_eq!(
+            h.engine.finished(&h.tenant, run).await.unwrap().status,
+            RunStatus::Failed
+        );
+        failed.push(run);
+    }
+    // A run cancelled while waiting: it matches the filter below but has
+    // no failed node to restart from.
+    let waits = h
+        .publish(workflow(
+            "waits",
+            &[
+                ("start", "start", json!({})),
+                ("ask", "await", json!({ "prefix": "answer" })),
+            ],
+            &[("start", "ask")],
+        ))
+        .await;
+    let withdrawn = h.engine.start(&waits, json!({})).await.unwrap();
+    h.engine.settled(&h.tenant, withdrawn).await.unwrap();
+    h.engine
+        .cancel(&h.tenant, withdrawn, "attempt 1 withdrawn")
+        .await
+        .unwrap();
+    h.publish(export_flow(0)).await;
+
+    let filter =
+        RunFilter::statuses([RunStatus::Failed, RunStatus::Cancelled]).error_contains("ATTEMPT 1");
+    let batch = |at_most| {
+        RerunBatch::new(filter.clone(), RerunFrom::Failed, RerunVersion::Latest)
+            .at_most(at_most)
+            .once_per("deploy-42")
+    };
+    let go = CancellationToken::new();
+
+    // Stopped before it began: nothing happens.
+    let stopped = CancellationToken::new();
+    stopped.cancel();
+    let report = h
+        .engine
+        .rerun_batch(&h.tenant, &batch(100), &stopped)
+        .await
+        .unwrap();
+    assert!(report.cancelled && report.rerun.is_empty(), "{report:?}");
+
+    // Bounded: four runs (newest first), and it says more are left.
+    let first = h
+        .engine
+        .rerun_batch(&h.tenant, &batch(4), &go)
+        .await
+        .unwrap();
+    assert!(first.more && !first.cancelled, "{first:?}");
+    assert_eq!(first.refused.len(), 1, "{first:?}");
+    assert_eq!(first.refused[0].0, withdrawn);
+    assert!(first.refused[0].1.contains("no node of it failed"));
+    let originals: Vec<_> = first.rerun.iter().map(|(old, _)| *old).collect();
+    assert_eq!(originals, vec![failed[6], failed[5], failed[4]]);
+
+    // Called again with the same key: goes on, and what was done stays done.
+    let second = h
+        .engine
+        .rerun_batch(&h.tenant, &batch(100), &go)
+        .await
+        .unwrap();
+    assert!(!second.more && !second.cancelled, "{second:?}");
+    assert_eq!(second.done_before, first.rerun);
+    let originals: Vec<_> = second.rerun.iter().map(|(old, _)| *old).collect();
+    assert_eq!(originals, vec![failed[3], failed[2], failed[1], failed[0]]);
+
+    for (old, new) in first.rerun.iter().chain(&second.rerun) {
+        let done = h.engine.finished(&h.tenant, *new).await.unwrap();
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+        assert_eq!(done.workflow_version, 2);
+        assert_eq!(done.origin.map(|o| o.run), Some(*old));
+    }
+    let third = h
+        .engine
+        .rerun_batch(&h.tenant, &batch(100), &go)
+        .await
+        .unwrap();
+    assert!(
+        third.rerun.is_empty() && third.done_before.len() == 7,
+        "{third:?}"
+    );
+    // Seven originals, the cancelled run and one re-run each.
+    let all = h.engine.runs(&h.tenant, &RunFilter::all()).await.unwrap();
+    assert_eq!(all.len(), 15);
+}
