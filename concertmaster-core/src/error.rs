@@ -51,6 +51,19 @@ pub enum Error {
         /// the workflow version chosen.
         reason: String,
     },
+    /// A waiting run cannot move to the version asked
+    /// ([`Engine::migrate`](crate::Engine::migrate)); nothing was changed.
+    #[error("run {run} cannot move to version {version}: {}", problems.join("; "))]
+    CannotMigrate {
+        /// The run asked to move.
+        run: RunId,
+        /// The version asked for.
+        version: u32,
+        /// Every reason found: the run is not waiting, a waiting node has
+        /// no counterpart of the same type, a node before a waiting one has
+        /// not run, a rename names a node neither version has.
+        problems: Vec<String>,
+    },
     /// No such run for this tenant.
     #[error("run {id} not found for tenant {tenant}")]
     RunNotFound {

@@ -105,8 +105,8 @@ pub use connector::{
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{
-    acting_as, current_actor, Engine, EngineBuilder, PublishedWorkflow, RerunBatch, RerunFrom,
-    RerunReport, RerunVersion,
+    acting_as, current_actor, Engine, EngineBuilder, Migration, PublishedWorkflow, RerunBatch,
+    RerunFrom, RerunReport, RerunVersion,
 };
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
@@ -125,8 +125,9 @@ pub use run::{
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,
-    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunStart, RunStore, Store,
-    StoreError, StoreErrorKind, StoreResult, StoredConnection, WaitStore, WorkflowStore,
+    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunMigration, RunStart,
+    RunStore, Store, StoreError, StoreErrorKind, StoreResult, StoredConnection, WaitStore,
+    WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

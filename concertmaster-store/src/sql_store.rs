@@ -34,7 +34,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunMigration, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -797,6 +797,63 @@ macro_rules! sql_store {
                     .map_err(fail)?;
                 tx.commit().await.map_err(fail)?;
                 Ok(run)
+            }
+
+            async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()> {
+                let id = migration.run;
+                let fail = |err| store_error(err, "run", id);
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let moved = sqlx::query(sql!("run/migrate"))
+                    .bind(id.as_uuid())
+                    .bind(migration.tenant.as_str())
+                    .bind(to_i32(migration.to_version)?)
+                    .bind(to_i32(migration.from_version)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?
+                    .rows_affected();
+                if moved == 0 {
+                    let exists = sqlx::query_scalar::<_, String>(sql!("run/exists"))
+                        .bind(id.as_uuid())
+                        .bind(migration.tenant.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    return Err(match exists {
+                        None => StoreError::run_not_found(id),
+                        Some(_) => StoreError::not_waiting_on(id, migration.from_version),
+                    });
+                }
+                for (old, new) in migration.renames {
+                    let wait = sqlx::query_scalar::<_, Option<Json<Wait>>>(sql!("node/wait_of"))
+                        .bind(id.as_uuid())
+                        .bind(old.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(fail)?
+                        .flatten()
+                        .map(|Json(wait)| Wait { node_id: new.clone(), ..wait });
+                    sqlx::query(sql!("node/rename"))
+                        .bind(id.as_uuid())
+                        .bind(old.as_str())
+                        .bind(new.as_str())
+                        .bind(wait.as_ref().map(Json))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    sqlx::query(sql!("wait/rename_node"))
+                        .bind(id.as_uuid())
+                        .bind(old.as_str())
+                        .bind(new.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                bind_audit(sqlx::query(AUDIT_INSERT.rows(1)), migration.audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                tx.commit().await.map_err(fail)
             }
 
             async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {

@@ -4,6 +4,8 @@ mod actor;
 pub use actor::{acting_as, current_actor};
 mod attempt;
 mod driver;
+mod migrate;
+pub use migrate::Migration;
 mod rerun;
 pub use rerun::{RerunBatch, RerunFrom, RerunReport, RerunVersion};
 mod timers;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormStore, LeaseStore, RunStart, RunStore, StoreError, StoreResult,
+    DatasetStore, FormStore, LeaseStore, RunMigration, RunStart, RunStore, StoreError, StoreResult,
     StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
@@ -401,6 +401,42 @@ impl RunStore for InMemoryStore {
         };
         state.runs.insert(id, ended.clone());
         Ok(Some(ended))
+    }
+
+    async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()> {
+        let mut state = self.state();
+        let id = migration.run;
+        let run = state
+            .run(migration.tenant, id)
+            .ok_or_else(|| StoreError::run_not_found(id))?;
+        if run.status != RunStatus::Waiting || run.workflow_version != migration.from_version {
+            return Err(StoreError::not_waiting_on(id, migration.from_version));
+        }
+        if let Some(run) = state.runs.get_mut(&id) {
+            run.workflow_version = migration.to_version;
+        }
+        let mut renamed_waits = Vec::new();
+        if let Some(executions) = state.executions.get_mut(&id) {
+            for (old, new) in migration.renames {
+                let Some(i) = executions.by_node.remove(old) else {
+                    continue;
+                };
+                let execution = &mut executions.list[i];
+                execution.node_id = new.clone();
+                if let Some(wait) = &mut execution.wait {
+                    wait.node_id = new.clone();
+                    renamed_waits.push((wait.key.clone(), new.clone()));
+                }
+                executions.by_node.insert(new.clone(), i);
+            }
+        }
+        for (key, node) in renamed_waits {
+            if let Some(wait) = state.waits.get_mut(&(migration.tenant.clone(), key)) {
+                wait.node_id = node;
+            }
+        }
+        state.audit.push(migration.audit.clone());
+        Ok(())
     }
 
     async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {

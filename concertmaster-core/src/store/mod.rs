@@ -21,7 +21,7 @@ mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::ids::{RunId, TenantId, WorkflowId};
+use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::node::Wakeup;
 use crate::run::{NodeExecution, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
@@ -230,6 +230,14 @@ pub trait RunStore: Send + Sync {
     /// one change: what a driver does when the run succeeds or waits.
     async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()>;
 
+    /// Moves a waiting run to another version of its workflow: its pinned
+    /// version, and the node ids of its records and waits as
+    /// `migration.renames` says, with the audit entry, in one change.
+    /// Refused with [`StoreError::Conflict`] when the run is no longer
+    /// waiting on `from_version` (a wake-up or another migration came
+    /// first), and with [`StoreError::NotFound`] when there is no such run.
+    async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()>;
+
     /// Every run, of any tenant, that an engine should be driving: status
     /// pending or running, or waiting with a node whose wait was taken but
     /// which was not executed again yet. Read at engine start-up.
@@ -248,6 +256,34 @@ pub struct RunStart<'a> {
     pub lease_until: DateTime<Utc>,
     /// Who started the run, appended to the audit log.
     pub audit: &'a AuditEntry,
+}
+
+/// What [`RunStore::migrate_run`] changes.
+#[derive(Debug, Clone, Copy)]
+pub struct RunMigration<'a> {
+    /// The run's tenant.
+    pub tenant: &'a TenantId,
+    /// The waiting run.
+    pub run: RunId,
+    /// The version it waits on now.
+    pub from_version: u32,
+    /// The version it moves to.
+    pub to_version: u32,
+    /// Node ids that change, old to new; no new id is also an old one.
+    pub renames: &'a [(NodeId, NodeId)],
+    /// The migration's entry in the audit log.
+    pub audit: &'a AuditEntry,
+}
+
+impl StoreError {
+    /// A migration of run `id`, which no longer waits on `version`.
+    pub fn not_waiting_on(id: RunId, version: u32) -> Self {
+        Self::Conflict {
+            entity: "run",
+            id: id.to_string(),
+            message: format!("no longer waiting on version {version}"),
+        }
+    }
 }
 
 /// Durable waits: suspended nodes, their event keys and timers.

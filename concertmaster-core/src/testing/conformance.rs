@@ -1093,6 +1093,94 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
     );
 }
 
+/// A waiting run moves to another version with its node records and waits
+/// renamed and the audit entry, in one change, once: not after a wake-up,
+/// not for another tenant.
+pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r = run(&a, "w", RunStatus::Waiting, 0);
+    ok!(store.insert_run(&r).await);
+    let mut done = execution(r.id, "fetch", NodeStatus::Succeeded);
+    done.output = Some(Ports::main(Vec::new()));
+    ok!(store.save_node_execution(&a, &done).await);
+    ok!(store
+        .suspend_node(
+            &a,
+            &waiting(r.id, "ask", "answer:1", Some(t0() + Duration::days(3)))
+        )
+        .await);
+    let mut entry = start_entry(&r);
+    entry.action = AuditAction::Update;
+    let renames = [(NodeId::new("ask"), NodeId::new("ask-supplier"))];
+    let migration = crate::RunMigration {
+        tenant: &a,
+        run: r.id,
+        from_version: 1,
+        to_version: 2,
+        renames: &renames,
+        audit: &entry,
+    };
+    let err = store
+        .migrate_run(&crate::RunMigration {
+            tenant: &b,
+            ..migration
+        })
+        .await
+        .expect_err("another tenant's run is not found");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    ok!(store.migrate_run(&migration).await);
+
+    let moved = ok!(store.run(&a, r.id).await).expect("the run is stored");
+    assert_eq!(
+        (moved.workflow_version, moved.status),
+        (2, RunStatus::Waiting)
+    );
+    let nodes = ok!(store.node_executions(&a, r.id).await);
+    let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["fetch", "ask-supplier"],
+        "renamed in place, in the same order"
+    );
+    assert_eq!(
+        nodes[1].wait.as_ref().map(|w| w.node_id.as_str()),
+        Some("ask-supplier")
+    );
+    assert!(ok!(store.audit_log(&a, &AuditFilter::default()).await).contains(&entry));
+
+    let err = store
+        .migrate_run(&migration)
+        .await
+        .expect_err("the run no longer waits on version 1");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+
+    // The wait, still under its key, now belongs to the renamed node; once
+    // taken, the run is no longer waiting and does not move.
+    let wait = ok!(store
+        .take_wait(
+            &a,
+            "answer:1",
+            Wakeup::Event {
+                key: "answer:1".into(),
+                payload: json!({})
+            }
+        )
+        .await)
+    .expect("the wait is still there");
+    assert_eq!(wait.node_id.as_str(), "ask-supplier");
+    let back = crate::RunMigration {
+        from_version: 2,
+        to_version: 1,
+        renames: &[],
+        ..migration
+    };
+    let err = store
+        .migrate_run(&back)
+        .await
+        .expect_err("a woken run does not move");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+}
+
 /// Once a run has ended, nothing writes into it any more: not its status,
 /// not its nodes, not a new wait.
 pub async fn an_ended_run_takes_no_more_writes(store: &dyn Store) {

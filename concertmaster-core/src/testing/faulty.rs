@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
     DatasetStore, FormId, FormLink, FormResponse, FormSchema, FormStore, LeaseStore, NodeExecution,
-    ResponseFilter, ResponseId, Review, Run, RunFilter, RunId, RunStart, RunStatus, RunStore,
-    Store, StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, Wakeup,
+    ResponseFilter, ResponseId, Review, Run, RunFilter, RunId, RunMigration, RunStart, RunStatus,
+    RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, Wakeup,
     WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
@@ -324,6 +324,10 @@ impl RunStore for FaultyStore {
         self.write()?;
         self.fault().await?;
         self.answer(self.inner.end_run(tenant, id, status, reason, at).await)
+    }
+    async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()> {
+        self.fault().await?;
+        self.answer(self.inner.migrate_run(migration).await)
     }
     async fn runs_in_flight(&self) -> StoreResult<Vec<(TenantId, RunId)>> {
         self.fault().await?;

@@ -53,6 +53,7 @@ macro_rules! store_conformance {
             latest_versions_are_listed_per_workflow,
             runs_round_trip_and_filter_newest_first,
             runs_filter_by_version_time_error_parent_and_page,
+            a_waiting_run_migrates_once_with_its_nodes_renamed,
             inserting_a_run_twice_conflicts,
             updating_an_unknown_run_is_not_found,
             starting_a_run_stores_it_leased_and_audited,

@@ -2,6 +2,7 @@
 
 mod engine;
 mod faults;
+mod migrate;
 mod properties;
 mod recovery;
 mod rerun;
