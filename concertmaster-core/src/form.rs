@@ -285,6 +285,48 @@ pub struct Review {
     pub at: DateTime<Utc>,
 }
 
+/// A checked submission made ready for the host to store in a transaction
+/// of its own (the SQL stores' `insert_response_in`), so that the host's
+/// records and the answer commit or roll back together: the response, the
+/// hash of the link it uses up, and its audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedResponse {
+    response: FormResponse,
+    link_hash: Option<String>,
+    audit: crate::store::AuditEntry,
+}
+
+impl PreparedResponse {
+    /// A response to store with the link it uses (by the SHA-256 hash the
+    /// store keeps) and its audit entry.
+    pub fn new(
+        response: FormResponse,
+        link_hash: Option<String>,
+        audit: crate::store::AuditEntry,
+    ) -> Self {
+        Self {
+            response,
+            link_hash,
+            audit,
+        }
+    }
+
+    /// The response to store.
+    pub fn response(&self) -> &FormResponse {
+        &self.response
+    }
+
+    /// The hash of the link it uses up, if it came through one.
+    pub fn link_hash(&self) -> Option<&str> {
+        self.link_hash.as_deref()
+    }
+
+    /// Its audit entry, to store with it.
+    pub fn audit(&self) -> &crate::store::AuditEntry {
+        &self.audit
+    }
+}
+
 /// A stored, valid submission of a form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

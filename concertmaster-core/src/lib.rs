@@ -111,8 +111,8 @@ pub use engine::{
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
 pub use form::{
-    Consent, FormError, FormLink, FormResponse, FormSchema, PiiField, ResponseFilter, Review,
-    ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
+    Consent, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
+    ResponseFilter, Review, ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
 };
 pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};

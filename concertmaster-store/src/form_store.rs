@@ -8,8 +8,8 @@ macro_rules! form_store {
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
                 Consent, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId,
-                ResponseFilter, ResponseId, Review, ReviewStatus, RunId, StoreError, StoreResult,
-                Submitter, TenantId,
+                PreparedResponse, ResponseFilter, ResponseId, Review, ReviewStatus, RunId,
+                StoreError, StoreResult, Submitter, TenantId,
             };
             use sqlx::types::Json;
             use sqlx::Row;
@@ -94,6 +94,74 @@ macro_rules! form_store {
 
             /// Why link `hash` could not be used by `response`: as the
             /// in-memory store says it, after reading the link back.
+            /// Uses the link (when given) and stores `response` on `conn`,
+            /// a transaction: the store's own or a host's.
+            async fn insert_response_on(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                response: &FormResponse,
+                link: Option<&str>,
+            ) -> StoreResult<()> {
+                let fail = |err| store_error(err, "form response", response.id);
+                if let Some(hash) = link {
+                    let used = sqlx::query(sql!("link/use"))
+                        .bind(hash)
+                        .bind(response.tenant.as_str())
+                        .bind(ts(response.submitted_at))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(fail)?;
+                    if used.rows_affected() == 0 {
+                        return Err(refused_link(&mut *conn, hash, response).await);
+                    }
+                }
+                let inserted = sqlx::query(sql!("response/insert"))
+                    .bind(response.id.as_uuid())
+                    .bind(response.tenant.as_str())
+                    .bind(response.form_id.as_str())
+                    .bind(to_i32(response.form_version)?)
+                    .bind(response.run_id.map(|r| r.as_uuid()))
+                    .bind(response.node_id.as_ref().map(|n| n.as_str()))
+                    .bind(response.respondent.as_deref())
+                    .bind(Json(&response.data))
+                    .bind(Json(&response.consent))
+                    .bind(Json(&response.submitter))
+                    .bind(response.review_status.as_str())
+                    .bind(ts(response.submitted_at))
+                    .execute(&mut *conn)
+                    .await;
+                if let Err(err) = inserted {
+                    return Err(match store_error(err, "form response", response.id) {
+                        StoreError::Conflict { entity, id, .. } => StoreError::Conflict {
+                            entity,
+                            id,
+                            message: "a response with this id exists".into(),
+                        },
+                        other => other,
+                    });
+                }
+                Ok(())
+            }
+
+            impl $store {
+                /// Stores `prepared` (a checked submission from
+                /// `Forms::prepare_submission`: the response, the link it
+                /// uses up, its audit entry) on `conn`. Given the host's own
+                /// transaction (`&mut *tx`), the answer commits or rolls back
+                /// with the host's writes; once it committed,
+                /// `Forms::delivered` wakes the node waiting for it. A link
+                /// used meanwhile is a `Conflict`, an expired one `NotFound`,
+                /// as for `insert_response`.
+                pub async fn insert_response_in(
+                    &self,
+                    conn: &mut <Db as sqlx::Database>::Connection,
+                    prepared: &PreparedResponse,
+                ) -> StoreResult<()> {
+                    insert_response_on(&mut *conn, prepared.response(), prepared.link_hash())
+                        .await?;
+                    super::insert_one_audit(&mut *conn, prepared.audit()).await
+                }
+            }
+
             async fn refused_link<'c, E>(
                 executor: E,
                 hash: &str,
@@ -214,43 +282,7 @@ macro_rules! form_store {
                 ) -> StoreResult<()> {
                     let fail = |err| store_error(err, "form response", response.id);
                     let mut tx = self.pool.begin().await.map_err(fail)?;
-                    if let Some(hash) = link {
-                        let used = sqlx::query(sql!("link/use"))
-                            .bind(hash)
-                            .bind(response.tenant.as_str())
-                            .bind(ts(response.submitted_at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(fail)?;
-                        if used.rows_affected() == 0 {
-                            return Err(refused_link(&mut *tx, hash, response).await);
-                        }
-                    }
-                    let inserted = sqlx::query(sql!("response/insert"))
-                        .bind(response.id.as_uuid())
-                        .bind(response.tenant.as_str())
-                        .bind(response.form_id.as_str())
-                        .bind(to_i32(response.form_version)?)
-                        .bind(response.run_id.map(|r| r.as_uuid()))
-                        .bind(response.node_id.as_ref().map(|n| n.as_str()))
-                        .bind(response.respondent.as_deref())
-                        .bind(Json(&response.data))
-                        .bind(Json(&response.consent))
-                        .bind(Json(&response.submitter))
-                        .bind(response.review_status.as_str())
-                        .bind(ts(response.submitted_at))
-                        .execute(&mut *tx)
-                        .await;
-                    if let Err(err) = inserted {
-                        return Err(match store_error(err, "form response", response.id) {
-                            StoreError::Conflict { entity, id, .. } => StoreError::Conflict {
-                                entity,
-                                id,
-                                message: "a response with this id exists".into(),
-                            },
-                            other => other,
-                        });
-                    }
+                    insert_response_on(&mut tx, response, link).await?;
                     tx.commit().await.map_err(fail)
                 }
 

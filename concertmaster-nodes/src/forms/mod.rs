@@ -13,9 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
     AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormId, FormLink, FormResponse,
-    FormSchema, FormToken, NodeId, NodeRegistry, RegistryError, ResponseFilter, ResponseId, Review,
-    ReviewStatus, RunId, RunStatus, Store, StoreError, StoreErrorKind, Submitter, SystemClock,
-    TenantId,
+    FormSchema, FormToken, NodeId, NodeRegistry, PreparedResponse, RegistryError, ResponseFilter,
+    ResponseId, Review, ReviewStatus, RunId, RunStatus, Store, StoreError, StoreErrorKind,
+    Submitter, SystemClock, TenantId,
 };
 use serde_json::{json, Value};
 
@@ -466,6 +466,43 @@ impl Forms {
         token: &str,
         submission: Submission,
     ) -> Result<FormResponse, FormsError> {
+        let prepared = self.prepare_submission(token, submission).await?;
+        let response = prepared.response();
+        let hash = prepared.link_hash();
+        if let Err(err) = self.inner.store.insert_response(response, hash).await {
+            // Another submission through the same link won the race, or
+            // the link expired meanwhile: say which, as `open` would.
+            return Err(match (err.kind(), hash) {
+                (StoreErrorKind::Conflict | StoreErrorKind::NotFound, Some(hash)) => {
+                    match self.inner.store.link(hash).await? {
+                        Some(link) => check_usable(&link, response.submitted_at)
+                            .err()
+                            .unwrap_or(FormsError::Store(err)),
+                        None => FormsError::UnknownLink,
+                    }
+                }
+                _ => FormsError::Store(err),
+            });
+        }
+        // The change itself is committed; a lost audit line is reported,
+        // not turned into a failure that would invite a repeat.
+        if let Err(err) = self.inner.store.append_audit(prepared.audit()).await {
+            tracing::error!(error = %err, entity = %response.id, "audit entry could not be stored");
+        }
+        self.wake_for(engine, response).await;
+        Ok(response.clone())
+    }
+
+    /// Checks a submission through the link with `token` as
+    /// [`Forms::submit`] does, and stores nothing: the host stores it in a
+    /// transaction of its own (the SQL stores' `insert_response_in`), so
+    /// that its records and the answer commit or roll back together, then
+    /// calls [`Forms::delivered`].
+    pub async fn prepare_submission(
+        &self,
+        token: &str,
+        submission: Submission,
+    ) -> Result<PreparedResponse, FormsError> {
         let (link, hash) = self.usable_link(token).await?;
         let form = self
             .form(&link.tenant, &link.form_id, Some(link.form_version))
@@ -477,42 +514,52 @@ impl Forms {
             respondent: link.respondent.clone(),
             ..response
         };
-        if let Err(err) = self
-            .inner
-            .store
-            .insert_response(&response, Some(&hash))
-            .await
-        {
-            // Another submission through the same link won the race, or
-            // the link expired meanwhile: say which, as `open` would.
-            return Err(match err.kind() {
-                StoreErrorKind::Conflict | StoreErrorKind::NotFound => {
-                    match self.inner.store.link(&hash).await? {
-                        Some(link) => check_usable(&link, response.submitted_at)
-                            .err()
-                            .unwrap_or(FormsError::Store(err)),
-                        None => FormsError::UnknownLink,
-                    }
-                }
-                _ => FormsError::Store(err),
-            });
-        }
-        self.audit(
-            &link.tenant,
-            None,
-            AuditAction::Create,
-            "form response",
-            response.id.to_string(),
+        let audit = AuditEntry {
+            tenant: link.tenant.clone(),
+            at: response.submitted_at,
+            actor: concertmaster_core::current_actor(),
+            action: AuditAction::Create,
+            entity_type: "form response".into(),
+            entity_id: response.id.to_string(),
             // Consent given or refused with the answers is on record (GDPR
             // Art. 7): what was agreed to, and when.
-            json!({ "form": form.id, "version": form.version, "run": link.run_id, "consent": response.consent }),
-        )
-        .await;
-        if let (Some(run), Some(node)) = (link.run_id, &link.node_id) {
+            details: json!({ "form": form.id, "version": form.version, "run": link.run_id, "consent": response.consent }),
+        };
+        Ok(PreparedResponse::new(response, Some(hash), audit))
+    }
+
+    /// Wakes the node waiting for `prepared`, once the host's transaction
+    /// that stored it has committed. [`FormsError::ResponseNotFound`] when
+    /// it is not stored (the transaction rolled back); the link is then
+    /// still usable.
+    pub async fn delivered(
+        &self,
+        engine: &Engine,
+        prepared: &PreparedResponse,
+    ) -> Result<(), FormsError> {
+        let response = prepared.response();
+        // The responses of the same form, run, node and respondent: a few.
+        let mut same = ResponseFilter::form(response.form_id.clone());
+        same.run_id = response.run_id;
+        same.node_id = response.node_id.clone();
+        same.respondent = response.respondent.clone();
+        same.limit = Some(usize::MAX >> 1);
+        let stored = self.inner.store.responses(&response.tenant, &same).await?;
+        if !stored.iter().any(|r| r.id == response.id) {
+            return Err(FormsError::ResponseNotFound(response.id));
+        }
+        self.wake_for(engine, response).await;
+        Ok(())
+    }
+
+    /// Wakes the node of the run a stored `response` answers.
+    async fn wake_for(&self, engine: &Engine, response: &FormResponse) {
+        if let (Some(run), Some(node)) = (response.run_id, &response.node_id) {
             let payload = json!({ "responseId": response.id });
+            let tenant = &response.tenant;
             nudge(
                 engine,
-                &link.tenant,
+                tenant,
                 run,
                 reminder_key(run, node.as_str()),
                 &payload,
@@ -521,7 +568,7 @@ impl Forms {
             .await;
             nudge(
                 engine,
-                &link.tenant,
+                tenant,
                 run,
                 response_key(run, node.as_str()),
                 &payload,
@@ -529,7 +576,6 @@ impl Forms {
             )
             .await;
         }
-        Ok(response)
     }
 
     /// Takes a submission of form `form` without a link (a public form):

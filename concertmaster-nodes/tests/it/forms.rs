@@ -739,3 +739,116 @@ async fn a_submission_past_the_size_limit_is_refused_and_the_link_still_works() 
     let stored = h.stored_responses().await;
     assert_eq!(stored.len(), 1);
 }
+
+/// A questionnaire on SQLite waiting for `to`, the store, and the token of
+/// the invitation sent.
+async fn invited_on_sqlite(
+    to: &str,
+) -> (
+    Harness,
+    concertmaster_store::SqliteStore,
+    concertmaster_core::RunId,
+    String,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = concertmaster_store::SqliteStore::open(dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE host_answers (token TEXT PRIMARY KEY)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let h = Harness::on(Arc::new(store.clone()), ManualClock::default()).await;
+    h.publish_profile_form().await;
+    let workflow = h.publish(questionnaire(&[to], json!({}))).await;
+    let run = h.engine.start(&workflow, json!({})).await.unwrap();
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    let token = h.token_for(to, NotificationKind::Invitation);
+    (h, store, run, token, dir)
+}
+
+#[tokio::test]
+async fn an_answer_stored_in_the_hosts_transaction_wakes_the_run_once_committed() {
+    let (h, store, run, token, _dir) = invited_on_sqlite("a@acme.test").await;
+    let prepared = h
+        .forms
+        .prepare_submission(&token, Submission::new(answers("ACME", "a@acme.test")))
+        .await
+        .unwrap();
+    // Checked, not stored: the link is still open.
+    assert!(h.stored_responses().await.is_empty());
+    h.forms.open(&token).await.unwrap();
+
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    store.insert_response_in(&mut tx, &prepared).await.unwrap();
+    tx.commit().await.unwrap();
+    h.forms.delivered(&h.engine, &prepared).await.unwrap();
+
+    let detail = h
+        .until(run, "the answer reaches review", |d| {
+            waiting_nodes(d) == ["review"]
+        })
+        .await;
+    assert_eq!(ids(&detail, "wait", "main"), [json!("a@acme.test")]);
+    assert!(matches!(
+        h.forms.open(&token).await,
+        Err(FormsError::LinkUsed)
+    ));
+    let audit = h
+        .engine
+        .store()
+        .audit_log(
+            &h.tenant,
+            &AuditFilter::entity("form response", prepared.response().id.to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "the answer's audit entry, with it");
+}
+
+#[tokio::test]
+async fn an_answer_rolled_back_with_the_hosts_transaction_leaves_nothing_and_the_link_open() {
+    let (h, store, run, token, _dir) = invited_on_sqlite("a@acme.test").await;
+    let prepared = h
+        .forms
+        .prepare_submission(&token, Submission::new(answers("ACME", "a@acme.test")))
+        .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    store.insert_response_in(&mut tx, &prepared).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    assert!(matches!(
+        h.forms.delivered(&h.engine, &prepared).await,
+        Err(FormsError::ResponseNotFound(id)) if id == prepared.response().id
+    ));
+    assert!(h.stored_responses().await.is_empty());
+    let (host_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM host_answers")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(host_rows, 0);
+    assert_eq!(h.status(run).await, RunStatus::Waiting);
+    // The respondent can still answer through the same link.
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+    h.until(run, "the answer reaches review", |d| {
+        waiting_nodes(d) == ["review"]
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
-//! A run started inside the host's own transaction: the host's record and
-//! the run commit together, or neither is stored.
+//! A run started, or an answer stored, inside the host's own transaction:
+//! the host's record and the engine's commit together, or neither is
+//! stored.
 
 /// The same cases on each SQL store: `$make` gives a fresh store.
 macro_rules! outbox_cases {
@@ -148,6 +149,109 @@ macro_rules! outbox_cases {
                 .expect("the sweep found it")
                 .expect("finishes");
                 assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+            }
+
+            /// An answer through a link, checked and made ready as
+            /// `Forms::prepare_submission` makes it.
+            fn prepared_answer(tenant: &TenantId, hash: &str) -> (concertmaster_core::FormLink, concertmaster_core::PreparedResponse) {
+                let now = chrono::Utc::now();
+                let link = concertmaster_core::FormLink {
+                    token_hash: hash.into(),
+                    tenant: tenant.clone(),
+                    form_id: "profile".into(),
+                    form_version: 1,
+                    run_id: None,
+                    node_id: Some("send".into()),
+                    wait_key: None,
+                    respondent: Some("jane@acme.test".into()),
+                    created_at: now,
+                    expires_at: now + chrono::Duration::days(14),
+                    used_at: None,
+                };
+                let response = concertmaster_core::FormResponse {
+                    id: concertmaster_core::ResponseId::new(),
+                    tenant: tenant.clone(),
+                    form_id: "profile".into(),
+                    form_version: 1,
+                    run_id: None,
+                    node_id: Some("send".into()),
+                    respondent: Some("jane@acme.test".into()),
+                    data: json!({ "company": "ACME" }),
+                    consent: None,
+                    submitter: concertmaster_core::Submitter::default(),
+                    submitted_at: now,
+                    review_status: concertmaster_core::ReviewStatus::Pending,
+                    review: None,
+                    erased_at: None,
+                };
+                let audit = concertmaster_core::AuditEntry {
+                    tenant: tenant.clone(),
+                    at: now,
+                    actor: None,
+                    action: concertmaster_core::AuditAction::Create,
+                    entity_type: "form response".into(),
+                    entity_id: response.id.to_string(),
+                    details: json!({}),
+                };
+                (link, concertmaster_core::PreparedResponse::new(response, Some(hash.into()), audit))
+            }
+
+            #[tokio::test]
+            async fn an_answer_commits_or_rolls_back_with_the_host_record() {
+                use concertmaster_core::{FormStore, ResponseFilter};
+
+                let store = $make.await;
+                sqlx::query("CREATE TABLE host_answers (id TEXT PRIMARY KEY)")
+                    .execute(store.pool())
+                    .await
+                    .expect("the host's table");
+                let tenant = TenantId::new("acme");
+                for (hash, commit) in [("h-rolled-back", false), ("h-committed", true)] {
+                    let (link, prepared) = prepared_answer(&tenant, hash);
+                    store.insert_link(&link).await.expect("the link");
+                    let mut tx = store.pool().begin().await.expect("the host's transaction");
+                    sqlx::query("INSERT INTO host_answers (id) VALUES ($1)")
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await
+                        .expect("the host's record");
+                    store.insert_response_in(&mut tx, &prepared).await.expect("the answer");
+                    if commit {
+                        tx.commit().await.expect("commits");
+                    } else {
+                        tx.rollback().await.expect("rolls back");
+                    }
+                    let used = store.link(hash).await.expect("reads").expect("the link").used_at;
+                    assert_eq!(used.is_some(), commit, "{hash}: the link is used with the answer");
+                    let stored = store.responses(&tenant, &ResponseFilter::all()).await.expect("reads");
+                    assert_eq!(
+                        stored.iter().any(|r| r.id == prepared.response().id),
+                        commit,
+                        "{hash}"
+                    );
+                    let audit = store.audit_log(&tenant, &AuditFilter::default()).await.expect("audit");
+                    assert_eq!(
+                        audit.iter().any(|e| e.entity_id == prepared.response().id.to_string()),
+                        commit,
+                        "{hash}"
+                    );
+                }
+                let (host_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM host_answers")
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("counts");
+                assert_eq!(host_rows, 1);
+
+                // A link used already refuses a second answer in the host's
+                // transaction too.
+                let (_, again) = prepared_answer(&tenant, "h-committed");
+                let mut tx = store.pool().begin().await.expect("the host's transaction");
+                let refused = store.insert_response_in(&mut tx, &again).await;
+                assert!(
+                    matches!(&refused, Err(err) if err.kind() == concertmaster_core::StoreErrorKind::Conflict),
+                    "{refused:?}"
+                );
+                tx.rollback().await.expect("rolls back");
             }
         }
     };
