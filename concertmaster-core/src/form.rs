@@ -137,6 +137,25 @@ impl FormSchema {
         })
     }
 
+    /// Checks a draft leniently: what it holds must be valid, but fields
+    /// may be missing (the schema's `required`, at every level, is left
+    /// out). `Ok(Err(errors))` with every field error otherwise.
+    pub fn check_draft(&self, data: &Value) -> Result<Result<(), Vec<FieldError>>, FormError> {
+        let mut lenient = self.schema.clone();
+        drop_required(&mut lenient);
+        let errors = SchemaValidator::new(&lenient)
+            .map_err(|message| FormError::InvalidSchema {
+                form: self.id.clone(),
+                message,
+            })?
+            .check(data);
+        Ok(if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        })
+    }
+
     /// Blanks every `x-pii` field of `data` (sets it to `null`, in every
     /// element of arrays); returns how many values were blanked.
     pub fn erase_pii(&self, data: &mut Value) -> usize {
@@ -283,6 +302,63 @@ pub struct Review {
     pub comment: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// Answers saved part-way through a link, so that the respondent resumes
+/// later, on any device that has the same link. Each save replaces the
+/// link's draft; the link's submission removes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormDraft {
+    /// The SHA-256 hash of the link's token.
+    pub token_hash: String,
+    /// The link's tenant.
+    pub tenant: TenantId,
+    /// The answers so far.
+    pub data: Value,
+    /// When they were saved.
+    pub saved_at: DateTime<Utc>,
+}
+
+/// Removes the `required` keyword from `schema` and every schema inside
+/// it. Keywords whose values are schemas are walked; a property that
+/// happens to be named `required` is a name under `properties`, not a
+/// keyword, and stays.
+fn drop_required(schema: &mut Value) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if map.get("required").is_some_and(Value::is_array) {
+        map.remove("required");
+    }
+    for (keyword, value) in map.iter_mut() {
+        match keyword.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                if let Value::Object(schemas) = value {
+                    schemas.values_mut().for_each(drop_required);
+                }
+            }
+            "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                if let Value::Array(schemas) = value {
+                    schemas.iter_mut().for_each(drop_required);
+                }
+            }
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "contains"
+            | "unevaluatedProperties"
+            | "unevaluatedItems"
+            | "propertyNames" => match value {
+                Value::Array(schemas) => schemas.iter_mut().for_each(drop_required),
+                other => drop_required(other),
+            },
+            _ => {}
+        }
+    }
 }
 
 /// A checked submission made ready for the host to store in a transaction
@@ -500,6 +576,47 @@ impl ResponseFilter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_draft_may_lack_required_fields_at_any_level_but_not_hold_wrong_ones() {
+        let form = FormSchema::new(
+            "f",
+            "F",
+            json!({
+                "type": "object",
+                "properties": {
+                    "company": { "type": "string", "minLength": 2 },
+                    "required": { "type": "boolean" },
+                    "contacts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": { "email": { "type": "string", "format": "email" } },
+                            "required": ["email"]
+                        }
+                    },
+                    "address": {
+                        "allOf": [{ "type": "object", "required": ["city"] }]
+                    }
+                },
+                "required": ["company", "required", "contacts", "address"]
+            }),
+        );
+        let partial = json!({ "contacts": [{}], "address": {} });
+        assert!(form.check_draft(&partial).unwrap().is_ok());
+        assert!(
+            form.check(&partial).unwrap().is_err(),
+            "a submission stays strict"
+        );
+
+        let wrong = json!({ "company": "A", "required": "yes", "contacts": [{ "email": 7 }] });
+        let errors = form.check_draft(&wrong).unwrap().unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers.len(), 3, "{errors:?}");
+        for pointer in ["/company", "/required", "/contacts/0/email"] {
+            assert!(pointers.contains(&pointer), "{pointer} in {errors:?}");
+        }
+    }
 
     #[test]
     fn pii_fields_under_a_condition_are_found_and_erased() {

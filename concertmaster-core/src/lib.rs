@@ -111,7 +111,7 @@ pub use engine::{
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
 pub use form::{
-    Consent, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
+    Consent, FormDraft, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
     ResponseFilter, Review, ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
 };
 pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};

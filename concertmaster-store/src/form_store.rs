@@ -7,7 +7,7 @@ macro_rules! form_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                Consent, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId,
+                Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId,
                 PreparedResponse, ResponseFilter, ResponseId, Review, ReviewStatus, RunId,
                 StoreError, StoreResult, Submitter, TenantId,
             };
@@ -111,8 +111,13 @@ macro_rules! form_store {
                         .await
                         .map_err(fail)?;
                     if used.rows_affected() == 0 {
-                        return Err(refused_link(&mut *conn, hash, response).await);
+                        return Err(refused_link(&mut *conn, hash, &response.tenant).await);
                     }
+                    sqlx::query(sql!("draft/delete"))
+                        .bind(hash)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(fail)?;
                 }
                 let inserted = sqlx::query(sql!("response/insert"))
                     .bind(response.id.as_uuid())
@@ -162,11 +167,7 @@ macro_rules! form_store {
                 }
             }
 
-            async fn refused_link<'c, E>(
-                executor: E,
-                hash: &str,
-                response: &FormResponse,
-            ) -> StoreError
+            async fn refused_link<'c, E>(executor: E, hash: &str, tenant: &TenantId) -> StoreError
             where
                 E: sqlx::Executor<'c, Database = Db>,
             {
@@ -175,7 +176,7 @@ macro_rules! form_store {
                     .fetch_optional(executor)
                     .await;
                 match found.map(|row| row.map(|row| link_from_row(&row)).transpose()) {
-                    Ok(Ok(Some(link))) if link.tenant == response.tenant => {
+                    Ok(Ok(Some(link))) if link.tenant == *tenant => {
                         if link.used_at.is_some() {
                             StoreError::link_refused("the link has been used already")
                         } else {
@@ -286,6 +287,42 @@ macro_rules! form_store {
                     tx.commit().await.map_err(fail)
                 }
 
+                async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
+                    let fail = |err| store_error(err, "form draft", "(token)");
+                    let saved = sqlx::query(sql!("draft/save"))
+                        .bind(draft.token_hash.as_str())
+                        .bind(draft.tenant.as_str())
+                        .bind(Json(&draft.data))
+                        .bind(ts(draft.saved_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(fail)?;
+                    if saved.rows_affected() == 0 {
+                        return Err(
+                            refused_link(&self.pool, &draft.token_hash, &draft.tenant).await
+                        );
+                    }
+                    Ok(())
+                }
+
+                async fn draft(&self, token_hash: &str) -> StoreResult<Option<FormDraft>> {
+                    let row = sqlx::query(sql!("draft/get"))
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(|err| store_error(err, "form draft", "(token)"))?;
+                    row.map(|row| -> Result<FormDraft, sqlx::Error> {
+                        Ok(FormDraft {
+                            token_hash: row.try_get("token_hash")?,
+                            tenant: TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                            data: row.try_get::<Json<serde_json::Value>, _>("data")?.0,
+                            saved_at: read_ts(&row, "saved_at")?,
+                        })
+                    })
+                    .transpose()
+                    .map_err(|err| store_error(err, "form draft", "(token)"))
+                }
+
                 async fn responses(
                     &self,
                     tenant: &TenantId,
@@ -369,14 +406,25 @@ macro_rules! form_store {
                     form_id: &FormId,
                     before: DateTime<Utc>,
                 ) -> StoreResult<u64> {
-                    sqlx::query(sql!("response/delete_before"))
+                    let fail = |err| store_error(err, "form responses of form", form_id);
+                    let mut tx = self.pool.begin().await.map_err(fail)?;
+                    let deleted = sqlx::query(sql!("response/delete_before"))
                         .bind(tenant.as_str())
                         .bind(form_id.as_str())
                         .bind(ts(before))
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await
-                        .map(|done| done.rows_affected())
-                        .map_err(|err| store_error(err, "form responses of form", form_id))
+                        .map_err(fail)?
+                        .rows_affected();
+                    sqlx::query(sql!("draft/delete_before"))
+                        .bind(tenant.as_str())
+                        .bind(form_id.as_str())
+                        .bind(ts(before))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    tx.commit().await.map_err(fail)?;
+                    Ok(deleted)
                 }
             }
         }

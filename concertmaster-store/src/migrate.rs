@@ -54,6 +54,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_run_parent.sql"),
         postgres: include_str!("../migrations/postgres/0007_run_parent.sql"),
     },
+    Migration {
+        version: 8,
+        description: "form drafts",
+        sqlite: include_str!("../migrations/sqlite/0008_form_drafts.sql"),
+        postgres: include_str!("../migrations/postgres/0008_form_drafts.sql"),
+    },
 ];
 
 /// The newest version this build knows.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{StoreError, StoreResult};
-use crate::form::{FormLink, FormResponse, FormSchema, ResponseFilter, Review};
+use crate::form::{FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review};
 use crate::ids::{FormId, ResponseId, TenantId};
 
 /// Forms, responses and form links.
@@ -35,10 +35,20 @@ pub trait FormStore: Send + Sync {
 
     /// Stores `response`. With `link`, in one change it also uses the link
     /// with that token hash, which must belong to the response's tenant, be
-    /// unused and not expired at `response.submitted_at`; otherwise nothing
-    /// is stored and the answer is [`StoreError::Conflict`] (or `NotFound`).
+    /// unused and not expired at `response.submitted_at`, and removes the
+    /// link's draft; otherwise nothing is stored and the answer is
+    /// [`StoreError::Conflict`] (or `NotFound`).
     async fn insert_response(&self, response: &FormResponse, link: Option<&str>)
         -> StoreResult<()>;
+
+    /// Saves `draft` as its link's draft, replacing the one before, when
+    /// the link belongs to the draft's tenant, is unused and is not expired
+    /// at `draft.saved_at`; otherwise nothing is stored and the answer is
+    /// [`StoreError::Conflict`] (used or expired) or `NotFound`.
+    async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()>;
+
+    /// The draft saved through the link whose token hashes to `token_hash`.
+    async fn draft(&self, token_hash: &str) -> StoreResult<Option<FormDraft>>;
 
     /// Responses passing `filter`, newest first.
     async fn responses(
@@ -67,8 +77,9 @@ pub trait FormStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Deletes the responses to form `form_id` submitted before `before`;
-    /// returns how many.
+    /// Deletes the responses to form `form_id` submitted before `before`,
+    /// and the drafts of its links saved before then; returns how many
+    /// responses.
     async fn delete_responses(
         &self,
         tenant: &TenantId,

@@ -12,7 +12,7 @@ use super::{
     StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
-    FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
+    FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
 };
 use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 use crate::node::{Resumed, Wakeup};
@@ -47,6 +47,8 @@ struct State {
     forms: HashMap<(TenantId, FormId), BTreeMap<u32, FormSchema>>,
     /// Token hash -> link.
     links: HashMap<String, FormLink>,
+    /// Token hash -> the link's draft.
+    drafts: HashMap<String, FormDraft>,
     responses: Vec<FormResponse>,
     /// (tenant, dataset) -> records, oldest first.
     datasets: HashMap<(TenantId, String), Vec<DatasetRecord>>,
@@ -702,9 +704,36 @@ impl FormStore for InMemoryStore {
                 return Err(StoreError::link_refused("the link has expired"));
             }
             stored.used_at = Some(response.submitted_at);
+            state.drafts.remove(hash);
         }
         state.responses.push(response.clone());
         Ok(())
+    }
+
+    async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
+        let mut state = self.state();
+        let Some(link) = state
+            .links
+            .get(&draft.token_hash)
+            .filter(|l| l.tenant == draft.tenant)
+        else {
+            return Err(StoreError::NotFound {
+                entity: "form link",
+                id: "(token)".into(),
+            });
+        };
+        if link.used_at.is_some() {
+            return Err(StoreError::link_refused("the link has been used already"));
+        }
+        if link.expires_at <= draft.saved_at {
+            return Err(StoreError::link_refused("the link has expired"));
+        }
+        state.drafts.insert(draft.token_hash.clone(), draft.clone());
+        Ok(())
+    }
+
+    async fn draft(&self, token_hash: &str) -> StoreResult<Option<FormDraft>> {
+        Ok(self.state().drafts.get(token_hash).cloned())
     }
 
     async fn responses(
@@ -771,7 +800,15 @@ impl FormStore for InMemoryStore {
         state
             .responses
             .retain(|r| !(r.tenant == *tenant && r.form_id == *form_id && r.submitted_at < before));
-        Ok((before_len - state.responses.len()) as u64)
+        let deleted = (before_len - state.responses.len()) as u64;
+        let State { drafts, links, .. } = &mut *state;
+        drafts.retain(|hash, draft| {
+            let of_form = links
+                .get(hash)
+                .is_some_and(|l| l.tenant == *tenant && l.form_id == *form_id);
+            !(of_form && draft.saved_at < before)
+        });
+        Ok(deleted)
     }
 }
 

@@ -1563,6 +1563,80 @@ pub async fn a_form_link_is_used_once(store: &dyn Store) {
     assert!(ok!(store.responses(&b, &ResponseFilter::all()).await).is_empty());
 }
 
+/// A link keeps one draft, replaced by each save, while it is unused and
+/// not expired; its submission removes the draft; retention purges old
+/// drafts with old responses.
+pub async fn a_link_keeps_one_draft_until_it_is_used(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    ok!(store.insert_link(&link(&a, "hash-d", 7)).await);
+    ok!(store.insert_link(&link(&a, "hash-gone", 0)).await);
+    ok!(store.insert_link(&link(&a, "hash-kept", 7)).await);
+    let draft = |tenant: &TenantId, hash: &str, minutes: i64, company: &str| crate::FormDraft {
+        token_hash: hash.into(),
+        tenant: tenant.clone(),
+        data: json!({ "company": company }),
+        saved_at: t0() + Duration::minutes(minutes),
+    };
+    assert!(ok!(store.draft("hash-d").await).is_none());
+    ok!(store.save_draft(&draft(&a, "hash-d", 1, "AC")).await);
+    let later = draft(&a, "hash-d", 2, "ACME");
+    ok!(store.save_draft(&later).await);
+    assert_eq!(
+        ok!(store.draft("hash-d").await),
+        Some(later),
+        "the last save wins"
+    );
+
+    let err = store
+        .save_draft(&draft(&b, "hash-d", 3, "evil"))
+        .await
+        .expect_err("another tenant's draft cannot use the link");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    let err = store
+        .save_draft(&draft(&a, "no-such-hash", 3, "x"))
+        .await
+        .expect_err("an unknown link takes no draft");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    let err = store
+        .save_draft(&draft(&a, "hash-gone", 3, "x"))
+        .await
+        .expect_err("an expired link takes no draft");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert!(ok!(store.draft("hash-gone").await).is_none());
+
+    ok!(store
+        .insert_response(
+            &response(&a, "profile", "jane@acme.test", 4),
+            Some("hash-d")
+        )
+        .await);
+    assert!(
+        ok!(store.draft("hash-d").await).is_none(),
+        "the submission removes the draft"
+    );
+    let err = store
+        .save_draft(&draft(&a, "hash-d", 5, "again"))
+        .await
+        .expect_err("a used link takes no draft");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+
+    ok!(store.save_draft(&draft(&a, "hash-kept", 10, "later")).await);
+    ok!(store
+        .delete_responses(&a, &FormId::new("profile"), t0() + Duration::minutes(10))
+        .await);
+    assert!(
+        ok!(store.draft("hash-kept").await).is_some(),
+        "saved at the cut-off: kept"
+    );
+    ok!(store
+        .delete_responses(&a, &FormId::new("profile"), t0() + Duration::minutes(11))
+        .await);
+    assert!(
+        ok!(store.draft("hash-kept").await).is_none(),
+        "purged with the responses"
+    );
+}
+
 /// Responses filter by form, node, respondent and review state, newest
 /// first; a response is decided once.
 pub async fn responses_filter_and_are_reviewed_once(store: &dyn Store) {

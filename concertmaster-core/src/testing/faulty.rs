@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormId, FormLink, FormResponse, FormSchema, FormStore, LeaseStore, NodeExecution,
-    ResponseFilter, ResponseId, Review, Run, RunFilter, RunId, RunMigration, RunStart, RunStatus,
-    RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, Wakeup,
-    WorkflowDefinition, WorkflowId, WorkflowStore,
+    DatasetStore, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore, LeaseStore,
+    NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter, RunId, RunMigration,
+    RunStart, RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId,
+    Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -509,6 +509,14 @@ impl FormStore for FaultyStore {
     ) -> StoreResult<()> {
         self.fault().await?;
         self.inner.insert_response(response, link).await
+    }
+    async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
+        self.fault().await?;
+        self.inner.save_draft(draft).await
+    }
+    async fn draft(&self, token_hash: &str) -> StoreResult<Option<FormDraft>> {
+        self.fault().await?;
+        self.inner.draft(token_hash).await
     }
     async fn responses(
         &self,

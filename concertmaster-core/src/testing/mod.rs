@@ -74,6 +74,7 @@ macro_rules! store_conformance {
             concurrent_run_writes_each_get_their_own_answer,
             form_versions_are_immutable,
             a_form_link_is_used_once,
+            a_link_keeps_one_draft_until_it_is_used,
             responses_filter_and_are_reviewed_once,
             responses_are_erased_and_purged,
             datasets_replace_per_node_and_filter,

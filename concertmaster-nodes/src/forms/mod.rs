@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormId, FormLink, FormResponse,
-    FormSchema, FormToken, NodeId, NodeRegistry, PreparedResponse, RegistryError, ResponseFilter,
-    ResponseId, Review, ReviewStatus, RunId, RunStatus, Store, StoreError, StoreErrorKind,
-    Submitter, SystemClock, TenantId,
+    AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormDraft, FormId, FormLink,
+    FormResponse, FormSchema, FormToken, NodeId, NodeRegistry, PreparedResponse, RegistryError,
+    ResponseFilter, ResponseId, Review, ReviewStatus, RunId, RunStatus, Store, StoreError,
+    StoreErrorKind, Submitter, SystemClock, TenantId,
 };
 use serde_json::{json, Value};
 
@@ -213,6 +213,8 @@ pub struct OpenForm {
     pub link: FormLink,
     /// The form version to render.
     pub form: FormSchema,
+    /// The answers saved part-way through this link, to fill the form with.
+    pub draft: Option<FormDraft>,
 }
 
 /// What a retention purge did.
@@ -423,11 +425,12 @@ impl Forms {
 
     /// Checks a link a respondent followed and returns what to render.
     pub async fn open(&self, token: &str) -> Result<OpenForm, FormsError> {
-        let (link, _) = self.usable_link(token).await?;
+        let (link, hash) = self.usable_link(token).await?;
         let form = self
             .form(&link.tenant, &link.form_id, Some(link.form_version))
             .await?;
-        Ok(OpenForm { link, form })
+        let draft = self.inner.store.draft(&hash).await?;
+        Ok(OpenForm { link, form, draft })
     }
 
     async fn usable_link(&self, token: &str) -> Result<(FormLink, String), FormsError> {
@@ -470,18 +473,9 @@ impl Forms {
         let response = prepared.response();
         let hash = prepared.link_hash();
         if let Err(err) = self.inner.store.insert_response(response, hash).await {
-            // Another submission through the same link won the race, or
-            // the link expired meanwhile: say which, as `open` would.
-            return Err(match (err.kind(), hash) {
-                (StoreErrorKind::Conflict | StoreErrorKind::NotFound, Some(hash)) => {
-                    match self.inner.store.link(hash).await? {
-                        Some(link) => check_usable(&link, response.submitted_at)
-                            .err()
-                            .unwrap_or(FormsError::Store(err)),
-                        None => FormsError::UnknownLink,
-                    }
-                }
-                _ => FormsError::Store(err),
+            return Err(match hash {
+                Some(hash) => self.refused(err, hash, response.submitted_at).await,
+                None => FormsError::Store(err),
             });
         }
         // The change itself is committed; a lost audit line is reported,
@@ -491,6 +485,58 @@ impl Forms {
         }
         self.wake_for(engine, response).await;
         Ok(response.clone())
+    }
+
+    /// What the store's refusal to write through the link with hash `hash`
+    /// at `at` means: another submission through it won the race, or it
+    /// expired meanwhile; said as `open` would.
+    async fn refused(&self, err: StoreError, hash: &str, at: DateTime<Utc>) -> FormsError {
+        if !matches!(
+            err.kind(),
+            StoreErrorKind::Conflict | StoreErrorKind::NotFound
+        ) {
+            return FormsError::Store(err);
+        }
+        match self.inner.store.link(hash).await {
+            Ok(Some(link)) => check_usable(&link, at)
+                .err()
+                .unwrap_or(FormsError::Store(err)),
+            Ok(None) => FormsError::UnknownLink,
+            Err(read) => FormsError::Store(read),
+        }
+    }
+
+    /// Saves answers part-way through the link with `token`, replacing the
+    /// draft saved before, so that the respondent goes on later, also on
+    /// another device: [`Forms::open`] returns the draft with the form.
+    /// Checked leniently: fields may be missing, but what the draft holds
+    /// must be valid (every failing field is listed in
+    /// [`FormsError::Invalid`] and nothing is saved). The link stays
+    /// usable; its submission is checked strictly and removes the draft.
+    #[tracing::instrument(name = "save_draft", skip_all)]
+    pub async fn save_draft(&self, token: &str, data: Value) -> Result<FormDraft, FormsError> {
+        let (link, hash) = self.usable_link(token).await?;
+        let form = self
+            .form(&link.tenant, &link.form_id, Some(link.form_version))
+            .await?;
+        within_limits(&data)?;
+        if let Err(errors) = form.check_draft(&data)? {
+            return Err(FormsError::Invalid {
+                form: form.id.clone(),
+                version: form.version,
+                errors,
+            });
+        }
+        let draft = FormDraft {
+            token_hash: hash,
+            tenant: link.tenant,
+            data,
+            saved_at: self.now(),
+        };
+        if let Err(err) = self.inner.store.save_draft(&draft).await {
+            return Err(self.refused(err, &draft.token_hash, draft.saved_at).await);
+        }
+        Ok(draft)
     }
 
     /// Checks a submission through the link with `token` as
@@ -624,14 +670,7 @@ impl Forms {
         tenant: &TenantId,
         submission: Submission,
     ) -> Result<FormResponse, FormsError> {
-        // Before anything walks it without bound: serializing it is one such walk.
-        if let Some(pointer) = too_deep(&submission.data, MAX_SUBMISSION_DEPTH) {
-            return Err(FormsError::TooDeep { pointer });
-        }
-        let bytes = serde_json::to_vec(&submission.data).map_or(0, |b| b.len());
-        if bytes > MAX_SUBMISSION_BYTES {
-            return Err(FormsError::TooLarge { bytes });
-        }
+        within_limits(&submission.data)?;
         if let Err(errors) = form.check(&submission.data)? {
             return Err(FormsError::Invalid {
                 form: form.id.clone(),
@@ -850,6 +889,20 @@ impl Forms {
         }
         Ok(report)
     }
+}
+
+/// Refuses answers nested deeper than [`MAX_SUBMISSION_DEPTH`] or larger
+/// than [`MAX_SUBMISSION_BYTES`].
+fn within_limits(data: &Value) -> Result<(), FormsError> {
+    // Before anything walks it without bound: serializing it is one such walk.
+    if let Some(pointer) = too_deep(data, MAX_SUBMISSION_DEPTH) {
+        return Err(FormsError::TooDeep { pointer });
+    }
+    let bytes = serde_json::to_vec(data).map_or(0, |b| b.len());
+    if bytes > MAX_SUBMISSION_BYTES {
+        return Err(FormsError::TooLarge { bytes });
+    }
+    Ok(())
 }
 
 fn check_usable(link: &FormLink, now: DateTime<Utc>) -> Result<(), FormsError> {

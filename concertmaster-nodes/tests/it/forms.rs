@@ -852,3 +852,67 @@ async fn an_answer_rolled_back_with_the_hosts_transaction_leaves_nothing_and_the
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_draft_saved_on_one_device_is_resumed_on_another_and_submitted_strictly() {
+    let (h, token) = invited("a@acme.test").await;
+    assert!(h.forms.open(&token).await.unwrap().draft.is_none());
+    let partial = json!({ "company": "ACME GmbH", "contact": {} });
+    h.forms.save_draft(&token, partial.clone()).await.unwrap();
+
+    // Another device, the same link: the form comes back filled in.
+    let opened = h.forms.open(&token).await.unwrap();
+    assert_eq!(opened.draft.map(|d| d.data), Some(partial.clone()));
+
+    // What a draft holds must be valid; what it lacks may be missing.
+    match h
+        .forms
+        .save_draft(&token, json!({ "employees": "many" }))
+        .await
+    {
+        Err(FormsError::Invalid { errors, .. }) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].pointer, "/employees");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        h.forms.open(&token).await.unwrap().draft.map(|d| d.data),
+        Some(partial.clone()),
+        "a refused draft replaces nothing"
+    );
+    // The submission is strict: the draft as it is does not pass.
+    match h
+        .forms
+        .submit(&h.engine, &token, Submission::new(partial))
+        .await
+    {
+        Err(FormsError::Invalid { errors, .. }) => {
+            let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+            assert!(
+                pointers.contains(&"/vatId") && pointers.contains(&"/contact/email"),
+                "{errors:?}"
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME GmbH", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.forms.open(&token).await,
+        Err(FormsError::LinkUsed)
+    ));
+    assert!(matches!(
+        h.forms
+            .save_draft(&token, json!({ "company": "late" }))
+            .await,
+        Err(FormsError::LinkUsed)
+    ));
+    assert_eq!(h.stored_responses().await.len(), 1);
+}

@@ -47,12 +47,20 @@ input,select{font:inherit;padding:6px 8px;border:1px solid #b8c0cc;border-radius
 input[type=checkbox],input[type=radio]{width:auto}fieldset{border:1px solid #d9dde3;border-radius:6px;margin-top:14px}\
 .error{color:#b3261e;font-size:13px}.invalid input,.invalid select{border-color:#b3261e}\
 button{margin-top:20px;font:inherit;padding:8px 18px;border:0;border-radius:4px;background:#1565c0;color:#fff}\
-.summary{background:#fdecec;padding:8px 12px;border-radius:4px}";
+.summary{background:#fdecec;padding:8px 12px;border-radius:4px}\
+.saved{background:#e8f5e9;padding:8px 12px;border-radius:4px}";
 
 /// The form of a link.
 pub(crate) async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match state.forms.open(&token).await {
-        Ok(open) => render(&token, &open.form, &Value::Object(Map::new()), &[]),
+        Ok(open) => {
+            // A draft saved earlier, on this device or another, fills the form.
+            let data = open
+                .draft
+                .map(|d| d.data)
+                .unwrap_or_else(|| Value::Object(Map::new()));
+            render(&token, &open.form, &data, &[], None)
+        }
         Err(err) => link_problem(err),
     }
 }
@@ -70,6 +78,26 @@ pub(crate) async fn submit(
     };
     let pairs: Vec<(String, String)> = form_urlencoded(&body);
     let data = answers(&open.form.schema, &pairs);
+    if pairs
+        .iter()
+        .any(|(name, value)| name == "action" && value == "draft")
+    {
+        return match state.forms.save_draft(&token, data.clone()).await {
+            Ok(_) => render(
+                &token,
+                &open.form,
+                &data,
+                &[],
+                Some("Saved. Open this link again, on any device, to go on where you left off."),
+            ),
+            Err(FormsError::Invalid { errors, .. }) => {
+                let mut response = render(&token, &open.form, &data, &errors, None);
+                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                response
+            }
+            Err(err) => link_problem(err),
+        };
+    }
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -91,7 +119,7 @@ pub(crate) async fn submit(
             ),
         ),
         Err(FormsError::Invalid { errors, .. }) => {
-            let mut response = render(&token, &open.form, &data, &errors);
+            let mut response = render(&token, &open.form, &data, &errors, None);
             *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             response
         }
@@ -149,8 +177,21 @@ fn link_problem(err: FormsError) -> Response {
 
 /// The form as HTML: fields from the schema in uiSchema order, values as
 /// entered, each error under its field.
-fn render(token: &str, form: &FormSchema, data: &Value, errors: &[FieldError]) -> Response {
+fn render(
+    token: &str,
+    form: &FormSchema,
+    data: &Value,
+    errors: &[FieldError],
+    notice: Option<&str>,
+) -> Response {
     let mut body = format!("<h1>{}</h1>", esc(&form.title));
+    if let Some(notice) = notice {
+        let _ = write!(
+            body,
+            "<p class=\"saved\" role=\"status\">{}</p>",
+            esc(notice)
+        );
+    }
     if !errors.is_empty() {
         let _ = write!(
             body,
@@ -172,7 +213,10 @@ fn render(token: &str, form: &FormSchema, data: &Value, errors: &[FieldError]) -
         errors,
         &form.ui_schema,
     );
-    body.push_str("<button type=\"submit\">Submit</button></form>");
+    body.push_str(
+        "<button type=\"submit\">Submit</button> \
+         <button type=\"submit\" name=\"action\" value=\"draft\" formnovalidate>Save and continue later</button></form>",
+    );
     page(StatusCode::OK, &form.title, &body)
 }
 

@@ -139,3 +139,75 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
         .unwrap()
         .contains("This link is not valid"));
 }
+
+#[tokio::test]
+async fn a_respondent_saves_a_draft_and_goes_on_from_another_device() {
+    let (base, server, _dir) = start().await;
+    let tenant = TenantId::new("acme");
+    let (_, url) = server
+        .forms()
+        .issue_link(
+            &tenant,
+            &"supplier-profile".into(),
+            Some("ap@nordwind.example".into()),
+        )
+        .await
+        .unwrap();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    let laptop = reqwest::Client::new();
+
+    let saved = laptop
+        .post(format!("{base}/f/{token}"))
+        .form(&[
+            ("/company", "Nordwind Logistik GmbH"),
+            ("/vatId", ""),
+            ("action", "draft"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(saved.text().await.unwrap().contains("Saved."));
+    let refused = laptop
+        .post(format!("{base}/f/{token}"))
+        .form(&[("/employees", "twelve"), ("action", "draft")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("data-field=\"/employees\""));
+
+    // Another device: the same link opens with what was saved.
+    let phone = reqwest::Client::new();
+    let html = phone
+        .get(format!("{base}/f/{token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("value=\"Nordwind Logistik GmbH\""), "{html}");
+    let done = phone
+        .post(format!("{base}/f/{token}"))
+        .form(&[
+            ("/company", "Nordwind Logistik GmbH"),
+            ("/vatId", "DE123456789"),
+            ("/employees", "120"),
+            ("/contact/email", "ap@nordwind.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let responses = server
+        .forms()
+        .responses(&tenant, &ResponseFilter::all(), "test")
+        .await
+        .unwrap();
+    assert_eq!(responses.len(), 1);
+}

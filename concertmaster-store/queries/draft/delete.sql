@@ -1,0 +1,1 @@
+DELETE FROM form_drafts WHERE token_hash = $1
