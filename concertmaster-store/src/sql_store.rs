@@ -34,7 +34,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunMigration, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -1017,19 +1017,17 @@ macro_rules! sql_store {
                 Ok(claimed.rows_affected() > 0)
             }
 
-            async fn claim_runs(
-                &self,
-                owner: &str,
-                until: DateTime<Utc>,
-                now: DateTime<Utc>,
-                max: usize,
-            ) -> StoreResult<Vec<(TenantId, RunId)>> {
+            async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
+                let RunClaim { owner, until, now, .. } = *claim;
                 let fail = |err| store_error(err, "run leases", owner);
+                let skip: Vec<&str> = claim.skip.iter().map(TenantId::as_str).collect();
                 let mut tx = self.pool.begin().await.map_err(fail)?;
                 let rows = sqlx::query(LEASE_CANDIDATES)
                     .bind(owner)
                     .bind(ts(now))
-                    .bind(limit(max))
+                    .bind(limit(claim.limit))
+                    .bind(limit(claim.per_tenant))
+                    .bind(Json(skip))
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(fail)?;

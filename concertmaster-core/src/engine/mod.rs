@@ -80,6 +80,7 @@ struct Limits {
     recovery_interval: Duration,
     lease_ttl: Duration,
     max_active_runs: usize,
+    max_active_runs_per_tenant: Option<usize>,
 }
 
 impl Default for Limits {
@@ -94,6 +95,7 @@ impl Default for Limits {
             recovery_interval: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(30),
             max_active_runs: 1000,
+            max_active_runs_per_tenant: None,
         }
     }
 }
@@ -105,7 +107,7 @@ pub(crate) struct Inner {
     limits: Limits,
     node_permits: Arc<Semaphore>,
     workflows: Mutex<HashMap<(TenantId, WorkflowId, u32), ValidatedWorkflow>>,
-    active: Mutex<HashMap<RunId, ActiveRun>>,
+    active: Mutex<Active>,
     /// Who waits for which run (`Engine::settled`, `Engine::finished`).
     watchers: watch::Watchers,
     timer_wake: Arc<Notify>,
@@ -118,8 +120,68 @@ pub(crate) struct Inner {
 }
 
 struct ActiveRun {
+    tenant: TenantId,
     signals: mpsc::UnboundedSender<Signal>,
     task: tokio::task::AbortHandle,
+}
+
+/// The runs this engine drives, and how many of each tenant.
+#[derive(Default)]
+struct Active {
+    runs: HashMap<RunId, ActiveRun>,
+    per_tenant: HashMap<TenantId, usize>,
+}
+
+impl Active {
+    fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn get(&self, id: &RunId) -> Option<&ActiveRun> {
+        self.runs.get(id)
+    }
+
+    fn insert(&mut self, id: RunId, run: ActiveRun) {
+        *self.per_tenant.entry(run.tenant.clone()).or_default() += 1;
+        if let Some(replaced) = self.runs.insert(id, run) {
+            self.forget(&replaced.tenant);
+        }
+    }
+
+    fn remove(&mut self, id: &RunId) {
+        if let Some(run) = self.runs.remove(id) {
+            self.forget(&run.tenant);
+        }
+    }
+
+    fn forget(&mut self, tenant: &TenantId) {
+        if let Some(n) = self.per_tenant.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_tenant.remove(tenant);
+            }
+        }
+    }
+
+    /// Whether one more run of `tenant` fits within `limits`.
+    fn has_room(&self, tenant: &TenantId, limits: &Limits) -> bool {
+        self.len() < limits.max_active_runs
+            && limits
+                .max_active_runs_per_tenant
+                .is_none_or(|quota| self.per_tenant.get(tenant).copied().unwrap_or(0) < quota)
+    }
+
+    /// The tenants whose quota is full.
+    fn full_tenants(&self, limits: &Limits) -> Vec<TenantId> {
+        let Some(quota) = limits.max_active_runs_per_tenant else {
+            return Vec::new();
+        };
+        self.per_tenant
+            .iter()
+            .filter(|(_, &n)| n >= quota)
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
 }
 
 /// What a run's driver is told from outside.
@@ -228,6 +290,18 @@ impl EngineBuilder {
         self
     }
 
+    /// Most runs of one tenant this engine drives at once (default: no
+    /// quota beyond [`EngineBuilder::max_active_runs`]). A tenant at its
+    /// quota has its further runs wait in the store, unclaimed, while
+    /// other tenants' runs are driven: one tenant's burst cannot take all
+    /// the room. Node executions are bounded too
+    /// ([`EngineBuilder::max_concurrent_nodes`]): a run past either bound
+    /// waits in the store or for a permit instead of growing memory.
+    pub fn max_active_runs_per_tenant(mut self, n: usize) -> Self {
+        self.limits.max_active_runs_per_tenant = Some(n.max(1));
+        self
+    }
+
     /// How long this engine's hold on a run lasts without renewal (default
     /// 30 seconds). The engine renews its leases every third of it; when a
     /// process dies, its runs are taken over by another engine on the same
@@ -250,7 +324,7 @@ impl EngineBuilder {
             node_permits: Arc::new(Semaphore::new(self.limits.max_concurrent_nodes)),
             limits: self.limits,
             workflows: Mutex::new(HashMap::default()),
-            active: Mutex::new(HashMap::default()),
+            active: Mutex::new(Active::default()),
             watchers: watch::Watchers::default(),
             timer_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
@@ -508,7 +582,10 @@ impl Engine {
         // With room to drive it here, the run is stored running and leased
         // to this engine, with its audit entry, in one change; without, it
         // is stored pending for whichever engine has room first.
-        let leased = self.inner.active().len() < self.inner.limits.max_active_runs;
+        let leased = self
+            .inner
+            .active()
+            .has_room(&run.tenant, &self.inner.limits);
         run.status = if leased {
             RunStatus::Running
         } else {
@@ -823,11 +900,10 @@ impl Engine {
     /// [`Error::ShutDown`].
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        let mut active = self.inner.active();
-        for (_, run) in active.drain() {
+        let runs = std::mem::take(&mut *self.inner.active());
+        for run in runs.runs.into_values() {
             run.task.abort();
         }
-        drop(active);
         self.inner.timer_wake.notify_one();
     }
 
@@ -908,14 +984,14 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Inner {
-    fn active(&self) -> MutexGuard<'_, HashMap<RunId, ActiveRun>> {
+    fn active(&self) -> MutexGuard<'_, Active> {
         self.active
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn is_active(&self, id: RunId) -> bool {
-        self.active().contains_key(&id)
+        self.active().runs.contains_key(&id)
     }
 
     /// Hands `signal` to the run's driver, starting one if none is running.
@@ -932,7 +1008,7 @@ impl Inner {
             }
         }
         if matches!(signal, Signal::Start { .. } | Signal::Wake)
-            && active.len() >= self.limits.max_active_runs
+            && !active.has_room(&tenant, &self.limits)
         {
             // Full: the run waits in the store for this engine or another.
             self.backlog
@@ -942,10 +1018,11 @@ impl Inner {
         let (tx, rx) = mpsc::unbounded_channel();
         // The receiver is alive until the driver below ends; it cannot be closed yet.
         let _ = tx.send(signal);
-        let task = tokio::spawn(driver::drive(Arc::clone(self), tenant, id, rx));
+        let task = tokio::spawn(driver::drive(Arc::clone(self), tenant.clone(), id, rx));
         active.insert(
             id,
             ActiveRun {
+                tenant,
                 signals: tx,
                 task: task.abort_handle(),
             },
@@ -1066,15 +1143,38 @@ impl Inner {
             return Ok(0);
         }
         let now = self.clock.now();
-        let claimed = self
-            .store
-            .claim_runs(&self.owner, self.lease_until(now), now, room.min(256))
-            .await?;
+        let limit = room.min(256);
+        let skip = self.active().full_tenants(&self.limits);
+        let claim = crate::store::RunClaim {
+            owner: &self.owner,
+            until: self.lease_until(now),
+            now,
+            limit,
+            per_tenant: self.limits.max_active_runs_per_tenant.unwrap_or(limit),
+            skip: &skip,
+        };
+        let claimed = self.store.claim_runs(&claim).await?;
+        let mut per_tenant: HashMap<&TenantId, usize> = HashMap::default();
+        for (tenant, _) in &claimed {
+            *per_tenant.entry(tenant).or_default() += 1;
+        }
+        let capped = per_tenant.values().any(|&n| n >= claim.per_tenant);
+        if !skip.is_empty() || capped || claimed.len() == limit {
+            // Runs of tenants at their quota, or past this claim's bounds,
+            // may be waiting: look again as soon as a driver retires.
+            self.backlog
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let mut picked = 0;
         for (tenant, run) in claimed {
-            if !self.is_active(run) {
+            if self.is_active(run) {
+                continue;
+            }
+            if self.signal(tenant, run, Signal::Wake) {
                 picked += 1;
-                self.signal(tenant, run, Signal::Wake);
+            } else {
+                // Its tenant filled up meanwhile: the run waits for room.
+                self.give_back_lease(run).await;
             }
         }
         if picked > 0 {
@@ -1102,7 +1202,7 @@ impl Inner {
     /// Renews the leases of the runs this engine drives; a driver whose
     /// lease was lost (this process stalled past its lease) stops.
     pub(crate) async fn renew_leases(&self) -> Result<()> {
-        let runs: Vec<RunId> = self.active().keys().copied().collect();
+        let runs: Vec<RunId> = self.active().runs.keys().copied().collect();
         if runs.is_empty() {
             return Ok(());
         }

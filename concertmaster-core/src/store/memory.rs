@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormStore, LeaseStore, RunMigration, RunStart, RunStore, StoreError, StoreResult,
-    StoredConnection, WaitStore, WorkflowStore,
+    DatasetStore, FormStore, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError,
+    StoreResult, StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -566,27 +566,33 @@ impl LeaseStore for InMemoryStore {
         Ok(true)
     }
 
-    async fn claim_runs(
-        &self,
-        owner: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<(TenantId, RunId)>> {
+    async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
         let mut state = self.state();
         let mut free: Vec<&Run> = state
             .runs
             .values()
-            .filter(|r| state.in_flight(r) && state.lease_free(r.id, owner, now))
+            .filter(|r| {
+                !claim.skip.contains(&r.tenant)
+                    && state.in_flight(r)
+                    && state.lease_free(r.id, claim.owner, claim.now)
+            })
             .collect();
         free.sort_by_key(|r| (r.created_at, r.id));
+        let mut per_tenant: HashMap<&TenantId, usize> = HashMap::default();
         let claimed: Vec<(TenantId, RunId)> = free
             .into_iter()
-            .take(limit)
+            .filter(|r| {
+                let n = per_tenant.entry(&r.tenant).or_default();
+                *n += 1;
+                *n <= claim.per_tenant
+            })
+            .take(claim.limit)
             .map(|r| (r.tenant.clone(), r.id))
             .collect();
         for (_, id) in &claimed {
-            state.leases.insert(*id, (owner.to_string(), until));
+            state
+                .leases
+                .insert(*id, (claim.owner.to_string(), claim.until));
         }
         Ok(claimed)
     }

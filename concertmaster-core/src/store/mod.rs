@@ -286,6 +286,24 @@ impl StoreError {
     }
 }
 
+/// Which runs [`LeaseStore::claim_runs`] takes, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClaim<'a> {
+    /// The engine taking the leases.
+    pub owner: &'a str,
+    /// When they expire unless renewed.
+    pub until: DateTime<Utc>,
+    /// Leases that ran out before this are free.
+    pub now: DateTime<Utc>,
+    /// At most this many runs.
+    pub limit: usize,
+    /// At most this many runs of any one tenant, so that one tenant's
+    /// backlog does not fill the claim.
+    pub per_tenant: usize,
+    /// No runs of these tenants (the caller's quota for them is full).
+    pub skip: &'a [TenantId],
+}
+
 /// Durable waits: suspended nodes, their event keys and timers.
 #[async_trait]
 pub trait WaitStore: Send + Sync {
@@ -333,17 +351,12 @@ pub trait LeaseStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
-    /// Takes the leases of up to `limit` runs in flight (as
-    /// [`RunStore::runs_in_flight`] lists them) whose lease is free or expired
-    /// at `now`, oldest first, across tenants. Concurrent callers never get
-    /// the same run.
-    async fn claim_runs(
-        &self,
-        owner: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<(TenantId, RunId)>>;
+    /// Takes for `claim.owner` the leases of runs in flight (as
+    /// [`RunStore::runs_in_flight`] lists them) whose lease is free or
+    /// expired at `claim.now`, oldest first, across tenants: at most
+    /// `claim.limit`, at most `claim.per_tenant` of one tenant, none of the
+    /// tenants in `claim.skip`. Concurrent callers never get the same run.
+    async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>>;
 
     /// Extends `owner`'s leases on `runs` to `until`; returns the runs whose
     /// lease `owner` no longer holds.

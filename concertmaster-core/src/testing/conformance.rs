@@ -1076,20 +1076,66 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
         )
         .await);
 
-    let claimed = ok!(store
-        .claim_runs("engine-y", now + Duration::seconds(30), now, 10)
-        .await);
+    let claim = |owner, limit| crate::RunClaim {
+        owner,
+        until: now + Duration::seconds(30),
+        now,
+        limit,
+        per_tenant: limit,
+        skip: &[],
+    };
+    let claimed = ok!(store.claim_runs(&claim("engine-y", 10)).await);
     assert_eq!(claimed, vec![(a.clone(), free.id), (b.clone(), stale.id)]);
-    assert!(ok!(store
-        .claim_runs("engine-z", now + Duration::seconds(30), now, 10)
-        .await)
-    .is_empty());
+    assert!(ok!(store.claim_runs(&claim("engine-z", 10)).await).is_empty());
     assert_eq!(
-        ok!(store
-            .claim_runs("engine-y", now + Duration::seconds(30), now, 1)
-            .await),
+        ok!(store.claim_runs(&claim("engine-y", 1)).await),
         vec![(a.clone(), free.id)],
         "the holder gets its own runs back, oldest first, up to the limit"
+    );
+}
+
+/// `claim_runs` takes at most `per_tenant` runs of one tenant and none of
+/// the tenants skipped, so that one tenant's backlog cannot fill a claim.
+pub async fn claim_runs_shares_a_claim_between_tenants(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let mut burst = Vec::new();
+    for minute in 0..5 {
+        let r = run(&a, "w", RunStatus::Pending, minute);
+        ok!(store.insert_run(&r).await);
+        burst.push(r.id);
+    }
+    let late = run(&b, "w", RunStatus::Pending, 10);
+    ok!(store.insert_run(&late).await);
+    let now = t0() + Duration::hours(1);
+    let (skip_a, skip_b) = (&[a.clone()][..], &[b.clone()][..]);
+    let claim = |owner, per_tenant, skip| crate::RunClaim {
+        owner,
+        until: now + Duration::seconds(30),
+        now,
+        limit: 3,
+        per_tenant,
+        skip,
+    };
+    assert_eq!(
+        ok!(store.claim_runs(&claim("engine-1", 2, &[])).await),
+        vec![
+            (a.clone(), burst[0]),
+            (a.clone(), burst[1]),
+            (b.clone(), late.id)
+        ],
+        "two of the burst, then the other tenant's run"
+    );
+    assert!(
+        ok!(store.claim_runs(&claim("engine-2", 3, skip_a)).await).is_empty(),
+        "the burst's tenant is skipped and the other's run is held"
+    );
+    assert_eq!(
+        ok!(store.claim_runs(&claim("engine-2", 3, skip_b)).await),
+        vec![
+            (a.clone(), burst[2]),
+            (a.clone(), burst[3]),
+            (a.clone(), burst[4])
+        ]
     );
 }
 

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
     DatasetStore, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore, LeaseStore,
-    NodeExecution, ResponseFilter, ResponseId, Review, Run, RunFilter, RunId, RunMigration,
-    RunStart, RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId,
-    Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+    NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim, RunFilter, RunId,
+    RunMigration, RunStart, RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection,
+    TenantId, Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -379,16 +379,10 @@ impl LeaseStore for FaultyStore {
         self.fault().await?;
         self.answer(self.inner.claim_run(tenant, id, owner, until, now).await)
     }
-    async fn claim_runs(
-        &self,
-        owner: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<(TenantId, RunId)>> {
+    async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.claim_runs(owner, until, now, limit).await)
+        self.answer(self.inner.claim_runs(claim).await)
     }
     async fn renew_leases(
         &self,

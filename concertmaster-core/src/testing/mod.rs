@@ -69,6 +69,7 @@ macro_rules! store_conformance {
             tenants_stay_apart_under_random_calls,
             leases_are_exclusive_until_they_expire,
             claim_runs_takes_each_free_run_once,
+            claim_runs_shares_a_claim_between_tenants,
             an_ended_run_takes_no_more_writes,
             concurrent_node_writes_each_get_their_own_answer,
             concurrent_run_writes_each_get_their_own_answer,

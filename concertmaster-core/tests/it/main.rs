@@ -4,6 +4,7 @@ mod engine;
 mod faults;
 mod migrate;
 mod properties;
+mod quotas;
 mod recovery;
 mod rerun;
 mod store;

@@ -1,12 +1,23 @@
--- Runs in flight whose lease is free, expired at $2, or the caller's ($1).
+-- Runs in flight whose lease is free, expired at $2, or the caller's ($1),
+-- oldest first: at most $3, at most $4 of any one tenant, none of the
+-- tenants in the JSON array $5. The ranking is a subquery: row locks and
+-- window functions do not mix in one SELECT.
 SELECT r.tenant_id, r.id, r.created_at
 FROM workflow_runs r
-LEFT JOIN run_leases l ON l.run_id = r.id
-WHERE (r.status IN ('pending', 'running')
-       OR (r.status = 'waiting' AND EXISTS (
-            SELECT 1 FROM node_executions n
-            WHERE n.run_id = r.id AND n.status = 'waiting' AND n.resumed IS NOT NULL)))
-  AND (l.run_id IS NULL OR l.owner = $1 OR l.until < $2)
+WHERE r.id IN (
+    SELECT id FROM (
+        SELECT c.id,
+               ROW_NUMBER() OVER (PARTITION BY c.tenant_id ORDER BY c.created_at, c.id) AS nth
+        FROM workflow_runs c
+        LEFT JOIN run_leases l ON l.run_id = c.id
+        WHERE (c.status IN ('pending', 'running')
+               OR (c.status = 'waiting' AND EXISTS (
+                    SELECT 1 FROM node_executions n
+                    WHERE n.run_id = c.id AND n.status = 'waiting' AND n.resumed IS NOT NULL)))
+          AND (l.run_id IS NULL OR l.owner = $1 OR l.until < $2)
+          AND c.tenant_id NOT IN (SELECT jsonb_array_elements_text($5))
+    ) AS ranked
+    WHERE nth <= $4)
 ORDER BY r.created_at, r.id
 LIMIT $3
 -- Rows another claimer is looking at are skipped; the lock is compatible
