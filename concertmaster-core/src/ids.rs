@@ -172,6 +172,11 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(
+    /// The id of content in the content store: a large value kept apart
+    /// from the items that refer to it.
+    ContentId
+);
+uuid_id!(
     /// A run's id.
     RunId
 );

@@ -74,6 +74,7 @@
 
 mod clock;
 mod connector;
+mod content;
 mod descriptor;
 #[cfg(feature = "runtime")]
 mod engine;
@@ -102,6 +103,9 @@ pub use connector::{
     url_without_password, ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage,
     Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode, Written,
 };
+#[cfg(feature = "runtime")]
+pub use content::{ContentError, ContentReader, ContentWriter, Contents};
+pub use content::{ContentRef, CHUNK_SIZE, CONTENT_KEY};
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{
@@ -114,7 +118,7 @@ pub use form::{
     Consent, FormDraft, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
     ResponseFilter, Review, ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
 };
-pub use ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
+pub use ids::{ContentId, FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
 pub use node::{Join, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
 pub use registry::{ConfigError, NodeRegistry, RegistryError};
@@ -124,7 +128,7 @@ pub use run::{
 };
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
-    AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter,
+    AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
     DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunClaim, RunMigration,
     RunStart, RunStore, Store, StoreError, StoreErrorKind, StoreResult, StoredConnection,
     WaitStore, WorkflowStore,

@@ -275,6 +275,7 @@ pub struct NodeContext {
     pub(crate) span: tracing::Span,
     pub(crate) resumed: Option<Resumed>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn crate::Store>,
 }
 
 impl NodeContext {
@@ -300,7 +301,15 @@ impl NodeContext {
             span: tracing::Span::none(),
             resumed: None,
             clock: Arc::new(crate::clock::SystemClock),
+            store: Arc::new(crate::InMemoryStore::new()),
         }
+    }
+
+    /// Uses `store` for [`contents`](Self::contents) (an in-memory store
+    /// otherwise).
+    pub fn with_store(mut self, store: Arc<dyn crate::Store>) -> Self {
+        self.store = store;
+        self
     }
 
     /// Sets the attempt number.
@@ -396,6 +405,14 @@ impl NodeContext {
     /// The engine's current time (a manual clock in tests).
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The run's tenant's content store: large values the items refer to
+    /// by [`ContentRef`](crate::ContentRef), read and written a chunk at a
+    /// time.
+    #[cfg(feature = "runtime")]
+    pub fn contents(&self) -> crate::Contents {
+        crate::Contents::new(Arc::clone(&self.store), self.tenant.clone())
     }
 }
 

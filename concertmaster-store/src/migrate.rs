@@ -60,6 +60,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_form_drafts.sql"),
         postgres: include_str!("../migrations/postgres/0008_form_drafts.sql"),
     },
+    Migration {
+        version: 9,
+        description: "content chunks",
+        sqlite: include_str!("../migrations/sqlite/0009_content.sql"),
+        postgres: include_str!("../migrations/postgres/0009_content.sql"),
+    },
 ];
 
 /// The newest version this build knows.

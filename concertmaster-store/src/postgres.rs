@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use concertmaster_core::url_without_password;
 
 use crate::error::Error;
-use crate::form_store::{connection_store, dataset_store, form_store};
+use crate::form_store::{connection_store, content_store, dataset_store, form_store};
 use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
 type Db = sqlx::Postgres;
@@ -113,3 +113,4 @@ sql_store!(PostgresStore);
 form_store!(PostgresStore);
 dataset_store!(PostgresStore);
 connection_store!(PostgresStore);
+content_store!(PostgresStore);

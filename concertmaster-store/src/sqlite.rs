@@ -9,7 +9,7 @@ use sqlx::SqlitePool;
 use concertmaster_core::url_without_password;
 
 use crate::error::Error;
-use crate::form_store::{connection_store, dataset_store, form_store};
+use crate::form_store::{connection_store, content_store, dataset_store, form_store};
 use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
 type Db = sqlx::Sqlite;
@@ -145,3 +145,4 @@ sql_store!(SqliteStore);
 form_store!(SqliteStore);
 dataset_store!(SqliteStore);
 connection_store!(SqliteStore);
+content_store!(SqliteStore);

@@ -125,6 +125,7 @@ impl NodeTask {
                         span: span.clone(),
                         resumed: record.resumed.clone(),
                         clock: Arc::clone(&inner.clock),
+                        store: Arc::clone(&inner.store),
                     };
                     let attempt = std::pin::pin!(self.attempt_once(&ctx, record.input.clone()));
                     match self
@@ -230,15 +231,66 @@ impl NodeTask {
         ports: Ports,
     ) -> impl Future<Output = Finish> + Send + 'a {
         record.status = NodeStatus::Succeeded;
-        record.output = Some(ports);
         record.resumed = None;
         record.ended_at = Some(self.inner.clock.now());
         async move {
+            let ports = match self.inner.limits.content_threshold {
+                Some(threshold) => match self.externalize(ports, threshold).await {
+                    Ok(ports) => ports,
+                    Err(err) => return Finish::Store(err),
+                },
+                None => ports,
+            };
+            record.output = Some(ports);
             if let Err(err) = self.save(record).await {
                 return Finish::Store(err);
             }
             Finish::Succeeded(record.output.take().unwrap_or_default())
         }
+    }
+
+    /// Moves every string in `ports` longer than `threshold` bytes to the
+    /// content store, leaving a [`ContentRef`](crate::ContentRef) in its
+    /// place, so that the record, and every node after, carries the
+    /// reference. Output without such strings is passed on as it is.
+    async fn externalize(&self, ports: Ports, threshold: usize) -> Result<Ports, StoreError> {
+        let large = |item: &crate::Item| {
+            item.values()
+                .any(|v| !large_strings(v, threshold, "").is_empty())
+        };
+        if !ports.iter().any(|(_, items)| items.iter().any(large)) {
+            return Ok(ports);
+        }
+        let contents = crate::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
+        let mut out = Ports::new();
+        for (port, items) in ports.iter() {
+            let mut items = items.to_vec();
+            for item in &mut items {
+                for (key, value) in item.iter_mut() {
+                    let base = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+                    for pointer in large_strings(value, threshold, "") {
+                        let Some(slot) = value.pointer_mut(&pointer) else {
+                            continue;
+                        };
+                        let text = std::mem::take(slot);
+                        let bytes = text.as_str().unwrap_or_default().as_bytes();
+                        let stored = contents
+                            .put_bytes(bytes, Some("text/plain; charset=utf-8".into()))
+                            .await
+                            .map_err(|err| match err {
+                                crate::ContentError::Store(err) => err,
+                                other => StoreError::Unavailable {
+                                    message: other.to_string(),
+                                },
+                            })?;
+                        tracing::debug!(at = %format!("{base}{pointer}"), size = stored.size, "value moved to the content store");
+                        *slot = stored.to_value();
+                    }
+                }
+            }
+            out.extend(port, items);
+        }
+        Ok(out)
     }
 
     /// Commits the suspension; `Err` is why the node fails instead (a
@@ -338,5 +390,27 @@ fn human(d: Duration) -> String {
         format!("{} ms", d.as_millis())
     } else {
         format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// JSON pointers (relative to `value`, below `at`) of the strings in
+/// `value` longer than `threshold` bytes.
+fn large_strings(value: &serde_json::Value, threshold: usize, at: &str) -> Vec<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.len() > threshold => vec![at.to_string()],
+        Value::Array(values) => values
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| large_strings(v, threshold, &format!("{at}/{i}")))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                large_strings(v, threshold, &format!("{at}/{key}"))
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }

@@ -81,6 +81,7 @@ struct Limits {
     lease_ttl: Duration,
     max_active_runs: usize,
     max_active_runs_per_tenant: Option<usize>,
+    content_threshold: Option<usize>,
 }
 
 impl Default for Limits {
@@ -96,6 +97,7 @@ impl Default for Limits {
             lease_ttl: Duration::from_secs(30),
             max_active_runs: 1000,
             max_active_runs_per_tenant: None,
+            content_threshold: None,
         }
     }
 }
@@ -287,6 +289,18 @@ impl EngineBuilder {
     /// share the work.
     pub fn max_active_runs(mut self, n: usize) -> Self {
         self.limits.max_active_runs = n.max(1);
+        self
+    }
+
+    /// Moves every string value longer than `bytes` that a node emits to
+    /// the content store, leaving a [`ContentRef`](crate::ContentRef)
+    /// (`{"$content": {...}}`) in the item: the run's records and the
+    /// nodes after carry the reference, and a node reads the value a chunk
+    /// at a time ([`NodeContext::contents`](crate::NodeContext::contents)).
+    /// Off by default; files a host stores itself
+    /// ([`Contents::put`](crate::Contents::put)) are references from the start.
+    pub fn content_threshold(mut self, bytes: usize) -> Self {
+        self.limits.content_threshold = Some(bytes);
         self
     }
 

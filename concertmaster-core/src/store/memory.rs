@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormStore, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError,
-    StoreResult, StoredConnection, WaitStore, WorkflowStore,
+    AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
+    DatasetRecord, DatasetStore, FormStore, LeaseStore, RunClaim, RunMigration, RunStart, RunStore,
+    StoreError, StoreResult, StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
 };
-use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
+use crate::ids::{ContentId, FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 use crate::node::{Resumed, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::workflow::WorkflowDefinition;
@@ -53,6 +53,8 @@ struct State {
     /// (tenant, dataset) -> records, oldest first.
     datasets: HashMap<(TenantId, String), Vec<DatasetRecord>>,
     connections: BTreeMap<(TenantId, String), StoredConnection>,
+    /// (tenant, content) -> chunks in order.
+    contents: HashMap<(TenantId, ContentId), BTreeMap<u32, Vec<u8>>>,
 }
 
 #[derive(Debug, Default)]
@@ -815,6 +817,50 @@ impl FormStore for InMemoryStore {
             !(of_form && draft.saved_at < before)
         });
         Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl ContentStore for InMemoryStore {
+    async fn put_chunk(
+        &self,
+        tenant: &TenantId,
+        id: ContentId,
+        seq: u32,
+        bytes: &[u8],
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        let chunks = state.contents.entry((tenant.clone(), id)).or_default();
+        if chunks.contains_key(&seq) {
+            return Err(StoreError::Conflict {
+                entity: "content chunk",
+                id: format!("{id}/{seq}"),
+                message: "stored already; content does not change".into(),
+            });
+        }
+        chunks.insert(seq, bytes.to_vec());
+        Ok(())
+    }
+
+    async fn chunk(
+        &self,
+        tenant: &TenantId,
+        id: ContentId,
+        seq: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .state()
+            .contents
+            .get(&(tenant.clone(), id))
+            .and_then(|chunks| chunks.get(&seq).cloned()))
+    }
+
+    async fn delete_content(&self, tenant: &TenantId, id: ContentId) -> StoreResult<u64> {
+        Ok(self
+            .state()
+            .contents
+            .remove(&(tenant.clone(), id))
+            .map_or(0, |chunks| chunks.len() as u64))
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod audit;
 mod connection;
+mod content;
 mod dataset;
 mod form;
 mod memory;
@@ -28,6 +29,7 @@ use crate::workflow::WorkflowDefinition;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter};
 pub use connection::{ConnectionStore, StoredConnection};
+pub use content::ContentStore;
 pub use dataset::{DatasetFilter, DatasetRecord, DatasetStore};
 pub use form::FormStore;
 pub use memory::InMemoryStore;
@@ -395,6 +397,7 @@ pub trait Store:
     + FormStore
     + DatasetStore
     + ConnectionStore
+    + ContentStore
 {
 }
 
@@ -407,6 +410,7 @@ impl<T> Store for T where
         + FormStore
         + DatasetStore
         + ConnectionStore
+        + ContentStore
 {
 }
 

@@ -1227,6 +1227,34 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
 }
 
+/// Content is kept in chunks per tenant, written once, read back as
+/// written, deleted whole.
+pub async fn content_is_chunked_per_tenant_and_written_once(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let id = crate::ContentId::new();
+    for (seq, bytes) in [(0, &b"first "[..]), (1, b"second "), (2, b"")] {
+        ok!(store.put_chunk(&a, id, seq, bytes).await);
+    }
+    assert_eq!(
+        ok!(store.chunk(&a, id, 1).await).as_deref(),
+        Some(&b"second "[..])
+    );
+    assert_eq!(ok!(store.chunk(&a, id, 2).await).as_deref(), Some(&b""[..]));
+    assert!(ok!(store.chunk(&a, id, 3).await).is_none());
+    assert!(
+        ok!(store.chunk(&b, id, 0).await).is_none(),
+        "another tenant's content"
+    );
+    let err = store
+        .put_chunk(&a, id, 1, b"changed")
+        .await
+        .expect_err("a chunk is written once");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(ok!(store.delete_content(&b, id).await), 0);
+    assert_eq!(ok!(store.delete_content(&a, id).await), 3);
+    assert!(ok!(store.chunk(&a, id, 0).await).is_none());
+}
+
 /// Once a run has ended, nothing writes into it any more: not its status,
 /// not its nodes, not a new wait.
 pub async fn an_ended_run_takes_no_more_writes(store: &dyn Store) {

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AuditEntry, AuditFilter, AuditStore, ConnectionStore, DatasetFilter, DatasetRecord,
-    DatasetStore, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore, LeaseStore,
-    NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim, RunFilter, RunId,
+    AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
+    DatasetRecord, DatasetStore, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore,
+    LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim, RunFilter, RunId,
     RunMigration, RunStart, RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection,
     TenantId, Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
@@ -444,6 +444,35 @@ impl ConnectionStore for FaultyStore {
     ) -> StoreResult<Vec<StoredConnection>> {
         self.fault().await?;
         self.inner.connections_sealed_with(key_id, limit).await
+    }
+}
+
+#[async_trait]
+impl ContentStore for FaultyStore {
+    async fn put_chunk(
+        &self,
+        tenant: &TenantId,
+        id: ContentId,
+        seq: u32,
+        bytes: &[u8],
+    ) -> StoreResult<()> {
+        self.write()?;
+        self.fault().await?;
+        self.answer(self.inner.put_chunk(tenant, id, seq, bytes).await)
+    }
+    async fn chunk(
+        &self,
+        tenant: &TenantId,
+        id: ContentId,
+        seq: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        self.fault().await?;
+        self.inner.chunk(tenant, id, seq).await
+    }
+    async fn delete_content(&self, tenant: &TenantId, id: ContentId) -> StoreResult<u64> {
+        self.write()?;
+        self.fault().await?;
+        self.answer(self.inner.delete_content(tenant, id).await)
     }
 }
 

@@ -76,6 +76,7 @@ macro_rules! store_conformance {
             form_versions_are_immutable,
             a_form_link_is_used_once,
             a_link_keeps_one_draft_until_it_is_used,
+            content_is_chunked_per_tenant_and_written_once,
             responses_filter_and_are_reviewed_once,
             responses_are_erased_and_purged,
             datasets_replace_per_node_and_filter,
