@@ -17,7 +17,7 @@ impl Engine {
     /// `version` says. Nodes not downstream of where it restarts keep the
     /// outputs they had (their records are copied, nothing executes
     /// again); the restart nodes and everything downstream of them run.
-    /// The new run records where it came from ([`Run::origin`]) and gets
+    /// The new run records where it came from ([`Run::origin`](crate::Run::origin)) and gets
     /// the original trigger items. A node reused on the latest version
     /// must have the same id and type there; one that does not runs again.
     ///

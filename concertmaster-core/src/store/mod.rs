@@ -1,7 +1,7 @@
 //! The `Store` seam between the engine and its persistence.
 //!
-//! A store is eight small traits, one per area, and [`Store`] is any type
-//! implementing all eight. Every data call takes the tenant it acts for and
+//! A store is nine small traits, one per area, and [`Store`] is any type
+//! implementing all nine. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that
 //! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
 //! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
@@ -387,7 +387,7 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
-/// Everything the engine persists: any type implementing the eight store traits.
+/// Everything the engine persists: any type implementing the nine store traits.
 pub trait Store:
     WorkflowStore
     + RunStore

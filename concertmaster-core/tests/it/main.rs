@@ -1,5 +1,6 @@
 //! Behaviour of concertmaster-core through its public API.
 
+mod content;
 mod engine;
 mod faults;
 mod migrate;

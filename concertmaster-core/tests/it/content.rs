@@ -1,0 +1,111 @@
+//! Large values leave the items: past the configured size a node's output
+//! string goes to the content store, and the nodes after read it from
+//! there a chunk at a time.
+
+use async_trait::async_trait;
+use concertmaster_core::{
+    ContentRef, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
+    NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
+};
+use serde_json::json;
+
+/// Emits a 100 kB report and a short note.
+struct Report;
+
+#[async_trait]
+impl Node for Report {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut item = Item::new();
+        item.insert("report".into(), json!("ä".repeat(50_000)));
+        item.insert("note".into(), json!("short"));
+        item.insert("pages".into(), json!(["p1", "x".repeat(5_000)]));
+        Ok(NodeOutcome::main(vec![item]))
+    }
+}
+
+/// Reads the report through the content store and says what it found.
+struct Measure;
+
+#[async_trait]
+impl Node for Measure {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut out = Vec::new();
+        for item in input.take("main") {
+            let report = ContentRef::from_value(&item["report"])
+                .ok_or_else(|| NodeError::fatal("the report is not a reference"))?;
+            let mut reader = ctx.contents().read(&report);
+            let mut text = Vec::new();
+            while let Some(chunk) = reader
+                .next_chunk()
+                .await
+                .map_err(|e| NodeError::retryable(e.to_string()))?
+            {
+                text.extend(chunk);
+            }
+            let text = String::from_utf8(text).map_err(|e| NodeError::fatal(e.to_string()))?;
+            let mut found = Item::new();
+            found.insert("chars".into(), json!(text.chars().count()));
+            found.insert("same".into(), json!(text == "ä".repeat(50_000)));
+            found.insert("note".into(), item["note"].clone());
+            found.insert("page2".into(), item["pages"][1].clone());
+            out.push(found);
+        }
+        Ok(NodeOutcome::main(out))
+    }
+}
+
+#[tokio::test]
+async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(
+            NodeDescriptor::new("report", NodeCategory::Transform),
+            Report,
+        )
+        .unwrap();
+    registry
+        .register_node(
+            NodeDescriptor::new("measure", NodeCategory::Transform),
+            Measure,
+        )
+        .unwrap();
+    let engine = Engine::builder()
+        .registry(registry)
+        .content_threshold(4096)
+        .build()
+        .await
+        .unwrap();
+    let tenant = TenantId::new("acme");
+    let def = WorkflowDefinition::from_value(json!({
+        "id": "reports", "name": "Reports",
+        "nodes": [{ "id": "make", "type": "report" }, { "id": "read", "type": "measure" }],
+        "edges": [{ "id": "e", "source": "make", "target": "read" }]
+    }))
+    .unwrap();
+    let workflow = engine.publish(&tenant, def).await.unwrap();
+    let run = engine.start(&workflow, json!({})).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+
+    let detail = engine.run(&tenant, run).await.unwrap();
+    let made = &detail.output("make").unwrap().main_items()[0];
+    let report = ContentRef::from_value(&made["report"]).expect("stored by reference");
+    assert_eq!(report.size, 100_000, "the UTF-8 bytes");
+    assert_eq!(made["note"], "short", "small values stay in the item");
+    assert!(
+        ContentRef::from_value(&made["pages"][1]).is_some(),
+        "also inside arrays"
+    );
+    assert_eq!(made["pages"][0], "p1");
+    let stored = serde_json::to_string(&detail.nodes).unwrap();
+    assert!(
+        stored.len() < 10_000,
+        "the run's records hold references, not the values"
+    );
+
+    let read = &detail.output("read").unwrap().main_items()[0];
+    assert_eq!(read["chars"], 50_000);
+    assert_eq!(read["same"], true);
+    assert_eq!(read["note"], "short");
+    assert!(ContentRef::from_value(&read["page2"]).is_some());
+}
