@@ -129,12 +129,7 @@ impl FormSchema {
     /// Checks `data`: `Ok(Ok(()))` when it may be stored, `Ok(Err(errors))`
     /// with every field error when not; `Err` when the form itself is broken.
     pub fn check(&self, data: &Value) -> Result<Result<(), Vec<FieldError>>, FormError> {
-        let errors = self.validator()?.check(data);
-        Ok(if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        })
+        Ok(none_or_all(self.validator()?.check(data)))
     }
 
     /// Checks a draft leniently: what it holds must be valid, but fields
@@ -143,17 +138,12 @@ impl FormSchema {
     pub fn check_draft(&self, data: &Value) -> Result<Result<(), Vec<FieldError>>, FormError> {
         let mut lenient = self.schema.clone();
         drop_required(&mut lenient);
-        let errors = SchemaValidator::new(&lenient)
-            .map_err(|message| FormError::InvalidSchema {
+        let validator =
+            SchemaValidator::new(&lenient).map_err(|message| FormError::InvalidSchema {
                 form: self.id.clone(),
                 message,
-            })?
-            .check(data);
-        Ok(if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        })
+            })?;
+        Ok(none_or_all(validator.check(data)))
     }
 
     /// Blanks every `x-pii` field of `data` (sets it to `null`, in every
@@ -318,6 +308,15 @@ pub struct FormDraft {
     pub data: Value,
     /// When they were saved.
     pub saved_at: DateTime<Utc>,
+}
+
+/// `Ok` without field errors, every one of them otherwise.
+fn none_or_all(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Removes the `required` keyword from `schema` and every schema inside

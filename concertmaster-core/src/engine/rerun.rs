@@ -51,15 +51,7 @@ impl Engine {
         }
         let cannot = |reason: String| Error::CannotRerun { run: id, reason };
         let from_trigger = matches!(from, RerunFrom::Trigger);
-        let original =
-            self.inner
-                .store
-                .run(tenant, id)
-                .await?
-                .ok_or_else(|| Error::RunNotFound {
-                    tenant: tenant.clone(),
-                    id,
-                })?;
+        let original = self.get_run(tenant, id).await?;
         if !original.status.is_terminal() {
             return Err(cannot(format!(
                 "it has not ended (it is {})",

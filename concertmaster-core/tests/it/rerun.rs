@@ -31,6 +31,26 @@ fn export_flow(failures: u32) -> Value {
     )
 }
 
+/// A run of `waits` (start → ask, waiting for `answer:<run>`), waiting.
+async fn waiting_run(h: &Harness) -> concertmaster_core::RunId {
+    let waits = h
+        .publish(workflow(
+            "waits",
+            &[
+                ("start", "start", json!({})),
+                ("ask", "await", json!({ "prefix": "answer" })),
+            ],
+            &[("start", "ask")],
+        ))
+        .await;
+    let run = h.engine.start(&waits, json!({})).await.unwrap();
+    assert_eq!(
+        h.engine.settled(&h.tenant, run).await.unwrap().status,
+        RunStatus::Waiting
+    );
+    run
+}
+
 fn ids(nodes: &[&str]) -> Vec<NodeId> {
     nodes.iter().map(|n| NodeId::new(*n)).collect()
 }
@@ -148,21 +168,7 @@ async fn a_run_reruns_from_a_chosen_node_or_the_trigger_on_its_pinned_version() 
 #[tokio::test]
 async fn a_rerun_that_cannot_be_done_is_refused_with_the_reason() {
     let h = Harness::new().await;
-    let waiting = h
-        .publish(workflow(
-            "waits",
-            &[
-                ("start", "start", json!({})),
-                ("ask", "await", json!({ "prefix": "answer" })),
-            ],
-            &[("start", "ask")],
-        ))
-        .await;
-    let open = h.engine.start(&waiting, json!({})).await.unwrap();
-    assert_eq!(
-        h.engine.settled(&h.tenant, open).await.unwrap().status,
-        RunStatus::Waiting
-    );
+    let open = waiting_run(&h).await;
     let ok = h.publish(export_flow(0)).await;
     let done = h.engine.start(&ok, json!({})).await.unwrap();
     h.engine.finished(&h.tenant, done).await.unwrap();
@@ -216,18 +222,7 @@ async fn a_batch_reruns_what_its_filter_finds_once_per_key_bounded_and_stoppable
     }
     // A run cancelled while waiting: it matches the filter below but has
     // no failed node to restart from.
-    let waits = h
-        .publish(workflow(
-            "waits",
-            &[
-                ("start", "start", json!({})),
-                ("ask", "await", json!({ "prefix": "answer" })),
-            ],
-            &[("start", "ask")],
-        ))
-        .await;
-    let withdrawn = h.engine.start(&waits, json!({})).await.unwrap();
-    h.engine.settled(&h.tenant, withdrawn).await.unwrap();
+    let withdrawn = waiting_run(&h).await;
     h.engine
         .cancel(&h.tenant, withdrawn, "attempt 1 withdrawn")
         .await

@@ -768,6 +768,26 @@ async fn invited_on_sqlite(
     (h, store, run, token, dir)
 }
 
+/// Stores the host's record and `prepared` in one transaction of the
+/// host's, then commits it or rolls it back.
+async fn with_host_record(
+    store: &concertmaster_store::SqliteStore,
+    prepared: &concertmaster_core::PreparedResponse,
+    commit: bool,
+) {
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    store.insert_response_in(&mut tx, prepared).await.unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn an_answer_stored_in_the_hosts_transaction_wakes_the_run_once_committed() {
     let (h, store, run, token, _dir) = invited_on_sqlite("a@acme.test").await;
@@ -780,13 +800,7 @@ async fn an_answer_stored_in_the_hosts_transaction_wakes_the_run_once_committed(
     assert!(h.stored_responses().await.is_empty());
     h.forms.open(&token).await.unwrap();
 
-    let mut tx = store.pool().begin().await.unwrap();
-    sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    store.insert_response_in(&mut tx, &prepared).await.unwrap();
-    tx.commit().await.unwrap();
+    with_host_record(&store, &prepared, true).await;
     h.forms.delivered(&h.engine, &prepared).await.unwrap();
 
     let detail = h
@@ -819,13 +833,7 @@ async fn an_answer_rolled_back_with_the_hosts_transaction_leaves_nothing_and_the
         .prepare_submission(&token, Submission::new(answers("ACME", "a@acme.test")))
         .await
         .unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
-    sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    store.insert_response_in(&mut tx, &prepared).await.unwrap();
-    tx.rollback().await.unwrap();
+    with_host_record(&store, &prepared, false).await;
 
     assert!(matches!(
         h.forms.delivered(&h.engine, &prepared).await,

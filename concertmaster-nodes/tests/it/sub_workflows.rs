@@ -119,20 +119,29 @@ async fn reopen(dir: &tempfile::TempDir, clock: ManualClock) -> Harness {
     Harness::on(Arc::new(store) as Arc<dyn Store>, clock).await
 }
 
-#[tokio::test]
-async fn an_answer_two_levels_down_completes_every_level_after_a_restart() {
-    let (dir, clock, top, token) = three_levels_waiting(Value::Null).await;
-
-    // A new process; the supplier answers now.
-    let h = reopen(&dir, clock).await;
+/// A new process on the same file, where the supplier answers now.
+async fn answered_after_restart(
+    dir: &tempfile::TempDir,
+    clock: ManualClock,
+    token: &str,
+) -> Harness {
+    let h = reopen(dir, clock).await;
     h.forms
         .submit(
             &h.engine,
-            &token,
+            token,
             Submission::new(answers("Globex", "ops@globex.test")),
         )
         .await
         .unwrap();
+    h
+}
+
+#[tokio::test]
+async fn an_answer_two_levels_down_completes_every_level_after_a_restart() {
+    let (dir, clock, top, token) = three_levels_waiting(Value::Null).await;
+
+    let h = answered_after_restart(&dir, clock, &token).await;
     let done = h.engine.finished(&h.tenant, top).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
 
@@ -218,15 +227,7 @@ async fn a_failure_two_levels_down_reaches_the_top_with_its_reason() {
         "mappings": [{ "to": "/duns", "from": "/data/duns", "required": true }] } });
     let (dir, clock, top, token) = three_levels_waiting(tail).await;
 
-    let h = reopen(&dir, clock).await;
-    h.forms
-        .submit(
-            &h.engine,
-            &token,
-            Submission::new(answers("Globex", "ops@globex.test")),
-        )
-        .await
-        .unwrap();
+    let h = answered_after_restart(&dir, clock, &token).await;
     let failed = h.engine.finished(&h.tenant, top).await.unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.unwrap_or_default();

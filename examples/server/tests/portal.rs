@@ -19,20 +19,25 @@ async fn start() -> (String, Server, tempfile::TempDir) {
     (base, server, dir)
 }
 
-#[tokio::test]
-async fn a_respondent_fixes_field_errors_and_submits_once() {
-    let (base, server, _dir) = start().await;
-    let tenant = TenantId::new("acme");
+/// The token of a new link to the supplier profile form.
+async fn profile_link(server: &Server, tenant: &TenantId) -> String {
     let (_, url) = server
         .forms()
         .issue_link(
-            &tenant,
+            tenant,
             &"supplier-profile".into(),
             Some("ap@nordwind.example".into()),
         )
         .await
         .unwrap();
-    let token = url.rsplit('/').next().unwrap().to_string();
+    url.rsplit('/').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_respondent_fixes_field_errors_and_submits_once() {
+    let (base, server, _dir) = start().await;
+    let tenant = TenantId::new("acme");
+    let token = profile_link(&server, &tenant).await;
     let client = reqwest::Client::new();
 
     let form = client
@@ -144,16 +149,7 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
 async fn a_respondent_saves_a_draft_and_goes_on_from_another_device() {
     let (base, server, _dir) = start().await;
     let tenant = TenantId::new("acme");
-    let (_, url) = server
-        .forms()
-        .issue_link(
-            &tenant,
-            &"supplier-profile".into(),
-            Some("ap@nordwind.example".into()),
-        )
-        .await
-        .unwrap();
-    let token = url.rsplit('/').next().unwrap().to_string();
+    let token = profile_link(&server, &tenant).await;
     let laptop = reqwest::Client::new();
 
     let saved = laptop
