@@ -8,8 +8,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, NodeStatus, ResponseFilter,
-    ResponseId, ReviewStatus, RunFilter, RunId, RunStatus, WorkflowDefinition, WorkflowId,
+    AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, Migration, NodeId, NodeStatus,
+    RerunBatch, RerunFrom, RerunVersion, ResponseFilter, ResponseId, ReviewStatus, RunFilter,
+    RunId, RunStatus, WorkflowDefinition, WorkflowId,
 };
 use concertmaster_erp::NewConnection;
 use concertmaster_nodes::forms::Decision;
@@ -29,7 +30,7 @@ type ApiResult<T> = Result<T, ApiError>;
     info(title = "ConcertMaster example service", description = "Workflows, runs, forms, reviews, ERP connections and the audit log of one tenant per API key."),
     paths(
         list_workflows, publish_workflow, validate_workflow, get_workflow, workflow_versions,
-        start_run, list_runs, get_run, cancel_run,
+        start_run, list_runs, get_run, cancel_run, rerun_run, rerun_batch, migrate_run,
         publish_form, get_form, list_responses, review_response,
         list_connections, create_connection, test_connection, audit_log
     ),
@@ -55,6 +56,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/rerun", post(rerun_run))
+        .route("/runs/{id}/migrate", post(migrate_run))
+        .route("/reruns", post(rerun_batch))
         .route("/forms", post(publish_form))
         .route("/forms/{id}", get(get_form))
         .route("/forms/{id}/responses", get(list_responses))
@@ -280,6 +284,168 @@ async fn cancel_run(
     let run = state
         .engine
         .cancel(&caller.tenant, run_id(&id)?, &reason)
+        .await?;
+    Ok(Json(json!({ "run": run_view(&run, &caller) })))
+}
+
+/// Where a re-run starts and on which version, as the API takes it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RerunBody {
+    /// `failed` (the default), `trigger`, or the node ids to restart from.
+    #[serde(default)]
+    from: Option<RerunFromBody>,
+    /// `pinned` (the default) or `latest`.
+    #[serde(default)]
+    version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RerunFromBody {
+    Named(String),
+    Nodes(Vec<String>),
+}
+
+impl RerunBody {
+    fn from(&self) -> ApiResult<RerunFrom> {
+        match &self.from {
+            None => Ok(RerunFrom::Failed),
+            Some(RerunFromBody::Named(name)) => match name.as_str() {
+                "failed" => Ok(RerunFrom::Failed),
+                "trigger" => Ok(RerunFrom::Trigger),
+                other => Err(ApiError::bad_request(format!(
+                    "from: {other:?} is neither \"failed\", \"trigger\" nor a list of node ids"
+                ))),
+            },
+            Some(RerunFromBody::Nodes(nodes)) => {
+                Ok(RerunFrom::Nodes(nodes.iter().map(NodeId::new).collect()))
+            }
+        }
+    }
+
+    fn version(&self) -> ApiResult<RerunVersion> {
+        match self.version.as_deref() {
+            None | Some("pinned") => Ok(RerunVersion::Pinned),
+            Some("latest") => Ok(RerunVersion::Latest),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "version: {other:?} is neither \"pinned\" nor \"latest\""
+            ))),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/runs/{id}/rerun", tag = "runs", params(("id" = String, Path, description = "The ended run")), request_body = doc::RerunRequest, responses((status = 202, description = "The new run", body = doc::Rerun), (status = 409, description = "It cannot be re-run as asked", body = doc::ErrorBody)), security(("api_key" = [])))]
+async fn rerun_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Option<Json<RerunBody>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Operate, "re-run runs")?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let run = state
+        .engine
+        .rerun(&caller.tenant, run_id(&id)?, body.from()?, body.version()?)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run, "rerunOf": id })),
+    ))
+}
+
+/// Which runs a batch re-runs, as the API takes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RerunBatchBody {
+    workflow: Option<String>,
+    /// Only runs pinned to this version.
+    workflow_version: Option<u32>,
+    #[serde(default)]
+    status: Vec<RunStatus>,
+    created_from: Option<DateTime<Utc>>,
+    created_before: Option<DateTime<Utc>>,
+    error_contains: Option<String>,
+    /// As for one run.
+    from: Option<RerunFromBody>,
+    /// As for one run.
+    version: Option<String>,
+    /// At most this many runs (100 unless given, at most 1000).
+    at_most: Option<usize>,
+    /// Re-runs each run once per key: the same call again goes on.
+    key: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/reruns", tag = "runs", request_body = doc::RerunBatchRequest, responses((status = 200, description = "What was re-run", body = doc::RerunReport)), security(("api_key" = [])))]
+async fn rerun_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<RerunBatchBody>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Operate, "re-run runs")?;
+    let mut filter = RunFilter::statuses(body.status.iter().copied());
+    filter.workflow_id = body.workflow.as_deref().map(WorkflowId::new);
+    filter.version = body.workflow_version;
+    filter.created_from = body.created_from;
+    filter.created_before = body.created_before;
+    filter.error_contains = body.error_contains.clone();
+    let how = RerunBody {
+        from: body.from,
+        version: body.version,
+    };
+    let mut batch = RerunBatch::new(filter, how.from()?, how.version()?)
+        .at_most(body.at_most.unwrap_or(100).min(1000));
+    if let Some(key) = &body.key {
+        batch = batch.once_per(key.as_str());
+    }
+    // A request that goes away stops the batch between two runs.
+    let stop = concertmaster_core::CancellationToken::new();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let report = state
+        .engine
+        .rerun_batch(&caller.tenant, &batch, &stop)
+        .await?;
+    let pairs = |pairs: &[(RunId, RunId)]| -> Vec<Value> {
+        pairs
+            .iter()
+            .map(|(old, new)| json!({ "run": old, "rerun": new }))
+            .collect()
+    };
+    Ok(Json(json!({
+        "rerun": pairs(&report.rerun),
+        "doneBefore": pairs(&report.done_before),
+        "refused": report.refused.iter().map(|(run, why)| json!({ "run": run, "reason": why })).collect::<Vec<_>>(),
+        "more": report.more,
+    })))
+}
+
+/// Where a waiting run moves.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MigrateBody {
+    to_version: u32,
+    /// Node ids that changed, old to new.
+    #[serde(default)]
+    renames: std::collections::BTreeMap<String, String>,
+}
+
+#[utoipa::path(post, path = "/api/runs/{id}/migrate", tag = "runs", params(("id" = String, Path, description = "The waiting run")), request_body = doc::MigrateRequest, responses((status = 200, description = "Moved", body = doc::RunView), (status = 409, description = "It cannot move: every reason", body = doc::ErrorBody)), security(("api_key" = [])))]
+async fn migrate_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<MigrateBody>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Operate, "move runs to another version")?;
+    let migration = body
+        .renames
+        .iter()
+        .fold(Migration::to_version(body.to_version), |m, (old, new)| {
+            m.rename(old.as_str(), new.as_str())
+        });
+    let run = state
+        .engine
+        .migrate(&caller.tenant, run_id(&id)?, &migration)
         .await?;
     Ok(Json(json!({ "run": run_view(&run, &caller) })))
 }

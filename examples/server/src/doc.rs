@@ -136,6 +136,40 @@ pub(crate) struct CancelRequest {
     reason: Option<String>,
 }
 
+/// Where a re-run starts (`failed`, `trigger`, or node ids) and on which
+/// version (`pinned` or `latest`).
+#[derive(ToSchema)]
+pub(crate) struct RerunRequest {
+    #[schema(value_type = Option<Object>)]
+    from: Option<Value>,
+    version: Option<String>,
+}
+
+/// The new run and the run it re-runs.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Rerun {
+    run_id: String,
+    rerun_of: String,
+}
+
+/// Which ended runs to re-run: `workflow`, `workflowVersion`, `status`,
+/// `createdFrom`, `createdBefore`, `errorContains`; `from`, `version` as
+/// for one run; `atMost` (100, at most 1000); `key`, to re-run each once.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct RerunBatchRequest(Value);
+
+/// `{rerun: [{run, rerun}], doneBefore: [{run, rerun}], refused: [{run, reason}], more}`.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct RerunReport(Value);
+
+/// `{toVersion, renames: {old: new}}`.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct MigrateRequest(Value);
+
 /// A form schema: `{id, title, schema, uiSchema, retentionDays}`.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]

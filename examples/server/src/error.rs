@@ -78,6 +78,9 @@ impl From<concertmaster_core::Error> for ApiError {
             | E::NotATrigger { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
             }
+            E::CannotRerun { .. } | E::CannotMigrate { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            }
             E::ShutDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

@@ -612,6 +612,9 @@ async fn the_openapi_document_covers_every_api_route() {
         ("/api/runs", &["get"]),
         ("/api/runs/{id}", &["get"]),
         ("/api/runs/{id}/cancel", &["post"]),
+        ("/api/runs/{id}/rerun", &["post"]),
+        ("/api/runs/{id}/migrate", &["post"]),
+        ("/api/reruns", &["post"]),
         ("/api/forms", &["post"]),
         ("/api/forms/{id}", &["get"]),
         ("/api/forms/{id}/responses", &["get"]),
@@ -631,5 +634,187 @@ async fn the_openapi_document_covers_every_api_route() {
             );
         }
     }
-    assert_eq!(paths.len(), 15, "every documented path is a route");
+    assert_eq!(paths.len(), 18, "every documented path is a route");
+}
+
+/// `hello`, whose greeting fails for a trigger without a name until the
+/// version that greets "you" instead.
+fn fragile_hello(fixed: bool) -> Value {
+    let name = if fixed {
+        "(.name // \"you\")"
+    } else {
+        "(.name // error(\"no name given\"))"
+    };
+    json!({ "id": "hello", "name": "Hello", "nodes": [
+        { "id": "start", "type": "manual" },
+        { "id": "shape", "type": "jq", "config": { "expression": format!("{{greeting: (\"Hello, \" + {name})}}") } }
+    ], "edges": [{ "source": "start", "target": "shape" }] })
+}
+
+impl Running {
+    /// The run's status once it has ended.
+    async fn ended(&self, run: &str) -> Value {
+        loop {
+            let (_, detail) = self
+                .get(&self.acme.viewer, &format!("/api/runs/{run}"))
+                .await;
+            let status = &detail["run"]["status"];
+            if ["succeeded", "failed", "cancelled"]
+                .iter()
+                .any(|s| status == s)
+            {
+                return detail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn start_on(&self, version: u32, trigger: Value) -> String {
+        let (status, started) = self
+            .post(
+                &self.acme.editor,
+                &format!("/api/workflows/hello/runs?version={version}"),
+                trigger,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        started["runId"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn failed_runs_are_re_run_one_or_by_filter_after_a_fix() {
+    let server = start().await;
+    server
+        .post(&server.acme.editor, "/api/workflows", fragile_hello(false))
+        .await;
+    let first = server.start_on(1, json!({})).await;
+    assert_eq!(server.ended(&first).await["run"]["status"], "failed");
+    server
+        .post(&server.acme.editor, "/api/workflows", fragile_hello(true))
+        .await;
+
+    let (status, body) = server
+        .post(
+            &server.acme.viewer,
+            &format!("/api/runs/{first}/rerun"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = server
+        .post(
+            &server.acme.editor,
+            &format!("/api/runs/{first}/rerun"),
+            json!({ "version": "latest" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let again = body["runId"].as_str().unwrap().to_string();
+    let detail = server.ended(&again).await;
+    assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    assert_eq!(detail["run"]["origin"]["run"], first.as_str());
+    let (status, body) = server
+        .post(
+            &server.acme.editor,
+            &format!("/api/runs/{again}/rerun"),
+            json!({ "from": "failed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no node of it failed"));
+
+    // Two more fail on version 1; the batch re-runs every failed run of it.
+    for _ in 0..2 {
+        let run = server.start_on(1, json!({})).await;
+        server.ended(&run).await;
+    }
+    let batch = json!({
+        "workflow": "hello", "workflowVersion": 1, "status": ["failed"],
+        "errorContains": "NO NAME", "version": "latest", "key": "fix-greeting"
+    });
+    let (status, report) = server
+        .post(&server.acme.editor, "/api/reruns", batch.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["rerun"].as_array().unwrap().len(), 3, "{report}");
+    for pair in report["rerun"].as_array().unwrap() {
+        let detail = server.ended(pair["rerun"].as_str().unwrap()).await;
+        assert_eq!(detail["run"]["status"], "succeeded");
+    }
+    let (_, report) = server.post(&server.acme.editor, "/api/reruns", batch).await;
+    assert_eq!(report["rerun"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        report["doneBefore"].as_array().unwrap().len(),
+        3,
+        "{report}"
+    );
+    let (status, body) = server
+        .post(
+            &server.acme.editor,
+            "/api/reruns",
+            json!({ "from": "middle" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn a_waiting_run_moves_to_a_new_version_through_the_api() {
+    let server = start().await;
+    let waits = |shape: &str| {
+        json!({ "id": "hello", "name": "Hello", "nodes": [
+            { "id": "start", "type": "manual" },
+            { "id": "pause", "type": "delay", "config": { "duration": "1h" } },
+            { "id": shape, "type": "jq", "config": { "expression": "{greeting: \"Hello\"}" } }
+        ], "edges": [
+            { "source": "start", "target": "pause" },
+            { "source": "pause", "target": shape }
+        ] })
+    };
+    server
+        .post(&server.acme.editor, "/api/workflows", waits("shape"))
+        .await;
+    let run = server.start_on(1, json!({})).await;
+    loop {
+        let (_, detail) = server
+            .get(&server.acme.viewer, &format!("/api/runs/{run}"))
+            .await;
+        if detail["run"]["status"] == "waiting" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server
+        .post(&server.acme.editor, "/api/workflows", waits("greet"))
+        .await;
+
+    let (status, body) = server
+        .post(
+            &server.acme.editor,
+            &format!("/api/runs/{run}/migrate"),
+            json!({ "toVersion": 2, "renames": { "pause": "gone" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("node gone (renamed from pause) is not in version 2"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(
+            &server.acme.editor,
+            &format!("/api/runs/{run}/migrate"),
+            json!({ "toVersion": 2 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["run"]["workflowVersion"], 2);
+    assert_eq!(body["run"]["status"], "waiting");
 }
