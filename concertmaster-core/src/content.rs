@@ -14,6 +14,9 @@ pub const CONTENT_KEY: &str = "$content";
 /// How large one stored chunk is (1 MiB): what a reader holds at a time.
 pub const CHUNK_SIZE: usize = 1 << 20;
 
+/// The media type of items written as JSON lines ([`ItemWriter`]).
+pub const ITEMS_MEDIA_TYPE: &str = "application/x-ndjson";
+
 /// A reference to content in the content store, as items carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,7 +54,7 @@ impl ContentRef {
 }
 
 #[cfg(feature = "runtime")]
-pub use runtime::{ContentError, ContentReader, ContentWriter, Contents};
+pub use runtime::{ContentError, ContentReader, ContentWriter, Contents, ItemReader, ItemWriter};
 
 #[cfg(feature = "runtime")]
 mod runtime {
@@ -60,7 +63,7 @@ mod runtime {
     use sha2::{Digest, Sha256};
     use tokio::io::{AsyncRead, AsyncReadExt};
 
-    use super::{ContentRef, CHUNK_SIZE};
+    use super::{ContentRef, CHUNK_SIZE, ITEMS_MEDIA_TYPE};
     use crate::ids::{ContentId, TenantId};
     use crate::store::{Store, StoreError};
 
@@ -267,6 +270,99 @@ mod runtime {
         }
     }
 
+    /// Items written one at a time into new content as JSON lines
+    /// (`application/x-ndjson`), for a node whose output is too large to
+    /// hold: it emits one item with the reference, and the node after reads
+    /// the items back one at a time ([`ItemReader`]). The writer holds at
+    /// most a chunk; each full chunk waits for the store, so a producer
+    /// faster than the store waits instead of growing memory.
+    #[derive(Debug)]
+    pub struct ItemWriter {
+        writer: ContentWriter,
+        line: Vec<u8>,
+        count: u64,
+    }
+
+    impl ItemWriter {
+        /// Writes to new content of `contents`.
+        pub fn new(contents: &Contents) -> Self {
+            Self {
+                writer: contents.writer(Some(ITEMS_MEDIA_TYPE.into())),
+                line: Vec::new(),
+                count: 0,
+            }
+        }
+
+        /// Appends `item`.
+        pub async fn push(&mut self, item: &crate::Item) -> Result<(), ContentError> {
+            self.line.clear();
+            // Serializing a map of JSON values cannot fail.
+            serde_json::to_writer(&mut self.line, item).map_err(std::io::Error::other)?;
+            self.line.push(b'\n');
+            self.count += 1;
+            self.writer.write(&self.line).await
+        }
+
+        /// How many items were pushed.
+        pub fn count(&self) -> u64 {
+            self.count
+        }
+
+        /// Stores what is left; the reference of the items.
+        pub async fn finish(self) -> Result<ContentRef, ContentError> {
+            self.writer.finish().await
+        }
+    }
+
+    /// Reads the items an [`ItemWriter`] wrote, one at a time, holding at
+    /// most a chunk and the item being read.
+    #[derive(Debug)]
+    pub struct ItemReader {
+        reader: ContentReader,
+        buffer: Vec<u8>,
+        start: usize,
+    }
+
+    impl ItemReader {
+        /// Reads the items of `content`.
+        pub fn new(contents: &Contents, content: &ContentRef) -> Self {
+            Self {
+                reader: contents.read(content),
+                buffer: Vec::new(),
+                start: 0,
+            }
+        }
+
+        /// The next item, `None` after the last.
+        pub async fn next(&mut self) -> Result<Option<crate::Item>, ContentError> {
+            loop {
+                if let Some(end) = self.buffer[self.start..].iter().position(|&b| b == b'\n') {
+                    let line = &self.buffer[self.start..self.start + end];
+                    self.start += end + 1;
+                    let item =
+                        serde_json::from_slice(line).map_err(|err| ContentError::Damaged {
+                            id: self.reader.content.id,
+                            reason: format!("not a JSON lines item: {err}"),
+                        })?;
+                    return Ok(Some(item));
+                }
+                // Keep only the unread part before reading on.
+                self.buffer.drain(..self.start);
+                self.start = 0;
+                match self.reader.next_chunk().await? {
+                    Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                    None if self.buffer.is_empty() => return Ok(None),
+                    None => {
+                        return Err(ContentError::Damaged {
+                            id: self.reader.content.id,
+                            reason: "the last item is cut off".into(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads content a chunk at a time; at its end, checks the size and
     /// SHA-256 the reference gave.
     #[derive(Debug)]
@@ -390,6 +486,37 @@ mod tests {
             ContentRef::from_value(&serde_json::json!({"$content": 1})),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn items_go_in_and_come_out_one_at_a_time_and_a_cut_off_one_is_reported() {
+        let contents = contents();
+        let mut writer = crate::ItemWriter::new(&contents);
+        for n in 0..3 {
+            let mut item = crate::Item::new();
+            item.insert("n".into(), serde_json::json!(n));
+            item.insert("text".into(), serde_json::json!("a\nb"));
+            writer.push(&item).await.unwrap();
+        }
+        let items = writer.finish().await.unwrap();
+        let mut reader = crate::ItemReader::new(&contents, &items);
+        for n in 0..3 {
+            let item = reader.next().await.unwrap().unwrap();
+            assert_eq!(
+                (item["n"].as_i64(), item["text"].as_str()),
+                (Some(n), Some("a\nb"))
+            );
+        }
+        assert!(reader.next().await.unwrap().is_none());
+
+        let cut = contents
+            .put_bytes(b"{\"n\":1}\n{\"n\"", None)
+            .await
+            .unwrap();
+        let mut reader = crate::ItemReader::new(&contents, &cut);
+        assert!(reader.next().await.unwrap().is_some());
+        let err = reader.next().await.unwrap_err();
+        assert!(err.to_string().contains("cut off"), "{err}");
     }
 
     #[tokio::test]

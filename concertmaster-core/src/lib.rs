@@ -104,8 +104,8 @@ pub use connector::{
     Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode, Written,
 };
 #[cfg(feature = "runtime")]
-pub use content::{ContentError, ContentReader, ContentWriter, Contents};
-pub use content::{ContentRef, CHUNK_SIZE, CONTENT_KEY};
+pub use content::{ContentError, ContentReader, ContentWriter, Contents, ItemReader, ItemWriter};
+pub use content::{ContentRef, CHUNK_SIZE, CONTENT_KEY, ITEMS_MEDIA_TYPE};
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{

@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ContentRef, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
+    ContentRef, Engine, Item, ItemReader, ItemWriter, Node, NodeCategory, NodeContext,
+    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId,
+    WorkflowDefinition, ITEMS_MEDIA_TYPE,
 };
 use serde_json::json;
 
@@ -108,4 +109,87 @@ async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
     assert_eq!(read["same"], true);
     assert_eq!(read["note"], "short");
     assert!(ContentRef::from_value(&read["page2"]).is_some());
+}
+
+fn failed(err: impl std::fmt::Display) -> NodeError {
+    NodeError::retryable(err.to_string())
+}
+
+/// Produces 200,000 items into the content store, one at a time.
+struct Many;
+
+#[async_trait]
+impl Node for Many {
+    async fn execute(&self, ctx: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut writer = ItemWriter::new(&ctx.contents());
+        for n in 0..200_000u64 {
+            let mut item = Item::new();
+            item.insert("n".into(), json!(n));
+            item.insert("sku".into(), json!(format!("SKU-{n:06}")));
+            writer.push(&item).await.map_err(failed)?;
+        }
+        let count = writer.count();
+        let items = writer.finish().await.map_err(failed)?;
+        let mut out = Item::new();
+        out.insert("items".into(), items.to_value());
+        out.insert("count".into(), json!(count));
+        Ok(NodeOutcome::main(vec![out]))
+    }
+}
+
+/// Reads them back one at a time and adds them up.
+struct Sum;
+
+#[async_trait]
+impl Node for Sum {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        let batch = input.take("main").remove(0);
+        let items = ContentRef::from_value(&batch["items"])
+            .ok_or_else(|| NodeError::fatal("no items reference"))?;
+        let mut reader = ItemReader::new(&ctx.contents(), &items);
+        let (mut count, mut sum) = (0u64, 0u64);
+        while let Some(item) = reader.next().await.map_err(failed)? {
+            count += 1;
+            sum += item["n"].as_u64().unwrap_or_default();
+        }
+        let mut out = Item::new();
+        out.insert("count".into(), json!(count));
+        out.insert("sum".into(), json!(sum));
+        out.insert("mediaType".into(), json!(items.media_type));
+        Ok(NodeOutcome::main(vec![out]))
+    }
+}
+
+#[tokio::test]
+async fn a_large_item_set_flows_as_a_stream_of_items_by_reference() {
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(NodeDescriptor::new("many", NodeCategory::Transform), Many)
+        .unwrap();
+    registry
+        .register_node(NodeDescriptor::new("sum", NodeCategory::Transform), Sum)
+        .unwrap();
+    let engine = Engine::builder().registry(registry).build().await.unwrap();
+    let tenant = TenantId::new("acme");
+    let def = WorkflowDefinition::from_value(json!({
+        "id": "catalog", "name": "Catalog",
+        "nodes": [{ "id": "export", "type": "many" }, { "id": "total", "type": "sum" }],
+        "edges": [{ "id": "e", "source": "export", "target": "total" }]
+    }))
+    .unwrap();
+    let workflow = engine.publish(&tenant, def).await.unwrap();
+    let run = engine.start(&workflow, json!({})).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+
+    let detail = engine.run(&tenant, run).await.unwrap();
+    let total = &detail.output("total").unwrap().main_items()[0];
+    assert_eq!(total["count"], 200_000);
+    assert_eq!(total["sum"], json!(199_999u64 * 200_000 / 2));
+    assert_eq!(total["mediaType"], ITEMS_MEDIA_TYPE);
+    let records = serde_json::to_string(&detail.nodes).unwrap();
+    assert!(
+        records.len() < 4_000,
+        "the records hold one reference, not 200,000 items"
+    );
 }
