@@ -55,31 +55,32 @@ impl Node for Measure {
     }
 }
 
-#[tokio::test]
-async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
+/// Runs `first` → `second` on an in-memory engine (with `threshold` as
+/// its content threshold) until the run succeeds; its detail.
+async fn run_two(
+    first: impl Node + 'static,
+    second: impl Node + 'static,
+    threshold: Option<usize>,
+) -> concertmaster_core::RunDetail {
     let mut registry = NodeRegistry::new();
     registry
-        .register_node(
-            NodeDescriptor::new("report", NodeCategory::Transform),
-            Report,
-        )
+        .register_node(NodeDescriptor::new("first", NodeCategory::Transform), first)
         .unwrap();
     registry
         .register_node(
-            NodeDescriptor::new("measure", NodeCategory::Transform),
-            Measure,
+            NodeDescriptor::new("second", NodeCategory::Transform),
+            second,
         )
         .unwrap();
-    let engine = Engine::builder()
-        .registry(registry)
-        .content_threshold(4096)
-        .build()
-        .await
-        .unwrap();
+    let mut builder = Engine::builder().registry(registry);
+    if let Some(bytes) = threshold {
+        builder = builder.content_threshold(bytes);
+    }
+    let engine = builder.build().await.unwrap();
     let tenant = TenantId::new("acme");
     let def = WorkflowDefinition::from_value(json!({
-        "id": "reports", "name": "Reports",
-        "nodes": [{ "id": "make", "type": "report" }, { "id": "read", "type": "measure" }],
+        "id": "two", "name": "Two",
+        "nodes": [{ "id": "make", "type": "first" }, { "id": "read", "type": "second" }],
         "edges": [{ "id": "e", "source": "make", "target": "read" }]
     }))
     .unwrap();
@@ -87,8 +88,12 @@ async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
     let run = engine.start(&workflow, json!({})).await.unwrap();
     let done = engine.finished(&tenant, run).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    engine.run(&tenant, run).await.unwrap()
+}
 
-    let detail = engine.run(&tenant, run).await.unwrap();
+#[tokio::test]
+async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
+    let detail = run_two(Report, Measure, Some(4096)).await;
     let made = &detail.output("make").unwrap().main_items()[0];
     let report = ContentRef::from_value(&made["report"]).expect("stored by reference");
     assert_eq!(report.size, 100_000, "the UTF-8 bytes");
@@ -162,28 +167,8 @@ impl Node for Sum {
 
 #[tokio::test]
 async fn a_large_item_set_flows_as_a_stream_of_items_by_reference() {
-    let mut registry = NodeRegistry::new();
-    registry
-        .register_node(NodeDescriptor::new("many", NodeCategory::Transform), Many)
-        .unwrap();
-    registry
-        .register_node(NodeDescriptor::new("sum", NodeCategory::Transform), Sum)
-        .unwrap();
-    let engine = Engine::builder().registry(registry).build().await.unwrap();
-    let tenant = TenantId::new("acme");
-    let def = WorkflowDefinition::from_value(json!({
-        "id": "catalog", "name": "Catalog",
-        "nodes": [{ "id": "export", "type": "many" }, { "id": "total", "type": "sum" }],
-        "edges": [{ "id": "e", "source": "export", "target": "total" }]
-    }))
-    .unwrap();
-    let workflow = engine.publish(&tenant, def).await.unwrap();
-    let run = engine.start(&workflow, json!({})).await.unwrap();
-    let done = engine.finished(&tenant, run).await.unwrap();
-    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
-
-    let detail = engine.run(&tenant, run).await.unwrap();
-    let total = &detail.output("total").unwrap().main_items()[0];
+    let detail = run_two(Many, Sum, None).await;
+    let total = &detail.output("read").unwrap().main_items()[0];
     assert_eq!(total["count"], 200_000);
     assert_eq!(total["sum"], json!(199_999u64 * 200_000 / 2));
     assert_eq!(total["mediaType"], ITEMS_MEDIA_TYPE);
