@@ -97,7 +97,6 @@ async fn cancel_held_elsewhere(inner: &Arc<Inner>, tenant: &TenantId, id: RunId,
         Ok(None) => {}
         Err(err) => tracing::error!(error = %err, "run could not be cancelled"),
     }
-    inner.notify_settled(id);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +207,6 @@ impl RunDriver {
                 if let Some(run) = ended {
                     run_ended(inner, &run);
                 }
-                inner.notify_settled(id);
                 return Ok(Load::Nothing);
             }
         };
@@ -629,7 +627,6 @@ impl RunDriver {
             run_ended(&self.inner, &self.run);
         }
         tracing::debug!(status = self.run.status.as_str(), "run settled");
-        self.inner.notify_settled(self.run.id);
     }
 
     /// Ends the run as failed or cancelled: its executing nodes are stopped
@@ -657,7 +654,6 @@ impl RunDriver {
             Err(err) => tracing::error!(error = %err, "run could not be ended; it stays in flight"),
         }
         release(&self.inner, self.run.id).await;
-        self.inner.notify_settled(self.run.id);
     }
 
     fn node_id(&self, i: Option<usize>) -> String {

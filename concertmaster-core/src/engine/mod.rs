@@ -858,7 +858,10 @@ impl Engine {
         let mut check = !self.inner.is_active(id);
         let mut announced: Option<Arc<Run>> = None;
         loop {
-            if check {
+            // A run whose driver is still here is not done moving: its
+            // retirement will be announced, with the run as stored, so
+            // reading the store now would only be read again.
+            if check && !self.inner.is_active(id) {
                 // An announced run that is not done yet may be stale: the
                 // run can have moved again before the watch was renewed.
                 let run = match announced.take().filter(|run| done(run)) {
@@ -1111,10 +1114,6 @@ impl Inner {
                 tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
             }
         });
-    }
-
-    pub(crate) fn notify_settled(&self, id: RunId) {
-        self.watchers.announce(id, watch::RunEvent { stored: None });
     }
 
     /// Runs a store call, retrying with back-off while the store reports
