@@ -254,40 +254,17 @@ impl NodeTask {
     /// place, so that the record, and every node after, carries the
     /// reference. Output without such strings is passed on as it is.
     async fn externalize(&self, ports: Ports, threshold: usize) -> Result<Ports, StoreError> {
-        let large = |item: &crate::Item| {
-            item.values()
-                .any(|v| !large_strings(v, threshold, "").is_empty())
-        };
-        if !ports.iter().any(|(_, items)| items.iter().any(large)) {
+        if !ports
+            .iter()
+            .any(|(_, items)| items.iter().any(|item| holds_large(item, threshold)))
+        {
             return Ok(ports);
         }
         let contents = crate::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
         let mut out = Ports::new();
         for (port, items) in ports.iter() {
             let mut items = items.to_vec();
-            for item in &mut items {
-                for (key, value) in item.iter_mut() {
-                    let base = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-                    for pointer in large_strings(value, threshold, "") {
-                        let Some(slot) = value.pointer_mut(&pointer) else {
-                            continue;
-                        };
-                        let text = std::mem::take(slot);
-                        let bytes = text.as_str().unwrap_or_default().as_bytes();
-                        let stored = contents
-                            .put_bytes(bytes, Some("text/plain; charset=utf-8".into()))
-                            .await
-                            .map_err(|err| match err {
-                                crate::ContentError::Store(err) => err,
-                                other => StoreError::Unavailable {
-                                    message: other.to_string(),
-                                },
-                            })?;
-                        tracing::debug!(at = %format!("{base}{pointer}"), size = stored.size, "value moved to the content store");
-                        *slot = stored.to_value();
-                    }
-                }
-            }
+            externalize_items(&contents, &mut items, threshold, &mut Vec::new()).await?;
             out.extend(port, items);
         }
         Ok(out)
@@ -395,6 +372,52 @@ fn human(d: Duration) -> String {
 
 /// JSON pointers (relative to `value`, below `at`) of the strings in
 /// `value` longer than `threshold` bytes.
+/// Whether `item` holds a string longer than `threshold` bytes.
+pub(super) fn holds_large(item: &Item, threshold: usize) -> bool {
+    item.values()
+        .any(|v| !large_strings(v, threshold, "").is_empty())
+}
+
+/// Moves every string in `items` longer than `threshold` bytes to
+/// `contents`, leaving a [`ContentRef`](crate::ContentRef) in its place.
+/// What it stored is added to `stored`, also when it stops at an error,
+/// so that a caller whose own write fails can delete it again.
+pub(super) async fn externalize_items(
+    contents: &crate::Contents,
+    items: &mut [Item],
+    threshold: usize,
+    stored: &mut Vec<crate::ContentRef>,
+) -> Result<(), StoreError> {
+    for item in items.iter_mut() {
+        for (key, value) in item.iter_mut() {
+            for pointer in large_strings(value, threshold, "") {
+                let Some(slot) = value.pointer_mut(&pointer) else {
+                    continue;
+                };
+                let bytes = slot.as_str().unwrap_or_default().as_bytes();
+                let content = contents
+                    .put_bytes(bytes, Some("text/plain; charset=utf-8".into()))
+                    .await
+                    .map_err(|err| match err {
+                        crate::ContentError::Store(err) => err,
+                        other => StoreError::Unavailable {
+                            message: other.to_string(),
+                        },
+                    })?;
+                tracing::debug!(
+                    key = %key,
+                    at = %pointer,
+                    size = content.size,
+                    "value moved to the content store"
+                );
+                *slot = content.to_value();
+                stored.push(content);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn large_strings(value: &serde_json::Value, threshold: usize, at: &str) -> Vec<String> {
     use serde_json::Value;
     match value {

@@ -292,12 +292,16 @@ impl EngineBuilder {
         self
     }
 
-    /// Moves every string value longer than `bytes` that a node emits to
-    /// the content store, leaving a [`ContentRef`](crate::ContentRef)
-    /// (`{"$content": {...}}`) in the item: the run's records and the
-    /// nodes after carry the reference, and a node reads the value a chunk
-    /// at a time ([`NodeContext::contents`](crate::NodeContext::contents)).
-    /// Off by default; files a host stores itself
+    /// Moves every string value longer than `bytes` that a node emits, or
+    /// that a run is started with, to the content store, leaving a
+    /// [`ContentRef`](crate::ContentRef) (`{"$content": {...}}`) in the
+    /// item: the run's records and the nodes after carry the reference,
+    /// and a node reads the value a chunk at a time
+    /// ([`NodeContext::contents`](crate::NodeContext::contents)). A start
+    /// that stores no run (a key used before, a store error) deletes what
+    /// it moved. Off by default. [`Engine::prepare_run`] leaves the trigger
+    /// as given: content written beside the host's transaction would
+    /// outlive its rollback; files a host stores itself
     /// ([`Contents::put`](crate::Contents::put)) are references from the start.
     pub fn content_threshold(mut self, bytes: usize) -> Self {
         self.limits.content_threshold = Some(bytes);
@@ -593,32 +597,15 @@ impl Engine {
             return Err(Error::ShutDown);
         }
         let PreparedRun { mut run, audit } = prepared;
-        // With room to drive it here, the run is stored running and leased
-        // to this engine, with its audit entry, in one change; without, it
-        // is stored pending for whichever engine has room first.
-        let leased = self
-            .inner
-            .active()
-            .has_room(&run.tenant, &self.inner.limits);
-        run.status = if leased {
-            RunStatus::Running
-        } else {
-            RunStatus::Pending
-        };
-        let (tenant, id) = (run.tenant.clone(), run.id);
-        let now = run.created_at;
-        if leased {
-            let start = RunStart {
-                run: &run,
-                owner: &self.inner.owner,
-                lease_until: self.inner.lease_until(now),
-                audit: &audit,
-            };
-            self.inner.store.start_run(&start).await?;
-        } else {
-            self.inner.store.insert_run(&run).await?;
-            self.append_audit(audit).await;
+        let moved = self.externalize_trigger(&mut run).await?;
+        let stored = self.store_started(&mut run, audit).await;
+        if let Err(err) = stored {
+            // The run was not stored (or was, by an earlier start with the
+            // same key): what was moved for it belongs to nothing.
+            self.delete_contents(&run.tenant, &moved).await;
+            return Err(err);
         }
+        let (tenant, id, leased) = (run.tenant.clone(), run.id, run.status == RunStatus::Running);
         self.inner.cache_workflow(&tenant, &workflow.workflow);
         let taken = self.inner.signal(
             tenant,
@@ -633,6 +620,72 @@ impl Engine {
             self.inner.give_back_lease(id).await;
         }
         Ok(id)
+    }
+
+    /// Moves the trigger's values past the content threshold to the
+    /// content store, as a node's output is moved
+    /// ([`EngineBuilder::content_threshold`]); returns what it stored.
+    async fn externalize_trigger(&self, run: &mut Run) -> Result<Vec<crate::ContentRef>> {
+        let Some(threshold) = self.inner.limits.content_threshold else {
+            return Ok(Vec::new());
+        };
+        if !run
+            .trigger
+            .iter()
+            .any(|item| attempt::holds_large(item, threshold))
+        {
+            return Ok(Vec::new());
+        }
+        let contents = crate::Contents::new(Arc::clone(&self.inner.store), run.tenant.clone());
+        let mut moved = Vec::new();
+        let result =
+            attempt::externalize_items(&contents, &mut run.trigger, threshold, &mut moved).await;
+        match result {
+            Ok(()) => Ok(moved),
+            Err(err) => {
+                self.delete_contents(&run.tenant, &moved).await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Deletes `contents` of `tenant`, logging what could not be deleted.
+    async fn delete_contents(&self, tenant: &TenantId, contents: &[crate::ContentRef]) {
+        for content in contents {
+            if let Err(err) = self.inner.store.delete_content(tenant, content.id).await {
+                tracing::warn!(error = %err, content = %content.id, "content of a run not started stays stored");
+            }
+        }
+    }
+
+    /// Stores `run`, started: running, with this engine's lease and
+    /// `audit`, when this engine has room for it; pending otherwise.
+    async fn store_started(&self, run: &mut Run, audit: AuditEntry) -> Result<()> {
+        // With room to drive it here, the run is stored running and leased
+        // to this engine, with its audit entry, in one change; without, it
+        // is stored pending for whichever engine has room first.
+        let leased = self
+            .inner
+            .active()
+            .has_room(&run.tenant, &self.inner.limits);
+        run.status = if leased {
+            RunStatus::Running
+        } else {
+            RunStatus::Pending
+        };
+        if leased {
+            let start = RunStart {
+                run,
+                owner: &self.inner.owner,
+                lease_until: self.inner.lease_until(run.created_at),
+                audit: &audit,
+            };
+            self.inner.store.start_run(&start).await?;
+        } else {
+            self.inner.store.insert_run(run).await?;
+            self.append_audit(audit).await;
+        }
+        Ok(())
     }
 
     /// Starts a run of `workflow` as the child of the node executing with

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use concertmaster_core::{
     ContentRef, Engine, Item, ItemReader, ItemWriter, Node, NodeCategory, NodeContext,
-    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId,
-    WorkflowDefinition, ITEMS_MEDIA_TYPE,
+    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, PublishedWorkflow, RunStatus,
+    TenantId, WorkflowDefinition, ITEMS_MEDIA_TYPE,
 };
 use serde_json::json;
 
@@ -62,6 +62,31 @@ async fn run_two(
     second: impl Node + 'static,
     threshold: Option<usize>,
 ) -> concertmaster_core::RunDetail {
+    run_two_with(first, second, threshold, json!({})).await
+}
+
+/// [`run_two`], started with `trigger`.
+async fn run_two_with(
+    first: impl Node + 'static,
+    second: impl Node + 'static,
+    threshold: Option<usize>,
+    trigger: serde_json::Value,
+) -> concertmaster_core::RunDetail {
+    let (engine, workflow) = two_nodes(first, second, threshold).await;
+    let tenant = workflow.tenant().clone();
+    let run = engine.start(&workflow, trigger).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    engine.run(&tenant, run).await.unwrap()
+}
+
+/// An in-memory engine (with `threshold` as its content threshold) and a
+/// published workflow of `first` → `second`, for tenant `acme`.
+async fn two_nodes(
+    first: impl Node + 'static,
+    second: impl Node + 'static,
+    threshold: Option<usize>,
+) -> (Engine, PublishedWorkflow) {
     let mut registry = NodeRegistry::new();
     registry
         .register_node(NodeDescriptor::new("first", NodeCategory::Transform), first)
@@ -77,18 +102,14 @@ async fn run_two(
         builder = builder.content_threshold(bytes);
     }
     let engine = builder.build().await.unwrap();
-    let tenant = TenantId::new("acme");
     let def = WorkflowDefinition::from_value(json!({
         "id": "two", "name": "Two",
         "nodes": [{ "id": "make", "type": "first" }, { "id": "read", "type": "second" }],
         "edges": [{ "id": "e", "source": "make", "target": "read" }]
     }))
     .unwrap();
-    let workflow = engine.publish(&tenant, def).await.unwrap();
-    let run = engine.start(&workflow, json!({})).await.unwrap();
-    let done = engine.finished(&tenant, run).await.unwrap();
-    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
-    engine.run(&tenant, run).await.unwrap()
+    let workflow = engine.publish(&TenantId::new("acme"), def).await.unwrap();
+    (engine, workflow)
 }
 
 #[tokio::test]
@@ -114,6 +135,73 @@ async fn a_large_output_value_travels_by_reference_and_reads_back_whole() {
     assert_eq!(read["same"], true);
     assert_eq!(read["note"], "short");
     assert!(ContentRef::from_value(&read["page2"]).is_some());
+}
+
+/// Passes its input on.
+struct Keep;
+
+#[async_trait]
+impl Node for Keep {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        Ok(NodeOutcome::Done(input))
+    }
+}
+
+#[tokio::test]
+async fn a_large_trigger_value_is_stored_by_reference_before_the_run_starts() {
+    let trigger = json!({
+        "report": "ä".repeat(50_000),
+        "note": "short",
+        "pages": ["p1", "x".repeat(5_000)],
+    });
+    let detail = run_two_with(Measure, Keep, Some(4096), trigger).await;
+    let started = &detail.run.trigger[0];
+    let report = ContentRef::from_value(&started["report"]).expect("the run holds a reference");
+    assert_eq!(report.size, 100_000);
+    assert!(ContentRef::from_value(&started["pages"][1]).is_some());
+    assert_eq!(started["note"], "short", "small values stay in the item");
+    assert!(
+        serde_json::to_string(&detail.run).unwrap().len() < 2_000,
+        "the stored run holds references, not the values"
+    );
+
+    let read = &detail.output("make").unwrap().main_items()[0];
+    assert_eq!(read["chars"], 50_000, "the first node reads the value back");
+    assert_eq!(read["same"], true);
+}
+
+#[tokio::test]
+async fn a_start_with_a_key_used_before_keeps_the_first_runs_content() {
+    let (engine, workflow) = two_nodes(Keep, Keep, Some(1024)).await;
+    let tenant = workflow.tenant().clone();
+    let trigger = || json!({ "file": "z".repeat(10_000) });
+    let (first, started) = engine
+        .start_once(&workflow, None, "order-7", trigger())
+        .await
+        .unwrap();
+    assert!(started);
+    engine.finished(&tenant, first).await.unwrap();
+    let (again, started) = engine
+        .start_once(&workflow, None, "order-7", trigger())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again, started),
+        (first, false),
+        "the same run, not started twice"
+    );
+
+    // The second start's copy of the file was deleted; the first run's
+    // reference still reads back whole.
+    let run = engine.run(&tenant, first).await.unwrap().run;
+    let file = ContentRef::from_value(&run.trigger[0]["file"]).expect("stored by reference");
+    let contents = concertmaster_core::Contents::new(engine.store().clone(), tenant.clone());
+    let mut reader = contents.read(&file);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = reader.next_chunk().await.unwrap() {
+        bytes.extend(chunk);
+    }
+    assert_eq!(bytes, "z".repeat(10_000).into_bytes());
 }
 
 fn failed(err: impl std::fmt::Display) -> NodeError {
