@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concertmaster_benches::{
-    add_chain, add_fan_out_in, drop_postgres_schema, postgres_store, registry,
+    add_chain, add_fan_out_in, drop_postgres_schema, postgres_autovacuum, postgres_store, registry,
+    vacuum_postgres_schema,
 };
 use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, Store, TenantId};
 use serde_json::{json, Value};
@@ -487,6 +488,9 @@ async fn engine_subject(
     })
 }
 
+/// The name of ConcertMaster on Postgres in the table.
+const POSTGRES: &str = "ConcertMaster, Postgres";
+
 /// The schema the comparison works in on Postgres, dropped when it ends.
 const PG_SCHEMA: &str = "cm_peers";
 
@@ -552,7 +556,7 @@ async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
     add(sqlite, "SQLite");
     if let Some(url) = &options.postgres {
         let postgres = match postgres_store(url, PG_SCHEMA).await {
-            Ok(store) => engine_subject("ConcertMaster, Postgres", true, Some(store)).await,
+            Ok(store) => engine_subject(POSTGRES, true, Some(store)).await,
             Err(why) => Err(why),
         };
         add(postgres, "Postgres");
@@ -684,7 +688,12 @@ fn machine() -> String {
 
 type Table = BTreeMap<(Measure, &'static str), Samples>;
 
-fn write_results(options: &Options, subjects: &[Subject], table: &Table) -> std::io::Result<()> {
+fn write_results(
+    options: &Options,
+    subjects: &[Subject],
+    table: &Table,
+    vacuumed: bool,
+) -> std::io::Result<()> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
@@ -720,6 +729,15 @@ fn write_results(options: &Options, subjects: &[Subject], table: &Table) -> std:
          each execution in SQLite (its defaults). dagrs and ConcertMaster in memory \
          persist nothing.\n"
     );
+    if vacuumed {
+        let _ = writeln!(
+            out,
+            "This machine's PostgreSQL runs with autovacuum off, so the harness does its \
+             upkeep: `VACUUM (ANALYZE)` of the benchmark's schema after every Postgres \
+             measure, outside the timings (without it the 3-step latency tripled over \
+             three rounds as dead rows piled up).\n"
+        );
+    }
     for (title, durable) in [
         ("In memory (nothing persisted)", false),
         ("Durable (every step committed)", true),
@@ -838,7 +856,9 @@ fn targets(table: &Table) -> String {
     lines.join("\n") + "\n"
 }
 
-async fn measure_all(options: &Options, subjects: &[Subject]) -> Table {
+/// Every measure of every subject, and whether Postgres was vacuumed
+/// between them.
+async fn measure_all(options: &Options, subjects: &[Subject]) -> (Table, bool) {
     let mut table = Table::new();
     let mut broken: BTreeMap<&'static str, String> = BTreeMap::new();
     for subject in subjects {
@@ -847,6 +867,12 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> Table {
             broken.insert(subject.name, why);
         }
     }
+    // A server without autovacuum gets its upkeep from the harness, after
+    // each measure and outside its timings.
+    let vacuum = match &options.postgres {
+        Some(url) => postgres_autovacuum(url).await == Some(false),
+        None => false,
+    };
     for round in 0..options.rounds {
         for measure in MEASURES {
             // Each round starts with a different system, so none always
@@ -868,6 +894,11 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> Table {
                     samples.runs,
                     cell(measure, &samples)
                 );
+                if let (true, Some(url)) = (vacuum && subject.name == POSTGRES, &options.postgres) {
+                    if let Err(why) = vacuum_postgres_schema(url, PG_SCHEMA).await {
+                        eprintln!("{POSTGRES}: {why}");
+                    }
+                }
                 entry.latencies.extend(samples.latencies);
                 entry.rates.extend(samples.rates);
                 entry.runs += samples.runs;
@@ -883,7 +914,7 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> Table {
     if let Some(url) = &options.postgres {
         drop_postgres_schema(url, PG_SCHEMA).await;
     }
-    table
+    (table, vacuum)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -903,15 +934,15 @@ async fn main() {
     // handler would call the engine, not from the thread blocked in main.
     let measured = tokio::spawn(async move {
         let subjects = subjects(&options, dir.path()).await;
-        let table = measure_all(&options, &subjects).await;
-        (options, subjects, table)
+        let (table, vacuumed) = measure_all(&options, &subjects).await;
+        (options, subjects, table, vacuumed)
     })
     .await;
-    let Ok((options, subjects, table)) = measured else {
+    let Ok((options, subjects, table, vacuumed)) = measured else {
         eprintln!("peers: the measuring task panicked");
         std::process::exit(1);
     };
-    match write_results(&options, &subjects, &table) {
+    match write_results(&options, &subjects, &table, vacuumed) {
         Ok(()) => eprintln!("wrote {}", options.out.display()),
         Err(e) => {
             eprintln!("peers: {}: {e}", options.out.display());
