@@ -370,8 +370,6 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// JSON pointers (relative to `value`, below `at`) of the strings in
-/// `value` longer than `threshold` bytes.
 /// Whether `item` holds a string longer than `threshold` bytes.
 pub(super) fn holds_large(item: &Item, threshold: usize) -> bool {
     item.values()
@@ -418,6 +416,8 @@ pub(super) async fn externalize_items(
     Ok(())
 }
 
+/// JSON pointers (relative to `value`, below `at`) of the strings in
+/// `value` longer than `threshold` bytes.
 fn large_strings(value: &serde_json::Value, threshold: usize, at: &str) -> Vec<String> {
     use serde_json::Value;
     match value {

@@ -298,8 +298,8 @@ impl EngineBuilder {
     /// item: the run's records and the nodes after carry the reference,
     /// and a node reads the value a chunk at a time
     /// ([`NodeContext::contents`](crate::NodeContext::contents)). A start
-    /// that stores no run (a key used before, a store error) deletes what
-    /// it moved. Off by default. [`Engine::prepare_run`] leaves the trigger
+    /// whose run the store refuses (a key used before) deletes what it
+    /// moved. Off by default. [`Engine::prepare_run`] leaves the trigger
     /// as given: content written beside the host's transaction would
     /// outlive its rollback; files a host stores itself
     /// ([`Contents::put`](crate::Contents::put)) are references from the start.
@@ -600,9 +600,13 @@ impl Engine {
         let moved = self.externalize_trigger(&mut run).await?;
         let stored = self.store_started(&mut run, audit).await;
         if let Err(err) = stored {
-            // The run was not stored (or was, by an earlier start with the
-            // same key): what was moved for it belongs to nothing.
-            self.delete_contents(&run.tenant, &moved).await;
+            // Refused (an earlier start with the same key stored its own
+            // run): what was moved for this one belongs to nothing. After
+            // an outage the run may have been stored all the same, so its
+            // content stays.
+            if matches!(&err, Error::Store(e) if !e.is_retryable()) {
+                self.delete_contents(&run.tenant, &moved).await;
+            }
             return Err(err);
         }
         let (tenant, id, leased) = (run.tenant.clone(), run.id, run.status == RunStatus::Running);
