@@ -912,13 +912,12 @@ impl Engine {
         // retires, so waiting on it costs no store read. Watched first: a
         // driver seen active now retires after, and its event comes.
         let mut watch = self.inner.watchers.watch(id);
-        let mut check = !self.inner.is_active(id);
         let mut announced: Option<Arc<Run>> = None;
         loop {
             // A run whose driver is still here is not done moving: its
             // retirement will be announced, with the run as stored, so
             // reading the store now would only be read again.
-            if check && !self.inner.is_active(id) {
+            if !self.inner.is_active(id) {
                 // An announced run that is not done yet may be stale: the
                 // run can have moved again before the watch was renewed.
                 let run = match announced.take().filter(|run| done(run)) {
@@ -929,7 +928,6 @@ impl Engine {
                     return Ok(run);
                 }
             }
-            check = true;
             let event = tokio::select! {
                 event = watch.event() => event,
                 // A stopped engine drives nothing: the run will not move here.
