@@ -14,7 +14,7 @@ macro_rules! form_store {
             use sqlx::types::Json;
             use sqlx::Row;
 
-            use super::{read_ts, read_ts_opt, ts, ts_opt, $store, Db};
+            use super::{read_ts, read_ts_opt, ts, ts_opt, $store, Db, BEGIN};
             use $crate::codec::{limit, parse_name, to_i32, to_u32};
             use $crate::error::store_error;
             use $crate::sql_store::sql;
@@ -282,7 +282,7 @@ macro_rules! form_store {
                     link: Option<&str>,
                 ) -> StoreResult<()> {
                     let fail = |err| store_error(err, "form response", response.id);
-                    let mut tx = self.pool.begin().await.map_err(fail)?;
+                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     insert_response_on(&mut tx, response, link).await?;
                     tx.commit().await.map_err(fail)
                 }
@@ -350,7 +350,7 @@ macro_rules! form_store {
                     review: &Review,
                 ) -> StoreResult<FormResponse> {
                     let fail = |err| store_error(err, "form response", id);
-                    let mut tx = self.pool.begin().await.map_err(fail)?;
+                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     let decided = sqlx::query(sql!("response/review"))
                         .bind(id.as_uuid())
                         .bind(tenant.as_str())
@@ -407,7 +407,7 @@ macro_rules! form_store {
                     before: DateTime<Utc>,
                 ) -> StoreResult<u64> {
                     let fail = |err| store_error(err, "form responses of form", form_id);
-                    let mut tx = self.pool.begin().await.map_err(fail)?;
+                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     let deleted = sqlx::query(sql!("response/delete_before"))
                         .bind(tenant.as_str())
                         .bind(form_id.as_str())
@@ -445,7 +445,7 @@ macro_rules! dataset_store {
             use sqlx::types::Json;
             use sqlx::Row;
 
-            use super::{read_ts, ts, ts_opt, $store, Db};
+            use super::{read_ts, ts, ts_opt, $store, Db, BEGIN};
             use $crate::codec::{limit, to_u32};
             use $crate::error::store_error;
             use $crate::sql_store::sql;
@@ -474,7 +474,7 @@ macro_rules! dataset_store {
                     at: DateTime<Utc>,
                 ) -> StoreResult<()> {
                     let fail = |err| store_error(err, "dataset", name);
-                    let mut tx = self.pool.begin().await.map_err(fail)?;
+                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     sqlx::query(sql!("dataset/clear"))
                         .bind(tenant.as_str())
                         .bind(name)

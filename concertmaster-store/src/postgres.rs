@@ -62,7 +62,9 @@ impl PostgresStore {
                 url: url_without_password(url),
                 source,
             })?;
-        let writes = spawn_group_commits(pool.clone());
+        // The writer keeps a connection of its own, unless the pool has
+        // only the one every other call needs too.
+        let writes = spawn_group_commits(pool.clone(), connections > 1);
         let store = Self { pool, writes };
         store.migrate().await?;
         Ok(store)
@@ -102,9 +104,11 @@ fn read_ts(
     row.try_get(column)
 }
 
-/// The group commit's writer keeps one connection of the pool for itself
-/// (unless the pool has only one): its statements stay prepared there.
-const WRITER_KEEPS_CONNECTION: bool = true;
+/// How store transactions begin: Postgres's row locks order the writers.
+const BEGIN: &str = "BEGIN";
+
+/// Run starts and settles take a few statements in one transaction here.
+const RUN_WRITES_IN_ONE: Option<(&str, &str)> = None;
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");

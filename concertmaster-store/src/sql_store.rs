@@ -5,15 +5,16 @@
 //! expands that code once per backend, so each expansion is concrete sqlx
 //! code without generic database bounds. A backend module provides the
 //! `Db` type, its store type with a `pool` field and a `writes` field (the
-//! queue of the group commit, from `spawn_group_commits`), and the
-//! timestamp helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt`
-//! (timestamps are microseconds in SQLite and `timestamptz` in Postgres).
+//! queue of the group commit, from `spawn_group_commits`), the timestamp
+//! helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are
+//! microseconds in SQLite and `timestamptz` in Postgres), `parameter`, and
+//! the constants `BEGIN`, `RUN_WRITES_IN_ONE` and `LEASE_CANDIDATES`.
 
-/// Prepared statements a connection keeps: the group commit's (six kinds
-/// of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query, with
-/// room to spare. sqlx's default of 100 made the group commit prepare its
-/// statements again and again. Only the connection the writer uses holds
-/// the group's statements: SQLite's only one, Postgres's kept one.
+/// Prepared statements a connection keeps: the group commit's (up to six
+/// kinds of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
+/// with room to spare. sqlx's default of 100 made the group commit prepare
+/// its statements again and again. Only the connection the writer keeps
+/// holds the group's statements.
 pub(crate) const STATEMENT_CACHE: usize = 1024;
 
 macro_rules! sql {
@@ -194,11 +195,14 @@ macro_rules! sql_store {
         /// Starts the writer task that commits the engine's writes for `pool`
         /// and returns its queue. One writer at a time: committing groups
         /// side by side made them smaller and measured slower on both
-        /// backends. The task ends when the last store clone holding the
-        /// queue is dropped.
-        fn spawn_group_commits(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<PendingWrite> {
+        /// backends. With `keep`, the writer holds one connection of `pool`
+        /// for itself, so that its statements stay prepared there and no
+        /// group waits for a connection; without, it takes one per group
+        /// (when `pool`'s only connection serves every other call too). The
+        /// task ends when the last store clone holding the queue is dropped.
+        fn spawn_group_commits(pool: sqlx::Pool<Db>, keep: bool) -> tokio::sync::mpsc::Sender<PendingWrite> {
             let (writes, queue) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
-            tokio::spawn(group_commits(pool, queue));
+            tokio::spawn(group_commits(pool, keep, queue));
             writes
         }
 
@@ -218,6 +222,19 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Begins a transaction on the store's database, for the host's
+            /// own writes beside [`insert_run_in`](Self::insert_run_in) (the
+            /// outbox pattern). On SQLite it takes the write lock at once
+            /// (`BEGIN IMMEDIATE`): the engine writes on a connection of its
+            /// own, and a transaction that read before it wrote would fail
+            /// with "database is locked" had the engine committed meanwhile.
+            pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+                self.pool
+                    .begin_with(BEGIN)
+                    .await
+                    .map_err(|err| store_error(err, "store connection", "transaction"))
+            }
+
             /// Stores `prepared` (a pending run and its audit entry, from
             /// `Engine::prepare_run`) on `conn`. Given the host's own
             /// transaction (`&mut *tx`), the run commits or rolls back with
@@ -265,14 +282,9 @@ macro_rules! sql_store {
         /// together. Under load one commit carries the transitions of many
         /// runs, sharing one commit and its WAL write or fsync; alone, a
         /// write commits at once.
-        async fn group_commits(pool: sqlx::Pool<Db>, mut queue: tokio::sync::mpsc::Receiver<PendingWrite>) {
+        async fn group_commits(pool: sqlx::Pool<Db>, keep: bool, mut queue: tokio::sync::mpsc::Receiver<PendingWrite>) {
             let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
-            // Postgres: the writer keeps one connection, so that the group's
-            // statements stay prepared on it and nowhere else (see
-            // `WRITER_KEEPS_CONNECTION` in the backend's module).
             let mut kept: Option<sqlx::pool::PoolConnection<Db>> = None;
-            // Never the pool's only connection: every other call needs it too.
-            let keep = WRITER_KEEPS_CONNECTION && pool.options().get_max_connections() > 1;
             while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
                 let conn = match kept.take() {
                     Some(conn) => Ok(conn),
@@ -315,6 +327,12 @@ macro_rules! sql_store {
             let together = if group.executions.len() == batch.len() {
                 // Node executions alone: one statement, its own commit.
                 batch.len() > 1 && upsert_all(&mut *conn, &group.executions).await
+            } else if RUN_WRITES_IN_ONE.is_some() && group.starts.len() == batch.len() {
+                // Starts alone, where one statement stores them: no
+                // transaction around it (SQLite, a lone start).
+                start_all(&mut *conn, &group.starts).await.is_ok()
+            } else if RUN_WRITES_IN_ONE.is_some() && group.settles.len() == batch.len() {
+                settled_all(&mut *conn, &group.settles).await
             } else {
                 commit_in_one_transaction(conn, &group).await
             };
@@ -342,7 +360,7 @@ macro_rules! sql_store {
         /// of write: true when it committed with every write applied.
         /// Otherwise it is rolled back, and each write is redone alone.
         async fn commit_in_one_transaction(conn: &mut <Db as sqlx::Database>::Connection, group: &Group<'_>) -> bool {
-            let Ok(mut tx) = sqlx::Connection::begin(conn).await else {
+            let Ok(mut tx) = sqlx::Connection::begin_with(conn, BEGIN).await else {
                 return false;
             };
             if !group.executions.is_empty() && !upsert_all(&mut *tx, &group.executions).await {
@@ -351,12 +369,15 @@ macro_rules! sql_store {
             if !group.starts.is_empty() && start_all(&mut tx, &group.starts).await.is_err() {
                 return false;
             }
-            if !group.settles.is_empty()
-                && !matches!(settle_all(&mut tx, &group.settles).await, Ok(n) if n == group.settles.len() as u64)
-            {
+            if !group.settles.is_empty() && !settled_all(&mut tx, &group.settles).await {
                 return false;
             }
             tx.commit().await.is_ok()
+        }
+
+        /// Settles every run of `settles`: true when each was replaced.
+        async fn settled_all(conn: &mut <Db as sqlx::Database>::Connection, settles: &[(&Run, &str)]) -> bool {
+            matches!(settle_all(conn, settles).await, Ok(n) if n == settles.len() as u64)
         }
 
         /// One write in a commit of its own.
@@ -365,14 +386,14 @@ macro_rules! sql_store {
                 Write::Execution { tenant, execution } => save_execution(&mut *conn, tenant, execution).await,
                 Write::Start { run, owner, until, audit } => {
                     let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+                    let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN).await.map_err(fail)?;
                     start_all(&mut tx, &[(run, owner, *until, audit)]).await?;
                     tx.commit().await.map_err(fail)?;
                     Ok(1)
                 }
                 Write::Settle { run, owner } => {
                     let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+                    let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN).await.map_err(fail)?;
                     let updated = settle_all(&mut tx, &[(run, owner)]).await?;
                     if updated > 0 {
                         tx.commit().await.map_err(fail)?;
@@ -383,13 +404,23 @@ macro_rules! sql_store {
         }
 
         /// Inserts started runs, their starters' leases and their audit
-        /// entries: three statements, whatever the number of runs.
+        /// entries: one statement where the backend has one for it
+        /// (`RUN_WRITES_IN_ONE`), atomic even outside a transaction;
+        /// otherwise three, whatever the number of runs, for a transaction.
         async fn start_all(
             conn: &mut <Db as sqlx::Database>::Connection,
             starts: &[(&Run, &str, DateTime<Utc>, &AuditEntry)],
         ) -> StoreResult<()> {
             let id = starts.first().map(|s| s.0.id.to_string()).unwrap_or_default();
             let fail = |err| store_error(err, "run", &id);
+            if let Some(statement) = &RUN_START_ROWS {
+                let mut query = sqlx::query(statement.rows(starts.len()));
+                for (run, owner, until, entry) in starts {
+                    query = bind_audit(bind_new_run(query, run)?.bind(*owner).bind(ts(*until)), entry);
+                }
+                query.execute(&mut *conn).await.map_err(fail)?;
+                return Ok(());
+            }
             let mut runs = sqlx::query(RUN_INSERT.rows(starts.len()));
             let mut leases = sqlx::query(LEASE_INSERT.rows(starts.len()));
             let mut audit = sqlx::query(AUDIT_INSERT.rows(starts.len()));
@@ -406,13 +437,25 @@ macro_rules! sql_store {
 
         /// Replaces settled runs and, when every one was replaced, gives up
         /// the callers' leases on them; returns the runs replaced (fewer:
-        /// some had ended or are not stored for their tenant).
+        /// some had ended or are not stored for their tenant; none where
+        /// the backend settles in one statement, which is refused whole).
         async fn settle_all(
             conn: &mut <Db as sqlx::Database>::Connection,
             settles: &[(&Run, &str)],
         ) -> StoreResult<u64> {
             let id = settles.first().map(|s| s.0.id.to_string()).unwrap_or_default();
             let fail = |err| store_error(err, "run", &id);
+            if let Some(statement) = &RUN_SETTLE_ROWS {
+                let mut query = sqlx::query(statement.rows(settles.len()));
+                for (run, owner) in settles {
+                    query = bind_run(query, run)?.bind(*owner);
+                }
+                return match query.execute(&mut *conn).await {
+                    Ok(_) => Ok(settles.len() as u64),
+                    Err(sqlx::Error::Database(err)) if err.message().contains(RUN_NOT_SETTLED) => Ok(0),
+                    Err(err) => Err(fail(err)),
+                };
+            }
             let mut runs = sqlx::query(RUN_SETTLE.rows(settles.len()));
             let mut leases = sqlx::query(LEASE_RELEASE.rows(settles.len()));
             for (run, owner) in settles {
@@ -501,6 +544,17 @@ macro_rules! sql_store {
         static LEASE_INSERT: RowsStatement = RowsStatement::new(sql!("lease/insert_rows"), 3);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
+        static RUN_START_ROWS: Option<RowsStatement> = match RUN_WRITES_IN_ONE {
+            Some((start, _)) => Some(RowsStatement::new(start, 22)),
+            None => None,
+        };
+        static RUN_SETTLE_ROWS: Option<RowsStatement> = match RUN_WRITES_IN_ONE {
+            Some((_, settle)) => Some(RowsStatement::new(settle, 11)),
+            None => None,
+        };
+        /// How the one-statement settle says a run was not settled (see
+        /// `run/settle_rows.sqlite.sql`).
+        const RUN_NOT_SETTLED: &str = "concertmaster: run not settled";
 
         /// Why a write into run `id` changed nothing: it does not exist for
         /// the tenant, or it has ended.
@@ -545,7 +599,7 @@ macro_rules! sql_store {
                     description: migration.description,
                     source,
                 };
-                let mut tx = pool.begin().await.map_err(failed)?;
+                let mut tx = pool.begin_with(BEGIN).await.map_err(failed)?;
                 if let Some(lock) = lock {
                     tx.execute(lock).await.map_err(ledger_error)?;
                 }
@@ -564,7 +618,10 @@ macro_rules! sql_store {
                 if applied >= migration.version {
                     continue;
                 }
-                tx.execute(sql_of(migration)).await.map_err(failed)?;
+                let sql = sql_of(migration);
+                if !sql.is_empty() {
+                    tx.execute(sql).await.map_err(failed)?;
+                }
                 sqlx::query("INSERT INTO concertmaster_migrations (version, description) VALUES ($1, $2)")
                     .bind(migration.version)
                     .bind(migration.description)
@@ -764,7 +821,7 @@ macro_rules! sql_store {
                     return Err(refused);
                 }
                 let fail = |err| store_error(err, "run", id);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let ended = sqlx::query(sql!("run/end"))
                     .bind(id.as_uuid())
                     .bind(tenant.as_str())
@@ -802,7 +859,7 @@ macro_rules! sql_store {
             async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()> {
                 let id = migration.run;
                 let fail = |err| store_error(err, "run", id);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let moved = sqlx::query(sql!("run/migrate"))
                     .bind(id.as_uuid())
                     .bind(migration.tenant.as_str())
@@ -885,7 +942,7 @@ macro_rules! sql_store {
                     });
                 };
                 let fail = |err| store_error(err, "wait", &wait.key);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let status = sqlx::query_scalar::<_, String>(sql!("run/exists"))
                     .bind(execution.run_id.as_uuid())
                     .bind(tenant.as_str())
@@ -938,7 +995,7 @@ macro_rules! sql_store {
 
             async fn take_wait(&self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> StoreResult<Option<Wait>> {
                 let fail = |err| store_error(err, "wait", key);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let taken = sqlx::query(sql!("wait/take"))
                     .bind(tenant.as_str())
                     .bind(key)
@@ -1021,7 +1078,7 @@ macro_rules! sql_store {
                 let RunClaim { owner, until, now, .. } = *claim;
                 let fail = |err| store_error(err, "run leases", owner);
                 let skip: Vec<&str> = claim.skip.iter().map(TenantId::as_str).collect();
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let rows = sqlx::query(LEASE_CANDIDATES)
                     .bind(owner)
                     .bind(ts(now))
@@ -1061,7 +1118,7 @@ macro_rules! sql_store {
 
             async fn renew_leases(&self, owner: &str, runs: &[RunId], until: DateTime<Utc>) -> StoreResult<Vec<RunId>> {
                 let fail = |err| store_error(err, "run leases", owner);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let mut lost = Vec::new();
                 for id in runs {
                     let renewed = sqlx::query(sql!("lease/renew"))

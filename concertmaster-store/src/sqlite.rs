@@ -16,9 +16,13 @@ type Db = sqlx::Sqlite;
 
 /// A [`Store`](concertmaster_core::Store) in one SQLite file.
 ///
-/// Writes go through one connection, so transactions never contend; WAL
-/// mode with `synchronous = NORMAL` keeps every commit durable across a
-/// process crash (a power loss may drop the last commits, never corrupt).
+/// Two connections: the engine's writes (node executions, run starts and
+/// settles) go through one, held by the group commit's writer task; every
+/// other call goes through the other, the pool's. Store transactions take
+/// the write lock as they begin, so the two never deadlock. WAL mode with
+/// `synchronous = NORMAL` keeps every commit durable across a process
+/// crash (a power loss may drop the last commits, never corrupt). An
+/// in-memory database (`sqlite::memory:`) has the one connection only.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -30,7 +34,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// The connection pool, for the host's own tables in the same database
     /// (API keys, sessions). ConcertMaster's own tables change only through
-    /// the `Store` traits.
+    /// the `Store` traits. A transaction of the host's that reads before it
+    /// writes should come from [`begin`](Self::begin), which takes the
+    /// write lock at once.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -66,25 +72,40 @@ impl SqliteStore {
             // benchmark's process grew by 12 MB with caches this size on
             // both stores).
             .statement_cache_capacity(STATEMENT_CACHE);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            // A file connection does not drop; a ping would cost a round
-            // trip to sqlx's worker thread per query.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|source| Error::Connect {
-                url: url_without_password(url),
-                source,
-            })?;
-        let writes = spawn_group_commits(pool.clone());
+        let connect = || async {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                // A file connection does not drop; a ping would cost a
+                // round trip to sqlx's worker thread per query.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await
+                .map_err(|source| Error::Connect {
+                    url: url_without_password(url),
+                    source,
+                })
+        };
+        let pool = connect().await?;
+        // The writer keeps a connection of its own: taking the pool's one
+        // per group cost a round trip to sqlx's worker thread each time it
+        // went back (sqlx checks a returned connection) and made every group
+        // queue behind the host's and the engine's reads. An in-memory
+        // database lives in its one connection, so the writer shares it.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writes = if in_memory {
+            spawn_group_commits(pool.clone(), false)
+        } else {
+            spawn_group_commits(connect().await?, true)
+        };
         let store = Self { pool, writes };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), Error> {
-        // One writer connection: migrations need no lock beyond it.
+        // Each migration's `BEGIN IMMEDIATE` takes the write lock before
+        // the applied version is read: processes opening one file at once
+        // migrate one at a time.
         apply_migrations(&self.pool, None, |m| m.sqlite).await
     }
 }
@@ -134,9 +155,19 @@ fn read_ts(
     })
 }
 
-/// The group commit's writer gives the connection back after every group:
-/// the pool has one, and every other call of the store needs it too.
-const WRITER_KEEPS_CONNECTION: bool = false;
+/// How store transactions begin: with the write lock taken at once. The
+/// writer task and the pool write on two connections; a transaction that
+/// read first and wanted the lock later would fail with "database is
+/// locked" (no waiting helps) had the other committed in between.
+const BEGIN: &str = "BEGIN IMMEDIATE";
+
+/// Run starts and settles in one statement each, through the write-only
+/// views of migration 10: a lone start is one round trip to SQLite's
+/// thread instead of five, a lone settle one instead of four.
+const RUN_WRITES_IN_ONE: Option<(&str, &str)> = Some((
+    include_str!("../queries/run/start_rows.sqlite.sql"),
+    include_str!("../queries/run/settle_rows.sqlite.sql"),
+));
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");

@@ -15,7 +15,7 @@ use crate::node::{NodeError, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::store::{
     AuditAction, AuditEntry, AuditFilter, DatasetFilter, RunStart, Store, StoreErrorKind,
-    StoredConnection,
+    StoreResult, StoredConnection,
 };
 use crate::workflow::{NodeSpec, WorkflowDefinition};
 
@@ -1503,6 +1503,159 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     assert_eq!(
         ok!(store.audit_log(&a, &AuditFilter::default()).await).len(),
         10
+    );
+}
+
+/// Starts `runs` all at once, leased to "engine-1" until `until`.
+async fn start_together(
+    store: &dyn Store,
+    runs: &[&Run],
+    until: DateTime<Utc>,
+) -> Vec<StoreResult<()>> {
+    let entries: Vec<AuditEntry> = runs.iter().map(|r| start_entry(r)).collect();
+    let starts: Vec<RunStart<'_>> = runs
+        .iter()
+        .zip(&entries)
+        .map(|(r, entry)| RunStart {
+            run: r,
+            owner: "engine-1",
+            lease_until: until,
+            audit: entry,
+        })
+        .collect();
+    futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))).await
+}
+
+/// Starts made at the same moment, then settles made at the same moment
+/// (a store may write a group of one kind in one statement), each get their
+/// own answer: a refused one changes nothing and takes none of the others
+/// down; a group without a refused write is stored whole.
+pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let (now, until) = (t0(), t0() + Duration::seconds(30));
+    let existing = run(&a, "w", RunStatus::Running, 0);
+    let ended = run(&a, "w", RunStatus::Running, 1);
+    for r in [&existing, &ended] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .end_run(&a, ended.id, RunStatus::Failed, "gave up", now)
+        .await);
+    let fresh: Vec<Run> = (0..8)
+        .map(|i| run(&a, "w", RunStatus::Running, 10 + i))
+        .collect();
+    // Starts, one of them of a run stored already.
+    let order: Vec<&Run> = fresh[..4]
+        .iter()
+        .chain([&existing])
+        .chain(&fresh[4..])
+        .collect();
+    let started = start_together(store, &order, until).await;
+    for (r, answer) in order.iter().zip(&started) {
+        if r.id == existing.id {
+            let err = answer.as_ref().expect_err("a run id is started once");
+            assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+        } else {
+            assert!(
+                answer.is_ok(),
+                "starting {} beside a refused start: {answer:?}",
+                r.id
+            );
+            assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(*r));
+            assert!(
+                !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+                "the starter holds the lease of {}",
+                r.id
+            );
+        }
+    }
+    assert_eq!(
+        ok!(store.run(&a, existing.id).await),
+        Some(existing.clone())
+    );
+    let audit = ok!(store.audit_log(&a, &AuditFilter::default()).await);
+    assert_eq!(audit.len(), 8, "one entry per stored start: {audit:?}");
+    assert!(!audit.iter().any(|e| e.entity_id == existing.id.to_string()));
+
+    // Settles, one of an ended run and one of another tenant's.
+    let done: Vec<Run> = fresh
+        .iter()
+        .map(|r| Run {
+            status: RunStatus::Succeeded,
+            ended_at: Some(now + Duration::minutes(1)),
+            ..r.clone()
+        })
+        .collect();
+    let late = Run {
+        status: RunStatus::Succeeded,
+        ..ended.clone()
+    };
+    let stranger = Run {
+        tenant: b.clone(),
+        ..done[0].clone()
+    };
+    let order: Vec<&Run> = done[..3]
+        .iter()
+        .chain([&late])
+        .chain(&done[3..6])
+        .chain([&stranger])
+        .chain(&done[6..])
+        .collect();
+    let settles =
+        futures_util::future::join_all(order.iter().map(|r| store.settle_run(r, "engine-1"))).await;
+    for (r, answer) in order.iter().zip(&settles) {
+        if r.id == ended.id {
+            let err = answer.as_ref().expect_err("an ended run keeps its status");
+            assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+        } else if r.tenant == b {
+            let err = answer
+                .as_ref()
+                .expect_err("another tenant's run is not found");
+            assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+        } else {
+            assert!(
+                answer.is_ok(),
+                "settling {} beside a refused settle: {answer:?}",
+                r.id
+            );
+        }
+    }
+    for settled in &done {
+        assert_eq!(ok!(store.run(&a, settled.id).await).as_ref(), Some(settled));
+    }
+    assert_eq!(
+        ok!(store.run(&a, ended.id).await).map(|r| r.status),
+        Some(RunStatus::Failed)
+    );
+
+    // Again without a refused write: every start, then every settle, stored.
+    let more: Vec<Run> = (0..8)
+        .map(|i| run(&a, "w", RunStatus::Running, 20 + i))
+        .collect();
+    let started = start_together(store, &more.iter().collect::<Vec<_>>(), until).await;
+    assert!(started.iter().all(Result::is_ok), "{started:?}");
+    let waiting: Vec<Run> = more
+        .iter()
+        .map(|r| Run {
+            status: RunStatus::Waiting,
+            ..r.clone()
+        })
+        .collect();
+    let settles =
+        futures_util::future::join_all(waiting.iter().map(|r| store.settle_run(r, "engine-1")))
+            .await;
+    assert!(settles.iter().all(Result::is_ok), "{settles:?}");
+    for r in &waiting {
+        assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
+        assert!(
+            ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+            "the settler gave up its lease of {}",
+            r.id
+        );
+    }
+    assert_eq!(
+        ok!(store.audit_log(&a, &AuditFilter::default()).await).len(),
+        16
     );
 }
 

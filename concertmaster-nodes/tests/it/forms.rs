@@ -775,7 +775,7 @@ async fn with_host_record(
     prepared: &concertmaster_core::PreparedResponse,
     commit: bool,
 ) {
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     sqlx::query("INSERT INTO host_answers (token) VALUES ('t-1')")
         .execute(&mut *tx)
         .await

@@ -53,7 +53,7 @@ macro_rules! outbox_cases {
                 let prepared = engine
                     .prepare_run(&workflow, json!({ "order": "A-1" }))
                     .expect("a run to store");
-                let mut tx = store.pool().begin().await.expect("the host's transaction");
+                let mut tx = store.begin().await.expect("the host's transaction");
                 sqlx::query("INSERT INTO host_orders (id) VALUES ('A-1')")
                     .execute(&mut *tx)
                     .await
@@ -65,7 +65,7 @@ macro_rules! outbox_cases {
                 tx.commit().await.expect("commits");
                 // Stored twice, it is refused (on Postgres the refusal also
                 // aborts the host's transaction, as any failed statement does).
-                let mut tx = store.pool().begin().await.expect("a second transaction");
+                let mut tx = store.begin().await.expect("a second transaction");
                 let again = store.insert_run_in(&mut tx, &prepared).await;
                 assert!(
                     matches!(&again, Err(err) if err.kind() == concertmaster_core::StoreErrorKind::Conflict),
@@ -101,7 +101,7 @@ macro_rules! outbox_cases {
                 let prepared = engine
                     .prepare_run(&workflow, json!({ "order": "B-2" }))
                     .expect("a run to store");
-                let mut tx = store.pool().begin().await.expect("the host's transaction");
+                let mut tx = store.begin().await.expect("the host's transaction");
                 sqlx::query("INSERT INTO host_orders (id) VALUES ('B-2')")
                     .execute(&mut *tx)
                     .await
@@ -137,7 +137,7 @@ macro_rules! outbox_cases {
                 let prepared = engine
                     .prepare_run(&workflow, json!({ "order": "C-3" }))
                     .expect("a run to store");
-                let mut tx = store.pool().begin().await.expect("the host's transaction");
+                let mut tx = store.begin().await.expect("the host's transaction");
                 store.insert_run_in(&mut tx, &prepared).await.expect("the run");
                 tx.commit().await.expect("commits");
                 // The host crashed before calling pick_up.
@@ -209,7 +209,7 @@ macro_rules! outbox_cases {
                 for (hash, commit) in [("h-rolled-back", false), ("h-committed", true)] {
                     let (link, prepared) = prepared_answer(&tenant, hash);
                     store.insert_link(&link).await.expect("the link");
-                    let mut tx = store.pool().begin().await.expect("the host's transaction");
+                    let mut tx = store.begin().await.expect("the host's transaction");
                     sqlx::query("INSERT INTO host_answers (id) VALUES ($1)")
                         .bind(hash)
                         .execute(&mut *tx)
@@ -245,7 +245,7 @@ macro_rules! outbox_cases {
                 // A link used already refuses a second answer in the host's
                 // transaction too.
                 let (_, again) = prepared_answer(&tenant, "h-committed");
-                let mut tx = store.pool().begin().await.expect("the host's transaction");
+                let mut tx = store.begin().await.expect("the host's transaction");
                 let refused = store.insert_response_in(&mut tx, &again).await;
                 assert!(
                     matches!(&refused, Err(err) if err.kind() == concertmaster_core::StoreErrorKind::Conflict),

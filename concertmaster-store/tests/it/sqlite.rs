@@ -139,7 +139,7 @@ impl Node for Nothing {
 }
 
 /// The driver's own store calls (skipping a node, picking up a wake) wait
-/// for the one connection while a node execution of the same run may hold
+/// for the pool's one connection while a node execution of the same run may hold
 /// it; the driver goes on polling its executions meanwhile. It once did
 /// not, and the run hung until the pool's timeout.
 #[tokio::test]
