@@ -1360,15 +1360,9 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
 pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) {
     let a = tenant_a();
     let (now, until) = (t0(), t0() + Duration::seconds(30));
-    let existing = run(&a, "w", RunStatus::Running, 0);
-    let ended = run(&a, "w", RunStatus::Running, 1);
+    let (existing, ended) = stored_and_ended(store, &a).await;
     let open = run(&a, "w", RunStatus::Running, 2);
-    for r in [&existing, &ended, &open] {
-        ok!(store.insert_run(r).await);
-    }
-    ok!(store
-        .end_run(&a, ended.id, RunStatus::Failed, "gave up", now)
-        .await);
+    ok!(store.insert_run(&open).await);
     let fresh: Vec<Run> = (0..5)
         .map(|i| run(&a, "w", RunStatus::Running, 10 + i))
         .collect();
@@ -1381,17 +1375,8 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
         .map(|i| execution(open.id, &format!("n{i}"), NodeStatus::Succeeded))
         .collect();
 
-    let starts: Vec<RunStart<'_>> = fresh
-        .iter()
-        .chain([&existing])
-        .zip(&entries)
-        .map(|(r, entry)| RunStart {
-            run: r,
-            owner: "engine-1",
-            lease_until: until,
-            audit: entry,
-        })
-        .collect();
+    let order: Vec<&Run> = fresh.iter().chain([&existing]).collect();
+    let starts = leased_starts(&order, &entries, "engine-1", until);
     let (started, (settles, saves)) = futures_util::future::join(
         futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
         futures_util::future::join(
@@ -1447,24 +1432,9 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
         .map(|i| run(&a, "w", RunStatus::Running, 20 + i))
         .collect();
     let more_entries: Vec<AuditEntry> = more.iter().map(start_entry).collect();
-    let starts: Vec<RunStart<'_>> = more
-        .iter()
-        .zip(&more_entries)
-        .map(|(r, entry)| RunStart {
-            run: r,
-            owner: "engine-2",
-            lease_until: until,
-            audit: entry,
-        })
-        .collect();
-    let done: Vec<Run> = fresh
-        .iter()
-        .map(|r| Run {
-            status: RunStatus::Succeeded,
-            ended_at: Some(now + Duration::minutes(1)),
-            ..r.clone()
-        })
-        .collect();
+    let order: Vec<&Run> = more.iter().collect();
+    let starts = leased_starts(&order, &more_entries, "engine-2", until);
+    let done = succeeded(&fresh, now + Duration::minutes(1));
     let nodes: Vec<NodeExecution> = fresh
         .iter()
         .map(|r| execution(r.id, "last", NodeStatus::Succeeded))
@@ -1506,6 +1476,49 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     );
 }
 
+/// Two runs of `tenant` stored for the concurrency cases: one running, one
+/// that failed at `t0()`.
+async fn stored_and_ended(store: &dyn Store, tenant: &TenantId) -> (Run, Run) {
+    let existing = run(tenant, "w", RunStatus::Running, 0);
+    let ended = run(tenant, "w", RunStatus::Running, 1);
+    for r in [&existing, &ended] {
+        ok!(store.insert_run(r).await);
+    }
+    ok!(store
+        .end_run(tenant, ended.id, RunStatus::Failed, "gave up", t0())
+        .await);
+    (existing, ended)
+}
+
+/// `runs` as they are once they succeeded at `at`.
+fn succeeded(runs: &[Run], at: DateTime<Utc>) -> Vec<Run> {
+    runs.iter()
+        .map(|r| Run {
+            status: RunStatus::Succeeded,
+            ended_at: Some(at),
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// The starts of `runs`, each with its audit entry, leased to `owner`.
+fn leased_starts<'a>(
+    runs: &[&'a Run],
+    entries: &'a [AuditEntry],
+    owner: &'a str,
+    until: DateTime<Utc>,
+) -> Vec<RunStart<'a>> {
+    runs.iter()
+        .zip(entries)
+        .map(|(r, entry)| RunStart {
+            run: r,
+            owner,
+            lease_until: until,
+            audit: entry,
+        })
+        .collect()
+}
+
 /// Starts `runs` all at once, leased to "engine-1" until `until`.
 async fn start_together(
     store: &dyn Store,
@@ -1513,16 +1526,7 @@ async fn start_together(
     until: DateTime<Utc>,
 ) -> Vec<StoreResult<()>> {
     let entries: Vec<AuditEntry> = runs.iter().map(|r| start_entry(r)).collect();
-    let starts: Vec<RunStart<'_>> = runs
-        .iter()
-        .zip(&entries)
-        .map(|(r, entry)| RunStart {
-            run: r,
-            owner: "engine-1",
-            lease_until: until,
-            audit: entry,
-        })
-        .collect();
+    let starts = leased_starts(runs, &entries, "engine-1", until);
     futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))).await
 }
 
@@ -1533,14 +1537,7 @@ async fn start_together(
 pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
     let (now, until) = (t0(), t0() + Duration::seconds(30));
-    let existing = run(&a, "w", RunStatus::Running, 0);
-    let ended = run(&a, "w", RunStatus::Running, 1);
-    for r in [&existing, &ended] {
-        ok!(store.insert_run(r).await);
-    }
-    ok!(store
-        .end_run(&a, ended.id, RunStatus::Failed, "gave up", now)
-        .await);
+    let (existing, ended) = stored_and_ended(store, &a).await;
     let fresh: Vec<Run> = (0..8)
         .map(|i| run(&a, "w", RunStatus::Running, 10 + i))
         .collect();
@@ -1578,14 +1575,7 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
     assert!(!audit.iter().any(|e| e.entity_id == existing.id.to_string()));
 
     // Settles, one of an ended run and one of another tenant's.
-    let done: Vec<Run> = fresh
-        .iter()
-        .map(|r| Run {
-            status: RunStatus::Succeeded,
-            ended_at: Some(now + Duration::minutes(1)),
-            ..r.clone()
-        })
-        .collect();
+    let done = succeeded(&fresh, now + Duration::minutes(1));
     let late = Run {
         status: RunStatus::Succeeded,
         ..ended.clone()
