@@ -107,8 +107,14 @@ fn read_ts(
 /// How store transactions begin: Postgres's row locks order the writers.
 const BEGIN: &str = "BEGIN";
 
-/// Run starts and settles take a few statements in one transaction here.
-const RUN_WRITES_IN_ONE: Option<(&str, &str)> = None;
+/// Starts runs, one statement for a whole group: `WITH` sub-statements
+/// write each run, its lease and its audit entry (a lone start was five
+/// round trips: begin, three inserts, commit).
+const RUN_STARTS: &str = include_str!("../queries/run/start_rows.postgres.sql");
+
+/// Settles runs, one statement for a whole group, refused whole through
+/// `concertmaster_refuse` (migration 11).
+const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.postgres.sql");
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");

@@ -8,9 +8,10 @@
 //! queue of the group commit, from `spawn_group_commits`), the timestamp
 //! helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are
 //! microseconds in SQLite and `timestamptz` in Postgres), `parameter`, and
-//! the constants `BEGIN`, `RUN_WRITES_IN_ONE` and `LEASE_CANDIDATES`.
+//! the statements `BEGIN`, `RUN_STARTS`, `RUN_SETTLES` and
+//! `LEASE_CANDIDATES`, which differ per backend.
 
-/// Prepared statements a connection keeps: the group commit's (up to six
+/// Prepared statements a connection keeps: the group commit's (three
 /// kinds of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
 /// with room to spare. sqlx's default of 100 made the group commit prepare
 /// its statements again and again. Only the connection the writer keeps
@@ -327,11 +328,11 @@ macro_rules! sql_store {
             let together = if group.executions.len() == batch.len() {
                 // Node executions alone: one statement, its own commit.
                 batch.len() > 1 && upsert_all(&mut *conn, &group.executions).await
-            } else if RUN_WRITES_IN_ONE.is_some() && group.starts.len() == batch.len() {
-                // Starts alone, where one statement stores them: no
-                // transaction around it (SQLite, a lone start).
+            } else if group.starts.len() == batch.len() {
+                // Starts alone, or settles alone: one statement, atomic
+                // without a transaction around it.
                 start_all(&mut *conn, &group.starts).await.is_ok()
-            } else if RUN_WRITES_IN_ONE.is_some() && group.settles.len() == batch.len() {
+            } else if group.settles.len() == batch.len() {
                 settled_all(&mut *conn, &group.settles).await
             } else {
                 commit_in_one_transaction(conn, &group).await
@@ -385,88 +386,48 @@ macro_rules! sql_store {
             match write {
                 Write::Execution { tenant, execution } => save_execution(&mut *conn, tenant, execution).await,
                 Write::Start { run, owner, until, audit } => {
-                    let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN).await.map_err(fail)?;
-                    start_all(&mut tx, &[(run, owner, *until, audit)]).await?;
-                    tx.commit().await.map_err(fail)?;
-                    Ok(1)
+                    start_all(&mut *conn, &[(run, owner, *until, audit)]).await.map(|()| 1)
                 }
-                Write::Settle { run, owner } => {
-                    let fail = |err| store_error(err, "run", run.id);
-                    let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN).await.map_err(fail)?;
-                    let updated = settle_all(&mut tx, &[(run, owner)]).await?;
-                    if updated > 0 {
-                        tx.commit().await.map_err(fail)?;
-                    }
-                    Ok(updated)
-                }
+                Write::Settle { run, owner } => settle_all(&mut *conn, &[(run, owner)]).await,
             }
         }
 
         /// Inserts started runs, their starters' leases and their audit
-        /// entries: one statement where the backend has one for it
-        /// (`RUN_WRITES_IN_ONE`), atomic even outside a transaction;
-        /// otherwise three, whatever the number of runs, for a transaction.
+        /// entries with one statement (the backend's `RUN_STARTS`): all of
+        /// them, or none when one is refused.
         async fn start_all(
             conn: &mut <Db as sqlx::Database>::Connection,
             starts: &[(&Run, &str, DateTime<Utc>, &AuditEntry)],
         ) -> StoreResult<()> {
             let id = starts.first().map(|s| s.0.id.to_string()).unwrap_or_default();
             let fail = |err| store_error(err, "run", &id);
-            if let Some(statement) = &RUN_START_ROWS {
-                let mut query = sqlx::query(statement.rows(starts.len()));
-                for (run, owner, until, entry) in starts {
-                    query = bind_audit(bind_new_run(query, run)?.bind(*owner).bind(ts(*until)), entry);
-                }
-                query.execute(&mut *conn).await.map_err(fail)?;
-                return Ok(());
-            }
-            let mut runs = sqlx::query(RUN_INSERT.rows(starts.len()));
-            let mut leases = sqlx::query(LEASE_INSERT.rows(starts.len()));
-            let mut audit = sqlx::query(AUDIT_INSERT.rows(starts.len()));
+            let mut query = sqlx::query(RUN_START_ROWS.rows(starts.len()));
             for (run, owner, until, entry) in starts {
-                runs = bind_new_run(runs, run)?;
-                leases = leases.bind(run.id.as_uuid()).bind(*owner).bind(ts(*until));
-                audit = bind_audit(audit, entry);
+                query = bind_audit(bind_new_run(query, run)?.bind(*owner).bind(ts(*until)), entry);
             }
-            runs.execute(&mut *conn).await.map_err(fail)?;
-            leases.execute(&mut *conn).await.map_err(fail)?;
-            audit.execute(&mut *conn).await.map_err(fail)?;
+            query.execute(&mut *conn).await.map_err(fail)?;
             Ok(())
         }
 
-        /// Replaces settled runs and, when every one was replaced, gives up
-        /// the callers' leases on them; returns the runs replaced (fewer:
-        /// some had ended or are not stored for their tenant; none where
-        /// the backend settles in one statement, which is refused whole).
+        /// Replaces settled runs and gives up the callers' leases on them
+        /// with one statement (the backend's `RUN_SETTLES`); returns the
+        /// runs replaced: all, or none when one had ended or is not stored
+        /// for its tenant, which refuses the statement whole.
         async fn settle_all(
             conn: &mut <Db as sqlx::Database>::Connection,
             settles: &[(&Run, &str)],
         ) -> StoreResult<u64> {
             let id = settles.first().map(|s| s.0.id.to_string()).unwrap_or_default();
             let fail = |err| store_error(err, "run", &id);
-            if let Some(statement) = &RUN_SETTLE_ROWS {
-                let mut query = sqlx::query(statement.rows(settles.len()));
-                for (run, owner) in settles {
-                    query = bind_run(query, run)?.bind(*owner);
-                }
-                return match query.execute(&mut *conn).await {
-                    Ok(_) => Ok(settles.len() as u64),
-                    Err(sqlx::Error::Database(err)) if err.message().contains(RUN_NOT_SETTLED) => Ok(0),
-                    Err(err) => Err(fail(err)),
-                };
-            }
-            let mut runs = sqlx::query(RUN_SETTLE.rows(settles.len()));
-            let mut leases = sqlx::query(LEASE_RELEASE.rows(settles.len()));
+            let mut query = sqlx::query(RUN_SETTLE_ROWS.rows(settles.len()));
             for (run, owner) in settles {
-                runs = bind_run(runs, run)?;
-                leases = leases.bind(run.id.as_uuid()).bind(*owner);
+                query = bind_run(query, run)?.bind(*owner);
             }
-            let updated = runs.execute(&mut *conn).await.map_err(fail)?.rows_affected();
-            if updated == settles.len() as u64 {
-                leases.execute(&mut *conn).await.map_err(fail)?;
+            match query.execute(&mut *conn).await {
+                Ok(_) => Ok(settles.len() as u64),
+                Err(sqlx::Error::Database(err)) if err.message().contains(RUN_NOT_SETTLED) => Ok(0),
+                Err(err) => Err(fail(err)),
             }
-            Ok(updated)
         }
 
         fn bind_audit<'q>(
@@ -540,20 +501,12 @@ macro_rules! sql_store {
 
         static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 13);
         static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 13);
-        static RUN_SETTLE: RowsStatement = RowsStatement::new(sql!("run/settle_rows"), 10);
-        static LEASE_INSERT: RowsStatement = RowsStatement::new(sql!("lease/insert_rows"), 3);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
-        static RUN_START_ROWS: Option<RowsStatement> = match RUN_WRITES_IN_ONE {
-            Some((start, _)) => Some(RowsStatement::new(start, 22)),
-            None => None,
-        };
-        static RUN_SETTLE_ROWS: Option<RowsStatement> = match RUN_WRITES_IN_ONE {
-            Some((_, settle)) => Some(RowsStatement::new(settle, 11)),
-            None => None,
-        };
-        /// How the one-statement settle says a run was not settled (see
-        /// `run/settle_rows.sqlite.sql`).
+        static RUN_START_ROWS: RowsStatement = RowsStatement::new(RUN_STARTS, 22);
+        static RUN_SETTLE_ROWS: RowsStatement = RowsStatement::new(RUN_SETTLES, 11);
+        /// How the settle statement says a run was not settled (see
+        /// `run/settle_rows.<backend>.sql`).
         const RUN_NOT_SETTLED: &str = "concertmaster: run not settled";
 
         /// Why a write into run `id` changed nothing: it does not exist for

@@ -161,13 +161,14 @@ fn read_ts(
 /// locked" (no waiting helps) had the other committed in between.
 const BEGIN: &str = "BEGIN IMMEDIATE";
 
-/// Run starts and settles in one statement each, through the write-only
-/// views of migration 10: a lone start is one round trip to SQLite's
-/// thread instead of five, a lone settle one instead of four.
-const RUN_WRITES_IN_ONE: Option<(&str, &str)> = Some((
-    include_str!("../queries/run/start_rows.sqlite.sql"),
-    include_str!("../queries/run/settle_rows.sqlite.sql"),
-));
+/// Starts runs, one statement for a whole group, through the write-only
+/// view `run_starts` of migration 10 (a lone start was five round trips to
+/// SQLite's thread: begin, three inserts, commit).
+const RUN_STARTS: &str = include_str!("../queries/run/start_rows.sqlite.sql");
+
+/// Settles runs, one statement for a whole group, through the view
+/// `run_settles`, whose trigger refuses the statement whole.
+const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.sqlite.sql");
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");

@@ -31,7 +31,7 @@ BEGIN
             NEW.audit_entity_type, NEW.audit_entity_id, NEW.audit_details);
 END;
 
--- A settled run (the 10 columns of run/settle_rows) and the lease its
+-- A settled run (the first 10 columns of run/insert_rows) and the lease its
 -- settler gives up, one row per run. A run that is not stored for its
 -- tenant, or has ended already, aborts the whole statement: the caller
 -- then settles each run alone to learn which one was refused.
