@@ -462,12 +462,14 @@ macro_rules! sql_store {
         }
 
         /// A statement over a list of rows: its template's `{rows}` becomes
-        /// that many tuples of `columns` parameters. Built once per size, up
-        /// to `GROUP_COMMIT_MAX` rows, which `recv_many` never exceeds.
+        /// that many tuples of `columns` parameters. Each size, up to
+        /// `GROUP_COMMIT_MAX` rows (which `recv_many` never exceeds), is
+        /// built the first time it is needed: some statements only ever
+        /// run with one row, and the largest sizes come only under load.
         struct RowsStatement {
             template: &'static str,
             columns: usize,
-            built: std::sync::OnceLock<Vec<String>>,
+            built: [std::sync::OnceLock<String>; GROUP_COMMIT_MAX + 1],
         }
 
         impl RowsStatement {
@@ -475,27 +477,23 @@ macro_rules! sql_store {
                 Self {
                     template,
                     columns,
-                    built: std::sync::OnceLock::new(),
+                    built: [const { std::sync::OnceLock::new() }; GROUP_COMMIT_MAX + 1],
                 }
             }
 
             fn rows(&self, rows: usize) -> &str {
-                let built = self.built.get_or_init(|| {
-                    (0..=GROUP_COMMIT_MAX)
-                        .map(|n| {
-                            let tuples: Vec<String> = (0..n)
-                                .map(|row| {
-                                    let params: Vec<String> = (1..=self.columns)
-                                        .map(|col| parameter(row * self.columns + col))
-                                        .collect();
-                                    format!("({})", params.join(", "))
-                                })
+                let n = rows.clamp(1, GROUP_COMMIT_MAX);
+                self.built[n].get_or_init(|| {
+                    let tuples: Vec<String> = (0..n)
+                        .map(|row| {
+                            let params: Vec<String> = (1..=self.columns)
+                                .map(|col| parameter(row * self.columns + col))
                                 .collect();
-                            self.template.replace("{rows}", &tuples.join(", "))
+                            format!("({})", params.join(", "))
                         })
-                        .collect()
-                });
-                &built[rows.clamp(1, GROUP_COMMIT_MAX)]
+                        .collect();
+                    self.template.replace("{rows}", &tuples.join(", "))
+                })
             }
         }
 
