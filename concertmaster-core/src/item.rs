@@ -32,8 +32,10 @@ pub const ERROR_PORT: &str = "error";
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
     /// Sorted by port name; at most one entry per name. `None` until a
-    /// port is taken, so that empty ports allocate nothing.
-    entries: Option<Arc<Vec<Entry>>>,
+    /// port is taken, so that empty ports allocate nothing. A slice rather
+    /// than a `Vec`: one allocation for the common one-port output, and
+    /// ports are taken far less often than items are added.
+    entries: Option<Arc<[Entry]>>,
 }
 
 type Entry = (Arc<str>, Arc<Vec<Item>>);
@@ -52,7 +54,9 @@ impl Ports {
 
     /// `items` on the `main` port.
     pub fn main(items: Vec<Item>) -> Self {
-        Self::new().with(MAIN_PORT, items)
+        Self {
+            entries: Some(std::iter::once((port_name(MAIN_PORT), Arc::new(items))).collect()),
+        }
     }
 
     /// Adds `items` on `port` (appending to items already there).
@@ -64,12 +68,16 @@ impl Ports {
     /// Appends `items` to `port`, taking the port if it was not taken.
     pub fn extend(&mut self, port: impl AsRef<str>, items: Vec<Item>) {
         let port = port.as_ref();
-        let position = self.position(port);
-        let entries = self.entries_mut();
-        match position {
-            Ok(i) if entries[i].1.is_empty() => entries[i].1 = Arc::new(items),
-            Ok(i) => Arc::make_mut(&mut entries[i].1).extend(items),
-            Err(i) => entries.insert(i, (port_name(port), Arc::new(items))),
+        match self.position(port) {
+            Ok(i) => {
+                let slot = &mut self.entries_mut()[i].1;
+                if slot.is_empty() {
+                    *slot = Arc::new(items);
+                } else {
+                    Arc::make_mut(slot).extend(items);
+                }
+            }
+            Err(i) => self.insert(i, port, Arc::new(items)),
         }
     }
 
@@ -94,13 +102,20 @@ impl Ports {
     /// Removes and returns the items on `port`, copying them only if they
     /// are shared with another holder.
     pub fn take(&mut self, port: &str) -> Vec<Item> {
-        match self.position(port) {
-            Ok(i) => {
-                let (_, items) = self.entries_mut().remove(i);
-                Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
-            }
-            Err(_) => Vec::new(),
-        }
+        let Ok(i) = self.position(port) else {
+            return Vec::new();
+        };
+        let entries = self.entries();
+        let items = Arc::clone(&entries[i].1);
+        let rest: Arc<[Entry]> = entries[..i]
+            .iter()
+            .chain(&entries[i + 1..])
+            .cloned()
+            .collect();
+        // Replaced before unwrapping, so that these entries no longer
+        // hold the items.
+        self.entries = (!rest.is_empty()).then_some(rest);
+        Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// Whether `port` is taken.
@@ -143,21 +158,36 @@ impl Ports {
             self.entries = other.entries.clone();
             return;
         }
-        let position = self.position(port);
-        let entries = self.entries_mut();
-        match position {
-            Ok(i) => Arc::make_mut(&mut entries[i].1).extend(items.iter().cloned()),
-            Err(i) => entries.insert(i, (port_name(port), Arc::clone(items))),
+        match self.position(port) {
+            Ok(i) => Arc::make_mut(&mut self.entries_mut()[i].1).extend(items.iter().cloned()),
+            Err(i) => self.insert(i, port, Arc::clone(items)),
         }
     }
 
     fn entries(&self) -> &[Entry] {
-        self.entries.as_deref().map_or(&[], Vec::as_slice)
+        self.entries.as_deref().unwrap_or(&[])
     }
 
-    /// The entries to change, copied first if they are shared.
-    fn entries_mut(&mut self) -> &mut Vec<Entry> {
-        Arc::make_mut(self.entries.get_or_insert_with(Default::default))
+    /// The entries to change, copied first if they are shared (their
+    /// items are not).
+    fn entries_mut(&mut self) -> &mut [Entry] {
+        match &mut self.entries {
+            Some(entries) => Arc::make_mut(entries),
+            None => &mut [],
+        }
+    }
+
+    /// Takes `port` at position `i` with `items`.
+    fn insert(&mut self, i: usize, port: &str, items: Arc<Vec<Item>>) {
+        let entries = self.entries();
+        // Exact-size iterators: the new entries are one allocation.
+        let inserted: Arc<[Entry]> = entries[..i]
+            .iter()
+            .cloned()
+            .chain(std::iter::once((port_name(port), items)))
+            .chain(entries[i..].iter().cloned())
+            .collect();
+        self.entries = Some(inserted);
     }
 
     fn position(&self, port: &str) -> Result<usize, usize> {
@@ -166,16 +196,14 @@ impl Ports {
     }
 
     fn slot(&mut self, port: &str) -> &mut Arc<Vec<Item>> {
-        let position = self.position(port);
-        let entries = self.entries_mut();
-        let i = match position {
+        let i = match self.position(port) {
             Ok(i) => i,
             Err(i) => {
-                entries.insert(i, (port_name(port), Arc::new(Vec::new())));
+                self.insert(i, port, Arc::new(Vec::new()));
                 i
             }
         };
-        &mut entries[i].1
+        &mut self.entries_mut()[i].1
     }
 }
 
@@ -204,12 +232,12 @@ impl Serialize for Ports {
 impl<'de> Deserialize<'de> for Ports {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, Vec<Item>>::deserialize(deserializer)?;
-        let entries: Vec<Entry> = map
+        let entries: Arc<[Entry]> = map
             .into_iter()
             .map(|(name, items)| (port_name(&name), Arc::new(items)))
             .collect();
         Ok(Self {
-            entries: (!entries.is_empty()).then(|| Arc::new(entries)),
+            entries: (!entries.is_empty()).then_some(entries),
         })
     }
 }
@@ -290,6 +318,25 @@ mod tests {
         let back: Ports =
             serde_json::from_value(json!({"z": [], "a": [{"k": 1}]})).expect("ports parse");
         assert_eq!(back.port_names().collect::<Vec<_>>(), ["a", "z"]);
+    }
+
+    #[test]
+    fn taking_and_adding_ports_keeps_the_others_in_order() {
+        let mut ports = Ports::main(vec![item(json!({"m": 1}))])
+            .with("z", vec![item(json!({"z": 1}))])
+            .with("a", vec![]);
+        assert_eq!(ports.port_names().collect::<Vec<_>>(), ["a", "main", "z"]);
+        let shared = ports.clone();
+        ports.push("a", item(json!({"a": 1})));
+        assert_eq!(shared.get("a").len(), 0, "the clone is untouched");
+        assert_eq!(ports.take("main").len(), 1);
+        assert_eq!(ports.port_names().collect::<Vec<_>>(), ["a", "z"]);
+        assert_eq!(shared.main_items().len(), 1, "taking copies what is shared");
+        assert!(ports.take("main").is_empty(), "a port is taken once");
+        ports.take("a");
+        ports.take("z");
+        assert!(ports.is_empty());
+        assert_eq!(ports, Ports::new());
     }
 
     #[test]

@@ -271,7 +271,7 @@ pub struct NodeContext {
     /// Made on first use: most nodes never ask for it, and every node
     /// execution would otherwise pay for formatting it.
     pub(crate) idempotency_key: std::sync::OnceLock<Arc<str>>,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) cancel: AttemptCancel,
     pub(crate) span: tracing::Span,
     pub(crate) resumed: Option<Resumed>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -297,7 +297,7 @@ impl NodeContext {
             workflow_id: workflow_id.into(),
             workflow_version: 1,
             attempt: 1,
-            cancel: CancellationToken::new(),
+            cancel: AttemptCancel::new(Arc::new(CancellationToken::new())),
             span: tracing::Span::none(),
             resumed: None,
             clock: Arc::new(crate::clock::SystemClock),
@@ -384,7 +384,7 @@ impl NodeContext {
     /// Cancelled when the run is cancelled or the attempt timed out; long
     /// work should stop when it fires.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        self.cancel.token()
     }
 
     /// Whether the run was cancelled or the attempt timed out.
@@ -416,6 +416,49 @@ impl NodeContext {
     }
 }
 
+/// An attempt's cancellation: a child of the run's token, so that a
+/// timeout cancels its own attempt only. The child is made on first use:
+/// most nodes never look at it, and every execution would pay for one.
+pub(crate) struct AttemptCancel {
+    run: Arc<CancellationToken>,
+    own: std::sync::OnceLock<CancellationToken>,
+}
+
+impl AttemptCancel {
+    pub(crate) fn new(run: Arc<CancellationToken>) -> Self {
+        Self {
+            run,
+            own: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn token(&self) -> &CancellationToken {
+        self.own.get_or_init(|| self.run.child_token())
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.own
+            .get()
+            .map_or_else(|| self.run.is_cancelled(), CancellationToken::is_cancelled)
+    }
+
+    /// Cancels this attempt (it timed out), not the run.
+    pub(crate) fn cancel(&self) {
+        self.token().cancel();
+    }
+}
+
+impl Clone for AttemptCancel {
+    /// A clone shares the attempt's token, made now if it was not yet, so
+    /// that a timeout reaches whatever holds the clone.
+    fn clone(&self) -> Self {
+        Self {
+            run: Arc::clone(&self.run),
+            own: std::sync::OnceLock::from(self.token().clone()),
+        }
+    }
+}
+
 impl fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeContext")
@@ -433,4 +476,41 @@ impl fmt::Debug for NodeContext {
 /// The idempotency key of `node` in `run`: stable because both ids are.
 pub(crate) fn idempotency_key(run: RunId, node: &NodeId) -> String {
     format!("{run}:{node}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempts_token_follows_the_run_but_not_the_other_way() {
+        let run = Arc::new(CancellationToken::new());
+        let early = AttemptCancel::new(Arc::clone(&run));
+        let taken = early.token().clone();
+        let late = AttemptCancel::new(Arc::clone(&run));
+        assert!(!early.is_cancelled() && !late.is_cancelled());
+        early.cancel();
+        assert!(
+            taken.is_cancelled(),
+            "a timeout reaches the token handed out"
+        );
+        assert!(!run.is_cancelled(), "a timeout does not cancel the run");
+        assert!(!late.is_cancelled(), "nor another attempt");
+        run.cancel();
+        assert!(late.is_cancelled(), "cancelling the run reaches an attempt");
+        assert!(
+            late.token().is_cancelled(),
+            "also through a token made after"
+        );
+    }
+
+    #[test]
+    fn a_clone_made_before_first_use_shares_the_attempts_token() {
+        let run = Arc::new(CancellationToken::new());
+        let attempt = AttemptCancel::new(Arc::clone(&run));
+        let clone = attempt.clone();
+        attempt.cancel();
+        assert!(clone.is_cancelled() && clone.token().is_cancelled());
+        assert!(!run.is_cancelled());
+    }
 }

@@ -1,5 +1,7 @@
 //! Runs and node executions: the durable record of what happened.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -163,8 +165,9 @@ pub struct NodeExecution {
     pub run_id: RunId,
     /// The node.
     pub node_id: NodeId,
-    /// The node's type.
-    pub node_type: String,
+    /// The node's type (shared text: every record of a node type holds
+    /// the same).
+    pub node_type: Arc<str>,
     /// Where it is.
     pub status: NodeStatus,
     /// The latest attempt's number (0 for a skipped node).

@@ -3,9 +3,10 @@
 //! Nothing is recorded unless the host installs a recorder (for example
 //! `metrics-exporter-prometheus`); without one these calls cost next to nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::SharedString;
+use metrics::{Key, Label, Level, Metadata, SharedString};
 
 use crate::ids::{TenantId, WorkflowId};
 use crate::run::RunStatus;
@@ -20,13 +21,39 @@ pub const ACTIVE_WORKFLOWS: &str = "active_workflows";
 /// Histogram of node attempt durations in seconds, labelled `node_type`, `tenant_id`.
 pub const NODE_EXECUTION_DURATION_SECONDS: &str = "node_execution_duration_seconds";
 
-pub(crate) fn node_finished(node_type: &std::sync::Arc<str>, tenant: &TenantId, took: Duration) {
-    metrics::histogram!(
+/// Per node type of `types`, the key of its attempt-duration histogram for
+/// `tenant`. Built once per workflow version and tenant: a key hashes and
+/// allocates its labels, which every node execution would otherwise pay
+/// for, also with no recorder installed.
+pub(crate) fn node_duration_keys(types: &[Arc<str>], tenant: &TenantId) -> Arc<[Key]> {
+    types
+        .iter()
+        .map(|node_type| node_duration_key(node_type, tenant))
+        .collect()
+}
+
+pub(crate) fn node_duration_key(node_type: &Arc<str>, tenant: &TenantId) -> Key {
+    Key::from_parts(
         NODE_EXECUTION_DURATION_SECONDS,
-        "node_type" => SharedString::from_shared(node_type.clone()),
-        "tenant_id" => SharedString::from_shared(tenant.shared()),
+        vec![
+            Label::new(
+                "node_type",
+                SharedString::from_shared(Arc::clone(node_type)),
+            ),
+            Label::new("tenant_id", SharedString::from_shared(tenant.shared())),
+        ],
     )
-    .record(took.as_secs_f64());
+}
+
+/// Records an attempt's duration under `key` (see [`node_duration_key`]).
+pub(crate) fn node_finished(key: &Key, took: Duration) {
+    static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+    metrics::with_recorder(|recorder| {
+        recorder
+            .register_histogram(key, &METADATA)
+            .record(took.as_secs_f64())
+    });
 }
 
 pub(crate) fn run_driven(tenant: &TenantId, delta: f64) {

@@ -145,6 +145,11 @@ pub struct ValidatedWorkflow {
     pub(crate) definition: Arc<WorkflowDefinition>,
     pub(crate) nodes: Vec<Arc<dyn Node>>,
     pub(crate) plan: Arc<Plan>,
+    /// Per node, the metric key its attempt durations are recorded under,
+    /// for the tenant whose engine cache holds this copy (built once there,
+    /// not per execution); empty elsewhere.
+    #[cfg(feature = "runtime")]
+    pub(crate) node_timings: Arc<[metrics::Key]>,
 }
 
 impl ValidatedWorkflow {
@@ -223,6 +228,8 @@ pub fn validate(
         definition: Arc::new(def.clone()),
         nodes: nodes.into_iter().flatten().collect(),
         plan: Arc::new(plan),
+        #[cfg(feature = "runtime")]
+        node_timings: Arc::from([]),
     })
 }
 

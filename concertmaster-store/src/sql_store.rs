@@ -72,7 +72,7 @@ macro_rules! sql_store {
             Ok(NodeExecution {
                 run_id: RunId::from_uuid(row.try_get("run_id")?),
                 node_id: NodeId::new(row.try_get::<String, _>("node_id")?),
-                node_type: row.try_get("node_type")?,
+                node_type: row.try_get::<String, _>("node_type")?.into(),
                 status: parse_name("status", row.try_get("status")?)?,
                 attempt: to_u32("attempt", row.try_get("attempt")?)?,
                 input: row.try_get::<Json<Ports>, _>("input")?.0,
@@ -147,7 +147,7 @@ macro_rules! sql_store {
                 .bind(e.run_id.as_uuid())
                 .bind(e.node_id.as_str())
                 .bind(tenant.as_str())
-                .bind(e.node_type.as_str())
+                .bind(&*e.node_type)
                 .bind(e.status.as_str())
                 .bind(to_i32(e.attempt)?)
                 .bind(Json(&e.input))

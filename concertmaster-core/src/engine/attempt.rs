@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -43,6 +43,10 @@ pub(super) struct NodeTask {
     pub(super) node_id: NodeId,
     pub(super) node_type: Arc<str>,
     pub(super) node: Arc<dyn Node>,
+    /// The workflow's node metric keys (see `ValidatedWorkflow`) and this
+    /// node's index among them.
+    pub(super) timings: Arc<[metrics::Key]>,
+    pub(super) index: usize,
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) routes_errors: bool,
@@ -54,7 +58,7 @@ pub(super) struct NodeTask {
     pub(super) started_at: Option<DateTime<Utc>>,
     /// The run's token; each attempt gets a child, so a timeout cancels
     /// only its own attempt.
-    pub(super) cancel: CancellationToken,
+    pub(super) cancel: Arc<CancellationToken>,
 }
 
 // The futures below are written as `fn -> impl Future` around an `async
@@ -85,7 +89,7 @@ impl NodeTask {
             let mut record = NodeExecution {
                 run_id: self.run_id,
                 node_id: self.node_id.clone(),
-                node_type: String::from(&*self.node_type),
+                node_type: Arc::clone(&self.node_type),
                 status: NodeStatus::Running,
                 attempt: self.attempt,
                 input: std::mem::take(&mut self.input),
@@ -108,7 +112,7 @@ impl NodeTask {
                         return Finish::Store(err);
                     }
                 }
-                let began = Instant::now();
+                let began = tokio::time::Instant::now();
                 // In a block of its own so that the context is not kept in
                 // the future's state across the awaits below.
                 let outcome = {
@@ -121,22 +125,25 @@ impl NodeTask {
                         workflow_version: self.workflow_version,
                         attempt: record.attempt,
                         idempotency_key: std::sync::OnceLock::new(),
-                        cancel: self.cancel.child_token(),
+                        cancel: crate::node::AttemptCancel::new(Arc::clone(&self.cancel)),
                         span: span.clone(),
                         resumed: record.resumed.clone(),
                         clock: Arc::clone(&inner.clock),
                         store: Arc::clone(&inner.store),
                     };
-                    let attempt = std::pin::pin!(self.attempt_once(&ctx, record.input.clone()));
-                    match self
-                        .recorded_running_if_it_waits(&record, tries, attempt)
-                        .await
-                    {
+                    let input = record.input.clone();
+                    match self.attempt_once(&ctx, input, &record, tries, began).await {
                         Ok(outcome) => outcome,
                         Err(err) => return Finish::Store(err),
                     }
                 };
-                telemetry::node_finished(&self.node_type, &self.tenant, began.elapsed());
+                match self.timings.get(self.index) {
+                    Some(key) => telemetry::node_finished(key, began.elapsed()),
+                    None => telemetry::node_finished(
+                        &telemetry::node_duration_key(&self.node_type, &self.tenant),
+                        began.elapsed(),
+                    ),
+                }
                 match outcome {
                     Ok(NodeOutcome::Done(ports)) => return self.succeed(&mut record, ports).await,
                     // Boxed: a suspension is rare, and its future would
@@ -156,33 +163,13 @@ impl NodeTask {
                         let pause = self.retry.backoff_with_jitter(tries, fastrand::f64());
                         record.error = Some(err);
                         record.attempt += 1;
-                        tokio::time::sleep(pause).await;
+                        // Boxed, as a retry is rare: see `attempt_once`.
+                        Box::pin(tokio::time::sleep(pause)).await;
                     }
                     Err(err) => break err,
                 }
             };
             self.fail(&mut record, error).await
-        }
-    }
-
-    /// One call of the node, cut off at the timeout.
-    async fn attempt_once(
-        &self,
-        ctx: &NodeContext,
-        input: Ports,
-    ) -> Result<NodeOutcome, NodeError> {
-        let Some(limit) = self.timeout else {
-            return self.node.execute(ctx, input).await;
-        };
-        match tokio::time::timeout(limit, self.node.execute(ctx, input)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                ctx.cancel.cancel();
-                Err(NodeError::retryable(format!(
-                    "attempt timed out after {}",
-                    human(limit)
-                )))
-            }
         }
     }
 
@@ -195,24 +182,56 @@ impl NodeTask {
     /// committed while it goes on, so that a slow call shows in the run.
     /// The node is polled while the record is written, not paused: it may
     /// hold a store connection across its first wait, and the write may
-    /// need that connection.
-    async fn recorded_running_if_it_waits<F>(
+    /// need that connection. The attempt's timeout starts at `began`; its
+    /// timer is set only once the node waits.
+    async fn attempt_once(
         &self,
+        ctx: &NodeContext,
+        input: Ports,
         record: &NodeExecution,
         tries: u32,
-        mut attempt: std::pin::Pin<&mut F>,
-    ) -> Result<Result<NodeOutcome, NodeError>, StoreError>
+        began: tokio::time::Instant,
+    ) -> Result<Result<NodeOutcome, NodeError>, StoreError> {
+        let mut call = self.node.execute(ctx, input);
+        if let std::task::Poll::Ready(outcome) = futures_util::poll!(&mut call) {
+            return Ok(outcome);
+        }
+        // Boxed: the timer and the write would otherwise widen the future
+        // of every execution, also of those that end at the first poll.
+        Box::pin(async move {
+            let limited = self.within_timeout(call, ctx, began);
+            if tries == 1 {
+                let (outcome, saved) = futures_util::future::join(limited, self.save(record)).await;
+                return saved.map(|()| outcome);
+            }
+            Ok(limited.await)
+        })
+        .await
+    }
+
+    /// The rest of a node's call, cut off at the timeout.
+    async fn within_timeout<F>(
+        &self,
+        call: F,
+        ctx: &NodeContext,
+        began: tokio::time::Instant,
+    ) -> Result<NodeOutcome, NodeError>
     where
         F: Future<Output = Result<NodeOutcome, NodeError>>,
     {
-        if tries == 1 {
-            if let std::task::Poll::Ready(outcome) = futures_util::poll!(attempt.as_mut()) {
-                return Ok(outcome);
+        let Some(limit) = self.timeout else {
+            return call.await;
+        };
+        match tokio::time::timeout_at(began + limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                ctx.cancel.cancel();
+                Err(NodeError::retryable(format!(
+                    "attempt timed out after {}",
+                    human(limit)
+                )))
             }
-            let (outcome, saved) = futures_util::future::join(attempt, self.save(record)).await;
-            return saved.map(|()| outcome);
         }
-        Ok(attempt.await)
     }
 
     async fn save(&self, record: &NodeExecution) -> Result<(), StoreError> {
@@ -235,11 +254,15 @@ impl NodeTask {
         record.ended_at = Some(self.inner.clock.now());
         async move {
             let ports = match self.inner.limits.content_threshold {
-                Some(threshold) => match self.externalize(ports, threshold).await {
-                    Ok(ports) => ports,
-                    Err(err) => return Finish::Store(err),
-                },
-                None => ports,
+                // Boxed, and only for output that has large values: see
+                // `attempt_once`.
+                Some(threshold) if holds_large_ports(&ports, threshold) => {
+                    match Box::pin(self.externalize(ports, threshold)).await {
+                        Ok(ports) => ports,
+                        Err(err) => return Finish::Store(err),
+                    }
+                }
+                _ => ports,
             };
             record.output = Some(ports);
             if let Err(err) = self.save(record).await {
@@ -252,14 +275,8 @@ impl NodeTask {
     /// Moves every string in `ports` longer than `threshold` bytes to the
     /// content store, leaving a [`ContentRef`](crate::ContentRef) in its
     /// place, so that the record, and every node after, carries the
-    /// reference. Output without such strings is passed on as it is.
+    /// reference.
     async fn externalize(&self, ports: Ports, threshold: usize) -> Result<Ports, StoreError> {
-        if !ports
-            .iter()
-            .any(|(_, items)| items.iter().any(|item| holds_large(item, threshold)))
-        {
-            return Ok(ports);
-        }
         let contents = crate::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
         let mut out = Ports::new();
         for (port, items) in ports.iter() {
@@ -368,6 +385,13 @@ fn human(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+/// Whether some item of `ports` holds a string longer than `threshold` bytes.
+fn holds_large_ports(ports: &Ports, threshold: usize) -> bool {
+    ports
+        .iter()
+        .any(|(_, items)| items.iter().any(|item| holds_large(item, threshold)))
 }
 
 /// Whether `item` holds a string longer than `threshold` bytes.

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
@@ -127,17 +128,16 @@ struct RunDriver {
     live_in: Vec<usize>,
     /// Per node, whether its outgoing edges were resolved.
     resolved: Vec<bool>,
-    outputs: Vec<Option<Arc<Ports>>>,
+    /// Per node, what it emitted (cheap to clone: `Ports` share their items).
+    outputs: Vec<Option<Ports>>,
     /// The run's trigger items, as a root node's input.
     trigger: Ports,
     ready: VecDeque<usize>,
     /// `resolve`'s work list, kept to reuse its allocation.
     resolving: Vec<usize>,
-    /// The node executions in progress, polled by this driver's task: no
-    /// task per node, so a step costs no cross-thread hand-off. Nodes that
-    /// burn CPU for long belong on `spawn_blocking`.
-    running: FuturesUnordered<NodeFuture>,
-    cancel: CancellationToken,
+    /// The run's token, shared by its node executions without the lock
+    /// that cloning a token takes.
+    cancel: Arc<CancellationToken>,
     failure: Option<String>,
     /// Whether `run` is what the store holds: its settled or ended state
     /// was committed.
@@ -226,8 +226,7 @@ impl RunDriver {
             trigger,
             ready: VecDeque::new(),
             resolving: Vec::new(),
-            running: FuturesUnordered::new(),
-            cancel: CancellationToken::new(),
+            cancel: Arc::new(CancellationToken::new()),
             failure: None,
             stored: false,
             store_down: None,
@@ -253,11 +252,11 @@ impl RunDriver {
             };
             match record.status {
                 NodeStatus::Succeeded | NodeStatus::Skipped => {
-                    driver.outputs[i] = record.output.map(Arc::new);
+                    driver.outputs[i] = record.output;
                     driver.slots[i] = Slot::Done;
                 }
                 NodeStatus::Failed if record.output.is_some() => {
-                    driver.outputs[i] = record.output.map(Arc::new);
+                    driver.outputs[i] = record.output;
                     driver.slots[i] = Slot::Done;
                 }
                 NodeStatus::Failed => {
@@ -308,9 +307,13 @@ impl RunDriver {
         first: Option<Signal>,
         signals: &mut mpsc::UnboundedReceiver<Signal>,
     ) {
+        // The node executions in progress, polled by this driver's task: no
+        // task per node, so a step costs no cross-thread hand-off. Nodes that
+        // burn CPU for long belong on `spawn_blocking`.
+        let mut running = FuturesUnordered::new();
         match first {
             Some(Signal::Cancel { reason }) => {
-                return self.stop(RunStatus::Cancelled, reason).await
+                return self.stop(RunStatus::Cancelled, reason, &mut running).await
             }
             Some(Signal::Abandon) => return,
             _ => {}
@@ -328,23 +331,28 @@ impl RunDriver {
         }
         telemetry::run_driven(&self.tenant, 1.0);
         let limit = self.inner.limits.max_concurrent_nodes_per_run;
-        // Executions that ended while the driver was busy with its own
-        // store calls, in the order they ended.
+        // Executions that ended, in the order they ended, for the driver to
+        // act on one at a time.
         let mut finished = VecDeque::new();
         while self.failure.is_none() && self.store_down.is_none() {
-            while self.running.len() < limit {
+            while running.len() < limit {
                 let Some(i) = self.ready.pop_front() else {
                     break;
                 };
-                self.launch(i);
+                let mut execution = self.launch(i);
+                // Polled once here: an execution that ends without waiting
+                // (a transform, a check, on the in-memory store) never
+                // enters the set, which would allocate a task for it.
+                match futures_util::poll!(execution.as_mut()) {
+                    Poll::Ready(done) => finished.push_back(done),
+                    Poll::Pending => running.push(execution),
+                }
             }
             if let Some((i, finish)) = finished.pop_front() {
-                let mut running = std::mem::take(&mut self.running);
                 polling_nodes(self.finish(i, finish), &mut running, &mut finished).await;
-                self.running = running;
                 continue;
             }
-            if self.running.is_empty() {
+            if running.is_empty() {
                 // Before settling as waiting: a wait may have been taken by
                 // another engine, whose signal cannot reach this driver.
                 if self.slots.contains(&Slot::Waiting) {
@@ -359,32 +367,29 @@ impl RunDriver {
                 Some(signal) = signals.recv() => match signal {
                     Signal::Cancel { reason } => {
                         telemetry::run_driven(&self.tenant, -1.0);
-                        return self.stop(RunStatus::Cancelled, reason).await;
+                        return self.stop(RunStatus::Cancelled, reason, &mut running).await;
                     }
                     Signal::Start { .. } | Signal::Wake => {
-                        let mut running = std::mem::take(&mut self.running);
                         polling_nodes(self.pick_up_woken(), &mut running, &mut finished).await;
-                        self.running = running;
                     }
                     Signal::Abandon => {
                         telemetry::run_driven(&self.tenant, -1.0);
-                        self.running.clear();
                         return;
                     }
                 },
-                Some(done) = self.running.next() => finished.push_back(done),
+                Some(done) = running.next() => finished.push_back(done),
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
         if let Some(err) = self.store_down.take() {
-            self.running.clear();
             tracing::error!(error = %err, "the store stayed unavailable; the run stays in flight");
             return;
         }
-        self.settle().await;
+        self.settle(&mut running).await;
     }
 
-    fn launch(&mut self, i: usize) {
+    /// Starts node `i`'s execution; the caller polls it.
+    fn launch(&mut self, i: usize) -> NodeFuture {
         self.slots[i] = Slot::Running;
         let def = &self.workflow.definition;
         let spec = &def.nodes[i];
@@ -410,6 +415,8 @@ impl RunDriver {
             node_id: spec.id.clone(),
             node_type: Arc::clone(&self.workflow.plan.types[i]),
             node: Arc::clone(&self.workflow.nodes[i]),
+            timings: Arc::clone(&self.workflow.node_timings),
+            index: i,
             retry: spec
                 .retry
                 .clone()
@@ -420,19 +427,20 @@ impl RunDriver {
             attempt,
             resumed,
             started_at,
-            cancel: self.cancel.clone(),
+            cancel: Arc::clone(&self.cancel),
         };
         // Combinators, not an async block: the block would keep `task` in
         // its state beside the execution's future, which is boxed and
         // moved for every node.
-        self.running
-            .push(Box::pin(AssertUnwindSafe(task.run()).catch_unwind().map(
-                move |caught| {
+        Box::pin(
+            AssertUnwindSafe(task.run())
+                .catch_unwind()
+                .map(move |caught| {
                     let finish = caught
                         .unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
                     (i, finish)
-                },
-            )));
+                }),
+        )
     }
 
     /// The items arriving at node `i`: the trigger's for a root, otherwise
@@ -460,7 +468,7 @@ impl RunDriver {
                 routed: Some(ports),
                 ..
             } => {
-                self.outputs[i] = Some(Arc::new(ports));
+                self.outputs[i] = Some(ports);
                 self.slots[i] = Slot::Done;
                 self.resolve(i).await;
             }
@@ -531,7 +539,7 @@ impl RunDriver {
         let record = NodeExecution {
             run_id: self.run.id,
             node_id: self.workflow.definition.nodes[i].id.clone(),
-            node_type: self.workflow.definition.nodes[i].node_type.clone(),
+            node_type: Arc::clone(&self.workflow.plan.types[i]),
             status: NodeStatus::Skipped,
             attempt: 0,
             input: Ports::new(),
@@ -597,9 +605,11 @@ impl RunDriver {
         }
     }
 
-    async fn settle(&mut self) {
+    /// Stores the run's state after its driver ran out of nodes to start,
+    /// or ends it as failed; `running` holds the executions still going.
+    async fn settle(&mut self, running: &mut FuturesUnordered<NodeFuture>) {
         if let Some(reason) = self.failure.take() {
-            return self.stop(RunStatus::Failed, reason).await;
+            return self.stop(RunStatus::Failed, reason, running).await;
         }
         let waiting = self.slots.contains(&Slot::Waiting);
         self.run.status = if waiting {
@@ -631,11 +641,16 @@ impl RunDriver {
 
     /// Ends the run as failed or cancelled: its executing nodes are stopped
     /// first, so nothing they do lands after the run ended.
-    async fn stop(&mut self, status: RunStatus, reason: String) {
+    async fn stop(
+        &mut self,
+        status: RunStatus,
+        reason: String,
+        running: &mut FuturesUnordered<NodeFuture>,
+    ) {
         self.cancel.cancel();
         // Dropping an execution stops it where it is; nothing it would have
         // written lands after the run ends.
-        self.running.clear();
+        running.clear();
         let (tenant, id, at) = (&self.tenant, self.run.id, self.inner.clock.now());
         let ended = self
             .inner

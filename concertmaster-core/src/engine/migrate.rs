@@ -191,7 +191,7 @@ fn check(
         let is_waiting = record.status == NodeStatus::Waiting;
         match (to.plan.index.get(&new), type_in(to, &new)) {
             (Some(&i), Some(new_type)) => {
-                if new_type != record.node_type {
+                if *new_type != *record.node_type {
                     let what = if is_waiting { "waiting node" } else { "node" };
                     problems.push(format!(
                         "{what} {old} is of type {}; its counterpart {new} in version {v_to} is of type {new_type}",

@@ -30,6 +30,7 @@ use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
 use crate::store::{
     AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
 };
+use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
 use crate::workflow::{RetryPolicy, WorkflowDefinition};
 
@@ -1179,17 +1180,24 @@ impl Inner {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = StoreResult<T>>,
     {
-        let began = std::time::Instant::now();
+        // The retry period runs from the first failure: reading the clock
+        // before every store call would cost each node transition a read.
+        let mut failing_since = None;
         let mut pause = Duration::from_millis(50);
         loop {
             match op().await {
                 Err(err)
                     if err.is_retryable()
-                        && began.elapsed() < self.limits.store_retry_for
+                        && failing_since
+                            .get_or_insert_with(std::time::Instant::now)
+                            .elapsed()
+                            < self.limits.store_retry_for
                         && !self.shutdown.is_cancelled() =>
                 {
                     tracing::warn!(error = %err, call, retry_in_ms = pause.as_millis() as u64, "store unavailable; retrying");
-                    tokio::time::sleep(pause).await;
+                    // Boxed: a timer in every store call's future would
+                    // widen every node execution's for a rare path.
+                    Box::pin(tokio::time::sleep(pause)).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
                 result => return result,
@@ -1284,7 +1292,9 @@ impl Inner {
         Ok(())
     }
 
-    fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) {
+    /// Keeps `workflow` for `tenant`'s runs; the copy kept (the one there
+    /// already, if any) carries the tenant's node metric keys.
+    fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) -> ValidatedWorkflow {
         let key = (
             tenant.clone(),
             workflow.definition.id.clone(),
@@ -1294,7 +1304,12 @@ impl Inner {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .entry(key)
-            .or_insert_with(|| workflow.clone());
+            .or_insert_with(|| {
+                let mut cached = workflow.clone();
+                cached.node_timings = telemetry::node_duration_keys(&workflow.plan.types, tenant);
+                cached
+            })
+            .clone()
     }
 
     pub(crate) async fn load_workflow(
@@ -1324,8 +1339,7 @@ impl Inner {
                 version,
             })?;
         let workflow = validate(&def, &self.registry)?;
-        self.cache_workflow(tenant, &workflow);
-        Ok(workflow)
+        Ok(self.cache_workflow(tenant, &workflow))
     }
 
     async fn fire_due_timers(self: &Arc<Self>) -> Result<usize> {

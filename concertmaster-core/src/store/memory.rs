@@ -155,6 +155,19 @@ impl State {
             });
         }
         self.runs.insert(run.id, run.clone());
+        // Room for a record per node up front: growing the list as the run
+        // goes would copy its records again and again.
+        let nodes = self
+            .workflows
+            .get(&(run.tenant.clone(), run.workflow_id.clone()))
+            .and_then(|versions| versions.get(&run.workflow_version))
+            .map_or(0, |definition| definition.nodes.len());
+        if nodes > 0 {
+            self.executions.entry(run.id).or_insert_with(|| Executions {
+                by_node: HashMap::with_capacity_and_hasher(nodes, Default::default()),
+                list: Vec::with_capacity(nodes),
+            });
+        }
         Ok(())
     }
 
