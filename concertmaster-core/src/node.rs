@@ -273,7 +273,8 @@ pub struct NodeContext {
     pub(crate) idempotency_key: std::sync::OnceLock<Arc<str>>,
     pub(crate) cancel: AttemptCancel,
     pub(crate) span: tracing::Span,
-    pub(crate) resumed: Option<Resumed>,
+    /// Boxed: set only for a woken node, and wide.
+    pub(crate) resumed: Option<Box<Resumed>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn crate::Store>,
 }
@@ -320,7 +321,7 @@ impl NodeContext {
 
     /// Marks the context as a re-execution after a suspension.
     pub fn with_resumed(mut self, resumed: Resumed) -> Self {
-        self.resumed = Some(resumed);
+        self.resumed = Some(Box::new(resumed));
         self
     }
 
@@ -399,7 +400,7 @@ impl NodeContext {
 
     /// Set when the node is executed again after a [`Suspend`].
     pub fn resumed(&self) -> Option<&Resumed> {
-        self.resumed.as_ref()
+        self.resumed.as_deref()
     }
 
     /// The engine's current time (a manual clock in tests).

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -12,7 +11,7 @@ use tracing::Instrument;
 use super::Inner;
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports, ERROR_PORT};
-use crate::node::{Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend};
+use crate::node::{Node, NodeContext, NodeError, NodeOutcome, Suspend};
 use crate::run::{NodeExecution, NodeStatus, Wait};
 use crate::store::StoreError;
 use crate::telemetry;
@@ -33,15 +32,14 @@ pub(super) enum Finish {
     Store(StoreError),
 }
 
-/// Everything one node execution needs, owned so its future is `'static`.
+/// Everything one node execution needs besides its record (which names the
+/// run, the node and its type, and holds the input and the attempt number),
+/// owned so its future is `'static`.
 pub(super) struct NodeTask {
     pub(super) inner: Arc<Inner>,
     pub(super) tenant: TenantId,
-    pub(super) run_id: RunId,
     pub(super) workflow_id: WorkflowId,
     pub(super) workflow_version: u32,
-    pub(super) node_id: NodeId,
-    pub(super) node_type: Arc<str>,
     pub(super) node: Arc<dyn Node>,
     /// The workflow's node metric keys (see `ValidatedWorkflow`) and this
     /// node's index among them.
@@ -50,12 +48,6 @@ pub(super) struct NodeTask {
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) routes_errors: bool,
-    pub(super) input: Ports,
-    /// The number of this execution's first attempt: 1 for a fresh node,
-    /// the stored one for a woken node, one more for an interrupted one.
-    pub(super) attempt: u32,
-    pub(super) resumed: Option<Resumed>,
-    pub(super) started_at: Option<DateTime<Utc>>,
     /// The run's token; each attempt gets a child, so a timeout cancels
     /// only its own attempt.
     pub(super) cancel: Arc<CancellationToken>,
@@ -66,40 +58,32 @@ pub(super) struct NodeTask {
 // twice in its state (rust-lang/rust#62958), and a node execution's future
 // is allocated and moved for every node.
 impl NodeTask {
-    pub(super) fn run(self) -> impl Future<Output = Finish> + Send {
+    /// Executes the node; `record` is its record as it starts: `running`,
+    /// with its input, its first attempt's number (1 for a fresh node, the
+    /// stored one for a woken node, one more for an interrupted one) and,
+    /// for a woken node, why it woke.
+    pub(super) fn run(self, record: NodeExecution) -> impl Future<Output = Finish> + Send {
         let span = tracing::info_span!(
             "node",
-            node = %self.node_id,
-            node_type = %self.node_type,
-            run = %self.run_id,
+            node = %record.node_id,
+            node_type = %record.node_type,
+            run = %record.run_id,
         );
-        self.execute(span.clone()).instrument(span)
+        self.execute(record).instrument(span)
     }
 
     #[allow(clippy::manual_async_fn)] // on purpose: see above
-    fn execute(mut self, span: tracing::Span) -> impl Future<Output = Finish> + Send {
+    fn execute(self, mut record: NodeExecution) -> impl Future<Output = Finish> + Send {
         async move {
-            let inner = Arc::clone(&self.inner);
             // The semaphore lives as long as the engine and is never closed.
-            let Ok(_permit) = inner.node_permits.acquire().await else {
+            let Ok(_permit) = self.inner.node_permits.acquire().await else {
                 return Finish::Store(StoreError::Unavailable {
                     message: "engine is shutting down".into(),
                 });
             };
-            let mut record = NodeExecution {
-                run_id: self.run_id,
-                node_id: self.node_id.clone(),
-                node_type: Arc::clone(&self.node_type),
-                status: NodeStatus::Running,
-                attempt: self.attempt,
-                input: std::mem::take(&mut self.input),
-                output: None,
-                error: None,
-                wait: None,
-                resumed: self.resumed.take(),
-                started_at: Some(self.started_at.unwrap_or_else(|| inner.clock.now())),
-                ended_at: None,
-            };
+            if record.started_at.is_none() {
+                record.started_at = Some(self.inner.clock.now());
+            }
             let max_attempts = self.retry.max_attempts.max(1);
             let mut tries = 0;
             let error = loop {
@@ -117,19 +101,21 @@ impl NodeTask {
                 // the future's state across the awaits below.
                 let outcome = {
                     let ctx = NodeContext {
-                        run_id: self.run_id,
-                        node_id: self.node_id.clone(),
-                        node_type: Arc::clone(&self.node_type),
+                        run_id: record.run_id,
+                        node_id: record.node_id.clone(),
+                        node_type: Arc::clone(&record.node_type),
                         tenant: self.tenant.clone(),
                         workflow_id: self.workflow_id.clone(),
                         workflow_version: self.workflow_version,
                         attempt: record.attempt,
                         idempotency_key: std::sync::OnceLock::new(),
                         cancel: crate::node::AttemptCancel::new(Arc::clone(&self.cancel)),
-                        span: span.clone(),
-                        resumed: record.resumed.clone(),
-                        clock: Arc::clone(&inner.clock),
-                        store: Arc::clone(&inner.store),
+                        // The span `run` entered: taken here rather than
+                        // kept in the execution's future.
+                        span: tracing::Span::current(),
+                        resumed: record.resumed.clone().map(Box::new),
+                        clock: Arc::clone(&self.inner.clock),
+                        store: Arc::clone(&self.inner.store),
                     };
                     let input = record.input.clone();
                     match self.attempt_once(&ctx, input, &record, tries, began).await {
@@ -140,7 +126,7 @@ impl NodeTask {
                 match self.timings.get(self.index) {
                     Some(key) => telemetry::node_finished(key, began.elapsed()),
                     None => telemetry::node_finished(
-                        &telemetry::node_duration_key(&self.node_type, &self.tenant),
+                        &telemetry::node_duration_key(&record.node_type, &self.tenant),
                         began.elapsed(),
                     ),
                 }
@@ -184,29 +170,34 @@ impl NodeTask {
     /// hold a store connection across its first wait, and the write may
     /// need that connection. The attempt's timeout starts at `began`; its
     /// timer is set only once the node waits.
-    async fn attempt_once(
-        &self,
-        ctx: &NodeContext,
+    #[allow(clippy::manual_async_fn)] // on purpose: see `impl NodeTask`
+    fn attempt_once<'a>(
+        &'a self,
+        ctx: &'a NodeContext,
         input: Ports,
-        record: &NodeExecution,
+        record: &'a NodeExecution,
         tries: u32,
         began: tokio::time::Instant,
-    ) -> Result<Result<NodeOutcome, NodeError>, StoreError> {
+    ) -> impl Future<Output = Result<Result<NodeOutcome, NodeError>, StoreError>> + Send + 'a {
         let mut call = self.node.execute(ctx, input);
-        if let std::task::Poll::Ready(outcome) = futures_util::poll!(&mut call) {
-            return Ok(outcome);
-        }
-        // Boxed: the timer and the write would otherwise widen the future
-        // of every execution, also of those that end at the first poll.
-        Box::pin(async move {
-            let limited = self.within_timeout(call, ctx, began);
-            if tries == 1 {
-                let (outcome, saved) = futures_util::future::join(limited, self.save(record)).await;
-                return saved.map(|()| outcome);
+        async move {
+            if let std::task::Poll::Ready(outcome) = futures_util::poll!(&mut call) {
+                return Ok(outcome);
             }
-            Ok(limited.await)
-        })
-        .await
+            // Boxed: the timer and the write would otherwise widen the
+            // future of every execution, also of those that end at the
+            // first poll.
+            Box::pin(async move {
+                let limited = self.within_timeout(call, ctx, began);
+                if tries == 1 {
+                    let (outcome, saved) =
+                        futures_util::future::join(limited, self.save(record)).await;
+                    return saved.map(|()| outcome);
+                }
+                Ok(limited.await)
+            })
+            .await
+        }
     }
 
     /// The rest of a node's call, cut off at the timeout.
@@ -294,7 +285,7 @@ impl NodeTask {
         record: &mut NodeExecution,
         suspend: Suspend,
     ) -> Result<Finish, NodeError> {
-        let wait = wait_for(self.run_id, &self.node_id, suspend)?;
+        let wait = wait_for(record.run_id, &record.node_id, suspend)?;
         let wakes = wait.until.is_some();
         record.status = NodeStatus::Waiting;
         record.wait = Some(wait);

@@ -120,8 +120,9 @@ struct RunDriver {
     run: Run,
     workflow: ValidatedWorkflow,
     slots: Vec<Slot>,
-    /// Stored records of nodes to execute again (interrupted or woken).
-    records: Vec<Option<NodeExecution>>,
+    /// Stored records of nodes to execute again (interrupted or woken);
+    /// boxed, as most nodes have none and a record is wide.
+    records: Vec<Option<Box<NodeExecution>>>,
     /// Per node, edges into it not resolved yet.
     pending_in: Vec<usize>,
     /// Per node, resolved edges into it that carry data.
@@ -272,7 +273,7 @@ impl RunDriver {
                 NodeStatus::Waiting if record.resumed.is_none() => driver.slots[i] = Slot::Waiting,
                 NodeStatus::Waiting | NodeStatus::Running | NodeStatus::Cancelled => {
                     driver.slots[i] = Slot::Ready;
-                    driver.records[i] = Some(record);
+                    driver.records[i] = Some(Box::new(record));
                     driver.ready.push_back(i);
                 }
             }
@@ -405,15 +406,26 @@ impl RunDriver {
             Some(record) => (record.input, record.attempt + 1, None, record.started_at),
             None => (self.input_of(i), 1, None, None),
         };
+        let record = NodeExecution {
+            run_id: self.run.id,
+            node_id: spec.id.clone(),
+            node_type: Arc::clone(&self.workflow.plan.types[i]),
+            status: NodeStatus::Running,
+            attempt,
+            input,
+            output: None,
+            error: None,
+            wait: None,
+            resumed,
+            started_at,
+            ended_at: None,
+        };
         let limits = &self.inner.limits;
         let task = NodeTask {
             inner: Arc::clone(&self.inner),
             tenant: self.tenant.clone(),
-            run_id: self.run.id,
             workflow_id: def.id.clone(),
             workflow_version: def.version,
-            node_id: spec.id.clone(),
-            node_type: Arc::clone(&self.workflow.plan.types[i]),
             node: Arc::clone(&self.workflow.nodes[i]),
             timings: Arc::clone(&self.workflow.node_timings),
             index: i,
@@ -423,17 +435,13 @@ impl RunDriver {
                 .unwrap_or_else(|| limits.default_retry.clone()),
             timeout: spec.timeout().or(limits.default_node_timeout),
             routes_errors: self.workflow.plan.routes_errors[i],
-            input,
-            attempt,
-            resumed,
-            started_at,
             cancel: Arc::clone(&self.cancel),
         };
         // Combinators, not an async block: the block would keep `task` in
         // its state beside the execution's future, which is boxed and
         // moved for every node.
         Box::pin(
-            AssertUnwindSafe(task.run())
+            AssertUnwindSafe(task.run(record))
                 .catch_unwind()
                 .map(move |caught| {
                     let finish = caught
@@ -599,7 +607,7 @@ impl RunDriver {
                 && record.resumed.is_some()
             {
                 self.slots[i] = Slot::Ready;
-                self.records[i] = Some(record);
+                self.records[i] = Some(Box::new(record));
                 self.ready.push_back(i);
             }
         }

@@ -28,7 +28,8 @@ use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
 use crate::store::{
-    AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreErrorKind, StoreResult,
+    AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreError, StoreErrorKind,
+    StoreResult,
 };
 use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
@@ -1175,31 +1176,57 @@ impl Inner {
     /// Runs a store call, retrying with back-off while the store reports
     /// itself unavailable (a database restarting, a connection dropped), for
     /// up to the engine's `store_retry_for`. Other errors return at once.
-    pub(crate) async fn durably<T, F, Fut>(&self, call: &'static str, mut op: F) -> StoreResult<T>
+    ///
+    /// Not an `async fn`, which would keep its arguments twice in its state
+    /// (rust-lang/rust#62958): every node transition awaits one of these.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub(crate) fn durably<'a, T, F, Fut>(
+        &'a self,
+        call: &'static str,
+        mut op: F,
+    ) -> impl std::future::Future<Output = StoreResult<T>> + 'a
+    where
+        T: 'a,
+        F: FnMut() -> Fut + 'a,
+        Fut: std::future::Future<Output = StoreResult<T>> + 'a,
+    {
+        async move {
+            match op().await {
+                // Boxed: the back-off's state would otherwise widen every
+                // store call's future, and with it every node execution's.
+                Err(err) if err.is_retryable() => Box::pin(self.retry_durably(call, op, err)).await,
+                result => result,
+            }
+        }
+    }
+
+    /// `durably` after the first failure, `first`.
+    async fn retry_durably<T, F, Fut>(
+        &self,
+        call: &'static str,
+        mut op: F,
+        first: StoreError,
+    ) -> StoreResult<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = StoreResult<T>>,
     {
         // The retry period runs from the first failure: reading the clock
         // before every store call would cost each node transition a read.
-        let mut failing_since = None;
+        let failing_since = std::time::Instant::now();
         let mut pause = Duration::from_millis(50);
+        let mut err = first;
         loop {
+            if failing_since.elapsed() >= self.limits.store_retry_for
+                || self.shutdown.is_cancelled()
+            {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, call, retry_in_ms = pause.as_millis() as u64, "store unavailable; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
             match op().await {
-                Err(err)
-                    if err.is_retryable()
-                        && failing_since
-                            .get_or_insert_with(std::time::Instant::now)
-                            .elapsed()
-                            < self.limits.store_retry_for
-                        && !self.shutdown.is_cancelled() =>
-                {
-                    tracing::warn!(error = %err, call, retry_in_ms = pause.as_millis() as u64, "store unavailable; retrying");
-                    // Boxed: a timer in every store call's future would
-                    // widen every node execution's for a rare path.
-                    Box::pin(tokio::time::sleep(pause)).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
+                Err(again) if again.is_retryable() => err = again,
                 result => return result,
             }
         }
