@@ -1,0 +1,82 @@
+//! ConcertMaster alone, in memory: the peer comparison's 40-step chain or
+//! 1,000-wide fan-out, run one at a time, and the median time per node. A
+//! short, quiet process to measure a change with, or to run under
+//! `valgrind --tool=callgrind` / `--tool=dhat` or `perf record`: it exits
+//! without tearing the engine down, so the profile holds the runs only.
+//!
+//! ```text
+//! in_memory [chain|fan] [RUNS]
+//! ```
+
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use concertmaster_benches::{add_chain, add_fan_out_in, registry};
+use concertmaster_core::{Engine, RunStatus, TenantId};
+use serde_json::json;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let shape = args.next().unwrap_or_else(|| "chain".into());
+    let (definition, nodes, default_runs) = match shape.as_str() {
+        "chain" => (add_chain(40), 41, 3000),
+        "fan" => (add_fan_out_in(1000), 1002, 100),
+        other => {
+            eprintln!("in_memory: unknown shape {other}; use chain or fan");
+            std::process::exit(2);
+        }
+    };
+    let runs = match args.next().map(|n| n.parse::<usize>()) {
+        None => default_runs,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("in_memory: RUNS must be a whole number above 0");
+            std::process::exit(2);
+        }
+    };
+    let engine = Engine::builder()
+        .registry(registry())
+        .build()
+        .await
+        .expect("an in-memory engine builds");
+    let tenant = TenantId::new("in-memory");
+    let workflow = engine
+        .publish(&tenant, definition)
+        .await
+        .expect("the benchmark workflow publishes");
+    // Timed from a task on the runtime's workers, as a host's request
+    // handler would run it.
+    let timed = tokio::spawn(async move {
+        let mut took = Vec::with_capacity(runs);
+        for i in 0..runs + 20 {
+            let began = Instant::now();
+            let id = engine
+                .start(&workflow, json!({"x": 1}))
+                .await
+                .expect("a run starts");
+            let run = engine.settled(&tenant, id).await.expect("a run settles");
+            assert_eq!(
+                run.status,
+                RunStatus::Succeeded,
+                "run {id}: {:?}",
+                run.error
+            );
+            // The first twenty warm the caches up.
+            if i >= 20 {
+                took.push(began.elapsed());
+            }
+        }
+        took.sort();
+        took[took.len() / 2]
+    });
+    let median: Duration = timed.await.expect("the timed task ends");
+    println!(
+        "{shape}: {runs} runs, median {:.1} µs a run, {:.2} µs per node",
+        median.as_secs_f64() * 1e6,
+        median.as_secs_f64() * 1e6 / nodes as f64
+    );
+    // Not torn down: dropping the store's records would show in a profile.
+    std::process::exit(0);
+}
