@@ -107,14 +107,15 @@ impl Ports {
         };
         let entries = self.entries();
         let items = Arc::clone(&entries[i].1);
-        let rest: Arc<[Entry]> = entries[..i]
-            .iter()
-            .chain(&entries[i + 1..])
-            .cloned()
-            .collect();
         // Replaced before unwrapping, so that these entries no longer
-        // hold the items.
-        self.entries = (!rest.is_empty()).then_some(rest);
+        // hold the items; taking the only port allocates nothing.
+        self.entries = (entries.len() > 1).then(|| {
+            entries[..i]
+                .iter()
+                .chain(&entries[i + 1..])
+                .cloned()
+                .collect()
+        });
         Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
     }
 

@@ -48,8 +48,9 @@ pub(super) struct NodeTask {
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) routes_errors: bool,
-    /// The run's token; each attempt gets a child, so a timeout cancels
-    /// only its own attempt.
+    /// The run's token; each attempt's token is a child of it (made when
+    /// the node first asks for it), so a timeout cancels only its own
+    /// attempt.
     pub(super) cancel: Arc<CancellationToken>,
 }
 
