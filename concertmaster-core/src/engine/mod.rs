@@ -1319,24 +1319,35 @@ impl Inner {
         Ok(())
     }
 
-    /// Keeps `workflow` for `tenant`'s runs; the copy kept (the one there
-    /// already, if any) carries the tenant's node metric keys.
-    fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) -> ValidatedWorkflow {
+    /// Keeps `workflow` for `tenant`'s runs, with the tenant's node metric
+    /// keys, unless a copy is kept already.
+    fn cache_workflow(&self, tenant: &TenantId, workflow: &ValidatedWorkflow) {
+        self.with_cached_workflow(tenant, workflow, |_| ());
+    }
+
+    /// `cache_workflow`, then `read` of the copy kept (the one there
+    /// already, if any). Starting a run caches its workflow every time:
+    /// only a caller that wants the copy pays for cloning it.
+    fn with_cached_workflow<R>(
+        &self,
+        tenant: &TenantId,
+        workflow: &ValidatedWorkflow,
+        read: impl FnOnce(&ValidatedWorkflow) -> R,
+    ) -> R {
         let key = (
             tenant.clone(),
             workflow.definition.id.clone(),
             workflow.definition.version,
         );
-        self.workflows
+        let mut cache = self
+            .workflows
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(key)
-            .or_insert_with(|| {
-                let mut cached = workflow.clone();
-                cached.node_timings = telemetry::node_duration_keys(&workflow.plan.types, tenant);
-                cached
-            })
-            .clone()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(cache.entry(key).or_insert_with(|| {
+            let mut cached = workflow.clone();
+            cached.node_timings = telemetry::node_duration_keys(&workflow.plan.types, tenant);
+            cached
+        }))
     }
 
     pub(crate) async fn load_workflow(
@@ -1366,7 +1377,7 @@ impl Inner {
                 version,
             })?;
         let workflow = validate(&def, &self.registry)?;
-        Ok(self.cache_workflow(tenant, &workflow))
+        Ok(self.with_cached_workflow(tenant, &workflow, ValidatedWorkflow::clone))
     }
 
     async fn fire_due_timers(self: &Arc<Self>) -> Result<usize> {
