@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use concertmaster_core::{
     Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
-    Store, WorkflowDefinition,
+    Store, WorkflowDefinition, MAIN_PORT,
 };
 use serde_json::{json, Value};
 
@@ -60,9 +60,9 @@ struct Sum;
 #[async_trait]
 impl Node for Sum {
     async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        // Read where the 1,000 edges left them, not copied into one list.
         let sum: i64 = input
-            .main_items()
-            .iter()
+            .items(MAIN_PORT)
             .filter_map(|item| item.get("x").and_then(Value::as_i64))
             .sum();
         let mut item = concertmaster_core::Item::new();

@@ -1,7 +1,8 @@
 //! Items, the JSON objects that flow between nodes, grouped by port.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -28,6 +29,9 @@ pub const ERROR_PORT: &str = "error";
 /// Cloning is cheap: the ports and each port's items are shared until
 /// someone changes them, so handing one node's output to the next and
 /// committing both to the store copies no item and allocates nothing.
+/// A port fed by many edges (a join) holds each edge's items shared, and
+/// copies them into one list only when read as a slice ([`get`](Self::get));
+/// [`items`](Self::items) reads it without copying.
 /// Serialized as a JSON object of arrays, ports in name order.
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
@@ -38,7 +42,159 @@ pub struct Ports {
     entries: Option<Arc<[Entry]>>,
 }
 
-type Entry = (Arc<str>, Arc<Vec<Item>>);
+type Entry = (Arc<str>, Items);
+
+/// One port's items: a list of its own, or the shared lists of the edges
+/// that feed it, in edge order.
+#[derive(Clone)]
+enum Items {
+    One(Arc<Vec<Item>>),
+    Joined(Arc<Joined>),
+}
+
+struct Joined {
+    /// Never empty lists, at least two of them.
+    parts: Vec<Arc<Vec<Item>>>,
+    len: usize,
+    /// The parts in one list, made on the first read as a slice.
+    flat: OnceLock<Vec<Item>>,
+}
+
+impl Items {
+    fn empty() -> Self {
+        Self::One(Arc::new(Vec::new()))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::One(items) => items.len(),
+            Self::Joined(joined) => joined.len,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shared lists, in order.
+    fn parts(&self) -> &[Arc<Vec<Item>>] {
+        match self {
+            Self::One(items) => std::slice::from_ref(items),
+            Self::Joined(joined) => &joined.parts,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Item> {
+        self.parts().iter().flat_map(|part| part.iter())
+    }
+
+    fn as_slice(&self) -> &[Item] {
+        match self {
+            Self::One(items) => items,
+            Self::Joined(joined) => joined.flat.get_or_init(|| {
+                let mut flat = Vec::with_capacity(joined.len);
+                for part in &joined.parts {
+                    flat.extend(part.iter().cloned());
+                }
+                flat
+            }),
+        }
+    }
+
+    /// The items as one list of this holder's own, to change.
+    fn make_mut(&mut self) -> &mut Vec<Item> {
+        if let Self::Joined(_) = self {
+            let joined = std::mem::replace(self, Self::empty());
+            *self = Self::One(Arc::new(joined.into_vec()));
+        }
+        match self {
+            Self::One(items) => Arc::make_mut(items),
+            Self::Joined(_) => unreachable!("made one list above"),
+        }
+    }
+
+    /// The items, copied only where they are shared.
+    fn into_vec(self) -> Vec<Item> {
+        let joined = match self {
+            Self::One(items) => return Arc::try_unwrap(items).unwrap_or_else(|s| (*s).clone()),
+            Self::Joined(joined) => joined,
+        };
+        match Arc::try_unwrap(joined) {
+            Ok(Joined { parts, len, flat }) => flat.into_inner().unwrap_or_else(|| {
+                let mut items = Vec::with_capacity(len);
+                for part in parts {
+                    match Arc::try_unwrap(part) {
+                        Ok(part) => items.extend(part),
+                        Err(shared) => items.extend(shared.iter().cloned()),
+                    }
+                }
+                items
+            }),
+            Err(shared) => shared.to_vec(),
+        }
+    }
+
+    /// Appends `more`, sharing it.
+    fn append_shared(&mut self, more: &Arc<Vec<Item>>) {
+        if more.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = Self::One(Arc::clone(more));
+            return;
+        }
+        if let Self::Joined(joined) = self {
+            if let Some(joined) = Arc::get_mut(joined) {
+                joined.parts.push(Arc::clone(more));
+                joined.len += more.len();
+                joined.flat = OnceLock::new();
+                return;
+            }
+        }
+        let mut parts = Vec::with_capacity(self.parts().len() + 1);
+        parts.extend(self.parts().iter().cloned());
+        parts.push(Arc::clone(more));
+        *self = Self::Joined(Arc::new(Joined {
+            len: self.len() + more.len(),
+            parts,
+            flat: OnceLock::new(),
+        }));
+    }
+
+    /// The same items, with a joined list's copy made for this holder
+    /// alone, so that what it reads is dropped with it.
+    fn unshared_copy(&self) -> Self {
+        match self {
+            Self::One(items) => Self::One(Arc::clone(items)),
+            Self::Joined(joined) => Self::Joined(Arc::new(Joined {
+                parts: joined.parts.clone(),
+                len: joined.len,
+                flat: OnceLock::new(),
+            })),
+        }
+    }
+}
+
+impl Joined {
+    fn to_vec(&self) -> Vec<Item> {
+        match self.flat.get() {
+            Some(flat) => flat.clone(),
+            None => self.parts.iter().flat_map(|p| p.iter().cloned()).collect(),
+        }
+    }
+}
+
+impl PartialEq for Items {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Items {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 impl PartialEq for Ports {
     fn eq(&self, other: &Self) -> bool {
@@ -55,7 +211,9 @@ impl Ports {
     /// `items` on the `main` port.
     pub fn main(items: Vec<Item>) -> Self {
         Self {
-            entries: Some(std::iter::once((port_name(MAIN_PORT), Arc::new(items))).collect()),
+            entries: Some(
+                std::iter::once((port_name(MAIN_PORT), Items::One(Arc::new(items)))).collect(),
+            ),
         }
     }
 
@@ -72,26 +230,36 @@ impl Ports {
             Ok(i) => {
                 let slot = &mut self.entries_mut()[i].1;
                 if slot.is_empty() {
-                    *slot = Arc::new(items);
+                    *slot = Items::One(Arc::new(items));
                 } else {
-                    Arc::make_mut(slot).extend(items);
+                    slot.make_mut().extend(items);
                 }
             }
-            Err(i) => self.insert(i, port, Arc::new(items)),
+            Err(i) => self.insert(i, port, Items::One(Arc::new(items))),
         }
     }
 
     /// Appends one item to `port`.
     pub fn push(&mut self, port: impl AsRef<str>, item: Item) {
-        Arc::make_mut(self.slot(port.as_ref())).push(item);
+        self.slot(port.as_ref()).make_mut().push(item);
     }
 
     /// The items on `port`; empty when the port is not taken.
+    ///
+    /// A port fed by several edges is copied into one list on the first
+    /// call; [`items`](Self::items) reads it without that copy.
     pub fn get(&self, port: &str) -> &[Item] {
         match self.position(port) {
-            Ok(i) => &self.entries()[i].1,
+            Ok(i) => self.entries()[i].1.as_slice(),
             Err(_) => &[],
         }
+    }
+
+    /// The items on `port`, in order, read where they are: for a port fed
+    /// by many edges (a join of a fan-out), nothing is copied.
+    pub fn items(&self, port: &str) -> impl Iterator<Item = &Item> {
+        let items = self.position(port).ok().map(|i| &self.entries()[i].1);
+        items.into_iter().flat_map(Items::iter)
     }
 
     /// The items on the `main` port.
@@ -106,7 +274,7 @@ impl Ports {
             return Vec::new();
         };
         let entries = self.entries();
-        let items = Arc::clone(&entries[i].1);
+        let items = entries[i].1.clone();
         // Replaced before unwrapping, so that these entries no longer
         // hold the items; taking the only port allocates nothing.
         self.entries = (entries.len() > 1).then(|| {
@@ -116,7 +284,7 @@ impl Ports {
                 .cloned()
                 .collect()
         });
-        Arc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone())
+        items.into_vec()
     }
 
     /// Whether `port` is taken.
@@ -146,8 +314,8 @@ impl Ports {
         self.entries().is_empty()
     }
 
-    /// Adds the items of `from_port` of `other` to `port`, sharing them
-    /// rather than copying when `port` is not taken yet.
+    /// Adds the items of `from_port` of `other` to `port`, sharing them:
+    /// nothing is copied, also when several edges feed one port.
     pub(crate) fn extend_shared(&mut self, port: &str, other: &Ports, from_port: &str) {
         let Ok(j) = other.position(from_port) else {
             return;
@@ -160,8 +328,34 @@ impl Ports {
             return;
         }
         match self.position(port) {
-            Ok(i) => Arc::make_mut(&mut self.entries_mut()[i].1).extend(items.iter().cloned()),
-            Err(i) => self.insert(i, port, Arc::clone(items)),
+            Ok(i) => {
+                let slot = &mut self.entries_mut()[i].1;
+                for part in items.parts() {
+                    slot.append_shared(part);
+                }
+            }
+            Err(i) => self.insert(i, port, items.clone()),
+        }
+    }
+
+    /// The same ports, where a joined port's one-list copy, once made, is
+    /// this holder's alone: a node's input, so that the copy goes with the
+    /// execution instead of staying in the stored record.
+    pub(crate) fn unshared_joins(&self) -> Ports {
+        let entries = self.entries();
+        if !entries
+            .iter()
+            .any(|(_, items)| matches!(items, Items::Joined(_)))
+        {
+            return self.clone();
+        }
+        Ports {
+            entries: Some(
+                entries
+                    .iter()
+                    .map(|(name, items)| (Arc::clone(name), items.unshared_copy()))
+                    .collect(),
+            ),
         }
     }
 
@@ -179,7 +373,7 @@ impl Ports {
     }
 
     /// Takes `port` at position `i` with `items`.
-    fn insert(&mut self, i: usize, port: &str, items: Arc<Vec<Item>>) {
+    fn insert(&mut self, i: usize, port: &str, items: Items) {
         let entries = self.entries();
         // Exact-size iterators: the new entries are one allocation.
         let inserted: Arc<[Entry]> = entries[..i]
@@ -196,11 +390,11 @@ impl Ports {
             .binary_search_by(|(name, _)| (**name).cmp(port))
     }
 
-    fn slot(&mut self, port: &str) -> &mut Arc<Vec<Item>> {
+    fn slot(&mut self, port: &str) -> &mut Items {
         let i = match self.position(port) {
             Ok(i) => i,
             Err(i) => {
-                self.insert(i, port, Arc::new(Vec::new()));
+                self.insert(i, port, Items::empty());
                 i
             }
         };
@@ -224,9 +418,18 @@ impl Serialize for Ports {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.entries().len()))?;
         for (name, items) in self.entries() {
-            map.serialize_entry(&**name, items.as_slice())?;
+            map.serialize_entry(&**name, &SerializeItems(items))?;
         }
         map.end()
+    }
+}
+
+/// A port's items as a JSON array, read where they are.
+struct SerializeItems<'a>(&'a Items);
+
+impl Serialize for SerializeItems<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
     }
 }
 
@@ -235,7 +438,7 @@ impl<'de> Deserialize<'de> for Ports {
         let map = BTreeMap::<String, Vec<Item>>::deserialize(deserializer)?;
         let entries: Arc<[Entry]> = map
             .into_iter()
-            .map(|(name, items)| (port_name(&name), Arc::new(items)))
+            .map(|(name, items)| (port_name(&name), Items::One(Arc::new(items))))
             .collect();
         Ok(Self {
             entries: (!entries.is_empty()).then_some(entries),
@@ -338,6 +541,73 @@ mod tests {
         ports.take("z");
         assert!(ports.is_empty());
         assert_eq!(ports, Ports::new());
+    }
+
+    fn joined_flat_is_made(ports: &Ports, port: &str) -> bool {
+        match ports.position(port).map(|i| &ports.entries()[i].1) {
+            Ok(Items::Joined(joined)) => joined.flat.get().is_some(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_port_fed_by_many_edges_shares_their_items_until_read_as_one_list() {
+        let outputs: Vec<Ports> = (0..3)
+            .map(|n| Ports::main(vec![item(json!({"n": n})), item(json!({"n": n + 10}))]))
+            .collect();
+        let mut input = Ports::new();
+        input.extend_shared(MAIN_PORT, &Ports::new().with(MAIN_PORT, vec![]), MAIN_PORT);
+        for output in &outputs {
+            input.extend_shared(MAIN_PORT, output, MAIN_PORT);
+        }
+        input.extend_shared("other", &outputs[0], MAIN_PORT);
+        let numbers = |items: Vec<&Item>| -> Vec<i64> {
+            items
+                .iter()
+                .filter_map(|i| i.get("n").and_then(Value::as_i64))
+                .collect()
+        };
+        let want = vec![0, 10, 1, 11, 2, 12];
+        assert_eq!(input.item_count(), 8);
+        assert_eq!(numbers(input.items(MAIN_PORT).collect()), want);
+        assert!(
+            !joined_flat_is_made(&input, MAIN_PORT),
+            "reading items copies nothing"
+        );
+        assert_eq!(
+            serde_json::to_value(&input).ok(),
+            Some(
+                json!({"main": [{"n": 0}, {"n": 10}, {"n": 1}, {"n": 11}, {"n": 2}, {"n": 12}],
+                        "other": [{"n": 0}, {"n": 10}]})
+            )
+        );
+        let flat = Ports::main(input.items(MAIN_PORT).cloned().collect())
+            .with("other", input.get("other").to_vec());
+        assert_eq!(input, flat, "equal to the same items held in one list");
+
+        // A node's copy reads the port as one list; the stored record's
+        // ports stay as they were.
+        let for_node = input.unshared_joins();
+        assert_eq!(numbers(for_node.main_items().iter().collect()), want);
+        assert!(joined_flat_is_made(&for_node, MAIN_PORT));
+        assert!(!joined_flat_is_made(&input, MAIN_PORT));
+
+        let mut changed = input.clone();
+        changed.push(MAIN_PORT, item(json!({"n": 99})));
+        assert_eq!(changed.get(MAIN_PORT).len(), 7);
+        assert_eq!(input.get(MAIN_PORT).len(), 6, "the original is untouched");
+        assert_eq!(
+            numbers(changed.take(MAIN_PORT).iter().collect())[..6],
+            want[..]
+        );
+        let mut input = input;
+        drop(for_node);
+        assert_eq!(numbers(input.take(MAIN_PORT).iter().collect()), want);
+        assert_eq!(
+            outputs[2].main_items().len(),
+            2,
+            "the outputs are untouched"
+        );
     }
 
     #[test]

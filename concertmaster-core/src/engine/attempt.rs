@@ -118,7 +118,7 @@ impl NodeTask {
                         clock: Arc::clone(&self.inner.clock),
                         store: Arc::clone(&self.inner.store),
                     };
-                    let input = record.input.clone();
+                    let input = record.input.unshared_joins();
                     match self.attempt_once(&ctx, input, &record, tries, began).await {
                         Ok(outcome) => outcome,
                         Err(err) => return Finish::Store(err),
