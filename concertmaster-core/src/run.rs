@@ -180,12 +180,13 @@ pub struct NodeExecution {
     /// The latest failure, also one that a later attempt overcame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<NodeError>,
-    /// What it waits for, while it waits.
+    /// What it waits for, while it waits. Boxed, as is `resumed`: few
+    /// records have either, and every record is kept by the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait: Option<Wait>,
+    pub wait: Option<Box<Wait>>,
     /// Set when its wait ended and it is to be executed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed: Option<Resumed>,
+    pub resumed: Option<Box<Resumed>>,
     /// When its first attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,

@@ -78,8 +78,8 @@ macro_rules! sql_store {
                 input: row.try_get::<Json<Ports>, _>("input")?.0,
                 output: row.try_get::<Option<Json<Ports>>, _>("output")?.map(|j| j.0),
                 error: row.try_get::<Option<Json<NodeError>>, _>("error")?.map(|j| j.0),
-                wait: row.try_get::<Option<Json<Wait>>, _>("wait")?.map(|j| j.0),
-                resumed: row.try_get::<Option<Json<Resumed>>, _>("resumed")?.map(|j| j.0),
+                wait: row.try_get::<Option<Json<Wait>>, _>("wait")?.map(|j| Box::new(j.0)),
+                resumed: row.try_get::<Option<Json<Resumed>>, _>("resumed")?.map(|j| Box::new(j.0)),
                 started_at: read_ts_opt(row, "started_at")?,
                 ended_at: read_ts_opt(row, "ended_at")?,
             })

@@ -114,7 +114,7 @@ impl NodeTask {
                         // The span `run` entered: taken here rather than
                         // kept in the execution's future.
                         span: tracing::Span::current(),
-                        resumed: record.resumed.clone().map(Box::new),
+                        resumed: record.resumed.clone(),
                         clock: Arc::clone(&self.inner.clock),
                         store: Arc::clone(&self.inner.store),
                     };
@@ -289,7 +289,7 @@ impl NodeTask {
         let wait = wait_for(record.run_id, &record.node_id, suspend)?;
         let wakes = wait.until.is_some();
         record.status = NodeStatus::Waiting;
-        record.wait = Some(wait);
+        record.wait = Some(Box::new(wait));
         record.resumed = None;
         let suspended: &NodeExecution = record;
         let result = self

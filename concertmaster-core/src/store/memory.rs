@@ -495,7 +495,7 @@ impl WaitStore for InMemoryStore {
                 .timers
                 .insert((until, tenant.clone(), wait.key.clone()));
         }
-        state.waits.insert(slot, wait);
+        state.waits.insert(slot, *wait);
         state
             .executions
             .entry(execution.run_id)
@@ -520,10 +520,10 @@ impl WaitStore for InMemoryStore {
             .and_then(|executions| executions.get_mut(&wait.node_id))
         {
             execution.wait = None;
-            execution.resumed = Some(Resumed {
+            execution.resumed = Some(Box::new(Resumed {
                 wakeup,
                 state: wait.state.clone(),
-            });
+            }));
         }
         if let Some(run) = state.runs.get_mut(&wait.run_id) {
             if run.status == RunStatus::Waiting {

@@ -79,13 +79,13 @@ fn execution(run: RunId, node: &str, status: NodeStatus) -> NodeExecution {
 
 fn waiting(run: RunId, node: &str, key: &str, until: Option<DateTime<Utc>>) -> NodeExecution {
     let mut exec = execution(run, node, NodeStatus::Waiting);
-    exec.wait = Some(Wait {
+    exec.wait = Some(Box::new(Wait {
         key: key.into(),
         run_id: run,
         node_id: NodeId::new(node),
         until,
         state: json!({"sent": 3}),
-    });
+    }));
     exec
 }
 
