@@ -1,11 +1,11 @@
-//! ConcertMaster alone, in memory: the peer comparison's 40-step chain or
-//! 1,000-wide fan-out, run one at a time, and the median time per node. A
+//! ConcertMaster alone, in memory: the peer comparison's 3-step run,
+//! 40-step chain or 1,000-wide fan-out, run one at a time, and the median time per node. A
 //! short, quiet process to measure a change with, or to run under
 //! `valgrind --tool=callgrind` / `--tool=dhat` or `perf record`: it exits
 //! without tearing the engine down, so the profile holds the runs only.
 //!
 //! ```text
-//! in_memory [chain|fan] [RUNS]
+//! in_memory [three|chain|fan] [RUNS]
 //! ```
 
 #![allow(missing_docs)]
@@ -21,10 +21,11 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let shape = args.next().unwrap_or_else(|| "chain".into());
     let (definition, nodes, default_runs) = match shape.as_str() {
+        "three" => (add_chain(3), 4, 20000),
         "chain" => (add_chain(40), 41, 3000),
         "fan" => (add_fan_out_in(1000), 1002, 100),
         other => {
-            eprintln!("in_memory: unknown shape {other}; use chain or fan");
+            eprintln!("in_memory: unknown shape {other}; use three, chain or fan");
             std::process::exit(2);
         }
     };

@@ -50,7 +50,10 @@ pub(super) async fn drive(
             match RunDriver::load(&inner, &tenant, id, known).await {
                 Ok(Load::Driver(mut driver)) => {
                     driver.drive(signal.take(), &mut signals).await;
-                    stored = driver.stored.then(|| driver.run.clone());
+                    // The driver is done with: its run goes to the waiters
+                    // as it is, not copied.
+                    let RunDriver { run, stored: was_stored, .. } = *driver;
+                    stored = was_stored.then_some(run);
                 }
                 Ok(Load::Nothing) => {}
                 Ok(Load::HeldElsewhere) => {

@@ -1092,7 +1092,14 @@ impl Inner {
         let (tx, rx) = mpsc::unbounded_channel();
         // The receiver is alive until the driver below ends; it cannot be closed yet.
         let _ = tx.send(signal);
-        let task = tokio::spawn(driver::drive(Arc::clone(self), tenant.clone(), id, rx));
+        // Boxed first: the driver's future is a few kilobytes, and spawning
+        // moves what it is given several times on the way into its task.
+        let task = tokio::spawn(Box::pin(driver::drive(
+            Arc::clone(self),
+            tenant.clone(),
+            id,
+            rx,
+        )));
         active.insert(
             id,
             ActiveRun {
