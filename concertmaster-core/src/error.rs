@@ -89,6 +89,17 @@ pub enum Error {
         /// What was given instead.
         found: String,
     },
+    /// A run was started with more trigger items than the engine holds in
+    /// memory on one port ([`EngineBuilder::max_port_items`](crate::EngineBuilder::max_port_items)).
+    #[error("trigger data for workflow {workflow}: {items} items, more than the {limit} one port holds in memory; raise EngineBuilder::max_port_items, or pass them by reference (ItemWriter) as one item")]
+    TooManyItems {
+        /// The workflow started.
+        workflow: WorkflowId,
+        /// How many items were given.
+        items: usize,
+        /// The engine's limit.
+        limit: usize,
+    },
     /// `start_at` named a node that is not a root of the workflow.
     #[error(
         "node {node} of workflow {workflow} cannot start a run: only nodes without inputs can"

@@ -309,6 +309,15 @@ impl Ports {
         self.entries().iter().map(|(_, items)| items.len()).sum()
     }
 
+    /// The port with the most items and their number; `None` when no
+    /// port is taken. Counts a joined port without copying it.
+    pub(crate) fn largest_port(&self) -> Option<(&str, usize)> {
+        self.entries()
+            .iter()
+            .map(|(name, items)| (&**name, items.len()))
+            .max_by_key(|&(_, n)| n)
+    }
+
     /// Whether no port is taken.
     pub fn is_empty(&self) -> bool {
         self.entries().is_empty()

@@ -132,7 +132,10 @@ impl NodeTask {
                     ),
                 }
                 match outcome {
-                    Ok(NodeOutcome::Done(ports)) => return self.succeed(&mut record, ports).await,
+                    Ok(NodeOutcome::Done(ports)) => match self.overfull_port(&ports) {
+                        None => return self.succeed(&mut record, ports).await,
+                        Some(refused) => break refused,
+                    },
                     // Boxed: a suspension is rare, and its future would
                     // otherwise widen every node execution's.
                     Ok(NodeOutcome::Suspend(suspend)) => {
@@ -232,6 +235,20 @@ impl NodeTask {
                 self.inner.store.save_node_execution(&self.tenant, record)
             })
             .await
+    }
+
+    /// The failure of an output with a port past the engine's
+    /// `max_port_items`, if it has one: deterministic, so not retried.
+    fn overfull_port(&self, ports: &Ports) -> Option<NodeError> {
+        let limit = self.inner.limits.max_port_items;
+        let (port, items) = ports.largest_port().filter(|&(_, n)| n > limit)?;
+        Some(
+            NodeError::fatal(format!(
+                "emitted {items} items on port {port}, more than the {limit} one port holds in memory; \
+                 raise EngineBuilder::max_port_items, or write them with ItemWriter and emit the reference"
+            ))
+            .with_details(serde_json::json!({ "port": port, "items": items, "limit": limit })),
+        )
     }
 
     /// Commits the success; `record` is borrowed, not moved, so that the

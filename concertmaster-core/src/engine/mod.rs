@@ -70,6 +70,11 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// Most items one port of a node's output, or a run's trigger, holds in
+/// memory unless the engine is told otherwise
+/// ([`EngineBuilder::max_port_items`]).
+pub const DEFAULT_MAX_PORT_ITEMS: usize = 100_000;
+
 /// Limits and defaults of an engine.
 #[derive(Debug, Clone)]
 struct Limits {
@@ -84,6 +89,7 @@ struct Limits {
     max_active_runs: usize,
     max_active_runs_per_tenant: Option<usize>,
     content_threshold: Option<usize>,
+    max_port_items: usize,
 }
 
 impl Default for Limits {
@@ -100,6 +106,7 @@ impl Default for Limits {
             max_active_runs: 1000,
             max_active_runs_per_tenant: None,
             content_threshold: None,
+            max_port_items: DEFAULT_MAX_PORT_ITEMS,
         }
     }
 }
@@ -307,6 +314,23 @@ impl EngineBuilder {
     /// ([`Contents::put`](crate::Contents::put)) are references from the start.
     pub fn content_threshold(mut self, bytes: usize) -> Self {
         self.limits.content_threshold = Some(bytes);
+        self
+    }
+
+    /// Most items one port of a node's output may hold (default
+    /// [`DEFAULT_MAX_PORT_ITEMS`]): what every edge leaving the port
+    /// carries, and the run's records keep, in memory. A node that emits
+    /// more fails, fatally (routed to its `error` port where an edge leaves
+    /// it), with the node, port and count in the message, and nothing of
+    /// its output is stored; a run started with more trigger items is
+    /// refused ([`Error::TooManyItems`]). Items past any bound go by
+    /// reference instead: the node writes them with
+    /// [`ItemWriter`](crate::ItemWriter), which waits for the store at each
+    /// full chunk (a fast producer waits rather than growing memory), and
+    /// emits the one item that refers to them; the node after reads them
+    /// one at a time with [`ItemReader`](crate::ItemReader).
+    pub fn max_port_items(mut self, n: usize) -> Self {
+        self.limits.max_port_items = n.max(1);
         self
     }
 
@@ -749,6 +773,14 @@ impl Engine {
             workflow: workflow.id().clone(),
             found,
         })?;
+        let limit = self.inner.limits.max_port_items;
+        if items.len() > limit {
+            return Err(Error::TooManyItems {
+                workflow: workflow.id().clone(),
+                items: items.len(),
+                limit,
+            });
+        }
         let now = self.inner.clock.now();
         let run = Run {
             id: id.unwrap_or_default(),

@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ContentRef, Engine, Item, ItemReader, ItemWriter, Node, NodeCategory, NodeContext,
-    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, PublishedWorkflow, RunStatus,
-    TenantId, WorkflowDefinition, ITEMS_MEDIA_TYPE,
+    ContentRef, Engine, EngineBuilder, Error, Item, ItemReader, ItemWriter, Node, NodeCategory,
+    NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, NodeStatus, Ports,
+    PublishedWorkflow, RunFilter, RunStatus, TenantId, WorkflowDefinition, DEFAULT_MAX_PORT_ITEMS,
+    ITEMS_MEDIA_TYPE,
 };
 use serde_json::json;
 
@@ -87,6 +88,19 @@ async fn two_nodes(
     second: impl Node + 'static,
     threshold: Option<usize>,
 ) -> (Engine, PublishedWorkflow) {
+    two_nodes_built(first, second, |builder| match threshold {
+        Some(bytes) => builder.content_threshold(bytes),
+        None => builder,
+    })
+    .await
+}
+
+/// [`two_nodes`], on an engine `configure` sets up.
+async fn two_nodes_built(
+    first: impl Node + 'static,
+    second: impl Node + 'static,
+    configure: impl FnOnce(EngineBuilder) -> EngineBuilder,
+) -> (Engine, PublishedWorkflow) {
     let mut registry = NodeRegistry::new();
     registry
         .register_node(NodeDescriptor::new("first", NodeCategory::Transform), first)
@@ -97,11 +111,10 @@ async fn two_nodes(
             second,
         )
         .unwrap();
-    let mut builder = Engine::builder().registry(registry);
-    if let Some(bytes) = threshold {
-        builder = builder.content_threshold(bytes);
-    }
-    let engine = builder.build().await.unwrap();
+    let engine = configure(Engine::builder().registry(registry))
+        .build()
+        .await
+        .unwrap();
     let def = WorkflowDefinition::from_value(json!({
         "id": "two", "name": "Two",
         "nodes": [{ "id": "make", "type": "first" }, { "id": "read", "type": "second" }],
@@ -252,6 +265,101 @@ impl Node for Sum {
         Ok(NodeOutcome::main(vec![out]))
     }
 }
+
+/// Emits `n` items on `main`, in one list.
+struct Emit(usize);
+
+#[async_trait]
+impl Node for Emit {
+    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let items = (0..self.0)
+            .map(|n| {
+                let mut item = Item::new();
+                item.insert("n".into(), json!(n));
+                item
+            })
+            .collect();
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+/// Counts what it was given.
+struct Count;
+
+#[async_trait]
+impl Node for Count {
+    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut out = Item::new();
+        out.insert("count".into(), json!(input.main_items().len()));
+        Ok(NodeOutcome::main(vec![out]))
+    }
+}
+
+#[tokio::test]
+async fn a_port_past_the_item_limit_fails_its_node_and_nothing_of_it_is_kept() {
+    let (engine, workflow) = two_nodes_built(Emit(1_001), Count, |b| b.max_port_items(1_000)).await;
+    let tenant = workflow.tenant().clone();
+    let run = engine.start(&workflow, json!({})).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    let error = done.error.unwrap_or_default();
+    for part in ["make", "1001 items on port main", "1000", "ItemWriter"] {
+        assert!(error.contains(part), "{part:?} missing from: {error}");
+    }
+    let detail = engine.run(&tenant, run).await.unwrap();
+    let make = detail
+        .nodes
+        .iter()
+        .find(|n| n.node_id.as_str() == "make")
+        .unwrap();
+    assert_eq!(make.status, NodeStatus::Failed);
+    assert_eq!(make.attempt, 1, "the same output would be refused again");
+    assert!(make.output.is_none(), "none of the 1,001 items is stored");
+    assert_eq!(
+        make.error.as_ref().map(|e| e.details().clone()),
+        Some(json!({"port": "main", "items": 1_001, "limit": 1_000}))
+    );
+    assert!(detail.output("read").is_none(), "the node after never ran");
+
+    // At the limit, the items go through.
+    let (engine, workflow) = two_nodes_built(Emit(1_000), Count, |b| b.max_port_items(1_000)).await;
+    let run = engine.start(&workflow, json!({})).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let detail = engine.run(&tenant, run).await.unwrap();
+    assert_eq!(
+        detail.output("read").unwrap().main_items()[0]["count"],
+        1_000
+    );
+}
+
+#[tokio::test]
+async fn a_run_started_with_more_items_than_a_port_holds_is_refused_and_not_stored() {
+    let (engine, workflow) = two_nodes_built(Count, Count, |b| b.max_port_items(10)).await;
+    let tenant = workflow.tenant().clone();
+    let items: Vec<_> = (0..11).map(|n| json!({ "n": n })).collect();
+    let refused = engine.start(&workflow, json!(items)).await;
+    assert_eq!(
+        refused,
+        Err(Error::TooManyItems {
+            workflow: workflow.id().clone(),
+            items: 11,
+            limit: 10
+        })
+    );
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("max_port_items"), "{message}");
+    let stored = engine.runs(&tenant, &RunFilter::default()).await.unwrap();
+    assert!(stored.is_empty(), "no run was stored: {stored:?}");
+    let fits: Vec<_> = (0..10).map(|n| json!({ "n": n })).collect();
+    let run = engine.start(&workflow, json!(fits)).await.unwrap();
+    let done = engine.finished(&tenant, run).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+}
+
+// The engine's default limit holds for lists in memory, not for items by
+// reference: `Many` writes twice the limit through `ItemWriter`.
+const _: () = assert!(200_000 > DEFAULT_MAX_PORT_ITEMS);
 
 #[tokio::test]
 async fn a_large_item_set_flows_as_a_stream_of_items_by_reference() {
