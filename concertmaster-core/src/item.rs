@@ -103,13 +103,13 @@ impl Items {
 
     /// The items as one list of this holder's own, to change.
     fn make_mut(&mut self) -> &mut Vec<Item> {
-        if let Self::Joined(_) = self {
-            let joined = std::mem::replace(self, Self::empty());
-            *self = Self::One(Arc::new(joined.into_vec()));
-        }
         match self {
             Self::One(items) => Arc::make_mut(items),
-            Self::Joined(_) => unreachable!("made one list above"),
+            Self::Joined(_) => {
+                let joined = std::mem::replace(self, Self::empty());
+                *self = Self::One(Arc::new(joined.into_vec()));
+                self.make_mut()
+            }
         }
     }
 

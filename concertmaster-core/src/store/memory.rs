@@ -199,6 +199,43 @@ impl InMemoryStore {
 
 impl State {
     /// Run `id` of `tenant`, if it exists and has not ended.
+    /// Stores `new` over the stored run of its id, copying only what
+    /// differs: a run's trigger items, most of what it holds, are written
+    /// once, when it starts.
+    fn overwrite_run(&mut self, new: &Run) {
+        let Some(stored) = self.runs.get_mut(&new.id) else {
+            self.runs.insert(new.id, new.clone());
+            return;
+        };
+        let Run {
+            id: _,
+            tenant,
+            workflow_id,
+            workflow_version,
+            status,
+            trigger_node,
+            trigger,
+            created_at,
+            ended_at,
+            error,
+            origin,
+            parent,
+        } = new;
+        stored.tenant.clone_from(tenant);
+        stored.workflow_id.clone_from(workflow_id);
+        stored.workflow_version = *workflow_version;
+        stored.status = *status;
+        stored.trigger_node.clone_from(trigger_node);
+        if stored.trigger != *trigger {
+            stored.trigger.clone_from(trigger);
+        }
+        stored.created_at = *created_at;
+        stored.ended_at = *ended_at;
+        stored.error.clone_from(error);
+        stored.origin.clone_from(origin);
+        stored.parent.clone_from(parent);
+    }
+
     fn open_run(&self, tenant: &TenantId, id: RunId) -> StoreResult<&Run> {
         match self.run(tenant, id) {
             None => Err(StoreError::run_not_found(id)),
@@ -317,7 +354,7 @@ impl RunStore for InMemoryStore {
     async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
-        state.runs.insert(run.id, run.clone());
+        state.overwrite_run(run);
         state.release(run.id, owner);
         Ok(())
     }
@@ -329,7 +366,7 @@ impl RunStore for InMemoryStore {
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
-        state.runs.insert(run.id, run.clone());
+        state.overwrite_run(run);
         Ok(())
     }
 
