@@ -1,6 +1,6 @@
 //! `InMemoryStore`: the embedded default, for tests, examples and quickstarts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -29,6 +29,12 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// it works on them; what it holds is gone when the process ends. Clones
 /// share the same data, so two engines built on clones see one store, as two
 /// engines on one database would.
+///
+/// It keeps every run until the process ends, unless told to keep only the
+/// latest ended ones ([`InMemoryStore::keep_ended_runs`]): what a
+/// long-running host on this store wants, so that its memory holds the
+/// runs in flight and a bounded history rather than every run since it
+/// started.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryStore {
     state: std::sync::Arc<Mutex<State>>,
@@ -53,6 +59,10 @@ struct State {
     /// (tenant, dataset) -> records, oldest first.
     datasets: HashMap<(TenantId, String), Vec<DatasetRecord>>,
     connections: BTreeMap<(TenantId, String), StoredConnection>,
+    /// Ended runs, in the order they ended, while a bound is set.
+    ended: VecDeque<RunId>,
+    /// How many ended runs to keep; `None` keeps all.
+    keep_ended: Option<usize>,
     /// (tenant, content) -> chunks in order.
     contents: HashMap<(TenantId, ContentId), BTreeMap<u32, Vec<u8>>>,
 }
@@ -155,6 +165,10 @@ impl State {
             });
         }
         self.runs.insert(run.id, run.clone());
+        if run.status.is_terminal() {
+            self.run_ended(run.id);
+            return Ok(());
+        }
         // Room for a record per node up front: growing the list as the run
         // goes would copy its records again and again.
         let nodes = self
@@ -188,6 +202,33 @@ impl InMemoryStore {
         Self::default()
     }
 
+    /// Keeps at most the `n` runs that ended last (succeeded, failed or
+    /// cancelled), with their node records and leases; when one more
+    /// ends, the run that ended first is forgotten, as if never stored.
+    /// Runs in flight and waiting runs are always kept, whatever their
+    /// number. A forgotten run is no longer found, listed or re-run, and a
+    /// [`start_once`](crate::Engine::start_once) key is remembered only as
+    /// long as its run is. Audit entries, form responses and content stay.
+    /// Applies to every clone of this store.
+    pub fn keep_ended_runs(self, n: usize) -> Self {
+        {
+            let mut state = self.state();
+            // Runs that ended before the bound was set count too, oldest
+            // end first.
+            let mut ended: Vec<(Option<DateTime<Utc>>, RunId)> = state
+                .runs
+                .values()
+                .filter(|run| run.status.is_terminal())
+                .map(|run| (run.ended_at, run.id))
+                .collect();
+            ended.sort();
+            state.ended = ended.into_iter().map(|(_, id)| id).collect();
+            state.keep_ended = Some(n);
+            state.forget_ended_past_bound();
+        }
+        self
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied change:
         // every method validates before it mutates.
@@ -199,6 +240,38 @@ impl InMemoryStore {
 
 impl State {
     /// Run `id` of `tenant`, if it exists and has not ended.
+    /// Notes that run `id` has ended, forgetting the oldest ended runs past
+    /// the bound, if one is set.
+    fn run_ended(&mut self, id: RunId) {
+        if self.keep_ended.is_some() {
+            self.ended.push_back(id);
+            self.forget_ended_past_bound();
+        }
+    }
+
+    fn forget_ended_past_bound(&mut self) {
+        let Some(keep) = self.keep_ended else {
+            return;
+        };
+        while self.ended.len() > keep {
+            let Some(id) = self.ended.pop_front() else {
+                break;
+            };
+            // Each run is noted once, when it ends, and an ended run does not
+            // start again; the check keeps a mistake here from dropping a
+            // run in flight.
+            if self
+                .runs
+                .get(&id)
+                .is_some_and(|run| run.status.is_terminal())
+            {
+                self.runs.remove(&id);
+                self.executions.remove(&id);
+                self.leases.remove(&id);
+            }
+        }
+    }
+
     /// Stores `new` over the stored run of its id, copying only what
     /// differs: a run's trigger items, most of what it holds, are written
     /// once, when it starts.
@@ -356,6 +429,9 @@ impl RunStore for InMemoryStore {
         state.open_run(&run.tenant, run.id)?;
         state.overwrite_run(run);
         state.release(run.id, owner);
+        if run.status.is_terminal() {
+            state.run_ended(run.id);
+        }
         Ok(())
     }
 
@@ -367,6 +443,9 @@ impl RunStore for InMemoryStore {
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
         state.overwrite_run(run);
+        if run.status.is_terminal() {
+            state.run_ended(run.id);
+        }
         Ok(())
     }
 
@@ -454,6 +533,7 @@ impl RunStore for InMemoryStore {
             ..run
         };
         state.runs.insert(id, ended.clone());
+        state.run_ended(id);
         Ok(Some(ended))
     }
 

@@ -8,6 +8,7 @@ mod properties;
 mod quotas;
 mod recovery;
 mod rerun;
+mod retention;
 mod store;
 mod support;
 mod validation;
