@@ -71,6 +71,11 @@ impl Node for Sum {
     }
 }
 
+/// How many ended runs ConcertMaster's in-memory subject keeps
+/// ([`InMemoryStore::keep_ended_runs`](concertmaster_core::InMemoryStore::keep_ended_runs)),
+/// as a long-running host would: a bounded history, not every run.
+pub const KEEP_ENDED_RUNS: usize = 1_000;
+
 /// Node types `trigger`, `noop`, `tick`, `add_one` and `sum`.
 pub fn registry() -> NodeRegistry {
     let mut registry = NodeRegistry::new();

@@ -13,8 +13,9 @@
 
 use std::time::{Duration, Instant};
 
+use concertmaster_benches::KEEP_ENDED_RUNS;
 use concertmaster_benches::{add_chain, add_fan_out_in, registry};
-use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, TenantId};
+use concertmaster_core::{Engine, InMemoryStore, PublishedWorkflow, RunStatus, TenantId};
 use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,10 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // As a long-running host keeps it, and as the peer comparison does: the
+    // runs in flight and the 1,000 that ended last.
     let engine = Engine::builder()
+        .store(InMemoryStore::new().keep_ended_runs(KEEP_ENDED_RUNS))
         .registry(registry())
         .build()
         .await

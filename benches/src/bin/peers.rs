@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use concertmaster_benches::{
     add_chain, add_fan_out_in, drop_postgres_schema, postgres_autovacuum, postgres_store, registry,
-    vacuum_postgres_schema,
+    vacuum_postgres_schema, KEEP_ENDED_RUNS,
 };
-use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, Store, TenantId};
+use concertmaster_core::{Engine, InMemoryStore, PublishedWorkflow, RunStatus, Store, TenantId};
 use serde_json::{json, Value};
 
 type Outcome = Result<(), String>;
@@ -459,9 +459,11 @@ async fn engine_subject(
     store: Option<Arc<dyn Store>>,
 ) -> Result<Subject, String> {
     let mut builder = Engine::builder().registry(registry());
-    if let Some(store) = store {
-        builder = builder.shared_store(store);
-    }
+    builder = match store {
+        Some(store) => builder.shared_store(store),
+        // As a long-running host on the in-memory store keeps it.
+        None => builder.store(InMemoryStore::new().keep_ended_runs(KEEP_ENDED_RUNS)),
+    };
     let engine = builder.build().await.map_err(|e| e.to_string())?;
     let tenant = TenantId::new("peers");
     let mut workflows = BTreeMap::new();
@@ -727,7 +729,9 @@ fn write_results(
          Postgres with the server's `fsync` and `synchronous_commit` on; Restate \
          journals every step in its own log and RocksDB (its defaults); n8n stores \
          each execution in SQLite (its defaults). dagrs and ConcertMaster in memory \
-         persist nothing.\n"
+         persist nothing; ConcertMaster's in-memory store keeps the runs in flight \
+         and the {KEEP_ENDED_RUNS} that ended last, with their node records \
+         (`InMemoryStore::keep_ended_runs`), as a long-running host would.\n"
     );
     if vacuumed {
         let _ = writeln!(

@@ -67,6 +67,11 @@ struct State {
     contents: HashMap<(TenantId, ContentId), BTreeMap<u32, Vec<u8>>>,
 }
 
+/// Runs forgotten past the bound on ended runs, with their records: the
+/// caller drops them once it has released the lock, as freeing a run's
+/// records is most of what forgetting it costs.
+type Forgotten = Vec<(Run, Option<Executions>)>;
+
 #[derive(Debug, Default)]
 struct Executions {
     by_node: HashMap<NodeId, usize>,
@@ -166,7 +171,8 @@ impl State {
         }
         self.runs.insert(run.id, run.clone());
         if run.status.is_terminal() {
-            self.run_ended(run.id);
+            // Rare (a host storing an ended run): dropped under the lock.
+            drop(self.run_ended(run.id));
             return Ok(());
         }
         // Room for a record per node up front: growing the list as the run
@@ -224,7 +230,7 @@ impl InMemoryStore {
             ended.sort();
             state.ended = ended.into_iter().map(|(_, id)| id).collect();
             state.keep_ended = Some(n);
-            state.forget_ended_past_bound();
+            drop(state.forget_ended_past_bound());
         }
         self
     }
@@ -239,19 +245,22 @@ impl InMemoryStore {
 }
 
 impl State {
-    /// Run `id` of `tenant`, if it exists and has not ended.
     /// Notes that run `id` has ended, forgetting the oldest ended runs past
     /// the bound, if one is set.
-    fn run_ended(&mut self, id: RunId) {
-        if self.keep_ended.is_some() {
-            self.ended.push_back(id);
-            self.forget_ended_past_bound();
+    #[must_use = "what was forgotten is dropped once the lock is released"]
+    fn run_ended(&mut self, id: RunId) -> Forgotten {
+        if self.keep_ended.is_none() {
+            return Vec::new();
         }
+        self.ended.push_back(id);
+        self.forget_ended_past_bound()
     }
 
-    fn forget_ended_past_bound(&mut self) {
+    #[must_use = "what was forgotten is dropped once the lock is released"]
+    fn forget_ended_past_bound(&mut self) -> Forgotten {
+        let mut forgotten = Vec::new();
         let Some(keep) = self.keep_ended else {
-            return;
+            return forgotten;
         };
         while self.ended.len() > keep {
             let Some(id) = self.ended.pop_front() else {
@@ -265,11 +274,13 @@ impl State {
                 .get(&id)
                 .is_some_and(|run| run.status.is_terminal())
             {
-                self.runs.remove(&id);
-                self.executions.remove(&id);
+                if let Some(run) = self.runs.remove(&id) {
+                    forgotten.push((run, self.executions.remove(&id)));
+                }
                 self.leases.remove(&id);
             }
         }
+        forgotten
     }
 
     /// Stores `new` over the stored run of its id, copying only what
@@ -309,6 +320,7 @@ impl State {
         stored.parent.clone_from(parent);
     }
 
+    /// Run `id` of `tenant`, if it exists and has not ended.
     fn open_run(&self, tenant: &TenantId, id: RunId) -> StoreResult<&Run> {
         match self.run(tenant, id) {
             None => Err(StoreError::run_not_found(id)),
@@ -425,12 +437,14 @@ impl RunStore for InMemoryStore {
     }
 
     async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+        // Declared first, so dropped after the lock is released.
+        let _forgotten: Forgotten;
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
         state.overwrite_run(run);
         state.release(run.id, owner);
         if run.status.is_terminal() {
-            state.run_ended(run.id);
+            _forgotten = state.run_ended(run.id);
         }
         Ok(())
     }
@@ -440,11 +454,13 @@ impl RunStore for InMemoryStore {
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        // Declared first, so dropped after the lock is released.
+        let _forgotten: Forgotten;
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
         state.overwrite_run(run);
         if run.status.is_terminal() {
-            state.run_ended(run.id);
+            _forgotten = state.run_ended(run.id);
         }
         Ok(())
     }
@@ -533,7 +549,9 @@ impl RunStore for InMemoryStore {
             ..run
         };
         state.runs.insert(id, ended.clone());
-        state.run_ended(id);
+        let forgotten = state.run_ended(id);
+        drop(state);
+        drop(forgotten);
         Ok(Some(ended))
     }
 
