@@ -61,17 +61,7 @@ async fn main() {
         let mut took = Vec::with_capacity(runs);
         for i in 0..runs + 20 {
             let began = Instant::now();
-            let id = engine
-                .start(&workflow, json!({"x": 1}))
-                .await
-                .expect("a run starts");
-            let run = engine.settled(&tenant, id).await.expect("a run settles");
-            assert_eq!(
-                run.status,
-                RunStatus::Succeeded,
-                "run {id}: {:?}",
-                run.error
-            );
+            one_run(&engine, &tenant, &workflow).await;
             // The first twenty warm the caches up.
             if i >= 20 {
                 took.push(began.elapsed());
@@ -103,17 +93,7 @@ async fn busy(engine: Engine, tenant: TenantId, workflow: PublishedWorkflow, run
             let share = runs / LANES + usize::from(lane < runs % LANES);
             tokio::spawn(async move {
                 for _ in 0..share {
-                    let id = engine
-                        .start(&workflow, json!({"x": 1}))
-                        .await
-                        .expect("a run starts");
-                    let run = engine.settled(&tenant, id).await.expect("a run settles");
-                    assert_eq!(
-                        run.status,
-                        RunStatus::Succeeded,
-                        "run {id}: {:?}",
-                        run.error
-                    );
+                    one_run(&engine, &tenant, &workflow).await;
                 }
             })
         })
@@ -128,4 +108,19 @@ async fn busy(engine: Engine, tenant: TenantId, workflow: PublishedWorkflow, run
     );
     // Not torn down: see above.
     std::process::exit(0);
+}
+
+/// Starts a run of `workflow` and waits for it to succeed.
+async fn one_run(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) {
+    let id = engine
+        .start(workflow, json!({"x": 1}))
+        .await
+        .expect("a run starts");
+    let run = engine.settled(tenant, id).await.expect("a run settles");
+    assert_eq!(
+        run.status,
+        RunStatus::Succeeded,
+        "run {id}: {:?}",
+        run.error
+    );
 }
