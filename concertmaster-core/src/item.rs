@@ -91,13 +91,7 @@ impl Items {
     fn as_slice(&self) -> &[Item] {
         match self {
             Self::One(items) => items,
-            Self::Joined(joined) => joined.flat.get_or_init(|| {
-                let mut flat = Vec::with_capacity(joined.len);
-                for part in &joined.parts {
-                    flat.extend(part.iter().cloned());
-                }
-                flat
-            }),
+            Self::Joined(joined) => joined.flat.get_or_init(|| joined.flatten()),
         }
     }
 
@@ -176,10 +170,19 @@ impl Items {
 }
 
 impl Joined {
+    /// The parts copied into one new list.
+    fn flatten(&self) -> Vec<Item> {
+        let mut flat = Vec::with_capacity(self.len);
+        for part in &self.parts {
+            flat.extend(part.iter().cloned());
+        }
+        flat
+    }
+
     fn to_vec(&self) -> Vec<Item> {
         match self.flat.get() {
             Some(flat) => flat.clone(),
-            None => self.parts.iter().flat_map(|p| p.iter().cloned()).collect(),
+            None => self.flatten(),
         }
     }
 }

@@ -520,6 +520,8 @@ impl RunStore for InMemoryStore {
         if let Some(refused) = StoreError::check_end_status(id, status) {
             return Err(refused);
         }
+        // Declared first, so dropped after the lock is released.
+        let _forgotten: Forgotten;
         let mut state = self.state();
         let Some(run) = state.run(tenant, id).cloned() else {
             return Ok(None);
@@ -549,9 +551,7 @@ impl RunStore for InMemoryStore {
             ..run
         };
         state.runs.insert(id, ended.clone());
-        let forgotten = state.run_ended(id);
-        drop(state);
-        drop(forgotten);
+        _forgotten = state.run_ended(id);
         Ok(Some(ended))
     }
 
