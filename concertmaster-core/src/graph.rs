@@ -27,6 +27,13 @@ pub(crate) struct Plan {
     pub(crate) topo: Vec<usize>,
     /// Per node, its type id, shared with every execution's context.
     pub(crate) types: Vec<std::sync::Arc<str>>,
+    /// Per edge, whether it streams (its target's join is `Stream`).
+    pub(crate) streams: Vec<bool>,
+    /// The stream groups: a producer and every node reachable from it
+    /// through streaming edges, the producer first, in topological order.
+    pub(crate) groups: Vec<Vec<usize>>,
+    /// Per node, the group it belongs to.
+    pub(crate) group_of: Vec<Option<usize>>,
 }
 
 impl Plan {
@@ -71,7 +78,65 @@ impl Plan {
             ends,
             routes_errors,
             topo,
+            streams: vec![false; def.edges.len()],
+            groups: Vec::new(),
+            group_of: vec![None; n],
         }
+    }
+
+    /// Marks the edges into the nodes `streaming` names as streaming, and
+    /// gathers the stream groups. Each streaming node has one incoming
+    /// edge (validation checks it), so a group is a tree from its head.
+    pub(crate) fn mark_streams(&mut self, streaming: impl Fn(usize) -> bool) {
+        for (e, &(_, t)) in self.ends.iter().enumerate() {
+            self.streams[e] = t != usize::MAX && streaming(t);
+        }
+        let mut member = vec![false; self.incoming.len()];
+        let mut consumer = vec![false; self.incoming.len()];
+        for (e, &(s, t)) in self.ends.iter().enumerate() {
+            if self.streams[e] {
+                member[s] = true;
+                member[t] = true;
+                consumer[t] = true;
+            }
+        }
+        for &head in &self.topo {
+            if !member[head] || consumer[head] {
+                continue;
+            }
+            let group = self.groups.len();
+            let mut reach = vec![head];
+            let mut at = 0;
+            while let Some(&n) = reach.get(at) {
+                at += 1;
+                for &e in &self.outgoing[n] {
+                    if self.streams[e] {
+                        reach.push(self.ends[e].1);
+                    }
+                }
+            }
+            for &n in &reach {
+                self.group_of[n] = Some(group);
+            }
+            let ordered = self
+                .topo
+                .iter()
+                .copied()
+                .filter(|&n| self.group_of[n] == Some(group))
+                .collect();
+            self.groups.push(ordered);
+        }
+    }
+
+    /// The node a stream group restarts from: `i`'s group's producer, or
+    /// `i` itself outside any group.
+    pub(crate) fn stream_head(&self, i: usize) -> usize {
+        self.group_of[i].map_or(i, |g| self.groups[g][0])
+    }
+
+    /// The streaming edge into `i`, if `i` streams its input.
+    pub(crate) fn stream_in(&self, i: usize) -> Option<usize> {
+        self.incoming[i].iter().copied().find(|&e| self.streams[e])
     }
 
     /// The sets of nodes that lie on a cycle, each in definition order.

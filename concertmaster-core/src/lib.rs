@@ -110,7 +110,7 @@ pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{
     acting_as, current_actor, Engine, EngineBuilder, Migration, PublishedWorkflow, RerunBatch,
-    RerunFrom, RerunReport, RerunVersion, DEFAULT_MAX_PORT_ITEMS,
+    RerunFrom, RerunReport, RerunVersion, DEFAULT_EDGE_CAPACITY, DEFAULT_MAX_PORT_ITEMS,
 };
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};

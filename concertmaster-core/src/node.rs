@@ -55,7 +55,9 @@ pub trait Node: Send + Sync + 'static {
     }
 
     /// When the node starts: once every incoming edge has resolved (the
-    /// default), or as soon as the first carries data.
+    /// default), as soon as the first carries data, or, for a node that
+    /// reads its input as a stream, as soon as its producer sends the
+    /// first item.
     fn join(&self) -> Join {
         Join::All
     }
@@ -71,6 +73,24 @@ pub enum Join {
     /// As soon as the first incoming edge carries data, with that data; edges
     /// resolving later change nothing. Skipped if all resolve empty.
     First,
+    /// While its producer still runs: the node reads its input one item at
+    /// a time with [`NodeContext::next_item`] as the producer sends it with
+    /// [`NodeContext::emit`], through a queue of
+    /// [`EngineBuilder::edge_capacity`](crate::EngineBuilder::edge_capacity)
+    /// items; a producer ahead of it waits, so neither side holds the
+    /// whole list. The node must have exactly one incoming edge, not from
+    /// an `error` port (checked on publish). It starts when the first item
+    /// is sent, or when the producer finishes with the port taken; it is
+    /// skipped when the producer leaves the port untaken.
+    ///
+    /// What is sent down a port whose every edge streams is not recorded,
+    /// so a producer and the nodes it streams to are one unit: a retryable
+    /// failure of any of them, within the failing node's retry policy,
+    /// runs them all again from the producer (each sees its next attempt),
+    /// an engine stopped while they ran runs them again from the producer,
+    /// a re-run from one of them starts at the producer, and nodes after
+    /// them start only once all of them ended. Such nodes cannot suspend.
+    Stream,
 }
 
 const _: () = {
@@ -277,6 +297,13 @@ pub struct NodeContext {
     pub(crate) resumed: Option<Box<Resumed>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn crate::Store>,
+    /// Where [`emit`](Self::emit) sends items; made on first use unless
+    /// the engine set it for a node with streaming edges.
+    #[cfg(feature = "runtime")]
+    pub(crate) outlet: OutletCell,
+    /// The stream a [`Join::Stream`] node reads.
+    #[cfg(feature = "runtime")]
+    pub(crate) inlet: Option<Arc<crate::engine::Inlet>>,
 }
 
 impl NodeContext {
@@ -303,7 +330,29 @@ impl NodeContext {
             resumed: None,
             clock: Arc::new(crate::clock::SystemClock),
             store: Arc::new(crate::InMemoryStore::new()),
+            #[cfg(feature = "runtime")]
+            outlet: OutletCell::default(),
+            #[cfg(feature = "runtime")]
+            inlet: None,
         }
+    }
+
+    /// Gives the node `items` to read with [`next_item`](Self::next_item),
+    /// as a producer would stream them: for calling a [`Join::Stream`]
+    /// node directly.
+    #[cfg(feature = "runtime")]
+    pub fn with_stream(mut self, items: Vec<Item>) -> Self {
+        self.inlet = Some(Arc::new(crate::engine::Inlet::of(items)));
+        self
+    }
+
+    /// What the node [`emit`](Self::emit)ted so far and the engine keeps
+    /// in its output, per port, taken out: for checking a node called
+    /// directly (the engine adds these items before the ones the node
+    /// returns).
+    #[cfg(feature = "runtime")]
+    pub fn take_emitted(&self) -> Ports {
+        self.outlet.get().take_kept()
     }
 
     /// Uses `store` for [`contents`](Self::contents) (an in-memory store
@@ -414,6 +463,126 @@ impl NodeContext {
     #[cfg(feature = "runtime")]
     pub fn contents(&self) -> crate::Contents {
         crate::Contents::new(Arc::clone(&self.store), self.tenant.clone())
+    }
+
+    /// Sends `item` down `port` now, while the node goes on: to a node
+    /// after it that streams ([`Join::Stream`]), which starts with the
+    /// first item and reads it at once; waits while that node's queue is
+    /// full, so a producer never runs further ahead than the queue. Down
+    /// an edge that does not stream, the item is part of the node's output
+    /// as if returned on `port`, before the items returned there. Items
+    /// emitted by an attempt that fails are dropped with it.
+    ///
+    /// ```
+    /// use async_trait::async_trait;
+    /// use concertmaster_core::{Item, Node, NodeContext, NodeError, NodeOutcome, Ports};
+    ///
+    /// /// Emits one item per line of the `text` field, however many lines.
+    /// struct Lines;
+    ///
+    /// #[async_trait]
+    /// impl Node for Lines {
+    ///     async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+    ///         for item in input.items("main") {
+    ///             let text = item.get("text").and_then(|v| v.as_str()).unwrap_or_default();
+    ///             for line in text.lines() {
+    ///                 let mut out = Item::new();
+    ///                 out.insert("line".into(), line.into());
+    ///                 ctx.emit("main", out).await?;
+    ///             }
+    ///         }
+    ///         // Taken, with what was emitted: nothing more to add.
+    ///         Ok(NodeOutcome::main(Vec::new()))
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "runtime")]
+    pub async fn emit(&self, port: impl AsRef<str>, item: Item) -> Result<(), NodeError> {
+        if self.is_cancelled() {
+            return Err(NodeError::retryable(format!(
+                "node {} emitted after its run was cancelled or its attempt timed out",
+                self.node_id
+            )));
+        }
+        self.outlet.get().emit(port.as_ref(), item).await;
+        Ok(())
+    }
+
+    /// The next item its producer sent, for a node whose join is
+    /// [`Join::Stream`]; `None` once the producer finished and everything
+    /// it sent was read. Fails when the producer stopped before it
+    /// finished, and for a node that does not stream (its input is the
+    /// `input` of [`Node::execute`]).
+    ///
+    /// ```
+    /// use async_trait::async_trait;
+    /// use concertmaster_core::{Item, Join, Node, NodeContext, NodeError, NodeOutcome, Ports};
+    ///
+    /// /// Counts the items streamed to it.
+    /// struct Count;
+    ///
+    /// #[async_trait]
+    /// impl Node for Count {
+    ///     async fn execute(&self, ctx: &NodeContext, _input: Ports) -> Result<NodeOutcome, NodeError> {
+    ///         let mut n = 0;
+    ///         while let Some(_item) = ctx.next_item().await? {
+    ///             n += 1;
+    ///         }
+    ///         let mut out = Item::new();
+    ///         out.insert("count".into(), n.into());
+    ///         Ok(NodeOutcome::main(vec![out]))
+    ///     }
+    ///
+    ///     fn join(&self) -> Join {
+    ///         Join::Stream
+    ///     }
+    /// }
+    /// # let ctx = NodeContext::new("acme", "w", concertmaster_core::RunId::new(), "count")
+    /// #     .with_stream(vec![Item::new(), Item::new()]);
+    /// # let out = concertmaster_core::testing::block_on(Count.execute(&ctx, Ports::new())).unwrap();
+    /// # assert_eq!(out, NodeOutcome::main(vec![serde_json::json!({"count": 2}).as_object().unwrap().clone()]));
+    /// ```
+    #[cfg(feature = "runtime")]
+    pub async fn next_item(&self) -> Result<Option<Item>, NodeError> {
+        match &self.inlet {
+            Some(inlet) => inlet.next().await,
+            None => Err(NodeError::fatal(format!(
+                "node {} ({}) reads a stream, but its join is not Join::Stream; \
+                 return Join::Stream from Node::join, or read the execute input",
+                self.node_id, self.node_type
+            ))),
+        }
+    }
+}
+
+/// A context's outlet, made on first use; a clone made before that shares
+/// the one it makes then, so that what a clone emits is not lost.
+#[cfg(feature = "runtime")]
+#[derive(Default)]
+pub(crate) struct OutletCell(std::sync::OnceLock<Arc<crate::engine::Outlet>>);
+
+#[cfg(feature = "runtime")]
+impl OutletCell {
+    pub(crate) fn set(outlet: Arc<crate::engine::Outlet>) -> Self {
+        Self(std::sync::OnceLock::from(outlet))
+    }
+
+    fn get(&self) -> &crate::engine::Outlet {
+        self.0
+            .get_or_init(|| Arc::new(crate::engine::Outlet::keeping()))
+    }
+
+    /// The outlet, if the node used it or the engine set it.
+    pub(crate) fn used(&self) -> Option<&Arc<crate::engine::Outlet>> {
+        self.0.get()
+    }
+}
+
+#[cfg(feature = "runtime")]
+impl Clone for OutletCell {
+    fn clone(&self) -> Self {
+        self.get();
+        Self(self.0.clone())
     }
 }
 

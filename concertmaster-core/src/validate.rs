@@ -10,7 +10,7 @@ use crate::descriptor::NodeCategory;
 use crate::graph::Plan;
 use crate::ids::{NodeId, WorkflowId};
 use crate::item::ERROR_PORT;
-use crate::node::Node;
+use crate::node::{Join, Node};
 use crate::registry::NodeRegistry;
 use crate::workflow::WorkflowDefinition;
 
@@ -41,6 +41,9 @@ pub enum IssueKind {
     InvalidConfig,
     /// A node's retry policy or timeout is unusable.
     InvalidPolicy,
+    /// A node whose join is [`Join::Stream`](crate::Join::Stream) does not
+    /// have exactly one incoming edge, or takes it from an `error` port.
+    StreamJoin,
     /// The workflow has more nodes than [`MAX_NODES`] or edges than
     /// [`MAX_EDGES`]; nothing else is checked.
     TooLarge,
@@ -217,16 +220,18 @@ pub fn validate(
             issues: vec![issue],
         });
     }
-    let (issues, nodes, plan) = check(def, registry);
+    let (issues, nodes, mut plan) = check(def, registry);
     if !issues.is_empty() {
         return Err(ValidationError {
             workflow: def.id.clone(),
             issues,
         });
     }
+    let nodes: Vec<Arc<dyn Node>> = nodes.into_iter().flatten().collect();
+    plan.mark_streams(|i| nodes[i].join() == Join::Stream);
     Ok(ValidatedWorkflow {
         definition: Arc::new(def.clone()),
-        nodes: nodes.into_iter().flatten().collect(),
+        nodes,
         plan: Arc::new(plan),
         #[cfg(feature = "runtime")]
         node_timings: Arc::from([]),
@@ -345,6 +350,15 @@ fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
         }
     }
 
+    for (i, node) in built.iter().enumerate() {
+        if node
+            .as_ref()
+            .is_some_and(|node| node.join() == Join::Stream)
+        {
+            check_stream_join(def, &plan, i, &mut issues);
+        }
+    }
+
     for cycle in plan.cycles() {
         let names: Vec<&str> = cycle.iter().map(|&i| def.nodes[i].id.as_str()).collect();
         let first = &def.nodes[cycle[0]].id;
@@ -358,6 +372,29 @@ fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
         ));
     }
     (issues, built, plan)
+}
+
+/// A streaming node reads one producer's stream: exactly one edge in, and
+/// not from an `error` port, which carries one item made by the engine.
+fn check_stream_join(def: &WorkflowDefinition, plan: &Plan, i: usize, issues: &mut Vec<Issue>) {
+    let spec = &def.nodes[i];
+    let edges = &plan.incoming[i];
+    let message = match edges.as_slice() {
+        [e] if def.edges[*e].source_port == ERROR_PORT => format!(
+            "node {} ({}) streams its input, and an error port sends no stream; \
+             connect it to a port its producer emits on",
+            spec.id, spec.node_type
+        ),
+        [_] => return,
+        _ => format!(
+            "node {} ({}) streams its input from one producer, but {} edges arrive at it; \
+             connect exactly one (put a node that joins the others before it)",
+            spec.id,
+            spec.node_type,
+            edges.len()
+        ),
+    };
+    issues.push(Issue::node(IssueKind::StreamJoin, &spec.id, message));
 }
 
 fn check_config(

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::Inner;
+use super::{Inlet, Inner, Outlet};
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports, ERROR_PORT};
 use crate::node::{Node, NodeContext, NodeError, NodeOutcome, Suspend};
@@ -30,6 +30,27 @@ pub(super) enum Finish {
     Panicked(String),
     /// The store refused a write: nothing after it happened.
     Store(StoreError),
+    /// A node of a stream group failed and may pass on a later attempt:
+    /// nothing was recorded, and the driver runs the group again from its
+    /// producer after `pause`. The producer's outlet is held here so that
+    /// its consumers do not see their stream break off before the driver
+    /// stops them.
+    Restart {
+        error: NodeError,
+        pause: Duration,
+        _outlet: Option<Arc<Outlet>>,
+    },
+    /// The driver stopped it (its stream group restarts).
+    Aborted,
+}
+
+/// A stream group member's ends: the outlet feeding its streaming edges,
+/// the stream it reads, and how long to wait before it starts (a group
+/// run again after a retryable failure).
+pub(super) struct StreamEnds {
+    pub(super) outlet: Option<Arc<Outlet>>,
+    pub(super) inlet: Option<Arc<Inlet>>,
+    pub(super) pause: Option<Duration>,
 }
 
 /// Everything one node execution needs besides its record (which names the
@@ -52,6 +73,8 @@ pub(super) struct NodeTask {
     /// the node first asks for it), so a timeout cancels only its own
     /// attempt.
     pub(super) cancel: Arc<CancellationToken>,
+    /// Set for a node of a stream group; boxed, as most nodes are not.
+    pub(super) stream: Option<Box<StreamEnds>>,
 }
 
 // The futures below are written as `fn -> impl Future` around an `async
@@ -76,11 +99,23 @@ impl NodeTask {
     #[allow(clippy::manual_async_fn)] // on purpose: see above
     fn execute(self, mut record: NodeExecution) -> impl Future<Output = Finish> + Send {
         async move {
-            // The semaphore lives as long as the engine and is never closed.
-            let Ok(_permit) = self.inner.node_permits.acquire().await else {
-                return Finish::Store(StoreError::Unavailable {
-                    message: "engine is shutting down".into(),
-                });
+            if let Some(pause) = self.stream.as_ref().and_then(|s| s.pause) {
+                Box::pin(tokio::time::sleep(pause)).await;
+            }
+            // A streaming consumer runs under its producer's permit: were
+            // it to wait for one of its own, producers blocked on full
+            // queues could hold every permit.
+            let consumer = self.stream.as_ref().is_some_and(|s| s.inlet.is_some());
+            let _permit = if consumer {
+                None
+            } else {
+                // The semaphore lives as long as the engine and is never closed.
+                let Ok(permit) = self.inner.node_permits.acquire().await else {
+                    return Finish::Store(StoreError::Unavailable {
+                        message: "engine is shutting down".into(),
+                    });
+                };
+                Some(permit)
             };
             if record.started_at.is_none() {
                 record.started_at = Some(self.inner.clock.now());
@@ -100,7 +135,7 @@ impl NodeTask {
                 let began = tokio::time::Instant::now();
                 // In a block of its own so that the context is not kept in
                 // the future's state across the awaits below.
-                let outcome = {
+                let (outcome, outlet) = {
                     let ctx = NodeContext {
                         run_id: record.run_id,
                         node_id: record.node_id.clone(),
@@ -117,10 +152,15 @@ impl NodeTask {
                         resumed: record.resumed.clone(),
                         clock: Arc::clone(&self.inner.clock),
                         store: Arc::clone(&self.inner.store),
+                        outlet: match self.stream.as_ref().and_then(|s| s.outlet.as_ref()) {
+                            Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet)),
+                            None => crate::node::OutletCell::default(),
+                        },
+                        inlet: self.stream.as_ref().and_then(|s| s.inlet.clone()),
                     };
                     let input = record.input.unshared_joins();
                     match self.attempt_once(&ctx, input, &record, tries, began).await {
-                        Ok(outcome) => outcome,
+                        Ok(outcome) => (outcome, ctx.outlet.used().cloned()),
                         Err(err) => return Finish::Store(err),
                     }
                 };
@@ -132,10 +172,31 @@ impl NodeTask {
                     ),
                 }
                 match outcome {
-                    Ok(NodeOutcome::Done(ports)) => match self.overfull_port(&ports) {
-                        None => return self.succeed(&mut record, ports).await,
-                        Some(refused) => break refused,
-                    },
+                    Ok(NodeOutcome::Done(ports)) => {
+                        let ports = match &outlet {
+                            // Boxed: only nodes that emitted or stream.
+                            Some(outlet) => Box::pin(outlet.finish(ports)).await,
+                            None => ports,
+                        };
+                        match self.overfull_port(&ports) {
+                            None => return self.succeed(&mut record, ports).await,
+                            Some(refused) => break refused,
+                        }
+                    }
+                    Ok(NodeOutcome::Suspend(_))
+                        if self.stream.is_some()
+                            || outlet.as_ref().is_some_and(|o| o.emitted_any()) =>
+                    {
+                        break NodeError::fatal(if self.stream.is_some() {
+                            "a node that streams cannot suspend: what it streamed is not recorded \
+                             and would be lost while it waits"
+                                .to_string()
+                        } else {
+                            "a node that emitted items cannot suspend in the same execution; \
+                             emit them in the execution that finishes"
+                                .to_string()
+                        });
+                    }
                     // Boxed: a suspension is rare, and its future would
                     // otherwise widen every node execution's.
                     Ok(NodeOutcome::Suspend(suspend)) => {
@@ -144,8 +205,25 @@ impl NodeTask {
                             Err(refused) => break refused,
                         }
                     }
+                    // A stream group is tried again as a whole, by its driver.
                     Err(err)
-                        if err.is_retryable()
+                        if self.stream.is_some()
+                            && err.is_retryable()
+                            && record.attempt < max_attempts
+                            && !self.cancel.is_cancelled() =>
+                    {
+                        tracing::debug!(attempt = record.attempt, error = %err, "streaming node attempt failed; its group runs again");
+                        return Finish::Restart {
+                            pause: self
+                                .retry
+                                .backoff_with_jitter(record.attempt, fastrand::f64()),
+                            error: err,
+                            _outlet: outlet,
+                        };
+                    }
+                    Err(err)
+                        if self.stream.is_none()
+                            && err.is_retryable()
                             && tries < max_attempts
                             && !self.cancel.is_cancelled() =>
                     {

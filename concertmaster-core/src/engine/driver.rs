@@ -12,16 +12,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use futures_util::future::AbortHandle;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::attempt::{Finish, NodeTask};
-use super::{Inner, Signal};
+use super::attempt::{Finish, NodeTask, StreamEnds};
+use super::stream::{EdgeSender, Flow};
+use super::{Inlet, Inner, Outlet, Signal};
 use crate::ids::{RunId, TenantId};
 use crate::item::Ports;
+use crate::node::NodeError;
 use crate::run::{NodeExecution, NodeStatus, Run, RunStatus};
 use crate::store::StoreError;
 use crate::telemetry;
@@ -150,6 +153,34 @@ struct RunDriver {
     /// is left in flight as stored, for this engine's next wake-up or the
     /// next engine's start, rather than failed for an outage.
     store_down: Option<StoreError>,
+    /// The state of the run's stream groups; `None` for a workflow without
+    /// streaming edges, which pays nothing for them.
+    streams: Option<Box<Streams>>,
+    /// Nodes to start now, past the per-run limit: a streaming consumer
+    /// whose producer is sending (the producer waits for it), a stream
+    /// group's producer run again.
+    urgent: Vec<usize>,
+}
+
+/// What a driver keeps of its run's stream groups.
+struct Streams {
+    /// Cloned into each producer's outlet; hears `(edge, generation)`
+    /// when an edge's first item is sent.
+    announce: mpsc::UnboundedSender<(usize, u32)>,
+    /// Its receiving end, taken by `drive`.
+    announced: Option<mpsc::UnboundedReceiver<(usize, u32)>>,
+    /// Per consumer, its queue's receiving end, made with its producer's
+    /// outlet and taken when it is launched.
+    inlets: Vec<Option<Arc<Inlet>>>,
+    /// Per node, how to stop its execution when its group runs again.
+    aborts: Vec<Option<AbortHandle>>,
+    /// Per node, bumped when its group runs again: what an execution of
+    /// an earlier generation reports is ignored.
+    generations: Vec<u32>,
+    /// Per group, the attempt its nodes run as.
+    attempts: Vec<u32>,
+    /// Per group run again, the pause before its producer starts.
+    pauses: Vec<Option<std::time::Duration>>,
 }
 
 impl RunDriver {
@@ -234,6 +265,19 @@ impl RunDriver {
             failure: None,
             stored: false,
             store_down: None,
+            streams: (!plan.groups.is_empty()).then(|| {
+                let (announce, announced) = mpsc::unbounded_channel();
+                Box::new(Streams {
+                    announce,
+                    announced: Some(announced),
+                    inlets: vec![None; n],
+                    aborts: vec![None; n],
+                    generations: vec![0; n],
+                    attempts: vec![1; plan.groups.len()],
+                    pauses: vec![None; plan.groups.len()],
+                })
+            }),
+            urgent: Vec::new(),
             workflow,
         };
 
@@ -241,7 +285,7 @@ impl RunDriver {
         // pending run holds at most the skips of unchosen roots, which
         // loading derives again. A run started here with its lease has no
         // records yet.
-        let records = if leased || driver.run.status == RunStatus::Pending {
+        let mut records = if leased || driver.run.status == RunStatus::Pending {
             Vec::new()
         } else {
             inner
@@ -250,6 +294,9 @@ impl RunDriver {
                 })
                 .await?
         };
+        if !plan.groups.is_empty() {
+            restart_unsettled_groups(&driver.workflow, &mut records);
+        }
         for record in records {
             let Some(&i) = plan.index.get(&record.node_id) else {
                 continue;
@@ -338,9 +385,10 @@ impl RunDriver {
         // Executions that ended, in the order they ended, for the driver to
         // act on one at a time.
         let mut finished = VecDeque::new();
+        let mut announced = self.streams.as_mut().and_then(|s| s.announced.take());
         while self.failure.is_none() && self.store_down.is_none() {
-            while running.len() < limit {
-                let Some(i) = self.ready.pop_front() else {
+            while running.len() < limit || !self.urgent.is_empty() {
+                let Some(i) = self.urgent.pop().or_else(|| self.ready.pop_front()) else {
                     break;
                 };
                 let mut execution = self.launch(i);
@@ -352,8 +400,13 @@ impl RunDriver {
                     Poll::Pending => running.push(execution),
                 }
             }
-            if let Some((i, finish)) = finished.pop_front() {
-                polling_nodes(self.finish(i, finish), &mut running, &mut finished).await;
+            if let Some((i, generation, finish)) = finished.pop_front() {
+                polling_nodes(
+                    self.finish(i, generation, finish),
+                    &mut running,
+                    &mut finished,
+                )
+                .await;
                 continue;
             }
             if running.is_empty() {
@@ -382,6 +435,9 @@ impl RunDriver {
                     }
                 },
                 Some(done) = running.next() => finished.push_back(done),
+                Some((edge, generation)) = next_announced(&mut announced) => {
+                    self.announced(edge, generation);
+                }
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
@@ -395,9 +451,7 @@ impl RunDriver {
     /// Starts node `i`'s execution; the caller polls it.
     fn launch(&mut self, i: usize) -> NodeFuture {
         self.slots[i] = Slot::Running;
-        let def = &self.workflow.definition;
-        let spec = &def.nodes[i];
-        let (input, attempt, resumed, started_at) = match self.records[i].take() {
+        let (input, mut attempt, resumed, started_at, error) = match self.records[i].take() {
             // Waking from a suspension continues the attempt; re-executing a
             // node the engine stopped in the middle of is a new one.
             Some(record) if record.resumed.is_some() => (
@@ -405,10 +459,32 @@ impl RunDriver {
                 record.attempt.max(1),
                 record.resumed,
                 record.started_at,
+                None,
             ),
-            Some(record) => (record.input, record.attempt + 1, None, record.started_at),
-            None => (self.input_of(i), 1, None, None),
+            Some(record) => (
+                record.input,
+                record.attempt + 1,
+                None,
+                record.started_at,
+                record.error,
+            ),
+            None => (self.input_of(i), 1, None, None, None),
         };
+        let generation;
+        let stream = match self.workflow.plan.group_of[i] {
+            Some(group) => {
+                let (ends, at) = self.stream_ends(i, group, attempt);
+                attempt = at;
+                generation = self.streams.as_ref().map_or(0, |s| s.generations[i]);
+                Some(ends)
+            }
+            None => {
+                generation = 0;
+                None
+            }
+        };
+        let def = &self.workflow.definition;
+        let spec = &def.nodes[i];
         let record = NodeExecution {
             run_id: self.run.id,
             node_id: spec.id.clone(),
@@ -417,7 +493,7 @@ impl RunDriver {
             attempt,
             input,
             output: None,
-            error: None,
+            error,
             wait: None,
             resumed,
             started_at,
@@ -439,19 +515,112 @@ impl RunDriver {
             timeout: spec.timeout().or(limits.default_node_timeout),
             routes_errors: self.workflow.plan.routes_errors[i],
             cancel: Arc::clone(&self.cancel),
+            stream,
         };
         // Combinators, not an async block: the block would keep `task` in
         // its state beside the execution's future, which is boxed and
         // moved for every node.
-        Box::pin(
-            AssertUnwindSafe(task.run(record))
-                .catch_unwind()
-                .map(move |caught| {
-                    let finish = caught
-                        .unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
-                    (i, finish)
-                }),
+        let execution = AssertUnwindSafe(task.run(record))
+            .catch_unwind()
+            .map(move |caught| {
+                let finish =
+                    caught.unwrap_or_else(|panic| Finish::Panicked(panic_message(panic.as_ref())));
+                (i, generation, finish)
+            });
+        match self.streams.as_mut() {
+            Some(streams) if self.workflow.plan.group_of[i].is_some() => {
+                // Stoppable: a group run again stops its nodes in place,
+                // before any of them acts on the others' end.
+                let (execution, abort) = futures_util::future::abortable(execution);
+                streams.aborts[i] = Some(abort);
+                Box::pin(
+                    execution.map(move |done| done.unwrap_or((i, generation, Finish::Aborted))),
+                )
+            }
+            _ => Box::pin(execution),
+        }
+    }
+
+    /// The stream ends of node `i` of stream group `group`, launched as
+    /// `attempt`, and the attempt it runs as: a producer makes its edges'
+    /// queues and sets its group's attempt, a consumer takes its queue and
+    /// runs as its group's attempt.
+    fn stream_ends(&mut self, i: usize, group: usize, attempt: u32) -> (Box<StreamEnds>, u32) {
+        let plan = &self.workflow.plan;
+        let def = &self.workflow.definition;
+        let capacity = self.inner.limits.edge_capacity;
+        let Some(streams) = self.streams.as_mut() else {
+            unreachable!("a workflow with stream groups has stream state");
+        };
+        let head = plan.groups[group][0] == i;
+        let attempt = if head {
+            streams.attempts[group] = attempt;
+            attempt
+        } else {
+            streams.attempts[group]
+        };
+        let inlet = plan.stream_in(i).map(|e| {
+            streams.inlets[i].take().unwrap_or_else(|| {
+                // Not made by a producer in this generation: a stream
+                // that broke off before it started.
+                let (_, rx) = mpsc::channel::<Flow>(1);
+                Arc::new(Inlet::new(rx, def.edges[e].source.clone()))
+            })
+        });
+        let mut ports: Vec<(Arc<str>, bool, Vec<EdgeSender>)> = Vec::new();
+        for &e in &plan.outgoing[i] {
+            if !plan.streams[e] {
+                continue;
+            }
+            let edge = &def.edges[e];
+            let (tx, rx) = mpsc::channel(capacity);
+            let target = plan.ends[e].1;
+            streams.inlets[target] = Some(Arc::new(Inlet::new(rx, def.nodes[i].id.clone())));
+            let sender = EdgeSender::new(e, tx);
+            match ports.iter_mut().find(|(p, ..)| **p == *edge.source_port) {
+                Some((_, _, senders)) => senders.push(sender),
+                None => {
+                    let only = plan.outgoing[i]
+                        .iter()
+                        .all(|&o| plan.streams[o] || def.edges[o].source_port != edge.source_port);
+                    ports.push((Arc::from(edge.source_port.as_str()), only, vec![sender]));
+                }
+            }
+        }
+        let outlet = (!ports.is_empty()).then(|| {
+            Arc::new(Outlet::streaming(
+                ports,
+                streams.announce.clone(),
+                streams.generations[i],
+            ))
+        });
+        let pause = if head {
+            streams.pauses[group].take()
+        } else {
+            None
+        };
+        (
+            Box::new(StreamEnds {
+                outlet,
+                inlet,
+                pause,
+            }),
+            attempt,
         )
+    }
+
+    /// The first item went down streaming edge `edge` of the producer's
+    /// `generation`: its consumer starts now, if that is still current.
+    fn announced(&mut self, edge: usize, generation: u32) {
+        let (source, target) = self.workflow.plan.ends[edge];
+        let current = self
+            .streams
+            .as_ref()
+            .is_some_and(|s| s.generations[source] == generation);
+        if current && self.slots[target] == Slot::Unresolved {
+            self.slots[target] = Slot::Ready;
+            self.urgent.push(target);
+        }
     }
 
     /// The items arriving at node `i`: the trigger's for a root, otherwise
@@ -472,7 +641,15 @@ impl RunDriver {
         input
     }
 
-    async fn finish(&mut self, i: usize, finish: Finish) {
+    async fn finish(&mut self, i: usize, generation: u32, finish: Finish) {
+        if let Some(group) = self.workflow.plan.group_of[i] {
+            return self.finish_streaming(i, group, generation, finish).await;
+        }
+        self.finish_node(i, finish).await;
+    }
+
+    /// Acts on the end of node `i`'s execution.
+    async fn finish_node(&mut self, i: usize, finish: Finish) {
         match finish {
             Finish::Succeeded(ports)
             | Finish::Failed {
@@ -499,7 +676,102 @@ impl RunDriver {
                 ));
             }
             Finish::Store(err) => self.store_failed(Some(i), err),
+            // Only nodes of stream groups restart or are stopped.
+            Finish::Restart { .. } | Finish::Aborted => {}
         }
+    }
+
+    /// Acts on the end of node `i` of stream group `group`: what its
+    /// edges carry is resolved only once the whole group ended, as any of
+    /// it failing may run the group again.
+    async fn finish_streaming(&mut self, i: usize, group: usize, generation: u32, finish: Finish) {
+        let current = self
+            .streams
+            .as_ref()
+            .is_some_and(|s| s.generations[i] == generation);
+        if !current {
+            return;
+        }
+        if let Some(streams) = self.streams.as_mut() {
+            streams.aborts[i] = None;
+        }
+        match finish {
+            Finish::Succeeded(ports)
+            | Finish::Failed {
+                routed: Some(ports),
+                ..
+            } => {
+                let plan = Arc::clone(&self.workflow.plan);
+                for &e in &plan.outgoing[i] {
+                    let target = plan.ends[e].1;
+                    let port = &self.workflow.definition.edges[e].source_port;
+                    // Its end waits in its queue: a consumer whose first
+                    // item was not announced yet starts now.
+                    if plan.streams[e]
+                        && self.slots[target] == Slot::Unresolved
+                        && ports.is_taken(port)
+                    {
+                        self.slots[target] = Slot::Ready;
+                        self.urgent.push(target);
+                    }
+                }
+                self.outputs[i] = Some(ports);
+                self.slots[i] = Slot::Done;
+                let busy = plan.groups[group]
+                    .iter()
+                    .any(|&m| matches!(self.slots[m], Slot::Ready | Slot::Running));
+                if !busy {
+                    for &m in &plan.groups[group] {
+                        if self.slots[m] == Slot::Done {
+                            self.resolve(m).await;
+                        }
+                    }
+                }
+            }
+            Finish::Restart { error, pause, .. } => self.restart_group(group, error, pause),
+            Finish::Aborted => {}
+            other => self.finish_node(i, other).await,
+        }
+    }
+
+    /// Runs stream group `group` again from its producer, as its next
+    /// attempt, after `pause`: its nodes still going are stopped where
+    /// they are, and what they did is forgotten.
+    fn restart_group(&mut self, group: usize, error: NodeError, pause: std::time::Duration) {
+        let plan = Arc::clone(&self.workflow.plan);
+        let head = plan.groups[group][0];
+        let Some(streams) = self.streams.as_mut() else {
+            return;
+        };
+        for &m in &plan.groups[group] {
+            if let Some(abort) = streams.aborts[m].take() {
+                abort.abort();
+            }
+            streams.generations[m] = streams.generations[m].wrapping_add(1);
+            streams.inlets[m] = None;
+            self.slots[m] = Slot::Unresolved;
+            self.outputs[m] = None;
+        }
+        self.ready.retain(|n| plan.group_of[*n] != Some(group));
+        self.urgent.retain(|n| plan.group_of[*n] != Some(group));
+        streams.pauses[group] = Some(pause);
+        let attempt = streams.attempts[group];
+        self.records[head] = Some(Box::new(NodeExecution {
+            run_id: self.run.id,
+            node_id: self.workflow.definition.nodes[head].id.clone(),
+            node_type: Arc::clone(&plan.types[head]),
+            status: NodeStatus::Running,
+            attempt,
+            input: self.input_of(head),
+            output: None,
+            error: Some(error),
+            wait: None,
+            resumed: None,
+            started_at: None,
+            ended_at: None,
+        }));
+        self.slots[head] = Slot::Ready;
+        self.urgent.push(head);
     }
 
     /// Resolves the edges leaving node `i` (which is done), then those of
@@ -700,7 +972,77 @@ async fn release(inner: &Arc<Inner>, id: RunId) {
     }
 }
 
-type NodeFuture = Pin<Box<dyn Future<Output = (usize, Finish)> + Send>>;
+/// A node execution: the node's index, the generation it was launched in
+/// (see `Streams`), and how it ended.
+type NodeFuture = Pin<Box<dyn Future<Output = (usize, u32, Finish)> + Send>>;
+
+/// The next announcement of a first streamed item; never, for a run
+/// without streams.
+async fn next_announced(
+    announced: &mut Option<mpsc::UnboundedReceiver<(usize, u32)>>,
+) -> Option<(usize, u32)> {
+    match announced {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Makes a recovering driver run every stream group that had not ended
+/// when its last engine stopped again from its producer: what went down
+/// streaming edges was not recorded. A group ended when its producer and
+/// every consumer it fed have ended records; otherwise the records of its
+/// nodes are dropped (they run again) and its producer's, if any, is
+/// turned back to running, to run as its next attempt.
+fn restart_unsettled_groups(workflow: &ValidatedWorkflow, records: &mut Vec<NodeExecution>) {
+    let plan = &workflow.plan;
+    let def = &workflow.definition;
+    let ended = |r: &NodeExecution| {
+        matches!(
+            r.status,
+            NodeStatus::Succeeded | NodeStatus::Failed | NodeStatus::Skipped
+        )
+    };
+    for group in &plan.groups {
+        let head = group[0];
+        let record_of = |i: usize| records.iter().find(|r| r.node_id == def.nodes[i].id);
+        let settled = group.iter().all(|&m| {
+            let record = record_of(m);
+            if m == head {
+                return record.is_some_and(ended);
+            }
+            if record.is_some_and(|r| !ended(r)) {
+                return false;
+            }
+            // Fed by a producer that ended with the port taken: it ran,
+            // and must have ended too.
+            let fed = plan.stream_in(m).is_some_and(|e| {
+                let source = plan.ends[e].0;
+                record_of(source).is_some_and(|r| {
+                    r.output
+                        .as_ref()
+                        .is_some_and(|o| o.is_taken(&def.edges[e].source_port))
+                })
+            });
+            !fed || record.is_some()
+        });
+        if settled {
+            continue;
+        }
+        records.retain(|r| {
+            let member = plan
+                .index
+                .get(&r.node_id)
+                .is_some_and(|&i| plan.group_of[i] == plan.group_of[head]);
+            !member || r.node_id == def.nodes[head].id
+        });
+        if let Some(record) = records.iter_mut().find(|r| r.node_id == def.nodes[head].id) {
+            record.status = NodeStatus::Running;
+            record.output = None;
+            record.resumed = None;
+            record.wait = None;
+        }
+    }
+}
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -735,7 +1077,7 @@ fn run_age(inner: &Inner, run: &Run) -> std::time::Duration {
 async fn polling_nodes<T>(
     work: impl Future<Output = T>,
     running: &mut FuturesUnordered<NodeFuture>,
-    finished: &mut VecDeque<(usize, Finish)>,
+    finished: &mut VecDeque<(usize, u32, Finish)>,
 ) -> T {
     let mut work = std::pin::pin!(work);
     loop {

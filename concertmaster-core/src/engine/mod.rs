@@ -7,7 +7,9 @@ mod driver;
 mod migrate;
 pub use migrate::Migration;
 mod rerun;
+mod stream;
 pub use rerun::{RerunBatch, RerunFrom, RerunReport, RerunVersion};
+pub(crate) use stream::{Inlet, Outlet};
 mod timers;
 mod watch;
 
@@ -75,6 +77,10 @@ pub struct Engine {
 /// ([`EngineBuilder::max_port_items`]).
 pub const DEFAULT_MAX_PORT_ITEMS: usize = 100_000;
 
+/// Most items a streaming edge's queue holds unless the engine is told
+/// otherwise ([`EngineBuilder::edge_capacity`]).
+pub const DEFAULT_EDGE_CAPACITY: usize = 64;
+
 /// Limits and defaults of an engine.
 #[derive(Debug, Clone)]
 struct Limits {
@@ -90,6 +96,7 @@ struct Limits {
     max_active_runs_per_tenant: Option<usize>,
     content_threshold: Option<usize>,
     max_port_items: usize,
+    edge_capacity: usize,
 }
 
 impl Default for Limits {
@@ -107,6 +114,7 @@ impl Default for Limits {
             max_active_runs_per_tenant: None,
             content_threshold: None,
             max_port_items: DEFAULT_MAX_PORT_ITEMS,
+            edge_capacity: DEFAULT_EDGE_CAPACITY,
         }
     }
 }
@@ -331,6 +339,17 @@ impl EngineBuilder {
     /// one at a time with [`ItemReader`](crate::ItemReader).
     pub fn max_port_items(mut self, n: usize) -> Self {
         self.limits.max_port_items = n.max(1);
+        self
+    }
+
+    /// Most items a streaming edge's queue holds (default
+    /// [`DEFAULT_EDGE_CAPACITY`]): a producer that sends with
+    /// [`NodeContext::emit`](crate::NodeContext::emit) to a node whose
+    /// join is [`Join::Stream`](crate::Join::Stream) waits while that many
+    /// are sent and not yet read, so a stream of any length holds at most
+    /// this many items per edge in memory.
+    pub fn edge_capacity(mut self, n: usize) -> Self {
+        self.limits.edge_capacity = n.max(1);
         self
     }
 

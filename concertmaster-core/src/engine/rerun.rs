@@ -92,7 +92,9 @@ impl Engine {
                     def.id
                 )));
             };
-            pending.push(i);
+            // What a node streamed to the next was not recorded: a node
+            // of a stream group runs again from the group's producer.
+            pending.push(plan.stream_head(i));
         }
         while let Some(i) = pending.pop() {
             if std::mem::replace(&mut again[i], true) {

@@ -10,5 +10,6 @@ mod recovery;
 mod rerun;
 mod retention;
 mod store;
+mod streaming;
 mod support;
 mod validation;
