@@ -101,8 +101,10 @@ const _: () = {
 /// What a node's execution produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeOutcome {
-    /// Finished: items per output port. Ports left out are not taken, and
-    /// nodes reachable only through them are skipped.
+    /// Finished: items per output port, after those the node
+    /// [emitted](NodeContext::emit) there. Ports left out (and not emitted
+    /// on) are not taken, and nodes reachable only through them are
+    /// skipped.
     Done(Ports),
     /// Not finished: wait for an event or a time, holding no task meanwhile.
     Suspend(Suspend),

@@ -21,6 +21,22 @@ pub(crate) async fn run(node_type: &str, config: Value, trigger: Value) -> RunDe
         .expect("run settles")
 }
 
+/// Runs node `n` on `trigger` streamed to it by a `manual` trigger before
+/// it, until the run settles: for nodes configured to stream.
+pub(crate) async fn run_streamed(node_type: &str, config: Value, trigger: Value) -> RunDetail {
+    let test = TestEngine::new(crate::registry()).await.expect("engine");
+    let def = WorkflowDefinition::from_value(json!({
+        "id": "test", "name": "test",
+        "nodes": [
+            { "id": "start", "type": "manual" },
+            { "id": "n", "type": node_type, "config": config }
+        ],
+        "edges": [{ "source": "start", "target": "n" }]
+    }))
+    .expect("test workflow parses");
+    test.run(def, trigger).await.expect("run settles")
+}
+
 /// The items node `n` emitted on `port` in a run that succeeded.
 pub(crate) fn out(detail: &RunDetail, port: &str) -> Vec<Value> {
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    ConfigError, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
     NodeRegistry, Ports, RegistryError, MAIN_PORT,
 };
 use serde::Deserialize;
@@ -18,19 +18,32 @@ use crate::support::{compile_at, holds};
 struct FilterConfig {
     /// jq, evaluated on each item; truthy keeps it.
     condition: String,
+    /// Filter items one at a time as the node before streams them.
+    #[serde(default)]
+    stream: bool,
 }
 
 struct Filter {
     condition: Expr,
+    stream: bool,
 }
 
 #[async_trait]
 impl Node for Filter {
-    async fn execute(
-        &self,
-        _ctx: &NodeContext,
-        mut input: Ports,
-    ) -> Result<NodeOutcome, NodeError> {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        if self.stream {
+            let mut i = 0;
+            while let Some(item) = ctx.next_item().await? {
+                let port = if holds(&self.condition, i, &item)? {
+                    MAIN_PORT
+                } else {
+                    "discarded"
+                };
+                ctx.emit(port, item).await?;
+                i += 1;
+            }
+            return Ok(NodeOutcome::main(Vec::new()));
+        }
         let mut kept = Vec::new();
         let mut discarded = Vec::new();
         for (i, item) in input.take(MAIN_PORT).into_iter().enumerate() {
@@ -48,6 +61,14 @@ impl Node for Filter {
         }
         Ok(out.into())
     }
+
+    fn join(&self) -> Join {
+        if self.stream {
+            Join::Stream
+        } else {
+            Join::All
+        }
+    }
 }
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
@@ -57,7 +78,8 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .icon("filter")
             .description(
                 "Keeps the items for which the jq condition holds on `main` (also when none \
-                 is left); the others go to `discarded`.",
+                 is left); the others go to `discarded`. With `stream`, it filters items one \
+                 at a time as the node before sends them (one incoming edge).",
             )
             .outputs(["main", "discarded"])
             .config_schema(json!({
@@ -66,6 +88,10 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                     "condition": {
                         "type": "string", "minLength": 1,
                         "title": "Keep when (jq)", "examples": [".country == \"DE\""]
+                    },
+                    "stream": {
+                        "type": "boolean", "default": false,
+                        "description": "Filter items as the node before sends them, while it runs, rather than once it finished; the node then has exactly one incoming edge"
                     }
                 },
                 "required": ["condition"],
@@ -74,6 +100,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
         |config: FilterConfig| -> Result<Filter, ConfigError> {
             Ok(Filter {
                 condition: compile_at(&config.condition, "/condition")?,
+                stream: config.stream,
             })
         },
     )
@@ -81,7 +108,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::{out, run};
+    use crate::testkit::{out, run, run_streamed};
     use serde_json::json;
 
     #[tokio::test]
@@ -100,6 +127,21 @@ mod tests {
             out(&detail, "discarded"),
             vec![json!({"id": 2, "country": "FR"})]
         );
+    }
+
+    #[tokio::test]
+    async fn streamed_items_are_kept_or_discarded_one_at_a_time() {
+        let detail = run_streamed(
+            "filter",
+            json!({"condition": ".id > 1", "stream": true}),
+            json!([{"id": 1}, {"id": 2}, {"id": 3}]),
+        )
+        .await;
+        assert_eq!(
+            out(&detail, "main"),
+            vec![json!({"id": 2}), json!({"id": 3})]
+        );
+        assert_eq!(out(&detail, "discarded"), vec![json!({"id": 1})]);
     }
 
     #[tokio::test]

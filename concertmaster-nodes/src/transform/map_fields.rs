@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    ConfigError, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
+    NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,6 +21,9 @@ struct MapFieldsConfig {
     /// Start each output item from a copy of the input item.
     #[serde(default)]
     keep_unmapped: bool,
+    /// Map items one at a time as the node before streams them.
+    #[serde(default)]
+    stream: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +75,7 @@ struct Mapping {
 struct MapFields {
     mappings: Vec<Mapping>,
     keep_unmapped: bool,
+    stream: bool,
 }
 
 fn convert(value: Value, how: Convert) -> Result<Value, String> {
@@ -163,29 +167,41 @@ impl MapFields {
             Err(problems)
         }
     }
+
+    /// Maps item `i`, failing the node with every problem it has.
+    fn map_at(&self, i: usize, item: &Item) -> Result<Item, NodeError> {
+        self.map(item).map_err(|problems| {
+            NodeError::fatal(format!("item {i}: {}", problems.join("; ")))
+                .with_details(json!({ "item": i, "fields": problems }))
+        })
+    }
 }
 
 #[async_trait]
 impl Node for MapFields {
-    async fn execute(
-        &self,
-        _ctx: &NodeContext,
-        mut input: Ports,
-    ) -> Result<NodeOutcome, NodeError> {
+    async fn execute(&self, ctx: &NodeContext, mut input: Ports) -> Result<NodeOutcome, NodeError> {
+        if self.stream {
+            let mut i = 0;
+            while let Some(item) = ctx.next_item().await? {
+                ctx.emit(MAIN_PORT, self.map_at(i, &item)?).await?;
+                i += 1;
+            }
+            return Ok(NodeOutcome::main(Vec::new()));
+        }
         let items = input.take(MAIN_PORT);
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            match self.map(item) {
-                Ok(mapped) => out.push(mapped),
-                Err(problems) => {
-                    return Err(
-                        NodeError::fatal(format!("item {i}: {}", problems.join("; ")))
-                            .with_details(json!({ "item": i, "fields": problems })),
-                    )
-                }
-            }
+            out.push(self.map_at(i, item)?);
         }
         Ok(NodeOutcome::main(out))
+    }
+
+    fn join(&self) -> Join {
+        if self.stream {
+            Join::Stream
+        } else {
+            Join::All
+        }
     }
 }
 
@@ -220,6 +236,7 @@ fn build(config: MapFieldsConfig) -> Result<MapFields, ConfigError> {
     Ok(MapFields {
         mappings,
         keep_unmapped: config.keep_unmapped,
+        stream: config.stream,
     })
 }
 
@@ -231,7 +248,8 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .description(
                 "Builds each item field by field: copy from a JSON pointer, compute with jq or \
                  set a constant; convert, default and require. An item missing a required \
-                 field fails the node, naming the item and every field.",
+                 field fails the node, naming the item and every field. With `stream`, it \
+                 maps items one at a time as the node before sends them (one incoming edge).",
             )
             .config_schema(json!({
                 "type": "object",
@@ -255,7 +273,11 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                             "additionalProperties": false
                         }
                     },
-                    "keepUnmapped": { "type": "boolean", "default": false }
+                    "keepUnmapped": { "type": "boolean", "default": false },
+                    "stream": {
+                        "type": "boolean", "default": false,
+                        "description": "Map items as the node before sends them, while it runs, rather than once it finished; the node then has exactly one incoming edge"
+                    }
                 },
                 "required": ["mappings"],
                 "additionalProperties": false
@@ -266,7 +288,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::{out, publish_error, run};
+    use crate::testkit::{out, publish_error, run, run_streamed};
     use serde_json::json;
 
     #[tokio::test]
@@ -295,6 +317,24 @@ mod tests {
                 "Source": "portal"
             })]
         );
+    }
+
+    #[tokio::test]
+    async fn streamed_items_are_mapped_one_at_a_time() {
+        let config = json!({"stream": true, "mappings": [
+            {"to": "/Name", "from": "/name", "convert": "uppercase", "required": true}
+        ]});
+        let detail =
+            run_streamed("map_fields", config, json!([{"name": "a"}, {"name": "b"}])).await;
+        assert_eq!(
+            out(&detail, "main"),
+            vec![json!({"Name": "A"}), json!({"Name": "B"})]
+        );
+
+        let config = json!({"stream": true, "mappings": [{"to": "/Name", "from": "/name", "required": true}]});
+        let detail = run_streamed("map_fields", config, json!([{"name": "a"}, {"other": 1}])).await;
+        let error = detail.run.error.unwrap_or_default();
+        assert!(error.contains("item 1: /Name: required"), "{error}");
     }
 
     #[tokio::test]
