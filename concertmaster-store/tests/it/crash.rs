@@ -78,6 +78,63 @@ impl Node for Effect {
     }
 }
 
+/// Streams `ITEMS_PER_RUN` items, one at a time, a moment apart.
+struct StreamOut {
+    pause: Duration,
+}
+
+#[async_trait]
+impl Node for StreamOut {
+    async fn execute(&self, ctx: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        for i in 0..ITEMS_PER_RUN {
+            let item = json!({ "item": i })
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            ctx.emit("main", item).await?;
+            tokio::time::sleep(self.pause / 2).await;
+        }
+        Ok(NodeOutcome::main(Vec::new()))
+    }
+}
+
+/// `Effect` on a stream: the side effect of each item as it arrives,
+/// under the key of its place in the stream, then the item goes on.
+struct StreamEffect {
+    file: PathBuf,
+    pause: Duration,
+}
+
+#[async_trait]
+impl Node for StreamEffect {
+    async fn execute(&self, ctx: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut i = 0;
+        while let Some(item) = ctx.next_item().await? {
+            let line = format!(
+                "{} {} {i} {} {}\n",
+                ctx.run_id(),
+                ctx.node_id(),
+                ctx.item_key(i),
+                std::process::id()
+            );
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.file)
+                .and_then(|mut file| file.write_all(line.as_bytes()))
+                .map_err(|e| NodeError::retryable(e.to_string()))?;
+            tokio::time::sleep(self.pause).await;
+            ctx.emit("main", item).await?;
+            i += 1;
+        }
+        Ok(NodeOutcome::main(Vec::new()))
+    }
+
+    fn join(&self) -> concertmaster_core::Join {
+        concertmaster_core::Join::Stream
+    }
+}
+
 fn registry(effects: &Path, pause: Duration) -> NodeRegistry {
     let mut registry = NodeRegistry::new();
     registry
@@ -99,9 +156,43 @@ fn registry(effects: &Path, pause: Duration) -> NodeRegistry {
         .register_node(NodeDescriptor::new("done", NodeCategory::Transform), Pass)
         .expect("registers");
     registry
+        .register_node(
+            NodeDescriptor::new("stream_out", NodeCategory::Logic),
+            StreamOut { pause },
+        )
+        .expect("registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("stream_effect", NodeCategory::Output),
+            StreamEffect {
+                file: effects.to_path_buf(),
+                pause,
+            },
+        )
+        .expect("registers");
+    registry
 }
 
-fn workflow() -> WorkflowDefinition {
+/// The crash test's workflow; with `streams`, the fan-out streams its items
+/// to the side effect, which runs while it does.
+fn workflow(streams: bool) -> WorkflowDefinition {
+    if streams {
+        return WorkflowDefinition::from_value(json!({
+            "id": "crash", "name": "Crash test, streaming",
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "fan_out", "type": "stream_out"},
+                {"id": "effect", "type": "stream_effect"},
+                {"id": "done", "type": "done"}
+            ],
+            "edges": [
+                {"source": "start", "target": "fan_out"},
+                {"source": "fan_out", "target": "effect"},
+                {"source": "effect", "target": "done"}
+            ]
+        }))
+        .expect("parses");
+    }
     WorkflowDefinition::from_value(json!({
         "id": "crash", "name": "Crash test",
         "nodes": [
@@ -163,6 +254,7 @@ fn worker() {
     };
     let runs = number("CM_CRASH_RUNS", RUNS as u64) as usize;
     let starts = number("CM_CRASH_STARTS", 1) == 1;
+    let streams = number("CM_CRASH_STREAMS", 0) == 1;
     let pause = Duration::from_millis(number("CM_CRASH_EFFECT_MS", 40));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -185,7 +277,7 @@ fn worker() {
             let published = match engine.workflow(&tenant, &id, None).await {
                 Ok(published) => published,
                 Err(Error::WorkflowNotFound { .. }) => engine
-                    .publish(&tenant, workflow())
+                    .publish(&tenant, workflow(streams))
                     .await
                     .expect("publishes"),
                 Err(err) => panic!("{err}"),
@@ -245,12 +337,13 @@ struct Outcome {
     re_executed: usize,
 }
 
-/// Starts workers on `db`, kills `KILLS` of them at random moments, lets
-/// the last one finish, then checks the database and the effects file.
-async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
+/// Starts workers on `db` (with `env`), kills `KILLS` of them at random
+/// moments, lets the last one finish, then checks the database and the
+/// effects file.
+async fn crash_and_resume(db: &str, effects: &Path, env: &[(&str, String)]) -> Outcome {
     let mut kills = 0;
     for _ in 0..KILLS {
-        let mut child = spawn_worker(db, effects, &[]);
+        let mut child = spawn_worker(db, effects, env);
         std::thread::sleep(Duration::from_millis(fastrand::u64(50..250)));
         if child.try_wait().expect("worker state").is_none() {
             // SIGKILL: no destructor, no flush, no goodbye.
@@ -259,7 +352,7 @@ async fn crash_and_resume(db: &str, effects: &Path) -> Outcome {
         }
         child.wait().expect("worker reaped");
     }
-    wait_for_success(spawn_worker(db, effects, &[]), Duration::from_secs(120));
+    wait_for_success(spawn_worker(db, effects, env), Duration::from_secs(120));
 
     let effects = check(db, effects, RUNS).await;
     Outcome {
@@ -380,7 +473,7 @@ fn report(backend: &str, outcome: &Outcome) {
 async fn sqlite_survives_repeated_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite:{}", dir.path().join("crash.db").display());
-    let outcome = crash_and_resume(&db, &dir.path().join("effects.log")).await;
+    let outcome = crash_and_resume(&db, &dir.path().join("effects.log"), &[]).await;
     report("sqlite", &outcome);
     assert!(
         outcome.kills >= 30,
@@ -394,9 +487,32 @@ async fn sqlite_survives_repeated_sigkill() {
 async fn postgres_survives_repeated_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = crate::support::fresh_postgres_url().await;
-    let outcome =
-        crash_and_resume(&format!("postgres:{url}"), &dir.path().join("effects.log")).await;
+    let outcome = crash_and_resume(
+        &format!("postgres:{url}"),
+        &dir.path().join("effects.log"),
+        &[],
+    )
+    .await;
     report("postgres", &outcome);
+    assert!(
+        outcome.kills >= 30,
+        "only {} workers were killed",
+        outcome.kills
+    );
+}
+
+/// The same with a stream: the fan-out streams its items to the side
+/// effect, both running at once, and a kill lands mid-stream. A recovering
+/// worker runs such a pair again from its producer; every item's effect is
+/// still made under its one key, and `done` gets every item.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_streams_survive_repeated_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite:{}", dir.path().join("crash.db").display());
+    let streams = [("CM_CRASH_STREAMS", "1".to_string())];
+    let outcome = crash_and_resume(&db, &dir.path().join("effects.log"), &streams).await;
+    report("sqlite, streaming", &outcome);
     assert!(
         outcome.kills >= 30,
         "only {} workers were killed",
