@@ -155,6 +155,52 @@ impl Node for Consume {
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RelayConfig {
+    fail_on_attempt: Option<u32>,
+    fail_after: usize,
+}
+
+/// Passes its stream on as it reads it: the middle of a chain.
+struct Relay {
+    config: RelayConfig,
+}
+
+#[async_trait]
+impl Node for Relay {
+    async fn execute(&self, ctx: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let mut n = 0;
+        while let Some(item) = ctx.next_item().await? {
+            n += 1;
+            if self.config.fail_on_attempt == Some(ctx.attempt()) && n == self.config.fail_after {
+                return Err(NodeError::retryable("relay lost its connection"));
+            }
+            ctx.emit("main", item).await?;
+        }
+        Ok(NodeOutcome::main(Vec::new()))
+    }
+
+    fn join(&self) -> Join {
+        Join::Stream
+    }
+}
+
+/// Reads the first item of its stream and ends.
+struct TakeFirst;
+
+#[async_trait]
+impl Node for TakeFirst {
+    async fn execute(&self, ctx: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+        let first = ctx.next_item().await?;
+        Ok(NodeOutcome::main(first.into_iter().collect()))
+    }
+
+    fn join(&self) -> Join {
+        Join::Stream
+    }
+}
+
 /// The test nodes of `support`, and `produce` and `consume`.
 fn streaming_registry(log: &Arc<Log>, probe: &Arc<Probe>) -> NodeRegistry {
     let mut registry = registry(log);
@@ -182,6 +228,18 @@ fn streaming_registry(log: &Arc<Log>, probe: &Arc<Probe>) -> NodeRegistry {
             },
         )
         .expect("consume registers");
+    registry
+        .register_with_config(
+            NodeDescriptor::new("relay", NodeCategory::Transform),
+            |config: RelayConfig| Ok(Relay { config }),
+        )
+        .expect("relay registers");
+    registry
+        .register_node(
+            NodeDescriptor::new("take_first", NodeCategory::Transform),
+            TakeFirst,
+        )
+        .expect("take_first registers");
     registry
 }
 
@@ -689,4 +747,141 @@ async fn emitted_items_join_the_output_of_a_node_whose_edges_do_not_stream() {
         detail.node("after").expect("ran").input.main_items().len(),
         5
     );
+}
+
+#[tokio::test]
+async fn one_port_streams_to_two_consumers_and_waits_for_the_slower() {
+    let h = Streaming::new(|b| b.edge_capacity(2)).await;
+    let def = workflow(
+        "tee",
+        &[
+            ("start", "start", json!({})),
+            ("produce", "produce", json!({"count": 40})),
+            ("fast", "consume", json!({})),
+            ("slow", "consume", json!({"pauseMs": 2})),
+            ("both", "pass", json!({})),
+        ],
+        &[
+            ("start", "produce"),
+            ("produce", "fast"),
+            ("produce", "slow"),
+            ("fast", "both"),
+            ("slow", "both"),
+        ],
+    );
+    let (_, detail) = h.run(def).await;
+    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
+    let all = json!({"count": 40, "sum": sum_below(40)});
+    assert_eq!(result(&detail, "fast"), all);
+    assert_eq!(result(&detail, "slow"), all);
+    assert_eq!(
+        detail.node("both").expect("ran").input.main_items().len(),
+        2,
+        "the join after them got both results"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_in_the_middle_of_a_chain_runs_the_whole_chain_again() {
+    let h = Streaming::new(|b| b.edge_capacity(4)).await;
+    let def = workflow(
+        "chain",
+        &[
+            ("start", "start", json!({})),
+            ("produce", "produce", json!({"count": 30})),
+            ("relay", "relay", json!({"failOnAttempt": 1, "failAfter": 12})),
+            ("consume", "consume", json!({})),
+        ],
+        &[
+            ("start", "produce"),
+            ("produce", "relay"),
+            ("relay", "consume"),
+        ],
+    );
+    let mut def = def;
+    def["nodes"][2]["retry"] = json!({"maxAttempts": 2, "initialBackoffMs": 1});
+    let (_, detail) = h.run(def).await;
+    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
+    assert_eq!(
+        result(&detail, "consume"),
+        json!({"count": 30, "sum": sum_below(30)}),
+        "the end of the chain saw each item once"
+    );
+    assert_eq!(h.probe.produced.load(Ordering::SeqCst), 2);
+    assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 2);
+    for node in ["produce", "relay", "consume"] {
+        assert_eq!(detail.node(node).expect("record").attempt, 2, "{node}");
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_that_stops_reading_early_lets_its_producer_finish() {
+    let h = Streaming::new(|b| b.edge_capacity(2)).await;
+    let def = workflow(
+        "head",
+        &[
+            ("start", "start", json!({})),
+            ("produce", "produce", json!({"count": 500})),
+            ("first", "take_first", json!({})),
+        ],
+        &[("start", "produce"), ("produce", "first")],
+    );
+    let (_, detail) = h.run(def).await;
+    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
+    assert_eq!(
+        detail
+            .output("first")
+            .expect("output")
+            .main_items()
+            .len(),
+        1
+    );
+    assert_eq!(
+        h.probe.sent.load(Ordering::SeqCst),
+        500,
+        "the producer went on past the consumer's end"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_run_mid_stream_stops_both_nodes() {
+    let h = Streaming::new(|b| b.edge_capacity(2)).await;
+    let wf = h
+        .publish(pipeline(json!({"count": 10_000}), json!({"pauseMs": 5})))
+        .await;
+    let id = h.engine.start(&wf, json!({})).await.expect("starts");
+    while h.probe.received.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let run = h
+        .engine
+        .cancel(&h.tenant, id, "wrong export")
+        .await
+        .expect("cancels");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let sent = h.probe.sent.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        h.probe.sent.load(Ordering::SeqCst) <= sent + 1,
+        "the producer stopped"
+    );
+    let detail = h.engine.run(&h.tenant, id).await.expect("reads");
+    assert!(detail.node("after").is_none());
+}
+
+#[tokio::test]
+async fn a_consumer_past_its_timeout_runs_the_pair_again_and_then_fails() {
+    let h = Streaming::new(|b| b.edge_capacity(2)).await;
+    let mut def = pipeline(json!({"count": 100}), json!({"pauseMs": 20}));
+    def["nodes"][2]["timeoutMs"] = json!(100);
+    def["nodes"][2]["retry"] = json!({"maxAttempts": 2, "initialBackoffMs": 1});
+    let (_, detail) = h.run(def).await;
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(h.probe.produced.load(Ordering::SeqCst), 2);
+    let error = detail
+        .node("consume")
+        .and_then(|r| r.error.as_ref())
+        .expect("error");
+    assert!(error.message().contains("timed out"), "{error:?}");
+    assert_eq!(detail.node("consume").expect("record").attempt, 2);
 }
