@@ -45,6 +45,9 @@ struct PortStreams {
     /// Whether every edge leaving the port streams: then what goes down
     /// it is not recorded.
     only: bool,
+    /// Set once the port is marked taken in `kept`, so that later items
+    /// skip the lock.
+    taken: AtomicBool,
     edges: Vec<EdgeSender>,
 }
 
@@ -89,7 +92,12 @@ impl Outlet {
         Self {
             streams: streams
                 .into_iter()
-                .map(|(port, only, edges)| PortStreams { port, only, edges })
+                .map(|(port, only, edges)| PortStreams {
+                    port,
+                    only,
+                    taken: AtomicBool::new(false),
+                    edges,
+                })
                 .collect(),
             kept: Mutex::new(Ports::new()),
             announce: Some(announce),
@@ -120,9 +128,8 @@ impl Outlet {
         };
         if streams.only {
             // Taken, with nothing recorded: the edges carry data.
-            let mut kept = self.kept();
-            if !kept.is_taken(port) {
-                kept.extend(port, Vec::new());
+            if !streams.taken.swap(true, Ordering::AcqRel) {
+                self.take_port(port);
             }
         } else {
             self.kept().push(port, item.clone());
@@ -140,6 +147,14 @@ impl Outlet {
             // wants it; one that failed ends the group, and the driver
             // stops this producer.
             let _ = edge.tx.send(Flow::Item(sent)).await;
+        }
+    }
+
+    /// Marks `port` taken in the record, keeping what it holds.
+    fn take_port(&self, port: &str) {
+        let mut kept = self.kept();
+        if !kept.is_taken(port) {
+            kept.extend(port, Vec::new());
         }
     }
 
@@ -168,10 +183,7 @@ impl Outlet {
                     self.emit(&port, item).await;
                 }
                 // Emitting nothing still takes the port.
-                let mut kept = self.kept();
-                if !kept.is_taken(&port) {
-                    kept.extend(&port, Vec::new());
-                }
+                self.take_port(&port);
             } else {
                 output.extend(&port, items);
             }

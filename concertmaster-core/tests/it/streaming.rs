@@ -770,7 +770,12 @@ async fn one_port_streams_to_two_consumers_and_waits_for_the_slower() {
         ],
     );
     let (_, detail) = h.run(def).await;
-    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
     let all = json!({"count": 40, "sum": sum_below(40)});
     assert_eq!(result(&detail, "fast"), all);
     assert_eq!(result(&detail, "slow"), all);
@@ -789,7 +794,11 @@ async fn a_failure_in_the_middle_of_a_chain_runs_the_whole_chain_again() {
         &[
             ("start", "start", json!({})),
             ("produce", "produce", json!({"count": 30})),
-            ("relay", "relay", json!({"failOnAttempt": 1, "failAfter": 12})),
+            (
+                "relay",
+                "relay",
+                json!({"failOnAttempt": 1, "failAfter": 12}),
+            ),
             ("consume", "consume", json!({})),
         ],
         &[
@@ -801,7 +810,12 @@ async fn a_failure_in_the_middle_of_a_chain_runs_the_whole_chain_again() {
     let mut def = def;
     def["nodes"][2]["retry"] = json!({"maxAttempts": 2, "initialBackoffMs": 1});
     let (_, detail) = h.run(def).await;
-    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
     assert_eq!(
         result(&detail, "consume"),
         json!({"count": 30, "sum": sum_below(30)}),
@@ -827,13 +841,14 @@ async fn a_consumer_that_stops_reading_early_lets_its_producer_finish() {
         &[("start", "produce"), ("produce", "first")],
     );
     let (_, detail) = h.run(def).await;
-    assert_eq!(detail.run.status, RunStatus::Succeeded, "{:?}", detail.run.error);
     assert_eq!(
-        detail
-            .output("first")
-            .expect("output")
-            .main_items()
-            .len(),
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    assert_eq!(
+        detail.output("first").expect("output").main_items().len(),
         1
     );
     assert_eq!(
