@@ -1005,26 +1005,32 @@ fn restart_unsettled_groups(workflow: &ValidatedWorkflow, records: &mut Vec<Node
     for group in &plan.groups {
         let head = group[0];
         let record_of = |i: usize| records.iter().find(|r| r.node_id == def.nodes[i].id);
-        let settled = group.iter().all(|&m| {
-            let record = record_of(m);
-            if m == head {
-                return record.is_some_and(ended);
-            }
-            if record.is_some_and(|r| !ended(r)) {
-                return false;
-            }
-            // Fed by a producer that ended with the port taken: it ran,
-            // and must have ended too.
-            let fed = plan.stream_in(m).is_some_and(|e| {
-                let source = plan.ends[e].0;
-                record_of(source).is_some_and(|r| {
-                    r.output
-                        .as_ref()
-                        .is_some_and(|o| o.is_taken(&def.edges[e].source_port))
-                })
-            });
-            !fed || record.is_some()
+        // A node of it failed with nothing to route: the run fails on
+        // loading, as it would have had the engine not stopped first.
+        let failed = group.iter().any(|&m| {
+            record_of(m).is_some_and(|r| r.status == NodeStatus::Failed && r.output.is_none())
         });
+        let settled = failed
+            || group.iter().all(|&m| {
+                let record = record_of(m);
+                if m == head {
+                    return record.is_some_and(ended);
+                }
+                if record.is_some_and(|r| !ended(r)) {
+                    return false;
+                }
+                // Fed by a producer that ended with the port taken: it ran,
+                // and must have ended too.
+                let fed = plan.stream_in(m).is_some_and(|e| {
+                    let source = plan.ends[e].0;
+                    record_of(source).is_some_and(|r| {
+                        r.output
+                            .as_ref()
+                            .is_some_and(|o| o.is_taken(&def.edges[e].source_port))
+                    })
+                });
+                !fed || record.is_some()
+            });
         if settled {
             continue;
         }
@@ -1086,5 +1092,145 @@ async fn polling_nodes<T>(
             out = &mut work => return out,
             Some(done) = running.next(), if !running.is_empty() => finished.push_back(done),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::node::{Join, Node, NodeContext, NodeOutcome};
+    use crate::{NodeCategory, NodeDescriptor, NodeRegistry, WorkflowDefinition};
+
+    struct Plain;
+
+    #[async_trait]
+    impl Node for Plain {
+        async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+            Ok(NodeOutcome::Done(input))
+        }
+    }
+
+    struct Streams;
+
+    #[async_trait]
+    impl Node for Streams {
+        async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
+            Ok(NodeOutcome::main(Vec::new()))
+        }
+
+        fn join(&self) -> Join {
+            Join::Stream
+        }
+    }
+
+    /// start -> produce -> consume (streams) -> after.
+    fn workflow() -> ValidatedWorkflow {
+        let mut registry = NodeRegistry::new();
+        registry
+            .register_node(NodeDescriptor::new("plain", NodeCategory::Transform), Plain)
+            .expect("registers");
+        registry
+            .register_node(
+                NodeDescriptor::new("streams", NodeCategory::Transform),
+                Streams,
+            )
+            .expect("registers");
+        let def = WorkflowDefinition::from_value(json!({
+            "id": "w", "name": "w",
+            "nodes": [
+                {"id": "start", "type": "plain"},
+                {"id": "produce", "type": "plain"},
+                {"id": "consume", "type": "streams"},
+                {"id": "after", "type": "plain"}
+            ],
+            "edges": [
+                {"source": "start", "target": "produce"},
+                {"source": "produce", "target": "consume"},
+                {"source": "consume", "target": "after"}
+            ]
+        }))
+        .expect("parses");
+        crate::validate(&def, &registry).expect("valid")
+    }
+
+    fn record(node: &str, status: NodeStatus, output: Option<Ports>) -> NodeExecution {
+        NodeExecution {
+            run_id: RunId::new(),
+            node_id: node.into(),
+            node_type: Arc::from("plain"),
+            status,
+            attempt: 1,
+            input: Ports::new(),
+            output,
+            error: None,
+            wait: None,
+            resumed: None,
+            started_at: None,
+            ended_at: None,
+        }
+    }
+
+    fn statuses(records: &[NodeExecution]) -> Vec<(String, NodeStatus)> {
+        records
+            .iter()
+            .map(|r| (r.node_id.to_string(), r.status))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_whose_consumer_had_not_ended_runs_again_from_its_producer() {
+        let streamed = Some(Ports::new().with("main", Vec::new()));
+        let mut records = vec![
+            record("start", NodeStatus::Succeeded, Some(Ports::new())),
+            record("produce", NodeStatus::Succeeded, streamed.clone()),
+            record("consume", NodeStatus::Running, None),
+        ];
+        restart_unsettled_groups(&workflow(), &mut records);
+        assert_eq!(
+            statuses(&records),
+            [
+                ("start".to_string(), NodeStatus::Succeeded),
+                ("produce".to_string(), NodeStatus::Running)
+            ]
+        );
+        assert!(records[1].output.is_none(), "its streamed output is gone");
+
+        // Fed, and never recorded: it had not saved anything yet.
+        let mut records = vec![record("produce", NodeStatus::Succeeded, streamed)];
+        restart_unsettled_groups(&workflow(), &mut records);
+        assert_eq!(
+            statuses(&records),
+            [("produce".to_string(), NodeStatus::Running)]
+        );
+    }
+
+    #[test]
+    fn an_ended_group_a_skipped_consumer_and_a_failed_one_stay_as_they_are() {
+        let streamed = Some(Ports::new().with("main", Vec::new()));
+        let ended = vec![
+            record("produce", NodeStatus::Succeeded, streamed.clone()),
+            record("consume", NodeStatus::Succeeded, Some(Ports::new())),
+        ];
+        let mut records = ended.clone();
+        restart_unsettled_groups(&workflow(), &mut records);
+        assert_eq!(records, ended);
+
+        // The producer left the port untaken: its consumer is skipped.
+        let untaken = vec![record("produce", NodeStatus::Succeeded, Some(Ports::new()))];
+        let mut records = untaken.clone();
+        restart_unsettled_groups(&workflow(), &mut records);
+        assert_eq!(records, untaken);
+
+        // The run was failing when its engine stopped: it fails on loading.
+        let failing = vec![
+            record("produce", NodeStatus::Running, None),
+            record("consume", NodeStatus::Failed, None),
+        ];
+        let mut records = failing.clone();
+        restart_unsettled_groups(&workflow(), &mut records);
+        assert_eq!(records, failing);
     }
 }
