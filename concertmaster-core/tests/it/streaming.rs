@@ -325,10 +325,9 @@ fn sum_below(n: u64) -> u64 {
     n * (n - 1) / 2
 }
 
-#[tokio::test]
-async fn a_consumer_reads_while_its_producer_sends_and_the_producer_waits_for_it() {
-    let h = Streaming::new(|b| b.edge_capacity(4)).await;
-    let (_, detail) = h.run(pipeline(json!({"count": 5000}), json!({}))).await;
+/// Asserts that the run succeeded and that `node` read each of the `n`
+/// items once (`why` says what that shows).
+fn assert_read_all(detail: &concertmaster_core::RunDetail, node: &str, n: u64, why: &str) {
     assert_eq!(
         detail.run.status,
         RunStatus::Succeeded,
@@ -336,9 +335,17 @@ async fn a_consumer_reads_while_its_producer_sends_and_the_producer_waits_for_it
         detail.run.error
     );
     assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 5000, "sum": sum_below(5000)})
+        result(detail, node),
+        json!({"count": n, "sum": sum_below(n)}),
+        "{why}"
     );
+}
+
+#[tokio::test]
+async fn a_consumer_reads_while_its_producer_sends_and_the_producer_waits_for_it() {
+    let h = Streaming::new(|b| b.edge_capacity(4)).await;
+    let (_, detail) = h.run(pipeline(json!({"count": 5000}), json!({}))).await;
+    assert_read_all(&detail, "consume", 5000, "");
     let most_ahead = h.probe.most_ahead.load(Ordering::SeqCst);
     assert!(
         most_ahead <= 4 + 1,
@@ -395,16 +402,7 @@ async fn items_returned_rather_than_emitted_reach_the_consumer_as_a_stream() {
     let (_, detail) = h
         .run(pipeline(json!({"count": 50, "returns": true}), json!({})))
         .await;
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 50, "sum": sum_below(50)})
-    );
+    assert_read_all(&detail, "consume", 50, "");
     let output = detail
         .node("produce")
         .and_then(|r| r.output.as_ref())
@@ -454,16 +452,11 @@ async fn a_retryable_consumer_failure_runs_producer_and_consumer_again() {
     );
     def["nodes"][2]["retry"] = json!({"maxAttempts": 3, "initialBackoffMs": 5, "maxBackoffMs": 10});
     let (_, detail) = h.run(def).await;
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 200, "sum": sum_below(200)}),
-        "the second attempt read the whole stream again"
+    assert_read_all(
+        &detail,
+        "consume",
+        200,
+        "the second attempt read the whole stream again",
     );
     assert_eq!(h.probe.produced.load(Ordering::SeqCst), 2);
     assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 2);
@@ -486,16 +479,11 @@ async fn a_retryable_producer_failure_after_sending_runs_both_again() {
     );
     def["nodes"][1]["retry"] = json!({"maxAttempts": 2, "initialBackoffMs": 5});
     let (_, detail) = h.run(def).await;
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 100, "sum": sum_below(100)}),
-        "no item of the failed attempt reached the result"
+    assert_read_all(
+        &detail,
+        "consume",
+        100,
+        "no item of the failed attempt reached the result",
     );
     assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 2);
 }
@@ -642,16 +630,11 @@ async fn an_engine_stopped_mid_stream_is_followed_by_one_that_runs_the_stream_ag
         .await
         .expect("finishes");
     let detail = second.engine.run(&second.tenant, run).await.expect("reads");
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 60, "sum": sum_below(60)}),
-        "the consumer read the whole stream from a producer run again"
+    assert_read_all(
+        &detail,
+        "consume",
+        60,
+        "the consumer read the whole stream from a producer run again",
     );
     assert_eq!(second.probe.produced.load(Ordering::SeqCst), 1);
     assert_eq!(second.probe.consumed.load(Ordering::SeqCst), 1);
@@ -810,16 +793,11 @@ async fn a_failure_in_the_middle_of_a_chain_runs_the_whole_chain_again() {
     let mut def = def;
     def["nodes"][2]["retry"] = json!({"maxAttempts": 2, "initialBackoffMs": 1});
     let (_, detail) = h.run(def).await;
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    assert_eq!(
-        result(&detail, "consume"),
-        json!({"count": 30, "sum": sum_below(30)}),
-        "the end of the chain saw each item once"
+    assert_read_all(
+        &detail,
+        "consume",
+        30,
+        "the end of the chain saw each item once",
     );
     assert_eq!(h.probe.produced.load(Ordering::SeqCst), 2);
     assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 2);
