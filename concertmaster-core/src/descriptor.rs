@@ -111,6 +111,13 @@ pub struct NodeDescriptor {
     /// Editors draw those handles from it, without the node's code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_ports_from: Option<String>,
+    /// When a node of this type streams its input
+    /// ([`Join::Stream`](crate::Join::Stream)): always (`""`), or when its
+    /// config holds `true` at this JSON pointer (`/stream`). Editors check
+    /// a streaming node's one incoming edge from it, and may draw that
+    /// edge as a stream, without the node's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_input_when: Option<String>,
 }
 
 impl NodeDescriptor {
@@ -134,6 +141,25 @@ impl NodeDescriptor {
             inputs,
             outputs: vec![PortSpec::new(MAIN_PORT)],
             output_ports_from: None,
+            streams_input_when: None,
+        }
+    }
+
+    /// Says that a node of this type streams its input when its config
+    /// holds `true` at `pointer` (`""` for always): what its
+    /// [`Node::join`](crate::Node::join) answers, for editors.
+    pub fn streams_input_when(mut self, pointer: impl Into<String>) -> Self {
+        self.streams_input_when = Some(pointer.into());
+        self
+    }
+
+    /// Whether a node of this type with `config` streams its input, as the
+    /// descriptor says ([`streams_input_when`](Self::streams_input_when)).
+    pub fn streams_input_for(&self, config: &Value) -> bool {
+        match self.streams_input_when.as_deref() {
+            None => false,
+            Some("") => true,
+            Some(pointer) => config.pointer(pointer) == Some(&Value::Bool(true)),
         }
     }
 
@@ -262,5 +288,17 @@ mod tests {
         assert_eq!(switch.output_ports_for(&serde_json::json!({})), ["default"]);
         let plain = NodeDescriptor::new("jq", NodeCategory::Transform);
         assert_eq!(plain.output_ports_for(&config), ["main"]);
+    }
+
+    #[test]
+    fn whether_a_node_streams_its_input_comes_from_its_config() {
+        let map = NodeDescriptor::new("map", NodeCategory::Transform).streams_input_when("/stream");
+        assert!(map.streams_input_for(&serde_json::json!({ "stream": true })));
+        assert!(!map.streams_input_for(&serde_json::json!({ "stream": "yes" })));
+        assert!(!map.streams_input_for(&serde_json::json!({})));
+        let always = NodeDescriptor::new("load", NodeCategory::Output).streams_input_when("");
+        assert!(always.streams_input_for(&serde_json::json!({})));
+        let plain = NodeDescriptor::new("jq", NodeCategory::Transform);
+        assert!(!plain.streams_input_for(&serde_json::json!({ "stream": true })));
     }
 }

@@ -351,12 +351,12 @@ fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
     }
 
     for (i, node) in built.iter().enumerate() {
-        if node
-            .as_ref()
-            .is_some_and(|node| node.join() == Join::Stream)
-        {
+        let Some(node) = node else { continue };
+        let streams = node.join() == Join::Stream;
+        if streams {
             check_stream_join(def, &plan, i, &mut issues);
         }
+        check_stream_hint(def, registry, i, streams, &mut issues);
     }
 
     for cycle in plan.cycles() {
@@ -372,6 +372,40 @@ fn check(def: &WorkflowDefinition, registry: &NodeRegistry) -> Checked {
         ));
     }
     (issues, built, plan)
+}
+
+/// Editors know that a node streams only from its descriptor: one that
+/// says otherwise than the node would have them check the wrong rules.
+fn check_stream_hint(
+    def: &WorkflowDefinition,
+    registry: &NodeRegistry,
+    i: usize,
+    streams: bool,
+    issues: &mut Vec<Issue>,
+) {
+    let spec = &def.nodes[i];
+    let Some(descriptor) = registry
+        .descriptor(&spec.node_type)
+        .filter(|d| d.streams_input_when.is_some())
+    else {
+        return;
+    };
+    if descriptor.streams_input_for(&spec.config) != streams {
+        let (says, does) = if streams {
+            ("does not stream", "does")
+        } else {
+            ("streams", "does not")
+        };
+        issues.push(Issue::node(
+            IssueKind::StreamJoin,
+            &spec.id,
+            format!(
+                "the descriptor of node type {} (streams_input_when) says this node {says} its \
+                 input, but the node's join says it {does}; make them agree",
+                spec.node_type
+            ),
+        ));
+    }
 }
 
 /// A streaming node reads one producer's stream: exactly one edge in, and

@@ -124,6 +124,8 @@ export interface NodeDescriptor {
   outputs: PortSpec[];
   /** JSON pointer (`*` for every element) where a config names further output ports. */
   outputPortsFrom?: string;
+  /** When a node streams its input: always (`""`), or when its config holds `true` at this JSON pointer. */
+  streamsInputWhen?: string;
 }
 
 /** A node type as the palette shows it. */
@@ -247,6 +249,11 @@ export class Model {
   /** The output ports (besides `error`) of a node of `typeId` with `config`: the handles to draw; `null` for an unknown type. */
   outputPorts(typeId: string, config: Record<string, unknown>): string[] | null {
     return JSON.parse(this.raw.outputPorts(typeId, JSON.stringify(config))) as string[] | null;
+  }
+
+  /** Whether a node of `typeId` with `config` streams its input (one incoming edge, running while the node before it does); `null` for an unknown type. */
+  streamsInput(typeId: string, config: Record<string, unknown>): boolean | null {
+    return JSON.parse(this.raw.streamsInput(typeId, JSON.stringify(config))) as boolean | null;
   }
 
   /** The definition drawn in `flow`, with `base`'s id, name and other workflow fields. */

@@ -18,6 +18,9 @@ assert.deepEqual(sap.outputs.map((p) => p.name), ['ok', 'error']);
 assert.equal(model.entry('no_such_type'), null);
 assert.deepEqual(model.outputPorts('switch', { cases: [{ port: 'germany' }, { port: 'swiss' }] }), ['germany', 'swiss', 'default']);
 assert.equal(model.outputPorts('no_such_type', {}), null);
+assert.equal(model.streamsInput('map_fields', { stream: true }), true);
+assert.equal(model.streamsInput('map_fields', {}), false);
+assert.equal(model.streamsInput('no_such_type', {}), null);
 
 const node = (id, type, x, config) => ({ id, type, position: { x, y: 40 }, data: { config }, measured: { width: 180, height: 48 } });
 const flow = {

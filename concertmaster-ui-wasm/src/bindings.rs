@@ -56,6 +56,14 @@ impl EditorModel {
         json(&self.0.output_ports(type_id, &config))
     }
 
+    /// Whether a node of `type_id` with `config` (JSON) streams its input
+    /// (JSON `true`/`false`), or `null` for an unknown type.
+    #[wasm_bindgen(js_name = streamsInput)]
+    pub fn streams_input(&self, type_id: &str, config: &str) -> Result<String, JsError> {
+        let config = parse("the node config", config)?;
+        json(&self.0.streams_input(type_id, &config))
+    }
+
     /// The workflow definition (JSON) drawn in `flow`, with the id, name
     /// and other fields of the definition `base`.
     #[wasm_bindgen(js_name = toDefinition)]

@@ -154,6 +154,16 @@ impl Model {
             .map(|d| d.output_ports_for(config))
     }
 
+    /// Whether a node of `type_id` with `config` streams its input
+    /// (`Join::Stream`): it takes exactly one incoming edge, and runs while
+    /// the node before it does, so the editor may draw that edge as a
+    /// stream (React Flow's `animated`). `None` for an unknown type.
+    pub fn streams_input(&self, type_id: &str, config: &Value) -> Option<bool> {
+        self.registry
+            .descriptor(type_id)
+            .map(|d| d.streams_input_for(config))
+    }
+
     /// The definition drawn in `flow`, with `base`'s id, name and other
     /// workflow fields.
     pub fn to_definition(
@@ -298,6 +308,54 @@ mod tests {
                 .is_empty(),
             "an empty canvas is fine"
         );
+    }
+
+    #[test]
+    fn a_node_that_streams_takes_one_edge_as_publishing_checks() {
+        let model = Model::new(vec![
+            NodeDescriptor::new("start", NodeCategory::Trigger),
+            NodeDescriptor::new("map", NodeCategory::Transform).streams_input_when("/stream"),
+        ])
+        .unwrap();
+        assert_eq!(
+            model.streams_input("map", &json!({"stream": true})),
+            Some(true)
+        );
+        assert_eq!(model.streams_input("map", &json!({})), Some(false));
+        assert_eq!(model.streams_input("nope", &json!({})), None);
+        let drawn = json!({
+            "nodes": [
+                node("a", "start", json!({})),
+                node("b", "start", json!({})),
+                node("m", "map", json!({"stream": true}))
+            ],
+            "edges": [{ "id": "e1", "source": "a", "target": "m" }]
+        });
+        assert!(model
+            .diagnose(&drawn)
+            .unwrap()
+            .iter()
+            .all(|d| d.kind != "stream_join"));
+        let second = Connection {
+            source: "b".into(),
+            source_handle: None,
+            target: "m".into(),
+            target_handle: None,
+        };
+        let issues = model.connection_issues(&drawn, &second).unwrap();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].kind, "stream_join");
+        assert_eq!(issues[0].node_id.as_deref(), Some("m"));
+        assert!(
+            issues[0].message.contains("2 edges arrive"),
+            "{}",
+            issues[0].message
+        );
+
+        // Not streaming, it joins both.
+        let mut plain = drawn.clone();
+        plain["nodes"][2]["data"]["config"] = json!({});
+        assert!(model.is_valid_connection(&plain, &second).unwrap());
     }
 
     #[test]

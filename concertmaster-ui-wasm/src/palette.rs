@@ -2,7 +2,7 @@
 //! category, each with its config schema and a default config.
 
 use concertmaster_core::{
-    Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
+    Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
     PortSpec, Ports, RegistryError,
 };
 use serde::Serialize;
@@ -44,15 +44,25 @@ pub struct PaletteGroup {
 
 /// Stands for a node type in the editor, where nothing runs: publishing
 /// checks configs with the same registry, built from descriptors only.
-/// Its output ports are those its config names, by the descriptor's rule.
+/// Its output ports are those its config names, and it streams its input
+/// when its config says so, by the descriptor's rules.
 struct Drawn {
     outputs: Option<Vec<String>>,
+    streams: bool,
 }
 
 #[async_trait::async_trait]
 impl Node for Drawn {
     fn output_ports(&self) -> Option<Vec<String>> {
         self.outputs.clone()
+    }
+
+    fn join(&self) -> Join {
+        if self.streams {
+            Join::Stream
+        } else {
+            Join::All
+        }
     }
 
     async fn execute(&self, ctx: &NodeContext, _input: Ports) -> Result<NodeOutcome, NodeError> {
@@ -76,6 +86,7 @@ pub(crate) fn registry(descriptors: &[NodeDescriptor]) -> Result<NodeRegistry, R
                     .output_ports_from
                     .is_some()
                     .then(|| rule.output_ports_for(config)),
+                streams: rule.streams_input_for(config),
             })
         })?;
     }

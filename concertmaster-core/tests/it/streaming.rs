@@ -240,6 +240,19 @@ fn streaming_registry(log: &Arc<Log>, probe: &Arc<Probe>) -> NodeRegistry {
             TakeFirst,
         )
         .expect("take_first registers");
+    // Says it streams; its node does not.
+    let p = Arc::clone(probe);
+    registry
+        .register_with_config(
+            NodeDescriptor::new("liar", NodeCategory::Transform).streams_input_when(""),
+            move |config: ProduceConfig| {
+                Ok(Produce {
+                    probe: Arc::clone(&p),
+                    config,
+                })
+            },
+        )
+        .expect("liar registers");
     registry
 }
 
@@ -602,6 +615,36 @@ async fn a_streaming_node_needs_exactly_one_edge_and_not_from_an_error_port() {
         assert_eq!(issue.node.as_ref().map(|n| n.as_str()), Some("consume"));
         assert!(issue.message.contains(says), "{}", issue.message);
     }
+}
+
+#[tokio::test]
+async fn a_descriptor_that_says_otherwise_than_its_node_is_refused() {
+    let h = Streaming::new(|b| b).await;
+    let def = workflow(
+        "liar",
+        &[
+            ("start", "start", json!({})),
+            ("liar", "liar", json!({"count": 1})),
+        ],
+        &[("start", "liar")],
+    );
+    let def = WorkflowDefinition::from_value(def).expect("parses");
+    let err = h.engine.validate(&def).expect_err("refused");
+    let issue = err
+        .issues
+        .iter()
+        .find(|i| i.kind == IssueKind::StreamJoin)
+        .unwrap_or_else(|| panic!("a stream issue: {err}"));
+    assert!(
+        issue.message.contains("make them agree"),
+        "{}",
+        issue.message
+    );
+    assert!(
+        issue.message.contains("node type liar"),
+        "{}",
+        issue.message
+    );
 }
 
 #[tokio::test]

@@ -74,6 +74,7 @@ impl Node for Filter {
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
     registry.register_with_config(
         NodeDescriptor::new("filter", NodeCategory::Logic)
+            .streams_input_when("/stream")
             .label("Filter")
             .icon("filter")
             .description(

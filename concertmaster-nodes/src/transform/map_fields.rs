@@ -243,6 +243,7 @@ fn build(config: MapFieldsConfig) -> Result<MapFields, ConfigError> {
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
     registry.register_with_config(
         NodeDescriptor::new("map_fields", NodeCategory::Transform)
+            .streams_input_when("/stream")
             .label("Map fields")
             .icon("arrow-right-left")
             .description(

@@ -116,10 +116,17 @@ export function App({ model }: { model: Model }) {
 
   const errorsByEdge = new Map(diagnostics.filter((d) => d.edgeId).map((d) => [d.edgeId as string, d]));
   const cycles = diagnostics.filter((d) => d.related?.length).map((d) => new Set(d.related));
+  const streaming = new Set(
+    nodes
+      .filter((n) => model.streamsInput(n.type ?? '', (n.data?.config ?? {}) as Record<string, unknown>))
+      .map((n) => n.id),
+  );
   const shownEdges = edges.map((e) => {
     const problem = errorsByEdge.get(e.id);
     const inCycle = cycles.some((nodes) => nodes.has(e.source) && nodes.has(e.target));
-    return problem || inCycle ? { ...e, className: 'cm-edge-invalid', label: problem?.message ?? e.label } : e;
+    // An edge into a node that streams carries items while both run.
+    const shown = streaming.has(e.target) ? { ...e, animated: true } : e;
+    return problem || inCycle ? { ...shown, className: 'cm-edge-invalid', label: problem?.message ?? e.label } : shown;
   });
 
   const exportDefinition = () => {
