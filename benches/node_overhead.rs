@@ -7,21 +7,12 @@
 
 #![allow(missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use concertmaster_benches::{chain, fan_out_in, registry};
-use concertmaster_core::{Engine, PublishedWorkflow, RunStatus, TenantId};
+use concertmaster_benches::{chain, fan_out_in, registry, time_runs};
+use concertmaster_core::{Engine, TenantId};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
-
-async fn run_once(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) {
-    let run = engine
-        .start(workflow, json!({"n": 1}))
-        .await
-        .expect("starts");
-    let run = engine.settled(tenant, run).await.expect("settles");
-    assert_eq!(run.status, RunStatus::Succeeded);
-}
 
 fn node_overhead(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,17 +47,13 @@ fn node_overhead(c: &mut Criterion) {
             // The loop runs on a runtime worker, as a host service's request
             // handler would, not on the thread that blocks on the runtime.
             b.to_async(&runtime).iter_custom(|iters| {
-                let (engine, tenant, workflow) = (engine.clone(), tenant.clone(), workflow.clone());
-                async move {
-                    let timed = tokio::spawn(async move {
-                        let began = Instant::now();
-                        for _ in 0..iters {
-                            run_once(&engine, &tenant, &workflow).await;
-                        }
-                        began.elapsed()
-                    });
-                    timed.await.expect("benchmark task")
-                }
+                time_runs(
+                    engine.clone(),
+                    tenant.clone(),
+                    workflow.clone(),
+                    json!({"n": 1}),
+                    iters,
+                )
             });
         });
     }

@@ -10,12 +10,13 @@
 
 #![allow(missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use concertmaster_benches::time_runs;
 use concertmaster_core::{
     Engine, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, PublishedWorkflow, RunStatus, TenantId, WorkflowDefinition,
+    NodeRegistry, Ports, TenantId, WorkflowDefinition,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
@@ -113,12 +114,6 @@ fn pair(suffix: &str) -> WorkflowDefinition {
     .expect("parses")
 }
 
-async fn run_once(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) {
-    let run = engine.start(workflow, json!({})).await.expect("starts");
-    let run = engine.settled(tenant, run).await.expect("settles");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-}
-
 fn streaming(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -150,17 +145,13 @@ fn streaming(c: &mut Criterion) {
     for (name, workflow) in &shapes {
         group.bench_with_input(BenchmarkId::new(*name, ITEMS), workflow, |b, workflow| {
             b.to_async(&runtime).iter_custom(|iters| {
-                let (engine, tenant, workflow) = (engine.clone(), tenant.clone(), workflow.clone());
-                async move {
-                    let timed = tokio::spawn(async move {
-                        let began = Instant::now();
-                        for _ in 0..iters {
-                            run_once(&engine, &tenant, &workflow).await;
-                        }
-                        began.elapsed()
-                    });
-                    timed.await.expect("benchmark task")
-                }
+                time_runs(
+                    engine.clone(),
+                    tenant.clone(),
+                    workflow.clone(),
+                    json!({}),
+                    iters,
+                )
             });
         });
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
-    Store, WorkflowDefinition, MAIN_PORT,
+    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
+    Ports, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition, MAIN_PORT,
 };
 use serde_json::{json, Value};
 
@@ -237,4 +237,30 @@ pub async fn vacuum_postgres_schema(url: &str, schema: &str) -> Result<(), Strin
             .map_err(|e| format!("{url}: VACUUM {schema}.{table}: {e}"))?;
     }
     Ok(())
+}
+
+/// The time of `iters` runs of `workflow` on `trigger`, one after another,
+/// each waited for until it settles (and checked to have succeeded), from a
+/// task on the runtime's workers, as a request handler in a host service
+/// would run them, not on the thread that blocks on the runtime.
+pub async fn time_runs(
+    engine: Engine,
+    tenant: TenantId,
+    workflow: PublishedWorkflow,
+    trigger: Value,
+    iters: u64,
+) -> std::time::Duration {
+    let timed = tokio::spawn(async move {
+        let began = std::time::Instant::now();
+        for _ in 0..iters {
+            let run = engine
+                .start(&workflow, trigger.clone())
+                .await
+                .expect("starts");
+            let run = engine.settled(&tenant, run).await.expect("settles");
+            assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+        }
+        began.elapsed()
+    });
+    timed.await.expect("benchmark task")
 }
