@@ -121,13 +121,16 @@ impl NodeTask {
                 record.started_at = Some(self.inner.clock.now());
             }
             let max_attempts = self.retry.max_attempts.max(1);
+            // A stream group's producer run again after a failure: a retry.
+            let restarted = self.stream.as_ref().is_some_and(|s| s.pause.is_some());
             let mut tries = 0;
             let error = loop {
                 tries += 1;
                 // A retry is recorded running, with the failed attempt's
                 // error, before it runs (after its back-off); a first
                 // attempt is recorded running only if it waits (below).
-                if tries > 1 {
+                let retry = tries > 1 || restarted;
+                if retry {
                     if let Err(err) = self.save(&record).await {
                         return Finish::Store(err);
                     }
@@ -159,7 +162,7 @@ impl NodeTask {
                         inlet: self.stream.as_ref().and_then(|s| s.inlet.clone()),
                     };
                     let input = record.input.unshared_joins();
-                    match self.attempt_once(&ctx, input, &record, tries, began).await {
+                    match self.attempt_once(&ctx, input, &record, !retry, began).await {
                         Ok(outcome) => (outcome, ctx.outlet.used().cloned()),
                         Err(err) => return Finish::Store(err),
                     }
@@ -250,15 +253,16 @@ impl NodeTask {
     /// committed while it goes on, so that a slow call shows in the run.
     /// The node is polled while the record is written, not paused: it may
     /// hold a store connection across its first wait, and the write may
-    /// need that connection. The attempt's timeout starts at `began`; its
-    /// timer is set only once the node waits.
+    /// need that connection (`unsaved`: a retry's record was written
+    /// before it ran). The attempt's timeout starts at `began`; its timer
+    /// is set only once the node waits.
     #[allow(clippy::manual_async_fn)] // on purpose: see `impl NodeTask`
     fn attempt_once<'a>(
         &'a self,
         ctx: &'a NodeContext,
         input: Ports,
         record: &'a NodeExecution,
-        tries: u32,
+        unsaved: bool,
         began: tokio::time::Instant,
     ) -> impl Future<Output = Result<Result<NodeOutcome, NodeError>, StoreError>> + Send + 'a {
         let mut call = self.node.execute(ctx, input);
@@ -271,7 +275,7 @@ impl NodeTask {
             // first poll.
             Box::pin(async move {
                 let limited = self.within_timeout(call, ctx, began);
-                if tries == 1 {
+                if unsaved {
                     let (outcome, saved) =
                         futures_util::future::join(limited, self.save(record)).await;
                     return saved.map(|()| outcome);
