@@ -58,11 +58,7 @@ async fn run_batch(
 }
 
 fn durable_transitions(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = concertmaster_benches::runtime();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut stores: Vec<(&str, Arc<dyn Store>)> = Vec::new();
     runtime.block_on(async {

@@ -115,11 +115,7 @@ fn pair(suffix: &str) -> WorkflowDefinition {
 }
 
 fn streaming(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = concertmaster_benches::runtime();
     let tenant = TenantId::new("bench");
     let (engine, shapes) = runtime.block_on(async {
         let engine = Engine::builder()

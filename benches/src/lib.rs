@@ -239,6 +239,16 @@ pub async fn vacuum_postgres_schema(url: &str, schema: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// The runtime every bench runs its engine on: two workers, as a host
+/// service on this machine's two cores would have.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The time of `iters` runs of `workflow` on `trigger`, one after another,
 /// each waited for until it settles (and checked to have succeeded), from a
 /// task on the runtime's workers, as a request handler in a host service

@@ -470,19 +470,13 @@ impl RunDriver {
             ),
             None => (self.input_of(i), 1, None, None, None),
         };
-        let generation;
-        let stream = match self.workflow.plan.group_of[i] {
-            Some(group) => {
-                let (ends, at) = self.stream_ends(i, group, attempt);
-                attempt = at;
-                generation = self.streams.as_ref().map_or(0, |s| s.generations[i]);
-                Some(ends)
-            }
-            None => {
-                generation = 0;
-                None
-            }
-        };
+        let stream = self.workflow.plan.group_of[i].map(|group| {
+            let (ends, at) = self.stream_ends(i, group, attempt);
+            attempt = at;
+            ends
+        });
+        // Only nodes of stream groups change generation.
+        let generation = self.streams.as_ref().map_or(0, |s| s.generations[i]);
         let def = &self.workflow.definition;
         let spec = &def.nodes[i];
         let record = NodeExecution {

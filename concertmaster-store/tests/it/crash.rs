@@ -176,29 +176,17 @@ fn registry(effects: &Path, pause: Duration) -> NodeRegistry {
 /// The crash test's workflow; with `streams`, the fan-out streams its items
 /// to the side effect, which runs while it does.
 fn workflow(streams: bool) -> WorkflowDefinition {
-    if streams {
-        return WorkflowDefinition::from_value(json!({
-            "id": "crash", "name": "Crash test, streaming",
-            "nodes": [
-                {"id": "start", "type": "start"},
-                {"id": "fan_out", "type": "stream_out"},
-                {"id": "effect", "type": "stream_effect"},
-                {"id": "done", "type": "done"}
-            ],
-            "edges": [
-                {"source": "start", "target": "fan_out"},
-                {"source": "fan_out", "target": "effect"},
-                {"source": "effect", "target": "done"}
-            ]
-        }))
-        .expect("parses");
-    }
+    let (fan_out, effect) = if streams {
+        ("stream_out", "stream_effect")
+    } else {
+        ("fan_out", "effect")
+    };
     WorkflowDefinition::from_value(json!({
         "id": "crash", "name": "Crash test",
         "nodes": [
             {"id": "start", "type": "start"},
-            {"id": "fan_out", "type": "fan_out"},
-            {"id": "effect", "type": "effect"},
+            {"id": "fan_out", "type": fan_out},
+            {"id": "effect", "type": effect},
             {"id": "done", "type": "done"}
         ],
         "edges": [
