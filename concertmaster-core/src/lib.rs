@@ -129,9 +129,9 @@ pub use run::{
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, FormStore, InMemoryStore, LeaseStore, RunClaim, RunMigration,
-    RunStart, RunStore, Store, StoreError, StoreErrorKind, StoreResult, StoredConnection,
-    WaitStore, WorkflowStore,
+    DatasetRecord, DatasetStore, Epoch, FormStore, InMemoryStore, LeaseStore, RunClaim,
+    RunMigration, RunStart, RunStore, Store, StoreError, StoreErrorKind, StoreResult,
+    StoredConnection, WaitStore, WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

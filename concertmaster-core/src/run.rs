@@ -144,6 +144,13 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    /// Whether the node's attempt has ended: succeeded, failed, skipped or
+    /// cancelled. A record only moves from ended to running or waiting
+    /// with a later attempt.
+    pub fn is_ended(self) -> bool {
+        !matches!(self, Self::Running | Self::Waiting)
+    }
+
     /// The snake_case name used in JSON.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -20,6 +20,10 @@ pub const WORKFLOW_EXECUTION_DURATION_SECONDS: &str = "workflow_execution_durati
 pub const ACTIVE_WORKFLOWS: &str = "active_workflows";
 /// Histogram of node attempt durations in seconds, labelled `node_type`, `tenant_id`.
 pub const NODE_EXECUTION_DURATION_SECONDS: &str = "node_execution_duration_seconds";
+/// Counter of writes the store refused because the writing engine's lease
+/// on the run was no longer current (another engine took the run over
+/// while this one stalled), labelled `tenant_id`. Each stops a driver.
+pub const FENCED_WRITES_TOTAL: &str = "fenced_writes_total";
 
 /// Per node type of `types`, the key of its attempt-duration histogram for
 /// `tenant`. Built once per workflow version and tenant: a key hashes and
@@ -54,6 +58,11 @@ pub(crate) fn node_finished(key: &Key, took: Duration) {
             .register_histogram(key, &METADATA)
             .record(took.as_secs_f64())
     });
+}
+
+pub(crate) fn write_fenced(tenant: &TenantId) {
+    metrics::counter!(FENCED_WRITES_TOTAL, "tenant_id" => SharedString::from_shared(tenant.shared()))
+        .increment(1);
 }
 
 pub(crate) fn run_driven(tenant: &TenantId, delta: f64) {

@@ -83,6 +83,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: include_str!("../migrations/postgres/0011_refuse.sql"),
     },
+    Migration {
+        version: 12,
+        description: "lease epochs (fencing); given-up leases keep their row",
+        sqlite: include_str!("../migrations/sqlite/0012_lease_epochs.sql"),
+        postgres: include_str!("../migrations/postgres/0012_lease_epochs.sql"),
+    },
 ];
 
 /// The newest version this build knows.

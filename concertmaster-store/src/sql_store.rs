@@ -36,7 +36,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -136,12 +136,18 @@ macro_rules! sql_store {
                 .bind(run.parent.as_ref().map(|p| p.node.as_str())))
         }
 
-        /// Binds one execution's 13 parameters in the order of `node/upsert`'s
-        /// column list.
+        /// An epoch as the databases keep it (BIGINT).
+        fn epoch_param(epoch: Epoch) -> i64 {
+            i64::try_from(epoch.get()).unwrap_or(i64::MAX)
+        }
+
+        /// Binds one execution's 14 parameters in the order of `node/upsert`'s
+        /// rows: its column list, then the writer's lease epoch.
         fn bind_execution<'q>(
             query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
             tenant: &'q TenantId,
             e: &'q NodeExecution,
+            epoch: Epoch,
         ) -> StoreResult<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
             Ok(query
                 .bind(e.run_id.as_uuid())
@@ -156,14 +162,15 @@ macro_rules! sql_store {
                 .bind(e.wait.as_ref().map(Json))
                 .bind(e.resumed.as_ref().map(Json))
                 .bind(ts_opt(e.started_at))
-                .bind(ts_opt(e.ended_at)))
+                .bind(ts_opt(e.ended_at))
+                .bind(epoch_param(epoch)))
         }
 
-        async fn save_execution<'c, E>(executor: E, tenant: &TenantId, e: &NodeExecution) -> StoreResult<u64>
+        async fn save_execution<'c, E>(executor: E, tenant: &TenantId, e: &NodeExecution, epoch: Epoch) -> StoreResult<u64>
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let done = bind_execution(sqlx::query(NODE_UPSERT.rows(1)), tenant, e)?
+            let done = bind_execution(sqlx::query(NODE_UPSERT.rows(1)), tenant, e, epoch)?
                 .execute(executor)
                 .await
                 .map_err(|err| store_error(err, "node execution", format!("{}/{}", e.run_id, e.node_id)))?;
@@ -176,14 +183,14 @@ macro_rules! sql_store {
         /// A write the writer task commits, alone or with others.
         #[derive(Debug)]
         enum Write {
-            /// `save_node_execution`; answers the rows written (0: the run
-            /// has ended or is not the tenant's).
-            Execution { tenant: TenantId, execution: NodeExecution },
+            /// `save_node_execution`; answers the rows written (0: refused,
+            /// see `node/upsert`).
+            Execution { tenant: TenantId, execution: NodeExecution, epoch: Epoch },
             /// `start_run`; answers 1.
             Start { run: Run, owner: String, until: DateTime<Utc>, audit: AuditEntry },
-            /// `settle_run`; answers the runs updated (0: the run has ended
-            /// or is not the tenant's).
-            Settle { run: Run, owner: String },
+            /// `settle_run`; answers the runs updated (0: the run has ended,
+            /// is not the tenant's, or is leased at another epoch).
+            Settle { run: Run, owner: String, epoch: Epoch },
         }
 
         /// A write waiting for the group commit, and who to tell.
@@ -320,9 +327,9 @@ macro_rules! sql_store {
             let mut group = Group::default();
             for pending in batch {
                 match &pending.write {
-                    Write::Execution { tenant, execution } => group.executions.push((tenant, execution)),
+                    Write::Execution { tenant, execution, epoch } => group.executions.push((tenant, execution, *epoch)),
                     Write::Start { run, owner, until, audit } => group.starts.push((run, owner, *until, audit)),
-                    Write::Settle { run, owner } => group.settles.push((run, owner)),
+                    Write::Settle { run, owner, epoch } => group.settles.push((run, owner, *epoch)),
                 }
             }
             let together = if group.executions.len() == batch.len() {
@@ -352,9 +359,9 @@ macro_rules! sql_store {
         /// A group's writes by kind, each kind saved by one statement.
         #[derive(Default)]
         struct Group<'a> {
-            executions: Vec<(&'a TenantId, &'a NodeExecution)>,
+            executions: Vec<(&'a TenantId, &'a NodeExecution, Epoch)>,
             starts: Vec<(&'a Run, &'a str, DateTime<Utc>, &'a AuditEntry)>,
-            settles: Vec<(&'a Run, &'a str)>,
+            settles: Vec<(&'a Run, &'a str, Epoch)>,
         }
 
         /// Applies the whole group in one transaction, a statement per kind
@@ -377,18 +384,18 @@ macro_rules! sql_store {
         }
 
         /// Settles every run of `settles`: true when each was replaced.
-        async fn settled_all(conn: &mut <Db as sqlx::Database>::Connection, settles: &[(&Run, &str)]) -> bool {
+        async fn settled_all(conn: &mut <Db as sqlx::Database>::Connection, settles: &[(&Run, &str, Epoch)]) -> bool {
             matches!(settle_all(conn, settles).await, Ok(n) if n == settles.len() as u64)
         }
 
         /// One write in a commit of its own.
         async fn write_alone(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<u64> {
             match write {
-                Write::Execution { tenant, execution } => save_execution(&mut *conn, tenant, execution).await,
+                Write::Execution { tenant, execution, epoch } => save_execution(&mut *conn, tenant, execution, *epoch).await,
                 Write::Start { run, owner, until, audit } => {
                     start_all(&mut *conn, &[(run, owner, *until, audit)]).await.map(|()| 1)
                 }
-                Write::Settle { run, owner } => settle_all(&mut *conn, &[(run, owner)]).await,
+                Write::Settle { run, owner, epoch } => settle_all(&mut *conn, &[(run, owner, *epoch)]).await,
             }
         }
 
@@ -415,13 +422,13 @@ macro_rules! sql_store {
         /// for its tenant, which refuses the statement whole.
         async fn settle_all(
             conn: &mut <Db as sqlx::Database>::Connection,
-            settles: &[(&Run, &str)],
+            settles: &[(&Run, &str, Epoch)],
         ) -> StoreResult<u64> {
             let id = settles.first().map(|s| s.0.id.to_string()).unwrap_or_default();
             let fail = |err| store_error(err, "run", &id);
             let mut query = sqlx::query(RUN_SETTLE_ROWS.rows(settles.len()));
-            for (run, owner) in settles {
-                query = bind_run(query, run)?.bind(*owner);
+            for (run, owner, epoch) in settles {
+                query = bind_run(query, run)?.bind(*owner).bind(epoch_param(*epoch));
             }
             match query.execute(&mut *conn).await {
                 Ok(_) => Ok(settles.len() as u64),
@@ -447,13 +454,13 @@ macro_rules! sql_store {
         /// Saves `executions` with one `node/upsert`: true when every row
         /// was saved. The statement is atomic; when it skipped a row, the rows
         /// it saved are saved again, identically, by the row-by-row pass.
-        async fn upsert_all<'c, E>(executor: E, executions: &[(&TenantId, &NodeExecution)]) -> bool
+        async fn upsert_all<'c, E>(executor: E, executions: &[(&TenantId, &NodeExecution, Epoch)]) -> bool
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
             let mut query = sqlx::query(NODE_UPSERT.rows(executions.len()));
-            for (tenant, execution) in executions {
-                query = match bind_execution(query, tenant, execution) {
+            for (tenant, execution, epoch) in executions {
+                query = match bind_execution(query, tenant, execution, *epoch) {
                     Ok(query) => query,
                     Err(_) => return false,
                 };
@@ -497,32 +504,100 @@ macro_rules! sql_store {
             }
         }
 
-        static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 13);
+        static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 14);
         static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 13);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
         static RUN_START_ROWS: RowsStatement = RowsStatement::new(RUN_STARTS, 22);
-        static RUN_SETTLE_ROWS: RowsStatement = RowsStatement::new(RUN_SETTLES, 11);
+        static RUN_SETTLE_ROWS: RowsStatement = RowsStatement::new(RUN_SETTLES, 12);
         /// How the settle statement says a run was not settled (see
         /// `run/settle_rows.<backend>.sql`).
         const RUN_NOT_SETTLED: &str = "concertmaster: run not settled";
 
-        /// Why a write into run `id` changed nothing: it does not exist for
-        /// the tenant, or it has ended.
-        async fn closed_run<'c, E>(executor: E, tenant: &TenantId, id: RunId) -> StoreError
+        /// Why a write into run `id` would be refused, if it would: the run
+        /// does not exist for the tenant, has ended, or (for a write naming
+        /// `epoch`) is leased at another epoch.
+        async fn run_refusal<'c, E>(executor: E, tenant: &TenantId, id: RunId, epoch: Option<Epoch>) -> StoreResult<Option<StoreError>>
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let status = sqlx::query_scalar::<_, String>(sql!("run/exists"))
+            let row = sqlx::query(sql!("run/write_state"))
                 .bind(id.as_uuid())
                 .bind(tenant.as_str())
                 .fetch_optional(executor)
-                .await;
-            match status {
-                Ok(Some(_)) => StoreError::run_ended(id),
-                Ok(None) => StoreError::run_not_found(id),
-                Err(err) => store_error(err, "run", id),
+                .await
+                .map_err(|err| store_error(err, "run", id))?;
+            let Some(row) = row else {
+                return Ok(Some(StoreError::run_not_found(id)));
+            };
+            let read = || -> Result<(RunStatus, Option<i64>), sqlx::Error> {
+                Ok((parse_name("status", row.try_get("status")?)?, row.try_get("epoch")?))
+            };
+            let (status, current) = read().map_err(|err| store_error(err, "run", id))?;
+            if status.is_terminal() {
+                return Ok(Some(StoreError::run_ended(id)));
             }
+            Ok(epoch
+                .filter(|epoch| current != Some(epoch_param(*epoch)))
+                .map(|epoch| StoreError::Fenced { run: id, epoch }))
+        }
+
+        /// Why a write into run `id` changed nothing (see `run_refusal`).
+        async fn refused_run(pool: &sqlx::Pool<Db>, tenant: &TenantId, id: RunId, epoch: Option<Epoch>) -> StoreError {
+            match run_refusal(pool, tenant, id, epoch).await {
+                Ok(Some(refusal)) | Err(refusal) => refusal,
+                Ok(None) => StoreError::Conflict {
+                    entity: "run",
+                    id: id.to_string(),
+                    message: "the write was refused; read the run again".into(),
+                },
+            }
+        }
+
+        /// Why a write of `execution` changed nothing: the refusals of its
+        /// run, or a record that would move its node backwards.
+        async fn refused_node(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            execution: &NodeExecution,
+            epoch: Epoch,
+        ) -> StoreError {
+            let id = execution.run_id;
+            match run_refusal(&mut *conn, tenant, id, Some(epoch)).await {
+                Ok(Some(refusal)) | Err(refusal) => return refusal,
+                Ok(None) => {}
+            }
+            let row = sqlx::query(sql!("node/progress"))
+                .bind(id.as_uuid())
+                .bind(execution.node_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await;
+            let entity = || format!("{}/{}", id, execution.node_id);
+            let stored = match row {
+                Ok(Some(row)) => {
+                    let read = || -> Result<(concertmaster_core::NodeStatus, u32), sqlx::Error> {
+                        Ok((parse_name("status", row.try_get("status")?)?, to_u32("attempt", row.try_get("attempt")?)?))
+                    };
+                    match read() {
+                        Ok(stored) => stored,
+                        Err(err) => return store_error(err, "node execution", entity()),
+                    }
+                }
+                Ok(None) => {
+                    return StoreError::Conflict {
+                        entity: "node execution",
+                        id: entity(),
+                        message: "the write was refused; read the run again".into(),
+                    }
+                }
+                Err(err) => return store_error(err, "node execution", entity()),
+            };
+            StoreError::check_forward_parts(id, &execution.node_id, stored, (execution.status, execution.attempt))
+                .unwrap_or_else(|| StoreError::Conflict {
+                    entity: "node execution",
+                    id: entity(),
+                    message: "the write was refused; read the run again".into(),
+                })
         }
 
         /// Applies the migrations the database lacks, each in its own
@@ -683,13 +758,14 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+            async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
                 let write = Write::Settle {
                     run: run.clone(),
                     owner: owner.to_string(),
+                    epoch,
                 };
                 if self.write(write).await? == 0 {
-                    return Err(closed_run(&self.pool, &run.tenant, run.id).await);
+                    return Err(refused_run(&self.pool, &run.tenant, run.id, Some(epoch)).await);
                 }
                 Ok(())
             }
@@ -704,13 +780,14 @@ macro_rules! sql_store {
                     .map_err(|err| store_error(err, "run", id))
             }
 
-            async fn update_run(&self, run: &Run) -> StoreResult<()> {
+            async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()> {
                 let done = bind_run(sqlx::query(sql!("run/update")), run)?
+                    .bind(epoch_param(epoch))
                     .execute(&self.pool)
                     .await
                     .map_err(|err| store_error(err, "run", run.id))?;
                 if done.rows_affected() == 0 {
-                    return Err(closed_run(&self.pool, &run.tenant, run.id).await);
+                    return Err(refused_run(&self.pool, &run.tenant, run.id, Some(epoch)).await);
                 }
                 Ok(())
             }
@@ -739,13 +816,19 @@ macro_rules! sql_store {
                     .map_err(|err| store_error(err, "runs of tenant", tenant))
             }
 
-            async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+            async fn save_node_execution(&self, tenant: &TenantId, execution: &NodeExecution, epoch: Epoch) -> StoreResult<()> {
                 let write = Write::Execution {
                     tenant: tenant.clone(),
                     execution: execution.clone(),
+                    epoch,
                 };
                 if self.write(write).await? == 0 {
-                    return Err(closed_run(&self.pool, tenant, execution.run_id).await);
+                    let mut conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(|err| store_error(err, "run", execution.run_id))?;
+                    return Err(refused_node(&mut conn, tenant, execution, epoch).await);
                 }
                 Ok(())
             }
@@ -767,6 +850,7 @@ macro_rules! sql_store {
                 status: RunStatus,
                 reason: &str,
                 at: DateTime<Utc>,
+                epoch: Option<Epoch>,
             ) -> StoreResult<Option<Run>> {
                 if let Some(refused) = StoreError::check_end_status(id, status) {
                     return Err(refused);
@@ -779,10 +863,17 @@ macro_rules! sql_store {
                     .bind(status.as_str())
                     .bind(reason)
                     .bind(ts(at))
+                    .bind(epoch.map(epoch_param))
                     .execute(&mut *tx)
                     .await
                     .map_err(fail)?
                     .rows_affected();
+                if ended == 0 && epoch.is_some() {
+                    // An open run not ended: leased at another epoch.
+                    if let Some(StoreError::Fenced { run, epoch }) = run_refusal(&mut *tx, tenant, id, epoch).await? {
+                        return Err(StoreError::Fenced { run, epoch });
+                    }
+                }
                 if ended > 0 {
                     sqlx::query(sql!("node/cancel_open"))
                         .bind(id.as_uuid())
@@ -883,7 +974,7 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl WaitStore for $store {
-            async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+            async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution, epoch: Epoch) -> StoreResult<()> {
                 let entity = format!("{}/{}", execution.run_id, execution.node_id);
                 let Some(wait) = &execution.wait else {
                     return Err(StoreError::Conflict {
@@ -894,18 +985,8 @@ macro_rules! sql_store {
                 };
                 let fail = |err| store_error(err, "wait", &wait.key);
                 let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                let status = sqlx::query_scalar::<_, String>(sql!("run/exists"))
-                    .bind(execution.run_id.as_uuid())
-                    .bind(tenant.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-                match status.as_deref() {
-                    None => return Err(StoreError::run_not_found(execution.run_id)),
-                    Some("succeeded" | "failed" | "cancelled") => {
-                        return Err(closed_run(&mut *tx, tenant, execution.run_id).await)
-                    }
-                    Some(_) => {}
+                if let Some(refusal) = run_refusal(&mut *tx, tenant, execution.run_id, Some(epoch)).await? {
+                    return Err(refusal);
                 }
                 let registered = sqlx::query(sql!("wait/upsert"))
                     .bind(tenant.as_str())
@@ -939,7 +1020,10 @@ macro_rules! sql_store {
                         message: format!("{held_by} already waits on this key; wait keys must be unique per tenant"),
                     });
                 }
-                save_execution(&mut *tx, tenant, execution).await?;
+                if save_execution(&mut *tx, tenant, execution, epoch).await? == 0 {
+                    // Rolled back with the transaction, wait and all.
+                    return Err(refused_node(&mut tx, tenant, execution, epoch).await);
+                }
                 tx.commit().await.map_err(fail)?;
                 Ok(())
             }
@@ -1012,17 +1096,17 @@ macro_rules! sql_store {
                 owner: &str,
                 until: DateTime<Utc>,
                 now: DateTime<Utc>,
-            ) -> StoreResult<bool> {
-                let claimed = sqlx::query(sql!("lease/claim_one"))
+            ) -> StoreResult<Option<Epoch>> {
+                let claimed = sqlx::query_scalar::<_, i64>(sql!("lease/claim_one"))
                     .bind(id.as_uuid())
                     .bind(tenant.as_str())
                     .bind(owner)
                     .bind(ts(until))
                     .bind(ts(now))
-                    .execute(&self.pool)
+                    .fetch_optional(&self.pool)
                     .await
                     .map_err(|err| store_error(err, "run lease", id))?;
-                Ok(claimed.rows_affected() > 0)
+                Ok(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs())))
             }
 
             async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
@@ -1051,15 +1135,15 @@ macro_rules! sql_store {
                     .map_err(fail)?;
                 let mut claimed = Vec::with_capacity(candidates.len());
                 for (tenant, id) in candidates {
-                    let taken = sqlx::query(sql!("lease/take"))
+                    let taken = sqlx::query_scalar::<_, i64>(sql!("lease/take"))
                         .bind(id.as_uuid())
                         .bind(owner)
                         .bind(ts(until))
                         .bind(ts(now))
-                        .execute(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await
                         .map_err(fail)?;
-                    if taken.rows_affected() > 0 {
+                    if taken.is_some() {
                         claimed.push((tenant, id));
                     }
                 }

@@ -13,7 +13,7 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports, ERROR_PORT};
 use crate::node::{Node, NodeContext, NodeError, NodeOutcome, Suspend};
 use crate::run::{NodeExecution, NodeStatus, Wait};
-use crate::store::StoreError;
+use crate::store::{Epoch, StoreError};
 use crate::telemetry;
 use crate::workflow::RetryPolicy;
 
@@ -59,6 +59,8 @@ pub(super) struct StreamEnds {
 pub(super) struct NodeTask {
     pub(super) inner: Arc<Inner>,
     pub(super) tenant: TenantId,
+    /// The run's lease epoch, carried on every write (see `Epoch`).
+    pub(super) epoch: Epoch,
     pub(super) workflow_id: WorkflowId,
     pub(super) workflow_version: u32,
     pub(super) node: Arc<dyn Node>,
@@ -314,7 +316,9 @@ impl NodeTask {
     async fn save(&self, record: &NodeExecution) -> Result<(), StoreError> {
         self.inner
             .durably("save node execution", || {
-                self.inner.store.save_node_execution(&self.tenant, record)
+                self.inner
+                    .store
+                    .save_node_execution(&self.tenant, record, self.epoch)
             })
             .await
     }
@@ -394,7 +398,9 @@ impl NodeTask {
         let result = self
             .inner
             .durably("suspend node", || {
-                self.inner.store.suspend_node(&self.tenant, suspended)
+                self.inner
+                    .store
+                    .suspend_node(&self.tenant, suspended, self.epoch)
             })
             .await;
         match result {

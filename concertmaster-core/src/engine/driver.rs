@@ -26,7 +26,7 @@ use crate::ids::{RunId, TenantId};
 use crate::item::Ports;
 use crate::node::NodeError;
 use crate::run::{NodeExecution, NodeStatus, Run, RunStatus};
-use crate::store::StoreError;
+use crate::store::{Epoch, StoreError};
 use crate::telemetry;
 use crate::validate::ValidatedWorkflow;
 
@@ -96,7 +96,7 @@ async fn cancel_held_elsewhere(inner: &Arc<Inner>, tenant: &TenantId, id: RunId,
         .durably("end run", || {
             inner
                 .store
-                .end_run(tenant, id, RunStatus::Cancelled, reason, at)
+                .end_run(tenant, id, RunStatus::Cancelled, reason, at, None)
         })
         .await;
     match ended {
@@ -124,6 +124,8 @@ struct RunDriver {
     inner: Arc<Inner>,
     tenant: TenantId,
     run: Run,
+    /// The epoch of this engine's lease on the run, carried on every write.
+    epoch: Epoch,
     workflow: ValidatedWorkflow,
     slots: Vec<Slot>,
     /// Stored records of nodes to execute again (interrupted or woken);
@@ -153,6 +155,9 @@ struct RunDriver {
     /// is left in flight as stored, for this engine's next wake-up or the
     /// next engine's start, rather than failed for an outage.
     store_down: Option<StoreError>,
+    /// Set when the store refused a write because another engine took the
+    /// run over: the driver stops at once, writing and giving up nothing.
+    fenced: Option<StoreError>,
     /// The state of the run's stream groups; `None` for a workflow without
     /// streaming edges, which pays nothing for them.
     streams: Option<Box<Streams>>,
@@ -206,7 +211,10 @@ impl RunDriver {
         if run.status.is_terminal() {
             return Ok(Load::Nothing);
         }
-        if !leased {
+        // A run this engine started holds its first lease.
+        let epoch = if leased {
+            Epoch::FIRST
+        } else {
             let now = inner.clock.now();
             let until = inner.lease_until(now);
             let claimed = inner
@@ -214,10 +222,11 @@ impl RunDriver {
                     inner.store.claim_run(tenant, id, &inner.owner, until, now)
                 })
                 .await?;
-            if !claimed {
-                return Ok(Load::HeldElsewhere);
+            match claimed {
+                Some(epoch) => epoch,
+                None => return Ok(Load::HeldElsewhere),
             }
-        }
+        };
         let workflow = match inner
             .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
             .await
@@ -236,7 +245,7 @@ impl RunDriver {
                     .durably("end run", || {
                         inner
                             .store
-                            .end_run(tenant, id, RunStatus::Failed, &reason, at)
+                            .end_run(tenant, id, RunStatus::Failed, &reason, at, Some(epoch))
                     })
                     .await?;
                 if let Some(run) = ended {
@@ -252,6 +261,7 @@ impl RunDriver {
             inner: Arc::clone(inner),
             tenant: tenant.clone(),
             run,
+            epoch,
             slots: vec![Slot::Unresolved; n],
             records: (0..n).map(|_| None).collect(),
             pending_in: plan.incoming.iter().map(Vec::len).collect(),
@@ -265,6 +275,7 @@ impl RunDriver {
             failure: None,
             stored: false,
             store_down: None,
+            fenced: None,
             streams: (!plan.groups.is_empty()).then(|| {
                 let (announce, announced) = mpsc::unbounded_channel();
                 Box::new(Streams {
@@ -371,11 +382,17 @@ impl RunDriver {
         }
         if self.run.status != RunStatus::Running {
             self.run.status = RunStatus::Running;
+            let epoch = self.epoch;
             if let Err(err) = self
                 .inner
-                .durably("update run", || self.inner.store.update_run(&self.run))
+                .durably("update run", || {
+                    self.inner.store.update_run(&self.run, epoch)
+                })
                 .await
             {
+                if self.is_fenced(&err) {
+                    return self.fenced_out();
+                }
                 tracing::error!(error = %err, "run could not be marked running; it stays in flight");
                 return;
             }
@@ -386,7 +403,7 @@ impl RunDriver {
         // act on one at a time.
         let mut finished = VecDeque::new();
         let mut announced = self.streams.as_mut().and_then(|s| s.announced.take());
-        while self.failure.is_none() && self.store_down.is_none() {
+        while self.failure.is_none() && self.store_down.is_none() && self.fenced.is_none() {
             while running.len() < limit || !self.urgent.is_empty() {
                 let Some(i) = self.urgent.pop().or_else(|| self.ready.pop_front()) else {
                     break;
@@ -441,6 +458,9 @@ impl RunDriver {
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
+        if self.fenced.is_some() {
+            return self.fenced_out();
+        }
         if let Some(err) = self.store_down.take() {
             tracing::error!(error = %err, "the store stayed unavailable; the run stays in flight");
             return;
@@ -497,6 +517,7 @@ impl RunDriver {
         let task = NodeTask {
             inner: Arc::clone(&self.inner),
             tenant: self.tenant.clone(),
+            epoch: self.epoch,
             workflow_id: def.id.clone(),
             workflow_version: def.version,
             node: Arc::clone(&self.workflow.nodes[i]),
@@ -830,7 +851,9 @@ impl RunDriver {
         let saved = self
             .inner
             .durably("save node execution", || {
-                self.inner.store.save_node_execution(&self.tenant, &record)
+                self.inner
+                    .store
+                    .save_node_execution(&self.tenant, &record, self.epoch)
             })
             .await;
         if let Err(err) = saved {
@@ -841,7 +864,9 @@ impl RunDriver {
     /// A store call failed even after retries: an outage leaves the run in
     /// flight; a refusal (a conflict, a corrupt record) fails it.
     fn store_failed(&mut self, node: Option<usize>, err: StoreError) {
-        if err.is_retryable() {
+        if self.is_fenced(&err) {
+            self.fenced = Some(err);
+        } else if err.is_retryable() {
             self.store_down = Some(err);
         } else {
             self.failure = Some(format!(
@@ -898,14 +923,17 @@ impl RunDriver {
             self.run.ended_at = Some(self.inner.clock.now());
         }
         // The run's state and the end of this engine's lease, in one change.
-        let owner = &self.inner.owner;
+        let (owner, epoch) = (&self.inner.owner, self.epoch);
         if let Err(err) = self
             .inner
             .durably("settle run", || {
-                self.inner.store.settle_run(&self.run, owner)
+                self.inner.store.settle_run(&self.run, owner, epoch)
             })
             .await
         {
+            if self.is_fenced(&err) {
+                return self.fenced_out();
+            }
             tracing::error!(error = %err, "run state could not be stored; it stays in flight");
             return;
         }
@@ -929,13 +957,17 @@ impl RunDriver {
         // written lands after the run ends.
         running.clear();
         let (tenant, id, at) = (&self.tenant, self.run.id, self.inner.clock.now());
+        let epoch = self.epoch;
         let ended = self
             .inner
             .durably("end run", || {
-                self.inner.store.end_run(tenant, id, status, &reason, at)
+                self.inner
+                    .store
+                    .end_run(tenant, id, status, &reason, at, Some(epoch))
             })
             .await;
         match ended {
+            Err(err) if self.is_fenced(&err) => return self.fenced_out(),
             Ok(Some(run)) => {
                 tracing::info!(status = run.status.as_str(), %reason, "run ended");
                 run_ended(&self.inner, &run);
@@ -946,6 +978,24 @@ impl RunDriver {
             Err(err) => tracing::error!(error = %err, "run could not be ended; it stays in flight"),
         }
         release(&self.inner, self.run.id).await;
+    }
+
+    /// Whether `err` says another engine took the run over, counting it.
+    fn is_fenced(&self, err: &StoreError) -> bool {
+        let fenced = err.kind() == crate::store::StoreErrorKind::Fenced;
+        if fenced {
+            telemetry::write_fenced(&self.tenant);
+        }
+        fenced
+    }
+
+    /// Stops driving the run after a write was fenced: another engine
+    /// drives it now, so this one writes nothing more and gives up
+    /// nothing (the lease is not its own any more).
+    fn fenced_out(&mut self) {
+        let epoch = self.epoch;
+        tracing::warn!(%epoch, "lease lost to another engine (a write was fenced); no longer driving the run");
+        self.cancel.cancel();
     }
 
     fn node_id(&self, i: Option<usize>) -> String {

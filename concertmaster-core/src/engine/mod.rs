@@ -847,7 +847,7 @@ impl Engine {
             .store
             .claim_run(tenant, id, &self.inner.owner, until, now)
             .await?;
-        if !claimed {
+        if claimed.is_none() {
             return match self.inner.store.run(tenant, id).await? {
                 Some(_) => Ok(false),
                 None => Err(Error::RunNotFound {

@@ -7,7 +7,7 @@ use super::{keyed_run_id, Engine};
 use crate::error::{Error, Result};
 use crate::ids::{NodeId, RunId, TenantId};
 use crate::run::{NodeExecution, NodeStatus, PreparedRun, RunFilter, RunOrigin, RunStatus};
-use crate::store::{RunStart, StoreErrorKind};
+use crate::store::{Epoch, RunStart, StoreErrorKind};
 
 /// How many runs a batch reads from the store at a time.
 const BATCH_PAGE: usize = 100;
@@ -152,7 +152,10 @@ impl Engine {
             };
             self.inner
                 .durably("copy a reused node execution", || {
-                    self.inner.store.save_node_execution(tenant, &copy)
+                    // Under the run's first lease, taken by its start.
+                    self.inner
+                        .store
+                        .save_node_execution(tenant, &copy, Epoch::FIRST)
                 })
                 .await?;
         }

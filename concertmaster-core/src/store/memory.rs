@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, FormStore, LeaseStore, RunClaim, RunMigration, RunStart, RunStore,
-    StoreError, StoreResult, StoredConnection, WaitStore, WorkflowStore,
+    DatasetRecord, DatasetStore, Epoch, FormStore, LeaseStore, RunClaim, RunMigration, RunStart,
+    RunStore, StoreError, StoreResult, StoredConnection, WaitStore, WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -47,8 +47,7 @@ struct State {
     executions: HashMap<RunId, Executions>,
     waits: HashMap<(TenantId, String), Wait>,
     timers: BTreeSet<(DateTime<Utc>, TenantId, String)>,
-    /// Run -> (owner, until).
-    leases: HashMap<RunId, (String, DateTime<Utc>)>,
+    leases: HashMap<RunId, Lease>,
     audit: Vec<AuditEntry>,
     forms: HashMap<(TenantId, FormId), BTreeMap<u32, FormSchema>>,
     /// Token hash -> link.
@@ -65,6 +64,16 @@ struct State {
     keep_ended: Option<usize>,
     /// (tenant, content) -> chunks in order.
     contents: HashMap<(TenantId, ContentId), BTreeMap<u32, Vec<u8>>>,
+}
+
+/// A run's lease. Kept when given up (with no owner), so that whoever takes
+/// it next gets a greater epoch.
+#[derive(Debug)]
+struct Lease {
+    /// Empty once given up.
+    owner: String,
+    until: DateTime<Utc>,
+    epoch: Epoch,
 }
 
 /// Runs forgotten past the bound on ended runs, with their records: the
@@ -157,8 +166,69 @@ impl State {
     fn lease_free(&self, id: RunId, owner: &str, now: DateTime<Utc>) -> bool {
         match self.leases.get(&id) {
             None => true,
-            Some((holder, until)) => holder == owner || *until < now,
+            Some(lease) => lease.owner.is_empty() || lease.owner == owner || lease.until < now,
         }
+    }
+
+    /// Takes the lease of run `id` for `owner` (the caller checked that it
+    /// is free for `owner`); returns its epoch.
+    fn take_lease(&mut self, id: RunId, owner: &str, until: DateTime<Utc>) -> Epoch {
+        match self.leases.get_mut(&id) {
+            Some(lease) => {
+                if lease.owner != owner {
+                    lease.owner = owner.to_string();
+                    lease.epoch = Epoch::new(lease.epoch.get() + 1);
+                }
+                lease.until = until;
+                lease.epoch
+            }
+            None => {
+                self.leases.insert(
+                    id,
+                    Lease {
+                        owner: owner.to_string(),
+                        until,
+                        epoch: Epoch::FIRST,
+                    },
+                );
+                Epoch::FIRST
+            }
+        }
+    }
+
+    /// Refuses a write into run `id` by an engine whose lease epoch is
+    /// `epoch`, unless that is the run's current epoch. A lease its holder
+    /// gave up keeps its epoch until another takes it: the holder's own
+    /// write repeated after an answer was lost still lands.
+    fn check_fence(&self, id: RunId, epoch: Epoch) -> StoreResult<()> {
+        match self.leases.get(&id) {
+            Some(lease) if lease.epoch == epoch => Ok(()),
+            _ => Err(StoreError::Fenced { run: id, epoch }),
+        }
+    }
+
+    /// Refuses `execution` when it would move its node's record backwards.
+    fn check_forward(&self, execution: &NodeExecution) -> StoreResult<()> {
+        let stored = self
+            .executions
+            .get(&execution.run_id)
+            .and_then(|e| e.by_node.get(&execution.node_id).map(|&i| &e.list[i]));
+        match stored.and_then(|stored| StoreError::check_forward(stored, execution)) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks of a driver's write of `execution` into an open run.
+    fn check_node_write(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+        epoch: Epoch,
+    ) -> StoreResult<()> {
+        self.open_run(tenant, execution.run_id)?;
+        self.check_fence(execution.run_id, epoch)?;
+        self.check_forward(execution)
     }
 
     fn insert_run(&mut self, run: &Run) -> StoreResult<()> {
@@ -192,12 +262,10 @@ impl State {
     }
 
     fn release(&mut self, id: RunId, owner: &str) {
-        if self
-            .leases
-            .get(&id)
-            .is_some_and(|(holder, _)| holder == owner)
-        {
-            self.leases.remove(&id);
+        if let Some(lease) = self.leases.get_mut(&id) {
+            if lease.owner == owner {
+                lease.owner.clear();
+            }
         }
     }
 }
@@ -429,18 +497,24 @@ impl RunStore for InMemoryStore {
     async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
         let mut state = self.state();
         state.insert_run(start.run)?;
-        state
-            .leases
-            .insert(start.run.id, (start.owner.to_string(), start.lease_until));
+        state.leases.insert(
+            start.run.id,
+            Lease {
+                owner: start.owner.to_string(),
+                until: start.lease_until,
+                epoch: Epoch::FIRST,
+            },
+        );
         state.audit.push(start.audit.clone());
         Ok(())
     }
 
-    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
         // Declared first, so dropped after the lock is released.
         let _forgotten: Forgotten;
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
+        state.check_fence(run.id, epoch)?;
         state.overwrite_run(run);
         state.release(run.id, owner);
         if run.status.is_terminal() {
@@ -453,11 +527,12 @@ impl RunStore for InMemoryStore {
         Ok(self.state().run(tenant, id).cloned())
     }
 
-    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+    async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()> {
         // Declared first, so dropped after the lock is released.
         let _forgotten: Forgotten;
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
+        state.check_fence(run.id, epoch)?;
         state.overwrite_run(run);
         if run.status.is_terminal() {
             _forgotten = state.run_ended(run.id);
@@ -482,9 +557,10 @@ impl RunStore for InMemoryStore {
         &self,
         tenant: &TenantId,
         execution: &NodeExecution,
+        epoch: Epoch,
     ) -> StoreResult<()> {
         let mut state = self.state();
-        state.open_run(tenant, execution.run_id)?;
+        state.check_node_write(tenant, execution, epoch)?;
         state
             .executions
             .entry(execution.run_id)
@@ -516,6 +592,7 @@ impl RunStore for InMemoryStore {
         status: RunStatus,
         reason: &str,
         at: DateTime<Utc>,
+        epoch: Option<Epoch>,
     ) -> StoreResult<Option<Run>> {
         if let Some(refused) = StoreError::check_end_status(id, status) {
             return Err(refused);
@@ -528,6 +605,9 @@ impl RunStore for InMemoryStore {
         };
         if run.status.is_terminal() {
             return Ok(Some(run));
+        }
+        if let Some(epoch) = epoch {
+            state.check_fence(id, epoch)?;
         }
         let mut keys = Vec::new();
         if let Some(executions) = state.executions.get_mut(&id) {
@@ -601,7 +681,12 @@ impl RunStore for InMemoryStore {
 
 #[async_trait]
 impl WaitStore for InMemoryStore {
-    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+    async fn suspend_node(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+        epoch: Epoch,
+    ) -> StoreResult<()> {
         let Some(wait) = execution.wait.clone() else {
             return Err(StoreError::Conflict {
                 entity: "node execution",
@@ -610,7 +695,7 @@ impl WaitStore for InMemoryStore {
             });
         };
         let mut state = self.state();
-        state.open_run(tenant, execution.run_id)?;
+        state.check_node_write(tenant, execution, epoch)?;
         let slot = (tenant.clone(), wait.key.clone());
         if let Some(existing) = state.waits.get(&slot) {
             if existing.run_id != wait.run_id || existing.node_id != wait.node_id {
@@ -707,13 +792,12 @@ impl LeaseStore for InMemoryStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Epoch>> {
         let mut state = self.state();
         if state.run(tenant, id).is_none() || !state.lease_free(id, owner, now) {
-            return Ok(false);
+            return Ok(None);
         }
-        state.leases.insert(id, (owner.to_string(), until));
-        Ok(true)
+        Ok(Some(state.take_lease(id, owner, until)))
     }
 
     async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
@@ -740,9 +824,7 @@ impl LeaseStore for InMemoryStore {
             .map(|r| (r.tenant.clone(), r.id))
             .collect();
         for (_, id) in &claimed {
-            state
-                .leases
-                .insert(*id, (claim.owner.to_string(), claim.until));
+            state.take_lease(*id, claim.owner, claim.until);
         }
         Ok(claimed)
     }
@@ -757,7 +839,7 @@ impl LeaseStore for InMemoryStore {
         let mut lost = Vec::new();
         for id in runs {
             match state.leases.get_mut(id) {
-                Some((holder, lease)) if holder == owner => *lease = until,
+                Some(lease) if lease.owner == owner => lease.until = until,
                 _ => lost.push(*id),
             }
         }

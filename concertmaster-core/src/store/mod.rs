@@ -63,6 +63,29 @@ pub enum StoreError {
         /// What the backend said.
         message: String,
     },
+    /// The writer's lease on the run is no longer current: another engine
+    /// took the run over (this one stalled past its lease, or lost it), so
+    /// the write was refused. The writer must stop driving the run.
+    #[error(
+        "run {run}: lease epoch {epoch} is no longer current; another engine took the run over \
+         (this one stalled past its lease), so the write was refused and this engine must stop driving the run"
+    )]
+    Fenced {
+        /// The run written to.
+        run: RunId,
+        /// The epoch the writer held.
+        epoch: Epoch,
+    },
+    /// The write would move a node's record backwards: a lower attempt, or
+    /// an ended attempt made running or waiting again. Node records only
+    /// move forward; such a write comes from a stale execution.
+    #[error("node execution {id}: {message}; node records only move forward")]
+    Regressed {
+        /// `run/node`.
+        id: String,
+        /// What the stored record holds and what the write would have made of it.
+        message: String,
+    },
     /// A stored record could not be read back.
     #[error("{entity} {id} is stored in a form that cannot be read: {message}")]
     Corrupt {
@@ -87,6 +110,10 @@ pub enum StoreErrorKind {
     Unavailable,
     /// See [`StoreError::Corrupt`].
     Corrupt,
+    /// See [`StoreError::Fenced`].
+    Fenced,
+    /// See [`StoreError::Regressed`].
+    Regressed,
 }
 
 impl StoreError {
@@ -97,6 +124,8 @@ impl StoreError {
             Self::Conflict { .. } => StoreErrorKind::Conflict,
             Self::Unavailable { .. } => StoreErrorKind::Unavailable,
             Self::Corrupt { .. } => StoreErrorKind::Corrupt,
+            Self::Fenced { .. } => StoreErrorKind::Fenced,
+            Self::Regressed { .. } => StoreErrorKind::Regressed,
         }
     }
 
@@ -137,6 +166,52 @@ impl StoreError {
         }
     }
 
+    /// Refuses `new`, a write of a node whose stored record is `stored`,
+    /// when it would move the node backwards: a lower attempt, or an ended
+    /// attempt (succeeded, failed, skipped, cancelled) rewritten as running
+    /// or waiting. `None` when the write moves forward or rewrites the same
+    /// state.
+    pub fn check_forward(stored: &NodeExecution, new: &NodeExecution) -> Option<Self> {
+        Self::check_forward_parts(
+            new.run_id,
+            &new.node_id,
+            (stored.status, stored.attempt),
+            (new.status, new.attempt),
+        )
+    }
+
+    /// [`StoreError::check_forward`] on the parts a store keeps: the
+    /// stored and the new (status, attempt) of node `node` of run `run`.
+    pub fn check_forward_parts(
+        run: RunId,
+        node: &NodeId,
+        stored: (crate::run::NodeStatus, u32),
+        new: (crate::run::NodeStatus, u32),
+    ) -> Option<Self> {
+        let message = if new.1 < stored.1 {
+            format!(
+                "attempt {} ({}) would replace attempt {} ({})",
+                new.1,
+                new.0.as_str(),
+                stored.1,
+                stored.0.as_str()
+            )
+        } else if new.1 == stored.1 && stored.0.is_ended() && !new.0.is_ended() {
+            format!(
+                "attempt {} ended {} and cannot be made {} again",
+                new.1,
+                stored.0.as_str(),
+                new.0.as_str()
+            )
+        } else {
+            return None;
+        };
+        Some(Self::Regressed {
+            id: format!("{run}/{node}"),
+            message,
+        })
+    }
+
     /// Refuses [`RunStore::end_run`] with a status other than failed or
     /// cancelled; `None` when `status` is one of those.
     pub fn check_end_status(id: RunId, status: RunStatus) -> Option<Self> {
@@ -150,6 +225,42 @@ impl StoreError {
 
 /// The result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The generation of a run's lease: the fencing token an engine carries on
+/// every write into a run it drives.
+///
+/// A run's first lease has [`Epoch::FIRST`]. The epoch grows each time the
+/// lease is taken by an engine that did not hold it: another engine taking
+/// over an expired lease, or any engine taking a lease that was given up
+/// (the run settled as waiting, then woke). An engine renewing or claiming
+/// again the lease it still holds keeps the epoch. Stores refuse a write
+/// carrying an epoch that is not the run's current one with
+/// [`StoreError::Fenced`], so an engine that stalled past its lease (a long
+/// pause, SIGSTOP, an overloaded host) cannot write into a run another
+/// engine now drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch(u64);
+
+impl Epoch {
+    /// The epoch of a run's first lease.
+    pub const FIRST: Epoch = Epoch(1);
+
+    /// The epoch numbered `n` (as a store keeps it).
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Workflow definitions and their immutable versions.
 #[async_trait]
@@ -185,20 +296,27 @@ pub trait RunStore: Send + Sync {
     /// The run `id`.
     async fn run(&self, tenant: &TenantId, id: RunId) -> StoreResult<Option<Run>>;
 
-    /// Replaces the stored run with `run` (same id and tenant). A run that
-    /// has ended takes no more writes: [`StoreError::Conflict`].
-    async fn update_run(&self, run: &Run) -> StoreResult<()>;
+    /// Replaces the stored run with `run` (same id and tenant), for the
+    /// engine holding the run's lease at `epoch`. A run that has ended takes
+    /// no more writes: [`StoreError::Conflict`]; an epoch that is no longer
+    /// the lease's: [`StoreError::Fenced`].
+    async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()>;
 
     /// Runs passing `filter`, newest first.
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
     /// Stores the record of one node in one run, replacing the previous
-    /// record of that node; refused with [`StoreError::Conflict`] once the
-    /// run has ended, so an engine that lost a run cannot write into it.
+    /// record of that node, for the engine holding the run's lease at
+    /// `epoch`. Refused with [`StoreError::Conflict`] once the run has
+    /// ended, with [`StoreError::Fenced`] when `epoch` is no longer the
+    /// lease's, and with [`StoreError::Regressed`] when the record would
+    /// move the node backwards ([`StoreError::check_forward`]), so an
+    /// engine that lost a run cannot write into it.
     async fn save_node_execution(
         &self,
         tenant: &TenantId,
         execution: &NodeExecution,
+        epoch: Epoch,
     ) -> StoreResult<()>;
 
     /// The records of the nodes of run `id`, in the order they were first saved.
@@ -212,6 +330,10 @@ pub trait RunStore: Send + Sync {
     /// [`RunStatus::Cancelled`]) with `reason`, marks its running and waiting
     /// nodes cancelled and removes its waits, in one change. A run that
     /// already ended is returned unchanged; `None` when there is no such run.
+    /// `epoch` is the lease of the engine ending a run it drives (refused
+    /// with [`StoreError::Fenced`] when no longer current); `None` for an
+    /// end that does not come from the run's driver, such as an operator's
+    /// cancel, which ends the run whoever drives it.
     async fn end_run(
         &self,
         tenant: &TenantId,
@@ -219,18 +341,20 @@ pub trait RunStore: Send + Sync {
         status: RunStatus,
         reason: &str,
         at: DateTime<Utc>,
+        epoch: Option<Epoch>,
     ) -> StoreResult<Option<Run>>;
 
     /// Stores a new run the way an engine starts one it drives at once: the
     /// run (its id must be new, as for [`RunStore::insert_run`]), the
-    /// engine's lease on it and the audit entry of its start, in one change.
-    /// On any error none of the three is stored.
+    /// engine's lease on it (at [`Epoch::FIRST`]) and the audit entry of its
+    /// start, in one change. On any error none of the three is stored.
     async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()>;
 
     /// Replaces the stored run with `run`, as [`RunStore::update_run`] does
     /// and with the same refusals, and gives up `owner`'s lease on it, in
-    /// one change: what a driver does when the run succeeds or waits.
-    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()>;
+    /// one change: what a driver does when the run succeeds or waits. The
+    /// lease keeps its epoch; whoever takes it next gets a greater one.
+    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()>;
 
     /// Moves a waiting run to another version of its workflow: its pinned
     /// version, and the node ids of its records and waits as
@@ -310,9 +434,15 @@ pub struct RunClaim<'a> {
 #[async_trait]
 pub trait WaitStore: Send + Sync {
     /// Saves `execution` (status waiting, `wait` set) and registers its wait,
-    /// in one change. A key already waited on by another node of the tenant
+    /// in one change, with the refusals of [`RunStore::save_node_execution`]
+    /// for `epoch`. A key already waited on by another node of the tenant
     /// is a [`StoreError::Conflict`].
-    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()>;
+    async fn suspend_node(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+        epoch: Epoch,
+    ) -> StoreResult<()>;
 
     /// Ends the wait on `key`, in one change: removes it, records `wakeup` on
     /// the node's record (`resumed`, with the wait's state) and marks the run
@@ -342,8 +472,12 @@ pub trait WaitStore: Send + Sync {
 /// lease of an engine that died expires, and another engine claims the run.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
-    /// Takes the lease on run `id` for `owner` until `until`, if it is free,
-    /// expired at `now`, or already `owner`'s. Returns whether `owner` holds it.
+    /// Takes the lease on run `id` for `owner` until `until`, if it is free
+    /// (never taken, or given up), expired at `now`, or already `owner`'s.
+    /// Returns the lease's epoch when `owner` holds it, `None` when another
+    /// engine does or there is no such run. The epoch grows when the lease
+    /// passes to `owner` from another engine or from being given up (see
+    /// [`Epoch`]); it stays when `owner` held it already.
     async fn claim_run(
         &self,
         tenant: &TenantId,
@@ -351,11 +485,12 @@ pub trait LeaseStore: Send + Sync {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<Epoch>>;
 
     /// Takes for `claim.owner` the leases of runs in flight (as
-    /// [`RunStore::runs_in_flight`] lists them) whose lease is free or
-    /// expired at `claim.now`, oldest first, across tenants: at most
+    /// [`RunStore::runs_in_flight`] lists them) whose lease is free, expired
+    /// at `claim.now`, or the owner's, oldest first, across tenants (epochs
+    /// grow as for [`LeaseStore::claim_run`]): at most
     /// `claim.limit`, at most `claim.per_tenant` of one tenant, none of the
     /// tenants in `claim.skip`. Concurrent callers never get the same run.
     async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>>;
@@ -369,7 +504,8 @@ pub trait LeaseStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<RunId>>;
 
-    /// Gives up `owner`'s lease on run `id`, if it holds it.
+    /// Gives up `owner`'s lease on run `id`, if it holds it. The lease keeps
+    /// its epoch: the next engine to take it gets a greater one.
     async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()>;
 }
 

@@ -14,7 +14,7 @@ use crate::item::Ports;
 use crate::node::{NodeError, Wakeup};
 use crate::run::{NodeExecution, NodeStatus, Run, RunFilter, RunStatus, Wait};
 use crate::store::{
-    AuditAction, AuditEntry, AuditFilter, DatasetFilter, RunStart, Store, StoreErrorKind,
+    AuditAction, AuditEntry, AuditFilter, DatasetFilter, Epoch, RunStart, Store, StoreErrorKind,
     StoreResult, StoredConnection,
 };
 use crate::workflow::{NodeSpec, WorkflowDefinition};
@@ -89,6 +89,31 @@ fn waiting(run: RunId, node: &str, key: &str, until: Option<DateTime<Utc>>) -> N
     exec
 }
 
+/// The epoch of a run's first lease: what the suite's writes carry.
+const E: Epoch = Epoch::FIRST;
+
+/// Stores `run` and takes its first lease for `engine-1`, as an engine
+/// that drives it does before it writes into it.
+async fn insert_leased(store: &dyn Store, run: &Run) -> StoreResult<()> {
+    store.insert_run(run).await?;
+    let now = t0();
+    let epoch = store
+        .claim_run(
+            &run.tenant,
+            run.id,
+            "engine-1",
+            now + Duration::days(36_500),
+            now,
+        )
+        .await?;
+    assert_eq!(
+        epoch,
+        Some(E),
+        "a run's first lease must have the first epoch"
+    );
+    Ok(())
+}
+
 macro_rules! ok {
     ($call:expr) => {
         match $call {
@@ -161,7 +186,7 @@ pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
         reused: vec![NodeId::new("a")],
     });
     for r in [&old, &mid, &new] {
-        ok!(store.insert_run(r).await);
+        ok!(insert_leased(store, r).await);
     }
     assert_eq!(ok!(store.run(&a, mid.id).await).as_ref(), Some(&mid));
     assert_eq!(ok!(store.run(&a, new.id).await).as_ref(), Some(&new));
@@ -195,7 +220,7 @@ pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
     let mut updated = mid.clone();
     updated.status = RunStatus::Succeeded;
     updated.ended_at = Some(t0() + Duration::hours(1));
-    ok!(store.update_run(&updated).await);
+    ok!(store.update_run(&updated, E).await);
     assert_eq!(ok!(store.run(&a, mid.id).await), Some(updated));
 }
 
@@ -303,7 +328,7 @@ pub async fn inserting_a_run_twice_conflicts(store: &dyn Store) {
 pub async fn updating_an_unknown_run_is_not_found(store: &dyn Store) {
     let r = run(&tenant_a(), "w", RunStatus::Running, 0);
     let err = store
-        .update_run(&r)
+        .update_run(&r, E)
         .await
         .expect_err("updating an unknown run must fail");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
@@ -345,7 +370,7 @@ pub async fn starting_a_run_stores_it_leased_and_audited(store: &dyn Store) {
     let entry = start_leased(store, &r, "engine-1", until).await;
     assert_eq!(ok!(store.run(&a, r.id).await), Some(r.clone()));
     assert!(
-        !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_none(),
         "the starter holds the lease"
     );
     assert_eq!(
@@ -375,7 +400,7 @@ pub async fn starting_a_run_stores_it_leased_and_audited(store: &dyn Store) {
         "a refused start leaves no audit entry"
     );
     assert!(
-        !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_none(),
         "a refused start takes no lease"
     );
 }
@@ -390,46 +415,48 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
 
     let mut waiting = r.clone();
     waiting.status = RunStatus::Waiting;
-    ok!(store.settle_run(&waiting, "engine-1").await);
+    ok!(store.settle_run(&waiting, "engine-1", E).await);
     assert_eq!(ok!(store.run(&a, r.id).await), Some(waiting.clone()));
     assert!(
-        ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_some(),
         "the lease is free once the run settled"
     );
 
     let mut done = waiting.clone();
     done.status = RunStatus::Succeeded;
     done.ended_at = Some(t0() + Duration::minutes(5));
-    ok!(store.settle_run(&done, "engine-3").await);
+    // At the epoch engine-2's claim gave the lease, from an engine that
+    // does not hold it.
+    ok!(store.settle_run(&done, "engine-3", Epoch::new(2)).await);
     assert_eq!(ok!(store.run(&a, r.id).await), Some(done.clone()));
     assert!(
-        !ok!(store.claim_run(&a, r.id, "engine-4", until, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-4", until, now).await).is_none(),
         "settling frees only the caller's own lease"
     );
 
     let mut late = done.clone();
     late.status = RunStatus::Failed;
     let err = store
-        .settle_run(&late, "engine-2")
+        .settle_run(&late, "engine-2", E)
         .await
         .expect_err("an ended run keeps its status");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     assert_eq!(ok!(store.run(&a, r.id).await), Some(done));
     assert!(
-        !ok!(store.claim_run(&a, r.id, "engine-4", until, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-4", until, now).await).is_none(),
         "a refused settle keeps the lease"
     );
 
     let unknown = run(&a, "w", RunStatus::Succeeded, 1);
     let err = store
-        .settle_run(&unknown, "engine-1")
+        .settle_run(&unknown, "engine-1", E)
         .await
         .expect_err("settling an unknown run must fail");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
     let mut other = waiting.clone();
     other.tenant = tenant_b();
     let err = store
-        .settle_run(&other, "engine-2")
+        .settle_run(&other, "engine-2", E)
         .await
         .expect_err("another tenant's run is not found");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
@@ -439,12 +466,12 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
 pub async fn node_executions_are_replaced_per_node(store: &dyn Store) {
     let a = tenant_a();
     let r = run(&a, "w", RunStatus::Running, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     ok!(store
-        .save_node_execution(&a, &execution(r.id, "first", NodeStatus::Running))
+        .save_node_execution(&a, &execution(r.id, "first", NodeStatus::Running), E)
         .await);
     ok!(store
-        .save_node_execution(&a, &execution(r.id, "second", NodeStatus::Running))
+        .save_node_execution(&a, &execution(r.id, "second", NodeStatus::Running), E)
         .await);
     let mut done = execution(r.id, "first", NodeStatus::Failed);
     done.attempt = 3;
@@ -452,7 +479,7 @@ pub async fn node_executions_are_replaced_per_node(store: &dyn Store) {
         Some(NodeError::retryable("ERP answered 503").with_details(json!({"status": 503})));
     done.output = Some(Ports::new().with("error", vec![]));
     done.ended_at = Some(t0() + Duration::seconds(5));
-    ok!(store.save_node_execution(&a, &done).await);
+    ok!(store.save_node_execution(&a, &done, E).await);
 
     let records = ok!(store.node_executions(&a, r.id).await);
     let nodes: Vec<&str> = records.iter().map(|e| e.node_id.as_str()).collect();
@@ -473,19 +500,19 @@ pub async fn runs_in_flight_span_tenants(store: &dyn Store) {
     let done = run(&b, "w", RunStatus::Succeeded, 3);
     let woken = run(&a, "w", RunStatus::Waiting, 4);
     for r in [&pending, &running, &waiting_run, &done, &woken] {
-        ok!(store.insert_run(r).await);
+        ok!(insert_leased(store, r).await);
     }
     ok!(store
-        .suspend_node(&a, &waiting(waiting_run.id, "wait", "k-quiet", None))
+        .suspend_node(&a, &waiting(waiting_run.id, "wait", "k-quiet", None), E)
         .await);
     ok!(store
-        .suspend_node(&a, &waiting(woken.id, "wait", "k-woken", None))
+        .suspend_node(&a, &waiting(woken.id, "wait", "k-woken", None), E)
         .await);
     // As an engine that stopped right after the wait was taken leaves it.
     ok!(store.take_wait(&a, "k-woken", Wakeup::Timer).await);
     let mut again = ok!(store.run(&a, woken.id).await).expect("run is stored");
     again.status = RunStatus::Waiting;
-    ok!(store.update_run(&again).await);
+    ok!(store.update_run(&again, E).await);
 
     let mut in_flight = ok!(store.runs_in_flight().await);
     in_flight.sort_by_key(|(_, id)| *id);
@@ -502,15 +529,16 @@ pub async fn runs_in_flight_span_tenants(store: &dyn Store) {
 pub async fn a_wait_is_taken_once(store: &dyn Store) {
     let a = tenant_a();
     let mut r = run(&a, "w", RunStatus::Running, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     ok!(store
         .suspend_node(
             &a,
-            &waiting(r.id, "review", "review:1", Some(t0() + Duration::days(3)))
+            &waiting(r.id, "review", "review:1", Some(t0() + Duration::days(3))),
+            E
         )
         .await);
     r.status = RunStatus::Waiting;
-    ok!(store.update_run(&r).await);
+    ok!(store.update_run(&r, E).await);
 
     let payload = json!({"decision": "approved"});
     let wakeup = Wakeup::Event {
@@ -556,21 +584,21 @@ pub async fn wait_keys_are_unique_per_tenant(store: &dyn Store) {
     let r2 = run(&a, "w", RunStatus::Running, 1);
     let r3 = run(&b, "w", RunStatus::Running, 2);
     for r in [&r1, &r2, &r3] {
-        ok!(store.insert_run(r).await);
+        ok!(insert_leased(store, r).await);
     }
     ok!(store
-        .suspend_node(&a, &waiting(r1.id, "n", "form:x", None))
+        .suspend_node(&a, &waiting(r1.id, "n", "form:x", None), E)
         .await);
     let err = store
-        .suspend_node(&a, &waiting(r2.id, "n", "form:x", None))
+        .suspend_node(&a, &waiting(r2.id, "n", "form:x", None), E)
         .await
         .expect_err("a key waited on by another node must conflict");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     ok!(store
-        .suspend_node(&a, &waiting(r1.id, "n", "form:x", Some(t0())))
+        .suspend_node(&a, &waiting(r1.id, "n", "form:x", Some(t0())), E)
         .await);
     ok!(store
-        .suspend_node(&b, &waiting(r3.id, "n", "form:x", None))
+        .suspend_node(&b, &waiting(r3.id, "n", "form:x", None), E)
         .await);
 }
 
@@ -580,22 +608,24 @@ pub async fn due_waits_come_in_time_order(store: &dyn Store) {
     let r1 = run(&a, "w", RunStatus::Running, 0);
     let r2 = run(&b, "w", RunStatus::Running, 1);
     for r in [&r1, &r2] {
-        ok!(store.insert_run(r).await);
+        ok!(insert_leased(store, r).await);
     }
     ok!(store
         .suspend_node(
             &a,
-            &waiting(r1.id, "late", "t-late", Some(t0() + Duration::hours(2)))
+            &waiting(r1.id, "late", "t-late", Some(t0() + Duration::hours(2))),
+            E
         )
         .await);
     ok!(store
         .suspend_node(
             &b,
-            &waiting(r2.id, "early", "t-early", Some(t0() + Duration::hours(1)))
+            &waiting(r2.id, "early", "t-early", Some(t0() + Duration::hours(1))),
+            E
         )
         .await);
     ok!(store
-        .suspend_node(&a, &waiting(r1.id, "event", "e-only", None))
+        .suspend_node(&a, &waiting(r1.id, "event", "e-only", None), E)
         .await);
 
     assert_eq!(ok!(store.next_due().await), Some(t0() + Duration::hours(1)));
@@ -616,20 +646,27 @@ pub async fn due_waits_come_in_time_order(store: &dyn Store) {
 pub async fn ending_a_run_stops_its_nodes_and_waits(store: &dyn Store) {
     let a = tenant_a();
     let r = run(&a, "w", RunStatus::Waiting, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     let mut finished = execution(r.id, "done", NodeStatus::Succeeded);
     finished.output = Some(Ports::main(vec![]));
-    ok!(store.save_node_execution(&a, &finished).await);
+    ok!(store.save_node_execution(&a, &finished, E).await);
     ok!(store
-        .save_node_execution(&a, &execution(r.id, "busy", NodeStatus::Running))
+        .save_node_execution(&a, &execution(r.id, "busy", NodeStatus::Running), E)
         .await);
     ok!(store
-        .suspend_node(&a, &waiting(r.id, "wait", "form:y", Some(t0())))
+        .suspend_node(&a, &waiting(r.id, "wait", "form:y", Some(t0())), E)
         .await);
 
     let at = t0() + Duration::minutes(9);
     let ended = ok!(store
-        .end_run(&a, r.id, RunStatus::Cancelled, "supplier withdrew", at)
+        .end_run(
+            &a,
+            r.id,
+            RunStatus::Cancelled,
+            "supplier withdrew",
+            at,
+            None
+        )
         .await)
     .expect("the run exists");
     assert_eq!(ended.status, RunStatus::Cancelled);
@@ -662,13 +699,14 @@ pub async fn ending_a_run_stops_its_nodes_and_waits(store: &dyn Store) {
             r.id,
             RunStatus::Failed,
             "late",
-            at + Duration::minutes(1)
+            at + Duration::minutes(1),
+            None
         )
         .await);
     assert_eq!(again, Some(ended), "an ended run is not changed again");
     assert_eq!(
         ok!(store
-            .end_run(&a, RunId::new(), RunStatus::Cancelled, "x", at)
+            .end_run(&a, RunId::new(), RunStatus::Cancelled, "x", at, None)
             .await),
         None
     );
@@ -743,9 +781,9 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
     );
 
     let r = run(&a, "w", RunStatus::Waiting, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     ok!(store
-        .suspend_node(&a, &waiting(r.id, "n", "secret-key", None))
+        .suspend_node(&a, &waiting(r.id, "n", "secret-key", None), E)
         .await);
     assert_eq!(ok!(store.run(&b, r.id).await), None);
     assert!(ok!(store.runs(&b, &RunFilter::all()).await).is_empty());
@@ -756,7 +794,7 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
     );
     assert_eq!(
         ok!(store
-            .end_run(&b, r.id, RunStatus::Cancelled, "x", t0())
+            .end_run(&b, r.id, RunStatus::Cancelled, "x", t0(), None)
             .await),
         None
     );
@@ -764,12 +802,12 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
     hijack.tenant = b.clone();
     hijack.status = RunStatus::Cancelled;
     assert!(
-        store.update_run(&hijack).await.is_err(),
+        store.update_run(&hijack, E).await.is_err(),
         "B cannot update A's run"
     );
     assert!(
         store
-            .save_node_execution(&b, &execution(r.id, "n", NodeStatus::Succeeded))
+            .save_node_execution(&b, &execution(r.id, "n", NodeStatus::Succeeded), E)
             .await
             .is_err(),
         "B cannot write node records into A's run"
@@ -842,19 +880,19 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
         .enumerate()
     {
         let mut r = run(&a, "shared", RunStatus::Running, i as i64);
-        ok!(store.insert_run(&r).await);
+        ok!(insert_leased(store, &r).await);
         ok!(store
-            .save_node_execution(&a, &execution(r.id, "start", NodeStatus::Succeeded))
+            .save_node_execution(&a, &execution(r.id, "start", NodeStatus::Succeeded), E)
             .await);
         if status == RunStatus::Waiting {
             let key = format!("a-key-{i}");
             ok!(store
-                .suspend_node(&a, &waiting(r.id, "ask", &key, Some(t0())))
+                .suspend_node(&a, &waiting(r.id, "ask", &key, Some(t0())), E)
                 .await);
             a_keys.push(key);
         }
         r.status = status;
-        ok!(store.update_run(&r).await);
+        ok!(store.update_run(&r, E).await);
         a_runs.push(r.id);
     }
     ok!(store
@@ -922,17 +960,17 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
             6 => {
                 let mut hijack = run(&b, "shared", RunStatus::Cancelled, 9);
                 hijack.id = target;
-                let _ = store.update_run(&hijack).await;
+                let _ = store.update_run(&hijack, E).await;
             }
             7 => {
                 let node = if rng.bool() { "start" } else { "ask" };
                 let _ = store
-                    .save_node_execution(&b, &execution(target, node, NodeStatus::Failed))
+                    .save_node_execution(&b, &execution(target, node, NodeStatus::Failed), E)
                     .await;
             }
             8 => {
                 let ended = store
-                    .end_run(&b, target, RunStatus::Cancelled, "by B", t0())
+                    .end_run(&b, target, RunStatus::Cancelled, "by B", t0(), None)
                     .await;
                 if let Ok(Some(r)) = ended {
                     assert_eq!(r.tenant, b, "{context}: end_run returned A's run");
@@ -947,7 +985,7 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
             }
             10 => {
                 let _ = store
-                    .suspend_node(&b, &waiting(target, "ask", &key, Some(t0())))
+                    .suspend_node(&b, &waiting(target, "ask", &key, Some(t0())), E)
                     .await;
             }
             11 => {
@@ -976,7 +1014,7 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
                 if rng.bool() {
                     mine.id = target;
                 }
-                if store.insert_run(&mine).await.is_ok() && !a_runs.contains(&mine.id) {
+                if insert_leased(store, &mine).await.is_ok() && !a_runs.contains(&mine.id) {
                     b_runs.push(mine.id);
                 }
             }
@@ -996,25 +1034,312 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
     }
 }
 
+/// The epoch of a run's lease grows whenever the lease passes to an engine
+/// that did not hold it (a takeover of an expired lease, a lease taken after
+/// it was given up, by `claim_run` or `claim_runs`), and stays while its
+/// holder renews or claims it again.
+pub async fn lease_epochs_grow_on_every_takeover(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    let (now, until) = (t0(), t0() + Duration::seconds(30));
+    start_leased(store, &r, "engine-1", until).await;
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-1", now).await,
+        Some(Epoch::FIRST),
+        "a started run's lease has the first epoch, and its holder keeps it"
+    );
+    assert_eq!(
+        ok!(store.renew_leases("engine-1", &[r.id], until).await),
+        vec![]
+    );
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-1", now).await,
+        Some(Epoch::FIRST),
+        "renewing keeps the epoch"
+    );
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-2", now).await,
+        None,
+        "held by engine-1"
+    );
+
+    let expired = until + Duration::seconds(1);
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-2", expired).await,
+        Some(Epoch::new(2)),
+        "taking over an expired lease moves the epoch on"
+    );
+    ok!(store.release_run(r.id, "engine-2").await);
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-2", expired).await,
+        Some(Epoch::new(3)),
+        "taking back a lease its engine gave up moves the epoch on"
+    );
+    ok!(store.release_run(r.id, "engine-2").await);
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-1", expired).await,
+        Some(Epoch::new(4)),
+        "the first holder coming back gets a new epoch too"
+    );
+    ok!(store.release_run(r.id, "engine-1").await);
+    let claimed = ok!(store
+        .claim_runs(&crate::RunClaim {
+            owner: "engine-3",
+            until: expired + Duration::seconds(30),
+            now: expired,
+            limit: 10,
+            per_tenant: 10,
+            skip: &[],
+        })
+        .await);
+    assert_eq!(claimed, vec![(a.clone(), r.id)]);
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-3", expired).await,
+        Some(Epoch::new(5)),
+        "claim_runs moves the epoch on as claim_run does"
+    );
+    assert!(Epoch::new(5) > Epoch::FIRST && Epoch::new(5).get() == 5);
+}
+
+/// Every write an engine makes into a run it drives is refused with
+/// `Fenced` once another engine took the run's lease, and changes nothing;
+/// the new holder's writes go through, and an end that names no epoch (an
+/// operator's cancel) ends the run whoever holds it.
+pub async fn a_stale_epoch_is_fenced_for_every_write(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    let until = t0() + Duration::seconds(30);
+    start_leased(store, &r, "engine-1", until).await;
+    ok!(store
+        .save_node_execution(&a, &execution(r.id, "first", NodeStatus::Running), E)
+        .await);
+    let expired = until + Duration::seconds(1);
+    let taken = ok!(store
+        .claim_run(
+            &a,
+            r.id,
+            "engine-2",
+            expired + Duration::seconds(30),
+            expired
+        )
+        .await);
+    let current = taken.expect("the expired lease is taken over");
+    assert!(current > E, "a takeover moves the epoch on");
+    let before_run = ok!(store.run(&a, r.id).await);
+    let before_nodes = ok!(store.node_executions(&a, r.id).await);
+
+    let fenced = |err: crate::StoreError, what: &str| {
+        assert_eq!(err.kind(), StoreErrorKind::Fenced, "{what}: {err}");
+        assert!(
+            err.to_string().contains(&r.id.to_string()),
+            "{what}: the error names the run: {err}"
+        );
+    };
+    let done = execution(r.id, "first", NodeStatus::Succeeded);
+    fenced(
+        store
+            .save_node_execution(&a, &done, E)
+            .await
+            .expect_err("a stale node write must be fenced"),
+        "save_node_execution",
+    );
+    fenced(
+        store
+            .save_node_execution(&a, &execution(r.id, "second", NodeStatus::Running), E)
+            .await
+            .expect_err("a stale first record must be fenced"),
+        "save_node_execution of a new node",
+    );
+    fenced(
+        store
+            .suspend_node(&a, &waiting(r.id, "ask", "fenced-key", None), E)
+            .await
+            .expect_err("a stale suspension must be fenced"),
+        "suspend_node",
+    );
+    let mut updated = r.clone();
+    updated.error = Some("stale".into());
+    fenced(
+        store
+            .update_run(&updated, E)
+            .await
+            .expect_err("a stale update must be fenced"),
+        "update_run",
+    );
+    let mut settled = r.clone();
+    settled.status = RunStatus::Succeeded;
+    settled.ended_at = Some(expired);
+    fenced(
+        store
+            .settle_run(&settled, "engine-1", E)
+            .await
+            .expect_err("a stale settle must be fenced"),
+        "settle_run",
+    );
+    fenced(
+        store
+            .end_run(&a, r.id, RunStatus::Failed, "stale", expired, Some(E))
+            .await
+            .expect_err("a stale end must be fenced"),
+        "end_run",
+    );
+    assert_eq!(
+        ok!(store.run(&a, r.id).await),
+        before_run,
+        "the run is unchanged"
+    );
+    assert_eq!(
+        ok!(store.node_executions(&a, r.id).await),
+        before_nodes,
+        "the node records are unchanged"
+    );
+    assert!(
+        ok!(store.take_wait(&a, "fenced-key", Wakeup::Timer).await).is_none(),
+        "a fenced suspension registers no wait"
+    );
+    assert_eq!(
+        claim_epoch(store, &a, r.id, "engine-2", expired).await,
+        Some(current),
+        "engine-1's refused settle did not give up engine-2's lease"
+    );
+
+    ok!(store.save_node_execution(&a, &done, current).await);
+    ok!(store
+        .suspend_node(&a, &waiting(r.id, "ask", "fenced-key", None), current)
+        .await);
+    ok!(store.update_run(&updated, current).await);
+    let ended = ok!(store
+        .end_run(&a, r.id, RunStatus::Cancelled, "withdrawn", expired, None)
+        .await)
+    .expect("an operator's end ends the run whoever holds it");
+    assert_eq!(ended.status, RunStatus::Cancelled);
+}
+
+/// Takes or keeps `owner`'s lease on run `id`, answering its epoch.
+async fn claim_epoch(
+    store: &dyn Store,
+    tenant: &TenantId,
+    id: RunId,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Option<Epoch> {
+    ok!(store
+        .claim_run(tenant, id, owner, now + Duration::seconds(30), now)
+        .await)
+}
+
+/// A node's record only moves forward: a lower attempt, or an ended
+/// attempt made running or waiting again, is refused with `Regressed` and
+/// changes nothing; the same state written again, a later attempt, or a
+/// running attempt that waits or ends, is taken.
+pub async fn node_records_only_move_forward(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(insert_leased(store, &r).await);
+    let at = |status, attempt| {
+        let mut e = execution(r.id, "export", status);
+        e.attempt = attempt;
+        e
+    };
+    ok!(store
+        .save_node_execution(&a, &at(NodeStatus::Running, 2), E)
+        .await);
+    let regressed = |err: crate::StoreError, what: &str| {
+        assert_eq!(err.kind(), StoreErrorKind::Regressed, "{what}: {err}");
+        assert!(
+            err.to_string().contains("export"),
+            "{what}: the error names the node: {err}"
+        );
+    };
+    regressed(
+        store
+            .save_node_execution(&a, &at(NodeStatus::Succeeded, 1), E)
+            .await
+            .expect_err("a lower attempt must be refused"),
+        "attempt 1 after attempt 2",
+    );
+    ok!(store
+        .save_node_execution(&a, &at(NodeStatus::Running, 2), E)
+        .await);
+    let mut suspended = waiting(r.id, "export", "export-key", None);
+    suspended.attempt = 2;
+    ok!(store.suspend_node(&a, &suspended, E).await);
+    ok!(store
+        .save_node_execution(&a, &at(NodeStatus::Succeeded, 2), E)
+        .await);
+    ok!(store
+        .save_node_execution(&a, &at(NodeStatus::Succeeded, 2), E)
+        .await);
+    regressed(
+        store
+            .save_node_execution(&a, &at(NodeStatus::Running, 2), E)
+            .await
+            .expect_err("an ended attempt must not run again"),
+        "running after succeeded",
+    );
+    let mut again = waiting(r.id, "export", "export-key-2", None);
+    again.attempt = 2;
+    regressed(
+        store
+            .suspend_node(&a, &again, E)
+            .await
+            .expect_err("an ended attempt must not wait again"),
+        "waiting after succeeded",
+    );
+    assert!(
+        ok!(store.take_wait(&a, "export-key-2", Wakeup::Timer).await).is_none(),
+        "a refused suspension registers no wait"
+    );
+    let stored = ok!(store.node_executions(&a, r.id).await);
+    assert_eq!(
+        stored
+            .iter()
+            .map(|e| (e.status, e.attempt))
+            .collect::<Vec<_>>(),
+        vec![(NodeStatus::Succeeded, 2)],
+        "refused writes change nothing"
+    );
+    ok!(store
+        .save_node_execution(&a, &at(NodeStatus::Running, 3), E)
+        .await);
+
+    // Among concurrent writes (one group commit), the backwards one alone
+    // is refused.
+    let writes = [
+        at(NodeStatus::Running, 1),
+        execution(r.id, "other", NodeStatus::Running),
+        at(NodeStatus::Failed, 3),
+    ];
+    let answers =
+        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w, E)))
+            .await;
+    assert_eq!(
+        answers[0].as_ref().map_err(|e| e.kind()),
+        Err(StoreErrorKind::Regressed)
+    );
+    assert!(answers[1].is_ok() && answers[2].is_ok(), "{answers:?}");
+}
+
 /// A lease is held by one owner until it expires; renewing tells who lost it.
 pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
     let r = run(&a, "w", RunStatus::Running, 0);
     ok!(store.insert_run(&r).await);
     let (now, later) = (t0(), t0() + Duration::seconds(30));
-    assert!(ok!(store.claim_run(&a, r.id, "engine-1", later, now).await));
+    assert!(ok!(store.claim_run(&a, r.id, "engine-1", later, now).await).is_some());
     assert!(
-        ok!(store.claim_run(&a, r.id, "engine-1", later, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-1", later, now).await).is_some(),
         "the holder may claim again"
     );
     assert!(
-        !ok!(store.claim_run(&a, r.id, "engine-2", later, now).await),
+        ok!(store.claim_run(&a, r.id, "engine-2", later, now).await).is_none(),
         "held by engine-1"
     );
     assert!(
-        !ok!(store
+        ok!(store
             .claim_run(&b, r.id, "engine-2", later, later + Duration::seconds(1))
-            .await),
+            .await)
+        .is_none(),
         "another tenant's run is never claimed"
     );
     assert_eq!(
@@ -1031,7 +1356,8 @@ pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
             expired + Duration::seconds(30),
             expired
         )
-        .await));
+        .await)
+    .is_some());
     assert_eq!(
         ok!(store.renew_leases("engine-1", &[r.id], expired).await),
         vec![r.id],
@@ -1039,15 +1365,17 @@ pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
     );
     ok!(store.release_run(r.id, "engine-1").await);
     assert!(
-        !ok!(store
+        ok!(store
             .claim_run(&a, r.id, "engine-3", expired, expired)
-            .await),
+            .await)
+        .is_none(),
         "only the holder releases"
     );
     ok!(store.release_run(r.id, "engine-2").await);
     assert!(ok!(store
         .claim_run(&a, r.id, "engine-3", expired, expired)
-        .await));
+        .await)
+    .is_some());
 }
 
 /// `claim_runs` takes runs in flight whose lease is free, expired or the
@@ -1063,10 +1391,11 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
         ok!(store.insert_run(r).await);
     }
     let now = t0() + Duration::hours(1);
-    ok!(store
+    assert!(ok!(store
         .claim_run(&b, held.id, "engine-x", now + Duration::seconds(30), now)
-        .await);
-    ok!(store
+        .await)
+    .is_some());
+    assert!(ok!(store
         .claim_run(
             &b,
             stale.id,
@@ -1074,7 +1403,8 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
             now - Duration::seconds(1),
             now - Duration::seconds(31)
         )
-        .await);
+        .await)
+    .is_some());
 
     let claim = |owner, limit| crate::RunClaim {
         owner,
@@ -1145,14 +1475,15 @@ pub async fn claim_runs_shares_a_claim_between_tenants(store: &dyn Store) {
 pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
     let r = run(&a, "w", RunStatus::Waiting, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     let mut done = execution(r.id, "fetch", NodeStatus::Succeeded);
     done.output = Some(Ports::main(Vec::new()));
-    ok!(store.save_node_execution(&a, &done).await);
+    ok!(store.save_node_execution(&a, &done, E).await);
     ok!(store
         .suspend_node(
             &a,
-            &waiting(r.id, "ask", "answer:1", Some(t0() + Duration::days(3)))
+            &waiting(r.id, "ask", "answer:1", Some(t0() + Duration::days(3))),
+            E
         )
         .await);
     let mut entry = start_entry(&r);
@@ -1260,25 +1591,25 @@ pub async fn content_is_chunked_per_tenant_and_written_once(store: &dyn Store) {
 pub async fn an_ended_run_takes_no_more_writes(store: &dyn Store) {
     let a = tenant_a();
     let r = run(&a, "w", RunStatus::Running, 0);
-    ok!(store.insert_run(&r).await);
+    ok!(insert_leased(store, &r).await);
     ok!(store
-        .end_run(&a, r.id, RunStatus::Cancelled, "stopped", t0())
+        .end_run(&a, r.id, RunStatus::Cancelled, "stopped", t0(), None)
         .await);
 
     let mut late = r.clone();
     late.status = RunStatus::Succeeded;
     let err = store
-        .update_run(&late)
+        .update_run(&late, E)
         .await
         .expect_err("an ended run keeps its status");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     let err = store
-        .save_node_execution(&a, &execution(r.id, "late", NodeStatus::Succeeded))
+        .save_node_execution(&a, &execution(r.id, "late", NodeStatus::Succeeded), E)
         .await
         .expect_err("an ended run takes no node records");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     let err = store
-        .suspend_node(&a, &waiting(r.id, "late", "late-key", None))
+        .suspend_node(&a, &waiting(r.id, "late", "late-key", None), E)
         .await
         .expect_err("an ended run takes no waits");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -1296,10 +1627,10 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
     let a = tenant_a();
     let open = run(&a, "w", RunStatus::Running, 0);
     let ended = run(&a, "w", RunStatus::Running, 1);
-    ok!(store.insert_run(&open).await);
-    ok!(store.insert_run(&ended).await);
+    ok!(insert_leased(store, &open).await);
+    ok!(insert_leased(store, &ended).await);
     ok!(store
-        .end_run(&a, ended.id, RunStatus::Failed, "gave up", t0())
+        .end_run(&a, ended.id, RunStatus::Failed, "gave up", t0(), None)
         .await);
 
     let mut writes: Vec<NodeExecution> = (0..20)
@@ -1315,7 +1646,7 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
         .collect();
     writes.insert(7, execution(ended.id, "late", NodeStatus::Succeeded));
     let answers =
-        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w)))
+        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w, E)))
             .await;
 
     for (write, answer) in writes.iter().zip(&answers) {
@@ -1346,7 +1677,7 @@ pub async fn concurrent_node_writes_each_get_their_own_answer(store: &dyn Store)
         exec.status = NodeStatus::Failed;
     }
     let answers =
-        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w)))
+        futures_util::future::join_all(writes.iter().map(|w| store.save_node_execution(&a, w, E)))
             .await;
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     let saved = ok!(store.node_executions(&a, open.id).await);
@@ -1362,7 +1693,7 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     let (now, until) = (t0(), t0() + Duration::seconds(30));
     let (existing, ended) = stored_and_ended(store, &a).await;
     let open = run(&a, "w", RunStatus::Running, 2);
-    ok!(store.insert_run(&open).await);
+    ok!(insert_leased(store, &open).await);
     let fresh: Vec<Run> = (0..5)
         .map(|i| run(&a, "w", RunStatus::Running, 10 + i))
         .collect();
@@ -1381,10 +1712,12 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
         futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
         futures_util::future::join(
             futures_util::future::join_all([
-                store.settle_run(&settled, "engine-1"),
-                store.settle_run(&late, "engine-1"),
+                store.settle_run(&settled, "engine-1", E),
+                store.settle_run(&late, "engine-1", E),
             ]),
-            futures_util::future::join_all(nodes.iter().map(|e| store.save_node_execution(&a, e))),
+            futures_util::future::join_all(
+                nodes.iter().map(|e| store.save_node_execution(&a, e, E)),
+            ),
         ),
     )
     .await;
@@ -1396,9 +1729,7 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
             r.id
         );
         assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
-        assert!(!ok!(store
-            .claim_run(&a, r.id, "engine-2", until, now)
-            .await));
+        assert!(ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_none());
     }
     let err = started[5].as_ref().expect_err("a run id is started once");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -1442,8 +1773,10 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     let (started, (settles, saves)) = futures_util::future::join(
         futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
         futures_util::future::join(
-            futures_util::future::join_all(done.iter().map(|r| store.settle_run(r, "engine-1"))),
-            futures_util::future::join_all(nodes.iter().map(|e| store.save_node_execution(&a, e))),
+            futures_util::future::join_all(done.iter().map(|r| store.settle_run(r, "engine-1", E))),
+            futures_util::future::join_all(
+                nodes.iter().map(|e| store.save_node_execution(&a, e, E)),
+            ),
         ),
     )
     .await;
@@ -1460,15 +1793,13 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     for (r, settled) in fresh.iter().zip(&done) {
         assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(settled));
         assert!(
-            ok!(store.claim_run(&a, r.id, "engine-3", until, now).await),
+            ok!(store.claim_run(&a, r.id, "engine-3", until, now).await).is_some(),
             "a settled run's lease is free"
         );
     }
     for r in &more {
         assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
-        assert!(!ok!(store
-            .claim_run(&a, r.id, "engine-3", until, now)
-            .await));
+        assert!(ok!(store.claim_run(&a, r.id, "engine-3", until, now).await).is_none());
     }
     assert_eq!(
         ok!(store.audit_log(&a, &AuditFilter::default()).await).len(),
@@ -1482,10 +1813,10 @@ async fn stored_and_ended(store: &dyn Store, tenant: &TenantId) -> (Run, Run) {
     let existing = run(tenant, "w", RunStatus::Running, 0);
     let ended = run(tenant, "w", RunStatus::Running, 1);
     for r in [&existing, &ended] {
-        ok!(store.insert_run(r).await);
+        ok!(insert_leased(store, r).await);
     }
     ok!(store
-        .end_run(tenant, ended.id, RunStatus::Failed, "gave up", t0())
+        .end_run(tenant, ended.id, RunStatus::Failed, "gave up", t0(), None)
         .await);
     (existing, ended)
 }
@@ -1560,7 +1891,7 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
             );
             assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(*r));
             assert!(
-                !ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+                ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_none(),
                 "the starter holds the lease of {}",
                 r.id
             );
@@ -1592,7 +1923,8 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
         .chain(&done[6..])
         .collect();
     let settles =
-        futures_util::future::join_all(order.iter().map(|r| store.settle_run(r, "engine-1"))).await;
+        futures_util::future::join_all(order.iter().map(|r| store.settle_run(r, "engine-1", E)))
+            .await;
     for (r, answer) in order.iter().zip(&settles) {
         if r.id == ended.id {
             let err = answer.as_ref().expect_err("an ended run keeps its status");
@@ -1632,13 +1964,13 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
         })
         .collect();
     let settles =
-        futures_util::future::join_all(waiting.iter().map(|r| store.settle_run(r, "engine-1")))
+        futures_util::future::join_all(waiting.iter().map(|r| store.settle_run(r, "engine-1", E)))
             .await;
     assert!(settles.iter().all(Result::is_ok), "{settles:?}");
     for r in &waiting {
         assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));
         assert!(
-            ok!(store.claim_run(&a, r.id, "engine-2", until, now).await),
+            ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_some(),
             "the settler gave up its lease of {}",
             r.id
         );

@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore,
-    LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim, RunFilter, RunId,
-    RunMigration, RunStart, RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection,
-    TenantId, Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+    DatasetRecord, DatasetStore, Epoch, FormDraft, FormId, FormLink, FormResponse, FormSchema,
+    FormStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim,
+    RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore, Store, StoreError, StoreResult,
+    StoredConnection, TenantId, Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId,
+    WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -282,15 +283,15 @@ impl RunStore for FaultyStore {
         self.fault().await?;
         self.inner.run(tenant, id).await
     }
-    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+    async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.update_run(run).await)
+        self.answer(self.inner.update_run(run, epoch).await)
     }
-    async fn settle_run(&self, run: &Run, owner: &str) -> StoreResult<()> {
+    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.settle_run(run, owner).await)
+        self.answer(self.inner.settle_run(run, owner, epoch).await)
     }
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         self.fault().await?;
@@ -300,10 +301,15 @@ impl RunStore for FaultyStore {
         &self,
         tenant: &TenantId,
         execution: &NodeExecution,
+        epoch: Epoch,
     ) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.save_node_execution(tenant, execution).await)
+        self.answer(
+            self.inner
+                .save_node_execution(tenant, execution, epoch)
+                .await,
+        )
     }
     async fn node_executions(
         &self,
@@ -320,10 +326,15 @@ impl RunStore for FaultyStore {
         status: RunStatus,
         reason: &str,
         at: DateTime<Utc>,
+        epoch: Option<Epoch>,
     ) -> StoreResult<Option<Run>> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.end_run(tenant, id, status, reason, at).await)
+        self.answer(
+            self.inner
+                .end_run(tenant, id, status, reason, at, epoch)
+                .await,
+        )
     }
     async fn migrate_run(&self, migration: &RunMigration<'_>) -> StoreResult<()> {
         self.fault().await?;
@@ -337,10 +348,15 @@ impl RunStore for FaultyStore {
 
 #[async_trait]
 impl WaitStore for FaultyStore {
-    async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution) -> StoreResult<()> {
+    async fn suspend_node(
+        &self,
+        tenant: &TenantId,
+        execution: &NodeExecution,
+        epoch: Epoch,
+    ) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.suspend_node(tenant, execution).await)
+        self.answer(self.inner.suspend_node(tenant, execution, epoch).await)
     }
     async fn take_wait(
         &self,
@@ -374,7 +390,7 @@ impl LeaseStore for FaultyStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Epoch>> {
         self.write()?;
         self.fault().await?;
         self.answer(self.inner.claim_run(tenant, id, owner, until, now).await)

@@ -210,6 +210,7 @@ async fn cancelling_a_cancelled_run_again_cancels_children_left_open() {
             RunStatus::Cancelled,
             "withdrawn",
             clock.now(),
+            None,
         )
         .await
         .unwrap();

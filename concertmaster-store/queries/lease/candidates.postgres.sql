@@ -1,4 +1,5 @@
--- Runs in flight whose lease is free, expired at $2, or the caller's ($1),
+-- Runs in flight whose lease is free (none, or given up: owner ''), expired
+-- at $2, or the caller's ($1),
 -- oldest first: at most $3, at most $4 of any one tenant, none of the
 -- tenants in the JSON array $5. The ranking is a subquery: row locks and
 -- window functions do not mix in one SELECT.
@@ -14,7 +15,7 @@ WHERE r.id IN (
                OR (c.status = 'waiting' AND EXISTS (
                     SELECT 1 FROM node_executions n
                     WHERE n.run_id = c.id AND n.status = 'waiting' AND n.resumed IS NOT NULL)))
-          AND (l.run_id IS NULL OR l.owner = $1 OR l.until < $2)
+          AND (l.run_id IS NULL OR l.owner = $1 OR l.owner = '' OR l.until < $2)
           AND c.tenant_id NOT IN (SELECT jsonb_array_elements_text($5))
     ) AS ranked
     WHERE nth <= $4)

@@ -1,4 +1,5 @@
--- Runs in flight whose lease is free, expired at $2, or the caller's ($1),
+-- Runs in flight whose lease is free (none, or given up: owner ''), expired
+-- at $2, or the caller's ($1),
 -- oldest first: at most $3, at most $4 of any one tenant, none of the
 -- tenants in the JSON array $5.
 SELECT tenant_id, id, created_at FROM (
@@ -10,7 +11,7 @@ SELECT tenant_id, id, created_at FROM (
            OR (r.status = 'waiting' AND EXISTS (
                 SELECT 1 FROM node_executions n
                 WHERE n.run_id = r.id AND n.status = 'waiting' AND n.resumed IS NOT NULL)))
-      AND (l.run_id IS NULL OR l.owner = $1 OR l.until < $2)
+      AND (l.run_id IS NULL OR l.owner = $1 OR l.owner = '' OR l.until < $2)
       AND r.tenant_id NOT IN (SELECT value FROM json_each($5))
 ) AS ranked
 WHERE nth <= $4

@@ -1,20 +1,29 @@
 -- Saves node executions, one or a whole group commit in one statement.
--- The rows placeholder becomes one tuple of 13 parameters per execution
--- (`($1, ..., $13), ($14, ..., $26)` on Postgres, anonymous `?` on SQLite,
--- in the order of the column list);
+-- The rows placeholder becomes one tuple of 14 parameters per execution
+-- (`($1, ..., $14), ($15, ..., $28)` on Postgres, anonymous `?` on SQLite):
+-- the 13 of the column list, in its order, then the writer's lease epoch;
 -- both SQLite and Postgres name a VALUES list's columns column1, column2, ...
--- A row whose run has ended, or belongs to another tenant, is skipped: the
--- caller compares the count and redoes the group row by row to learn which
--- (rewriting a saved row with the same values).
+-- A row is skipped when its run has ended, belongs to another tenant, or
+-- is leased at another epoch (fencing), and when it would move its node
+-- backwards: a lower attempt, or an ended attempt made running or waiting
+-- again. The caller compares the count and redoes the group row by row to
+-- learn which (rewriting a saved row with the same values).
 INSERT INTO node_executions
     (run_id, node_id, tenant_id, node_type, status, attempt, input, output, error, wait, resumed, started_at, ended_at)
 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
        v.column8, v.column9, v.column10, v.column11, v.column12, v.column13
 FROM (VALUES {rows}) AS v
-WHERE (SELECT status FROM workflow_runs WHERE id = v.column1 AND tenant_id = v.column3)
-      IN ('pending', 'running', 'waiting')
+WHERE EXISTS (
+    SELECT 1 FROM workflow_runs r JOIN run_leases l ON l.run_id = r.id
+    WHERE r.id = v.column1 AND r.tenant_id = v.column3
+      AND r.status IN ('pending', 'running', 'waiting')
+      AND l.epoch = v.column14)
 ON CONFLICT (run_id, node_id) DO UPDATE
 SET node_type = excluded.node_type, status = excluded.status, attempt = excluded.attempt,
     input = excluded.input, output = excluded.output, error = excluded.error, wait = excluded.wait,
     resumed = excluded.resumed, started_at = excluded.started_at, ended_at = excluded.ended_at
 WHERE node_executions.tenant_id = excluded.tenant_id
+  AND (excluded.attempt > node_executions.attempt
+       OR (excluded.attempt = node_executions.attempt
+           AND (node_executions.status IN ('running', 'waiting')
+                OR excluded.status NOT IN ('running', 'waiting'))))

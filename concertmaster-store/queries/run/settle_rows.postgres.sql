@@ -1,11 +1,13 @@
 -- Settles runs, one or a whole group commit in one statement: replaces each
--- run and gives up the settler's lease. The rows placeholder becomes one
--- tuple of 11 parameters per run: the first 10 of run/insert_rows, then the
--- lease's owner. A run that is not stored for its tenant, or has ended
--- (or is listed twice), fails the whole statement with "concertmaster: run
--- not settled" (migration 11), so that none of the others changes either.
+-- run and gives up the settler's lease (its row stays, with no owner, so the
+-- lease keeps its epoch). The rows placeholder becomes one tuple of 12
+-- parameters per run: the first 10 of run/insert_rows, then the lease's
+-- owner and epoch. A run that is not stored for its tenant, has ended, is
+-- leased at another epoch (or is listed twice) fails the whole statement
+-- with "concertmaster: run not settled" (migration 11), so that none of the
+-- others changes either.
 WITH v (id, tenant_id, workflow_id, workflow_version, status, trigger_node, trigger_items,
-        created_at, ended_at, error, lease_owner) AS (VALUES {rows}),
+        created_at, ended_at, error, lease_owner, lease_epoch) AS (VALUES {rows}),
 settled AS (
     UPDATE workflow_runs AS r
     SET workflow_id = v.workflow_id, workflow_version = v.workflow_version,
@@ -14,11 +16,13 @@ settled AS (
     FROM v
     WHERE r.id = v.id AND r.tenant_id = v.tenant_id
       AND r.status NOT IN ('succeeded', 'failed', 'cancelled')
+      AND EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = v.id AND l.epoch = v.lease_epoch)
     RETURNING r.id, v.lease_owner
 ),
 released AS (
-    DELETE FROM run_leases AS l
-    USING settled AS s
+    UPDATE run_leases AS l
+    SET owner = ''
+    FROM settled AS s
     WHERE l.run_id = s.id AND l.owner = s.lease_owner
 )
 SELECT CASE WHEN count(*) = (SELECT count(*) FROM v) THEN count(*)
