@@ -9,7 +9,8 @@
 //! helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are
 //! microseconds in SQLite and `timestamptz` in Postgres), `parameter`, and
 //! the statements `BEGIN`, `RUN_STARTS`, `RUN_SETTLES` and
-//! `LEASE_CANDIDATES`, which differ per backend.
+//! `LEASE_CANDIDATES`, and `renew_rows` (lease renewal), which differ per
+//! backend.
 
 /// Prepared statements a connection keeps: the group commit's (three
 /// kinds of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
@@ -1152,23 +1153,7 @@ macro_rules! sql_store {
             }
 
             async fn renew_leases(&self, owner: &str, runs: &[RunId], until: DateTime<Utc>) -> StoreResult<Vec<RunId>> {
-                let fail = |err| store_error(err, "run leases", owner);
-                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                let mut lost = Vec::new();
-                for id in runs {
-                    let renewed = sqlx::query(sql!("lease/renew"))
-                        .bind(id.as_uuid())
-                        .bind(owner)
-                        .bind(ts(until))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    if renewed.rows_affected() == 0 {
-                        lost.push(*id);
-                    }
-                }
-                tx.commit().await.map_err(fail)?;
-                Ok(lost)
+                renew_rows(&self.pool, owner, runs, until).await
             }
 
             async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {

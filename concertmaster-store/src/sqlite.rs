@@ -14,21 +14,42 @@ use crate::sql_store::{sql_store, STATEMENT_CACHE};
 
 type Db = sqlx::Sqlite;
 
+/// What a commit of a [`SqliteStore`] survives: SQLite's `synchronous`
+/// setting, in WAL mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is synced to disk before the
+    /// call returns; it survives a process crash and a power loss or an
+    /// operating-system crash. The default. The engine's writes share
+    /// commits (group commit), so one sync serves many node transitions.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: a commit survives a crash of the process;
+    /// a power loss or an operating-system crash may lose the last commits
+    /// (the database is never corrupted). Faster: WAL syncs only at
+    /// checkpoints.
+    Normal,
+}
+
 /// A [`Store`](concertmaster_core::Store) in one SQLite file.
 ///
 /// Two connections: the engine's writes (node executions, run starts and
 /// settles) go through one, held by the group commit's writer task; every
 /// other call goes through the other, the pool's. Store transactions take
-/// the write lock as they begin, so the two never deadlock. WAL mode with
-/// `synchronous = NORMAL` keeps every commit durable across a process
-/// crash (a power loss may drop the last commits, never corrupt). An
-/// in-memory database (`sqlite::memory:`) has the one connection only.
+/// the write lock as they begin, so the two never deadlock. WAL mode, with
+/// [`Durability::Full`] by default: a call that wrote returns once its
+/// commit is on disk, so it survives a power loss, not only a crash of the
+/// process ([`Durability::Normal`] trades that for speed; see
+/// [`open_with`](Self::open_with)). An in-memory database
+/// (`sqlite::memory:`) has the one connection only.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The engine's writes (node executions, run starts and settles),
     /// grouped into shared commits by one writer task.
     writes: tokio::sync::mpsc::Sender<PendingWrite>,
+    durability: Durability,
 }
 
 impl SqliteStore {
@@ -41,31 +62,75 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the database at `path` and migrates it,
+    /// with [`Durability::Full`].
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        Self::open_with(path, Durability::Full).await
+    }
+
+    /// Opens (creating if needed) the database at `path` with
+    /// `durability`, and migrates it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use concertmaster_store::{Durability, SqliteStore};
+    ///
+    /// // Survives a crash of the process; a power loss may lose the last commits.
+    /// # let dir = std::env::temp_dir().join(format!("concertmaster-durability-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteStore::open_with(dir.join("workflows.db"), Durability::Normal).await?;
+    /// assert_eq!(store.durability(), Durability::Normal);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_with(
+        path: impl AsRef<std::path::Path>,
+        durability: Durability,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with(options, &path.display().to_string()).await
+        Self::connect_with(options, &path.display().to_string(), durability).await
+    }
+
+    /// What a commit of this store survives.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// Connects to a `sqlite:` URL (`sqlite://data.db`, `sqlite::memory:`)
-    /// and migrates the database.
+    /// and migrates the database, with [`Durability::Full`].
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_durably(url, Durability::Full).await
+    }
+
+    /// Connects to a `sqlite:` URL with `durability`, and migrates the
+    /// database.
+    pub async fn connect_durably(url: &str, durability: Durability) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| Error::Connect {
                 url: url_without_password(url),
                 source,
             })?
             .create_if_missing(true);
-        Self::connect_with(options, url).await
+        Self::connect_with(options, url, durability).await
     }
 
-    async fn connect_with(options: SqliteConnectOptions, url: &str) -> Result<Self, Error> {
+    async fn connect_with(
+        options: SqliteConnectOptions,
+        url: &str,
+        durability: Durability,
+    ) -> Result<Self, Error> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // One connection, so the cache stays bounded (the peer
@@ -97,7 +162,11 @@ impl SqliteStore {
         } else {
             spawn_group_commits(connect().await?, true)
         };
-        let store = Self { pool, writes };
+        let store = Self {
+            pool,
+            writes,
+            durability,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -172,6 +241,34 @@ const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.sqlite.sql");
 
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
+
+/// Renews `owner`'s leases on `runs` until `until`, a statement per lease
+/// in one transaction (SQLite runs in this process: a statement costs no
+/// round trip); answers the runs whose lease `owner` no longer holds.
+async fn renew_rows(
+    pool: &SqlitePool,
+    owner: &str,
+    runs: &[concertmaster_core::RunId],
+    until: chrono::DateTime<chrono::Utc>,
+) -> concertmaster_core::StoreResult<Vec<concertmaster_core::RunId>> {
+    let fail = |err| crate::error::store_error(err, "run leases", owner);
+    let mut tx = pool.begin_with(BEGIN).await.map_err(fail)?;
+    let mut lost = Vec::new();
+    for id in runs {
+        let renewed = sqlx::query(include_str!("../queries/lease/renew.sql"))
+            .bind(id.as_uuid())
+            .bind(owner)
+            .bind(ts(until))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        if renewed.rows_affected() == 0 {
+            lost.push(*id);
+        }
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(lost)
+}
 
 sql_store!(SqliteStore);
 form_store!(SqliteStore);

@@ -375,7 +375,8 @@ impl EngineBuilder {
     }
 
     /// Builds the engine, then resumes every run the store holds in flight
-    /// and starts the durable-timer loop. Must be called on a tokio runtime.
+    /// and starts the durable-timer loop and the lease-renewal loop. Must be
+    /// called on a tokio runtime.
     /// A store that is unavailable at that moment does not fail the build:
     /// the engine's recovery sweep resumes the runs once the store answers.
     pub async fn build(self) -> Result<Engine> {
@@ -407,6 +408,10 @@ impl EngineBuilder {
         tokio::spawn(timers::timer_loop(
             Arc::downgrade(&inner),
             Arc::clone(&inner.timer_wake),
+            inner.shutdown.clone(),
+        ));
+        tokio::spawn(timers::lease_loop(
+            Arc::downgrade(&inner),
             inner.shutdown.clone(),
         ));
         Ok(Engine { inner })

@@ -1,6 +1,6 @@
-//! The engine's background loop: wakes nodes whose time has come, renews
-//! the leases of the runs it drives, and picks up runs in flight that no
-//! engine moves.
+//! The engine's background loops: one wakes nodes whose time has come and
+//! picks up runs in flight that no engine moves; the other renews the
+//! leases of the runs this engine drives, on a schedule of its own.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,7 +18,6 @@ pub(super) async fn timer_loop(
     shutdown: CancellationToken,
 ) {
     let mut last_recovery = std::time::Instant::now();
-    let mut last_renewal = std::time::Instant::now();
     loop {
         let sleep_for = {
             let Some(inner) = engine.upgrade() else {
@@ -26,13 +25,6 @@ pub(super) async fn timer_loop(
             };
             if let Err(err) = inner.fire_due_timers().await {
                 tracing::warn!(error = %err, "durable timers could not be checked; retrying");
-            }
-            let renew_every = inner.limits.lease_ttl / 3;
-            if last_renewal.elapsed() >= renew_every {
-                last_renewal = std::time::Instant::now();
-                if let Err(err) = inner.renew_leases().await {
-                    tracing::warn!(error = %err, "leases could not be renewed; retrying");
-                }
             }
             let backlog = inner
                 .backlog
@@ -46,8 +38,7 @@ pub(super) async fn timer_loop(
             let poll = inner
                 .limits
                 .timer_poll_interval
-                .min(inner.limits.recovery_interval)
-                .min(renew_every);
+                .min(inner.limits.recovery_interval);
             match inner.store.next_due().await {
                 Ok(Some(at)) => (at - inner.clock.now())
                     .to_std()
@@ -60,6 +51,30 @@ pub(super) async fn timer_loop(
             () = tokio::time::sleep(sleep_for) => {}
             () = wake.notified() => {}
             () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Renews the leases of the runs this engine drives every third of the
+/// lease's time to live, until the engine shuts down or is dropped. A task
+/// of its own: a burst of due timers or a slow recovery sweep in the other
+/// loop never holds a renewal back past the lease, which would hand every
+/// run this engine drives to another engine.
+pub(super) async fn lease_loop(engine: Weak<Inner>, shutdown: CancellationToken) {
+    loop {
+        let every = match engine.upgrade() {
+            Some(inner) => inner.limits.lease_ttl / 3,
+            None => return,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        if let Err(err) = inner.renew_leases().await {
+            tracing::warn!(error = %err, "leases could not be renewed; retrying");
         }
     }
 }

@@ -259,3 +259,156 @@ async fn a_timer_fires_once_across_engines() {
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(log.attempts("wait"), 2, "suspended once, woken once");
 }
+
+/// Waits, on its first execution only, until the test lets it go: an
+/// engine stalled in the middle of a node.
+#[derive(Clone)]
+struct Stall {
+    first: Arc<std::sync::atomic::AtomicBool>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for Stall {
+    async fn execute(
+        &self,
+        _: &concertmaster_core::NodeContext,
+        input: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        Ok(concertmaster_core::NodeOutcome::Done(input))
+    }
+}
+
+/// An engine that stalls past its lease (here: its node hangs and its
+/// clock is an hour behind, so it renews nothing in time) loses the run to
+/// another engine; when it comes back, its first write is fenced: refused,
+/// counted, and the stale engine stops driving the run without changing
+/// anything the new one did.
+#[test]
+fn a_stalled_engine_is_fenced_when_it_comes_back() {
+    use concertmaster_core::{Clock, NodeCategory, NodeDescriptor};
+    use metrics_util::debugging::DebuggingRecorder;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // One thread: every task of both engines records into this recorder.
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = InMemoryStore::new();
+        let tenant = TenantId::new("acme");
+        let log = Arc::new(Log::default());
+        let (entered, release) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let stall = Stall {
+            first: Arc::new(true.into()),
+            entered: Arc::clone(&entered),
+            release: Arc::clone(&release),
+        };
+        let registry = || {
+            let mut reg = registry(&log);
+            reg.register_node(
+                NodeDescriptor::new("stall", NodeCategory::Transform),
+                stall.clone(),
+            )
+            .expect("registers");
+            reg
+        };
+        let stale_clock = ManualClock::default();
+        let stale = Engine::builder()
+            .store(store.clone())
+            .registry(registry())
+            .clock(stale_clock.clone())
+            .lease_ttl(Duration::from_secs(3_600))
+            .build()
+            .await
+            .expect("builds");
+        let def = WorkflowDefinition::from_value(workflow(
+            "stalls",
+            &[
+                ("start", "start", json!({})),
+                ("slow", "stall", json!({})),
+                ("ask", "await", json!({"prefix": "form"})),
+            ],
+            &[("start", "slow"), ("slow", "ask")],
+        ))
+        .expect("parses");
+        let wf = stale.publish(&tenant, def).await.expect("publishes");
+        let run = stale.start(&wf, json!({})).await.expect("starts");
+        entered.notified().await;
+
+        // Two hours on, another engine finds the lease expired and takes the run.
+        let taker_clock = ManualClock::new(stale_clock.now() + chrono::Duration::hours(2));
+        let taker = Engine::builder()
+            .store(store.clone())
+            .registry(registry())
+            .clock(taker_clock)
+            .recovery_interval(Duration::from_millis(20))
+            .build()
+            .await
+            .expect("builds");
+        let waiting = taker.settled(&tenant, run).await.expect("settles");
+        assert_eq!(
+            waiting.status,
+            RunStatus::Waiting,
+            "the taker drove the run to its wait"
+        );
+        let before = taker.run(&tenant, run).await.expect("detail");
+        let slow = before.node("slow").expect("slow ran");
+        assert_eq!((slow.status, slow.attempt), (NodeStatus::Succeeded, 2));
+
+        // The stalled engine comes back and commits its stale attempt.
+        release.notify_one();
+        // A snapshot hands over what was counted since the last one.
+        let fenced_since = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .filter(|(key, ..)| {
+                    key.key().name() == concertmaster_core::telemetry::FENCED_WRITES_TOTAL
+                })
+                .map(|(.., value)| match value {
+                    metrics_util::debugging::DebugValue::Counter(n) => n,
+                    _ => 0,
+                })
+                .sum::<u64>()
+        };
+        let mut fenced = 0;
+        for _ in 0..500 {
+            fenced += fenced_since();
+            if fenced > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(fenced > 0, "the stale write was never fenced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fenced += fenced_since();
+        assert_eq!(fenced, 1, "one write fenced, then the stale driver stopped");
+        let after = taker.run(&tenant, run).await.expect("detail");
+        assert_eq!(after.run, before.run, "the run is as the taker left it");
+        assert_eq!(
+            after.nodes, before.nodes,
+            "every record is as the taker left it"
+        );
+
+        taker
+            .resume(&tenant, &format!("form:{run}"), json!({"ok": true}))
+            .await
+            .expect("resumes");
+        let done = taker.finished(&tenant, run).await.expect("finishes");
+        assert_eq!(done.status, RunStatus::Succeeded);
+        assert_eq!(fenced_since(), 0, "nothing more was fenced");
+    });
+}

@@ -182,3 +182,26 @@ async fn a_pool_of_one_connection_is_shared_with_the_writer() {
         assert_eq!(read.run.status, RunStatus::Succeeded);
     }
 }
+
+/// The store reads the server's `synchronous_commit` at connect and says
+/// whether commits are durable: on by default, not when a role, database
+/// or connection turned it off.
+#[tokio::test]
+async fn synchronous_commit_is_read_at_connect() {
+    let url = crate::support::fresh_postgres_url().await;
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&url, 2)
+        .await
+        .expect("connects");
+    assert_ne!(store.synchronous_commit(), "off");
+    assert!(store.commits_are_durable());
+
+    let off = format!("{url}%20-c%20synchronous_commit%3Doff");
+    let store = concertmaster_store::PostgresStore::connect_with_pool_size(&off, 2)
+        .await
+        .expect("connects");
+    assert_eq!(store.synchronous_commit(), "off");
+    assert!(
+        !store.commits_are_durable(),
+        "a server that acknowledges commits before they are on disk is flagged"
+    );
+}

@@ -198,3 +198,33 @@ async fn a_node_using_the_store_does_not_starve_its_own_run() {
         assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
     }
 }
+
+/// A store opened plainly syncs every commit (`synchronous = FULL`, 2);
+/// `Durability::Normal` is SQLite's `NORMAL` (1).
+#[tokio::test]
+async fn commits_are_synced_unless_normal_is_asked_for() {
+    use concertmaster_store::Durability;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let synchronous = |store: &SqliteStore| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+                .expect("reads the pragma")
+        }
+    };
+    let full = SqliteStore::open(dir.path().join("full.db"))
+        .await
+        .expect("opens");
+    assert_eq!(full.durability(), Durability::Full);
+    assert_eq!(synchronous(&full).await, 2, "FULL");
+    let normal = SqliteStore::open_with(dir.path().join("normal.db"), Durability::Normal)
+        .await
+        .expect("opens");
+    assert_eq!(normal.durability(), Durability::Normal);
+    assert_eq!(synchronous(&normal).await, 1, "NORMAL");
+    let url = format!("sqlite://{}", dir.path().join("url.db").display());
+    let by_url = SqliteStore::connect(&url).await.expect("connects");
+    assert_eq!(synchronous(&by_url).await, 2, "FULL through a URL too");
+}
