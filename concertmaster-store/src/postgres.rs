@@ -26,6 +26,10 @@ pub struct PostgresStore {
     writes: tokio::sync::mpsc::Sender<PendingWrite>,
     /// The server's `synchronous_commit`, read at connect.
     synchronous_commit: String,
+    /// One connection of its own for lease renewal, so that a renewal
+    /// never queues for a connection behind a burst of the engine's other
+    /// calls (thousands of runs woken at once) past the lease.
+    leases: PgPool,
 }
 
 impl PostgresStore {
@@ -37,12 +41,14 @@ impl PostgresStore {
     }
 
     /// Connects to `url` (`postgres://user@host:port/db`) with a pool of up
-    /// to 16 connections and migrates the database.
+    /// to 16 connections (and one more, kept for renewing leases) and
+    /// migrates the database.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with_pool_size(url, 16).await
     }
 
-    /// Connects with a pool of up to `connections` connections.
+    /// Connects with a pool of up to `connections` connections, and one
+    /// more for renewing leases.
     pub async fn connect_with_pool_size(url: &str, connections: u32) -> Result<Self, Error> {
         let options: PgConnectOptions = url.parse().map_err(|source| Error::Connect {
             url: url_without_password(url),
@@ -51,19 +57,22 @@ impl PostgresStore {
         // Other connections than the writer's only ever hold the few dozen
         // other queries.
         let options = options.statement_cache_capacity(STATEMENT_CACHE);
-        let pool = PgPoolOptions::new()
-            .max_connections(connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            // A ping before every query doubles the round trips; a dropped
-            // connection shows up as a retryable error on the query itself,
-            // which the engine retries on a fresh connection.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|source| Error::Connect {
-                url: url_without_password(url),
-                source,
-            })?;
+        let connect = |size: u32| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(10))
+                // A ping before every query doubles the round trips; a dropped
+                // connection shows up as a retryable error on the query itself,
+                // which the engine retries on a fresh connection.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+        };
+        let failed = |source| Error::Connect {
+            url: url_without_password(url),
+            source,
+        };
+        let pool = connect(connections.max(1)).await.map_err(failed)?;
+        let leases = connect(1).await.map_err(failed)?;
         // The writer keeps a connection of its own, unless the pool has
         // only the one every other call needs too.
         let writes = spawn_group_commits(pool.clone(), connections > 1);
@@ -86,6 +95,7 @@ impl PostgresStore {
             pool,
             writes,
             synchronous_commit,
+            leases,
         };
         store.migrate().await?;
         Ok(store)
@@ -159,10 +169,10 @@ const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgre
 
 /// Renews `owner`'s leases on `runs` until `until` in one statement (a
 /// statement per lease was a round trip each: a second for 10,000 runs,
-/// against a lease that may be a few seconds); answers the runs whose lease
-/// `owner` no longer holds.
+/// against a lease that may be a few seconds), on the store's connection
+/// kept for it; answers the runs whose lease `owner` no longer holds.
 async fn renew_rows(
-    pool: &PgPool,
+    store: &PostgresStore,
     owner: &str,
     runs: &[concertmaster_core::RunId],
     until: chrono::DateTime<chrono::Utc>,
@@ -174,7 +184,7 @@ async fn renew_rows(
     .bind(owner)
     .bind(&ids)
     .bind(until)
-    .fetch_all(pool)
+    .fetch_all(&store.leases)
     .await
     .map_err(|err| crate::error::store_error(err, "run leases", owner))?
     .into_iter()

@@ -1153,7 +1153,7 @@ macro_rules! sql_store {
             }
 
             async fn renew_leases(&self, owner: &str, runs: &[RunId], until: DateTime<Utc>) -> StoreResult<Vec<RunId>> {
-                renew_rows(&self.pool, owner, runs, until).await
+                renew_rows(self, owner, runs, until).await
             }
 
             async fn release_run(&self, id: RunId, owner: &str) -> StoreResult<()> {

@@ -246,13 +246,13 @@ const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.
 /// in one transaction (SQLite runs in this process: a statement costs no
 /// round trip); answers the runs whose lease `owner` no longer holds.
 async fn renew_rows(
-    pool: &SqlitePool,
+    store: &SqliteStore,
     owner: &str,
     runs: &[concertmaster_core::RunId],
     until: chrono::DateTime<chrono::Utc>,
 ) -> concertmaster_core::StoreResult<Vec<concertmaster_core::RunId>> {
     let fail = |err| crate::error::store_error(err, "run leases", owner);
-    let mut tx = pool.begin_with(BEGIN).await.map_err(fail)?;
+    let mut tx = store.pool.begin_with(BEGIN).await.map_err(fail)?;
     let mut lost = Vec::new();
     for id in runs {
         let renewed = sqlx::query(include_str!("../queries/lease/renew.sql"))
