@@ -369,6 +369,7 @@ pub struct PreparedResponse {
     response: FormResponse,
     link_hash: Option<String>,
     audit: crate::store::AuditEntry,
+    wakeup: Option<crate::store::HeldWakeup>,
 }
 
 impl PreparedResponse {
@@ -383,7 +384,20 @@ impl PreparedResponse {
             response,
             link_hash,
             audit,
+            wakeup: None,
         }
+    }
+
+    /// The same, with the wake-up of the node waiting for the answer,
+    /// stored with it ([`WaitStore::deliver`](crate::WaitStore::deliver)).
+    pub fn with_wakeup(mut self, wakeup: crate::store::HeldWakeup) -> Self {
+        self.wakeup = Some(wakeup);
+        self
+    }
+
+    /// The wake-up to store with it, if any.
+    pub fn wakeup(&self) -> Option<&crate::store::HeldWakeup> {
+        self.wakeup.as_ref()
     }
 
     /// The response to store.

@@ -109,8 +109,9 @@ pub use content::{ContentRef, CHUNK_SIZE, CONTENT_KEY, ITEMS_MEDIA_TYPE};
 pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
 #[cfg(feature = "runtime")]
 pub use engine::{
-    acting_as, current_actor, Engine, EngineBuilder, Migration, PublishedWorkflow, RerunBatch,
-    RerunFrom, RerunReport, RerunVersion, DEFAULT_EDGE_CAPACITY, DEFAULT_MAX_PORT_ITEMS,
+    acting_as, current_actor, Delivery, Engine, EngineBuilder, Migration, PublishedWorkflow,
+    RerunBatch, RerunFrom, RerunReport, RerunVersion, DEFAULT_EDGE_CAPACITY,
+    DEFAULT_HELD_WAKEUP_TTL, DEFAULT_MAX_PORT_ITEMS,
 };
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
@@ -129,9 +130,9 @@ pub use run::{
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormStore, InMemoryStore, LeaseStore, RunClaim,
+    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, InMemoryStore, LeaseStore, RunClaim,
     RunMigration, RunStart, RunStore, Store, StoreError, StoreErrorKind, StoreResult,
-    StoredConnection, WaitStore, WorkflowStore,
+    StoredConnection, WaitStore, WakeFor, WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, ConnectorError, Engine, Error as EngineError, Item, Node, NodeCategory,
-    NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, Record,
-    RecordOutcome, RegistryError, Suspend, TenantId, WriteMode, MAIN_PORT,
+    ConfigError, ConnectorError, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
+    NodeError, NodeOutcome, NodeRegistry, Ports, Record, RecordOutcome, RegistryError, Suspend,
+    TenantId, WriteMode, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -39,9 +39,6 @@ pub const REFUSED_PORT: &str = "error";
 
 const DEFAULT_BATCH_SIZE: usize = 100;
 const DEFAULT_FLUSH_SECONDS: u64 = 60;
-/// How long the batcher keeps trying to resume a run whose suspension is
-/// not stored yet (the node suspends right after handing over its records).
-const RESUME_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Whether records go out with the run or are gathered across runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -733,23 +730,10 @@ impl Batcher {
     }
 }
 
-/// Resumes the waiting node; its suspension may not be stored yet, so a
-/// missing wait is tried again for a while. Past that, the node wakes at
-/// its deadline and writes its records itself.
+/// Resumes the waiting node. Its suspension may not be stored yet: the
+/// store then holds the wake-up, and the suspension takes it.
 async fn resume(engine: &Engine, tenant: &TenantId, key: &str, payload: Value) {
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(10);
-    loop {
-        match engine.resume(tenant, key, payload.clone()).await {
-            Ok(_) => return,
-            Err(EngineError::NoSuchWait { .. }) if started.elapsed() < RESUME_PATIENCE => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, key, "a batched export could not resume its run; it writes its records at its deadline");
-                return;
-            }
-        }
+    if let Err(err) = engine.resume(tenant, key, payload).await {
+        tracing::warn!(error = %err, key, "a batched export could not resume its run; it writes its records at its deadline");
     }
 }

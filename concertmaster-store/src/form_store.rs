@@ -7,9 +7,9 @@ macro_rules! form_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore, NodeId,
-                PreparedResponse, ResponseFilter, ResponseId, Review, ReviewStatus, RunId,
-                StoreError, StoreResult, Submitter, TenantId,
+                Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore,
+                HeldWakeup, NodeId, PreparedResponse, ResponseFilter, ResponseId, Review,
+                ReviewStatus, RunId, StoreError, StoreResult, Submitter, TenantId, Wait, WakeFor,
             };
             use sqlx::types::Json;
             use sqlx::Row;
@@ -163,6 +163,9 @@ macro_rules! form_store {
                 ) -> StoreResult<()> {
                     insert_response_on(&mut *conn, prepared.response(), prepared.link_hash())
                         .await?;
+                    if let Some(wakeup) = prepared.wakeup() {
+                        super::deliver_on(&mut *conn, &prepared.response().tenant, wakeup).await?;
+                    }
                     super::insert_one_audit(&mut *conn, prepared.audit()).await
                 }
             }
@@ -280,11 +283,19 @@ macro_rules! form_store {
                     &self,
                     response: &FormResponse,
                     link: Option<&str>,
-                ) -> StoreResult<()> {
+                    wake: Option<&HeldWakeup>,
+                ) -> StoreResult<Option<Wait>> {
                     let fail = |err| store_error(err, "form response", response.id);
                     let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     insert_response_on(&mut tx, response, link).await?;
-                    tx.commit().await.map_err(fail)
+                    let woke = match wake {
+                        Some(wakeup) => {
+                            super::deliver_on(&mut tx, &response.tenant, wakeup).await?
+                        }
+                        None => None,
+                    };
+                    tx.commit().await.map_err(fail)?;
+                    Ok(woke)
                 }
 
                 async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
@@ -348,7 +359,8 @@ macro_rules! form_store {
                     tenant: &TenantId,
                     id: ResponseId,
                     review: &Review,
-                ) -> StoreResult<FormResponse> {
+                    wake: &WakeFor,
+                ) -> StoreResult<(FormResponse, Option<Wait>)> {
                     let fail = |err| store_error(err, "form response", id);
                     let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                     let decided = sqlx::query(sql!("response/review"))
@@ -374,8 +386,12 @@ macro_rules! form_store {
                         return Err(StoreError::already_reviewed(id));
                     }
                     let response = response_from_row(&row).map_err(fail)?;
+                    let woke = match wake(&response) {
+                        Some(wakeup) => super::deliver_on(&mut tx, tenant, &wakeup).await?,
+                        None => None,
+                    };
                     tx.commit().await.map_err(fail)?;
-                    Ok(response)
+                    Ok((response, woke))
                 }
 
                 async fn erase_response(

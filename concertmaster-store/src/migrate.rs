@@ -89,6 +89,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_lease_epochs.sql"),
         postgres: include_str!("../migrations/postgres/0012_lease_epochs.sql"),
     },
+    Migration {
+        version: 13,
+        description: "wake-ups held for a key no node waited on yet",
+        sqlite: include_str!("../migrations/sqlite/0013_held_wakeups.sql"),
+        postgres: include_str!("../migrations/postgres/0013_held_wakeups.sql"),
+    },
 ];
 
 /// The newest version this build knows.

@@ -164,6 +164,12 @@ const RUN_STARTS: &str = include_str!("../queries/run/start_rows.postgres.sql");
 /// `concertmaster_refuse` (migration 11).
 const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.postgres.sql");
 
+/// Serializes a delivery and a suspension on the same wake-up key (tenant
+/// $1, key $2) for the rest of the transaction: under read committed, each
+/// would otherwise miss the other's uncommitted row.
+const WAKEUP_LOCK: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 6505))");
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");
 

@@ -37,7 +37,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
             AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
+            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, HeldWakeup, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
@@ -94,6 +94,92 @@ macro_rules! sql_store {
                 until: read_ts_opt(row, "until")?,
                 state: row.try_get::<Json<serde_json::Value>, _>("state")?.0,
             })
+        }
+
+        fn held_from_row(row: &DbRow) -> Result<HeldWakeup, sqlx::Error> {
+            Ok(HeldWakeup {
+                key: row.try_get("key")?,
+                payload: row.try_get::<Json<serde_json::Value>, _>("payload")?.0,
+                received_at: read_ts(row, "received_at")?,
+                expires_at: read_ts(row, "expires_at")?,
+                expired: row.try_get::<Option<bool>, _>("expired").ok().flatten().unwrap_or(false),
+            })
+        }
+
+        /// Serializes the calls on wake-up key `key` of `tenant` (a delivery
+        /// and a suspension) until the transaction on `conn` ends, where the
+        /// backend needs it (`WAKEUP_LOCK`): otherwise each could miss the
+        /// other's uncommitted row, leaving a wait and a held wake-up apart.
+        async fn lock_wakeup_key(conn: &mut <Db as sqlx::Database>::Connection, tenant: &TenantId, key: &str) -> StoreResult<()> {
+            if let Some(lock) = WAKEUP_LOCK {
+                sqlx::query(lock)
+                    .bind(tenant.as_str())
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|err| store_error(err, "wait", key))?;
+            }
+            Ok(())
+        }
+
+        /// `WaitStore::take_wait` on `conn`, inside the caller's transaction.
+        async fn take_wait_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            key: &str,
+            wakeup: Wakeup,
+        ) -> StoreResult<Option<Wait>> {
+            let fail = |err| store_error(err, "wait", key);
+            let taken = sqlx::query(sql!("wait/take"))
+                .bind(tenant.as_str())
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(fail)?;
+            let Some(row) = taken else {
+                return Ok(None);
+            };
+            let wait = wait_from_row(&row, key.to_string()).map_err(fail)?;
+            let resumed = Resumed {
+                wakeup,
+                state: wait.state.clone(),
+            };
+            sqlx::query(sql!("node/resume"))
+                .bind(wait.run_id.as_uuid())
+                .bind(wait.node_id.as_str())
+                .bind(Json(&resumed))
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            sqlx::query(sql!("run/mark_running"))
+                .bind(wait.run_id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            Ok(Some(wait))
+        }
+
+        /// `WaitStore::deliver` on `conn`, inside the caller's transaction
+        /// (a form answer's, or its own).
+        async fn deliver_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            held: &HeldWakeup,
+        ) -> StoreResult<Option<Wait>> {
+            lock_wakeup_key(&mut *conn, tenant, &held.key).await?;
+            if let Some(wait) = take_wait_on(&mut *conn, tenant, &held.key, held.wakeup()).await? {
+                return Ok(Some(wait));
+            }
+            sqlx::query(sql!("wakeup/hold"))
+                .bind(tenant.as_str())
+                .bind(held.key.as_str())
+                .bind(Json(&held.payload))
+                .bind(ts(held.received_at))
+                .bind(ts(held.expires_at))
+                .execute(&mut *conn)
+                .await
+                .map_err(|err| store_error(err, "held wake-up", &held.key))?;
+            Ok(None)
         }
 
         fn audit_from_row(row: &DbRow) -> Result<AuditEntry, sqlx::Error> {
@@ -975,7 +1061,7 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl WaitStore for $store {
-            async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution, epoch: Epoch) -> StoreResult<()> {
+            async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution, epoch: Epoch) -> StoreResult<Option<Resumed>> {
                 let entity = format!("{}/{}", execution.run_id, execution.node_id);
                 let Some(wait) = &execution.wait else {
                     return Err(StoreError::Conflict {
@@ -988,6 +1074,31 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 if let Some(refusal) = run_refusal(&mut *tx, tenant, execution.run_id, Some(epoch)).await? {
                     return Err(refusal);
+                }
+                lock_wakeup_key(&mut tx, tenant, &wait.key).await?;
+                let held = sqlx::query_scalar::<_, Json<serde_json::Value>>(sql!("wakeup/take"))
+                    .bind(tenant.as_str())
+                    .bind(wait.key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                if let Some(Json(payload)) = held {
+                    // The wake-up came first: the node continues at once,
+                    // and no wait is registered.
+                    let resumed = Resumed {
+                        wakeup: Wakeup::Event { key: wait.key.clone(), payload },
+                        state: wait.state.clone(),
+                    };
+                    let woken = NodeExecution {
+                        wait: None,
+                        resumed: Some(Box::new(resumed.clone())),
+                        ..execution.clone()
+                    };
+                    if save_execution(&mut *tx, tenant, &woken, epoch).await? == 0 {
+                        return Err(refused_node(&mut tx, tenant, execution, epoch).await);
+                    }
+                    tx.commit().await.map_err(fail)?;
+                    return Ok(Some(resumed));
                 }
                 let registered = sqlx::query(sql!("wait/upsert"))
                     .bind(tenant.as_str())
@@ -1026,40 +1137,65 @@ macro_rules! sql_store {
                     return Err(refused_node(&mut tx, tenant, execution, epoch).await);
                 }
                 tx.commit().await.map_err(fail)?;
-                Ok(())
+                Ok(None)
             }
 
             async fn take_wait(&self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> StoreResult<Option<Wait>> {
                 let fail = |err| store_error(err, "wait", key);
                 let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                let taken = sqlx::query(sql!("wait/take"))
+                let taken = take_wait_on(&mut tx, tenant, key, wakeup).await?;
+                if taken.is_some() {
+                    tx.commit().await.map_err(fail)?;
+                }
+                Ok(taken)
+            }
+
+            async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
+                let fail = |err| store_error(err, "wait", &wakeup.key);
+                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
+                let taken = deliver_on(&mut tx, tenant, wakeup).await?;
+                tx.commit().await.map_err(fail)?;
+                Ok(taken)
+            }
+
+            async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
+                sqlx::query(sql!("wakeup/list"))
+                    .bind(tenant.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .and_then(|rows| rows.iter().map(held_from_row).collect())
+                    .map_err(|err| store_error(err, "held wake-ups of tenant", tenant))
+            }
+
+            async fn expire_wakeups(&self, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<(TenantId, HeldWakeup)>> {
+                let fail = |err| store_error(err, "held wake-ups", "expiring");
+                let rows = sqlx::query(sql!("wakeup/expire"))
+                    .bind(ts(now))
+                    .bind(limit(max))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(fail)?;
+                let mut expired = rows
+                    .iter()
+                    .map(|row| {
+                        let tenant = TenantId::new(row.try_get::<String, _>("tenant_id")?);
+                        let held = HeldWakeup { expired: true, ..held_from_row(row)? };
+                        Ok((tenant, held))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(fail)?;
+                expired.sort_by(|a, b| (a.1.expires_at, &a.1.key).cmp(&(b.1.expires_at, &b.1.key)));
+                Ok(expired)
+            }
+
+            async fn discard_wakeup(&self, tenant: &TenantId, key: &str) -> StoreResult<bool> {
+                let done = sqlx::query(sql!("wakeup/discard"))
                     .bind(tenant.as_str())
                     .bind(key)
-                    .fetch_optional(&mut *tx)
+                    .execute(&self.pool)
                     .await
-                    .map_err(fail)?;
-                let Some(row) = taken else {
-                    return Ok(None);
-                };
-                let wait = wait_from_row(&row, key.to_string()).map_err(fail)?;
-                let resumed = Resumed {
-                    wakeup,
-                    state: wait.state.clone(),
-                };
-                sqlx::query(sql!("node/resume"))
-                    .bind(wait.run_id.as_uuid())
-                    .bind(wait.node_id.as_str())
-                    .bind(Json(&resumed))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-                sqlx::query(sql!("run/mark_running"))
-                    .bind(wait.run_id.as_uuid())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-                tx.commit().await.map_err(fail)?;
-                Ok(Some(wait))
+                    .map_err(|err| store_error(err, "held wake-up", key))?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn due_waits(&self, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<(TenantId, Wait)>> {

@@ -239,6 +239,10 @@ const RUN_STARTS: &str = include_str!("../queries/run/start_rows.sqlite.sql");
 /// `run_settles`, whose trigger refuses the statement whole.
 const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.sqlite.sql");
 
+/// SQLite's transactions take the write lock as they begin: a delivery and
+/// a suspension on one key are serialized without a lock of their own.
+const WAKEUP_LOCK: Option<&str> = None;
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 

@@ -26,6 +26,10 @@ pub(super) enum Finish {
         routed: Option<Ports>,
     },
     Suspended,
+    /// The node suspended on a key whose wake-up had come already: the
+    /// store took it with the suspension, and the node is to be executed
+    /// again at once from this record (waiting, with `resumed` set).
+    Woken(Box<NodeExecution>),
     /// The node panicked; the panic's message.
     Panicked(String),
     /// The store refused a write: nothing after it happened.
@@ -394,6 +398,8 @@ impl NodeTask {
         record.status = NodeStatus::Waiting;
         record.wait = Some(Box::new(wait));
         record.resumed = None;
+        #[cfg(feature = "testing")]
+        self.inner.hooks.suspending(record).await;
         let suspended: &NodeExecution = record;
         let result = self
             .inner
@@ -403,12 +409,19 @@ impl NodeTask {
                     .suspend_node(&self.tenant, suspended, self.epoch)
             })
             .await;
+        #[cfg(feature = "testing")]
+        self.inner.hooks.suspended(record).await;
         match result {
-            Ok(()) => {
+            Ok(None) => {
                 if wakes {
                     self.inner.timer_wake.notify_one();
                 }
                 Ok(Finish::Suspended)
+            }
+            Ok(Some(resumed)) => {
+                record.wait = None;
+                record.resumed = Some(Box::new(resumed));
+                Ok(Finish::Woken(Box::new(record.clone())))
             }
             Err(StoreError::Conflict { message, .. }) => {
                 record.wait = None;

@@ -683,6 +683,11 @@ impl RunDriver {
                 self.failure = Some(format!("node {} failed: {error}", self.node_id(Some(i))));
             }
             Finish::Suspended => self.slots[i] = Slot::Waiting,
+            Finish::Woken(record) => {
+                self.slots[i] = Slot::Ready;
+                self.records[i] = Some(record);
+                self.ready.push_back(i);
+            }
             Finish::Panicked(message) => {
                 self.slots[i] = Slot::Done;
                 self.failure = Some(format!(

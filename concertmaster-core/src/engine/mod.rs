@@ -4,6 +4,8 @@ mod actor;
 pub use actor::{acting_as, current_actor};
 mod attempt;
 mod driver;
+#[cfg(feature = "testing")]
+pub(crate) mod hooks;
 mod migrate;
 pub use migrate::Migration;
 mod rerun;
@@ -28,10 +30,10 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
-use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
+use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus, Wait};
 use crate::store::{
-    AuditAction, AuditEntry, InMemoryStore, RunStart, Store, StoreError, StoreErrorKind,
-    StoreResult,
+    AuditAction, AuditEntry, HeldWakeup, InMemoryStore, RunStart, Store, StoreError,
+    StoreErrorKind, StoreResult,
 };
 use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
@@ -81,6 +83,11 @@ pub const DEFAULT_MAX_PORT_ITEMS: usize = 100_000;
 /// otherwise ([`EngineBuilder::edge_capacity`]).
 pub const DEFAULT_EDGE_CAPACITY: usize = 64;
 
+/// How long a wake-up that came before its wait is held for a node to
+/// suspend on its key, unless the engine is told otherwise
+/// ([`EngineBuilder::held_wakeup_ttl`]): 7 days.
+pub const DEFAULT_HELD_WAKEUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Limits and defaults of an engine.
 #[derive(Debug, Clone)]
 struct Limits {
@@ -92,6 +99,7 @@ struct Limits {
     store_retry_for: Duration,
     recovery_interval: Duration,
     lease_ttl: Duration,
+    held_wakeup_ttl: Duration,
     max_active_runs: usize,
     max_active_runs_per_tenant: Option<usize>,
     content_threshold: Option<usize>,
@@ -110,6 +118,7 @@ impl Default for Limits {
             store_retry_for: Duration::from_secs(60),
             recovery_interval: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(30),
+            held_wakeup_ttl: DEFAULT_HELD_WAKEUP_TTL,
             max_active_runs: 1000,
             max_active_runs_per_tenant: None,
             content_threshold: None,
@@ -133,6 +142,8 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     /// This engine's name on the leases it holds.
     owner: String,
+    #[cfg(feature = "testing")]
+    pub(crate) hooks: hooks::Hooks,
     /// Set when a run was left in the store for want of room; the
     /// background loop then claims work as soon as a driver retires.
     backlog: std::sync::atomic::AtomicBool,
@@ -218,12 +229,35 @@ pub(crate) enum Signal {
     Abandon,
 }
 
+/// What [`Engine::resume`] did with a wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A node of this run waited on the key: it continues.
+    Resumed(RunId),
+    /// No node waited on the key yet: the wake-up is held for the first
+    /// that suspends on it (or one held before is kept).
+    Held,
+}
+
+impl Delivery {
+    /// The run that continues, when a node waited.
+    pub fn run(&self) -> Option<RunId> {
+        match self {
+            Self::Resumed(run) => Some(*run),
+            Self::Held => None,
+        }
+    }
+}
+
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     registry: NodeRegistry,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    #[cfg(feature = "testing")]
+    hooks: hooks::Hooks,
 }
 
 impl EngineBuilder {
@@ -365,6 +399,25 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a wake-up that came before any node waited on its key
+    /// ([`Engine::resume`] early, a form answer or a child run's end while
+    /// the node is still suspending) is held for a node to suspend on the
+    /// key ([`DEFAULT_HELD_WAKEUP_TTL`], 7 days). Past it the wake-up
+    /// expires: no node takes it, the engine logs it, and it stays listed
+    /// ([`Engine::held_wakeups`]) until the host discards it.
+    pub fn held_wakeup_ttl(mut self, ttl: Duration) -> Self {
+        self.limits.held_wakeup_ttl = ttl;
+        self
+    }
+
+    /// Calls `hook` at each point of every node's suspension and waits for
+    /// it (feature `testing`): a test delivers wake-ups there.
+    #[cfg(feature = "testing")]
+    pub fn suspension_hook(mut self, hook: hooks::SuspensionHook) -> Self {
+        self.hooks.suspension = Some(hook);
+        self
+    }
+
     /// How long this engine's hold on a run lasts without renewal (default
     /// 30 seconds). The engine renews its leases every third of it; when a
     /// process dies, its runs are taken over by another engine on the same
@@ -394,6 +447,8 @@ impl EngineBuilder {
             shutdown: CancellationToken::new(),
             owner: format!("engine-{}", RunId::new()),
             backlog: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "testing")]
+            hooks: self.hooks,
         });
         // An outage is not a failure here either: the background loop's
         // recovery sweep picks the runs up once the store answers.
@@ -455,6 +510,8 @@ impl Engine {
             registry: NodeRegistry::new(),
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
+            #[cfg(feature = "testing")]
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -869,11 +926,54 @@ impl Engine {
         Ok(taken)
     }
 
-    /// Ends the wait on `key` with `payload` and continues its run. The node
-    /// that waited is executed again and sees the payload in
-    /// [`NodeContext::resumed`](crate::NodeContext::resumed).
+    /// Delivers an event on `key` with `payload`. When a node waits on
+    /// `key`, its wait ends and it is executed again, seeing the payload in
+    /// [`NodeContext::resumed`](crate::NodeContext::resumed):
+    /// [`Delivery::Resumed`]. When none does yet (the node is still on its
+    /// way to suspending: a webhook answering faster than the workflow
+    /// asks), the wake-up is held in the store, tenant-scoped, and the
+    /// first node to suspend on the key continues with it at once:
+    /// [`Delivery::Held`]. A held wake-up expires after
+    /// [`EngineBuilder::held_wakeup_ttl`] (7 days) and is listed by
+    /// [`Engine::held_wakeups`] until discarded; one already held on the
+    /// key is kept, and this one dropped. Use
+    /// [`resume_if_waiting`](Self::resume_if_waiting) for a wake-up that
+    /// only matters to a node waiting now.
     #[tracing::instrument(name = "resume", skip(self, payload), fields(tenant = %tenant))]
-    pub async fn resume(&self, tenant: &TenantId, key: &str, payload: Value) -> Result<RunId> {
+    pub async fn resume(&self, tenant: &TenantId, key: &str, payload: Value) -> Result<Delivery> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let held = HeldWakeup::new(
+            key,
+            payload,
+            self.inner.clock.now(),
+            self.inner.limits.held_wakeup_ttl,
+        );
+        let Some(wait) = self.inner.store.deliver(tenant, &held).await? else {
+            self.audit(
+                tenant,
+                AuditAction::Resume,
+                "wake-up",
+                key.to_string(),
+                serde_json::json!({ "held": true, "expiresAt": held.expires_at }),
+            )
+            .await;
+            return Ok(Delivery::Held);
+        };
+        self.resumed(tenant, &wait, key).await;
+        Ok(Delivery::Resumed(wait.run_id))
+    }
+
+    /// Ends the wait on `key` with `payload`, as [`resume`](Self::resume)
+    /// does, only when a node waits on it now; answers its run, or `None`
+    /// (nothing is held).
+    pub async fn resume_if_waiting(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        payload: Value,
+    ) -> Result<Option<RunId>> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
         }
@@ -882,11 +982,44 @@ impl Engine {
             payload,
         };
         let Some(wait) = self.inner.store.take_wait(tenant, key, wakeup).await? else {
-            return Err(Error::NoSuchWait {
-                tenant: tenant.clone(),
-                key: key.to_string(),
-            });
+            return Ok(None);
         };
+        self.resumed(tenant, &wait, key).await;
+        Ok(Some(wait.run_id))
+    }
+
+    /// Drives run `id` here after a store call of the host's or a service's
+    /// ended one of its waits itself (a form answer stored with its
+    /// wake-up: `FormStore::insert_response`). Should the process stop
+    /// first, the engine's recovery sweep drives it.
+    pub fn woken(&self, tenant: &TenantId, id: RunId) {
+        self.inner.signal(tenant.clone(), id, Signal::Wake);
+    }
+
+    /// The wake-ups held for `tenant`: come before any node waited on
+    /// their key, pending or expired (see [`Engine::resume`]), oldest first.
+    pub async fn held_wakeups(&self, tenant: &TenantId) -> Result<Vec<HeldWakeup>> {
+        Ok(self.inner.store.held_wakeups(tenant).await?)
+    }
+
+    /// Discards the wake-up held on `key`; whether there was one.
+    pub async fn discard_wakeup(&self, tenant: &TenantId, key: &str) -> Result<bool> {
+        let discarded = self.inner.store.discard_wakeup(tenant, key).await?;
+        if discarded {
+            self.audit(
+                tenant,
+                AuditAction::Delete,
+                "wake-up",
+                key.to_string(),
+                serde_json::json!({}),
+            )
+            .await;
+        }
+        Ok(discarded)
+    }
+
+    /// After `wait` ended through a call of this engine: its run continues.
+    async fn resumed(&self, tenant: &TenantId, wait: &Wait, key: &str) {
         self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
         self.audit(
             tenant,
@@ -896,7 +1029,6 @@ impl Engine {
             serde_json::json!({ "node": wait.node_id, "key": key }),
         )
         .await;
-        Ok(wait.run_id)
     }
 
     /// Cancels run `id`: its executing nodes see their cancellation token
@@ -1196,11 +1328,10 @@ impl Inner {
 
     /// Ends the wait of the parent node of `child`, a run that has ended,
     /// so that the node executes again and finds it ended. In the
-    /// background: the parent's node may not have suspended yet (it
-    /// started the child and is about to), so a missing wait is looked for
-    /// again a few times while the parent is open. Should all of that be
-    /// lost (the process stops), the node's own periodic check finds the
-    /// child ended.
+    /// background, delivered durably: when the parent's node has not
+    /// suspended yet (it started the child and is about to), the wake-up is
+    /// held in the store and the suspension takes it. A parent that has
+    /// ended gets none.
     pub(crate) fn wake_parent(self: &Arc<Self>, child: &Run) {
         let Some(parent) = child.parent.clone() else {
             return;
@@ -1208,30 +1339,33 @@ impl Inner {
         let inner = Arc::clone(self);
         let (tenant, id) = (child.tenant.clone(), child.id);
         tokio::spawn(async move {
-            let key = parent.wait_key();
-            for attempt in 1..=PARENT_WAKE_ATTEMPTS {
-                if inner.shutdown.is_cancelled() {
-                    return;
+            let open = inner
+                .durably("read parent run", || inner.store.run(&tenant, parent.run))
+                .await;
+            match open {
+                Ok(Some(run)) if !run.status.is_terminal() => {}
+                Ok(_) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, parent = %parent.run, "parent run not read; waking it all the same");
                 }
-                let wakeup = Wakeup::Event {
-                    key: key.clone(),
-                    payload: serde_json::json!({ "childRun": id }),
-                };
-                match inner.store.take_wait(&tenant, &key, wakeup).await {
-                    Ok(Some(wait)) => {
-                        inner.signal(tenant, wait.run_id, Signal::Wake);
-                        return;
-                    }
-                    Ok(None) => match inner.store.run(&tenant, parent.run).await {
-                        Ok(Some(run)) if !run.status.is_terminal() => {}
-                        Ok(_) => return,
-                        Err(err) => {
-                            tracing::warn!(error = %err, parent = %parent.run, "parent run not read")
-                        }
-                    },
-                    Err(err) => tracing::warn!(error = %err, %key, "parent node not woken"),
+            }
+            let held = HeldWakeup::new(
+                parent.wait_key(),
+                serde_json::json!({ "childRun": id }),
+                inner.clock.now(),
+                inner.limits.held_wakeup_ttl,
+            );
+            match inner
+                .durably("wake parent", || inner.store.deliver(&tenant, &held))
+                .await
+            {
+                Ok(Some(wait)) => {
+                    inner.signal(tenant, wait.run_id, Signal::Wake);
                 }
-                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, parent = %parent.run, "parent node not woken; it wakes at its next check");
+                }
             }
         });
     }
@@ -1347,6 +1481,23 @@ impl Inner {
             tracing::info!(runs = picked, "resuming runs in flight");
         }
         Ok(picked)
+    }
+
+    /// Expires the wake-ups held past their time (see
+    /// [`Engine::resume`]), logging each: no node takes them any more, and
+    /// they stay listed until the host discards them.
+    pub(crate) async fn expire_held_wakeups(&self) -> Result<usize> {
+        let expired = self.store.expire_wakeups(self.clock.now(), 256).await?;
+        for (tenant, held) in &expired {
+            tracing::warn!(
+                %tenant,
+                key = %held.key,
+                received_at = %held.received_at,
+                "a wake-up held for a key no node waited on has expired; it stays listed \
+                 (Engine::held_wakeups) until discarded"
+            );
+        }
+        Ok(expired.len())
     }
 
     /// Gives back the lease of a run this engine took but has no room to
@@ -1468,10 +1619,6 @@ impl Inner {
         }
     }
 }
-
-/// How often a child that ended looks for its parent node's wait (about
-/// 1 s in all).
-const PARENT_WAKE_ATTEMPTS: u32 = 10;
 
 /// The id of the run of `workflow` started with `key`: the same in every
 /// process, so the store's uniqueness of run ids lets only one start it.

@@ -34,6 +34,9 @@ pub(super) async fn timer_loop(
                 if let Err(err) = inner.pick_up_stranded().await {
                     tracing::warn!(error = %err, "runs in flight could not be listed; retrying");
                 }
+                if let Err(err) = inner.expire_held_wakeups().await {
+                    tracing::warn!(error = %err, "held wake-ups could not be expired; retrying");
+                }
             }
             let poll = inner
                 .limits

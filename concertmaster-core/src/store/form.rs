@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{StoreError, StoreResult};
+use super::{HeldWakeup, StoreError, StoreResult};
 use crate::form::{FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review};
 use crate::ids::{FormId, ResponseId, TenantId};
+use crate::run::Wait;
 
 /// Forms, responses and form links.
 ///
@@ -37,9 +38,18 @@ pub trait FormStore: Send + Sync {
     /// with that token hash, which must belong to the response's tenant, be
     /// unused and not expired at `response.submitted_at`, and removes the
     /// link's draft; otherwise nothing is stored and the answer is
-    /// [`StoreError::Conflict`] (or `NotFound`).
-    async fn insert_response(&self, response: &FormResponse, link: Option<&str>)
-        -> StoreResult<()>;
+    /// [`StoreError::Conflict`] (or `NotFound`). With `wake`, the wake-up of
+    /// the node waiting for the answer is delivered in the same change
+    /// ([`WaitStore::deliver`](super::WaitStore::deliver)): the answer is
+    /// the wait it ended, if it was stored; otherwise the wake-up is held
+    /// for the node, so a crash right after the answer is stored loses no
+    /// wake-up.
+    async fn insert_response(
+        &self,
+        response: &FormResponse,
+        link: Option<&str>,
+        wake: Option<&HeldWakeup>,
+    ) -> StoreResult<Option<Wait>>;
 
     /// Saves `draft` as its link's draft, replacing the one before, when
     /// the link belongs to the draft's tenant, is unused and is not expired
@@ -58,13 +68,18 @@ pub trait FormStore: Send + Sync {
     ) -> StoreResult<Vec<FormResponse>>;
 
     /// Records `review` on pending response `id` and returns it. A response
-    /// already decided is a [`StoreError::Conflict`].
+    /// already decided is a [`StoreError::Conflict`]. `wake` names, from the
+    /// response as reviewed, the wake-up of the node waiting for the
+    /// decision, delivered in the same change as for
+    /// [`insert_response`](Self::insert_response); the answer holds the
+    /// wait it ended, if any.
     async fn review_response(
         &self,
         tenant: &TenantId,
         id: ResponseId,
         review: &Review,
-    ) -> StoreResult<FormResponse>;
+        wake: &WakeFor,
+    ) -> StoreResult<(FormResponse, Option<Wait>)>;
 
     /// Erases the personal data of response `id`: its data becomes `data`
     /// (the caller blanked the form's personal fields), and its respondent
@@ -87,6 +102,10 @@ pub trait FormStore: Send + Sync {
         before: DateTime<Utc>,
     ) -> StoreResult<u64>;
 }
+
+/// Which wake-up a stored response makes, if any: what
+/// [`FormStore::review_response`] delivers with the decision.
+pub type WakeFor = dyn Fn(&FormResponse) -> Option<HeldWakeup> + Send + Sync;
 
 impl StoreError {
     /// Response `id` does not exist for the tenant.

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormStore, LeaseStore, RunClaim, RunMigration, RunStart,
-    RunStore, StoreError, StoreResult, StoredConnection, WaitStore, WorkflowStore,
+    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, LeaseStore, RunClaim, RunMigration,
+    RunStart, RunStore, StoreError, StoreResult, StoredConnection, WaitStore, WakeFor,
+    WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -48,6 +49,8 @@ struct State {
     waits: HashMap<(TenantId, String), Wait>,
     timers: BTreeSet<(DateTime<Utc>, TenantId, String)>,
     leases: HashMap<RunId, Lease>,
+    /// Wake-ups that came before their wait, per (tenant, key).
+    held: HashMap<(TenantId, String), HeldWakeup>,
     audit: Vec<AuditEntry>,
     forms: HashMap<(TenantId, FormId), BTreeMap<u32, FormSchema>>,
     /// Token hash -> link.
@@ -139,6 +142,47 @@ fn update_execution(stored: &mut NodeExecution, new: &NodeExecution) {
 impl State {
     fn run(&self, tenant: &TenantId, id: RunId) -> Option<&Run> {
         self.runs.get(&id).filter(|run| run.tenant == *tenant)
+    }
+
+    /// Takes the wait on `key`, if any, for `wakeup`: its node's record
+    /// notes the wake-up and its run is marked running.
+    fn take_wait(&mut self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> Option<Wait> {
+        let wait = self.remove_wait(tenant, key)?;
+        if let Some(execution) = self
+            .executions
+            .get_mut(&wait.run_id)
+            .and_then(|executions| executions.get_mut(&wait.node_id))
+        {
+            execution.wait = None;
+            execution.resumed = Some(Box::new(Resumed {
+                wakeup,
+                state: wait.state.clone(),
+            }));
+        }
+        if let Some(run) = self.runs.get_mut(&wait.run_id) {
+            if run.status == RunStatus::Waiting {
+                run.status = RunStatus::Running;
+            }
+        }
+        Some(wait)
+    }
+
+    /// `WaitStore::deliver` under the lock.
+    fn deliver(&mut self, tenant: &TenantId, wakeup: &HeldWakeup) -> Option<Wait> {
+        if let Some(wait) = self.take_wait(tenant, &wakeup.key, wakeup.wakeup()) {
+            return Some(wait);
+        }
+        let slot = (tenant.clone(), wakeup.key.clone());
+        if self.held.get(&slot).is_none_or(|held| held.expired) {
+            self.held.insert(
+                slot,
+                HeldWakeup {
+                    expired: false,
+                    ..wakeup.clone()
+                },
+            );
+        }
+        None
     }
 
     fn remove_wait(&mut self, tenant: &TenantId, key: &str) -> Option<Wait> {
@@ -686,7 +730,7 @@ impl WaitStore for InMemoryStore {
         tenant: &TenantId,
         execution: &NodeExecution,
         epoch: Epoch,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Resumed>> {
         let Some(wait) = execution.wait.clone() else {
             return Err(StoreError::Conflict {
                 entity: "node execution",
@@ -697,6 +741,23 @@ impl WaitStore for InMemoryStore {
         let mut state = self.state();
         state.check_node_write(tenant, execution, epoch)?;
         let slot = (tenant.clone(), wait.key.clone());
+        if state.held.get(&slot).is_some_and(|held| !held.expired) {
+            if let Some(held) = state.held.remove(&slot) {
+                let resumed = Resumed {
+                    wakeup: held.wakeup(),
+                    state: wait.state.clone(),
+                };
+                let mut woken = execution.clone();
+                woken.wait = None;
+                woken.resumed = Some(Box::new(resumed.clone()));
+                state
+                    .executions
+                    .entry(execution.run_id)
+                    .or_default()
+                    .save(&woken);
+                return Ok(Some(resumed));
+            }
+        }
         if let Some(existing) = state.waits.get(&slot) {
             if existing.run_id != wait.run_id || existing.node_id != wait.node_id {
                 return Err(StoreError::Conflict {
@@ -721,7 +782,7 @@ impl WaitStore for InMemoryStore {
             .entry(execution.run_id)
             .or_default()
             .save(execution);
-        Ok(())
+        Ok(None)
     }
 
     async fn take_wait(
@@ -730,27 +791,54 @@ impl WaitStore for InMemoryStore {
         key: &str,
         wakeup: Wakeup,
     ) -> StoreResult<Option<Wait>> {
+        Ok(self.state().take_wait(tenant, key, wakeup))
+    }
+
+    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
+        Ok(self.state().deliver(tenant, wakeup))
+    }
+
+    async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
+        let state = self.state();
+        let mut held: Vec<HeldWakeup> = state
+            .held
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, held)| held.clone())
+            .collect();
+        held.sort_by(|a, b| (a.received_at, &a.key).cmp(&(b.received_at, &b.key)));
+        Ok(held)
+    }
+
+    async fn expire_wakeups(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, HeldWakeup)>> {
         let mut state = self.state();
-        let Some(wait) = state.remove_wait(tenant, key) else {
-            return Ok(None);
-        };
-        if let Some(execution) = state
-            .executions
-            .get_mut(&wait.run_id)
-            .and_then(|executions| executions.get_mut(&wait.node_id))
-        {
-            execution.wait = None;
-            execution.resumed = Some(Box::new(Resumed {
-                wakeup,
-                state: wait.state.clone(),
-            }));
-        }
-        if let Some(run) = state.runs.get_mut(&wait.run_id) {
-            if run.status == RunStatus::Waiting {
-                run.status = RunStatus::Running;
+        let mut due: Vec<(TenantId, HeldWakeup)> = state
+            .held
+            .iter()
+            .filter(|(_, held)| !held.expired && held.expires_at <= now)
+            .map(|((tenant, _), held)| (tenant.clone(), held.clone()))
+            .collect();
+        due.sort_by(|a, b| (a.1.expires_at, &a.1.key).cmp(&(b.1.expires_at, &b.1.key)));
+        due.truncate(limit);
+        for (tenant, held) in &mut due {
+            held.expired = true;
+            if let Some(stored) = state.held.get_mut(&(tenant.clone(), held.key.clone())) {
+                stored.expired = true;
             }
         }
-        Ok(Some(wait))
+        Ok(due)
+    }
+
+    async fn discard_wakeup(&self, tenant: &TenantId, key: &str) -> StoreResult<bool> {
+        Ok(self
+            .state()
+            .held
+            .remove(&(tenant.clone(), key.to_string()))
+            .is_some())
     }
 
     async fn due_waits(
@@ -915,7 +1003,8 @@ impl FormStore for InMemoryStore {
         &self,
         response: &FormResponse,
         link: Option<&str>,
-    ) -> StoreResult<()> {
+        wake: Option<&HeldWakeup>,
+    ) -> StoreResult<Option<Wait>> {
         let mut state = self.state();
         if state.responses.iter().any(|r| r.id == response.id) {
             return Err(StoreError::Conflict {
@@ -945,7 +1034,7 @@ impl FormStore for InMemoryStore {
             state.drafts.remove(hash);
         }
         state.responses.push(response.clone());
-        Ok(())
+        Ok(wake.and_then(|wake| state.deliver(&response.tenant, wake)))
     }
 
     async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
@@ -992,7 +1081,8 @@ impl FormStore for InMemoryStore {
         tenant: &TenantId,
         id: ResponseId,
         review: &Review,
-    ) -> StoreResult<FormResponse> {
+        wake: &WakeFor,
+    ) -> StoreResult<(FormResponse, Option<Wait>)> {
         let mut state = self.state();
         let response = state
             .responses
@@ -1004,7 +1094,9 @@ impl FormStore for InMemoryStore {
         }
         response.review_status = review.status;
         response.review = Some(review.clone());
-        Ok(response.clone())
+        let response = response.clone();
+        let woke = wake(&response).and_then(|wake| state.deliver(tenant, &wake));
+        Ok((response, woke))
     }
 
     async fn erase_response(

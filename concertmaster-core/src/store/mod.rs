@@ -31,7 +31,7 @@ pub use audit::{AuditAction, AuditEntry, AuditFilter};
 pub use connection::{ConnectionStore, StoredConnection};
 pub use content::ContentStore;
 pub use dataset::{DatasetFilter, DatasetRecord, DatasetStore};
-pub use form::FormStore;
+pub use form::{FormStore, WakeFor};
 pub use memory::InMemoryStore;
 
 /// What went wrong in a store, in terms that do not depend on the backend.
@@ -430,19 +430,100 @@ pub struct RunClaim<'a> {
     pub skip: &'a [TenantId],
 }
 
-/// Durable waits: suspended nodes, their event keys and timers.
+/// A wake-up that came for a key no node waited on yet: a form answer
+/// arriving while its node is still suspending, a child run ending before
+/// its parent's node suspended, [`Engine::resume`](crate::Engine::resume)
+/// called early. The store keeps it, tenant-scoped, until a node suspends
+/// on the key (which then continues at once: [`WaitStore::suspend_node`])
+/// or until it expires; an expired one no node takes any more, and it stays
+/// listed for the host ([`WaitStore::held_wakeups`]) until discarded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldWakeup {
+    /// The key a node is to wait on.
+    pub key: String,
+    /// What the node gets as the event's payload.
+    pub payload: serde_json::Value,
+    /// When it came.
+    pub received_at: DateTime<Utc>,
+    /// When it expires unless a node took it.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it expired ([`WaitStore::expire_wakeups`]).
+    #[serde(default)]
+    pub expired: bool,
+}
+
+impl HeldWakeup {
+    /// A wake-up on `key` with `payload`, come at `at`, kept for `ttl`.
+    pub fn new(
+        key: impl Into<String>,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            payload,
+            received_at: at,
+            expires_at: at + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX),
+            expired: false,
+        }
+    }
+
+    /// What a node that takes it sees.
+    pub fn wakeup(&self) -> Wakeup {
+        Wakeup::Event {
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// Durable waits: suspended nodes, their event keys and timers, and the
+/// wake-ups that came before their wait.
 #[async_trait]
 pub trait WaitStore: Send + Sync {
     /// Saves `execution` (status waiting, `wait` set) and registers its wait,
     /// in one change, with the refusals of [`RunStore::save_node_execution`]
     /// for `epoch`. A key already waited on by another node of the tenant
     /// is a [`StoreError::Conflict`].
+    ///
+    /// When a wake-up is held for the key (not expired), the suspension
+    /// takes it instead, in the same change: the node's record is saved
+    /// waiting with `resumed` set (as [`WaitStore::take_wait`] leaves it),
+    /// no wait is registered, the held wake-up is removed, and the answer
+    /// is what the node is to continue with at once.
     async fn suspend_node(
         &self,
         tenant: &TenantId,
         execution: &NodeExecution,
         epoch: Epoch,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<crate::node::Resumed>>;
+
+    /// Delivers `wakeup`: when a wait on its key is stored, ends it as
+    /// [`WaitStore::take_wait`] does with an event carrying its payload and
+    /// answers it; otherwise holds `wakeup` for a node that will suspend on
+    /// the key, and answers `None`. A wake-up already held (not expired) on
+    /// the key is kept and `wakeup` dropped: the first one wakes the node.
+    /// Taking or holding, and the check between them, are one change, so a
+    /// wake-up racing a suspension on the same key is never lost.
+    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>>;
+
+    /// The wake-ups held for `tenant`, pending and expired, oldest first.
+    async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>>;
+
+    /// Marks the held wake-ups of any tenant that expire at or before
+    /// `now` expired, so that no suspension takes them, and answers them
+    /// (at most `limit`, earliest first).
+    async fn expire_wakeups(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, HeldWakeup)>>;
+
+    /// Removes the wake-up held on `key`, pending or expired; whether there
+    /// was one.
+    async fn discard_wakeup(&self, tenant: &TenantId, key: &str) -> StoreResult<bool>;
 
     /// Ends the wait on `key`, in one change: removes it, records `wakeup` on
     /// the node's record (`resumed`, with the wait's state) and marks the run

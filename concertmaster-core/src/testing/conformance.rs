@@ -1320,6 +1320,234 @@ pub async fn node_records_only_move_forward(store: &dyn Store) {
     assert!(answers[1].is_ok() && answers[2].is_ok(), "{answers:?}");
 }
 
+/// A wake-up held on `key` for a day from `t0()`.
+fn held(key: &str, payload: serde_json::Value) -> crate::store::HeldWakeup {
+    crate::store::HeldWakeup::new(key, payload, t0(), std::time::Duration::from_secs(86_400))
+}
+
+/// A wake-up that comes before any node waits on its key is held,
+/// tenant-scoped; the first suspension on the key takes it in the same
+/// change (the node is saved woken, no wait is registered) and answers it.
+/// A second wake-up while one is held keeps the first.
+pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(insert_leased(store, &r).await);
+    assert_eq!(
+        ok!(store.deliver(&a, &held("answer:1", json!({"n": 1}))).await),
+        None
+    );
+    assert_eq!(
+        ok!(store.deliver(&a, &held("answer:1", json!({"n": 2}))).await),
+        None,
+        "a second wake-up is dropped while one is held"
+    );
+    assert_eq!(
+        ok!(store.deliver(&b, &held("answer:1", json!({"n": 3}))).await),
+        None
+    );
+    let listed = ok!(store.held_wakeups(&a).await);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].key.as_str(), &listed[0].payload),
+        ("answer:1", &json!({"n": 1}))
+    );
+    assert!(!listed[0].expired);
+
+    let resumed = ok!(store
+        .suspend_node(&a, &waiting(r.id, "ask", "answer:1", Some(t0())), E)
+        .await)
+    .expect("the suspension takes the wake-up held for its key");
+    assert_eq!(resumed.wakeup_payload(), &json!({"n": 1}));
+    assert_eq!(
+        resumed.state,
+        json!({"sent": 3}),
+        "with the state the node suspended with"
+    );
+    let record = ok!(store.node_executions(&a, r.id).await).remove(0);
+    assert_eq!(record.status, NodeStatus::Waiting);
+    assert_eq!(record.wait, None, "no wait is registered");
+    assert_eq!(
+        record.resumed.as_deref(),
+        Some(&resumed),
+        "the record says it was woken"
+    );
+    assert!(
+        ok!(store.take_wait(&a, "answer:1", Wakeup::Timer).await).is_none(),
+        "no wait on the key"
+    );
+    assert!(
+        ok!(store.due_waits(t0() + Duration::days(1), 10).await).is_empty(),
+        "and no timer"
+    );
+    assert!(
+        ok!(store.held_wakeups(&a).await).is_empty(),
+        "the wake-up was taken"
+    );
+    assert_eq!(
+        ok!(store.held_wakeups(&b).await).len(),
+        1,
+        "another tenant's wake-up on the same key is its own"
+    );
+
+    // With nothing held, a suspension registers its wait as before.
+    let mut again = waiting(r.id, "ask", "answer:1", None);
+    again.attempt = 2;
+    assert_eq!(ok!(store.suspend_node(&a, &again, E).await), None);
+    assert!(ok!(store.take_wait(&a, "answer:1", Wakeup::Timer).await).is_some());
+}
+
+/// A wake-up delivered while its wait is stored ends it, as `take_wait`
+/// does, and holds nothing.
+pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
+    let a = tenant_a();
+    let mut r = run(&a, "w", RunStatus::Running, 0);
+    ok!(insert_leased(store, &r).await);
+    ok!(store
+        .suspend_node(&a, &waiting(r.id, "ask", "answer:2", None), E)
+        .await);
+    r.status = RunStatus::Waiting;
+    ok!(store.update_run(&r, E).await);
+    let wait = ok!(store
+        .deliver(&a, &held("answer:2", json!({"ok": true})))
+        .await)
+    .expect("the stored wait is taken");
+    assert_eq!((wait.run_id, wait.node_id.as_str()), (r.id, "ask"));
+    let record = ok!(store.node_executions(&a, r.id).await).remove(0);
+    assert_eq!(
+        record
+            .resumed
+            .map(|resumed| resumed.wakeup_payload().clone()),
+        Some(json!({"ok": true}))
+    );
+    assert_eq!(
+        ok!(store.run(&a, r.id).await).map(|r| r.status),
+        Some(RunStatus::Running),
+        "the run is in flight again"
+    );
+    assert!(ok!(store.held_wakeups(&a).await).is_empty());
+}
+
+/// A held wake-up expires at its time: no suspension takes it any more,
+/// it stays listed, marked expired, until discarded; a new wake-up on its
+/// key replaces it.
+pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let r = run(&a, "w", RunStatus::Running, 0);
+    ok!(insert_leased(store, &r).await);
+    ok!(store.deliver(&a, &held("late:1", json!(1))).await);
+    ok!(store.deliver(&b, &held("late:2", json!(2))).await);
+    assert!(
+        ok!(store.expire_wakeups(t0() + Duration::hours(23), 10).await).is_empty(),
+        "not due yet"
+    );
+    let expired = ok!(store.expire_wakeups(t0() + Duration::days(1), 10).await);
+    assert_eq!(
+        expired
+            .iter()
+            .map(|(tenant, w)| (tenant.clone(), w.key.as_str(), w.expired))
+            .collect::<Vec<_>>(),
+        vec![(a.clone(), "late:1", true), (b.clone(), "late:2", true)]
+    );
+    assert!(
+        ok!(store.expire_wakeups(t0() + Duration::days(2), 10).await).is_empty(),
+        "each expires once"
+    );
+    let listed = ok!(store.held_wakeups(&a).await);
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].expired, "listed as expired");
+    assert_eq!(
+        ok!(store
+            .suspend_node(&a, &waiting(r.id, "ask", "late:1", None), E)
+            .await),
+        None,
+        "an expired wake-up is not taken"
+    );
+    assert!(ok!(store.take_wait(&a, "late:1", Wakeup::Timer).await).is_some());
+    assert!(ok!(store.discard_wakeup(&a, "late:1").await));
+    assert!(
+        !ok!(store.discard_wakeup(&a, "late:1").await),
+        "discarded once"
+    );
+    assert!(ok!(store.held_wakeups(&a).await).is_empty());
+
+    ok!(store.deliver(&b, &held("late:2", json!("again"))).await);
+    let listed = ok!(store.held_wakeups(&b).await);
+    assert_eq!(
+        (listed.len(), &listed[0].payload, listed[0].expired),
+        (1, &json!("again"), false),
+        "a new wake-up replaces an expired one"
+    );
+}
+
+/// A form answer stored with its node's wake-up delivers it in the same
+/// change (holding it, or ending the wait), and so does a review; a
+/// refused answer delivers nothing.
+pub async fn form_answers_and_reviews_carry_their_wakeups(store: &dyn Store) {
+    let a = tenant_a();
+    let mut r = run(&a, "w", RunStatus::Running, 0);
+    ok!(insert_leased(store, &r).await);
+    let mut answer = response(&a, "profile", "jane@acme.test", 1);
+    answer.run_id = Some(r.id);
+    answer.node_id = Some(NodeId::new("ask"));
+    assert_eq!(
+        ok!(store
+            .insert_response(&answer, None, Some(&held("form:ask", json!({"answer": 1}))))
+            .await),
+        None,
+        "no node waits yet: held"
+    );
+    let dup = store
+        .insert_response(&answer, None, Some(&held("form:other", json!({}))))
+        .await
+        .expect_err("the same answer twice is refused");
+    assert_eq!(dup.kind(), StoreErrorKind::Conflict, "{dup}");
+    assert_eq!(
+        ok!(store.held_wakeups(&a).await)
+            .iter()
+            .map(|w| w.key.as_str())
+            .collect::<Vec<_>>(),
+        ["form:ask"],
+        "a refused answer holds nothing"
+    );
+    assert!(ok!(store
+        .suspend_node(&a, &waiting(r.id, "ask", "form:ask", None), E)
+        .await)
+    .is_some());
+
+    ok!(store
+        .suspend_node(&a, &waiting(r.id, "review", "review:ask", None), E)
+        .await);
+    r.status = RunStatus::Waiting;
+    ok!(store.update_run(&r, E).await);
+    let review = Review {
+        status: ReviewStatus::Approved,
+        reviewer: "rita".into(),
+        comment: None,
+        at: t0() + Duration::hours(1),
+    };
+    let wake = |reviewed: &FormResponse| {
+        Some(held(
+            "review:ask",
+            json!({ "status": reviewed.review_status }),
+        ))
+    };
+    let (reviewed, woke) = ok!(store.review_response(&a, answer.id, &review, &wake).await);
+    assert_eq!(reviewed.review_status, ReviewStatus::Approved);
+    let woke = woke.expect("the review ends the stored wait");
+    assert_eq!(woke.node_id.as_str(), "review");
+    let record = ok!(store.node_executions(&a, r.id).await)
+        .into_iter()
+        .find(|e| e.node_id.as_str() == "review")
+        .expect("the review node's record");
+    assert_eq!(
+        record
+            .resumed
+            .map(|resumed| resumed.wakeup_payload().clone()),
+        Some(json!({"status": "approved"}))
+    );
+}
+
 /// A lease is held by one owner until it expires; renewing tells who lost it.
 pub async fn leases_are_exclusive_until_they_expire(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
@@ -2080,25 +2308,25 @@ pub async fn a_form_link_is_used_once(store: &dyn Store) {
 
     let foreign = response(&b, "profile", "mallory@evil.test", 1);
     let err = store
-        .insert_response(&foreign, Some("hash-1"))
+        .insert_response(&foreign, Some("hash-1"), None)
         .await
         .expect_err("another tenant's response cannot use the link");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
 
     let first = response(&a, "profile", "jane@acme.test", 1);
-    ok!(store.insert_response(&first, Some("hash-1")).await);
+    ok!(store.insert_response(&first, Some("hash-1"), None).await);
     let used = ok!(store.link("hash-1").await).expect("still there");
     assert_eq!(used.used_at, Some(first.submitted_at));
 
     let second = response(&a, "profile", "jane@acme.test", 2);
     let err = store
-        .insert_response(&second, Some("hash-1"))
+        .insert_response(&second, Some("hash-1"), None)
         .await
         .expect_err("a used link is refused");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     let late = response(&a, "profile", "jane@acme.test", 3);
     let err = store
-        .insert_response(&late, Some("hash-old"))
+        .insert_response(&late, Some("hash-old"), None)
         .await
         .expect_err("an expired link is refused");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -2156,7 +2384,8 @@ pub async fn a_link_keeps_one_draft_until_it_is_used(store: &dyn Store) {
     ok!(store
         .insert_response(
             &response(&a, "profile", "jane@acme.test", 4),
-            Some("hash-d")
+            Some("hash-d"),
+            None
         )
         .await);
     assert!(
@@ -2199,7 +2428,7 @@ pub async fn responses_filter_and_are_reviewed_once(store: &dyn Store) {
     let other = response(&a, "profile", "joe@acme.test", 2);
     let survey = response(&a, "survey", "jane@acme.test", 3);
     for r in [&asked, &other, &survey] {
-        ok!(store.insert_response(r, None).await);
+        ok!(store.insert_response(r, None, None).await);
     }
     let ids = |rs: Vec<FormResponse>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
@@ -2232,15 +2461,18 @@ pub async fn responses_filter_and_are_reviewed_once(store: &dyn Store) {
         at: t0() + Duration::hours(1),
     };
     let err = store
-        .review_response(&b, asked.id, &review)
+        .review_response(&b, asked.id, &review, &|_| None)
         .await
         .expect_err("tenant b cannot review a's response");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    let reviewed = ok!(store.review_response(&a, asked.id, &review).await);
+    let (reviewed, woke) = ok!(store
+        .review_response(&a, asked.id, &review, &|_| None)
+        .await);
+    assert_eq!(woke, None, "no wake-up asked for, none delivered");
     assert_eq!(reviewed.review_status, ReviewStatus::Approved);
     assert_eq!(reviewed.review, Some(review.clone()));
     let err = store
-        .review_response(&a, asked.id, &review)
+        .review_response(&a, asked.id, &review, &|_| None)
         .await
         .expect_err("a decided response is not decided again");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -2271,7 +2503,7 @@ pub async fn responses_are_erased_and_purged(store: &dyn Store) {
     let survey = response(&a, "survey", "jane@acme.test", 1);
     let theirs = response(&b, "profile", "bob@b.test", 1);
     for r in [&old, &new, &survey, &theirs] {
-        ok!(store.insert_response(r, None).await);
+        ok!(store.insert_response(r, None, None).await);
     }
     let blanked = json!({"email": null, "size": 1});
     let at = t0() + Duration::days(1);

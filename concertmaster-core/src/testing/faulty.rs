@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
     DatasetRecord, DatasetStore, Epoch, FormDraft, FormId, FormLink, FormResponse, FormSchema,
-    FormStore, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Review, Run, RunClaim,
-    RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore, Store, StoreError, StoreResult,
-    StoredConnection, TenantId, Wait, WaitStore, Wakeup, WorkflowDefinition, WorkflowId,
-    WorkflowStore,
+    FormStore, HeldWakeup, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Resumed, Review,
+    Run, RunClaim, RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore, Store,
+    StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, WakeFor, Wakeup,
+    WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -353,10 +353,33 @@ impl WaitStore for FaultyStore {
         tenant: &TenantId,
         execution: &NodeExecution,
         epoch: Epoch,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Resumed>> {
         self.write()?;
         self.fault().await?;
         self.answer(self.inner.suspend_node(tenant, execution, epoch).await)
+    }
+    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
+        self.write()?;
+        self.fault().await?;
+        self.answer(self.inner.deliver(tenant, wakeup).await)
+    }
+    async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
+        self.fault().await?;
+        self.inner.held_wakeups(tenant).await
+    }
+    async fn expire_wakeups(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TenantId, HeldWakeup)>> {
+        self.write()?;
+        self.fault().await?;
+        self.answer(self.inner.expire_wakeups(now, limit).await)
+    }
+    async fn discard_wakeup(&self, tenant: &TenantId, key: &str) -> StoreResult<bool> {
+        self.write()?;
+        self.fault().await?;
+        self.answer(self.inner.discard_wakeup(tenant, key).await)
     }
     async fn take_wait(
         &self,
@@ -545,9 +568,10 @@ impl FormStore for FaultyStore {
         &self,
         response: &FormResponse,
         link: Option<&str>,
-    ) -> StoreResult<()> {
+        wake: Option<&HeldWakeup>,
+    ) -> StoreResult<Option<Wait>> {
         self.fault().await?;
-        self.inner.insert_response(response, link).await
+        self.inner.insert_response(response, link, wake).await
     }
     async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
         self.fault().await?;
@@ -570,9 +594,10 @@ impl FormStore for FaultyStore {
         tenant: &TenantId,
         id: ResponseId,
         review: &Review,
-    ) -> StoreResult<FormResponse> {
+        wake: &WakeFor,
+    ) -> StoreResult<(FormResponse, Option<Wait>)> {
         self.fault().await?;
-        self.inner.review_response(tenant, id, review).await
+        self.inner.review_response(tenant, id, review, wake).await
     }
     async fn erase_response(
         &self,

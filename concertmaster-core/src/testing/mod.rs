@@ -15,6 +15,7 @@
 pub mod conformance;
 mod faulty;
 
+pub use crate::engine::hooks::{SuspensionHook, SuspensionPoint};
 pub use faulty::{Chaos, FaultReport, FaultyStore};
 
 use std::future::Future;
@@ -71,6 +72,10 @@ macro_rules! store_conformance {
             lease_epochs_grow_on_every_takeover,
             a_stale_epoch_is_fenced_for_every_write,
             node_records_only_move_forward,
+            a_wakeup_that_comes_first_is_held_for_the_suspension,
+            a_delivery_takes_a_stored_wait,
+            held_wakeups_expire_and_stay_listed_until_discarded,
+            form_answers_and_reviews_carry_their_wakeups,
             claim_runs_takes_each_free_run_once,
             claim_runs_shares_a_claim_between_tenants,
             an_ended_run_takes_no_more_writes,

@@ -284,11 +284,15 @@ async fn cancelling_stops_executing_nodes_and_ends_waits() {
         detail.node("slow").map(|n| n.status),
         Some(NodeStatus::Cancelled)
     );
-    let err = h
+    // Its wait went with it: a late answer is held, not delivered.
+    let late = h
         .engine
         .resume(&h.tenant, &format!("form:{run}"), json!({}))
         .await;
-    assert!(matches!(err, Err(Error::NoSuchWait { .. })), "{err:?}");
+    assert!(
+        matches!(late, Ok(concertmaster_core::Delivery::Held)),
+        "{late:?}"
+    );
     // Cancelling an ended run returns it unchanged.
     let again = h
         .engine
@@ -371,7 +375,7 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
         .resume(&h.tenant, &key, json!({"answer": 42}))
         .await
         .expect("resumes");
-    assert_eq!(resumed, run);
+    assert_eq!(resumed, concertmaster_core::Delivery::Resumed(run));
     let done = h.engine.finished(&h.tenant, run).await.expect("finishes");
     assert_eq!(done.status, RunStatus::Succeeded);
     let detail = h.engine.run(&h.tenant, run).await.expect("detail");
@@ -390,13 +394,45 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
         "waking is not a new attempt"
     );
 
+    // A second event finds no wait: it is held for a node that may
+    // suspend on the key later, and listed.
     let again = h.engine.resume(&h.tenant, &key, json!({})).await;
-    assert!(matches!(again, Err(Error::NoSuchWait { .. })), "{again:?}");
-    let other_tenant = h
+    assert!(
+        matches!(again, Ok(concertmaster_core::Delivery::Held)),
+        "{again:?}"
+    );
+    let held = h.engine.held_wakeups(&h.tenant).await.expect("lists");
+    assert_eq!(
+        held.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(),
+        [key.as_str()]
+    );
+    // Another tenant's event on the same key stays with that tenant.
+    let intruder = TenantId::new("intruder");
+    let other_tenant = h.engine.resume(&intruder, &key, json!({})).await;
+    assert!(matches!(
+        other_tenant,
+        Ok(concertmaster_core::Delivery::Held)
+    ));
+    assert_eq!(
+        h.engine.held_wakeups(&h.tenant).await.expect("lists").len(),
+        1
+    );
+    assert!(h
         .engine
-        .resume(&TenantId::new("intruder"), &key, json!({}))
-        .await;
-    assert!(matches!(other_tenant, Err(Error::NoSuchWait { .. })));
+        .discard_wakeup(&intruder, &key)
+        .await
+        .expect("discards"));
+    assert!(h
+        .engine
+        .discard_wakeup(&h.tenant, &key)
+        .await
+        .expect("discards"));
+    assert!(h
+        .engine
+        .held_wakeups(&h.tenant)
+        .await
+        .expect("lists")
+        .is_empty());
 }
 
 #[tokio::test]

@@ -13,9 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
     AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormDraft, FormId, FormLink,
-    FormResponse, FormSchema, FormToken, NodeId, NodeRegistry, PreparedResponse, RegistryError,
-    ResponseFilter, ResponseId, Review, ReviewStatus, RunId, RunStatus, Store, StoreError,
-    StoreErrorKind, Submitter, SystemClock, TenantId,
+    FormResponse, FormSchema, FormToken, HeldWakeup, NodeId, NodeRegistry, PreparedResponse,
+    RegistryError, ResponseFilter, ResponseId, Review, ReviewStatus, RunId, RunStatus, Store,
+    StoreError, StoreErrorKind, Submitter, SystemClock, TenantId, DEFAULT_HELD_WAKEUP_TTL,
 };
 use serde_json::{json, Value};
 
@@ -472,18 +472,31 @@ impl Forms {
         let prepared = self.prepare_submission(token, submission).await?;
         let response = prepared.response();
         let hash = prepared.link_hash();
-        if let Err(err) = self.inner.store.insert_response(response, hash).await {
-            return Err(match hash {
-                Some(hash) => self.refused(err, hash, response.submitted_at).await,
-                None => FormsError::Store(err),
-            });
-        }
+        // The answer and its node's wake-up in one change: a process that
+        // stops right after it loses no wake-up.
+        let woke = match self
+            .inner
+            .store
+            .insert_response(response, hash, prepared.wakeup())
+            .await
+        {
+            Ok(woke) => woke,
+            Err(err) => {
+                return Err(match hash {
+                    Some(hash) => self.refused(err, hash, response.submitted_at).await,
+                    None => FormsError::Store(err),
+                })
+            }
+        };
         // The change itself is committed; a lost audit line is reported,
         // not turned into a failure that would invite a repeat.
         if let Err(err) = self.inner.store.append_audit(prepared.audit()).await {
             tracing::error!(error = %err, entity = %response.id, "audit entry could not be stored");
         }
-        self.wake_for(engine, response).await;
+        if let Some(wait) = woke {
+            engine.woken(&response.tenant, wait.run_id);
+        }
+        self.remind_of(engine, response).await;
         Ok(response.clone())
     }
 
@@ -571,7 +584,12 @@ impl Forms {
             // Art. 7): what was agreed to, and when.
             details: json!({ "form": form.id, "version": form.version, "run": link.run_id, "consent": response.consent }),
         };
-        Ok(PreparedResponse::new(response, Some(hash), audit))
+        let wakeup = self.response_wakeup(&response);
+        let prepared = PreparedResponse::new(response, Some(hash), audit);
+        Ok(match wakeup {
+            Some(wakeup) => prepared.with_wakeup(wakeup),
+            None => prepared,
+        })
     }
 
     /// Wakes the node waiting for `prepared`, once the host's transaction
@@ -594,33 +612,39 @@ impl Forms {
         if !stored.iter().any(|r| r.id == response.id) {
             return Err(FormsError::ResponseNotFound(response.id));
         }
-        self.wake_for(engine, response).await;
+        // The wake-up was stored with the answer: the run continues, here
+        // or, should this process stop first, through the recovery sweep.
+        if let Some(run) = response.run_id {
+            engine.woken(&response.tenant, run);
+        }
+        self.remind_of(engine, response).await;
         Ok(())
     }
 
-    /// Wakes the node of the run a stored `response` answers.
-    async fn wake_for(&self, engine: &Engine, response: &FormResponse) {
+    /// The wake-up of the node waiting for `response`, stored with it.
+    fn response_wakeup(&self, response: &FormResponse) -> Option<HeldWakeup> {
+        let (run, node) = (response.run_id?, response.node_id.as_ref()?);
+        Some(HeldWakeup::new(
+            response_key(run, node.as_str()),
+            json!({ "responseId": response.id }),
+            self.now(),
+            DEFAULT_HELD_WAKEUP_TTL,
+        ))
+    }
+
+    /// Tells a reminder node waiting now for `response`'s node that an
+    /// answer came, so it stops reminding before its next round; one that
+    /// is not waiting sees the answer when it next runs.
+    async fn remind_of(&self, engine: &Engine, response: &FormResponse) {
         if let (Some(run), Some(node)) = (response.run_id, &response.node_id) {
+            let key = reminder_key(run, node.as_str());
             let payload = json!({ "responseId": response.id });
-            let tenant = &response.tenant;
-            nudge(
-                engine,
-                tenant,
-                run,
-                reminder_key(run, node.as_str()),
-                &payload,
-                false,
-            )
-            .await;
-            nudge(
-                engine,
-                tenant,
-                run,
-                response_key(run, node.as_str()),
-                &payload,
-                true,
-            )
-            .await;
+            if let Err(err) = engine
+                .resume_if_waiting(&response.tenant, &key, payload)
+                .await
+            {
+                tracing::warn!(error = %err, %key, "reminder node not told of the answer; it sees it on its next round");
+            }
         }
     }
 
@@ -639,7 +663,10 @@ impl Forms {
         let tenant = workflow.tenant().clone();
         let form = self.form(&tenant, form, None).await?;
         let response = self.checked_response(&form, &tenant, submission)?;
-        self.inner.store.insert_response(&response, None).await?;
+        self.inner
+            .store
+            .insert_response(&response, None, None)
+            .await?;
         self.audit(
             &tenant,
             None,
@@ -741,10 +768,21 @@ impl Forms {
             comment: decision.comment,
             at: self.now(),
         };
-        let response = self
+        let at = review.at;
+        // The decision and the review node's wake-up in one change.
+        let wake = move |response: &FormResponse| {
+            let (run, node) = (response.run_id?, response.node_id.as_ref()?);
+            Some(HeldWakeup::new(
+                review_key(run, node.as_str()),
+                json!({ "responseId": id, "status": response.review_status }),
+                at,
+                DEFAULT_HELD_WAKEUP_TTL,
+            ))
+        };
+        let (response, woke) = self
             .inner
             .store
-            .review_response(tenant, id, &review)
+            .review_response(tenant, id, &review, &wake)
             .await
             .map_err(|err| match err.kind() {
                 StoreErrorKind::NotFound => FormsError::ResponseNotFound(id),
@@ -760,17 +798,8 @@ impl Forms {
             json!({ "status": review.status, "comment": review.comment }),
         )
         .await;
-        if let (Some(run), Some(node)) = (response.run_id, &response.node_id) {
-            let payload = json!({ "responseId": id, "status": review.status });
-            nudge(
-                engine,
-                tenant,
-                run,
-                review_key(run, node.as_str()),
-                &payload,
-                true,
-            )
-            .await;
+        if let Some(wait) = woke {
+            engine.woken(tenant, wait.run_id);
         }
         Ok(response)
     }
@@ -965,50 +994,6 @@ pub(crate) fn response_item(
     item.insert("reviewStatus".into(), json!(response.review_status));
     item.insert("data".into(), response.data.clone());
     item
-}
-
-/// Wakes the node waiting on `key` of `run`. The response is stored
-/// already, and the node counts stored responses whenever it runs, so a
-/// wake-up only saves waiting for a timer. A node that is between two
-/// waits (it just ran, and is about to suspend again) is not waiting for a
-/// moment; with `persist`, the wake-up is tried again in the background
-/// for a few seconds while the run is in flight, so the caller (a portal
-/// request) does not wait for it.
-async fn nudge(
-    engine: &Engine,
-    tenant: &TenantId,
-    run: RunId,
-    key: String,
-    payload: &Value,
-    persist: bool,
-) {
-    match engine.resume(tenant, &key, payload.clone()).await {
-        Ok(_) => {}
-        Err(concertmaster_core::Error::NoSuchWait { .. }) if persist => {
-            let (engine, tenant, payload) = (engine.clone(), tenant.clone(), payload.clone());
-            tokio::spawn(async move {
-                for attempt in 1..=40u64 {
-                    tokio::time::sleep(Duration::from_millis(25 * attempt.min(8))).await;
-                    match engine.resume(&tenant, &key, payload.clone()).await {
-                        Err(concertmaster_core::Error::NoSuchWait { .. }) => {
-                            let in_flight = engine
-                                .run(&tenant, run)
-                                .await
-                                .is_ok_and(|detail| !detail.run.status.is_terminal());
-                            if !in_flight {
-                                return;
-                            }
-                        }
-                        _ => return,
-                    }
-                }
-            });
-        }
-        Err(concertmaster_core::Error::NoSuchWait { .. }) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, %key, "waiting node could not be woken; it sees the response on its next wake-up");
-        }
-    }
 }
 
 /// The pointer to the first value of `value` nested deeper than `limit`.
