@@ -13,3 +13,4 @@ mod store;
 mod streaming;
 mod support;
 mod validation;
+mod wakeups;

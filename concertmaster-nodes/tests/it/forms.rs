@@ -924,3 +924,84 @@ async fn a_draft_saved_on_one_device_is_resumed_on_another_and_submitted_strictl
     ));
     assert_eq!(h.stored_responses().await.len(), 1);
 }
+
+/// The worker of `an_answer_stored_right_before_the_process_dies_still_wakes_its_run`:
+/// submits the answer through the link in `CONCERTMASTER_FORMS_TOKEN` on
+/// the database in `CONCERTMASTER_FORMS_DB` with its engine stopped (so
+/// nothing of the wake-up is left to memory), says so, and waits to be
+/// killed.
+#[tokio::test]
+#[ignore = "a worker process, started by the test below"]
+async fn answer_then_die_worker() {
+    let (Ok(path), Ok(token)) = (
+        std::env::var("CONCERTMASTER_FORMS_DB"),
+        std::env::var("CONCERTMASTER_FORMS_TOKEN"),
+    ) else {
+        return;
+    };
+    let store = concertmaster_store::SqliteStore::open(&path).await.unwrap();
+    let h = Harness::on(Arc::new(store), ManualClock::default()).await;
+    h.engine.shutdown();
+    h.forms
+        .submit(
+            &h.engine,
+            &token,
+            Submission::new(answers("ACME", "a@acme.test")),
+        )
+        .await
+        .unwrap();
+    println!("stored");
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+}
+
+/// A process that stores an answer and is SIGKILLed before it does
+/// anything else loses nothing: the node's wake-up was stored with the
+/// answer, and the next engine on the database continues the run, though
+/// the node has no deadline to wake it.
+#[tokio::test]
+async fn an_answer_stored_right_before_the_process_dies_still_wakes_its_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forms.db");
+    let (run, token) = {
+        let store = concertmaster_store::SqliteStore::open(&path).await.unwrap();
+        let h = Harness::on(Arc::new(store), ManualClock::default()).await;
+        h.publish_profile_form().await;
+        let workflow = h.publish(questionnaire(&["a@acme.test"], json!({}))).await;
+        let run = h.engine.start(&workflow, json!({})).await.unwrap();
+        assert_eq!(h.status(run).await, RunStatus::Waiting);
+        let token = h.token_for("a@acme.test", NotificationKind::Invitation);
+        h.engine.shutdown();
+        (run, token)
+    };
+
+    let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "forms::answer_then_die_worker",
+            "--nocapture",
+        ])
+        .env("CONCERTMASTER_FORMS_DB", &path)
+        .env("CONCERTMASTER_FORMS_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = worker.stdout.take().unwrap();
+    let stored = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.trim() == "stored");
+    assert!(stored, "the worker stored the answer");
+    worker.kill().unwrap(); // SIGKILL
+    worker.wait().unwrap();
+
+    let store = concertmaster_store::SqliteStore::open(&path).await.unwrap();
+    let h = Harness::on(Arc::new(store), ManualClock::default()).await;
+    let detail = h
+        .until(run, "the answer reaches review", |d| {
+            waiting_nodes(d) == ["review"]
+        })
+        .await;
+    assert_eq!(ids(&detail, "wait", "main"), [json!("a@acme.test")]);
+}
