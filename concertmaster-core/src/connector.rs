@@ -430,6 +430,30 @@ pub trait Connector: Send + Sync {
         query: &ReadQuery,
         next: Option<&str>,
     ) -> Result<Page, ConnectorError>;
+
+    /// Finds a record of `entity` whose fields equal every one of `fields`
+    /// (strings, numbers or booleans): what an export that may be
+    /// repeating an earlier attempt looks up before it creates a record
+    /// again (`matchOn`), answered as the record `key` would have been
+    /// written. `None` when there is none; the first when several match.
+    ///
+    /// The default says that this connector cannot: configure `keyField`
+    /// instead.
+    async fn find(
+        &self,
+        entity: &str,
+        key: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<Option<Written>, ConnectorError> {
+        let _ = (key, fields);
+        Err(ConnectorError::Config {
+            connection: String::new(),
+            message: format!(
+                "this connector cannot look up {entity} records by their fields (matchOn); \
+                 find records by keyField instead"
+            ),
+        })
+    }
 }
 
 /// Makes connectors of one kind from their connections' configs.

@@ -118,6 +118,13 @@ pub struct NodeDescriptor {
     /// edge as a stream, without the node's code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams_input_when: Option<String>,
+    /// Whether a node of this type acts on the world outside the run (an
+    /// ERP write, an HTTP call, an e-mail, a dataset row). The engine
+    /// commits such a node's `running` record before it executes, so that
+    /// an execution cut short by a crash is known when the node runs again
+    /// ([`NodeContext::may_be_repeat`](crate::NodeContext::may_be_repeat)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub side_effects: bool,
 }
 
 impl NodeDescriptor {
@@ -142,7 +149,16 @@ impl NodeDescriptor {
             outputs: vec![PortSpec::new(MAIN_PORT)],
             output_ports_from: None,
             streams_input_when: None,
+            side_effects: false,
         }
+    }
+
+    /// Says that a node of this type acts on the world outside the run, so
+    /// that the engine records each execution as started before it runs
+    /// (see [`side_effects`](Self#structfield.side_effects)).
+    pub fn with_side_effects(mut self) -> Self {
+        self.side_effects = true;
+        self
     }
 
     /// Says that a node of this type streams its input when its config

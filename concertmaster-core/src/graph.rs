@@ -34,6 +34,9 @@ pub(crate) struct Plan {
     pub(crate) groups: Vec<Vec<usize>>,
     /// Per node, the group it belongs to.
     pub(crate) group_of: Vec<Option<usize>>,
+    /// Per node, whether its type's descriptor declares side effects: its
+    /// `running` record is committed before it executes.
+    pub(crate) side_effects: Vec<bool>,
 }
 
 impl Plan {
@@ -81,6 +84,7 @@ impl Plan {
             streams: vec![false; def.edges.len()],
             groups: Vec::new(),
             group_of: vec![None; n],
+            side_effects: vec![false; n],
         }
     }
 

@@ -290,6 +290,7 @@ pub struct NodeContext {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) workflow_version: u32,
     pub(crate) attempt: u32,
+    pub(crate) may_be_repeat: bool,
     /// Made on first use: most nodes never ask for it, and every node
     /// execution would otherwise pay for formatting it.
     pub(crate) idempotency_key: std::sync::OnceLock<Arc<str>>,
@@ -327,6 +328,7 @@ impl NodeContext {
             workflow_id: workflow_id.into(),
             workflow_version: 1,
             attempt: 1,
+            may_be_repeat: false,
             cancel: AttemptCancel::new(Arc::new(CancellationToken::new())),
             span: tracing::Span::none(),
             resumed: None,
@@ -417,6 +419,27 @@ impl NodeContext {
     /// an engine restart is followed by a new one.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// Whether an earlier execution of this step may have started: a retry,
+    /// or an execution that a crash or a lost lease cut short (its effects
+    /// may have happened, its result was never committed). A node with side
+    /// effects checks what it already did before doing it again (an ERP
+    /// export looks up the record it may have created). Exact for node
+    /// types whose descriptor declares side effects
+    /// ([`NodeDescriptor::with_side_effects`](crate::NodeDescriptor::with_side_effects)),
+    /// whose start the engine commits before they run; for others a first
+    /// attempt cut short before it waited is not known.
+    pub fn may_be_repeat(&self) -> bool {
+        self.may_be_repeat || self.attempt > 1
+    }
+
+    /// The same context, as for an execution that may repeat an earlier
+    /// one ([`may_be_repeat`](Self::may_be_repeat)): for calling a node
+    /// directly in its tests.
+    pub fn repeating(mut self) -> Self {
+        self.may_be_repeat = true;
+        self
     }
 
     /// A key for side effects that must happen once: the same for every

@@ -229,6 +229,15 @@ pub fn validate(
     }
     let nodes: Vec<Arc<dyn Node>> = nodes.into_iter().flatten().collect();
     plan.mark_streams(|i| nodes[i].join() == Join::Stream);
+    plan.side_effects = def
+        .nodes
+        .iter()
+        .map(|spec| {
+            registry
+                .descriptor(&spec.node_type)
+                .is_some_and(|d| d.side_effects)
+        })
+        .collect();
     Ok(ValidatedWorkflow {
         definition: Arc::new(def.clone()),
         nodes,

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use concertmaster_core::{
     ConfigError, ConnectorError, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
     NodeError, NodeOutcome, NodeRegistry, Ports, Record, RecordOutcome, RegistryError, Suspend,
-    TenantId, WriteMode, MAIN_PORT,
+    TenantId, Wakeup, WriteMode, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -49,6 +49,29 @@ enum SyncMode {
     Batch,
 }
 
+/// Whether a create may make a record twice when an attempt is repeated
+/// after the ERP acted but its answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+enum Duplicates {
+    /// A create must be able to find what it may have made: `keyField` or
+    /// `matchOn` (checked at publish).
+    #[default]
+    Refused,
+    /// The workflow accepts a record created twice.
+    Allowed,
+}
+
+/// How one record is written.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// With `mode`.
+    Write(WriteMode),
+    /// Looked up by these fields first (an earlier attempt may have made
+    /// it); created when not found.
+    CreateUnlessFound(Map<String, Value>),
+}
+
 /// A mapped field: a JSON pointer into the item, or a constant.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -68,6 +91,10 @@ struct ExportConfig {
     #[serde(default)]
     key_field: Option<String>,
     #[serde(default)]
+    match_on: Option<Vec<String>>,
+    #[serde(default)]
+    duplicates: Duplicates,
+    #[serde(default)]
     mode: WriteMode,
     #[serde(default)]
     sync: SyncMode,
@@ -86,6 +113,7 @@ struct Flavour {
     entity_field: &'static str,
     entity_title: &'static str,
     key_example: &'static str,
+    match_example: &'static str,
 }
 
 const SAP: Flavour = Flavour {
@@ -95,6 +123,7 @@ const SAP: Flavour = Flavour {
     entity_field: "entity",
     entity_title: "OData entity set (A_BusinessPartner)",
     key_example: "BusinessPartner",
+    match_example: "OrganizationBPName1",
 };
 
 const NETSUITE: Flavour = Flavour {
@@ -104,6 +133,7 @@ const NETSUITE: Flavour = Flavour {
     entity_field: "recordType",
     entity_title: "Record type (vendor, customer, customrecord_...)",
     key_example: "externalId",
+    match_example: "companyName",
 };
 
 fn schema(flavour: Flavour) -> Value {
@@ -113,6 +143,9 @@ fn schema(flavour: Flavour) -> Value {
         "additionalProperties": false,
         // Update and upsert find records by their key (checked again when
         // the node is built; here so the editor says it while drawing).
+        // A create without keyField or matchOn is refused when the node
+        // is built (`check`), with a message that names both and
+        // "duplicates": "allowed": a schema rule would say less.
         "if": { "properties": { "mode": { "enum": ["update", "upsert"] } }, "required": ["mode"] },
         "then": { "required": ["keyField"] },
         "properties": {
@@ -129,6 +162,16 @@ fn schema(flavour: Flavour) -> Value {
                 }
             },
             "keyField": { "type": "string", "title": "ERP field holding the record's key", "examples": [flavour.key_example] },
+            "matchOn": {
+                "type": "array", "minItems": 1, "uniqueItems": true,
+                "items": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$" },
+                "title": "ERP fields that identify a record (looked up before a repeated create)",
+                "examples": [flavour.match_example]
+            },
+            "duplicates": {
+                "type": "string", "enum": ["refused", "allowed"], "default": "refused",
+                "title": "Whether a create without keyField or matchOn may make a record twice"
+            },
             "mode": { "type": "string", "enum": ["create", "update", "upsert"], "default": "create" },
             "sync": { "type": "string", "enum": ["realTime", "batch"], "default": "realTime" },
             "batchSize": { "type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_BATCH_SIZE },
@@ -168,6 +211,39 @@ fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(fields) = &config.match_on {
+        if fields.is_empty() {
+            return Err(ConfigError::new("name at least one ERP field to match on").at("/matchOn"));
+        }
+        for (i, field) in fields.iter().enumerate() {
+            let identifier = field
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !identifier {
+                return Err(
+                    ConfigError::new(format!("{field:?} is not an ERP field name"))
+                        .at(format!("/matchOn/{i}")),
+                );
+            }
+        }
+    }
+    if config.mode == WriteMode::Create
+        && config.key_field.is_none()
+        && config.match_on.is_none()
+        && config.duplicates == Duplicates::Refused
+    {
+        return Err(ConfigError::new(format!(
+            "a create without keyField or matchOn cannot tell whether an earlier attempt already \
+             made the record (the ERP may have acted on a request whose answer was lost), so a \
+             retry could create it twice; set keyField (the ERP's key, e.g. {:?}), or matchOn (ERP \
+             fields that identify a record, e.g. [{:?}]), or \"duplicates\": \"allowed\" to accept \
+             duplicates",
+            flavour.key_example, flavour.match_example
+        ))
+        .at("/matchOn"));
+    }
     if matches!(config.mode, WriteMode::Update | WriteMode::Upsert) && config.key_field.is_none() {
         return Err(ConfigError::new(format!(
             "mode {} finds records by their key: set keyField (e.g. {:?})",
@@ -201,6 +277,7 @@ pub(crate) fn register(
         let batcher = Arc::clone(batcher);
         registry.register_with_config(
             NodeDescriptor::new(flavour.type_id, NodeCategory::Output)
+                .with_side_effects()
                 .label(flavour.label)
                 .icon(if flavour.kind == "sap" { "sap" } else { "netsuite" })
                 .description(format!(
@@ -266,23 +343,49 @@ impl Export {
             };
             record.external_id = Some(id);
         }
+        // Checked on every attempt: a record that could not be found
+        // again must not be created the first time either.
+        for field in self.config.match_on.iter().flatten() {
+            if record.fields.get(field).is_none_or(Value::is_null) {
+                return Err(format!("the record has no {field} (matchOn) to find it by"));
+            }
+        }
         Ok(record)
     }
 
-    /// The mode each record is written in: a repeated attempt (or a write
-    /// after a lost batch) turns creates of keyed records into upserts.
-    fn mode_for(&self, record: &Record, repeated: bool) -> WriteMode {
-        match self.config.mode {
-            WriteMode::Create if repeated && record.external_id.is_some() => WriteMode::Upsert,
-            mode => mode,
+    /// How each record is written: a repeated attempt (or a write after
+    /// a lost batch) turns creates of keyed records into upserts, and looks
+    /// up records with `matchOn` fields before it creates them again.
+    fn step_for(&self, record: &Record, repeated: bool) -> Step {
+        if self.config.mode != WriteMode::Create || !repeated {
+            return Step::Write(self.config.mode);
         }
+        if record.external_id.is_some() {
+            return Step::Write(WriteMode::Upsert);
+        }
+        match &self.config.match_on {
+            Some(fields) => Step::CreateUnlessFound(
+                fields
+                    .iter()
+                    .filter_map(|f| record.fields.get(f).map(|v| (f.clone(), v.clone())))
+                    .collect(),
+            ),
+            None => Step::Write(WriteMode::Create),
+        }
+    }
+
+    /// Each record with how it is written.
+    fn steps(&self, records: &[Record], repeated: bool) -> Vec<(Step, Record)> {
+        records
+            .iter()
+            .map(|r| (self.step_for(r, repeated), r.clone()))
+            .collect()
     }
 
     async fn write(
         &self,
         tenant: &TenantId,
-        records: &[Record],
-        repeated: bool,
+        steps: &[(Step, Record)],
     ) -> Result<Vec<Outcome>, NodeError> {
         let connector = self
             .connections
@@ -290,40 +393,14 @@ impl Export {
             .await
             .map_err(open_failed)?;
         self.check_kind(tenant).await?;
-        // Records keep their order within each mode.
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
-        for mode in [WriteMode::Create, WriteMode::Update, WriteMode::Upsert] {
-            let (indices, group): (Vec<usize>, Vec<Record>) = records
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| self.mode_for(r, repeated) == mode)
-                .map(|(i, r)| (i, r.clone()))
-                .unzip();
-            if group.is_empty() {
-                continue;
-            }
-            let written = connector
-                .write(&self.config.entity, mode, &group)
-                .await
-                .map_err(|err| connector_failed(&err))?;
-            for (i, outcome) in indices.into_iter().zip(written) {
-                outcomes[i] = Some(Outcome::from(outcome));
-            }
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    Outcome::refused(
-                        &ConnectorError::NotProcessed {
-                            connection: self.config.connection.clone(),
-                            message: "the connector returned no outcome for this record".into(),
-                        },
-                        true,
-                    )
-                })
-            })
-            .collect())
+        write_steps(
+            connector.as_ref(),
+            &self.config.connection,
+            &self.config.entity,
+            steps,
+        )
+        .await
+        .map_err(|err| connector_failed(&err))
     }
 
     async fn check_kind(&self, tenant: &TenantId) -> Result<(), NodeError> {
@@ -452,6 +529,69 @@ impl From<RecordOutcome> for Outcome {
     }
 }
 
+/// Writes each record as its step says, keeping their order within each
+/// kind of write; one outcome per record. Records looked up and found are
+/// reported written (not created) without being written again.
+async fn write_steps(
+    connector: &dyn concertmaster_core::Connector,
+    connection: &str,
+    entity: &str,
+    steps: &[(Step, Record)],
+) -> Result<Vec<Outcome>, ConnectorError> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; steps.len()];
+    let mut modes: Vec<Option<WriteMode>> = Vec::with_capacity(steps.len());
+    for (i, (step, record)) in steps.iter().enumerate() {
+        modes.push(match step {
+            Step::Write(mode) => Some(*mode),
+            Step::CreateUnlessFound(fields) => {
+                match connector.find(entity, &record.key, fields).await {
+                    Ok(Some(found)) => {
+                        outcomes[i] = Some(Outcome::Written(
+                            serde_json::to_value(&found).unwrap_or(Value::Null),
+                        ));
+                        None
+                    }
+                    Ok(None) => Some(WriteMode::Create),
+                    Err(err) if err.is_retryable() => return Err(err),
+                    Err(err) => {
+                        outcomes[i] = Some(Outcome::refused(&err, false));
+                        None
+                    }
+                }
+            }
+        });
+    }
+    for mode in [WriteMode::Create, WriteMode::Update, WriteMode::Upsert] {
+        let (indices, group): (Vec<usize>, Vec<Record>) = steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| modes[*i] == Some(mode))
+            .map(|(i, (_, r))| (i, r.clone()))
+            .unzip();
+        if group.is_empty() {
+            continue;
+        }
+        let written = connector.write(entity, mode, &group).await?;
+        for (i, outcome) in indices.into_iter().zip(written) {
+            outcomes[i] = Some(Outcome::from(outcome));
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Outcome::refused(
+                    &ConnectorError::NotProcessed {
+                        connection: connection.to_string(),
+                        message: "the connector returned no outcome for this record".into(),
+                    },
+                    true,
+                )
+            })
+        })
+        .collect())
+}
+
 fn open_failed(err: ConnectionError) -> NodeError {
     match err {
         ConnectionError::Store(_) => NodeError::retryable(err.to_string()),
@@ -487,10 +627,16 @@ impl Node for Export {
         if records.is_empty() {
             return self.finish(items, refused_early, Vec::new());
         }
-        let repeated = ctx.attempt() > 1;
+        // An earlier execution of this step may have written some of the
+        // records (its answer lost, or the process stopped before its
+        // result was committed): look before creating again.
+        let repeated = ctx.may_be_repeat();
 
         let outcomes = match (self.config.sync, ctx.resumed()) {
-            (SyncMode::RealTime, _) => self.write(ctx.tenant(), &records, repeated).await?,
+            (SyncMode::RealTime, _) => {
+                self.write(ctx.tenant(), &self.steps(&records, repeated))
+                    .await?
+            }
             (SyncMode::Batch, None) => {
                 // Fail now, not at the flush, on a connection that cannot be used.
                 self.connections
@@ -498,7 +644,7 @@ impl Node for Export {
                     .await
                     .map_err(open_failed)?;
                 self.check_kind(ctx.tenant()).await?;
-                let key = format!("erp-batch:{}:{}", ctx.run_id(), ctx.node_id());
+                let key = batch_key(ctx);
                 let interval = Duration::from_secs(
                     self.config
                         .flush_interval_seconds
@@ -516,10 +662,8 @@ impl Node for Export {
                     },
                     Entry {
                         wait_key: key.clone(),
-                        records: records
-                            .iter()
-                            .map(|r| (self.mode_for(r, repeated), r.clone()))
-                            .collect(),
+                        result_key: batch_result_key(ctx),
+                        steps: self.steps(&records, repeated),
                     },
                     self.config.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
                     interval,
@@ -531,9 +675,25 @@ impl Node for Export {
                 ));
             }
             (SyncMode::Batch, Some(resumed)) if resumed.by_timer() => {
-                // The batcher did not answer in time (the process stopped):
-                // the records may have been written, so keyed ones upsert.
-                self.write(ctx.tenant(), &records, true).await?
+                // The batcher did not claim the records in time (the
+                // process stopped: the timer took the wait, so no batch
+                // will write them), or claimed them and did not answer in
+                // time: the records may have been written, so look first.
+                self.write(ctx.tenant(), &self.steps(&records, true))
+                    .await?
+            }
+            (SyncMode::Batch, Some(resumed)) if resumed.wakeup_payload()["claimed"] == true => {
+                // The batcher took the wait before writing: only it writes
+                // the records now, and it answers on the result key (held
+                // for this node should it answer first).
+                let deadline = ctx.now()
+                    + chrono::Duration::from_std(BATCH_RESULT_PATIENCE)
+                        .unwrap_or(chrono::Duration::days(1));
+                return Ok(NodeOutcome::suspend(
+                    Suspend::until_event(batch_result_key(ctx))
+                        .with_deadline(deadline)
+                        .with_state(json!({ "records": records.len(), "claimed": true })),
+                ));
             }
             (SyncMode::Batch, Some(resumed)) => {
                 let payload = resumed.wakeup_payload();
@@ -571,6 +731,22 @@ impl Node for Export {
     }
 }
 
+/// How long a node whose records a batch claimed waits for the batch's
+/// answer before it writes (looking first) itself: longer than a batch
+/// write takes, so the two never write at once.
+const BATCH_RESULT_PATIENCE: Duration = Duration::from_secs(600);
+
+/// The key a batch-mode node waits on until a batch claims its records.
+fn batch_key(ctx: &NodeContext) -> String {
+    format!("erp-batch:{}:{}", ctx.run_id(), ctx.node_id())
+}
+
+/// The key a batch-mode node whose records were claimed waits on for the
+/// batch's outcomes.
+fn batch_result_key(ctx: &NodeContext) -> String {
+    format!("erp-batch-result:{}:{}", ctx.run_id(), ctx.node_id())
+}
+
 /// Which records are written together: one connection, one entity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Group {
@@ -581,8 +757,11 @@ pub(crate) struct Group {
 
 /// One waiting node's records.
 pub(crate) struct Entry {
+    /// The key the node waits on until a batch claims its records.
     wait_key: String,
-    records: Vec<(WriteMode, Record)>,
+    /// The key it then waits on for their outcomes.
+    result_key: String,
+    steps: Vec<(Step, Record)>,
 }
 
 #[derive(Default)]
@@ -628,7 +807,7 @@ impl Batcher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let slot = pending.entry(group.clone()).or_default();
-        slot.records += entry.records.len();
+        slot.records += entry.steps.len();
         slot.entries.push(entry);
         if slot.records >= batch_size {
             let full = std::mem::take(slot);
@@ -660,71 +839,83 @@ impl Batcher {
             return;
         };
         let span = tracing::info_span!("erp.batch_flush", tenant = %group.tenant, connection = %group.connection, entity = %group.entity, runs = entries.len());
-        let payloads = Self::write_batch(connections, &group, &entries)
-            .instrument(span)
-            .await;
-        for (entry, payload) in entries.iter().zip(payloads) {
-            resume(engine, &group.tenant, &entry.wait_key, payload).await;
+        async {
+            // Claim each node's records by taking its wait: a node whose
+            // deadline took it first writes its records itself, so the
+            // store lets exactly one of the two write them.
+            let mut claimed = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let claim = Wakeup::Event {
+                    key: entry.wait_key.clone(),
+                    payload: json!({ "claimed": true }),
+                };
+                match engine
+                    .store()
+                    .take_wait(&group.tenant, &entry.wait_key, claim)
+                    .await
+                {
+                    Ok(Some(wait)) => {
+                        engine.woken(&group.tenant, wait.run_id);
+                        claimed.push(entry);
+                    }
+                    Ok(None) => {
+                        tracing::debug!(key = %entry.wait_key, "records left to their node: it stopped waiting for the batch");
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, key = %entry.wait_key, "records not claimed; their node writes them at its deadline");
+                    }
+                }
+            }
+            if claimed.is_empty() {
+                return;
+            }
+            let payloads = Self::write_batch(connections, &group, &claimed).await;
+            for (entry, payload) in claimed.iter().zip(payloads) {
+                resume(engine, &group.tenant, &entry.result_key, payload).await;
+            }
         }
+        .instrument(span)
+        .await
     }
 
-    /// Writes the entries' records, one call per mode; the resume payload
-    /// of each entry.
+    /// Writes the entries' records, as few calls as their steps allow; the
+    /// resume payload of each entry.
     async fn write_batch(
         connections: &Connections,
         group: &Group,
         entries: &[Entry],
     ) -> Vec<Value> {
-        match connections.open(&group.tenant, &group.connection).await {
+        let connector = match connections.open(&group.tenant, &group.connection).await {
+            Ok(connector) => connector,
             Err(err) => {
                 let retryable = matches!(err, ConnectionError::Store(_));
                 let payload =
                     json!({ "error": { "message": err.to_string(), "retryable": retryable } });
-                entries.iter().map(|_| payload.clone()).collect::<Vec<_>>()
+                return entries.iter().map(|_| payload.clone()).collect();
             }
-            Ok(connector) => {
-                let mut outcomes: Vec<Vec<Option<Outcome>>> = entries
+        };
+        let steps: Vec<(Step, Record)> = entries
+            .iter()
+            .flat_map(|e| e.steps.iter().cloned())
+            .collect();
+        match write_steps(connector.as_ref(), &group.connection, &group.entity, &steps).await {
+            Err(err) => {
+                let payload = json!({ "error": { "message": err.to_string(), "retryable": err.is_retryable() } });
+                entries.iter().map(|_| payload.clone()).collect()
+            }
+            Ok(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                entries
                     .iter()
-                    .map(|e| vec![None; e.records.len()])
-                    .collect();
-                let mut failed: Option<Value> = None;
-                for mode in [WriteMode::Create, WriteMode::Update, WriteMode::Upsert] {
-                    let mut places = Vec::new();
-                    let mut records = Vec::new();
-                    for (e, entry) in entries.iter().enumerate() {
-                        for (r, (m, record)) in entry.records.iter().enumerate() {
-                            if *m == mode {
-                                places.push((e, r));
-                                records.push(record.clone());
-                            }
-                        }
-                    }
-                    if records.is_empty() {
-                        continue;
-                    }
-                    match connector.write(&group.entity, mode, &records).await {
-                        Ok(written) => {
-                            for ((e, r), outcome) in places.into_iter().zip(written) {
-                                outcomes[e][r] = Some(Outcome::from(outcome));
-                            }
-                        }
-                        Err(err) => {
-                            failed = Some(
-                                json!({ "error": { "message": err.to_string(), "retryable": err.is_retryable() } }),
-                            );
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    Some(payload) => entries.iter().map(|_| payload.clone()).collect(),
-                    None => outcomes
-                        .into_iter()
-                        .map(|per_entry| {
-                            json!({ "outcomes": per_entry.into_iter().map(|o| o.map(|o| o.json()).unwrap_or(Value::Null)).collect::<Vec<_>>() })
-                        })
-                        .collect(),
-                }
+                    .map(|entry| {
+                        let mine: Vec<Value> = outcomes
+                            .by_ref()
+                            .take(entry.steps.len())
+                            .map(|o| o.json())
+                            .collect();
+                        json!({ "outcomes": mine })
+                    })
+                    .collect()
             }
         }
     }

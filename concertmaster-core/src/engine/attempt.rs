@@ -81,6 +81,12 @@ pub(super) struct NodeTask {
     pub(super) cancel: Arc<CancellationToken>,
     /// Set for a node of a stream group; boxed, as most nodes are not.
     pub(super) stream: Option<Box<StreamEnds>>,
+    /// Its type declares side effects: its `running` record is committed
+    /// before it executes.
+    pub(super) side_effects: bool,
+    /// An earlier execution of this attempt may have started: the node was
+    /// found running when its run was loaded.
+    pub(super) interrupted: bool,
 }
 
 // The futures below are written as `fn -> impl Future` around an `async
@@ -136,7 +142,11 @@ impl NodeTask {
                 // error, before it runs (after its back-off); a first
                 // attempt is recorded running only if it waits (below).
                 let retry = tries > 1 || restarted;
-                if retry {
+                // A node with side effects is recorded running before it
+                // acts, so that a crash during the act is known when it
+                // runs again.
+                let saved = retry || self.side_effects;
+                if saved {
                     if let Err(err) = self.save(&record).await {
                         return Finish::Store(err);
                     }
@@ -153,6 +163,7 @@ impl NodeTask {
                         workflow_id: self.workflow_id.clone(),
                         workflow_version: self.workflow_version,
                         attempt: record.attempt,
+                        may_be_repeat: retry || self.interrupted,
                         idempotency_key: std::sync::OnceLock::new(),
                         cancel: crate::node::AttemptCancel::new(Arc::clone(&self.cancel)),
                         // The span `run` entered: taken here rather than
@@ -168,7 +179,7 @@ impl NodeTask {
                         inlet: self.stream.as_ref().and_then(|s| s.inlet.clone()),
                     };
                     let input = record.input.unshared_joins();
-                    match self.attempt_once(&ctx, input, &record, !retry, began).await {
+                    match self.attempt_once(&ctx, input, &record, !saved, began).await {
                         Ok(outcome) => (outcome, ctx.outlet.used().cloned()),
                         Err(err) => return Finish::Store(err),
                     }

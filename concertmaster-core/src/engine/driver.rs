@@ -471,6 +471,11 @@ impl RunDriver {
     /// Starts node `i`'s execution; the caller polls it.
     fn launch(&mut self, i: usize) -> NodeFuture {
         self.slots[i] = Slot::Running;
+        // A record found running: an execution of it started before the
+        // engine stopped (or before this driver took the run over).
+        let interrupted = self.records[i]
+            .as_ref()
+            .is_some_and(|r| r.status == NodeStatus::Running);
         let (input, mut attempt, resumed, started_at, error) = match self.records[i].take() {
             // Waking from a suspension continues the attempt; re-executing a
             // node the engine stopped in the middle of is a new one.
@@ -531,6 +536,8 @@ impl RunDriver {
             routes_errors: self.workflow.plan.routes_errors[i],
             cancel: Arc::clone(&self.cancel),
             stream,
+            side_effects: self.workflow.plan.side_effects[i],
+            interrupted,
         };
         // Combinators, not an async block: the block would keep `task` in
         // its state beside the execution's future, which is boxed and

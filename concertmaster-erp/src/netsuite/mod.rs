@@ -22,7 +22,7 @@ use concertmaster_core::{
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -527,6 +527,31 @@ fn is_record_type(name: &str) -> bool {
 }
 
 /// An id or `eid:...` as one path segment.
+/// A SuiteQL condition that holds when every field of `fields` equals its
+/// value: `companyname = 'O''Neil' AND email = 'a@b.example'`. Field names
+/// must be identifiers; values strings, numbers or booleans.
+fn equality_condition(fields: &Map<String, Value>) -> Result<String, String> {
+    if fields.is_empty() {
+        return Err("no field to match on".into());
+    }
+    let mut terms = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        let identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !identifier {
+            return Err(format!("{name:?} is not a field name"));
+        }
+        let literal = match value {
+            Value::String(text) => format!("'{}'", text.replace('\'', "''")),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => format!("'{}'", if *b { "T" } else { "F" }),
+            _ => return Err(format!("{name} holds no value that can be matched")),
+        };
+        terms.push(format!("{name} = {literal}"));
+    }
+    Ok(terms.join(" AND "))
+}
+
 fn encode_segment(id: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
@@ -606,6 +631,60 @@ impl Connector for NetSuiteConnector {
                 }
             }
             Ok(outcomes)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn find(
+        &self,
+        entity: &str,
+        key: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<Option<Written>, ConnectorError> {
+        let span = tracing::debug_span!("netsuite.find", connection = %self.connection, entity);
+        async {
+            let config_error = |message: String| ConnectorError::Config {
+                connection: self.connection.clone(),
+                message,
+            };
+            if !is_record_type(entity) {
+                return Err(config_error(format!(
+                    "{entity:?} is not a NetSuite record type"
+                )));
+            }
+            let condition = equality_condition(fields)
+                .map_err(|message| config_error(format!("matchOn: {message}")))?;
+            let mut url = self.url("query/v1/suiteql")?;
+            url.set_query(Some("limit=1"));
+            let statement = format!("SELECT id FROM {entity} WHERE {condition}");
+            let answer = self
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("Prefer", "transient".into())],
+                    Some(&json!({ "q": statement })),
+                )
+                .await?;
+            if !answer.status.is_success() {
+                return Err(self.error(answer.status, &answer.body));
+            }
+            let page =
+                suiteql_page(&answer.body, 0).map_err(|message| ConnectorError::Protocol {
+                    connection: self.connection.clone(),
+                    url: http::display_url(&url),
+                    message,
+                })?;
+            Ok(page.records.into_iter().next().map(|found| Written {
+                key: key.to_string(),
+                id: match found.get("id") {
+                    Some(Value::String(id)) => id.clone(),
+                    Some(Value::Number(id)) => id.to_string(),
+                    _ => key.to_string(),
+                },
+                created: false,
+                etag: None,
+            }))
         }
         .instrument(span)
         .await

@@ -25,7 +25,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
@@ -499,7 +499,6 @@ impl SapConnector {
                     call.method.clone(),
                     self.with_client_param(call.url.clone()),
                 )
-                .header(ACCEPT, "application/json")
                 .header(
                     reqwest::header::AUTHORIZATION,
                     header_value(&self.connection, self.authorization().await?.expose())?,
@@ -1056,6 +1055,55 @@ impl Connector for SapConnector {
                     Ok(outcomes)
                 }
             }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn find(
+        &self,
+        entity: &str,
+        key: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<Option<Written>, ConnectorError> {
+        let span = tracing::debug_span!("sap.find", connection = %self.connection, entity);
+        async {
+            let filter =
+                odata::equality_filter(fields).map_err(|message| ConnectorError::Config {
+                    connection: self.connection.clone(),
+                    message: format!("matchOn: {message}"),
+                })?;
+            let mut url = self.entity_url(entity, None)?;
+            let mut pairs = vec![("$top", "1".to_string()), ("$filter", filter)];
+            if self.config.version == ODataVersion::V2 {
+                pairs.push(("$format", "json".into()));
+            }
+            url.set_query(Some(&odata::query(&pairs)));
+            let call = Call {
+                method: Method::GET,
+                url: url.clone(),
+                // Full metadata names each entity's URL (@odata.id), which
+                // holds its key; V2 names it in __metadata.uri anyway.
+                headers: vec![("Accept", "application/json;odata.metadata=full".into())],
+                body: None,
+            };
+            let (status, _, body) = self.exchange(&call).await?;
+            if !status.is_success() {
+                return Err(self.err_erp(odata::error_message(status.as_u16(), &body)));
+            }
+            let (records, _) = odata::collection(self.config.version, self.json_body(&url, &body)?)
+                .map_err(|message| self.protocol(&url, message))?;
+            Ok(records.into_iter().next().map(|found| {
+                let id = odata::entity_url_of(&found)
+                    .and_then(odata::key_of_location)
+                    .unwrap_or_else(|| key.to_string());
+                Written {
+                    key: key.to_string(),
+                    id,
+                    created: false,
+                    etag: odata::etag_of(&found),
+                }
+            }))
         }
         .instrument(span)
         .await

@@ -57,6 +57,43 @@ pub(crate) fn etag_of(entity: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The URL an entity in a body names itself by: V4's `@odata.id`
+/// (with full metadata), V2's `__metadata.uri`.
+pub(crate) fn entity_url_of(entity: &Value) -> Option<&str> {
+    entity
+        .get("@odata.id")
+        .or_else(|| entity.get("__metadata").and_then(|m| m.get("uri")))
+        .and_then(Value::as_str)
+}
+
+/// An OData `$filter` that holds when every field of `fields` equals its
+/// value: `Name eq 'O''Neil' and Category eq '2'`. Field names must be
+/// identifiers; values strings, numbers, booleans or null.
+pub(crate) fn equality_filter(fields: &Map<String, Value>) -> Result<String, String> {
+    if fields.is_empty() {
+        return Err("no field to match on".into());
+    }
+    let mut terms = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        if !is_identifier(name) {
+            return Err(format!("{name:?} is not a field name"));
+        }
+        let literal = match value {
+            Value::String(text) => format!("'{}'", text.replace('\'', "''")),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => "null".into(),
+            _ => {
+                return Err(format!(
+                    "{name} holds an object or array, which cannot be matched"
+                ))
+            }
+        };
+        terms.push(format!("{name} eq {literal}"));
+    }
+    Ok(terms.join(" and "))
+}
+
 /// The key inside the last `(...)` of an entity URL (a `Location`
 /// header): `A_BusinessPartner('10')` is `10`.
 pub(crate) fn key_of_location(location: &str) -> Option<String> {

@@ -10,10 +10,16 @@ record writes, SuiteQL pages with hasMore/offset/totalResults, errors as
 Usage: python server.py ACCOUNT CONSUMER_KEY CONSUMER_SECRET TOKEN_ID TOKEN_SECRET
 Prints "listening on PORT" once it accepts requests on 127.0.0.1.
 Test hooks (no auth): POST /__test/throttle?count=N[&retryAfter=S][&code=C],
-GET /__test/stats, GET /__test/records/TYPE.
+GET /__test/stats, GET /__test/records/TYPE, POST /__test/faults?plan=K,K,...
+(the next record writes, one entry each: "lost" carries the write out and
+drops the connection unanswered, "slow:MS" answers MS milliseconds late,
+"reset" drops the connection without writing, "ok" lets it through),
+GET /__test/faults (what is left of the plan, and what was met).
 """
+import io
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -33,6 +39,7 @@ next_id = [100]
 idempotent = {}  # idempotency key -> (type, id)
 nonces = set()
 throttle = {"count": 0, "retryAfter": "1", "code": "CONCURRENCY_LIMIT_EXCEEDED"}
+faults = {"plan": [], "applied": {}}
 stats = {"requests": 0, "throttled": 0, "rejectedSignatures": 0, "creates": 0, "idempotentReplays": 0,
          "lastAuthorization": None}
 
@@ -90,21 +97,38 @@ def validate(record_type, body):
     return details
 
 
+CONDITION = re.compile(r"(?is)\s*(\w+)\s*(=|like)\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s*(and\s+|$)")
+
+
+def parse_conditions(text):
+    """`a = 'x' AND b LIKE 'y%'` as [(column, op, value)]; None when it is not that."""
+    conditions, at = [], 0
+    while at < len(text):
+        m = CONDITION.match(text, at)
+        if not m:
+            return None
+        column, op, literal, _ = m.groups()
+        value = literal[1:-1].replace("''", "'") if literal.startswith("'") else literal
+        conditions.append((column.lower(), op.lower(), value))
+        at = m.end()
+    return conditions
+
+
 def suiteql(query, limit, offset, base):
     q = query.strip()
     if re.fullmatch(r"(?i)select\s+1\s+as\s+ok\s+from\s+dual", q):
         rows = [{"ok": 1}]
     else:
-        m = re.fullmatch(r"(?is)select\s+(.+?)\s+from\s+(\w+)(?:\s+where\s+(\w+)\s*(=|like)\s*'([^']*)')?", q)
-        if not m or m.group(2).lower() not in TYPES:
+        m = re.fullmatch(r"(?is)select\s+(.+?)\s+from\s+(\w+)(?:\s+where\s+(.+))?", q)
+        conditions = parse_conditions(m.group(3)) if m and m.group(3) else []
+        if not m or m.group(2).lower() not in TYPES or conditions is None:
             return error(400, "Bad Request", [{"detail": f"Invalid search query: {q}", "o:errorCode": "INVALID_PARAMETER",
                                                "o:errorQueryParam": "q"}])
-        columns, table, column, op, value = m.groups()
+        columns, table = m.group(1), m.group(2)
         with lock:
             rows = [{k.lower(): v for k, v in r.items()} for _, r in sorted(records[table.lower()].items())]
-        if column:
-            column = column.lower()
-            if op.lower() == "like":
+        for column, op, value in conditions:
+            if op == "like":
                 pattern = re.escape(value).replace("%", ".*")
                 rows = [r for r in rows if re.fullmatch(pattern, str(r.get(column, "")))]
             else:
@@ -128,6 +152,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def answer(self, status, body=None, headers=()):
+        fault = getattr(self, "fault", None)
+        if fault == "lost":
+            # Carried out, but the client never hears of it.
+            self.drop()
+            return None
+        if fault and fault.startswith("slow:"):
+            time.sleep(int(fault[5:]) / 1000)
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         for name, value in headers:
@@ -138,6 +169,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def drop(self):
+        """Closes the connection unanswered; what the handler writes after goes nowhere."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.wfile = io.BytesIO()
 
     def body(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -186,6 +226,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(*error(404, "Not Found", [{
                 "detail": f"The record type [{m.group(1) if m else path}] is invalid.", "o:errorCode": "NONEXISTENT_ID"}]))
         record_type, key = m.group(1), unquote(m.group(2)) if m.group(2) else None
+        self.fault = None
+        if self.command in ("POST", "PUT", "PATCH"):
+            with lock:
+                kind = faults["plan"].pop(0) if faults["plan"] else None
+                if kind and kind != "ok":
+                    faults["applied"][kind] = faults["applied"].get(kind, 0) + 1
+            if kind == "reset":
+                self.drop()
+                return None
+            if kind != "ok":
+                self.fault = kind
         location = lambda rid: f"http://{self.headers['Host']}{REST}/record/v1/{record_type}/{rid}"
 
         if self.command == "POST" and key is None:
@@ -242,6 +293,14 @@ class Handler(BaseHTTPRequestHandler):
                                                                "o:errorCode": "METHOD_NOT_ALLOWED"}]))
 
     def test_hook(self, path, query):
+        if path == "/__test/faults":
+            with lock:
+                if self.command == "POST":
+                    plan = query.get("plan", [""])[0]
+                    faults["plan"] = [k for k in plan.split(",") if k]
+                    faults["applied"] = {}
+                    return self.answer(204)
+                return self.answer(200, {"remaining": len(faults["plan"]), "applied": faults["applied"]})
         if path == "/__test/throttle" and self.command == "POST":
             with lock:
                 throttle["count"] = int(query.get("count", ["1"])[0])

@@ -291,6 +291,7 @@ pub(crate) fn register(
     let forms = Arc::clone(forms);
     registry.register_with_config(
         NodeDescriptor::new("reminders", NodeCategory::Collection)
+                .with_side_effects()
             .label("Reminders")
             .icon("bell")
             .description(

@@ -156,6 +156,7 @@ pub(crate) fn register(
     let forms = Arc::clone(forms);
     registry.register_with_config(
         NodeDescriptor::new("send_form", NodeCategory::Collection)
+                .with_side_effects()
             .label("Send form")
             .icon("send")
             .description(

@@ -58,6 +58,7 @@ impl Datasets {
         let store = Arc::clone(&self.store);
         registry.register_with_config(
             NodeDescriptor::new("collect", NodeCategory::Output)
+                .with_side_effects()
                 .label("Collect")
                 .icon("database")
                 .description(

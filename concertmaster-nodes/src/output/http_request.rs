@@ -236,6 +236,7 @@ pub(crate) fn register(
     let guard = Arc::new(guard.clone());
     registry.register_with_config(
         NodeDescriptor::new("http_request", NodeCategory::Output)
+                .with_side_effects()
             .label("HTTP request")
             .icon("globe")
             .description(

@@ -117,7 +117,8 @@ try {
   await page.waitForFunction(() => !document.querySelector('[data-testid=diagnostics] li[data-node="jq-1"]'));
   await configure('schedule-1', { cron: '0 8 * * MON', timezone: 'Europe/Berlin' });
   await configure('send_form-1', { formId: 'supplier-questionnaire' });
-  await configure('sap_export-1', { connection: 'sap-prod', entity: 'A_BusinessPartner' });
+  // A create finds what an earlier attempt made by its key (or matchOn).
+  await configure('sap_export-1', { connection: 'sap-prod', entity: 'A_BusinessPartner', keyField: 'BusinessPartner' });
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=diagnostics] li').length === 0);
 
   // A connection that closes a cycle: drawn, and diagnosed.
