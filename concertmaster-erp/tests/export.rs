@@ -209,19 +209,23 @@ async fn faults_met(principal: &str) -> Value {
     .expect("faults JSON")
 }
 
-/// SAP fails in every way an export meets in production while 6 runs
-/// export 8 suppliers each, 4 per `$batch`: server errors, a gateway
-/// answering 503, rate limits with `Retry-After`, connections dropped
-/// before and after SAP carried the request out, an answer later than the
-/// connector waits. Every run succeeds with every item on `ok`, and SAP
-/// holds each supplier exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_export_rides_out_sap_failing_and_no_record_is_lost_or_doubled() {
-    const PRINCIPAL: &str = "fault-tester";
+/// Exports 50 runs of 4 suppliers (200 records, 4 per `$batch`) through
+/// `node` (on connection `sap-faulty` of `principal`, whose password is
+/// `<principal prefix>-secret-4711`, a 2 s timeout) while SAP meets every
+/// fault of `plan`: every run succeeds with every item on `ok`, SAP holds
+/// each supplier exactly once, and every fault was met. Answers the node
+/// attempts of all runs.
+async fn export_through_sap_faults(
+    principal: &str,
+    node: Value,
+    retry: Value,
+    plan: &[&str],
+) -> u32 {
+    let password = format!("{}-secret-4711", principal.trim_end_matches("-tester"));
     let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
-    let mut config = sap_config(ODataVersion::V4, PRINCIPAL, "fault-secret-4711", 4);
+    let mut config = sap_config(ODataVersion::V4, principal, &password, 4);
     config.timeout_seconds = 2;
     add(&connections, &tenant, "sap-faulty", "sap", &config).await;
     let engine = engine(store, &connections).await;
@@ -230,41 +234,19 @@ async fn an_export_rides_out_sap_failing_and_no_record_is_lost_or_doubled() {
             &tenant,
             WorkflowDefinition::from_value(json!({
                 "id": "faulty", "name": "Export through faults",
-                "nodes": [{
-                    "id": "export", "type": "sap_export",
-                    "config": sap_node_config("sap-faulty", json!({})),
-                    "retry": { "maxAttempts": 12, "initialBackoffMs": 20, "maxBackoffMs": 400 }
-                }]
+                "nodes": [{ "id": "export", "type": "sap_export", "config": node, "retry": retry }]
             }))
             .unwrap(),
         )
         .await
         .unwrap();
-    let plan = [
-        "500",
-        "ok",
-        "429",
-        "reset",
-        "lost",
-        "503",
-        "slow:3000",
-        "429",
-        "ok",
-        "lost",
-        "500",
-        "reset",
-        "ok",
-        "slow:300",
-        "lost",
-        "503",
-    ];
-    plan_faults(PRINCIPAL, &plan).await;
+    plan_faults(principal, plan).await;
 
     let tag = fresh_id();
     let mut expected = std::collections::BTreeSet::new();
     let mut runs = Vec::new();
-    for _ in 0..6 {
-        let items: Vec<Value> = (0..8)
+    for _ in 0..50 {
+        let items: Vec<Value> = (0..4)
             .map(|_| {
                 let id = fresh_id();
                 expected.insert(id.clone());
@@ -279,37 +261,234 @@ async fn an_export_rides_out_sap_failing_and_no_record_is_lost_or_doubled() {
         assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
         let detail = engine.run(&tenant, run).await.unwrap();
         let output = detail.output("export").unwrap();
-        assert_eq!(output.get("ok").len(), 8, "every item on ok: {output:?}");
+        assert_eq!(output.get("ok").len(), 4, "every item on ok: {output:?}");
         assert!(output.get("error").is_empty(), "{output:?}");
         attempts += detail.nodes.iter().map(|n| n.attempt).sum::<u32>();
     }
 
-    let met = faults_met(PRINCIPAL).await;
+    let met = faults_met(principal).await;
     assert_eq!(met["remaining"], 0, "every planned fault was met: {met}");
     let records = sap_records_tagged(&tag).await;
-    let ids: Vec<String> = records
+    // Each supplier's name holds its id: one record per name, and no more.
+    let names: Vec<String> = records
         .iter()
         .map(|r| {
-            r["BusinessPartner"]
+            r["OrganizationBPName1"]
                 .as_str()
                 .unwrap_or_default()
+                .trim_start_matches("Supplier ")
                 .to_string()
         })
         .collect();
     assert_eq!(
-        ids.len(),
+        names.len(),
         expected.len(),
-        "no record lost or doubled: {ids:?}"
+        "no record lost or doubled: {names:?}"
     );
     assert_eq!(
-        ids.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        names.into_iter().collect::<std::collections::BTreeSet<_>>(),
         expected
     );
     println!(
-        "faults met: {}; node attempts for 6 runs: {attempts}; records in SAP: {}",
+        "faults met: {}; node attempts for 50 runs: {attempts}; records in SAP: {}",
         met["applied"],
         records.len()
     );
+    attempts
+}
+
+/// The faults an export meets in production: server errors, a gateway
+/// answering 503, rate limits with `Retry-After`, connections dropped
+/// before and after SAP carried the request out ("lost": SAP acted, its
+/// answer never came), an answer later than the connector waits.
+const SAP_FAULTS: [&str; 22] = [
+    "500",
+    "ok",
+    "429",
+    "reset",
+    "lost",
+    "503",
+    "slow:3000",
+    "429",
+    "ok",
+    "lost",
+    "500",
+    "reset",
+    "ok",
+    "slow:300",
+    "lost",
+    "503",
+    "lost",
+    "ok",
+    "slow:3000",
+    "lost",
+    "ok",
+    "lost",
+];
+
+/// Creates keyed by SAP's own key (`keyField`): a repeated attempt upserts,
+/// so SAP holds every one of 200 suppliers once through every fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_rides_out_sap_failing_and_no_record_is_lost_or_doubled() {
+    export_through_sap_faults(
+        "fault-tester",
+        sap_node_config("sap-faulty", json!({})),
+        json!({ "maxAttempts": 12, "initialBackoffMs": 20, "maxBackoffMs": 400 }),
+        &SAP_FAULTS,
+    )
+    .await;
+}
+
+/// Creates SAP numbers itself (no key sent), found again by their fields
+/// (`matchOn`): a repeated attempt looks each record up before creating it,
+/// so SAP holds every one of 200 suppliers once though requests were
+/// carried out with their answers lost, or answered after the connector
+/// gave up (the back-off outlasts the late answer: see README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_matched_on_their_fields_are_written_once_through_lost_and_late_answers() {
+    let mut node = sap_node_config(
+        "sap-faulty",
+        json!({ "matchOn": ["OrganizationBPName1", "EmailAddress"] }),
+    );
+    let mapping = node["mapping"].as_object_mut().unwrap();
+    mapping.remove("BusinessPartner");
+    node.as_object_mut().unwrap().remove("keyField");
+    let attempts = export_through_sap_faults(
+        "match-tester",
+        node,
+        json!({ "maxAttempts": 12, "initialBackoffMs": 1500, "maxBackoffMs": 3000, "jitter": 0.0 }),
+        &SAP_FAULTS,
+    )
+    .await;
+    assert!(
+        attempts > 50,
+        "faults made some attempts repeat: {attempts}"
+    );
+}
+
+/// A create that cannot find what it made is refused at publish, saying how
+/// to fix it; `"duplicates": "allowed"` accepts it.
+#[tokio::test]
+async fn a_create_that_could_double_is_refused_at_publish_unless_duplicates_are_allowed() {
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let connections = Connections::new(store.clone(), keys());
+    let engine = engine(store, &connections).await;
+    let tenant = TenantId::new("acme");
+    let unkeyed = json!({ "connection": "sap", "entity": "A_BusinessPartner",
+                          "mapping": { "OrganizationBPName1": "/name" } });
+    let err = engine
+        .publish(
+            &tenant,
+            export_workflow("unkeyed", "sap_export", unkeyed.clone()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    for hint in [
+        "keyField",
+        "matchOn",
+        "\"duplicates\": \"allowed\"",
+        "twice",
+    ] {
+        assert!(err.contains(hint), "the error names {hint}: {err}");
+    }
+    let mut allowed = unkeyed;
+    allowed["duplicates"] = json!("allowed");
+    engine
+        .publish(&tenant, export_workflow("unkeyed", "sap_export", allowed))
+        .await
+        .unwrap();
+    let bad = json!({ "connection": "sap", "entity": "A_BusinessPartner", "matchOn": ["no such"] });
+    let err = engine
+        .publish(&tenant, export_workflow("bad-match", "sap_export", bad))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/matchOn/0"), "{err}");
+}
+
+/// NetSuite carries out creates whose answers are lost or late, and drops
+/// others unanswered, while 50 runs sync 4 vendors each in create mode
+/// matched on their names: every run succeeds and NetSuite holds each
+/// vendor once (creates carry an idempotency key too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netsuite_creates_are_written_once_through_lost_and_late_answers() {
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let connections = Connections::new(store.clone(), keys());
+    let tenant = TenantId::new("acme");
+    let netsuite = NetSuite::start();
+    let mut config = netsuite.config();
+    config.timeout_seconds = 2;
+    config.max_retries = 0;
+    add(&connections, &tenant, "ns", "netsuite", &config).await;
+    let engine = engine(store, &connections).await;
+    let node = json!({
+        "connection": "ns", "recordType": "vendor", "matchOn": ["companyName"],
+        "mapping": { "companyName": "/name", "email": "/email", "subsidiary": { "value": { "id": "1" } } }
+    });
+    let workflow = engine
+        .publish(
+            &tenant,
+            WorkflowDefinition::from_value(json!({
+                "id": "ns-faulty", "name": "Sync through faults",
+                "nodes": [{ "id": "sync", "type": "netsuite_sync", "config": node,
+                            "retry": { "maxAttempts": 12, "initialBackoffMs": 1500, "maxBackoffMs": 3000, "jitter": 0.0 } }]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let plan = [
+        "lost",
+        "ok",
+        "slow:3000",
+        "reset",
+        "lost",
+        "ok",
+        "lost",
+        "slow:3000",
+        "ok",
+        "reset",
+        "lost",
+    ];
+    netsuite
+        .hook(
+            reqwest::Method::POST,
+            &format!("faults?plan={}", plan.join(",")),
+        )
+        .await;
+    let mut expected = std::collections::BTreeSet::new();
+    let mut runs = Vec::new();
+    for _ in 0..50 {
+        let items: Vec<Value> = (0..4)
+            .map(|_| {
+                let name = format!("Vendor {}", fresh_id());
+                expected.insert(name.clone());
+                json!({ "name": name, "email": "ap@vendor.example" })
+            })
+            .collect();
+        runs.push(engine.start(&workflow, Value::Array(items)).await.unwrap());
+    }
+    for run in runs {
+        let ended = engine.finished(&tenant, run).await.unwrap();
+        assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+        let output = engine.run(&tenant, run).await.unwrap();
+        assert_eq!(output.output("sync").unwrap().get("ok").len(), 4);
+    }
+    let met = netsuite.hook(reqwest::Method::GET, "faults").await;
+    assert_eq!(met["remaining"], 0, "every planned fault was met: {met}");
+    let names: Vec<String> = netsuite
+        .vendors()
+        .await
+        .iter()
+        .map(|v| v["companyName"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names.len(), expected.len(), "no vendor lost or doubled");
+    assert_eq!(
+        names.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
+    println!("faults met: {}", met["applied"]);
 }
 
 #[tokio::test]
@@ -556,6 +735,9 @@ impl Connector for CrashingConnector {
 
 const CRASH_DB: &str = "CONCERTMASTER_CRASH_DB";
 const CRASH_TAG: &str = "CONCERTMASTER_CRASH_TAG";
+/// The workflow the worker runs and how many suppliers it exports.
+const CRASH_WORKFLOW: &str = "CONCERTMASTER_CRASH_WORKFLOW";
+const CRASH_ITEMS: &str = "CONCERTMASTER_CRASH_ITEMS";
 
 /// The process that crashes: started by the test below with the database
 /// and tag in its environment.
@@ -570,12 +752,18 @@ async fn crash_worker() {
         Connections::new(store.clone(), keys()).with_connector(CrashAfterWrite(store.clone()));
     let engine = engine(store, &connections).await;
     let tenant = TenantId::new("acme");
-    let workflow = engine
-        .workflow(&tenant, &"crash-export".into(), None)
-        .await
-        .unwrap();
-    let items: Vec<Value> = (0..3)
-        .map(|i| supplier(&format!("{}{i}", &tag[..9]), "2", &tag))
+    let id = std::env::var(CRASH_WORKFLOW).unwrap_or_else(|_| "crash-export".into());
+    let count: usize = std::env::var(CRASH_ITEMS)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let workflow = engine.workflow(&tenant, &id.into(), None).await.unwrap();
+    // Ids of 10 characters at most (BusinessPartner's length) for a few.
+    let items: Vec<Value> = (0..count)
+        .map(|i| match count {
+            0..=9 => supplier(&format!("{}{i}", &tag[..9]), "2", &tag),
+            _ => supplier(&format!("{}-{i}", &tag), "2", &tag),
+        })
         .collect();
     let run = engine.start(&workflow, Value::Array(items)).await.unwrap();
     println!("run {run}");
@@ -647,6 +835,83 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
         "updated, not created: {ok:?}"
     );
     assert_eq!(sap_records_tagged(&tag).await.len(), 3, "no record twice");
+}
+
+/// The worker exports 200 suppliers that SAP numbers itself, found again
+/// by their fields (`matchOn`), and dies (SIGABRT) right after SAP created
+/// them all, before the engine committed anything: the next process
+/// re-executes the export as a repeat, finds each record, and creates none
+/// again.
+#[tokio::test]
+async fn a_crash_after_sap_created_the_records_finds_them_instead_of_creating_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash-matched.db");
+    let tenant = TenantId::new("acme");
+    let tag = fresh_id();
+    let mut node = sap_node_config(
+        "sap-prod",
+        json!({ "matchOn": ["OrganizationBPName1", "EmailAddress"] }),
+    );
+    node["mapping"]
+        .as_object_mut()
+        .unwrap()
+        .remove("BusinessPartner");
+    node.as_object_mut().unwrap().remove("keyField");
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+        let connections = Connections::new(store.clone(), keys());
+        let config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
+        add(&connections, &tenant, "sap-prod", "sap", &config).await;
+        let engine = engine(store, &connections).await;
+        engine
+            .publish(
+                &tenant,
+                export_workflow("crash-matched", "sap_export", node),
+            )
+            .await
+            .unwrap();
+        engine.shutdown();
+    }
+
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "crash_worker", "--nocapture"])
+        .env(CRASH_DB, &db)
+        .env(CRASH_TAG, &tag)
+        .env(CRASH_WORKFLOW, "crash-matched")
+        .env(CRASH_ITEMS, "200")
+        .env("CONCERTMASTER_SAP_URL", sap_origin())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the worker was to crash");
+    assert_eq!(
+        sap_records_tagged(&tag).await.len(),
+        200,
+        "the crashed attempt did reach SAP: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let connections = Connections::new(store.clone(), keys());
+    let engine = engine(store, &connections).await;
+    let runs = engine.runs(&tenant, &Default::default()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = engine.finished(&tenant, runs[0].id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let detail = engine.run(&tenant, run.id).await.unwrap();
+    let node = detail.node("export").unwrap();
+    assert_eq!(node.attempt, 2, "the crashed attempt counts");
+    let ok = node.output.as_ref().unwrap().get("ok");
+    assert_eq!(ok.len(), 200);
+    assert!(
+        ok.iter().all(|item| item["erp"]["created"] == false),
+        "found, not created again"
+    );
+    let ids: std::collections::BTreeSet<&str> = ok
+        .iter()
+        .filter_map(|item| item["erp"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 200, "each found under SAP's own number");
+    assert_eq!(sap_records_tagged(&tag).await.len(), 200, "no record twice");
 }
 
 /// Collects everything tracing writes, at every level.

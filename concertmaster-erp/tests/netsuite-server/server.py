@@ -160,15 +160,19 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.startswith("slow:"):
             time.sleep(int(fault[5:]) / 1000)
         data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        if body is not None:
-            self.send_header("Content-Type", "application/vnd.oracle.resource+json; type=error" if status >= 400
-                             else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            if body is not None:
+                self.send_header("Content-Type", "application/vnd.oracle.resource+json; type=error"
+                                 if status >= 400 else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up before a late answer ("slow:MS").
+            self.drop()
 
     def drop(self):
         """Closes the connection unanswered; what the handler writes after goes nowhere."""

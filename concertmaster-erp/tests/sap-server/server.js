@@ -12,6 +12,8 @@
 // Retry-After: 1), "reset" (the connection drops unanswered), "slow:<ms>"
 // (answered late), "lost" (the request is carried out and its answer
 // lost: the connection drops instead), "ok" (let through).
+// A create that names no BusinessPartner gets the next number, as S/4HANA's
+// internal number range assigns one.
 const crypto = require('node:crypto')
 const cds = require('@sap/cds')
 const odataV2 = require('@cap-js-community/odata-v2-adapter')
@@ -23,6 +25,7 @@ const USERS = {
   'crash-tester': 'crash-secret-4711',
   'scan-tester': 'Sc4n-S3cret-0042',
   'fault-tester': 'fault-secret-4711',
+  'match-tester': 'match-secret-4711',
 }
 const CLIENTS = {
   concertmaster: { secret: 'client-secret-0815', expiresIn: 3600 },
@@ -140,6 +143,17 @@ function gateway(req, res, next) {
   }
   next()
 }
+
+// S/4HANA numbers a business partner from its number range when a create
+// names none: a create repeated after a lost answer then makes a second
+// one, unless the client looks first (matchOn).
+let nextNumber = 9000000000
+cds.on('served', () => {
+  const srv = cds.services.API_BUSINESS_PARTNER
+  srv.before('CREATE', 'A_BusinessPartner', (req) => {
+    if (!req.data.BusinessPartner) req.data.BusinessPartner = String(nextNumber++)
+  })
+})
 
 cds.on('bootstrap', (app) => {
   const express = require('express')
