@@ -164,6 +164,15 @@ const RUN_STARTS: &str = include_str!("../queries/run/start_rows.postgres.sql");
 /// `concertmaster_refuse` (migration 11).
 const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.postgres.sql");
 
+/// What a write into a run holds on the run's lease row until it commits:
+/// a claim (`LEASE_CLAIM_LOCK`) waits for it, so a write checked against the
+/// old epoch never commits after the lease moved on, and the new holder
+/// reads what it wrote. Renewals (`UPDATE ... SET until`) do not conflict.
+const LEASE_LOCK: &str = "FOR KEY SHARE";
+
+/// What a claim takes on the lease row before it changes hands.
+const LEASE_CLAIM_LOCK: Option<&str> = Some("FOR UPDATE");
+
 /// Serializes a delivery and a suspension on the same wake-up key (tenant
 /// $1, key $2) for the rest of the transaction: under read committed, each
 /// would otherwise miss the other's uncommitted row.

@@ -9,7 +9,9 @@
 //! helpers `ts`, `ts_opt` and `read_ts`, `read_ts_opt` (timestamps are
 //! microseconds in SQLite and `timestamptz` in Postgres), `parameter`, and
 //! the statements `BEGIN`, `RUN_STARTS`, `RUN_SETTLES` and
-//! `LEASE_CANDIDATES`, and `renew_rows` (lease renewal), which differ per
+//! `LEASE_CANDIDATES`, the lease locks `LEASE_LOCK` (what a write holds on
+//! its run's lease row) and `LEASE_CLAIM_LOCK` (what a claim takes first),
+//! `WAKEUP_LOCK`, and `renew_rows` (lease renewal), which differ per
 //! backend.
 
 /// Prepared statements a connection keeps: the group commit's (three
@@ -586,12 +588,35 @@ macro_rules! sql_store {
                             format!("({})", params.join(", "))
                         })
                         .collect();
-                    self.template.replace("{rows}", &tuples.join(", "))
+                    self.template
+                        .replace("{rows}", &tuples.join(", "))
+                        .replace("{lease_lock}", LEASE_LOCK)
                 })
             }
         }
 
         static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 14);
+        /// `sql` with the backend's lease locks in place.
+        fn with_locks(sql: &str) -> String {
+            sql.replace("{lease_lock}", LEASE_LOCK)
+                .replace("{lease_claim_lock}", LEASE_CLAIM_LOCK.unwrap_or(""))
+        }
+        static RUN_UPDATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| with_locks(sql!("run/update")));
+        static RUN_END: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| with_locks(sql!("run/end")));
+        static RUN_WRITE_STATE: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| with_locks(sql!("run/write_state")));
+        static LEASE_LOCK_ROW: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| with_locks(sql!("lease/lock")));
+        /// The lease row, unlocked.
+        static LEASE_ROW: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| sql!("lease/lock").replace("{lease_claim_lock}", ""));
+        /// The claim lock, skipping a row another transaction holds.
+        static LEASE_LOCK_SKIP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            sql!("lease/lock").replace(
+                "{lease_claim_lock}",
+                &LEASE_CLAIM_LOCK.map(|lock| format!("{lock} SKIP LOCKED")).unwrap_or_default(),
+            )
+        });
         static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 13);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
@@ -608,7 +633,7 @@ macro_rules! sql_store {
         where
             E: sqlx::Executor<'c, Database = Db>,
         {
-            let row = sqlx::query(sql!("run/write_state"))
+            let row = sqlx::query(RUN_WRITE_STATE.as_str())
                 .bind(id.as_uuid())
                 .bind(tenant.as_str())
                 .fetch_optional(executor)
@@ -868,7 +893,7 @@ macro_rules! sql_store {
             }
 
             async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()> {
-                let done = bind_run(sqlx::query(sql!("run/update")), run)?
+                let done = bind_run(sqlx::query(RUN_UPDATE.as_str()), run)?
                     .bind(epoch_param(epoch))
                     .execute(&self.pool)
                     .await
@@ -944,7 +969,7 @@ macro_rules! sql_store {
                 }
                 let fail = |err| store_error(err, "run", id);
                 let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                let ended = sqlx::query(sql!("run/end"))
+                let ended = sqlx::query(RUN_END.as_str())
                     .bind(id.as_uuid())
                     .bind(tenant.as_str())
                     .bind(status.as_str())
@@ -1234,15 +1259,29 @@ macro_rules! sql_store {
                 until: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<Epoch>> {
-                let claimed = sqlx::query_scalar::<_, i64>(sql!("lease/claim_one"))
+                let fail = |err| store_error(err, "run lease", id);
+                let claim = sqlx::query_scalar::<_, i64>(sql!("lease/claim_one"))
                     .bind(id.as_uuid())
                     .bind(tenant.as_str())
                     .bind(owner)
                     .bind(ts(until))
-                    .bind(ts(now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "run lease", id))?;
+                    .bind(ts(now));
+                let claimed = if LEASE_CLAIM_LOCK.is_some() {
+                    // The lease row locked first: a write still holding it
+                    // under the old epoch commits before the lease moves on,
+                    // so the new holder reads what it wrote.
+                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
+                    sqlx::query(LEASE_LOCK_ROW.as_str())
+                        .bind(id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    let claimed = claim.fetch_optional(&mut *tx).await.map_err(fail)?;
+                    tx.commit().await.map_err(fail)?;
+                    claimed
+                } else {
+                    claim.fetch_optional(&self.pool).await.map_err(fail)?
+                };
                 Ok(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs())))
             }
 
@@ -1272,6 +1311,26 @@ macro_rules! sql_store {
                     .map_err(fail)?;
                 let mut claimed = Vec::with_capacity(candidates.len());
                 for (tenant, id) in candidates {
+                    if LEASE_CLAIM_LOCK.is_some() {
+                        // A lease row a write still holds is left for a later
+                        // claim: waiting here, with candidates locked, could
+                        // deadlock with that write.
+                        let locked = sqlx::query(LEASE_LOCK_SKIP.as_str())
+                            .bind(id.as_uuid())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(fail)?;
+                        if locked.is_none() {
+                            let leased = sqlx::query(LEASE_ROW.as_str())
+                                .bind(id.as_uuid())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(fail)?;
+                            if leased.is_some() {
+                                continue;
+                            }
+                        }
+                    }
                     let taken = sqlx::query_scalar::<_, i64>(sql!("lease/take"))
                         .bind(id.as_uuid())
                         .bind(owner)

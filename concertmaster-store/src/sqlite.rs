@@ -239,6 +239,11 @@ const RUN_STARTS: &str = include_str!("../queries/run/start_rows.sqlite.sql");
 /// `run_settles`, whose trigger refuses the statement whole.
 const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.sqlite.sql");
 
+/// SQLite writes one transaction at a time: a write checked against a
+/// lease's epoch commits before any claim of it begins.
+const LEASE_LOCK: &str = "";
+const LEASE_CLAIM_LOCK: Option<&str> = None;
+
 /// SQLite's transactions take the write lock as they begin: a delivery and
 /// a suspension on one key are serialized without a lock of their own.
 const WAKEUP_LOCK: Option<&str> = None;

@@ -198,35 +198,41 @@ impl RunDriver {
         id: RunId,
         known: Option<(Run, bool)>,
     ) -> Result<Load, StoreError> {
-        let (run, leased) = match known {
-            Some(known) => known,
-            None => match inner
-                .durably("read run", || inner.store.run(tenant, id))
-                .await?
-            {
-                Some(run) => (run, false),
-                None => return Ok(Load::Nothing),
-            },
+        let known_leased = known.as_ref().is_some_and(|(_, leased)| *leased);
+        // A run this engine has just started with its lease is as stored,
+        // at its first epoch. Any other is read only once its lease is
+        // claimed: read before, it may have moved on under another engine
+        // by the time the claim succeeds (that engine drove it and gave it
+        // up meanwhile), and driving a stale copy would do its work again.
+        let (run, epoch) = match known {
+            Some((run, true)) => (run, Epoch::FIRST),
+            _ => {
+                let now = inner.clock.now();
+                let until = inner.lease_until(now);
+                let claimed = inner
+                    .durably("claim run", || {
+                        inner.store.claim_run(tenant, id, &inner.owner, until, now)
+                    })
+                    .await?;
+                let read = inner
+                    .durably("read run", || inner.store.run(tenant, id))
+                    .await?;
+                match (claimed, read) {
+                    (_, None) => return Ok(Load::Nothing),
+                    (Some(_), Some(run)) if run.status.is_terminal() => {
+                        release(inner, id).await;
+                        return Ok(Load::Nothing);
+                    }
+                    (Some(epoch), Some(run)) => (run, epoch),
+                    (None, Some(run)) if run.status.is_terminal() => return Ok(Load::Nothing),
+                    (None, Some(_)) => return Ok(Load::HeldElsewhere),
+                }
+            }
         };
+        let leased = known_leased;
         if run.status.is_terminal() {
             return Ok(Load::Nothing);
         }
-        // A run this engine started holds its first lease.
-        let epoch = if leased {
-            Epoch::FIRST
-        } else {
-            let now = inner.clock.now();
-            let until = inner.lease_until(now);
-            let claimed = inner
-                .durably("claim run", || {
-                    inner.store.claim_run(tenant, id, &inner.owner, until, now)
-                })
-                .await?;
-            match claimed {
-                Some(epoch) => epoch,
-                None => return Ok(Load::HeldElsewhere),
-            }
-        };
         let workflow = match inner
             .load_workflow(tenant, &run.workflow_id, Some(run.workflow_version))
             .await

@@ -4,7 +4,9 @@
 -- the 13 of the column list, in its order, then the writer's lease epoch;
 -- both SQLite and Postgres name a VALUES list's columns column1, column2, ...
 -- A row is skipped when its run has ended, belongs to another tenant, or
--- is leased at another epoch (fencing), and when it would move its node
+-- is leased at another epoch (fencing: the lease lock is `FOR KEY SHARE`
+-- on Postgres, so that a claim of the lease waits for this write's commit
+-- and whoever claims reads what it wrote; SQLite writes one at a time), and when it would move its node
 -- backwards: a lower attempt, or an ended attempt made running or waiting
 -- again. The caller compares the count and redoes the group row by row to
 -- learn which (rewriting a saved row with the same values).
@@ -14,10 +16,11 @@ SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.colum
        v.column8, v.column9, v.column10, v.column11, v.column12, v.column13
 FROM (VALUES {rows}) AS v
 WHERE EXISTS (
-    SELECT 1 FROM workflow_runs r JOIN run_leases l ON l.run_id = r.id
+    SELECT 1 FROM workflow_runs r
     WHERE r.id = v.column1 AND r.tenant_id = v.column3
-      AND r.status IN ('pending', 'running', 'waiting')
-      AND l.epoch = v.column14)
+      AND r.status IN ('pending', 'running', 'waiting'))
+  AND EXISTS (
+    SELECT 1 FROM run_leases l WHERE l.run_id = v.column1 AND l.epoch = v.column14 {lease_lock})
 ON CONFLICT (run_id, node_id) DO UPDATE
 SET node_type = excluded.node_type, status = excluded.status, attempt = excluded.attempt,
     input = excluded.input, output = excluded.output, error = excluded.error, wait = excluded.wait,

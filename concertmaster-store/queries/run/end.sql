@@ -3,4 +3,4 @@
 UPDATE workflow_runs
 SET status = $3, error = $4, ended_at = $5
 WHERE id = $1 AND tenant_id = $2 AND status NOT IN ('succeeded', 'failed', 'cancelled')
-  AND ($6 IS NULL OR EXISTS (SELECT 1 FROM run_leases WHERE run_id = $1 AND epoch = $6))
+  AND ($6 IS NULL OR EXISTS (SELECT 1 FROM run_leases WHERE run_id = $1 AND epoch = $6 {lease_lock}))

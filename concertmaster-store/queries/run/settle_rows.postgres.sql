@@ -16,7 +16,8 @@ settled AS (
     FROM v
     WHERE r.id = v.id AND r.tenant_id = v.tenant_id
       AND r.status NOT IN ('succeeded', 'failed', 'cancelled')
-      AND EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = v.id AND l.epoch = v.lease_epoch)
+      AND EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = v.id AND l.epoch = v.lease_epoch
+                  FOR KEY SHARE OF l)
     RETURNING r.id, v.lease_owner
 ),
 released AS (

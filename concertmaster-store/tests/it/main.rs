@@ -10,3 +10,9 @@ mod sqlite;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+
+#[cfg(feature = "postgres")]
+mod chaos;
+
+#[cfg(feature = "postgres")]
+mod renewal;
