@@ -24,6 +24,10 @@ pub const NODE_EXECUTION_DURATION_SECONDS: &str = "node_execution_duration_secon
 /// on the run was no longer current (another engine took the run over
 /// while this one stalled), labelled `tenant_id`. Each stops a driver.
 pub const FENCED_WRITES_TOTAL: &str = "fenced_writes_total";
+/// Counter of runs whose lease an engine found lost when it renewed its
+/// leases (it stalled past the lease, and another engine took the run),
+/// labelled `tenant_id`. Each stops a driver.
+pub const LEASES_LOST_TOTAL: &str = "leases_lost_total";
 
 /// Per node type of `types`, the key of its attempt-duration histogram for
 /// `tenant`. Built once per workflow version and tenant: a key hashes and
@@ -58,6 +62,11 @@ pub(crate) fn node_finished(key: &Key, took: Duration) {
             .register_histogram(key, &METADATA)
             .record(took.as_secs_f64())
     });
+}
+
+pub(crate) fn lease_lost(tenant: &TenantId) {
+    metrics::counter!(LEASES_LOST_TOTAL, "tenant_id" => SharedString::from_shared(tenant.shared()))
+        .increment(1);
 }
 
 pub(crate) fn write_fenced(tenant: &TenantId) {

@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use concertmaster_core::{
     AuditFilter, Connector, ConnectorError, ConnectorFactory, Engine, InMemoryStore, ManualClock,
-    NodeRegistry, NodeStatus, Page, ReadQuery, Record, RecordOutcome, RunStatus, Store, TenantId,
-    WorkflowDefinition, WriteMode,
+    NodeExecution, NodeRegistry, NodeStatus, Page, ReadQuery, Record, RecordOutcome, RunStatus,
+    Store, TenantId, WorkflowDefinition, WriteMode,
 };
 use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapFactory};
 use concertmaster_store::SqliteStore;
@@ -771,12 +771,21 @@ async fn crash_worker() {
     unreachable!("the connector aborts the process after its call");
 }
 
-#[tokio::test]
-async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplicates() {
+/// Publishes `node` as workflow `workflow` on a SQLite file, has the worker
+/// export `items` suppliers tagged `tag` through it and crash right after
+/// SAP acted, checks that SAP got them all, then resumes the run in a new
+/// engine on the file: answers the export node's successful record, after
+/// checking that it is the crashed attempt's successor and that SAP still
+/// holds each record once.
+async fn crash_after_sap_acted(
+    workflow: &str,
+    node: Value,
+    items: usize,
+    tag: &str,
+) -> NodeExecution {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
     let tenant = TenantId::new("acme");
-    let tag = fresh_id();
     {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
         let connections = Connections::new(store.clone(), keys());
@@ -784,14 +793,7 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
         add(&connections, &tenant, "sap-prod", "sap", &config).await;
         let engine = engine(store, &connections).await;
         engine
-            .publish(
-                &tenant,
-                export_workflow(
-                    "crash-export",
-                    "sap_export",
-                    sap_node_config("sap-prod", json!({})),
-                ),
-            )
+            .publish(&tenant, export_workflow(workflow, "sap_export", node))
             .await
             .unwrap();
         engine.shutdown();
@@ -800,7 +802,9 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "crash_worker", "--nocapture"])
         .env(CRASH_DB, &db)
-        .env(CRASH_TAG, &tag)
+        .env(CRASH_TAG, tag)
+        .env(CRASH_WORKFLOW, workflow)
+        .env(CRASH_ITEMS, items.to_string())
         .env("CONCERTMASTER_SAP_URL", sap_origin())
         .output()
         .unwrap();
@@ -812,9 +816,9 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
-        sap_records_tagged(&tag).await.len(),
-        3,
-        "the crashed attempt did reach the ERP"
+        sap_records_tagged(tag).await.len(),
+        items,
+        "the crashed attempt did reach SAP"
     );
 
     // A new process on the same database resumes the run.
@@ -825,16 +829,37 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
     assert_eq!(runs.len(), 1);
     let run = engine.finished(&tenant, runs[0].id).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let detail = engine.run(&tenant, run.id).await.unwrap();
-    let node = detail.node("export").unwrap();
+    let node = engine
+        .run(&tenant, run.id)
+        .await
+        .unwrap()
+        .node("export")
+        .cloned()
+        .unwrap();
     assert_eq!(node.attempt, 2, "the crashed attempt counts");
+    assert_eq!(
+        sap_records_tagged(tag).await.len(),
+        items,
+        "no record twice"
+    );
+    node
+}
+
+#[tokio::test]
+async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplicates() {
+    let node = crash_after_sap_acted(
+        "crash-export",
+        sap_node_config("sap-prod", json!({})),
+        3,
+        &fresh_id(),
+    )
+    .await;
     let ok = node.output.as_ref().unwrap().get("ok");
     assert_eq!(ok.len(), 3);
     assert!(
         ok.iter().all(|item| item["erp"]["created"] == false),
         "updated, not created: {ok:?}"
     );
-    assert_eq!(sap_records_tagged(&tag).await.len(), 3, "no record twice");
 }
 
 /// The worker exports 200 suppliers that SAP numbers itself, found again
@@ -844,10 +869,6 @@ async fn a_crash_between_the_erp_call_and_the_commit_updates_rather_than_duplica
 /// again.
 #[tokio::test]
 async fn a_crash_after_sap_created_the_records_finds_them_instead_of_creating_them_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash-matched.db");
-    let tenant = TenantId::new("acme");
-    let tag = fresh_id();
     let mut node = sap_node_config(
         "sap-prod",
         json!({ "matchOn": ["OrganizationBPName1", "EmailAddress"] }),
@@ -857,49 +878,7 @@ async fn a_crash_after_sap_created_the_records_finds_them_instead_of_creating_th
         .unwrap()
         .remove("BusinessPartner");
     node.as_object_mut().unwrap().remove("keyField");
-    {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
-        let connections = Connections::new(store.clone(), keys());
-        let config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
-        add(&connections, &tenant, "sap-prod", "sap", &config).await;
-        let engine = engine(store, &connections).await;
-        engine
-            .publish(
-                &tenant,
-                export_workflow("crash-matched", "sap_export", node),
-            )
-            .await
-            .unwrap();
-        engine.shutdown();
-    }
-
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_worker", "--nocapture"])
-        .env(CRASH_DB, &db)
-        .env(CRASH_TAG, &tag)
-        .env(CRASH_WORKFLOW, "crash-matched")
-        .env(CRASH_ITEMS, "200")
-        .env("CONCERTMASTER_SAP_URL", sap_origin())
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "the worker was to crash");
-    assert_eq!(
-        sap_records_tagged(&tag).await.len(),
-        200,
-        "the crashed attempt did reach SAP: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
-    let connections = Connections::new(store.clone(), keys());
-    let engine = engine(store, &connections).await;
-    let runs = engine.runs(&tenant, &Default::default()).await.unwrap();
-    assert_eq!(runs.len(), 1);
-    let run = engine.finished(&tenant, runs[0].id).await.unwrap();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let detail = engine.run(&tenant, run.id).await.unwrap();
-    let node = detail.node("export").unwrap();
-    assert_eq!(node.attempt, 2, "the crashed attempt counts");
+    let node = crash_after_sap_acted("crash-matched", node, 200, &fresh_id()).await;
     let ok = node.output.as_ref().unwrap().get("ok");
     assert_eq!(ok.len(), 200);
     assert!(
@@ -911,7 +890,6 @@ async fn a_crash_after_sap_created_the_records_finds_them_instead_of_creating_th
         .filter_map(|item| item["erp"]["id"].as_str())
         .collect();
     assert_eq!(ids.len(), 200, "each found under SAP's own number");
-    assert_eq!(sap_records_tagged(&tag).await.len(), 200, "no record twice");
 }
 
 /// Collects everything tracing writes, at every level.

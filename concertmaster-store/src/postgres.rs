@@ -179,6 +179,9 @@ const LEASE_CLAIM_LOCK: Option<&str> = Some("FOR UPDATE");
 const WAKEUP_LOCK: Option<&str> =
     Some("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 6505))");
 
+/// Takes one run's lease (see the file).
+const LEASE_CLAIM_ONE: &str = include_str!("../queries/lease/claim_one.postgres.sql");
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");
 
@@ -204,9 +207,27 @@ async fn renew_rows(
     .map_err(|err| crate::error::store_error(err, "run leases", owner))?
     .into_iter()
     .collect();
+    let skipped: Vec<uuid::Uuid> = ids
+        .iter()
+        .filter(|id| !renewed.contains(id))
+        .copied()
+        .collect();
+    if skipped.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Skipped as locked, given up, or another engine's: only the last are lost.
+    let owned: std::collections::HashSet<uuid::Uuid> =
+        sqlx::query_scalar::<_, uuid::Uuid>(include_str!("../queries/lease/owned.postgres.sql"))
+            .bind(owner)
+            .bind(&skipped)
+            .fetch_all(&store.leases)
+            .await
+            .map_err(|err| crate::error::store_error(err, "run leases", owner))?
+            .into_iter()
+            .collect();
     Ok(runs
         .iter()
-        .filter(|id| !renewed.contains(&id.as_uuid()))
+        .filter(|id| !renewed.contains(&id.as_uuid()) && !owned.contains(&id.as_uuid()))
         .copied()
         .collect())
 }

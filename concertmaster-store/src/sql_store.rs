@@ -605,8 +605,6 @@ macro_rules! sql_store {
         static RUN_END: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| with_locks(sql!("run/end")));
         static RUN_WRITE_STATE: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| with_locks(sql!("run/write_state")));
-        static LEASE_LOCK_ROW: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| with_locks(sql!("lease/lock")));
         /// The lease row, unlocked.
         static LEASE_ROW: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| sql!("lease/lock").replace("{lease_claim_lock}", ""));
@@ -1259,29 +1257,15 @@ macro_rules! sql_store {
                 until: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<Epoch>> {
-                let fail = |err| store_error(err, "run lease", id);
-                let claim = sqlx::query_scalar::<_, i64>(sql!("lease/claim_one"))
+                let claimed = sqlx::query_scalar::<_, i64>(LEASE_CLAIM_ONE)
                     .bind(id.as_uuid())
                     .bind(tenant.as_str())
                     .bind(owner)
                     .bind(ts(until))
-                    .bind(ts(now));
-                let claimed = if LEASE_CLAIM_LOCK.is_some() {
-                    // The lease row locked first: a write still holding it
-                    // under the old epoch commits before the lease moves on,
-                    // so the new holder reads what it wrote.
-                    let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                    sqlx::query(LEASE_LOCK_ROW.as_str())
-                        .bind(id.as_uuid())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    let claimed = claim.fetch_optional(&mut *tx).await.map_err(fail)?;
-                    tx.commit().await.map_err(fail)?;
-                    claimed
-                } else {
-                    claim.fetch_optional(&self.pool).await.map_err(fail)?
-                };
+                    .bind(ts(now))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|err| store_error(err, "run lease", id))?;
                 Ok(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs())))
             }
 
@@ -1305,12 +1289,19 @@ macro_rules! sql_store {
                         Ok((
                             TenantId::new(row.try_get::<String, _>("tenant_id")?),
                             RunId::from_uuid(row.try_get("id")?),
+                            row.try_get::<Option<bool>, _>("held")?.unwrap_or(false),
                         ))
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(fail)?;
                 let mut claimed = Vec::with_capacity(candidates.len());
-                for (tenant, id) in candidates {
+                for (tenant, id, held) in candidates {
+                    if held {
+                        // The caller's own live lease: nothing to take, and
+                        // nothing to lock (its renewal must not wait).
+                        claimed.push((tenant, id));
+                        continue;
+                    }
                     if LEASE_CLAIM_LOCK.is_some() {
                         // A lease row a write still holds is left for a later
                         // claim: waiting here, with candidates locked, could

@@ -248,6 +248,9 @@ const LEASE_CLAIM_LOCK: Option<&str> = None;
 /// a suspension on one key are serialized without a lock of their own.
 const WAKEUP_LOCK: Option<&str> = None;
 
+/// Takes one run's lease (see the file).
+const LEASE_CLAIM_ONE: &str = include_str!("../queries/lease/claim_one.sql");
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 
@@ -272,7 +275,16 @@ async fn renew_rows(
             .await
             .map_err(fail)?;
         if renewed.rows_affected() == 0 {
-            lost.push(*id);
+            // Given up when its run settled (no owner), or another engine's.
+            let holder =
+                sqlx::query_scalar::<_, String>(include_str!("../queries/lease/holder.sql"))
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            if holder.is_none_or(|holder| !holder.is_empty()) {
+                lost.push(*id);
+            }
         }
     }
     tx.commit().await.map_err(fail)?;

@@ -1527,6 +1527,7 @@ impl Inner {
         for lost in self.store.renew_leases(&self.owner, &runs, until).await? {
             tracing::warn!(run = %lost, "lease lost; another engine drives the run now");
             if let Some(run) = self.active().get(&lost) {
+                telemetry::lease_lost(&run.tenant);
                 let _ = run.signals.send(Signal::Abandon);
             }
         }

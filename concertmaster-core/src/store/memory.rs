@@ -928,6 +928,7 @@ impl LeaseStore for InMemoryStore {
         for id in runs {
             match state.leases.get_mut(id) {
                 Some(lease) if lease.owner == owner => lease.until = until,
+                Some(lease) if lease.owner.is_empty() => {}
                 _ => lost.push(*id),
             }
         }

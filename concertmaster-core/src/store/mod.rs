@@ -577,7 +577,9 @@ pub trait LeaseStore: Send + Sync {
     async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>>;
 
     /// Extends `owner`'s leases on `runs` to `until`; returns the runs whose
-    /// lease `owner` no longer holds.
+    /// lease another engine holds now (taken over: `owner` lost it). A lease
+    /// `owner` gave up meanwhile (its run settled) is neither renewed nor
+    /// lost.
     async fn renew_leases(
         &self,
         owner: &str,

@@ -1071,6 +1071,16 @@ pub async fn lease_epochs_grow_on_every_takeover(store: &dyn Store) {
     );
     ok!(store.release_run(r.id, "engine-2").await);
     assert_eq!(
+        ok!(store.renew_leases("engine-2", &[r.id], expired).await),
+        vec![],
+        "a lease given up is neither renewed nor lost"
+    );
+    assert_eq!(
+        ok!(store.renew_leases("engine-1", &[r.id], expired).await),
+        vec![],
+        "nor lost to anyone while nobody holds it"
+    );
+    assert_eq!(
         claim_epoch(store, &a, r.id, "engine-2", expired).await,
         Some(Epoch::new(3)),
         "taking back a lease its engine gave up moves the epoch on"

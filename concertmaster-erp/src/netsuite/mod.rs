@@ -655,26 +655,8 @@ impl Connector for NetSuiteConnector {
             }
             let condition = equality_condition(fields)
                 .map_err(|message| config_error(format!("matchOn: {message}")))?;
-            let mut url = self.url("query/v1/suiteql")?;
-            url.set_query(Some("limit=1"));
             let statement = format!("SELECT id FROM {entity} WHERE {condition}");
-            let answer = self
-                .send(
-                    Method::POST,
-                    &url,
-                    &[("Prefer", "transient".into())],
-                    Some(&json!({ "q": statement })),
-                )
-                .await?;
-            if !answer.status.is_success() {
-                return Err(self.error(answer.status, &answer.body));
-            }
-            let page =
-                suiteql_page(&answer.body, 0).map_err(|message| ConnectorError::Protocol {
-                    connection: self.connection.clone(),
-                    url: http::display_url(&url),
-                    message,
-                })?;
+            let page = self.suiteql(&statement, 1, 0).await?;
             Ok(page.records.into_iter().next().map(|found| Written {
                 key: key.to_string(),
                 id: match found.get("id") {
@@ -729,27 +711,39 @@ impl Connector for NetSuiteConnector {
                     message: "the page cursor is not one this connector handed out".into(),
                 })?,
             };
-            let mut url = self.url("query/v1/suiteql")?;
-            url.set_query(Some(&format!("limit={limit}&offset={offset}")));
-            let answer = self
-                .send(
-                    Method::POST,
-                    &url,
-                    &[("Prefer", "transient".into())],
-                    Some(&json!({ "q": statement })),
-                )
-                .await?;
-            if !answer.status.is_success() {
-                return Err(self.error(answer.status, &answer.body));
-            }
-            suiteql_page(&answer.body, offset).map_err(|message| ConnectorError::Protocol {
-                connection: self.connection.clone(),
-                url: http::display_url(&url),
-                message,
-            })
+            self.suiteql(&statement, limit, offset).await
         }
         .instrument(span)
         .await
+    }
+}
+
+impl NetSuiteConnector {
+    /// One page of the SuiteQL `statement`: `limit` rows from `offset`.
+    async fn suiteql(
+        &self,
+        statement: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page, ConnectorError> {
+        let mut url = self.url("query/v1/suiteql")?;
+        url.set_query(Some(&format!("limit={limit}&offset={offset}")));
+        let answer = self
+            .send(
+                Method::POST,
+                &url,
+                &[("Prefer", "transient".into())],
+                Some(&json!({ "q": statement })),
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(self.error(answer.status, &answer.body));
+        }
+        suiteql_page(&answer.body, offset).map_err(|message| ConnectorError::Protocol {
+            connection: self.connection.clone(),
+            url: http::display_url(&url),
+            message,
+        })
     }
 }
 

@@ -1,9 +1,10 @@
 -- Runs in flight whose lease is free (none, or given up: owner ''), expired
--- at $2, or the caller's ($1),
+-- at $2, or the caller's ($1; `held` when the caller holds it live),
 -- oldest first: at most $3, at most $4 of any one tenant, none of the
 -- tenants in the JSON array $5. The ranking is a subquery: row locks and
 -- window functions do not mix in one SELECT.
-SELECT r.tenant_id, r.id, r.created_at
+SELECT r.tenant_id, r.id, r.created_at,
+       (SELECT l.owner = $1 AND l.until >= $2 FROM run_leases l WHERE l.run_id = r.id) AS held
 FROM workflow_runs r
 WHERE r.id IN (
     SELECT id FROM (

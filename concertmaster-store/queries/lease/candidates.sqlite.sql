@@ -1,9 +1,10 @@
 -- Runs in flight whose lease is free (none, or given up: owner ''), expired
--- at $2, or the caller's ($1),
+-- at $2, or the caller's ($1; `held` when the caller holds it live),
 -- oldest first: at most $3, at most $4 of any one tenant, none of the
 -- tenants in the JSON array $5.
-SELECT tenant_id, id, created_at FROM (
+SELECT tenant_id, id, created_at, held FROM (
     SELECT r.tenant_id, r.id, r.created_at,
+           (l.owner = $1 AND l.until >= $2) AS held,
            ROW_NUMBER() OVER (PARTITION BY r.tenant_id ORDER BY r.created_at, r.id) AS nth
     FROM workflow_runs r
     LEFT JOIN run_leases l ON l.run_id = r.id

@@ -1,8 +1,8 @@
 //! Lease renewal never waits behind timers: 20,000 runs whose timers come
 //! due at once, two engines on one Postgres with a 2 s lease. Firing the
-//! timers takes many times the lease, yet no engine loses a run it drives
-//! to the other (each run's lease epoch ends at 2: its start, then the one
-//! claim of the engine it woke in).
+//! timers takes many times the lease, yet no engine loses a lease of a run
+//! it drives (`leases_lost_total`) or has a write fenced
+//! (`fenced_writes_total`): no live run is taken over.
 
 use std::time::{Duration, Instant};
 
@@ -29,14 +29,7 @@ impl Node for Hour {
     }
 }
 
-/// An engine with room for every run, so that a run is claimed exactly
-/// once when it wakes (an engine without room gives a run back, which
-/// moves its epoch on too).
-async fn engine(
-    store: &concertmaster_store::PostgresStore,
-    clock: &ManualClock,
-    runs: usize,
-) -> Engine {
+async fn engine(store: &concertmaster_store::PostgresStore, clock: &ManualClock) -> Engine {
     let mut registry = NodeRegistry::new();
     registry
         .register_node(NodeDescriptor::new("hour", NodeCategory::Logic), Hour)
@@ -46,7 +39,6 @@ async fn engine(
         .registry(registry)
         .clock(clock.clone())
         .lease_ttl(Duration::from_secs(2))
-        .max_active_runs(runs)
         .recovery_interval(Duration::from_millis(200))
         .timer_poll_interval(Duration::from_millis(100))
         .build()
@@ -54,8 +46,40 @@ async fn engine(
         .expect("builds")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
+#[test]
+fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("only this test installs a recorder");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(twenty_thousand_timers());
+    // This test's tenant only: other tests of the binary may run engines.
+    let counted = |name: &str| -> u64 {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| {
+                key.key().name() == name && key.key().labels().any(|l| l.value() == "timers")
+            })
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => n,
+                _ => 0,
+            })
+            .sum()
+    };
+    use concertmaster_core::telemetry::{FENCED_WRITES_TOTAL, LEASES_LOST_TOTAL};
+    let (lost, fenced) = (counted(LEASES_LOST_TOTAL), counted(FENCED_WRITES_TOTAL));
+    println!("leases lost: {lost}, writes fenced: {fenced}");
+    assert_eq!((lost, fenced), (0, 0), "no live run was taken over");
+}
+
+async fn twenty_thousand_timers() {
     let runs: usize = std::env::var("CONCERTMASTER_RENEWAL_RUNS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -66,8 +90,8 @@ async fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
         .expect("connects");
     let clock = ManualClock::default();
     let tenant = TenantId::new("timers");
-    let first = engine(&store, &clock, runs).await;
-    let second = engine(&store, &clock, runs).await;
+    let first = engine(&store, &clock).await;
+    let second = engine(&store, &clock).await;
     let workflow = first
         .publish(
             &tenant,
@@ -101,17 +125,21 @@ async fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
     // Every timer comes due at once; engine time then runs with real time,
     // so a lease not renewed within 2 s expires.
     clock.advance(Duration::from_secs(3_600));
-    let ticking = {
-        let clock = clock.clone();
-        tokio::spawn(async move {
+    // On a thread of its own: engine time must keep pace with real time
+    // however busy the engines keep the runtime.
+    let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (clock, ticking) = (clock.clone(), std::sync::Arc::clone(&ticking));
+        std::thread::spawn(move || {
             let mut last = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                clock.advance(last.elapsed());
-                last = Instant::now();
+            while ticking.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+                let now = Instant::now();
+                clock.advance(now - last);
+                last = now;
             }
-        })
-    };
+        });
+    }
     let fired = Instant::now();
     let done = RunFilter::status(RunStatus::Succeeded).limit(runs + 1);
     loop {
@@ -126,7 +154,7 @@ async fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let firing = fired.elapsed();
-    ticking.abort();
+    ticking.store(false, std::sync::atomic::Ordering::SeqCst);
 
     let admin = sqlx::PgPool::connect(&url).await.expect("connects");
     let epochs: Vec<(i64, i64)> =
@@ -140,11 +168,6 @@ async fn renewal_keeps_every_lease_while_twenty_thousand_timers_fire() {
         started.as_secs_f64(),
         firing.as_secs_f64(),
         clock.now()
-    );
-    assert_eq!(
-        epochs,
-        vec![(2, runs as i64)],
-        "every run was claimed once when it woke, and never taken over"
     );
     assert!(
         firing > Duration::from_secs(2),
