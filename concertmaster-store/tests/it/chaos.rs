@@ -539,6 +539,17 @@ async fn chaos(seed: u64, runs: usize) -> Figures {
     figures
 }
 
+/// A node write in the history: node, status, attempt, woken, the lease
+/// it was made under, when.
+type HistoryRow = (
+    String,
+    String,
+    i32,
+    bool,
+    Option<String>,
+    chrono::DateTime<Utc>,
+);
+
 /// What the runs still open look like: their nodes, lease, waits and
 /// held wake-ups.
 async fn stuck(
@@ -571,14 +582,7 @@ async fn stuck(
             .fetch_all(admin)
             .await
             .unwrap_or_default();
-        let history: Vec<(
-            String,
-            String,
-            i32,
-            bool,
-            Option<String>,
-            chrono::DateTime<Utc>,
-        )> = sqlx::query_as(
+        let history: Vec<HistoryRow> = sqlx::query_as(
             "SELECT node_id, status, attempt, resumed, lease, at FROM chaos_history \
                  WHERE run_id = $1 ORDER BY seq",
         )
