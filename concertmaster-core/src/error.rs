@@ -72,15 +72,6 @@ pub enum Error {
         /// The run asked for.
         id: RunId,
     },
-    /// Nothing waits on this key for this tenant (never did, already resumed,
-    /// or the run was cancelled).
-    #[error("no node of tenant {tenant} waits on key {key:?}: it was already resumed, its run ended, or the key is wrong")]
-    NoSuchWait {
-        /// The tenant asked for.
-        tenant: TenantId,
-        /// The key given.
-        key: String,
-    },
     /// Trigger data that is not an object or an array of objects.
     #[error("trigger data for workflow {workflow}: expected a JSON object or an array of objects, got {found}")]
     InvalidTrigger {

@@ -69,7 +69,7 @@ impl From<concertmaster_core::Error> for ApiError {
     fn from(err: concertmaster_core::Error) -> Self {
         use concertmaster_core::Error as E;
         match &err {
-            E::RunNotFound { .. } | E::WorkflowNotFound { .. } | E::NoSuchWait { .. } => {
+            E::RunNotFound { .. } | E::WorkflowNotFound { .. } => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", err.to_string())
             }
             E::Validation(_)
