@@ -431,6 +431,15 @@ pub trait Connector: Send + Sync {
         next: Option<&str>,
     ) -> Result<Page, ConnectorError>;
 
+    /// How long the connector waits for the system's answer before it gives
+    /// up on a request. A request given up on may still be carried out
+    /// within about as long again, so an export that repeats a create looks
+    /// its record up ([`find`](Self::find)) only once that much time has
+    /// passed. `None` (the default): no such window.
+    fn request_timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Finds a record of `entity` whose fields equal every one of `fields`
     /// (strings, numbers or booleans): what an export that may be
     /// repeating an earlier attempt looks up before it creates a record

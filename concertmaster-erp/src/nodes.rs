@@ -540,6 +540,14 @@ async fn write_steps(
 ) -> Result<Vec<Outcome>, ConnectorError> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; steps.len()];
     let mut modes: Vec<Option<WriteMode>> = Vec::with_capacity(steps.len());
+    let looks_up = steps
+        .iter()
+        .any(|(step, _)| matches!(step, Step::CreateUnlessFound(_)));
+    if let Some(window) = connector.request_timeout().filter(|_| looks_up) {
+        // A create the last attempt gave up on may still be carried out
+        // within the connector's timeout: look only once it would have been.
+        tokio::time::sleep(window).await;
+    }
     for (i, (step, record)) in steps.iter().enumerate() {
         modes.push(match step {
             Step::Write(mode) => Some(*mode),

@@ -341,9 +341,10 @@ async fn an_export_rides_out_sap_failing_and_no_record_is_lost_or_doubled() {
 
 /// Creates SAP numbers itself (no key sent), found again by their fields
 /// (`matchOn`): a repeated attempt looks each record up before creating it,
-/// so SAP holds every one of 200 suppliers once though requests were
-/// carried out with their answers lost, or answered after the connector
-/// gave up (the back-off outlasts the late answer: see README).
+/// once the connector's timeout has passed since (a request given up on
+/// is carried out within it), so SAP holds every one of 200 suppliers once
+/// though requests were carried out with their answers lost, or answered
+/// after the connector gave up, and retries follow at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_matched_on_their_fields_are_written_once_through_lost_and_late_answers() {
     let mut node = sap_node_config(
@@ -356,7 +357,7 @@ async fn creates_matched_on_their_fields_are_written_once_through_lost_and_late_
     let attempts = export_through_sap_faults(
         "match-tester",
         node,
-        json!({ "maxAttempts": 12, "initialBackoffMs": 1500, "maxBackoffMs": 3000, "jitter": 0.0 }),
+        json!({ "maxAttempts": 12, "initialBackoffMs": 20, "maxBackoffMs": 400 }),
         &SAP_FAULTS,
     )
     .await;
@@ -432,7 +433,7 @@ async fn netsuite_creates_are_written_once_through_lost_and_late_answers() {
             WorkflowDefinition::from_value(json!({
                 "id": "ns-faulty", "name": "Sync through faults",
                 "nodes": [{ "id": "sync", "type": "netsuite_sync", "config": node,
-                            "retry": { "maxAttempts": 12, "initialBackoffMs": 1500, "maxBackoffMs": 3000, "jitter": 0.0 } }]
+                            "retry": { "maxAttempts": 12, "initialBackoffMs": 20, "maxBackoffMs": 400 } }]
             }))
             .unwrap(),
         )
@@ -789,7 +790,9 @@ async fn crash_after_sap_acted(
     {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
         let connections = Connections::new(store.clone(), keys());
-        let config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
+        let mut config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
+        // A repeated lookup waits out the timeout first: keep it short.
+        config.timeout_seconds = 3;
         add(&connections, &tenant, "sap-prod", "sap", &config).await;
         let engine = engine(store, &connections).await;
         engine

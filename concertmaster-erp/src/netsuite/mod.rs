@@ -636,6 +636,10 @@ impl Connector for NetSuiteConnector {
         .await
     }
 
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.config.timeout_seconds))
+    }
+
     async fn find(
         &self,
         entity: &str,

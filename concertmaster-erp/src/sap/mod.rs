@@ -1060,6 +1060,10 @@ impl Connector for SapConnector {
         .await
     }
 
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.config.timeout_seconds))
+    }
+
     async fn find(
         &self,
         entity: &str,
