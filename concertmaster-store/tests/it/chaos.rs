@@ -26,6 +26,8 @@ use concertmaster_core::{
 };
 use serde_json::json;
 
+use crate::support::{FanOut, Pass};
+
 const ITEMS: usize = 3;
 const LEASE: Duration = Duration::from_millis(1_000);
 const WORKERS: usize = 3;
@@ -36,34 +38,6 @@ fn tenant() -> TenantId {
 
 fn answer_key(run: RunId) -> String {
     format!("answer:{run}")
-}
-
-/// Passes its input on.
-struct Pass;
-
-#[async_trait]
-impl Node for Pass {
-    async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
-        Ok(NodeOutcome::Done(input))
-    }
-}
-
-/// Emits `ITEMS` items.
-struct FanOut;
-
-#[async_trait]
-impl Node for FanOut {
-    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
-        let items = (0..ITEMS)
-            .map(|i| {
-                json!({ "item": i })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        Ok(NodeOutcome::main(items))
-    }
 }
 
 /// Waits for `answer:<run>`, which the test delivers from outside.
@@ -125,7 +99,10 @@ fn registry(pool: sqlx::PgPool) -> NodeRegistry {
             .expect("registers");
     }
     registry
-        .register_node(NodeDescriptor::new("fan_out", NodeCategory::Logic), FanOut)
+        .register_node(
+            NodeDescriptor::new("fan_out", NodeCategory::Logic),
+            FanOut(ITEMS),
+        )
         .expect("registers");
     registry
         .register_node(NodeDescriptor::new("ask", NodeCategory::Collection), Ask)

@@ -21,29 +21,11 @@ use concertmaster_core::{
 };
 use serde_json::json;
 
-use crate::support::Pass;
+use crate::support::{FanOut, Pass};
 
 const RUNS: usize = 300;
 const KILLS: usize = 32;
 const ITEMS_PER_RUN: usize = 3;
-
-/// Emits `ITEMS_PER_RUN` items.
-struct FanOut;
-
-#[async_trait]
-impl Node for FanOut {
-    async fn execute(&self, _: &NodeContext, _: Ports) -> Result<NodeOutcome, NodeError> {
-        let items = (0..ITEMS_PER_RUN)
-            .map(|i| {
-                json!({ "item": i })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        Ok(NodeOutcome::main(items))
-    }
-}
 
 /// The side effect: appends `run node item key` per item to a file, as an
 /// ERP call would create a record, then takes a moment.
@@ -141,7 +123,10 @@ fn registry(effects: &Path, pause: Duration) -> NodeRegistry {
         .register_node(NodeDescriptor::new("start", NodeCategory::Trigger), Pass)
         .expect("registers");
     registry
-        .register_node(NodeDescriptor::new("fan_out", NodeCategory::Logic), FanOut)
+        .register_node(
+            NodeDescriptor::new("fan_out", NodeCategory::Logic),
+            FanOut(ITEMS_PER_RUN),
+        )
         .expect("registers");
     registry
         .register_node(

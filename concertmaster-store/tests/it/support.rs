@@ -95,6 +95,28 @@ async fn drop_stale_schemas(admin: &sqlx::PgPool) {
     }
 }
 
+/// Emits as many items as it holds (`{"item": i}`), whatever its input.
+pub(crate) struct FanOut(pub(crate) usize);
+
+#[async_trait::async_trait]
+impl concertmaster_core::Node for FanOut {
+    async fn execute(
+        &self,
+        _: &concertmaster_core::NodeContext,
+        _: concertmaster_core::Ports,
+    ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
+        let items = (0..self.0)
+            .map(|i| {
+                serde_json::json!({ "item": i })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(concertmaster_core::NodeOutcome::main(items))
+    }
+}
+
 /// Passes its items on.
 pub(crate) struct Pass;
 
