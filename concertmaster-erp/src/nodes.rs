@@ -180,17 +180,19 @@ fn schema(flavour: Flavour) -> Value {
     })
 }
 
-fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
-    let entity = &config.entity;
-    let identifier = entity
-        .chars()
+/// An entity, record type or field name as the schema's pattern allows:
+/// `^[A-Za-z_][A-Za-z0-9_]{0,127}$`.
+fn is_identifier(name: &str) -> bool {
+    name.chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && entity
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && entity.len() <= 128;
-    if !identifier {
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
+    let entity = &config.entity;
+    if !is_identifier(entity) {
         return Err(
             ConfigError::new(format!("{entity:?} is not an entity or record type name"))
                 .at(format!("/{}", flavour.entity_field)),
@@ -216,12 +218,7 @@ fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
             return Err(ConfigError::new("name at least one ERP field to match on").at("/matchOn"));
         }
         for (i, field) in fields.iter().enumerate() {
-            let identifier = field
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !identifier {
+            if !is_identifier(field) {
                 return Err(
                     ConfigError::new(format!("{field:?} is not an ERP field name"))
                         .at(format!("/matchOn/{i}")),

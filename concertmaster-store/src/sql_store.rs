@@ -104,7 +104,7 @@ macro_rules! sql_store {
                 payload: row.try_get::<Json<serde_json::Value>, _>("payload")?.0,
                 received_at: read_ts(row, "received_at")?,
                 expires_at: read_ts(row, "expires_at")?,
-                expired: row.try_get::<Option<bool>, _>("expired").ok().flatten().unwrap_or(false),
+                expired: row.try_get("expired")?,
             })
         }
 
@@ -596,10 +596,9 @@ macro_rules! sql_store {
         }
 
         static NODE_UPSERT: RowsStatement = RowsStatement::new(sql!("node/upsert"), 14);
-        /// `sql` with the backend's lease locks in place.
+        /// `sql` with the backend's lease lock (what a write holds) in place.
         fn with_locks(sql: &str) -> String {
             sql.replace("{lease_lock}", LEASE_LOCK)
-                .replace("{lease_claim_lock}", LEASE_CLAIM_LOCK.unwrap_or(""))
         }
         static RUN_UPDATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| with_locks(sql!("run/update")));
         static RUN_END: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| with_locks(sql!("run/end")));
@@ -652,15 +651,21 @@ macro_rules! sql_store {
                 .map(|epoch| StoreError::Fenced { run: id, epoch }))
         }
 
+        /// A write of `entity` `id` refused for none of the reasons a store
+        /// tells apart: it raced another change, so the caller reads again.
+        fn unexplained_refusal(entity: &'static str, id: String) -> StoreError {
+            StoreError::Conflict {
+                entity,
+                id,
+                message: "the write was refused; read the run again".into(),
+            }
+        }
+
         /// Why a write into run `id` changed nothing (see `run_refusal`).
         async fn refused_run(pool: &sqlx::Pool<Db>, tenant: &TenantId, id: RunId, epoch: Option<Epoch>) -> StoreError {
             match run_refusal(pool, tenant, id, epoch).await {
                 Ok(Some(refusal)) | Err(refusal) => refusal,
-                Ok(None) => StoreError::Conflict {
-                    entity: "run",
-                    id: id.to_string(),
-                    message: "the write was refused; read the run again".into(),
-                },
+                Ok(None) => unexplained_refusal("run", id.to_string()),
             }
         }
 
@@ -693,21 +698,11 @@ macro_rules! sql_store {
                         Err(err) => return store_error(err, "node execution", entity()),
                     }
                 }
-                Ok(None) => {
-                    return StoreError::Conflict {
-                        entity: "node execution",
-                        id: entity(),
-                        message: "the write was refused; read the run again".into(),
-                    }
-                }
+                Ok(None) => return unexplained_refusal("node execution", entity()),
                 Err(err) => return store_error(err, "node execution", entity()),
             };
             StoreError::check_forward_parts(id, &execution.node_id, stored, (execution.status, execution.attempt))
-                .unwrap_or_else(|| StoreError::Conflict {
-                    entity: "node execution",
-                    id: entity(),
-                    message: "the write was refused; read the run again".into(),
-                })
+                .unwrap_or_else(|| unexplained_refusal("node execution", entity()))
         }
 
         /// Applies the migrations the database lacks, each in its own
@@ -1202,8 +1197,7 @@ macro_rules! sql_store {
                     .iter()
                     .map(|row| {
                         let tenant = TenantId::new(row.try_get::<String, _>("tenant_id")?);
-                        let held = HeldWakeup { expired: true, ..held_from_row(row)? };
-                        Ok((tenant, held))
+                        Ok((tenant, held_from_row(row)?))
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(fail)?;

@@ -157,7 +157,7 @@ struct RunDriver {
     store_down: Option<StoreError>,
     /// Set when the store refused a write because another engine took the
     /// run over: the driver stops at once, writing and giving up nothing.
-    fenced: Option<StoreError>,
+    fenced: bool,
     /// The state of the run's stream groups; `None` for a workflow without
     /// streaming edges, which pays nothing for them.
     streams: Option<Box<Streams>>,
@@ -198,14 +198,13 @@ impl RunDriver {
         id: RunId,
         known: Option<(Run, bool)>,
     ) -> Result<Load, StoreError> {
-        let known_leased = known.as_ref().is_some_and(|(_, leased)| *leased);
         // A run this engine has just started with its lease is as stored,
         // at its first epoch. Any other is read only once its lease is
         // claimed: read before, it may have moved on under another engine
         // by the time the claim succeeds (that engine drove it and gave it
         // up meanwhile), and driving a stale copy would do its work again.
-        let (run, epoch) = match known {
-            Some((run, true)) => (run, Epoch::FIRST),
+        let (run, epoch, leased) = match known {
+            Some((run, true)) => (run, Epoch::FIRST, true),
             _ => {
                 let now = inner.clock.now();
                 let until = inner.lease_until(now);
@@ -223,13 +222,12 @@ impl RunDriver {
                         release(inner, id).await;
                         return Ok(Load::Nothing);
                     }
-                    (Some(epoch), Some(run)) => (run, epoch),
+                    (Some(epoch), Some(run)) => (run, epoch, false),
                     (None, Some(run)) if run.status.is_terminal() => return Ok(Load::Nothing),
                     (None, Some(_)) => return Ok(Load::HeldElsewhere),
                 }
             }
         };
-        let leased = known_leased;
         if run.status.is_terminal() {
             return Ok(Load::Nothing);
         }
@@ -281,7 +279,7 @@ impl RunDriver {
             failure: None,
             stored: false,
             store_down: None,
-            fenced: None,
+            fenced: false,
             streams: (!plan.groups.is_empty()).then(|| {
                 let (announce, announced) = mpsc::unbounded_channel();
                 Box::new(Streams {
@@ -409,7 +407,7 @@ impl RunDriver {
         // act on one at a time.
         let mut finished = VecDeque::new();
         let mut announced = self.streams.as_mut().and_then(|s| s.announced.take());
-        while self.failure.is_none() && self.store_down.is_none() && self.fenced.is_none() {
+        while self.failure.is_none() && self.store_down.is_none() && !self.fenced {
             while running.len() < limit || !self.urgent.is_empty() {
                 let Some(i) = self.urgent.pop().or_else(|| self.ready.pop_front()) else {
                     break;
@@ -464,7 +462,7 @@ impl RunDriver {
             }
         }
         telemetry::run_driven(&self.tenant, -1.0);
-        if self.fenced.is_some() {
+        if self.fenced {
             return self.fenced_out();
         }
         if let Some(err) = self.store_down.take() {
@@ -883,7 +881,7 @@ impl RunDriver {
     /// flight; a refusal (a conflict, a corrupt record) fails it.
     fn store_failed(&mut self, node: Option<usize>, err: StoreError) {
         if self.is_fenced(&err) {
-            self.fenced = Some(err);
+            self.fenced = true;
         } else if err.is_retryable() {
             self.store_down = Some(err);
         } else {

@@ -541,14 +541,7 @@ impl RunStore for InMemoryStore {
     async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()> {
         let mut state = self.state();
         state.insert_run(start.run)?;
-        state.leases.insert(
-            start.run.id,
-            Lease {
-                owner: start.owner.to_string(),
-                until: start.lease_until,
-                epoch: Epoch::FIRST,
-            },
-        );
+        state.take_lease(start.run.id, start.owner, start.lease_until);
         state.audit.push(start.audit.clone());
         Ok(())
     }

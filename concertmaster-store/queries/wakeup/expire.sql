@@ -6,4 +6,4 @@ WHERE (tenant_id, key) IN (
     WHERE NOT expired AND expires_at <= $1
     ORDER BY expires_at, key
     LIMIT $2)
-RETURNING tenant_id, key, payload, received_at, expires_at
+RETURNING tenant_id, key, payload, received_at, expires_at, expired
