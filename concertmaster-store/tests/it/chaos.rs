@@ -618,6 +618,7 @@ async fn three_engines_survive_stalls_and_kills_without_losing_or_doubling_work(
         }
     };
     let mut fenced = 0;
+    let several = seeds.len() >= 3;
     for seed in seeds {
         println!("chaos seed {seed} ({runs} runs; replay with CONCERTMASTER_CHAOS_SEED={seed})");
         let f = chaos(seed, runs).await;
@@ -634,5 +635,10 @@ async fn three_engines_survive_stalls_and_kills_without_losing_or_doubling_work(
         );
         fenced += f.fenced;
     }
-    assert!(fenced > 0, "no write was fenced: the stalls did not bite");
+    // A seed alone (a replay) may meet no write in flight when it stops an
+    // engine; over several, stalls that never bit mean the test tests
+    // nothing.
+    if several {
+        assert!(fenced > 0, "no write was fenced: the stalls did not bite");
+    }
 }
