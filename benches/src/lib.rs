@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use concertmaster_core::{
     Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition, MAIN_PORT,
+    Ports, PublishedWorkflow, RunId, RunStatus, Store, Suspend, TenantId, WorkflowDefinition,
+    MAIN_PORT,
 };
 use serde_json::{json, Value};
 
@@ -71,12 +72,50 @@ impl Node for Sum {
     }
 }
 
+/// Waits for the event [`wake_key`] of its run, then emits, per item, one
+/// item whose `x` is the item's `x` plus the event's `x`: the step that
+/// waits for a person.
+struct WaitEvent;
+
+#[async_trait]
+impl Node for WaitEvent {
+    async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        let Some(resumed) = ctx.resumed() else {
+            return Ok(NodeOutcome::suspend(Suspend::until_event(wake_key(
+                ctx.run_id(),
+            ))));
+        };
+        let add = resumed
+            .wakeup_payload()
+            .get("x")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let items = input
+            .main_items()
+            .iter()
+            .map(|item| {
+                let x = item.get("x").and_then(Value::as_i64).unwrap_or(0);
+                let mut out = concertmaster_core::Item::new();
+                out.insert("x".into(), json!(x + add));
+                out
+            })
+            .collect();
+        Ok(NodeOutcome::main(items))
+    }
+}
+
+/// The event key the `wait_event` node of run `run` waits on.
+pub fn wake_key(run: RunId) -> String {
+    format!("wake:{run}")
+}
+
 /// How many ended runs ConcertMaster's in-memory subject keeps
 /// ([`InMemoryStore::keep_ended_runs`](concertmaster_core::InMemoryStore::keep_ended_runs)),
 /// as a long-running host would: a bounded history, not every run.
 pub const KEEP_ENDED_RUNS: usize = 1_000;
 
-/// Node types `trigger`, `noop`, `tick`, `add_one` and `sum`.
+/// Node types `trigger`, `noop`, `tick`, `add_one`, `sum` and
+/// `wait_event`.
 pub fn registry() -> NodeRegistry {
     let mut registry = NodeRegistry::new();
     for (type_id, category) in [
@@ -100,6 +139,12 @@ pub fn registry() -> NodeRegistry {
         .register_node(NodeDescriptor::new("sum", NodeCategory::Transform), Sum)
         .expect("benchmark node types register");
     registry
+        .register_node(
+            NodeDescriptor::new("wait_event", NodeCategory::Logic),
+            WaitEvent,
+        )
+        .expect("benchmark node types register");
+    registry
 }
 
 /// A trigger, then `steps` nodes in a row that each add one to `x`: started
@@ -117,6 +162,25 @@ pub fn add_chain(steps: usize) -> WorkflowDefinition {
     definition(
         json!({"id": format!("add-chain-{steps}"), "name": "add chain", "nodes": nodes, "edges": edges}),
     )
+}
+
+/// A trigger, a `wait_event` node (id `wait`), then an `add_one` node (id
+/// `done`): started with `{"x": 1}` and resumed with `{"x": 1}`, the last
+/// node emits `x = 3`.
+pub fn wait_then_add() -> WorkflowDefinition {
+    definition(json!({
+        "id": "wait-then-add",
+        "name": "wait for an event",
+        "nodes": [
+            {"id": "start", "type": "trigger"},
+            {"id": "wait", "type": "wait_event"},
+            {"id": "done", "type": "add_one"},
+        ],
+        "edges": [
+            {"source": "start", "target": "wait"},
+            {"source": "wait", "target": "done"},
+        ],
+    }))
 }
 
 /// A trigger fanning out to `width` nodes that each add one to `x`, joined

@@ -11,8 +11,9 @@
 //! the statements `BEGIN`, `RUN_STARTS`, `RUN_SETTLES` and
 //! `LEASE_CANDIDATES`, the lease locks `LEASE_LOCK` (what a write holds on
 //! its run's lease row) and `LEASE_CLAIM_LOCK` (what a claim takes first),
-//! `WAKEUP_LOCK`, and `renew_rows` (lease renewal), which differ per
-//! backend.
+//! `WAKEUP_LOCK`, `LOCKING_WRITES_GROUPED` (whether claims, suspensions,
+//! deliveries and updates go through the group commit) and `renew_rows`
+//! (lease renewal), which differ per backend.
 
 /// Prepared statements a connection keeps: the group commit's (three
 /// kinds of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
@@ -161,6 +162,89 @@ macro_rules! sql_store {
             Ok(Some(wait))
         }
 
+        /// `WaitStore::suspend_node` on `conn`, inside the caller's
+        /// transaction: what it wrote is rolled back with it on an error.
+        async fn suspend_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            execution: &NodeExecution,
+            epoch: Epoch,
+        ) -> StoreResult<Option<Resumed>> {
+            let entity = format!("{}/{}", execution.run_id, execution.node_id);
+            let Some(wait) = &execution.wait else {
+                return Err(StoreError::Conflict {
+                    entity: "node execution",
+                    id: entity,
+                    message: "a suspended node needs a wait".into(),
+                });
+            };
+            let fail = |err| store_error(err, "wait", &wait.key);
+            if let Some(refusal) = run_refusal(&mut *conn, tenant, execution.run_id, Some(epoch)).await? {
+                return Err(refusal);
+            }
+            lock_wakeup_key(&mut *conn, tenant, &wait.key).await?;
+            let held = sqlx::query_scalar::<_, Json<serde_json::Value>>(sql!("wakeup/take"))
+                .bind(tenant.as_str())
+                .bind(wait.key.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(fail)?;
+            if let Some(Json(payload)) = held {
+                // The wake-up came first: the node continues at once,
+                // and no wait is registered.
+                let resumed = Resumed {
+                    wakeup: Wakeup::Event { key: wait.key.clone(), payload },
+                    state: wait.state.clone(),
+                };
+                let woken = NodeExecution {
+                    wait: None,
+                    resumed: Some(Box::new(resumed.clone())),
+                    ..execution.clone()
+                };
+                if save_execution(&mut *conn, tenant, &woken, epoch).await? == 0 {
+                    return Err(refused_node(&mut *conn, tenant, execution, epoch).await);
+                }
+                return Ok(Some(resumed));
+            }
+            let registered = sqlx::query(sql!("wait/upsert"))
+                .bind(tenant.as_str())
+                .bind(wait.key.as_str())
+                .bind(wait.run_id.as_uuid())
+                .bind(wait.node_id.as_str())
+                .bind(ts_opt(wait.until))
+                .bind(Json(&wait.state))
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?
+                .rows_affected();
+            if registered == 0 {
+                let holder = sqlx::query(sql!("wait/holder"))
+                    .bind(tenant.as_str())
+                    .bind(wait.key.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+                let held_by = match holder {
+                    Some(row) => format!(
+                        "node {} of run {}",
+                        row.try_get::<String, _>("node_id").unwrap_or_default(),
+                        row.try_get::<uuid::Uuid, _>("run_id").map(|u| u.to_string()).unwrap_or_default()
+                    ),
+                    None => "another node".to_string(),
+                };
+                return Err(StoreError::Conflict {
+                    entity: "wait",
+                    id: wait.key.clone(),
+                    message: format!("{held_by} already waits on this key; wait keys must be unique per tenant"),
+                });
+            }
+            if save_execution(&mut *conn, tenant, execution, epoch).await? == 0 {
+                // Rolled back with the transaction, wait and all.
+                return Err(refused_node(&mut *conn, tenant, execution, epoch).await);
+            }
+            Ok(None)
+        }
+
         /// `WaitStore::deliver` on `conn`, inside the caller's transaction
         /// (a form answer's, or its own).
         async fn deliver_on(
@@ -269,7 +353,11 @@ macro_rules! sql_store {
         /// Most writes one group commit carries.
         const GROUP_COMMIT_MAX: usize = 128;
 
-        /// A write the writer task commits, alone or with others.
+        /// A write the writer task commits, alone or with others. Every
+        /// write the engine makes while it drives runs comes here: one
+        /// connection writes, so none waits for another's lock (SQLite's
+        /// busy handler sleeps milliseconds), and a commit carries whatever
+        /// was waiting.
         #[derive(Debug)]
         enum Write {
             /// `save_node_execution`; answers the rows written (0: refused,
@@ -280,13 +368,72 @@ macro_rules! sql_store {
             /// `settle_run`; answers the runs updated (0: the run has ended,
             /// is not the tenant's, or is leased at another epoch).
             Settle { run: Run, owner: String, epoch: Epoch },
+            /// `append_audit`; answers 1.
+            Audit { entry: AuditEntry },
+            /// `claim_run`; answers `Claimed`.
+            Claim { tenant: TenantId, id: RunId, owner: String, until: DateTime<Utc>, now: DateTime<Utc> },
+            /// `update_run`; answers 1, or the refusal.
+            Update { run: Run, epoch: Epoch },
+            /// `suspend_node`; answers `Suspended`, or the refusal.
+            Suspend { tenant: TenantId, execution: NodeExecution, epoch: Epoch },
+            /// `deliver`; answers `Delivered`.
+            Deliver { tenant: TenantId, held: HeldWakeup },
+        }
+
+        impl Write {
+            /// Where a write that takes locks of its own goes in a group:
+            /// wake-up keys first, then lease rows, each in one order, so
+            /// that two engines' groups take them in the same order. `None`
+            /// for the kinds written together by one statement each.
+            fn lock_order(&self) -> Option<(u8, &str, String)> {
+                match self {
+                    Write::Suspend { tenant, execution, .. } => {
+                        let key = execution.wait.as_ref().map(|w| w.key.clone()).unwrap_or_default();
+                        Some((0, tenant.as_str(), key))
+                    }
+                    Write::Deliver { tenant, held } => Some((0, tenant.as_str(), held.key.clone())),
+                    Write::Claim { tenant, id, .. } => Some((1, tenant.as_str(), id.to_string())),
+                    Write::Update { run, .. } => Some((1, run.tenant.as_str(), run.id.to_string())),
+                    Write::Execution { .. } | Write::Start { .. } | Write::Settle { .. } | Write::Audit { .. } => None,
+                }
+            }
+        }
+
+        /// What the writer answers for one write.
+        #[derive(Debug)]
+        enum Answer {
+            /// Rows written (see `Write`).
+            Rows(u64),
+            /// The epoch of the lease taken, or `None`: another engine holds
+            /// it, or the run is not stored.
+            Claimed(Option<Epoch>),
+            /// A held wake-up the suspension took, or `None`: it waits.
+            Suspended(Option<Resumed>),
+            /// The wait the wake-up ended, or `None`: it is held.
+            Delivered(Option<Wait>),
+        }
+
+        impl Answer {
+            fn rows(self) -> u64 {
+                match self {
+                    Answer::Rows(rows) => rows,
+                    _ => 1,
+                }
+            }
+        }
+
+        /// An answer of the wrong kind: the writer and its caller disagree.
+        fn wrong_answer(answer: &Answer) -> StoreError {
+            StoreError::Unavailable {
+                message: format!("the store's writer answered {answer:?} to another kind of write"),
+            }
         }
 
         /// A write waiting for the group commit, and who to tell.
         #[derive(Debug)]
         struct PendingWrite {
             write: Write,
-            done: tokio::sync::oneshot::Sender<StoreResult<u64>>,
+            done: tokio::sync::oneshot::Sender<StoreResult<Answer>>,
         }
 
         /// Starts the writer task that commits the engine's writes for `pool`
@@ -308,7 +455,15 @@ macro_rules! sql_store {
             /// that carries it is durable. The writer task, not the caller,
             /// holds the transaction, so a caller that stops waiting cannot
             /// leave one open.
-            async fn write(&self, write: Write) -> StoreResult<u64> {
+            async fn write(&self, write: Write) -> StoreResult<Answer> {
+                if !LOCKING_WRITES_GROUPED && write.lock_order().is_some() {
+                    let mut conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(|err| store_error(err, "store connection", "write"))?;
+                    return write_alone(&mut conn, &write).await;
+                }
                 let gone = || StoreError::Unavailable {
                     message: "the store's writer task stopped".into(),
                 };
@@ -410,31 +565,48 @@ macro_rules! sql_store {
             }
         }
 
-        async fn commit_group(conn: &mut <Db as sqlx::Database>::Connection, batch: &[PendingWrite]) -> Vec<StoreResult<u64>> {
+        async fn commit_group(conn: &mut <Db as sqlx::Database>::Connection, batch: &[PendingWrite]) -> Vec<StoreResult<Answer>> {
             // The common case, every write applied, costs one commit; only a
             // group holding a refused or failing write pays for learning which.
             let mut group = Group::default();
-            for pending in batch {
+            for (i, pending) in batch.iter().enumerate() {
                 match &pending.write {
                     Write::Execution { tenant, execution, epoch } => group.executions.push((tenant, execution, *epoch)),
                     Write::Start { run, owner, until, audit } => group.starts.push((run, owner, *until, audit)),
                     Write::Settle { run, owner, epoch } => group.settles.push((run, owner, *epoch)),
+                    Write::Audit { entry } => group.audits.push(entry),
+                    _ => group.singles.push(i),
                 }
             }
-            let together = if group.executions.len() == batch.len() {
+            group.singles.sort_by(|&a, &b| batch[a].write.lock_order().cmp(&batch[b].write.lock_order()));
+            let all = |n: usize| n == batch.len();
+            let together = if all(group.executions.len()) {
                 // Node executions alone: one statement, its own commit.
                 batch.len() > 1 && upsert_all(&mut *conn, &group.executions).await
-            } else if group.starts.len() == batch.len() {
-                // Starts alone, or settles alone: one statement, atomic
-                // without a transaction around it.
+            } else if all(group.starts.len()) {
+                // Starts alone, settles alone or audit entries alone: one
+                // statement, atomic without a transaction around it.
                 start_all(&mut *conn, &group.starts).await.is_ok()
-            } else if group.settles.len() == batch.len() {
+            } else if all(group.settles.len()) {
                 settled_all(&mut *conn, &group.settles).await
+            } else if all(group.audits.len()) {
+                insert_audits(&mut *conn, &group.audits).await.is_ok()
+            } else if all(group.singles.len()) && batch.len() == 1 {
+                false
             } else {
-                commit_in_one_transaction(conn, &group).await
+                match commit_in_one_transaction(conn, batch, &group).await {
+                    Some(mut answers) => {
+                        return batch
+                            .iter()
+                            .enumerate()
+                            .map(|(i, _)| Ok(answers.remove(&i).unwrap_or(Answer::Rows(1))))
+                            .collect();
+                    }
+                    None => false,
+                }
             };
             if together {
-                return batch.iter().map(|_| Ok(1)).collect();
+                return batch.iter().map(|_| Ok(Answer::Rows(1))).collect();
             }
             let mut results = Vec::with_capacity(batch.len());
             for pending in batch {
@@ -445,31 +617,106 @@ macro_rules! sql_store {
             results
         }
 
-        /// A group's writes by kind, each kind saved by one statement.
+        /// A group's writes by kind, each kind saved by one statement, and
+        /// the writes that take locks of their own (`singles`, indices into
+        /// the batch in `Write::lock_order`), written one at a time.
         #[derive(Default)]
         struct Group<'a> {
             executions: Vec<(&'a TenantId, &'a NodeExecution, Epoch)>,
             starts: Vec<(&'a Run, &'a str, DateTime<Utc>, &'a AuditEntry)>,
             settles: Vec<(&'a Run, &'a str, Epoch)>,
+            audits: Vec<&'a AuditEntry>,
+            singles: Vec<usize>,
         }
 
         /// Applies the whole group in one transaction, a statement per kind
-        /// of write: true when it committed with every write applied.
-        /// Otherwise it is rolled back, and each write is redone alone.
-        async fn commit_in_one_transaction(conn: &mut <Db as sqlx::Database>::Connection, group: &Group<'_>) -> bool {
-            let Ok(mut tx) = sqlx::Connection::begin_with(conn, BEGIN).await else {
-                return false;
-            };
+        /// of write and one per single: the singles' answers when it
+        /// committed with every write applied. Otherwise it is rolled back,
+        /// and each write is redone alone.
+        async fn commit_in_one_transaction(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            batch: &[PendingWrite],
+            group: &Group<'_>,
+        ) -> Option<std::collections::HashMap<usize, Answer>> {
+            let mut tx = sqlx::Connection::begin_with(conn, BEGIN).await.ok()?;
+            let mut answers = std::collections::HashMap::with_capacity(group.singles.len());
+            for &i in &group.singles {
+                answers.insert(i, write_single(&mut tx, &batch[i].write).await.ok()?);
+            }
             if !group.executions.is_empty() && !upsert_all(&mut *tx, &group.executions).await {
-                return false;
+                return None;
             }
             if !group.starts.is_empty() && start_all(&mut tx, &group.starts).await.is_err() {
-                return false;
+                return None;
             }
             if !group.settles.is_empty() && !settled_all(&mut tx, &group.settles).await {
-                return false;
+                return None;
             }
-            tx.commit().await.is_ok()
+            if !group.audits.is_empty() && insert_audits(&mut tx, &group.audits).await.is_err() {
+                return None;
+            }
+            tx.commit().await.ok()?;
+            Some(answers)
+        }
+
+        /// Appends `entries` with one statement.
+        async fn insert_audits(conn: &mut <Db as sqlx::Database>::Connection, entries: &[&AuditEntry]) -> StoreResult<()> {
+            let mut query = sqlx::query(AUDIT_INSERT.rows(entries.len()));
+            for entry in entries {
+                query = bind_audit(query, entry);
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(|err| store_error(err, "audit entry", entries.first().map_or("", |e| e.entity_id.as_str())))?;
+            Ok(())
+        }
+
+        /// A write that takes locks of its own, on `conn`, inside the
+        /// caller's transaction.
+        async fn write_single(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<Answer> {
+            match write {
+                Write::Claim { tenant, id, owner, until, now } => {
+                    let claimed = sqlx::query_scalar::<_, i64>(LEASE_CLAIM_ONE)
+                        .bind(id.as_uuid())
+                        .bind(tenant.as_str())
+                        .bind(owner.as_str())
+                        .bind(ts(*until))
+                        .bind(ts(*now))
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(|err| store_error(err, "run lease", id))?;
+                    Ok(Answer::Claimed(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs()))))
+                }
+                Write::Update { run, epoch } => {
+                    let done = bind_run(sqlx::query(RUN_UPDATE.as_str()), run)?
+                        .bind(epoch_param(*epoch))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|err| store_error(err, "run", run.id))?;
+                    if done.rows_affected() == 0 {
+                        return Err(match run_refusal(&mut *conn, &run.tenant, run.id, Some(*epoch)).await {
+                            Ok(Some(refusal)) | Err(refusal) => refusal,
+                            Ok(None) => unexplained_refusal("run", run.id.to_string()),
+                        });
+                    }
+                    Ok(Answer::Rows(1))
+                }
+                Write::Suspend { tenant, execution, epoch } => {
+                    suspend_on(conn, tenant, execution, *epoch).await.map(Answer::Suspended)
+                }
+                Write::Deliver { tenant, held } => deliver_on(conn, tenant, held).await.map(Answer::Delivered),
+                Write::Audit { entry } => insert_one_audit(&mut *conn, entry).await.map(|()| Answer::Rows(1)),
+                Write::Execution { tenant, execution, epoch } => {
+                    save_execution(&mut *conn, tenant, execution, *epoch).await.map(Answer::Rows)
+                }
+                Write::Start { run, owner, until, audit } => {
+                    start_all(&mut *conn, &[(run, owner, *until, audit)]).await.map(|()| Answer::Rows(1))
+                }
+                Write::Settle { run, owner, epoch } => {
+                    settle_all(&mut *conn, &[(run, owner, *epoch)]).await.map(Answer::Rows)
+                }
+            }
         }
 
         /// Settles every run of `settles`: true when each was replaced.
@@ -477,15 +724,17 @@ macro_rules! sql_store {
             matches!(settle_all(conn, settles).await, Ok(n) if n == settles.len() as u64)
         }
 
-        /// One write in a commit of its own.
-        async fn write_alone(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<u64> {
-            match write {
-                Write::Execution { tenant, execution, epoch } => save_execution(&mut *conn, tenant, execution, *epoch).await,
-                Write::Start { run, owner, until, audit } => {
-                    start_all(&mut *conn, &[(run, owner, *until, audit)]).await.map(|()| 1)
-                }
-                Write::Settle { run, owner, epoch } => settle_all(&mut *conn, &[(run, owner, *epoch)]).await,
+        /// One write in a commit of its own: a transaction for the writes
+        /// of several statements, which is rolled back when they fail.
+        async fn write_alone(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<Answer> {
+            if !matches!(write, Write::Suspend { .. } | Write::Deliver { .. }) {
+                return write_single(conn, write).await;
             }
+            let fail = |err| store_error(err, "store connection", "write");
+            let mut tx = sqlx::Connection::begin_with(conn, BEGIN).await.map_err(fail)?;
+            let answer = write_single(&mut tx, write).await?;
+            tx.commit().await.map_err(fail)?;
+            Ok(answer)
         }
 
         /// Inserts started runs, their starters' leases and their audit
@@ -869,7 +1118,7 @@ macro_rules! sql_store {
                     owner: owner.to_string(),
                     epoch,
                 };
-                if self.write(write).await? == 0 {
+                if self.write(write).await?.rows() == 0 {
                     return Err(refused_run(&self.pool, &run.tenant, run.id, Some(epoch)).await);
                 }
                 Ok(())
@@ -886,14 +1135,7 @@ macro_rules! sql_store {
             }
 
             async fn update_run(&self, run: &Run, epoch: Epoch) -> StoreResult<()> {
-                let done = bind_run(sqlx::query(RUN_UPDATE.as_str()), run)?
-                    .bind(epoch_param(epoch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "run", run.id))?;
-                if done.rows_affected() == 0 {
-                    return Err(refused_run(&self.pool, &run.tenant, run.id, Some(epoch)).await);
-                }
+                self.write(Write::Update { run: run.clone(), epoch }).await?;
                 Ok(())
             }
 
@@ -927,7 +1169,7 @@ macro_rules! sql_store {
                     execution: execution.clone(),
                     epoch,
                 };
-                if self.write(write).await? == 0 {
+                if self.write(write).await?.rows() == 0 {
                     let mut conn = self
                         .pool
                         .acquire()
@@ -1080,82 +1322,15 @@ macro_rules! sql_store {
         #[async_trait]
         impl WaitStore for $store {
             async fn suspend_node(&self, tenant: &TenantId, execution: &NodeExecution, epoch: Epoch) -> StoreResult<Option<Resumed>> {
-                let entity = format!("{}/{}", execution.run_id, execution.node_id);
-                let Some(wait) = &execution.wait else {
-                    return Err(StoreError::Conflict {
-                        entity: "node execution",
-                        id: entity,
-                        message: "a suspended node needs a wait".into(),
-                    });
+                let write = Write::Suspend {
+                    tenant: tenant.clone(),
+                    execution: execution.clone(),
+                    epoch,
                 };
-                let fail = |err| store_error(err, "wait", &wait.key);
-                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                if let Some(refusal) = run_refusal(&mut *tx, tenant, execution.run_id, Some(epoch)).await? {
-                    return Err(refusal);
+                match self.write(write).await? {
+                    Answer::Suspended(resumed) => Ok(resumed),
+                    other => Err(wrong_answer(&other)),
                 }
-                lock_wakeup_key(&mut tx, tenant, &wait.key).await?;
-                let held = sqlx::query_scalar::<_, Json<serde_json::Value>>(sql!("wakeup/take"))
-                    .bind(tenant.as_str())
-                    .bind(wait.key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-                if let Some(Json(payload)) = held {
-                    // The wake-up came first: the node continues at once,
-                    // and no wait is registered.
-                    let resumed = Resumed {
-                        wakeup: Wakeup::Event { key: wait.key.clone(), payload },
-                        state: wait.state.clone(),
-                    };
-                    let woken = NodeExecution {
-                        wait: None,
-                        resumed: Some(Box::new(resumed.clone())),
-                        ..execution.clone()
-                    };
-                    if save_execution(&mut *tx, tenant, &woken, epoch).await? == 0 {
-                        return Err(refused_node(&mut tx, tenant, execution, epoch).await);
-                    }
-                    tx.commit().await.map_err(fail)?;
-                    return Ok(Some(resumed));
-                }
-                let registered = sqlx::query(sql!("wait/upsert"))
-                    .bind(tenant.as_str())
-                    .bind(wait.key.as_str())
-                    .bind(wait.run_id.as_uuid())
-                    .bind(wait.node_id.as_str())
-                    .bind(ts_opt(wait.until))
-                    .bind(Json(&wait.state))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?
-                    .rows_affected();
-                if registered == 0 {
-                    let holder = sqlx::query(sql!("wait/holder"))
-                        .bind(tenant.as_str())
-                        .bind(wait.key.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    let held_by = match holder {
-                        Some(row) => format!(
-                            "node {} of run {}",
-                            row.try_get::<String, _>("node_id").unwrap_or_default(),
-                            row.try_get::<uuid::Uuid, _>("run_id").map(|u| u.to_string()).unwrap_or_default()
-                        ),
-                        None => "another node".to_string(),
-                    };
-                    return Err(StoreError::Conflict {
-                        entity: "wait",
-                        id: wait.key.clone(),
-                        message: format!("{held_by} already waits on this key; wait keys must be unique per tenant"),
-                    });
-                }
-                if save_execution(&mut *tx, tenant, execution, epoch).await? == 0 {
-                    // Rolled back with the transaction, wait and all.
-                    return Err(refused_node(&mut tx, tenant, execution, epoch).await);
-                }
-                tx.commit().await.map_err(fail)?;
-                Ok(None)
             }
 
             async fn take_wait(&self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> StoreResult<Option<Wait>> {
@@ -1169,11 +1344,14 @@ macro_rules! sql_store {
             }
 
             async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
-                let fail = |err| store_error(err, "wait", &wakeup.key);
-                let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
-                let taken = deliver_on(&mut tx, tenant, wakeup).await?;
-                tx.commit().await.map_err(fail)?;
-                Ok(taken)
+                let write = Write::Deliver {
+                    tenant: tenant.clone(),
+                    held: wakeup.clone(),
+                };
+                match self.write(write).await? {
+                    Answer::Delivered(wait) => Ok(wait),
+                    other => Err(wrong_answer(&other)),
+                }
             }
 
             async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
@@ -1251,16 +1429,17 @@ macro_rules! sql_store {
                 until: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<Epoch>> {
-                let claimed = sqlx::query_scalar::<_, i64>(LEASE_CLAIM_ONE)
-                    .bind(id.as_uuid())
-                    .bind(tenant.as_str())
-                    .bind(owner)
-                    .bind(ts(until))
-                    .bind(ts(now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|err| store_error(err, "run lease", id))?;
-                Ok(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs())))
+                let write = Write::Claim {
+                    tenant: tenant.clone(),
+                    id,
+                    owner: owner.to_string(),
+                    until,
+                    now,
+                };
+                match self.write(write).await? {
+                    Answer::Claimed(epoch) => Ok(epoch),
+                    other => Err(wrong_answer(&other)),
+                }
             }
 
             async fn claim_runs(&self, claim: &RunClaim<'_>) -> StoreResult<Vec<(TenantId, RunId)>> {
@@ -1350,7 +1529,8 @@ macro_rules! sql_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-                insert_one_audit(&self.pool, entry).await
+                self.write(Write::Audit { entry: entry.clone() }).await?;
+                Ok(())
             }
 
             async fn audit_log(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {

@@ -242,6 +242,12 @@ const RUN_SETTLES: &str = include_str!("../queries/run/settle_rows.sqlite.sql");
 /// SQLite writes one transaction at a time: a write checked against a
 /// lease's epoch commits before any claim of it begins.
 const LEASE_LOCK: &str = "";
+
+/// Whether the writes that take locks of their own (claims, suspensions,
+/// deliveries, updates) join the group commit. Here they must: SQLite has
+/// one write lock, and a connection that waits for it sleeps in its busy
+/// handler for milliseconds at a time.
+const LOCKING_WRITES_GROUPED: bool = true;
 const LEASE_CLAIM_LOCK: Option<&str> = None;
 
 /// SQLite's transactions take the write lock as they begin: a delivery and

@@ -79,6 +79,38 @@ const fanOut = workflow("cmFanout10000001", "cm fanout1000", [
   },
 ]);
 
-for (const wf of [chain("cmThree000000001", "cm-three", 3), chain("cmChain400000001", "cm-chain40", 40), fanOut]) {
+// The wait workload: the webhook is answered with the execution's resume
+// URL, the Wait node waits until that URL is called (answering the caller
+// once the execution ended), and a Set node adds one to the sum of the
+// start's and the resume's `x`.
+const wait = workflow("cmWait0000000001", "cm wait", [
+  { ...webhook("cm-wait"), parameters: { httpMethod: "POST", path: "cm-wait", responseMode: "responseNode", options: {} } },
+  {
+    name: "Respond",
+    type: "n8n-nodes-base.respondToWebhook",
+    typeVersion: 1.1,
+    parameters: {
+      respondWith: "json",
+      responseBody: "={{ { resumeUrl: $execution.resumeUrl } }}",
+      options: {},
+    },
+  },
+  {
+    name: "Wait",
+    type: "n8n-nodes-base.wait",
+    typeVersion: 1.1,
+    webhookId: randomUUID(),
+    parameters: {
+      resume: "webhook",
+      httpMethod: "POST",
+      responseMode: "lastNode",
+      responseData: "firstEntryJson",
+      options: {},
+    },
+  },
+  set("Step", "x", "$('Webhook').first().json.body.x + $json.body.x + 1", "number"),
+]);
+
+for (const wf of [chain("cmThree000000001", "cm-three", 3), chain("cmChain400000001", "cm-chain40", 40), fanOut, wait]) {
   writeFileSync(join(dir, `${wf.id}.json`), JSON.stringify(wf, null, 2));
 }

@@ -9,6 +9,13 @@
 //! ```text
 //! peers [--rounds N] [--quick] [--out FILE] [--postgres URL]
 //!       [--restate URL] [--n8n URL] [--dagrs PATH] [--command TEXT]
+//!       [--only NAME] [--wait-only]
+//! ```
+//!
+//! `--only` keeps the systems whose name holds NAME and `--wait-only` the
+//! wait workload, for measuring or profiling one change:
+//!
+//! ```text
 //! ```
 
 #![allow(missing_docs)]
@@ -25,7 +32,11 @@ use concertmaster_benches::{
     add_chain, add_fan_out_in, drop_postgres_schema, postgres_autovacuum, postgres_store, registry,
     vacuum_postgres_schema, KEEP_ENDED_RUNS,
 };
-use concertmaster_core::{Engine, InMemoryStore, PublishedWorkflow, RunStatus, Store, TenantId};
+use concertmaster_benches::{wait_then_add, wake_key};
+use concertmaster_core::{
+    Delivery, Engine, InMemoryStore, PublishedWorkflow, RunId, RunStatus, Store, TenantId,
+};
+use concertmaster_store::{Durability, SqliteStore};
 use serde_json::{json, Value};
 
 type Outcome = Result<(), String>;
@@ -40,6 +51,8 @@ enum Shape {
     Three,
     Chain40,
     FanOut,
+    /// A trigger, a step that waits for an event from outside, a step.
+    Wait,
 }
 
 impl Shape {
@@ -48,6 +61,7 @@ impl Shape {
             Shape::Three => 4,
             Shape::Chain40 => 41,
             Shape::FanOut => 2000,
+            Shape::Wait => 3,
         }
     }
 
@@ -56,6 +70,7 @@ impl Shape {
             Shape::Three => 4,
             Shape::Chain40 => 41,
             Shape::FanOut => 1002,
+            Shape::Wait => 3,
         }
     }
 
@@ -64,6 +79,7 @@ impl Shape {
             Shape::Three => "three",
             Shape::Chain40 => "chain40",
             Shape::FanOut => "fanout1000",
+            Shape::Wait => "wait",
         }
     }
 }
@@ -76,8 +92,16 @@ enum Measure {
     ThreeThroughput,
     Chain40,
     FanOut,
+    /// Runs of the wait workload started until each waits, 16 callers.
+    WaitStarts,
+    /// Waiting runs resumed until each ended, 16 callers.
+    WaitResumes,
+    /// The time from a resume to its run's end.
+    WaitLatency,
 }
 
+/// The peers' rounds: the wait workload is measured apart
+/// ([`measure_wait`]), its three figures from one pass.
 const MEASURES: [Measure; 4] = [
     Measure::ThreeLatency,
     Measure::ThreeThroughput,
@@ -91,16 +115,21 @@ impl Measure {
             Measure::ThreeLatency | Measure::ThreeThroughput => Shape::Three,
             Measure::Chain40 => Shape::Chain40,
             Measure::FanOut => Shape::FanOut,
+            Measure::WaitStarts | Measure::WaitResumes | Measure::WaitLatency => Shape::Wait,
         }
     }
 
-    /// (runs, in flight, time limit) of one round.
+    /// (runs, in flight, time limit) of one round; for the wait workload
+    /// the time limit is that of each of its two phases.
     fn budget(self, quick: bool) -> (usize, usize, Duration) {
         let (runs, in_flight, limit) = match self {
             Measure::ThreeLatency => (300, 1, 60),
             Measure::ThreeThroughput => (2000, 200, 120),
             Measure::Chain40 => (50, 1, 60),
             Measure::FanOut => (10, 1, 120),
+            Measure::WaitStarts | Measure::WaitResumes | Measure::WaitLatency => {
+                (WAITING_RUNS, WAIT_CALLERS, 90)
+            }
         };
         let runs = if quick { (runs / 10).max(2) } else { runs };
         (runs, in_flight, Duration::from_secs(limit))
@@ -112,12 +141,63 @@ impl Measure {
             Measure::ThreeThroughput => "3 steps, 200 runs in flight: runs/s",
             Measure::Chain40 => "40-step chain: median time of one run",
             Measure::FanOut => "fan-out to 1,000 and join: median time of one run",
+            Measure::WaitStarts => "starts: runs/s until each waits",
+            Measure::WaitResumes => "resumes: runs/s until each ended",
+            Measure::WaitLatency => "from a resume to the run's end: median (p95)",
         }
     }
 
     fn higher_is_better(self) -> bool {
-        self == Measure::ThreeThroughput
+        matches!(
+            self,
+            Measure::ThreeThroughput | Measure::WaitStarts | Measure::WaitResumes
+        )
     }
+}
+
+/// How many runs of the wait workload wait at once, in one round.
+const WAITING_RUNS: usize = 10_000;
+
+/// How many callers start, and then resume, the waiting runs.
+const WAIT_CALLERS: usize = 16;
+
+/// What a caller keeps of a waiting run to resume it.
+enum Held {
+    /// ConcertMaster: the run, whose wait key is [`wake_key`] of it.
+    Run(RunId),
+    /// Restate: the workflow's key and the awakeable its run waits on.
+    Awakeable { key: String, id: String },
+    /// n8n: the URL that resumes the execution's Wait node.
+    ResumeUrl(String),
+}
+
+/// The second half of a call of the wait workload: resolves once its
+/// effect is seen (a started run waits, a resumed run ended).
+type Watch<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send>>;
+
+/// The first half: resolves once the system took the call (the run is
+/// stored, the event delivered), with the watch of its effect.
+type Call<T> = Pin<Box<dyn Future<Output = Result<Watch<T>, String>> + Send>>;
+
+/// The two calls of the wait workload on one system: start a run, and
+/// resume one (its result checked when it ends).
+#[derive(Clone)]
+struct Waiter {
+    start: Arc<dyn Fn() -> Call<Held> + Send + Sync>,
+    resume: Arc<dyn Fn(Held) -> Call<()> + Send + Sync>,
+}
+
+/// How a peer behind HTTP runs the wait workload.
+#[derive(Clone)]
+enum PeerWait {
+    /// A Restate workflow whose run waits on an awakeable: its id is read
+    /// through a shared handler, the awakeable resolved through the
+    /// ingress, the result read by attaching to the workflow.
+    Restate { base: String },
+    /// An n8n workflow that answers its webhook with the execution's
+    /// resume URL, then waits in a Wait node resumed through that URL,
+    /// which answers once the execution ended.
+    N8n { base: String },
 }
 
 /// What one round of one measure on one system gave.
@@ -141,6 +221,7 @@ enum System {
     Http {
         client: reqwest::Client,
         urls: BTreeMap<Shape, (String, Value)>,
+        wait: Option<PeerWait>,
     },
     /// dagrs, in its own process (its own Rust project): it times its runs
     /// itself and prints them.
@@ -169,7 +250,7 @@ impl Subject {
                     Box::pin(async move { run_engine(&engine, &tenant, &workflow).await })
                 }))
             }
-            System::Http { client, urls } => {
+            System::Http { client, urls, .. } => {
                 let client = client.clone();
                 let (url, body) = urls.get(&shape)?.clone();
                 Some(Arc::new(move || {
@@ -178,6 +259,36 @@ impl Subject {
                 }))
             }
             System::Dagrs { .. } => None,
+        }
+    }
+
+    /// The wait workload, on durable systems only: the in-memory store
+    /// keeps a bounded history, so a run can be gone before its end is seen.
+    fn waiter(&self) -> Option<Waiter> {
+        if !self.durable {
+            return None;
+        }
+        match &self.system {
+            System::Engine {
+                engine,
+                tenant,
+                workflows,
+            } => {
+                let workflow = workflows.get(&Shape::Wait)?.clone();
+                let (e, t) = (engine.clone(), tenant.clone());
+                let start: Arc<dyn Fn() -> Call<Held> + Send + Sync> =
+                    Arc::new(move || start_waiting(e.clone(), t.clone(), workflow.clone()));
+                let (e, t) = (engine.clone(), tenant.clone());
+                let resume: Arc<dyn Fn(Held) -> Call<()> + Send + Sync> =
+                    Arc::new(move |held| resume_waiting(e.clone(), t.clone(), held));
+                Some(Waiter { start, resume })
+            }
+            System::Http {
+                client,
+                wait: Some(wait),
+                ..
+            } => Some(http_waiter(client.clone(), wait.clone())),
+            System::Http { wait: None, .. } | System::Dagrs { .. } => None,
         }
     }
 
@@ -237,6 +348,183 @@ async fn run_engine(engine: &Engine, tenant: &TenantId, workflow: &PublishedWork
     }
 }
 
+/// Starts a run of the wait workload; its watch sees it wait.
+fn start_waiting(engine: Engine, tenant: TenantId, workflow: PublishedWorkflow) -> Call<Held> {
+    Box::pin(async move {
+        let id = engine
+            .start(&workflow, json!({"x": 1}))
+            .await
+            .map_err(|e| e.to_string())?;
+        let watch: Watch<Held> = Box::pin(async move {
+            let run = engine
+                .settled(&tenant, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if run.status == RunStatus::Waiting {
+                Ok(Held::Run(id))
+            } else {
+                Err(format!(
+                    "run {id} settled {:?}: {:?}",
+                    run.status, run.error
+                ))
+            }
+        });
+        Ok(watch)
+    })
+}
+
+/// Resumes a waiting run; its watch sees it succeed.
+fn resume_waiting(engine: Engine, tenant: TenantId, held: Held) -> Call<()> {
+    Box::pin(async move {
+        let Held::Run(id) = held else {
+            return Err("not a ConcertMaster run".into());
+        };
+        match engine
+            .resume(&tenant, &wake_key(id), json!({"x": 1}))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Delivery::Resumed(_) => {}
+            _ => return Err(format!("run {id} was not waiting: its wake-up is held")),
+        }
+        let watch: Watch<()> = Box::pin(async move {
+            let run = engine
+                .finished(&tenant, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if run.status == RunStatus::Succeeded {
+                Ok(())
+            } else {
+                Err(format!("run {id} ended {:?}: {:?}", run.status, run.error))
+            }
+        });
+        Ok(watch)
+    })
+}
+
+/// Keys of Restate workflows are used once: each start takes a new one.
+static WORKFLOW_KEYS: AtomicUsize = AtomicUsize::new(0);
+
+fn http_waiter(client: reqwest::Client, wait: PeerWait) -> Waiter {
+    let (c, w) = (client.clone(), wait.clone());
+    let start: Arc<dyn Fn() -> Call<Held> + Send + Sync> = Arc::new(move || {
+        let (client, wait) = (c.clone(), w.clone());
+        Box::pin(async move {
+            let watch: Watch<Held> = match wait {
+                PeerWait::Restate { base } => {
+                    let key = format!(
+                        "{}-{}",
+                        std::process::id(),
+                        WORKFLOW_KEYS.fetch_add(1, Ordering::Relaxed)
+                    );
+                    post_json(&client, &format!("{base}/waiter/{key}/run/send"), &json!(1)).await?;
+                    Box::pin(async move {
+                        // Answers once the run created its awakeable.
+                        let url = format!("{base}/waiter/{key}/awakeable");
+                        let id = post_json(&client, &url, &json!(null)).await?;
+                        let id = id
+                            .as_str()
+                            .ok_or_else(|| format!("waiter {key}: no awakeable id in {id}"))?
+                            .to_string();
+                        Ok(Held::Awakeable { key, id })
+                    })
+                }
+                PeerWait::N8n { base } => {
+                    let answer = post_json(
+                        &client,
+                        &format!("{base}/webhook/cm-wait"),
+                        &json!({"x": 1}),
+                    )
+                    .await?;
+                    // n8n writes its public base into the URL; the path is
+                    // what resumes.
+                    let url = answer
+                        .get("resumeUrl")
+                        .and_then(Value::as_str)
+                        .and_then(|url| url.find("/webhook-waiting/").map(|at| &url[at..]))
+                        .ok_or_else(|| format!("n8n answered no resume URL: {answer}"))?;
+                    let held = Held::ResumeUrl(format!("{base}{url}"));
+                    Box::pin(async move { Ok(held) })
+                }
+            };
+            Ok(watch)
+        })
+    });
+    let resume: Arc<dyn Fn(Held) -> Call<()> + Send + Sync> = Arc::new(move |held| {
+        let (client, wait) = (client.clone(), wait.clone());
+        Box::pin(async move {
+            let watch: Watch<()> = match (wait, held) {
+                (PeerWait::Restate { base }, Held::Awakeable { key, id }) => {
+                    let url = format!("{base}/restate/awakeables/{id}/resolve");
+                    post_json(&client, &url, &json!(1)).await?;
+                    Box::pin(async move {
+                        let url = format!("{base}/restate/workflow/waiter/{key}/attach");
+                        expect_wait_result(get_json(&client, &url).await?)
+                    })
+                }
+                (PeerWait::N8n { .. }, Held::ResumeUrl(url)) => {
+                    // The Wait node answers its resume once the execution
+                    // ended: n8n's call is the whole of it. The answer to
+                    // the start comes before the Wait node stored its
+                    // wait: a resume that early is refused.
+                    let mut tries = 0;
+                    let answer = loop {
+                        match post_json(&client, &url, &json!({"x": 1})).await {
+                            Ok(answer) => break answer,
+                            Err(why) if tries < 50 && why.contains(" 409 ") => {
+                                tries += 1;
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            Err(why) => return Err(why),
+                        }
+                    };
+                    let checked = expect_wait_result(answer);
+                    Box::pin(async move { checked })
+                }
+                _ => return Err("a held run of another system".into()),
+            };
+            Ok(watch)
+        })
+    });
+    Waiter { start, resume }
+}
+
+/// Checks a peer's result of the wait workload: 3, bare or as `x`.
+fn expect_wait_result(result: Value) -> Outcome {
+    let x = result
+        .as_i64()
+        .or_else(|| result.get("x").and_then(Value::as_i64));
+    if x == Some(Shape::Wait.expected()) {
+        Ok(())
+    } else {
+        Err(format!("expected {}, got {result}", Shape::Wait.expected()))
+    }
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
+    read_json(url, client.post(url).json(body).send().await).await
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    read_json(url, client.get(url).send().await).await
+}
+
+async fn read_json(
+    url: &str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Value, String> {
+    let response = sent.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url}: {} {text}", status.as_u16()));
+    }
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
+}
+
 async fn run_http(client: &reqwest::Client, url: &str, body: &Value, shape: Shape) -> Outcome {
     let response = client
         .post(url)
@@ -291,6 +579,7 @@ async fn verify_engine(
         Shape::Three => "s2",
         Shape::Chain40 => "s39",
         Shape::FanOut => "join",
+        Shape::Wait => "done",
     };
     let x = detail
         .output(last)
@@ -304,6 +593,31 @@ async fn verify_engine(
             "{shape:?}: expected x = {}, got {x:?}",
             shape.expected()
         ))
+    }
+}
+
+/// Checks one run of the wait workload on the engine: it waits, and once
+/// resumed its last node's `x` is 3.
+/// Checks one run of the wait workload on the engine: it waits, and once
+/// resumed its last node's `x` is 3.
+async fn verify_wait(engine: &Engine, tenant: &TenantId, workflow: &PublishedWorkflow) -> Outcome {
+    let started = start_waiting(engine.clone(), tenant.clone(), workflow.clone()).await?;
+    let held = started.await?;
+    let Held::Run(id) = held else {
+        return Err("not a ConcertMaster run".into());
+    };
+    let resumed = resume_waiting(engine.clone(), tenant.clone(), Held::Run(id)).await?;
+    resumed.await?;
+    let detail = engine.run(tenant, id).await.map_err(|e| e.to_string())?;
+    let x = detail
+        .output("done")
+        .and_then(|ports| ports.main_items().first())
+        .and_then(|item| item.get("x"))
+        .and_then(Value::as_i64);
+    if x == Some(Shape::Wait.expected()) {
+        Ok(())
+    } else {
+        Err(format!("Wait: expected x = 3, got {x:?}"))
     }
 }
 
@@ -352,6 +666,119 @@ async fn concurrent(runner: Runner, runs: usize, in_flight: usize, limit: Durati
             .push(samples.runs as f64 / elapsed.as_secs_f64());
     }
     samples
+}
+
+/// The three figures of the wait workload ([`Measure::WaitStarts`],
+/// [`Measure::WaitResumes`], [`Measure::WaitLatency`]) from one pass.
+/// `runs` are started by [`WAIT_CALLERS`] callers, as a host's request
+/// handlers would: each call returns once the system took it, and a
+/// watch of its own sees the run wait; the phase ends when all wait. Then
+/// all are resumed the same way, each watch seeing its run end; a run's
+/// latency is from its resume call to its end seen.
+async fn measure_wait(waiter: &Waiter, runs: usize, limit: Duration) -> [Samples; 3] {
+    let began = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut lanes = Vec::with_capacity(WAIT_CALLERS);
+    for _ in 0..WAIT_CALLERS {
+        let (start, next) = (Arc::clone(&waiter.start), Arc::clone(&next));
+        lanes.push(tokio::spawn(async move {
+            let mut watches = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < runs && began.elapsed() < limit {
+                match start().await {
+                    Ok(watch) => watches.push(tokio::spawn(watch)),
+                    Err(why) => return (watches, Some(why)),
+                }
+            }
+            (watches, None)
+        }));
+    }
+    let mut starts = Samples::default();
+    let mut watches = Vec::with_capacity(runs);
+    for lane in lanes {
+        match lane.await {
+            Ok((mine, failure)) => {
+                watches.extend(mine);
+                starts.failure = starts.failure.take().or(failure);
+            }
+            Err(panic) => starts.failure = Some(panic.to_string()),
+        }
+    }
+    let mut waiting = Vec::with_capacity(watches.len());
+    for watch in watches {
+        match watch.await {
+            Ok(Ok(held)) => waiting.push(held),
+            Ok(Err(why)) => starts.failure = starts.failure.take().or(Some(why)),
+            Err(panic) => starts.failure = Some(panic.to_string()),
+        }
+    }
+    starts.runs = waiting.len();
+    starts
+        .rates
+        .push(waiting.len() as f64 / began.elapsed().as_secs_f64());
+
+    // Every run that waits is resumed, whatever the first phase's end, so
+    // none is left waiting into the next round.
+    let began = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(waiting));
+    let mut lanes = Vec::with_capacity(WAIT_CALLERS);
+    for _ in 0..WAIT_CALLERS {
+        let (resume, queue) = (Arc::clone(&waiter.resume), Arc::clone(&queue));
+        lanes.push(tokio::spawn(async move {
+            let mut watches = Vec::new();
+            loop {
+                let held = match queue.lock() {
+                    Ok(mut queue) => queue.pop(),
+                    Err(_) => None,
+                };
+                let Some(held) = held else { break };
+                if began.elapsed() > limit * 2 {
+                    return (watches, Some(format!("resumes took over {:?}", limit * 2)));
+                }
+                let at = Instant::now();
+                match resume(held).await {
+                    Ok(watch) => {
+                        watches.push(tokio::spawn(
+                            async move { watch.await.map(|()| at.elapsed()) },
+                        ))
+                    }
+                    Err(why) => return (watches, Some(why)),
+                }
+            }
+            (watches, None)
+        }));
+    }
+    let mut resumes = Samples::default();
+    let mut latency = Samples::default();
+    let mut watches = Vec::with_capacity(runs);
+    for lane in lanes {
+        match lane.await {
+            Ok((mine, failure)) => {
+                watches.extend(mine);
+                resumes.failure = resumes.failure.take().or(failure);
+            }
+            Err(panic) => resumes.failure = Some(panic.to_string()),
+        }
+    }
+    for watch in watches {
+        match watch.await {
+            Ok(Ok(took)) => latency.latencies.push(took),
+            Ok(Err(why)) => resumes.failure = resumes.failure.take().or(Some(why)),
+            Err(panic) => resumes.failure = Some(panic.to_string()),
+        }
+    }
+    resumes.runs = latency.latencies.len();
+    latency.runs = resumes.runs;
+    resumes
+        .rates
+        .push(resumes.runs as f64 / began.elapsed().as_secs_f64());
+    latency.failure = resumes.failure.clone();
+    if starts.failure.is_some() {
+        starts.rates.clear();
+    }
+    if resumes.failure.is_some() {
+        resumes.rates.clear();
+    }
+    [starts, resumes, latency]
 }
 
 async fn run_dagrs(
@@ -414,6 +841,10 @@ struct Options {
     n8n: Option<String>,
     dagrs: Option<PathBuf>,
     command: String,
+    /// Only the systems whose name holds this text (for profiling one).
+    only: Option<String>,
+    /// Only the wait workload.
+    wait_only: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -426,11 +857,17 @@ fn options() -> Result<Options, String> {
         n8n: None,
         dagrs: None,
         command: "benches/peers/run".into(),
+        only: None,
+        wait_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--quick" {
             options.quick = true;
+            continue;
+        }
+        if flag == "--wait-only" {
+            options.wait_only = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -446,6 +883,7 @@ fn options() -> Result<Options, String> {
             "--n8n" => options.n8n = Some(value),
             "--dagrs" => options.dagrs = Some(value.into()),
             "--command" => options.command = value,
+            "--only" => options.only = Some(value),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -479,6 +917,12 @@ async fn engine_subject(
         verify_engine(&engine, &tenant, &workflow, shape).await?;
         workflows.insert(shape, workflow);
     }
+    let workflow = engine
+        .publish(&tenant, wait_then_add())
+        .await
+        .map_err(|e| e.to_string())?;
+    verify_wait(&engine, &tenant, &workflow).await?;
+    workflows.insert(Shape::Wait, workflow);
     Ok(Subject {
         name,
         durable,
@@ -493,12 +937,19 @@ async fn engine_subject(
 /// The name of ConcertMaster on Postgres in the table.
 const POSTGRES: &str = "ConcertMaster, Postgres";
 
+/// ConcertMaster on SQLite as it ships: `synchronous = FULL`.
+const SQLITE_FULL: &str = "ConcertMaster, SQLite FULL";
+
+/// ConcertMaster on SQLite with `synchronous = NORMAL`.
+const SQLITE_NORMAL: &str = "ConcertMaster, SQLite NORMAL";
+
 /// The schema the comparison works in on Postgres, dropped when it ends.
 const PG_SCHEMA: &str = "cm_peers";
 
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
+        // The wait workload watches thousands of runs at once.
+        .pool_max_idle_per_host(4096)
         .timeout(Duration::from_secs(120))
         .build()
         .expect("an HTTP client without TLS settings builds")
@@ -506,7 +957,12 @@ fn http_client() -> reqwest::Client {
 
 /// A durable peer behind HTTP: `urls` start the 3-step, 40-step and
 /// fan-out workloads, each POSTed `body`.
-fn http_subject(name: &'static str, urls: [String; 3], body: Value) -> Subject {
+fn http_subject(
+    name: &'static str,
+    urls: [String; 3],
+    body: Value,
+    wait: Option<PeerWait>,
+) -> Subject {
     let urls = [Shape::Three, Shape::Chain40, Shape::FanOut]
         .into_iter()
         .zip(urls)
@@ -518,14 +974,23 @@ fn http_subject(name: &'static str, urls: [String; 3], body: Value) -> Subject {
         system: System::Http {
             client: http_client(),
             urls,
+            wait,
         },
     }
 }
 
 async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
     let mut subjects = Vec::new();
+    let only = options.only.clone();
     let mut add = |result: Result<Subject, String>, name: &str| match result {
-        Ok(subject) => subjects.push(subject),
+        Ok(subject)
+            if only
+                .as_ref()
+                .is_none_or(|only| subject.name.contains(only.as_str())) =>
+        {
+            subjects.push(subject)
+        }
+        Ok(_) => {}
         Err(why) => eprintln!("{name}: left out: {why}"),
     };
     add(
@@ -544,18 +1009,16 @@ async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
             "dagrs",
         );
     }
-    let sqlite = match concertmaster_store::SqliteStore::open(sqlite_dir.join("peers.db")).await {
-        Ok(store) => {
-            engine_subject(
-                "ConcertMaster, SQLite",
-                true,
-                Some(Arc::new(store) as Arc<dyn Store>),
-            )
-            .await
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    add(sqlite, "SQLite");
+    for (name, durability, file) in [
+        (SQLITE_FULL, Durability::Full, "full.db"),
+        (SQLITE_NORMAL, Durability::Normal, "normal.db"),
+    ] {
+        let sqlite = match SqliteStore::open_with(sqlite_dir.join(file), durability).await {
+            Ok(store) => engine_subject(name, true, Some(Arc::new(store) as Arc<dyn Store>)).await,
+            Err(e) => Err(e.to_string()),
+        };
+        add(sqlite, name);
+    }
     if let Some(url) = &options.postgres {
         let postgres = match postgres_store(url, PG_SCHEMA).await {
             Ok(store) => engine_subject(POSTGRES, true, Some(store)).await,
@@ -567,13 +1030,25 @@ async fn subjects(options: &Options, sqlite_dir: &Path) -> Vec<Subject> {
         let base = base.trim_end_matches('/');
         let url = |handler: &str| format!("{base}/bench/{handler}");
         let urls = [url("three"), url("chain40"), url("fanout1000")];
-        add(Ok(http_subject("Restate", urls, json!(1))), "Restate");
+        let wait = PeerWait::Restate {
+            base: base.to_string(),
+        };
+        add(
+            Ok(http_subject("Restate", urls, json!(1), Some(wait))),
+            "Restate",
+        );
     }
     if let Some(base) = &options.n8n {
         let base = base.trim_end_matches('/');
         let url = |path: &str| format!("{base}/webhook/{path}");
         let urls = [url("cm-three"), url("cm-chain40"), url("cm-fanout1000")];
-        add(Ok(http_subject("n8n", urls, json!({"x": 1}))), "n8n");
+        let wait = PeerWait::N8n {
+            base: base.to_string(),
+        };
+        add(
+            Ok(http_subject("n8n", urls, json!({"x": 1}), Some(wait))),
+            "n8n",
+        );
     }
     subjects
 }
@@ -624,7 +1099,7 @@ fn cell(measure: Measure, samples: &Samples) -> String {
     match headline(measure, samples) {
         None => "–".into(),
         Some(rate) if measure.higher_is_better() => format!("{rate:.0} runs/s"),
-        Some(seconds) if measure == Measure::ThreeLatency => {
+        Some(seconds) if matches!(measure, Measure::ThreeLatency | Measure::WaitLatency) => {
             let mut sorted = samples.latencies.clone();
             sorted.sort();
             let p95 = quantile(&sorted, 0.95).map_or(0.0, |d| d.as_secs_f64());
@@ -724,9 +1199,11 @@ fn write_results(
     let _ = writeln!(
         out,
         "Durability as each system ships it: ConcertMaster on SQLite commits every \
-         node transition to one file in WAL mode with `synchronous = NORMAL` (safe \
-         across a process crash; a power loss may drop the last commits), on \
-         Postgres with the server's `fsync` and `synchronous_commit` on; Restate \
+         node transition to one file in WAL mode, as it ships with `synchronous = \
+         FULL` (every commit synced: safe across a power loss) and, beside it, with \
+         `synchronous = NORMAL` (safe across a process crash; a power loss may drop \
+         the last commits); every write of a run's driver is fenced by its lease's \
+         epoch; on Postgres with the server's `fsync` and `synchronous_commit` on; Restate \
          journals every step in its own log and RocksDB (its defaults); n8n stores \
          each execution in SQLite (its defaults). dagrs and ConcertMaster in memory \
          persist nothing; ConcertMaster's in-memory store keeps the runs in flight \
@@ -797,6 +1274,7 @@ fn write_results(
         row.resize(header.len(), String::new());
         let _ = writeln!(out, "| {} |\n", row.join(" | "));
     }
+    write_wait_section(&mut out, subjects, table, options.rounds);
     let _ = writeln!(out, "## Targets\n");
     let _ = writeln!(out, "{}", targets(table));
     let runs: usize = table.values().map(|s| s.runs).sum();
@@ -807,6 +1285,82 @@ fn write_results(
          left: [README.md](README.md#where-the-time-goes)."
     );
     std::fs::write(&options.out, out)
+}
+
+/// The wait workload's table: durable systems that ran it.
+fn write_wait_section(out: &mut String, subjects: &[Subject], table: &Table, rounds: usize) {
+    use std::fmt::Write as _;
+    let ran = |s: &&Subject| s.durable && table.contains_key(&(Measure::WaitStarts, s.name));
+    let ours: Vec<&Subject> = subjects
+        .iter()
+        .filter(ran)
+        .filter(|s| s.name.starts_with("ConcertMaster"))
+        .collect();
+    let peers: Vec<&Subject> = subjects
+        .iter()
+        .filter(ran)
+        .filter(|s| !s.name.starts_with("ConcertMaster"))
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Waiting for a person\n");
+    let _ = writeln!(
+        out,
+        "Each run starts, waits for an event from outside, is resumed with it and \
+         ends with one more step (x = 1 + 1 + 1, checked on every run). Up to \
+         {WAITING_RUNS} runs are started by {WAIT_CALLERS} concurrent callers, each \
+         start returning once its run waits, so that all wait at once; then all are \
+         resumed by {WAIT_CALLERS} callers, each resume returning once its run ended. \
+         Each phase stops starting new calls after {} s (a system slower than that \
+         waits with fewer runs). ConcertMaster: `Engine::start` then `settled` (the \
+         run waits), `Engine::resume` then `finished`. Restate: a workflow whose run \
+         creates an awakeable and hands its id to a shared handler through a durable \
+         promise; start is `/run/send` then that handler, resume resolves the \
+         awakeable through the ingress (`/restate/awakeables/ID/resolve`) then \
+         attaches to the workflow for its result. n8n: a webhook answered with the \
+         execution's resume URL (through a Respond to Webhook node, so a start \
+         returns just before the Wait node stores its wait), a Wait node resumed \
+         through that URL and answering once the execution ended, then a Set node.\n",
+        Measure::WaitStarts.budget(false).2.as_secs()
+    );
+    let mut header = vec!["workload".to_string()];
+    header.extend(ours.iter().chain(&peers).map(|s| s.name.to_string()));
+    for o in &ours {
+        for p in &peers {
+            header.push(format!("{} / {}", short_name(o.name), p.name));
+        }
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    let get =
+        |measure: Measure, s: &Subject| table.get(&(measure, s.name)).cloned().unwrap_or_default();
+    let mut row = vec!["runs waiting at once, per round".to_string()];
+    row.extend(ours.iter().chain(&peers).map(|s| {
+        let starts = get(Measure::WaitStarts, s);
+        format!("{}", starts.runs / rounds.max(1))
+    }));
+    row.resize(header.len(), String::new());
+    let _ = writeln!(out, "| {} |", row.join(" | "));
+    for measure in [
+        Measure::WaitStarts,
+        Measure::WaitResumes,
+        Measure::WaitLatency,
+    ] {
+        let mut row = vec![measure.title().to_string()];
+        row.extend(
+            ours.iter()
+                .chain(&peers)
+                .map(|s| cell(measure, &get(measure, s))),
+        );
+        for o in &ours {
+            for p in &peers {
+                row.push(ratio(measure, &get(measure, o), &get(measure, p)));
+            }
+        }
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let _ = writeln!(out);
 }
 
 fn short_name(name: &str) -> &str {
@@ -837,17 +1391,14 @@ fn targets(table: &Table) -> String {
             duration_text(s)
         ))
     ));
-    let sqlite_latency = figure(Measure::ThreeLatency, "ConcertMaster, SQLite");
+    let sqlite_latency = figure(Measure::ThreeLatency, SQLITE_FULL);
     lines.push(format!(
-        "- SQLite, 3 steps under 1 ms median: {} ({}).",
+        "- SQLite FULL, 3 steps under 1 ms median: {} ({}).",
         verdict(sqlite_latency.map(|s| s < 1e-3)),
         sqlite_latency.map_or("–".into(), duration_text)
     ));
     let restate = figure(Measure::ThreeThroughput, "Restate");
-    for (name, times) in [
-        ("ConcertMaster, SQLite", 10.0),
-        ("ConcertMaster, Postgres", 3.0),
-    ] {
+    for (name, times) in [(SQLITE_FULL, 10.0), (POSTGRES, 3.0)] {
         let ours = figure(Measure::ThreeThroughput, name);
         let ratio = ours.zip(restate).map(|(a, b)| a / b);
         lines.push(format!(
@@ -857,7 +1408,35 @@ fn targets(table: &Table) -> String {
             ratio.map_or("–".into(), |r| format!("{r:.1}×"))
         ));
     }
+    let restate = figure(Measure::WaitResumes, "Restate");
+    for name in [SQLITE_FULL, POSTGRES] {
+        let resumes = figure(Measure::WaitResumes, name);
+        let starts = figure(Measure::WaitStarts, name);
+        lines.push(format!(
+            "- {}, waiting runs resumed at least as fast as started: {} ({} resumes/s, {} starts/s).",
+            short_name(name),
+            verdict(resumes.zip(starts).map(|(r, s)| r >= s)),
+            resumes.map_or("–".into(), |r| format!("{r:.0}")),
+            starts.map_or("–".into(), |s| format!("{s:.0}"))
+        ));
+        let ratio = resumes.zip(restate).map(|(a, b)| a / b);
+        lines.push(format!(
+            "- {}, at least 10× Restate's resumes: {} ({}).",
+            short_name(name),
+            verdict(ratio.map(|r| r >= 10.0)),
+            ratio.map_or("–".into(), |r| format!("{r:.1}×"))
+        ));
+    }
     lines.join("\n") + "\n"
+}
+
+/// Adds one round's `samples` to the table; a failure stays.
+fn record(table: &mut Table, measure: Measure, name: &'static str, samples: Samples) {
+    let entry = table.entry((measure, name)).or_default();
+    entry.latencies.extend(samples.latencies);
+    entry.rates.extend(samples.rates);
+    entry.runs += samples.runs;
+    entry.failure = entry.failure.take().or(samples.failure);
 }
 
 /// Every measure of every subject, and whether Postgres was vacuumed
@@ -877,8 +1456,9 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> (Table, bool) {
         Some(url) => postgres_autovacuum(url).await == Some(false),
         None => false,
     };
+    let measures: &[Measure] = if options.wait_only { &[] } else { &MEASURES };
     for round in 0..options.rounds {
-        for measure in MEASURES {
+        for &measure in measures {
             // Each round starts with a different system, so none always
             // runs on a machine just warmed (or just tired) by another.
             let count = subjects.len();
@@ -903,10 +1483,46 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> (Table, bool) {
                         eprintln!("{POSTGRES}: {why}");
                     }
                 }
-                entry.latencies.extend(samples.latencies);
-                entry.rates.extend(samples.rates);
-                entry.runs += samples.runs;
-                entry.failure = samples.failure;
+                record(&mut table, measure, subject.name, samples);
+            }
+        }
+        let count = subjects.len();
+        for k in 0..count {
+            let subject = &subjects[(k + round) % count];
+            let Some(waiter) = subject.waiter() else {
+                continue;
+            };
+            if broken.contains_key(subject.name)
+                || table
+                    .get(&(Measure::WaitResumes, subject.name))
+                    .is_some_and(|s| s.failure.is_some())
+            {
+                continue;
+            }
+            let (runs, _, limit) = Measure::WaitStarts.budget(options.quick);
+            let figures = measure_wait(&waiter, runs, limit).await;
+            for (measure, samples) in [
+                Measure::WaitStarts,
+                Measure::WaitResumes,
+                Measure::WaitLatency,
+            ]
+            .into_iter()
+            .zip(figures)
+            {
+                eprintln!(
+                    "round {} · {:?} · {}: {} runs {}",
+                    round + 1,
+                    measure,
+                    subject.name,
+                    samples.runs,
+                    cell(measure, &samples)
+                );
+                record(&mut table, measure, subject.name, samples);
+            }
+            if let (true, Some(url)) = (vacuum && subject.name == POSTGRES, &options.postgres) {
+                if let Err(why) = vacuum_postgres_schema(url, PG_SCHEMA).await {
+                    eprintln!("{POSTGRES}: {why}");
+                }
             }
         }
     }

@@ -9,16 +9,17 @@
 -- and whoever claims reads what it wrote; SQLite writes one at a time), and when it would move its node
 -- backwards: a lower attempt, or an ended attempt made running or waiting
 -- again. The caller compares the count and redoes the group row by row to
--- learn which (rewriting a saved row with the same values).
+-- learn which (rewriting a saved row with the same values). The run is
+-- read by a scalar subquery, a primary-key lookup per row: as EXISTS, the
+-- planner may join the whole VALUES list against a scan of the runs (or of
+-- the partial index of runs in flight), which grows with the runs stored.
 INSERT INTO node_executions
     (run_id, node_id, tenant_id, node_type, status, attempt, input, output, error, wait, resumed, started_at, ended_at)
 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
        v.column8, v.column9, v.column10, v.column11, v.column12, v.column13
 FROM (VALUES {rows}) AS v
-WHERE EXISTS (
-    SELECT 1 FROM workflow_runs r
-    WHERE r.id = v.column1 AND r.tenant_id = v.column3
-      AND r.status IN ('pending', 'running', 'waiting'))
+WHERE (SELECT r.status FROM workflow_runs r WHERE r.id = v.column1 AND r.tenant_id = v.column3)
+      IN ('pending', 'running', 'waiting')
   AND EXISTS (
     SELECT 1 FROM run_leases l WHERE l.run_id = v.column1 AND l.epoch = v.column14 {lease_lock})
 ON CONFLICT (run_id, node_id) DO UPDATE
