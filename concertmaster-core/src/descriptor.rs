@@ -122,7 +122,10 @@ pub struct NodeDescriptor {
     /// ERP write, an HTTP call, an e-mail, a dataset row). The engine
     /// commits such a node's `running` record before it executes, so that
     /// an execution cut short by a crash is known when the node runs again
-    /// ([`NodeContext::may_be_repeat`](crate::NodeContext::may_be_repeat)).
+    /// ([`NodeContext::may_be_repeat`](crate::NodeContext::may_be_repeat)),
+    /// and commits the steps before it first. A node without side effects
+    /// that ends without waiting is committed with its run's next write,
+    /// not on its own: after a crash it may run again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub side_effects: bool,
 }

@@ -366,8 +366,9 @@ macro_rules! sql_store {
             /// `start_run`; answers 1.
             Start { run: Run, owner: String, until: DateTime<Utc>, audit: AuditEntry },
             /// `settle_run`; answers the runs updated (0: the run has ended,
-            /// is not the tenant's, or is leased at another epoch).
-            Settle { run: Run, owner: String, epoch: Epoch },
+            /// is not the tenant's, or is leased at another epoch), or the
+            /// refusal of one of its steps.
+            Settle { run: Run, owner: String, epoch: Epoch, steps: Vec<NodeExecution> },
             /// `append_audit`; answers 1.
             Audit { entry: AuditEntry },
             /// `claim_run`; answers `Claimed`.
@@ -573,25 +574,37 @@ macro_rules! sql_store {
                 match &pending.write {
                     Write::Execution { tenant, execution, epoch } => group.executions.push((tenant, execution, *epoch)),
                     Write::Start { run, owner, until, audit } => group.starts.push((run, owner, *until, audit)),
-                    Write::Settle { run, owner, epoch } => group.settles.push((run, owner, *epoch)),
+                    Write::Settle { run, owner, epoch, steps } => {
+                        group.settles.push((run, owner, *epoch));
+                        group.executions.extend(steps.iter().map(|step| (&run.tenant, step, *epoch)));
+                    }
                     Write::Audit { entry } => group.audits.push(entry),
                     _ => group.singles.push(i),
                 }
             }
             group.singles.sort_by(|&a, &b| batch[a].write.lock_order().cmp(&batch[b].write.lock_order()));
-            let all = |n: usize| n == batch.len();
-            let together = if all(group.executions.len()) {
+            // Which kinds the group holds: one kind alone needs no
+            // transaction around its one statement.
+            let kinds = [
+                !group.executions.is_empty(),
+                !group.starts.is_empty(),
+                !group.settles.is_empty(),
+                !group.audits.is_empty(),
+                !group.singles.is_empty(),
+            ];
+            let only = |kind: usize| kinds.iter().enumerate().all(|(k, &held)| held == (k == kind));
+            let together = if only(0) {
                 // Node executions alone: one statement, its own commit.
                 batch.len() > 1 && upsert_all(&mut *conn, &group.executions).await
-            } else if all(group.starts.len()) {
+            } else if only(1) {
                 // Starts alone, settles alone or audit entries alone: one
                 // statement, atomic without a transaction around it.
                 start_all(&mut *conn, &group.starts).await.is_ok()
-            } else if all(group.settles.len()) {
+            } else if only(2) {
                 settled_all(&mut *conn, &group.settles).await
-            } else if all(group.audits.len()) {
+            } else if only(3) {
                 insert_audits(&mut *conn, &group.audits).await.is_ok()
-            } else if all(group.singles.len()) && batch.len() == 1 {
+            } else if only(4) && batch.len() == 1 {
                 false
             } else {
                 match commit_in_one_transaction(conn, batch, &group).await {
@@ -713,8 +726,21 @@ macro_rules! sql_store {
                 Write::Start { run, owner, until, audit } => {
                     start_all(&mut *conn, &[(run, owner, *until, audit)]).await.map(|()| Answer::Rows(1))
                 }
-                Write::Settle { run, owner, epoch } => {
-                    settle_all(&mut *conn, &[(run, owner, *epoch)]).await.map(Answer::Rows)
+                Write::Settle { run, owner, epoch, steps } => {
+                    for step in steps {
+                        if save_execution(&mut *conn, &run.tenant, step, *epoch).await? == 0 {
+                            return Err(refused_node(&mut *conn, &run.tenant, step, *epoch).await);
+                        }
+                    }
+                    let settled = settle_all(&mut *conn, &[(run, owner, *epoch)]).await?;
+                    if settled == 0 && !steps.is_empty() {
+                        // An error, so that the steps roll back with it.
+                        return Err(match run_refusal(&mut *conn, &run.tenant, run.id, Some(*epoch)).await {
+                            Ok(Some(refusal)) | Err(refusal) => refusal,
+                            Ok(None) => unexplained_refusal("run", run.id.to_string()),
+                        });
+                    }
+                    Ok(Answer::Rows(settled))
                 }
             }
         }
@@ -727,7 +753,12 @@ macro_rules! sql_store {
         /// One write in a commit of its own: a transaction for the writes
         /// of several statements, which is rolled back when they fail.
         async fn write_alone(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<Answer> {
-            if !matches!(write, Write::Suspend { .. } | Write::Deliver { .. }) {
+            let several = match write {
+                Write::Suspend { .. } | Write::Deliver { .. } => true,
+                Write::Settle { steps, .. } => !steps.is_empty(),
+                _ => false,
+            };
+            if !several {
                 return write_single(conn, write).await;
             }
             let fail = |err| store_error(err, "store connection", "write");
@@ -789,21 +820,26 @@ macro_rules! sql_store {
                 .bind(Json(&entry.details))
         }
 
-        /// Saves `executions` with one `node/upsert`: true when every row
-        /// was saved. The statement is atomic; when it skipped a row, the rows
-        /// it saved are saved again, identically, by the row-by-row pass.
-        async fn upsert_all<'c, E>(executor: E, executions: &[(&TenantId, &NodeExecution, Epoch)]) -> bool
-        where
-            E: sqlx::Executor<'c, Database = Db>,
-        {
-            let mut query = sqlx::query(NODE_UPSERT.rows(executions.len()));
-            for (tenant, execution, epoch) in executions {
-                query = match bind_execution(query, tenant, execution, *epoch) {
-                    Ok(query) => query,
-                    Err(_) => return false,
-                };
+        /// Saves `executions` with one `node/upsert` per `GROUP_COMMIT_MAX`
+        /// rows: true when every row was saved. When a statement skipped a
+        /// row, the rows saved are saved again, identically, by the
+        /// row-by-row pass.
+        async fn upsert_all(conn: &mut <Db as sqlx::Database>::Connection, executions: &[(&TenantId, &NodeExecution, Epoch)]) -> bool {
+            // A group holds at most GROUP_COMMIT_MAX writes, but a settle
+            // carries the run's steps with it: one statement per chunk.
+            for chunk in executions.chunks(GROUP_COMMIT_MAX) {
+                let mut query = sqlx::query(NODE_UPSERT.rows(chunk.len()));
+                for (tenant, execution, epoch) in chunk {
+                    query = match bind_execution(query, tenant, execution, *epoch) {
+                        Ok(query) => query,
+                        Err(_) => return false,
+                    };
+                }
+                if !matches!(query.execute(&mut *conn).await, Ok(done) if done.rows_affected() == chunk.len() as u64) {
+                    return false;
+                }
             }
-            matches!(query.execute(executor).await, Ok(done) if done.rows_affected() == executions.len() as u64)
+            true
         }
 
         /// A statement over a list of rows: its template's `{rows}` becomes
@@ -1112,11 +1148,12 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
+            async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch, steps: &[NodeExecution]) -> StoreResult<()> {
                 let write = Write::Settle {
                     run: run.clone(),
                     owner: owner.to_string(),
                     epoch,
+                    steps: steps.to_vec(),
                 };
                 if self.write(write).await?.rows() == 0 {
                     return Err(refused_run(&self.pool, &run.tenant, run.id, Some(epoch)).await);

@@ -48,6 +48,64 @@ pub(super) enum Finish {
     Aborted,
 }
 
+/// Success records of a run's steps not committed yet, shared by its
+/// driver and its node executions. A step without side effects that is
+/// not part of a stream group (a transform, a check) is not committed on
+/// its own: its record waits here and is committed with the run's next
+/// write, whoever makes it (a later node's record or wait, the run's
+/// settling, which takes them in the same change). Nothing of the run is
+/// ever committed while an earlier step's record is only here, so the
+/// store holds no step without the steps before it; a crash loses at most
+/// these records, and their steps, having no side effects, run again.
+#[derive(Default)]
+pub(super) struct Unsaved {
+    records: std::sync::Mutex<Vec<NodeExecution>>,
+    /// Held while records are committed: a write that commits what is
+    /// here first waits for records another took to be committed too.
+    committing: tokio::sync::Mutex<()>,
+}
+
+impl Unsaved {
+    pub(super) fn push(&self, record: NodeExecution) {
+        self.lock().push(record);
+    }
+
+    pub(super) fn take(&self) -> Vec<NodeExecution> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<NodeExecution>> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Commits the records waiting here, together (the store's group
+    /// commit takes them as one write).
+    pub(super) async fn commit(
+        &self,
+        inner: &Inner,
+        tenant: &TenantId,
+        epoch: Epoch,
+    ) -> Result<(), StoreError> {
+        let _committing = self.committing.lock().await;
+        let records = self.take();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let saves = records.iter().map(|record| {
+            inner.durably("save node execution", move || {
+                inner.store.save_node_execution(tenant, record, epoch)
+            })
+        });
+        futures_util::future::try_join_all(saves).await.map(|_| ())
+    }
+}
+
 /// A stream group member's ends: the outlet feeding its streaming edges,
 /// the stream it reads, and how long to wait before it starts (a group
 /// run again after a retryable failure).
@@ -87,6 +145,9 @@ pub(super) struct NodeTask {
     /// An earlier execution of this attempt may have started: the node was
     /// found running when its run was loaded.
     pub(super) interrupted: bool,
+    /// The run's steps not committed yet: committed before any write of
+    /// this node, and where its own success goes when it may wait.
+    pub(super) unsaved: Arc<Unsaved>,
 }
 
 // The futures below are written as `fn -> impl Future` around an `async
@@ -262,7 +323,8 @@ impl NodeTask {
     }
 
     /// Drives one attempt. A node that finishes without waiting (a
-    /// transform, a check) is committed once, when it ends: a `running`
+    /// transform, a check) is committed once, when it ends (with the run's
+    /// next write, when it has no side effects: see `Unsaved`): a `running`
     /// record before it would be one more commit in every step's path and
     /// would tell a recovering engine nothing it cannot derive, since the
     /// node is re-executed either way with the same idempotency key. A node
@@ -329,6 +391,9 @@ impl NodeTask {
     }
 
     async fn save(&self, record: &NodeExecution) -> Result<(), StoreError> {
+        self.unsaved
+            .commit(&self.inner, &self.tenant, self.epoch)
+            .await?;
         self.inner
             .durably("save node execution", || {
                 self.inner
@@ -375,7 +440,10 @@ impl NodeTask {
                 _ => ports,
             };
             record.output = Some(ports);
-            if let Err(err) = self.save(record).await {
+            if !self.side_effects && self.stream.is_none() {
+                // Committed with the run's next write (see `Unsaved`).
+                self.unsaved.push(record.clone());
+            } else if let Err(err) = self.save(record).await {
                 return Finish::Store(err);
             }
             Finish::Succeeded(record.output.take().unwrap_or_default())
@@ -411,6 +479,13 @@ impl NodeTask {
         record.resumed = None;
         #[cfg(feature = "testing")]
         self.inner.hooks.suspending(record).await;
+        if let Err(err) = self
+            .unsaved
+            .commit(&self.inner, &self.tenant, self.epoch)
+            .await
+        {
+            return Ok(Finish::Store(err));
+        }
         let suspended: &NodeExecution = record;
         let result = self
             .inner

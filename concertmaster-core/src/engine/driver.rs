@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::attempt::{Finish, NodeTask, StreamEnds};
+use super::attempt::{Finish, NodeTask, StreamEnds, Unsaved};
 use super::stream::{EdgeSender, Flow};
 use super::{Inlet, Inner, Outlet, Signal};
 use crate::ids::{RunId, TenantId};
@@ -165,6 +165,9 @@ struct RunDriver {
     /// whose producer is sending (the producer waits for it), a stream
     /// group's producer run again.
     urgent: Vec<usize>,
+    /// Records of steps not committed yet, shared with the node
+    /// executions (see `Unsaved`).
+    unsaved: Arc<Unsaved>,
 }
 
 /// What a driver keeps of its run's stream groups.
@@ -293,6 +296,7 @@ impl RunDriver {
                 })
             }),
             urgent: Vec::new(),
+            unsaved: Arc::new(Unsaved::default()),
             workflow,
         };
 
@@ -441,6 +445,21 @@ impl RunDriver {
                 }
                 break;
             }
+            if !self.unsaved.is_empty() {
+                // Nothing ended that the driver could act on at once: what
+                // the steps so far did is committed before it waits, so
+                // that a slow node holds back no earlier record.
+                let committed = polling_nodes(
+                    self.unsaved.commit(&self.inner, &self.tenant, self.epoch),
+                    &mut running,
+                    &mut finished,
+                )
+                .await;
+                if let Err(err) = committed {
+                    self.store_failed(None, err);
+                }
+                continue;
+            }
             tokio::select! {
                 Some(signal) = signals.recv() => match signal {
                     Signal::Cancel { reason } => {
@@ -542,6 +561,7 @@ impl RunDriver {
             stream,
             side_effects: self.workflow.plan.side_effects[i],
             interrupted,
+            unsaved: Arc::clone(&self.unsaved),
         };
         // Combinators, not an async block: the block would keep `task` in
         // its state beside the execution's future, which is boxed and
@@ -864,17 +884,8 @@ impl RunDriver {
             started_at: None,
             ended_at: Some(now),
         };
-        let saved = self
-            .inner
-            .durably("save node execution", || {
-                self.inner
-                    .store
-                    .save_node_execution(&self.tenant, &record, self.epoch)
-            })
-            .await;
-        if let Err(err) = saved {
-            self.store_failed(Some(i), err);
-        }
+        // Committed with the run's next write, as a step's success is.
+        self.unsaved.push(record);
     }
 
     /// A store call failed even after retries: an outage leaves the run in
@@ -938,12 +949,14 @@ impl RunDriver {
         if !waiting {
             self.run.ended_at = Some(self.inner.clock.now());
         }
-        // The run's state and the end of this engine's lease, in one change.
+        // The steps not committed yet, the run's state and the end of this
+        // engine's lease, in one change.
         let (owner, epoch) = (&self.inner.owner, self.epoch);
+        let steps = self.unsaved.take();
         if let Err(err) = self
             .inner
             .durably("settle run", || {
-                self.inner.store.settle_run(&self.run, owner, epoch)
+                self.inner.store.settle_run(&self.run, owner, epoch, &steps)
             })
             .await
         {
@@ -972,8 +985,16 @@ impl RunDriver {
         // Dropping an execution stops it where it is; nothing it would have
         // written lands after the run ends.
         running.clear();
-        let (tenant, id, at) = (&self.tenant, self.run.id, self.inner.clock.now());
         let epoch = self.epoch;
+        // What the steps before did stays recorded in the ended run.
+        let committed = self.unsaved.commit(&self.inner, &self.tenant, epoch).await;
+        if let Err(err) = committed {
+            if self.is_fenced(&err) {
+                return self.fenced_out();
+            }
+            tracing::warn!(error = %err, "records of steps before the run's end could not be stored");
+        }
+        let (tenant, id, at) = (&self.tenant, self.run.id, self.inner.clock.now());
         let ended = self
             .inner
             .durably("end run", || {

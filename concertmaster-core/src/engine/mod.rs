@@ -1019,16 +1019,21 @@ impl Engine {
     }
 
     /// After `wait` ended through a call of this engine: its run continues.
+    /// The audit entry is handed to the store without waiting for it: the
+    /// wake-up is committed, and the caller (a supplier's submission, a
+    /// webhook) need not wait a second commit for the record of it.
     async fn resumed(&self, tenant: &TenantId, wait: &Wait, key: &str) {
         self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
-        self.audit(
+        let entry = audit_entry(
             tenant,
+            self.inner.clock.now(),
             AuditAction::Resume,
             "run",
             wait.run_id.to_string(),
             serde_json::json!({ "node": wait.node_id, "key": key }),
-        )
-        .await;
+        );
+        let engine = self.clone();
+        tokio::spawn(async move { engine.append_audit(entry).await });
     }
 
     /// Cancels run `id`: its executing nodes see their cancellation token

@@ -546,12 +546,25 @@ impl RunStore for InMemoryStore {
         Ok(())
     }
 
-    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
+    async fn settle_run(
+        &self,
+        run: &Run,
+        owner: &str,
+        epoch: Epoch,
+        steps: &[NodeExecution],
+    ) -> StoreResult<()> {
         // Declared first, so dropped after the lock is released.
         let _forgotten: Forgotten;
         let mut state = self.state();
         state.open_run(&run.tenant, run.id)?;
         state.check_fence(run.id, epoch)?;
+        // Every step checked before any is saved: all of it, or nothing.
+        for step in steps {
+            state.check_node_write(&run.tenant, step, epoch)?;
+        }
+        for step in steps {
+            state.executions.entry(step.run_id).or_default().save(step);
+        }
         state.overwrite_run(run);
         state.release(run.id, owner);
         if run.status.is_terminal() {

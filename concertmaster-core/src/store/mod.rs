@@ -350,11 +350,19 @@ pub trait RunStore: Send + Sync {
     /// start, in one change. On any error none of the three is stored.
     async fn start_run(&self, start: &RunStart<'_>) -> StoreResult<()>;
 
-    /// Replaces the stored run with `run`, as [`RunStore::update_run`] does
-    /// and with the same refusals, and gives up `owner`'s lease on it, in
-    /// one change: what a driver does when the run succeeds or waits. The
-    /// lease keeps its epoch; whoever takes it next gets a greater one.
-    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()>;
+    /// Saves `steps`, node records its driver has not committed yet (each
+    /// as [`RunStore::save_node_execution`] would, with its refusals),
+    /// replaces the stored run with `run`, as [`RunStore::update_run`] does
+    /// and with the same refusals, and gives up `owner`'s lease on it, all
+    /// in one change: what a driver does when the run succeeds or waits.
+    /// The lease keeps its epoch; whoever takes it next gets a greater one.
+    async fn settle_run(
+        &self,
+        run: &Run,
+        owner: &str,
+        epoch: Epoch,
+        steps: &[NodeExecution],
+    ) -> StoreResult<()>;
 
     /// Moves a waiting run to another version of its workflow: its pinned
     /// version, and the node ids of its records and waits as

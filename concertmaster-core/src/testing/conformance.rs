@@ -415,7 +415,7 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
 
     let mut waiting = r.clone();
     waiting.status = RunStatus::Waiting;
-    ok!(store.settle_run(&waiting, "engine-1", E).await);
+    ok!(store.settle_run(&waiting, "engine-1", E, &[]).await);
     assert_eq!(ok!(store.run(&a, r.id).await), Some(waiting.clone()));
     assert!(
         ok!(store.claim_run(&a, r.id, "engine-2", until, now).await).is_some(),
@@ -427,7 +427,9 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
     done.ended_at = Some(t0() + Duration::minutes(5));
     // At the epoch engine-2's claim gave the lease, from an engine that
     // does not hold it.
-    ok!(store.settle_run(&done, "engine-3", Epoch::new(2)).await);
+    ok!(store
+        .settle_run(&done, "engine-3", Epoch::new(2), &[])
+        .await);
     assert_eq!(ok!(store.run(&a, r.id).await), Some(done.clone()));
     assert!(
         ok!(store.claim_run(&a, r.id, "engine-4", until, now).await).is_none(),
@@ -437,7 +439,7 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
     let mut late = done.clone();
     late.status = RunStatus::Failed;
     let err = store
-        .settle_run(&late, "engine-2", E)
+        .settle_run(&late, "engine-2", E, &[])
         .await
         .expect_err("an ended run keeps its status");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -449,14 +451,14 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
 
     let unknown = run(&a, "w", RunStatus::Succeeded, 1);
     let err = store
-        .settle_run(&unknown, "engine-1", E)
+        .settle_run(&unknown, "engine-1", E, &[])
         .await
         .expect_err("settling an unknown run must fail");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
     let mut other = waiting.clone();
     other.tenant = tenant_b();
     let err = store
-        .settle_run(&other, "engine-2", E)
+        .settle_run(&other, "engine-2", E, &[])
         .await
         .expect_err("another tenant's run is not found");
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
@@ -1181,7 +1183,7 @@ pub async fn a_stale_epoch_is_fenced_for_every_write(store: &dyn Store) {
     settled.ended_at = Some(expired);
     fenced(
         store
-            .settle_run(&settled, "engine-1", E)
+            .settle_run(&settled, "engine-1", E, &[])
             .await
             .expect_err("a stale settle must be fenced"),
         "settle_run",
@@ -1950,8 +1952,8 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
         futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
         futures_util::future::join(
             futures_util::future::join_all([
-                store.settle_run(&settled, "engine-1", E),
-                store.settle_run(&late, "engine-1", E),
+                store.settle_run(&settled, "engine-1", E, &[]),
+                store.settle_run(&late, "engine-1", E, &[]),
             ]),
             futures_util::future::join_all(
                 nodes.iter().map(|e| store.save_node_execution(&a, e, E)),
@@ -2011,7 +2013,9 @@ pub async fn concurrent_run_writes_each_get_their_own_answer(store: &dyn Store) 
     let (started, (settles, saves)) = futures_util::future::join(
         futures_util::future::join_all(starts.iter().map(|start| store.start_run(start))),
         futures_util::future::join(
-            futures_util::future::join_all(done.iter().map(|r| store.settle_run(r, "engine-1", E))),
+            futures_util::future::join_all(
+                done.iter().map(|r| store.settle_run(r, "engine-1", E, &[])),
+            ),
             futures_util::future::join_all(
                 nodes.iter().map(|e| store.save_node_execution(&a, e, E)),
             ),
@@ -2160,9 +2164,12 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
         .chain([&stranger])
         .chain(&done[6..])
         .collect();
-    let settles =
-        futures_util::future::join_all(order.iter().map(|r| store.settle_run(r, "engine-1", E)))
-            .await;
+    let settles = futures_util::future::join_all(
+        order
+            .iter()
+            .map(|r| store.settle_run(r, "engine-1", E, &[])),
+    )
+    .await;
     for (r, answer) in order.iter().zip(&settles) {
         if r.id == ended.id {
             let err = answer.as_ref().expect_err("an ended run keeps its status");
@@ -2201,9 +2208,12 @@ pub async fn concurrent_starts_and_settles_each_get_their_own_answer(store: &dyn
             ..r.clone()
         })
         .collect();
-    let settles =
-        futures_util::future::join_all(waiting.iter().map(|r| store.settle_run(r, "engine-1", E)))
-            .await;
+    let settles = futures_util::future::join_all(
+        waiting
+            .iter()
+            .map(|r| store.settle_run(r, "engine-1", E, &[])),
+    )
+    .await;
     assert!(settles.iter().all(Result::is_ok), "{settles:?}");
     for r in &waiting {
         assert_eq!(ok!(store.run(&a, r.id).await).as_ref(), Some(r));

@@ -288,10 +288,16 @@ impl RunStore for FaultyStore {
         self.fault().await?;
         self.answer(self.inner.update_run(run, epoch).await)
     }
-    async fn settle_run(&self, run: &Run, owner: &str, epoch: Epoch) -> StoreResult<()> {
+    async fn settle_run(
+        &self,
+        run: &Run,
+        owner: &str,
+        epoch: Epoch,
+        steps: &[NodeExecution],
+    ) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.settle_run(run, owner, epoch).await)
+        self.answer(self.inner.settle_run(run, owner, epoch, steps).await)
     }
     async fn runs(&self, tenant: &TenantId, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         self.fault().await?;

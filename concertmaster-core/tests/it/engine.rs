@@ -911,10 +911,14 @@ impl concertmaster_core::Node for ChecksCommitted {
         let before = records
             .iter()
             .find(|r| r.node_id.as_str() != ctx.node_id().as_str());
-        // This node finishes without waiting, so its own record is
-        // committed once, when it ends.
+        // This node has side effects: its own record is committed running
+        // before it acts, and the steps before it with it.
         match (mine, before) {
-            (None, Some(prev)) if prev.status == NodeStatus::Succeeded && prev.output.is_some() => {
+            (Some(mine), Some(prev))
+                if mine.status == NodeStatus::Running
+                    && prev.status == NodeStatus::Succeeded
+                    && prev.output.is_some() =>
+            {
                 Ok(concertmaster_core::NodeOutcome::Done(input))
             }
             other => Err(concertmaster_core::NodeError::fatal(format!(
@@ -925,10 +929,12 @@ impl concertmaster_core::Node for ChecksCommitted {
 }
 
 /// An engine on `store` with a published workflow of two nodes: trigger
-/// `a`, then `b`, which is `second`.
+/// `a`, then `b`, which is `second` (declared with side effects when
+/// `side_effects`).
 async fn trigger_then(
     store: &concertmaster_core::InMemoryStore,
     second: impl concertmaster_core::Node,
+    side_effects: bool,
 ) -> (
     concertmaster_core::Engine,
     TenantId,
@@ -944,7 +950,11 @@ async fn trigger_then(
         .expect("registers");
     registry
         .register_node(
-            NodeDescriptor::new("second", NodeCategory::Transform),
+            if side_effects {
+                NodeDescriptor::new("second", NodeCategory::Transform).with_side_effects()
+            } else {
+                NodeDescriptor::new("second", NodeCategory::Transform)
+            },
             second,
         )
         .expect("registers");
@@ -970,14 +980,18 @@ async fn trigger_then(
     (engine, tenant, wf)
 }
 
+/// A step without side effects is committed with the run's next write
+/// (see `NodeTask::succeed`); a step with side effects finds every step
+/// before it committed.
 #[tokio::test]
-async fn a_transition_is_committed_before_the_next_node_runs() {
+async fn steps_before_a_node_with_side_effects_are_committed_before_it_acts() {
     let store = concertmaster_core::InMemoryStore::new();
     let (engine, tenant, wf) = trigger_then(
         &store,
         ChecksCommitted {
             store: store.clone(),
         },
+        true,
     )
     .await;
     let run = engine.start(&wf, json!({})).await.expect("starts");
@@ -1005,8 +1019,12 @@ async fn a_node_that_waits_is_recorded_running_while_it_waits() {
     use concertmaster_core::RunStore;
     let store = concertmaster_core::InMemoryStore::new();
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let (engine, tenant, wf) =
-        trigger_then(&store, WaitsForRelease(std::sync::Arc::clone(&release))).await;
+    let (engine, tenant, wf) = trigger_then(
+        &store,
+        WaitsForRelease(std::sync::Arc::clone(&release)),
+        false,
+    )
+    .await;
     let run = engine.start(&wf, json!({})).await.expect("starts");
     let running = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -1022,6 +1040,10 @@ async fn a_node_that_waits_is_recorded_running_while_it_waits() {
     assert_eq!(running.status, NodeStatus::Running);
     assert_eq!(running.attempt, 1);
     assert!(running.started_at.is_some() && running.ended_at.is_none());
+    // The step before it was committed first, not held until the run settles.
+    let records = store.node_executions(&tenant, run).await.expect("reads");
+    let a = records.iter().find(|r| r.node_id.as_str() == "a");
+    assert_eq!(a.map(|a| a.status), Some(NodeStatus::Succeeded));
     release.notify_one();
     let settled = engine.settled(&tenant, run).await.expect("settles");
     assert_eq!(settled.status, RunStatus::Succeeded, "{:?}", settled.error);

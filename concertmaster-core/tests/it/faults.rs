@@ -60,19 +60,20 @@ async fn writes_refused_now_and_then_are_retried_and_nothing_runs_twice() {
     let tenant = TenantId::new("acme");
     let wf = engine.publish(&tenant, chain()).await.expect("publishes");
     let mut runs = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..20 {
         runs.push(engine.start(&wf, json!({})).await.expect("starts"));
     }
     for run in runs {
         let done = engine.settled(&tenant, run).await.expect("settles");
         assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
     }
+    let report = store.report();
     assert!(
-        store.report().refused_writes > 5,
-        "the store did refuse writes"
+        report.refused_writes > 5,
+        "the store did refuse writes: {report:?}"
     );
     for node in ["start", "a", "b", "c"] {
-        assert_eq!(log.attempts(node), 5, "{node} ran once per run");
+        assert_eq!(log.attempts(node), 20, "{node} ran once per run");
     }
 }
 
@@ -106,13 +107,34 @@ async fn an_outage_longer_than_the_retry_period_leaves_the_run_for_the_next_engi
     assert_eq!(done.status, RunStatus::Succeeded);
 }
 
+/// The chain with its last step declared with side effects: it does not
+/// act before the steps before it are committed.
+fn chain_that_acts() -> WorkflowDefinition {
+    WorkflowDefinition::from_value(workflow(
+        "chain",
+        &[
+            ("start", "start", json!({})),
+            ("a", "pass", json!({})),
+            ("b", "pass", json!({})),
+            ("c", "act", json!({})),
+        ],
+        &[("start", "a"), ("a", "b"), ("b", "c")],
+    ))
+    .expect("parses")
+}
+
 #[tokio::test]
 async fn the_same_engine_picks_up_a_run_once_the_store_is_back() {
     let store = FaultyStore::new(InMemoryStore::new());
     let log = Arc::new(Log::default());
     let engine = engine_on(&store, &log, recovering(Duration::from_millis(100))).await;
     let tenant = TenantId::new("acme");
-    let wf = engine.publish(&tenant, chain()).await.expect("publishes");
+    // Steps without side effects may run again after an outage took
+    // their records; the step that acts runs once.
+    let wf = engine
+        .publish(&tenant, chain_that_acts())
+        .await
+        .expect("publishes");
     store.refuse_writes(true);
     let run = engine.start(&wf, json!({})).await.expect("starts");
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -244,7 +266,7 @@ async fn a_thousand_runs_ride_out_random_store_faults() {
          could not be committed runs again, with the same idempotency key)"
     );
     assert!(
-        injected > 100 && lost > 50 && refused > 0,
+        injected > 50 && lost > 10 && refused > 0,
         "seed {seed}: faults were injected"
     );
     let keys = log.keys.lock().expect("log lock");

@@ -286,6 +286,22 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
         .expect("pass registers");
     let l = Arc::clone(log);
     registry
+        .register_with_config(
+            NodeDescriptor::new("act", NodeCategory::Output)
+                .with_side_effects()
+                .config_schema(json!({
+                    "type": "object", "properties": {"pauseMs": {"type": "integer", "minimum": 0}}
+                })),
+            move |c: PassConfig| {
+                Ok(Pass {
+                    log: Arc::clone(&l),
+                    pause_ms: c.pause_ms,
+                })
+            },
+        )
+        .expect("act registers");
+    let l = Arc::clone(log);
+    registry
         .register(
             NodeDescriptor::new("branch", NodeCategory::Logic)
                 .outputs(["true", "false"])
