@@ -464,6 +464,62 @@ pub async fn settling_a_run_stores_it_and_frees_the_lease(store: &dyn Store) {
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
 }
 
+/// `settle_run` saves the steps it is given with the run, all or none: a
+/// settle refused (fenced, or one step moving its node backwards) saves no
+/// step and leaves the run as it was.
+pub async fn settling_a_run_saves_its_steps_in_the_same_change(store: &dyn Store) {
+    let a = tenant_a();
+    let r = run(&a, "w", RunStatus::Running, 0);
+    let until = t0() + Duration::seconds(30);
+    start_leased(store, &r, "engine-1", until).await;
+    ok!(store
+        .save_node_execution(&a, &execution(r.id, "ended", NodeStatus::Succeeded), E)
+        .await);
+    let mut waiting_run = r.clone();
+    waiting_run.status = RunStatus::Waiting;
+
+    // A step that would move its node backwards refuses the whole settle.
+    let mut backwards = execution(r.id, "ended", NodeStatus::Running);
+    backwards.attempt = 1;
+    let fresh = execution(r.id, "fresh", NodeStatus::Succeeded);
+    let err = store
+        .settle_run(&waiting_run, "engine-1", E, &[fresh.clone(), backwards])
+        .await
+        .expect_err("a step moving backwards refuses the settle");
+    assert_eq!(err.kind(), StoreErrorKind::Regressed, "{err}");
+    let records = ok!(store.node_executions(&a, r.id).await);
+    assert!(
+        records.iter().all(|e| e.node_id.as_str() != "fresh"),
+        "no step of a refused settle is saved: {records:?}"
+    );
+    assert_eq!(
+        ok!(store.run(&a, r.id).await).map(|r| r.status),
+        Some(RunStatus::Running)
+    );
+
+    // At a stale epoch: fenced, nothing saved.
+    let err = store
+        .settle_run(&waiting_run, "engine-1", Epoch::new(7), &[fresh.clone()])
+        .await
+        .expect_err("a stale epoch is fenced");
+    assert_eq!(err.kind(), StoreErrorKind::Fenced, "{err}");
+    let records = ok!(store.node_executions(&a, r.id).await);
+    assert!(records.iter().all(|e| e.node_id.as_str() != "fresh"));
+
+    let skipped = execution(r.id, "skipped", NodeStatus::Skipped);
+    ok!(store
+        .settle_run(&waiting_run, "engine-1", E, &[fresh.clone(), skipped])
+        .await);
+    let records = ok!(store.node_executions(&a, r.id).await);
+    let names: Vec<&str> = records.iter().map(|e| e.node_id.as_str()).collect();
+    assert_eq!(
+        names,
+        ["ended", "fresh", "skipped"],
+        "saved with the settle, in order"
+    );
+    assert_eq!(ok!(store.run(&a, r.id).await), Some(waiting_run));
+}
+
 /// One record per node and run: saving again replaces it; order is first-save order.
 pub async fn node_executions_are_replaced_per_node(store: &dyn Store) {
     let a = tenant_a();

@@ -59,6 +59,7 @@ macro_rules! store_conformance {
             updating_an_unknown_run_is_not_found,
             starting_a_run_stores_it_leased_and_audited,
             settling_a_run_stores_it_and_frees_the_lease,
+            settling_a_run_saves_its_steps_in_the_same_change,
             node_executions_are_replaced_per_node,
             runs_in_flight_span_tenants,
             a_wait_is_taken_once,
