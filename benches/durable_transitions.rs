@@ -2,7 +2,8 @@
 //!
 //! Durable node completions per second on SQLite and on Postgres: 16 runs
 //! in parallel of a 40-node chain, and one 1,000-wide fan-out/fan-in run,
-//! every transition committed to the database. Postgres is the server in
+//! every step committed to the database (the steps of these nodes, which
+//! have no side effects, with the run's next write). Postgres is the server in
 //! CONCERTMASTER_POSTGRES_URL (see scripts/postgres-for-tests), in a
 //! schema of its own.
 

@@ -113,7 +113,8 @@ impl PostgresStore {
 
     /// Whether a commit is on the database server's disk when a store call
     /// returns (`synchronous_commit` is not `off`): what the engine's
-    /// "committed before anything acts on it" relies on.
+    /// "a step is committed before anything acts on it outside the run"
+    /// relies on.
     pub fn commits_are_durable(&self) -> bool {
         self.synchronous_commit != "off"
     }

@@ -1199,7 +1199,8 @@ fn write_results(
     let _ = writeln!(
         out,
         "Durability as each system ships it: ConcertMaster on SQLite commits every \
-         node transition to one file in WAL mode, as it ships with `synchronous = \
+         step to one file in WAL mode (a step without side effects, as all of these \
+         are, with the run's next write or its settling), as it ships with `synchronous = \
          FULL` (every commit synced: safe across a power loss) and, beside it, with \
          `synchronous = NORMAL` (safe across a process crash; a power loss may drop \
          the last commits); every write of a run's driver is fenced by its lease's \
@@ -1309,19 +1310,24 @@ fn write_wait_section(out: &mut String, subjects: &[Subject], table: &Table, rou
         out,
         "Each run starts, waits for an event from outside, is resumed with it and \
          ends with one more step (x = 1 + 1 + 1, checked on every run). Up to \
-         {WAITING_RUNS} runs are started by {WAIT_CALLERS} concurrent callers, each \
-         start returning once its run waits, so that all wait at once; then all are \
-         resumed by {WAIT_CALLERS} callers, each resume returning once its run ended. \
-         Each phase stops starting new calls after {} s (a system slower than that \
-         waits with fewer runs). ConcertMaster: `Engine::start` then `settled` (the \
-         run waits), `Engine::resume` then `finished`. Restate: a workflow whose run \
-         creates an awakeable and hands its id to a shared handler through a durable \
-         promise; start is `/run/send` then that handler, resume resolves the \
-         awakeable through the ingress (`/restate/awakeables/ID/resolve`) then \
-         attaches to the workflow for its result. n8n: a webhook answered with the \
-         execution's resume URL (through a Respond to Webhook node, so a start \
-         returns just before the Wait node stores its wait), a Wait node resumed \
-         through that URL and answering once the execution ended, then a Set node.\n",
+         {WAITING_RUNS} runs are started by {WAIT_CALLERS} concurrent callers, as a \
+         host's request handlers would: a call returns once the system took it (the \
+         run stored), and a watch of its own sees the run wait; starts/s counts until \
+         all wait. Then all are resumed by {WAIT_CALLERS} callers the same way (a \
+         call returns once the event is delivered), each watch seeing its run end; \
+         resumes/s counts until all ended, and a run's latency runs from its resume \
+         call to its end seen. Each phase stops making new calls after {} s (a \
+         system slower than that waits with fewer runs). ConcertMaster: \
+         `Engine::start`, watched by `settled`; `Engine::resume`, watched by \
+         `finished`. Restate: a workflow whose run creates an awakeable and hands its \
+         id to a shared handler through a durable promise; a start is `/run/send`, \
+         watched by that handler; a resume resolves the awakeable through the \
+         ingress (`/restate/awakeables/ID/resolve`), watched by attaching to the \
+         workflow for its result. n8n: a webhook answered with the execution's \
+         resume URL (by a Respond to Webhook node, just before the Wait node stores \
+         its wait), and a Wait node resumed through that URL, whose answer comes \
+         once the execution ended (n8n has no call that returns sooner), then a Set \
+         node.\n",
         Measure::WaitStarts.budget(false).2.as_secs()
     );
     let mut header = vec!["workload".to_string()];

@@ -499,7 +499,12 @@ pub async fn settling_a_run_saves_its_steps_in_the_same_change(store: &dyn Store
 
     // At a stale epoch: fenced, nothing saved.
     let err = store
-        .settle_run(&waiting_run, "engine-1", Epoch::new(7), &[fresh.clone()])
+        .settle_run(
+            &waiting_run,
+            "engine-1",
+            Epoch::new(7),
+            std::slice::from_ref(&fresh),
+        )
         .await
         .expect_err("a stale epoch is fenced");
     assert_eq!(err.kind(), StoreErrorKind::Fenced, "{err}");
