@@ -41,18 +41,22 @@ struct AddOne;
 #[async_trait]
 impl Node for AddOne {
     async fn execute(&self, _: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
-        let items = input
-            .main_items()
-            .iter()
-            .map(|item| {
-                let x = item.get("x").and_then(Value::as_i64).unwrap_or(0);
-                let mut out = concertmaster_core::Item::new();
-                out.insert("x".into(), json!(x + 1));
-                out
-            })
-            .collect();
-        Ok(NodeOutcome::main(items))
+        Ok(NodeOutcome::main(add_to_x(&input, 1)))
     }
+}
+
+/// Per item of `input`'s main port, one item holding its `x` plus `add`.
+fn add_to_x(input: &Ports, add: i64) -> Vec<concertmaster_core::Item> {
+    input
+        .main_items()
+        .iter()
+        .map(|item| {
+            let x = item.get("x").and_then(Value::as_i64).unwrap_or(0);
+            let mut out = concertmaster_core::Item::new();
+            out.insert("x".into(), json!(x + add));
+            out
+        })
+        .collect()
 }
 
 /// Joins: one item whose `x` is the sum of the `x` of all it was given.
@@ -90,17 +94,7 @@ impl Node for WaitEvent {
             .get("x")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        let items = input
-            .main_items()
-            .iter()
-            .map(|item| {
-                let x = item.get("x").and_then(Value::as_i64).unwrap_or(0);
-                let mut out = concertmaster_core::Item::new();
-                out.insert("x".into(), json!(x + add));
-                out
-            })
-            .collect();
-        Ok(NodeOutcome::main(items))
+        Ok(NodeOutcome::main(add_to_x(&input, add)))
     }
 }
 

@@ -693,24 +693,7 @@ async fn measure_wait(waiter: &Waiter, runs: usize, limit: Duration) -> [Samples
         }));
     }
     let mut starts = Samples::default();
-    let mut watches = Vec::with_capacity(runs);
-    for lane in lanes {
-        match lane.await {
-            Ok((mine, failure)) => {
-                watches.extend(mine);
-                starts.failure = starts.failure.take().or(failure);
-            }
-            Err(panic) => starts.failure = Some(panic.to_string()),
-        }
-    }
-    let mut waiting = Vec::with_capacity(watches.len());
-    for watch in watches {
-        match watch.await {
-            Ok(Ok(held)) => waiting.push(held),
-            Ok(Err(why)) => starts.failure = starts.failure.take().or(Some(why)),
-            Err(panic) => starts.failure = Some(panic.to_string()),
-        }
-    }
+    let waiting = gather(lanes, &mut starts.failure).await;
     starts.runs = waiting.len();
     starts
         .rates
@@ -748,24 +731,10 @@ async fn measure_wait(waiter: &Waiter, runs: usize, limit: Duration) -> [Samples
         }));
     }
     let mut resumes = Samples::default();
-    let mut latency = Samples::default();
-    let mut watches = Vec::with_capacity(runs);
-    for lane in lanes {
-        match lane.await {
-            Ok((mine, failure)) => {
-                watches.extend(mine);
-                resumes.failure = resumes.failure.take().or(failure);
-            }
-            Err(panic) => resumes.failure = Some(panic.to_string()),
-        }
-    }
-    for watch in watches {
-        match watch.await {
-            Ok(Ok(took)) => latency.latencies.push(took),
-            Ok(Err(why)) => resumes.failure = resumes.failure.take().or(Some(why)),
-            Err(panic) => resumes.failure = Some(panic.to_string()),
-        }
-    }
+    let mut latency = Samples {
+        latencies: gather(lanes, &mut resumes.failure).await,
+        ..Samples::default()
+    };
     resumes.runs = latency.latencies.len();
     latency.runs = resumes.runs;
     resumes
@@ -779,6 +748,36 @@ async fn measure_wait(waiter: &Waiter, runs: usize, limit: Duration) -> [Samples
         resumes.rates.clear();
     }
     [starts, resumes, latency]
+}
+
+/// A caller's watches, and why it stopped early if it did.
+type Lane<T> = tokio::task::JoinHandle<(
+    Vec<tokio::task::JoinHandle<Result<T, String>>>,
+    Option<String>,
+)>;
+
+/// What the watches of every lane saw, once all ended; the first failure
+/// of a caller or a watch goes to `failure`.
+async fn gather<T>(lanes: Vec<Lane<T>>, failure: &mut Option<String>) -> Vec<T> {
+    let mut watches = Vec::new();
+    for lane in lanes {
+        match lane.await {
+            Ok((mine, stopped)) => {
+                watches.extend(mine);
+                *failure = failure.take().or(stopped);
+            }
+            Err(panic) => *failure = Some(panic.to_string()),
+        }
+    }
+    let mut seen = Vec::with_capacity(watches.len());
+    for watch in watches {
+        match watch.await {
+            Ok(Ok(value)) => seen.push(value),
+            Ok(Err(why)) => *failure = failure.take().or(Some(why)),
+            Err(panic) => *failure = Some(panic.to_string()),
+        }
+    }
+    seen
 }
 
 async fn run_dagrs(
@@ -1236,15 +1235,7 @@ fn write_results(
             continue;
         }
         let _ = writeln!(out, "## {title}\n");
-        let mut header = vec!["workload".to_string()];
-        header.extend(ours.iter().chain(&peers).map(|s| s.name.to_string()));
-        for o in &ours {
-            for p in &peers {
-                header.push(format!("{} / {}", short_name(o.name), p.name));
-            }
-        }
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        let header = table_header(&mut out, &ours, &peers);
         for measure in MEASURES {
             let get = |s: &Subject| table.get(&(measure, s.name)).cloned().unwrap_or_default();
             let mut row = vec![measure.title().to_string()];
@@ -1286,6 +1277,22 @@ fn write_results(
          left: [README.md](README.md#where-the-time-goes)."
     );
     std::fs::write(&options.out, out)
+}
+
+/// Writes a table's header: the workload, each system, then each of ours
+/// against each peer; returns its cells.
+fn table_header(out: &mut String, ours: &[&Subject], peers: &[&Subject]) -> Vec<String> {
+    use std::fmt::Write as _;
+    let mut header = vec!["workload".to_string()];
+    header.extend(ours.iter().chain(peers).map(|s| s.name.to_string()));
+    for o in ours {
+        for p in peers {
+            header.push(format!("{} / {}", short_name(o.name), p.name));
+        }
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    header
 }
 
 /// The wait workload's table: durable systems that ran it.
@@ -1330,15 +1337,7 @@ fn write_wait_section(out: &mut String, subjects: &[Subject], table: &Table, rou
          node.\n",
         Measure::WaitStarts.budget(false).2.as_secs()
     );
-    let mut header = vec!["workload".to_string()];
-    header.extend(ours.iter().chain(&peers).map(|s| s.name.to_string()));
-    for o in &ours {
-        for p in &peers {
-            header.push(format!("{} / {}", short_name(o.name), p.name));
-        }
-    }
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    let header = table_header(out, &ours, &peers);
     let get =
         |measure: Measure, s: &Subject| table.get(&(measure, s.name)).cloned().unwrap_or_default();
     let mut row = vec!["runs waiting at once, per round".to_string()];
@@ -1436,6 +1435,26 @@ fn targets(table: &Table) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Shows one round's figure of one system while the comparison runs.
+fn report(round: usize, measure: Measure, name: &str, samples: &Samples) {
+    eprintln!(
+        "round {} · {measure:?} · {name}: {} runs {}",
+        round + 1,
+        samples.runs,
+        cell(measure, samples)
+    );
+}
+
+/// After a measure of Postgres on a server without autovacuum: its
+/// upkeep, outside the timings.
+async fn upkeep(options: &Options, vacuum: bool, name: &str) {
+    if let (true, Some(url)) = (vacuum && name == POSTGRES, &options.postgres) {
+        if let Err(why) = vacuum_postgres_schema(url, PG_SCHEMA).await {
+            eprintln!("{POSTGRES}: {why}");
+        }
+    }
+}
+
 /// Adds one round's `samples` to the table; a failure stays.
 fn record(table: &mut Table, measure: Measure, name: &'static str, samples: Samples) {
     let entry = table.entry((measure, name)).or_default();
@@ -1476,20 +1495,9 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> (Table, bool) {
                     continue;
                 }
                 let samples = subject.measure(measure, options.quick).await;
-                eprintln!(
-                    "round {} · {:?} · {}: {} runs {}",
-                    round + 1,
-                    measure,
-                    subject.name,
-                    samples.runs,
-                    cell(measure, &samples)
-                );
-                if let (true, Some(url)) = (vacuum && subject.name == POSTGRES, &options.postgres) {
-                    if let Err(why) = vacuum_postgres_schema(url, PG_SCHEMA).await {
-                        eprintln!("{POSTGRES}: {why}");
-                    }
-                }
+                report(round, measure, subject.name, &samples);
                 record(&mut table, measure, subject.name, samples);
+                upkeep(options, vacuum, subject.name).await;
             }
         }
         let count = subjects.len();
@@ -1515,21 +1523,10 @@ async fn measure_all(options: &Options, subjects: &[Subject]) -> (Table, bool) {
             .into_iter()
             .zip(figures)
             {
-                eprintln!(
-                    "round {} · {:?} · {}: {} runs {}",
-                    round + 1,
-                    measure,
-                    subject.name,
-                    samples.runs,
-                    cell(measure, &samples)
-                );
+                report(round, measure, subject.name, &samples);
                 record(&mut table, measure, subject.name, samples);
             }
-            if let (true, Some(url)) = (vacuum && subject.name == POSTGRES, &options.postgres) {
-                if let Err(why) = vacuum_postgres_schema(url, PG_SCHEMA).await {
-                    eprintln!("{POSTGRES}: {why}");
-                }
-            }
+            upkeep(options, vacuum, subject.name).await;
         }
     }
     for subject in subjects {
