@@ -179,6 +179,14 @@ const LEASE_LOCK: &str = "FOR KEY SHARE";
 /// and 947 resumes/s apart, 755 and 619 grouped.
 const LOCKING_WRITES_GROUPED: bool = false;
 
+/// Whether a delivery that ends a wait takes its run's lease in the same
+/// transaction. Not here: a delivery holds its wake-up key's lock and
+/// would then wait for the lease row, while a suspension on the same key
+/// holds the lease row (`FOR KEY SHARE`) and waits for the key: a
+/// deadlock. The lease is claimed in a transaction of its own once the
+/// delivery committed.
+const CLAIM_WITH_DELIVERY: bool = false;
+
 /// What a claim takes on the lease row before it changes hands.
 const LEASE_CLAIM_LOCK: Option<&str> = Some("FOR UPDATE");
 

@@ -12,15 +12,17 @@
 //! `LEASE_CANDIDATES`, the lease locks `LEASE_LOCK` (what a write holds on
 //! its run's lease row) and `LEASE_CLAIM_LOCK` (what a claim takes first),
 //! `WAKEUP_LOCK`, `LOCKING_WRITES_GROUPED` (whether claims, suspensions,
-//! deliveries and updates go through the group commit) and `renew_rows`
+//! deliveries and updates go through the group commit),
+//! `CLAIM_WITH_DELIVERY` (whether a delivery takes its run's lease in its
+//! own transaction) and `renew_rows`
 //! (lease renewal), which differ per backend.
 
-/// Prepared statements a connection keeps: the group commit's (three
-/// kinds of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
+/// Prepared statements a connection keeps: the group commit's (each
+/// kind of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,
 /// with room to spare. sqlx's default of 100 made the group commit prepare
 /// its statements again and again. Only the connection the writer keeps
 /// holds the group's statements.
-pub(crate) const STATEMENT_CACHE: usize = 1024;
+pub(crate) const STATEMENT_CACHE: usize = 2048;
 
 macro_rules! sql {
     ($path:literal) => {
@@ -39,9 +41,9 @@ macro_rules! sql_store {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
-            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseStore, NodeError, NodeExecution, NodeId,
+            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseRequest, LeaseStore, NodeError, NodeExecution, NodeId,
             Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, HeldWakeup, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
-            WaitStore, Wakeup, WorkflowDefinition, WorkflowId, WorkflowStore,
+            WaitStore, Wakeup, Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
         use sqlx::types::Json;
         use sqlx::Row;
@@ -245,6 +247,27 @@ macro_rules! sql_store {
             Ok(None)
         }
 
+        /// `LeaseStore::claim_run` on `conn`, inside the caller's transaction.
+        async fn claim_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            id: RunId,
+            owner: &str,
+            until: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> StoreResult<Option<Epoch>> {
+            let claimed = sqlx::query_scalar::<_, i64>(LEASE_CLAIM_ONE)
+                .bind(id.as_uuid())
+                .bind(tenant.as_str())
+                .bind(owner)
+                .bind(ts(until))
+                .bind(ts(now))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|err| store_error(err, "run lease", id))?;
+            Ok(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs())))
+        }
+
         /// `WaitStore::deliver` on `conn`, inside the caller's transaction
         /// (a form answer's, or its own).
         async fn deliver_on(
@@ -256,6 +279,17 @@ macro_rules! sql_store {
             if let Some(wait) = take_wait_on(&mut *conn, tenant, &held.key, held.wakeup()).await? {
                 return Ok(Some(wait));
             }
+            hold_wakeup(conn, tenant, held).await?;
+            Ok(None)
+        }
+
+        /// Holds `held` for a node that will suspend on its key (one held
+        /// and not expired is kept).
+        async fn hold_wakeup(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            held: &HeldWakeup,
+        ) -> StoreResult<()> {
             sqlx::query(sql!("wakeup/hold"))
                 .bind(tenant.as_str())
                 .bind(held.key.as_str())
@@ -265,7 +299,7 @@ macro_rules! sql_store {
                 .execute(&mut *conn)
                 .await
                 .map_err(|err| store_error(err, "held wake-up", &held.key))?;
-            Ok(None)
+            Ok(())
         }
 
         fn audit_from_row(row: &DbRow) -> Result<AuditEntry, sqlx::Error> {
@@ -377,8 +411,9 @@ macro_rules! sql_store {
             Update { run: Run, epoch: Epoch },
             /// `suspend_node`; answers `Suspended`, or the refusal.
             Suspend { tenant: TenantId, execution: NodeExecution, epoch: Epoch },
-            /// `deliver`; answers `Delivered`.
-            Deliver { tenant: TenantId, held: HeldWakeup },
+            /// `deliver`; answers `Delivered`. With `lease` (owner, until,
+            /// now), a wait ended also takes its run's lease.
+            Deliver { tenant: TenantId, held: HeldWakeup, lease: Option<(String, DateTime<Utc>, DateTime<Utc>)> },
         }
 
         impl Write {
@@ -392,7 +427,7 @@ macro_rules! sql_store {
                         let key = execution.wait.as_ref().map(|w| w.key.clone()).unwrap_or_default();
                         Some((0, tenant.as_str(), key))
                     }
-                    Write::Deliver { tenant, held } => Some((0, tenant.as_str(), held.key.clone())),
+                    Write::Deliver { tenant, held, .. } => Some((0, tenant.as_str(), held.key.clone())),
                     Write::Claim { tenant, id, .. } => Some((1, tenant.as_str(), id.to_string())),
                     Write::Update { run, .. } => Some((1, run.tenant.as_str(), run.id.to_string())),
                     Write::Execution { .. } | Write::Start { .. } | Write::Settle { .. } | Write::Audit { .. } => None,
@@ -411,7 +446,7 @@ macro_rules! sql_store {
             /// A held wake-up the suspension took, or `None`: it waits.
             Suspended(Option<Resumed>),
             /// The wait the wake-up ended, or `None`: it is held.
-            Delivered(Option<Wait>),
+            Delivered(Option<Woken>),
         }
 
         impl Answer {
@@ -653,7 +688,11 @@ macro_rules! sql_store {
         ) -> Option<std::collections::HashMap<usize, Answer>> {
             let mut tx = sqlx::Connection::begin_with(conn, BEGIN).await.ok()?;
             let mut answers = std::collections::HashMap::with_capacity(group.singles.len());
-            for &i in &group.singles {
+            let (together, singles) = deliveries_together(batch, &group.singles);
+            if !together.is_empty() {
+                answers.extend(deliver_all(&mut tx, &together).await.ok()?);
+            }
+            for i in singles {
                 answers.insert(i, write_single(&mut tx, &batch[i].write).await.ok()?);
             }
             if !group.executions.is_empty() && !upsert_all(&mut *tx, &group.executions).await {
@@ -670,6 +709,94 @@ macro_rules! sql_store {
             }
             tx.commit().await.ok()?;
             Some(answers)
+        }
+
+        /// A delivery of a group written with the others (`deliver_all`):
+        /// its index in the batch, tenant, wake-up and lease request.
+        type GroupDelivery<'a> = (usize, &'a TenantId, &'a HeldWakeup, Option<&'a (String, DateTime<Utc>, DateTime<Utc>)>);
+
+        /// Splits a group's `singles` into the deliveries that can be
+        /// written together, on keys no other write of the group takes,
+        /// and the writes to make one at a time, in lock order. Only where
+        /// the writer groups locking writes (one writer: nothing else takes
+        /// a key between the statements).
+        fn deliveries_together<'a>(batch: &'a [PendingWrite], singles: &[usize]) -> (Vec<GroupDelivery<'a>>, Vec<usize>) {
+            if !LOCKING_WRITES_GROUPED {
+                return (Vec::new(), singles.to_vec());
+            }
+            let key = |i: usize| match &batch[i].write {
+                Write::Suspend { .. } | Write::Deliver { .. } => batch[i].write.lock_order(),
+                _ => None,
+            };
+            let mut together = Vec::new();
+            let mut apart = Vec::new();
+            for (n, &i) in singles.iter().enumerate() {
+                // Sorted by lock order: writes on one key sit side by side.
+                let shared = key(i).is_some()
+                    && ((n > 0 && key(singles[n - 1]) == key(i)) || singles.get(n + 1).is_some_and(|&j| key(j) == key(i)));
+                match &batch[i].write {
+                    Write::Deliver { tenant, held, lease } if !shared => together.push((i, tenant, held, lease.as_ref())),
+                    _ => apart.push(i),
+                }
+            }
+            (together, apart)
+        }
+
+        /// `Write::Deliver` for each of `deliveries` (distinct keys), with
+        /// three statements for all (take the waits, record the wake-ups on
+        /// their nodes, mark the runs running), then a claim per wait taken
+        /// when asked and a hold per wake-up that found no wait. Answers
+        /// each delivery's index and answer.
+        async fn deliver_all(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            deliveries: &[GroupDelivery<'_>],
+        ) -> StoreResult<Vec<(usize, Answer)>> {
+            let fail = |err| store_error(err, "waits", "a group of deliveries");
+            let mut take = sqlx::query(WAIT_TAKE.rows(deliveries.len()));
+            for (_, tenant, held, _) in deliveries {
+                take = take.bind(tenant.as_str()).bind(held.key.as_str());
+            }
+            let mut taken = std::collections::HashMap::with_capacity(deliveries.len());
+            for row in take.fetch_all(&mut *conn).await.map_err(fail)? {
+                let tenant: String = row.try_get("tenant_id").map_err(fail)?;
+                let key: String = row.try_get("key").map_err(fail)?;
+                let wait = wait_from_row(&row, key.clone()).map_err(fail)?;
+                taken.insert((tenant, key), wait);
+            }
+            let woken: Vec<(&GroupDelivery<'_>, Wait)> = deliveries
+                .iter()
+                .filter_map(|d| taken.remove(&(d.1.as_str().to_string(), d.2.key.clone())).map(|wait| (d, wait)))
+                .collect();
+            if !woken.is_empty() {
+                let resumed: Vec<Resumed> = woken
+                    .iter()
+                    .map(|((_, _, held, _), wait)| Resumed { wakeup: held.wakeup(), state: wait.state.clone() })
+                    .collect();
+                let mut record = sqlx::query(NODE_RESUME.rows(woken.len()));
+                for ((_, wait), resumed) in woken.iter().zip(&resumed) {
+                    record = record.bind(wait.run_id.as_uuid()).bind(wait.node_id.as_str()).bind(Json(resumed));
+                }
+                record.execute(&mut *conn).await.map_err(fail)?;
+                let mut running = sqlx::query(RUN_MARK_RUNNING.rows(woken.len()));
+                for (_, wait) in &woken {
+                    running = running.bind(wait.run_id.as_uuid());
+                }
+                running.execute(&mut *conn).await.map_err(fail)?;
+            }
+            let mut answers = Vec::with_capacity(deliveries.len());
+            let woke: std::collections::HashSet<usize> = woken.iter().map(|((i, ..), _)| *i).collect();
+            for (&(i, tenant, _, lease), wait) in woken.iter().map(|(d, w)| (*d, w)) {
+                let epoch = match lease {
+                    Some((owner, until, now)) => claim_on(&mut *conn, tenant, wait.run_id, owner, *until, *now).await?,
+                    None => None,
+                };
+                answers.push((i, Answer::Delivered(Some(Woken { wait: wait.clone(), epoch }))));
+            }
+            for &(i, tenant, held, _) in deliveries.iter().filter(|d| !woke.contains(&d.0)) {
+                hold_wakeup(&mut *conn, tenant, held).await?;
+                answers.push((i, Answer::Delivered(None)));
+            }
+            Ok(answers)
         }
 
         /// Appends `entries` with one statement.
@@ -690,16 +817,7 @@ macro_rules! sql_store {
         async fn write_single(conn: &mut <Db as sqlx::Database>::Connection, write: &Write) -> StoreResult<Answer> {
             match write {
                 Write::Claim { tenant, id, owner, until, now } => {
-                    let claimed = sqlx::query_scalar::<_, i64>(LEASE_CLAIM_ONE)
-                        .bind(id.as_uuid())
-                        .bind(tenant.as_str())
-                        .bind(owner.as_str())
-                        .bind(ts(*until))
-                        .bind(ts(*now))
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(|err| store_error(err, "run lease", id))?;
-                    Ok(Answer::Claimed(claimed.map(|epoch| Epoch::new(epoch.unsigned_abs()))))
+                    claim_on(conn, tenant, *id, owner, *until, *now).await.map(Answer::Claimed)
                 }
                 Write::Update { run, epoch } => {
                     let done = bind_run(sqlx::query(RUN_UPDATE.as_str()), run)?
@@ -718,7 +836,16 @@ macro_rules! sql_store {
                 Write::Suspend { tenant, execution, epoch } => {
                     suspend_on(conn, tenant, execution, *epoch).await.map(Answer::Suspended)
                 }
-                Write::Deliver { tenant, held } => deliver_on(conn, tenant, held).await.map(Answer::Delivered),
+                Write::Deliver { tenant, held, lease } => {
+                    let Some(wait) = deliver_on(&mut *conn, tenant, held).await? else {
+                        return Ok(Answer::Delivered(None));
+                    };
+                    let epoch = match lease {
+                        Some((owner, until, now)) => claim_on(conn, tenant, wait.run_id, owner, *until, *now).await?,
+                        None => None,
+                    };
+                    Ok(Answer::Delivered(Some(Woken { wait, epoch })))
+                }
                 Write::Audit { entry } => insert_one_audit(&mut *conn, entry).await.map(|()| Answer::Rows(1)),
                 Write::Execution { tenant, execution, epoch } => {
                     save_execution(&mut *conn, tenant, execution, *epoch).await.map(Answer::Rows)
@@ -900,6 +1027,9 @@ macro_rules! sql_store {
             )
         });
         static RUN_INSERT: RowsStatement = RowsStatement::new(sql!("run/insert_rows"), 13);
+        static WAIT_TAKE: RowsStatement = RowsStatement::new(sql!("wait/take_rows"), 2);
+        static NODE_RESUME: RowsStatement = RowsStatement::new(sql!("node/resume_rows"), 3);
+        static RUN_MARK_RUNNING: RowsStatement = RowsStatement::new(sql!("run/mark_running_rows"), 1);
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
         static RUN_START_ROWS: RowsStatement = RowsStatement::new(RUN_STARTS, 22);
@@ -1380,14 +1510,28 @@ macro_rules! sql_store {
                 Ok(taken)
             }
 
-            async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
+            async fn deliver(
+                &self,
+                tenant: &TenantId,
+                wakeup: &HeldWakeup,
+                lease: Option<LeaseRequest<'_>>,
+            ) -> StoreResult<Option<Woken>> {
+                let ask = lease.map(|lease| (lease.owner.to_string(), lease.until, lease.now));
                 let write = Write::Deliver {
                     tenant: tenant.clone(),
                     held: wakeup.clone(),
+                    lease: ask.clone().filter(|_| CLAIM_WITH_DELIVERY),
                 };
-                match self.write(write).await? {
-                    Answer::Delivered(wait) => Ok(wait),
-                    other => Err(wrong_answer(&other)),
+                let woken = match self.write(write).await? {
+                    Answer::Delivered(woken) => woken,
+                    other => return Err(wrong_answer(&other)),
+                };
+                match (woken, ask) {
+                    (Some(woken), Some((owner, until, now))) if !CLAIM_WITH_DELIVERY => {
+                        let epoch = self.claim_run(tenant, woken.wait.run_id, &owner, until, now).await?;
+                        Ok(Some(Woken { epoch, ..woken }))
+                    }
+                    (woken, _) => Ok(woken),
                 }
             }
 

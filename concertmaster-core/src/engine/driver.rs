@@ -44,10 +44,11 @@ pub(super) async fn drive(
         loop {
             let mut stored = None;
             let known = match signal.take() {
-                Some(Signal::Start { run, leased }) => Some((*run, leased)),
+                Some(Signal::Start { run, leased }) => Known::Started(run, leased),
+                Some(Signal::Leased { epoch }) => Known::Leased(epoch),
                 other => {
                     signal = other;
-                    None
+                    Known::Nothing
                 }
             };
             match RunDriver::load(&inner, &tenant, id, known).await {
@@ -76,6 +77,18 @@ pub(super) async fn drive(
     }
     .instrument(span)
     .await
+}
+
+/// What a driver knows of its run before loading it.
+enum Known {
+    /// Nothing: the lease is claimed, then the run read.
+    Nothing,
+    /// The copy this engine stored when it started the run, and whether it
+    /// took the run's lease in the same change.
+    Started(Box<Run>, bool),
+    /// This engine took the run's lease at this epoch with the delivery
+    /// that ended its wait ([`crate::store::WaitStore::deliver`]).
+    Leased(Epoch),
 }
 
 /// What loading a run found.
@@ -192,14 +205,12 @@ struct Streams {
 }
 
 impl RunDriver {
-    /// Loads run `id` from the store, or from `known`, the copy this
-    /// engine stored when it started the run (and whether it took the
-    /// run's lease in the same change).
+    /// Loads run `id` from the store, or from what the driver `known`s.
     async fn load(
         inner: &Arc<Inner>,
         tenant: &TenantId,
         id: RunId,
-        known: Option<(Run, bool)>,
+        known: Known,
     ) -> Result<Load, StoreError> {
         // A run this engine has just started with its lease is as stored,
         // at its first epoch. Any other is read only once its lease is
@@ -207,15 +218,20 @@ impl RunDriver {
         // by the time the claim succeeds (that engine drove it and gave it
         // up meanwhile), and driving a stale copy would do its work again.
         let (run, epoch, leased) = match known {
-            Some((run, true)) => (run, Epoch::FIRST, true),
-            _ => {
-                let now = inner.clock.now();
-                let until = inner.lease_until(now);
-                let claimed = inner
-                    .durably("claim run", || {
-                        inner.store.claim_run(tenant, id, &inner.owner, until, now)
-                    })
-                    .await?;
+            Known::Started(run, true) => (*run, Epoch::FIRST, true),
+            known => {
+                let claimed = match known {
+                    Known::Leased(epoch) => Some(epoch),
+                    _ => {
+                        let now = inner.clock.now();
+                        let until = inner.lease_until(now);
+                        inner
+                            .durably("claim run", || {
+                                inner.store.claim_run(tenant, id, &inner.owner, until, now)
+                            })
+                            .await?
+                    }
+                };
                 let read = inner
                     .durably("read run", || inner.store.run(tenant, id))
                     .await?;
@@ -466,7 +482,7 @@ impl RunDriver {
                         telemetry::run_driven(&self.tenant, -1.0);
                         return self.stop(RunStatus::Cancelled, reason, &mut running).await;
                     }
-                    Signal::Start { .. } | Signal::Wake => {
+                    Signal::Start { .. } | Signal::Wake | Signal::Leased { .. } => {
                         polling_nodes(self.pick_up_woken(), &mut running, &mut finished).await;
                     }
                     Signal::Abandon => {

@@ -32,8 +32,8 @@ use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus, Wait};
 use crate::store::{
-    AuditAction, AuditEntry, HeldWakeup, InMemoryStore, RunStart, Store, StoreError,
-    StoreErrorKind, StoreResult,
+    AuditAction, AuditEntry, Epoch, HeldWakeup, InMemoryStore, LeaseRequest, RunStart, Store,
+    StoreError, StoreErrorKind, StoreResult, Woken,
 };
 use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
@@ -223,6 +223,11 @@ pub(crate) enum Signal {
     Start { run: Box<Run>, leased: bool },
     /// A wait of the run ended: look for nodes to execute again.
     Wake,
+    /// A wait of the run ended through this engine, which took the run's
+    /// lease at `epoch` in the same change: a driver started for it drives
+    /// without a claim. A driver already running gets a `Wake`: its run
+    /// may have given the lease up since.
+    Leased { epoch: Epoch },
     /// Stop the run.
     Cancel { reason: String },
     /// This engine lost the run's lease: stop driving it, write nothing.
@@ -944,13 +949,10 @@ impl Engine {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        let held = HeldWakeup::new(
-            key,
-            payload,
-            self.inner.clock.now(),
-            self.inner.limits.held_wakeup_ttl,
-        );
-        let Some(wait) = self.inner.store.deliver(tenant, &held).await? else {
+        let now = self.inner.clock.now();
+        let held = HeldWakeup::new(key, payload, now, self.inner.limits.held_wakeup_ttl);
+        let lease = self.inner.lease_request(now);
+        let Some(woken) = self.inner.store.deliver(tenant, &held, Some(lease)).await? else {
             self.audit(
                 tenant,
                 AuditAction::Resume,
@@ -961,8 +963,9 @@ impl Engine {
             .await;
             return Ok(Delivery::Held);
         };
-        self.resumed(tenant, &wait, key).await;
-        Ok(Delivery::Resumed(wait.run_id))
+        self.inner.drive_woken(tenant.clone(), &woken).await;
+        self.audit_resume(tenant, &woken.wait, key);
+        Ok(Delivery::Resumed(woken.wait.run_id))
     }
 
     /// Ends the wait on `key` with `payload`, as [`resume`](Self::resume)
@@ -984,7 +987,8 @@ impl Engine {
         let Some(wait) = self.inner.store.take_wait(tenant, key, wakeup).await? else {
             return Ok(None);
         };
-        self.resumed(tenant, &wait, key).await;
+        self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
+        self.audit_resume(tenant, &wait, key);
         Ok(Some(wait.run_id))
     }
 
@@ -1018,12 +1022,11 @@ impl Engine {
         Ok(discarded)
     }
 
-    /// After `wait` ended through a call of this engine: its run continues.
-    /// The audit entry is handed to the store without waiting for it: the
-    /// wake-up is committed, and the caller (a supplier's submission, a
-    /// webhook) need not wait a second commit for the record of it.
-    async fn resumed(&self, tenant: &TenantId, wait: &Wait, key: &str) {
-        self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
+    /// Records that `wait` ended through a call of this engine. The audit
+    /// entry is handed to the store without waiting for it: the wake-up is
+    /// committed, and the caller (a supplier's submission, a webhook) need
+    /// not wait a second commit for the record of it.
+    fn audit_resume(&self, tenant: &TenantId, wait: &Wait, key: &str) {
         let entry = audit_entry(
             tenant,
             self.inner.clock.now(),
@@ -1270,12 +1273,18 @@ impl Inner {
         }
         let mut active = self.active();
         if let Some(run) = active.get(&id) {
-            if run.signals.send(signal.clone()).is_ok() {
+            let signal = match &signal {
+                Signal::Leased { .. } => Signal::Wake,
+                other => other.clone(),
+            };
+            if run.signals.send(signal).is_ok() {
                 return true;
             }
         }
-        if matches!(signal, Signal::Start { .. } | Signal::Wake)
-            && !active.has_room(&tenant, &self.limits)
+        if matches!(
+            signal,
+            Signal::Start { .. } | Signal::Wake | Signal::Leased { .. }
+        ) && !active.has_room(&tenant, &self.limits)
         {
             // Full: the run waits in the store for this engine or another.
             self.backlog
@@ -1360,13 +1369,15 @@ impl Inner {
                 inner.clock.now(),
                 inner.limits.held_wakeup_ttl,
             );
+            let now = inner.clock.now();
+            let lease = inner.lease_request(now);
             match inner
-                .durably("wake parent", || inner.store.deliver(&tenant, &held))
+                .durably("wake parent", || {
+                    inner.store.deliver(&tenant, &held, Some(lease))
+                })
                 .await
             {
-                Ok(Some(wait)) => {
-                    inner.signal(tenant, wait.run_id, Signal::Wake);
-                }
+                Ok(Some(woken)) => inner.drive_woken(tenant, &woken).await,
                 Ok(None) => {}
                 Err(err) => {
                     tracing::error!(error = %err, parent = %parent.run, "parent node not woken; it wakes at its next check");
@@ -1503,6 +1514,29 @@ impl Inner {
             );
         }
         Ok(expired.len())
+    }
+
+    /// The lease this engine asks for with a delivery that may end a wait.
+    pub(crate) fn lease_request(&self, now: chrono::DateTime<chrono::Utc>) -> LeaseRequest<'_> {
+        LeaseRequest {
+            owner: &self.owner,
+            until: self.lease_until(now),
+            now,
+        }
+    }
+
+    /// Drives the run of a wait a delivery of this engine ended: with the
+    /// lease taken in the same change when it was, else after a claim.
+    /// A lease taken for a run there is no room for is given back.
+    pub(crate) async fn drive_woken(self: &Arc<Self>, tenant: TenantId, woken: &Woken) {
+        let id = woken.wait.run_id;
+        let signal = match woken.epoch {
+            Some(epoch) => Signal::Leased { epoch },
+            None => Signal::Wake,
+        };
+        if !self.signal(tenant, id, signal) && woken.epoch.is_some() {
+            self.give_back_lease(id).await;
+        }
     }
 
     /// Gives back the lease of a run this engine took but has no room to

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, LeaseStore, RunClaim, RunMigration,
-    RunStart, RunStore, StoreError, StoreResult, StoredConnection, WaitStore, WakeFor,
-    WorkflowStore,
+    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, LeaseRequest, LeaseStore, RunClaim,
+    RunMigration, RunStart, RunStore, StoreError, StoreResult, StoredConnection, WaitStore,
+    WakeFor, Woken, WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -800,8 +800,22 @@ impl WaitStore for InMemoryStore {
         Ok(self.state().take_wait(tenant, key, wakeup))
     }
 
-    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
-        Ok(self.state().deliver(tenant, wakeup))
+    async fn deliver(
+        &self,
+        tenant: &TenantId,
+        wakeup: &HeldWakeup,
+        lease: Option<LeaseRequest<'_>>,
+    ) -> StoreResult<Option<Woken>> {
+        let mut state = self.state();
+        let Some(wait) = state.deliver(tenant, wakeup) else {
+            return Ok(None);
+        };
+        let epoch = lease.and_then(|lease| {
+            state
+                .lease_free(wait.run_id, lease.owner, lease.now)
+                .then(|| state.take_lease(wait.run_id, lease.owner, lease.until))
+        });
+        Ok(Some(Woken { wait, epoch }))
     }
 
     async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {

@@ -438,6 +438,28 @@ pub struct RunClaim<'a> {
     pub skip: &'a [TenantId],
 }
 
+/// The lease an engine asks for with a write that ends a wait
+/// ([`WaitStore::deliver`]), as [`LeaseStore::claim_run`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    /// The engine taking the lease.
+    pub owner: &'a str,
+    /// When it expires unless renewed.
+    pub until: DateTime<Utc>,
+    /// A lease that ran out before this is free.
+    pub now: DateTime<Utc>,
+}
+
+/// A wait that [`WaitStore::deliver`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Woken {
+    /// The wait, as it was stored.
+    pub wait: Wait,
+    /// The epoch of the run's lease, taken for the deliverer in the same
+    /// change; `None` when none was asked for or another engine holds it.
+    pub epoch: Option<Epoch>,
+}
+
 /// A wake-up that came for a key no node waited on yet: a form answer
 /// arriving while its node is still suspending, a child run ending before
 /// its parent's node suspended, [`Engine::resume`](crate::Engine::resume)
@@ -515,7 +537,17 @@ pub trait WaitStore: Send + Sync {
     /// the key is kept and `wakeup` dropped: the first one wakes the node.
     /// Taking or holding, and the check between them, are one change, so a
     /// wake-up racing a suspension on the same key is never lost.
-    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>>;
+    ///
+    /// With `lease`, a wait ended also takes its run's lease for
+    /// `lease.owner` in the same change, as [`LeaseStore::claim_run`] would:
+    /// the engine that delivers drives the run on without a claim of its
+    /// own. [`Woken::epoch`] is `None` when another engine holds the lease.
+    async fn deliver(
+        &self,
+        tenant: &TenantId,
+        wakeup: &HeldWakeup,
+        lease: Option<LeaseRequest<'_>>,
+    ) -> StoreResult<Option<Woken>>;
 
     /// The wake-ups held for `tenant`, pending and expired, oldest first.
     async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>>;

@@ -1407,16 +1407,22 @@ pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn St
     let r = run(&a, "w", RunStatus::Running, 0);
     ok!(insert_leased(store, &r).await);
     assert_eq!(
-        ok!(store.deliver(&a, &held("answer:1", json!({"n": 1}))).await),
+        ok!(store
+            .deliver(&a, &held("answer:1", json!({"n": 1})), None)
+            .await),
         None
     );
     assert_eq!(
-        ok!(store.deliver(&a, &held("answer:1", json!({"n": 2}))).await),
+        ok!(store
+            .deliver(&a, &held("answer:1", json!({"n": 2})), None)
+            .await),
         None,
         "a second wake-up is dropped while one is held"
     );
     assert_eq!(
-        ok!(store.deliver(&b, &held("answer:1", json!({"n": 3}))).await),
+        ok!(store
+            .deliver(&b, &held("answer:1", json!({"n": 3})), None)
+            .await),
         None
     );
     let listed = ok!(store.held_wakeups(&a).await);
@@ -1471,7 +1477,9 @@ pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn St
 }
 
 /// A wake-up delivered while its wait is stored ends it, as `take_wait`
-/// does, and holds nothing.
+/// does, and holds nothing. Asked to, it takes the run's lease for the
+/// deliverer in the same change, as `claim_run` would: not while another
+/// engine holds it, and once it is free with a greater epoch.
 pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
     let a = tenant_a();
     let mut r = run(&a, "w", RunStatus::Running, 0);
@@ -1481,11 +1489,29 @@ pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
         .await);
     r.status = RunStatus::Waiting;
     ok!(store.update_run(&r, E).await);
-    let wait = ok!(store
-        .deliver(&a, &held("answer:2", json!({"ok": true})))
+    let now = t0();
+    let lease = crate::store::LeaseRequest {
+        owner: "engine-2",
+        until: now + Duration::minutes(1),
+        now,
+    };
+    let woken = ok!(store
+        .deliver(&a, &held("answer:2", json!({"ok": true})), Some(lease))
         .await)
     .expect("the stored wait is taken");
+    let wait = woken.wait;
     assert_eq!((wait.run_id, wait.node_id.as_str()), (r.id, "ask"));
+    assert_eq!(
+        woken.epoch, None,
+        "engine-1 holds the lease: the delivery takes the wait, not the lease"
+    );
+    assert_eq!(
+        ok!(store
+            .claim_run(&a, r.id, "engine-1", lease.until, now)
+            .await),
+        Some(E),
+        "engine-1 keeps its lease"
+    );
     let record = ok!(store.node_executions(&a, r.id).await).remove(0);
     assert_eq!(
         record
@@ -1499,6 +1525,39 @@ pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
         "the run is in flight again"
     );
     assert!(ok!(store.held_wakeups(&a).await).is_empty());
+
+    // The run waits again, its lease given up: the next delivery takes it.
+    let mut again = waiting(r.id, "ask", "answer:3", None);
+    again.attempt = 2;
+    ok!(store.suspend_node(&a, &again, E).await);
+    ok!(store.release_run(r.id, "engine-1").await);
+    let woken = ok!(store
+        .deliver(&a, &held("answer:3", json!({"ok": 2})), Some(lease))
+        .await)
+    .expect("the stored wait is taken");
+    let taken = woken.epoch.expect("a free lease is taken with the wait");
+    assert!(taken > E, "the lease passed on: its epoch grew ({taken:?})");
+    assert_eq!(
+        ok!(store
+            .claim_run(&a, r.id, "engine-1", lease.until, now)
+            .await),
+        None,
+        "engine-2 holds the lease now"
+    );
+    assert_eq!(
+        ok!(store
+            .claim_run(&a, r.id, "engine-2", lease.until, now)
+            .await),
+        Some(taken),
+        "and claiming it again keeps its epoch"
+    );
+    assert_eq!(
+        ok!(store
+            .deliver(&a, &held("answer:4", json!(null)), Some(lease))
+            .await),
+        None,
+        "a wake-up held takes no lease"
+    );
 }
 
 /// A held wake-up expires at its time: no suspension takes it any more,
@@ -1508,8 +1567,8 @@ pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Sto
     let (a, b) = (tenant_a(), tenant_b());
     let r = run(&a, "w", RunStatus::Running, 0);
     ok!(insert_leased(store, &r).await);
-    ok!(store.deliver(&a, &held("late:1", json!(1))).await);
-    ok!(store.deliver(&b, &held("late:2", json!(2))).await);
+    ok!(store.deliver(&a, &held("late:1", json!(1)), None).await);
+    ok!(store.deliver(&b, &held("late:2", json!(2)), None).await);
     assert!(
         ok!(store.expire_wakeups(t0() + Duration::hours(23), 10).await).is_empty(),
         "not due yet"
@@ -1544,7 +1603,9 @@ pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Sto
     );
     assert!(ok!(store.held_wakeups(&a).await).is_empty());
 
-    ok!(store.deliver(&b, &held("late:2", json!("again"))).await);
+    ok!(store
+        .deliver(&b, &held("late:2", json!("again")), None)
+        .await);
     let listed = ok!(store.held_wakeups(&b).await);
     assert_eq!(
         (listed.len(), &listed[0].payload, listed[0].expired),
@@ -2744,4 +2805,101 @@ pub async fn connections_round_trip_per_tenant(store: &dyn Store) {
     with_k1.sort();
     assert_eq!(with_k1, vec![(a.clone(), "netsuite".to_string())]);
     assert_eq!(ok!(store.connections_sealed_with("k2", 1).await).len(), 1);
+}
+
+/// Deliveries made at once (one group commit, on a store that groups
+/// writes) each get their own answer: a wait taken, with the run's lease
+/// when it was free, or the wake-up held. Of two on one key, one wakes the
+/// node and the other is held.
+pub async fn concurrent_deliveries_each_get_their_own_answer(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    let mut runs = Vec::new();
+    for i in 0..12 {
+        let mut r = run(&a, "w", RunStatus::Running, i);
+        ok!(insert_leased(store, &r).await);
+        ok!(store
+            .suspend_node(&a, &waiting(r.id, "ask", &format!("k{i}"), None), E)
+            .await);
+        r.status = RunStatus::Waiting;
+        ok!(store.update_run(&r, E).await);
+        if i % 2 == 0 {
+            ok!(store.release_run(r.id, "engine-1").await);
+        }
+        runs.push(r);
+    }
+    let now = t0();
+    let lease = crate::store::LeaseRequest {
+        owner: "engine-2",
+        until: now + Duration::minutes(1),
+        now,
+    };
+    let mut calls: Vec<(TenantId, crate::store::HeldWakeup)> = (0..12)
+        .map(|i| (a.clone(), held(&format!("k{i}"), json!({ "i": i }))))
+        .collect();
+    calls.insert(5, (a.clone(), held("k0", json!("again"))));
+    calls.insert(9, (b.clone(), held("k1", json!("b"))));
+    calls.push((a.clone(), held("h1", json!("early"))));
+    let answers = futures_util::future::join_all(
+        calls
+            .iter()
+            .map(|(tenant, wakeup)| store.deliver(tenant, wakeup, Some(lease))),
+    )
+    .await;
+
+    let mut woke_k0 = 0;
+    for ((tenant, wakeup), answer) in calls.iter().zip(answers) {
+        let answer = ok!(answer);
+        let i = wakeup.key[1..].parse::<usize>().ok();
+        match (tenant == &a, wakeup.key.as_str(), answer) {
+            (true, "k0", Some(woken)) => {
+                woke_k0 += 1;
+                assert_eq!(woken.wait.run_id, runs[0].id);
+            }
+            (true, "k0", None) => {}
+            (true, "h1", None) | (false, "k1", None) => {}
+            (true, _, Some(woken)) => {
+                let i = i.expect("a key k<i>");
+                assert_eq!(
+                    (woken.wait.run_id, woken.wait.node_id.as_str()),
+                    (runs[i].id, "ask"),
+                    "k{i} ends its own run's wait"
+                );
+                match woken.epoch {
+                    Some(epoch) => assert!(i % 2 == 0 && epoch > E, "k{i}: {epoch:?}"),
+                    None => assert!(i % 2 == 1, "k{i}: its run's lease was free"),
+                }
+            }
+            (_, key, answer) => panic!("{tenant}/{key}: unexpected answer {answer:?}"),
+        }
+    }
+    assert_eq!(woke_k0, 1, "one of the two wake-ups on k0 woke its node");
+    for (i, r) in runs.iter().enumerate() {
+        let record = ok!(store.node_executions(&a, r.id).await).remove(0);
+        let payload = record.resumed.map(|r| r.wakeup_payload().clone());
+        if i > 0 {
+            assert_eq!(
+                payload,
+                Some(json!({ "i": i })),
+                "k{i}'s node saw its own wake-up"
+            );
+        } else {
+            assert!(payload.is_some(), "k0's node was woken");
+        }
+        assert_eq!(
+            ok!(store.run(&a, r.id).await).map(|r| r.status),
+            Some(RunStatus::Running),
+            "run {i} is in flight again"
+        );
+    }
+    let mut held_a: Vec<String> = ok!(store.held_wakeups(&a).await)
+        .into_iter()
+        .map(|h| h.key)
+        .collect();
+    held_a.sort();
+    assert_eq!(held_a, vec!["h1".to_string(), "k0".to_string()]);
+    let held_b: Vec<String> = ok!(store.held_wakeups(&b).await)
+        .into_iter()
+        .map(|h| h.key)
+        .collect();
+    assert_eq!(held_b, vec!["k1".to_string()]);
 }

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
     DatasetRecord, DatasetStore, Epoch, FormDraft, FormId, FormLink, FormResponse, FormSchema,
-    FormStore, HeldWakeup, LeaseStore, NodeExecution, ResponseFilter, ResponseId, Resumed, Review,
-    Run, RunClaim, RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore, Store,
-    StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, WakeFor, Wakeup,
-    WorkflowDefinition, WorkflowId, WorkflowStore,
+    FormStore, HeldWakeup, LeaseRequest, LeaseStore, NodeExecution, ResponseFilter, ResponseId,
+    Resumed, Review, Run, RunClaim, RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore,
+    Store, StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, WakeFor, Wakeup,
+    Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -364,10 +364,15 @@ impl WaitStore for FaultyStore {
         self.fault().await?;
         self.answer(self.inner.suspend_node(tenant, execution, epoch).await)
     }
-    async fn deliver(&self, tenant: &TenantId, wakeup: &HeldWakeup) -> StoreResult<Option<Wait>> {
+    async fn deliver(
+        &self,
+        tenant: &TenantId,
+        wakeup: &HeldWakeup,
+        lease: Option<LeaseRequest<'_>>,
+    ) -> StoreResult<Option<Woken>> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.deliver(tenant, wakeup).await)
+        self.answer(self.inner.deliver(tenant, wakeup, lease).await)
     }
     async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
         self.fault().await?;

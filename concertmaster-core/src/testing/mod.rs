@@ -83,6 +83,7 @@ macro_rules! store_conformance {
             concurrent_node_writes_each_get_their_own_answer,
             concurrent_run_writes_each_get_their_own_answer,
             concurrent_starts_and_settles_each_get_their_own_answer,
+            concurrent_deliveries_each_get_their_own_answer,
             form_versions_are_immutable,
             a_form_link_is_used_once,
             a_link_keeps_one_draft_until_it_is_used,

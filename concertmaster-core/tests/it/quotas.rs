@@ -85,3 +85,57 @@ async fn a_burst_of_one_tenant_does_not_starve_another() {
         assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
     }
 }
+
+/// A resume takes its run's lease with the wait; when the engine is full,
+/// the lease is given back at once (another engine may drive the run), and
+/// the run goes on here once there is room.
+#[tokio::test]
+async fn a_run_resumed_while_the_engine_is_full_gives_its_lease_back() {
+    let h = Harness::with(|b| {
+        b.max_active_runs(1)
+            .recovery_interval(Duration::from_secs(3600))
+    })
+    .await;
+    let ask = h
+        .publish(workflow(
+            "ask",
+            &[("ask", "await", json!({ "prefix": "form" }))],
+            &[],
+        ))
+        .await;
+    let busy = h
+        .publish(workflow(
+            "busy",
+            &[("step", "pass", json!({ "pauseMs": 400 }))],
+            &[],
+        ))
+        .await;
+    let waiting = h.engine.start(&ask, json!({})).await.unwrap();
+    let run = h.engine.settled(&h.tenant, waiting).await.unwrap();
+    assert_eq!(run.status, RunStatus::Waiting);
+    let occupying = h.engine.start(&busy, json!({})).await.unwrap();
+
+    let delivery = h
+        .engine
+        .resume(&h.tenant, &format!("form:{waiting}"), json!({ "ok": true }))
+        .await
+        .unwrap();
+    assert_eq!(delivery, concertmaster_core::Delivery::Resumed(waiting));
+    let store = h.engine.store();
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::minutes(1);
+    let taken = store
+        .claim_run(&h.tenant, waiting, "engine-2", later, now)
+        .await
+        .unwrap();
+    assert!(
+        taken.is_some(),
+        "the lease taken with the wait was given back: the engine had no room"
+    );
+    store.release_run(waiting, "engine-2").await.unwrap();
+
+    let done = h.engine.finished(&h.tenant, occupying).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let resumed = h.engine.finished(&h.tenant, waiting).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+}
