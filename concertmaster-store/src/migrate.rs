@@ -95,6 +95,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_held_wakeups.sql"),
         postgres: include_str!("../migrations/postgres/0013_held_wakeups.sql"),
     },
+    Migration {
+        version: 14,
+        description: "content chunks keyed by tenant",
+        sqlite: include_str!("../migrations/sqlite/0014_content_tenant_key.sql"),
+        postgres: include_str!("../migrations/postgres/0014_content_tenant_key.sql"),
+    },
 ];
 
 /// The newest version this build knows.

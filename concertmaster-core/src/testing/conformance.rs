@@ -1921,7 +1921,10 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
 }
 
 /// Content is kept in chunks per tenant, written once, read back as
-/// written, deleted whole.
+/// written, deleted whole. Another tenant can neither read nor delete it
+/// by its id, and a write of its own under the same id is its own content:
+/// it neither collides with the first tenant's chunks (a refusal would tell
+/// it they exist) nor changes them.
 pub async fn content_is_chunked_per_tenant_and_written_once(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
     let id = crate::ContentId::new();
@@ -1944,8 +1947,28 @@ pub async fn content_is_chunked_per_tenant_and_written_once(store: &dyn Store) {
         .expect_err("a chunk is written once");
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
     assert_eq!(ok!(store.delete_content(&b, id).await), 0);
+    assert_eq!(
+        ok!(store.chunk(&a, id, 0).await).as_deref(),
+        Some(&b"first "[..]),
+        "another tenant's delete by id removes nothing"
+    );
+    ok!(store.put_chunk(&b, id, 0, b"b's own").await);
+    assert_eq!(
+        ok!(store.chunk(&b, id, 0).await).as_deref(),
+        Some(&b"b's own"[..])
+    );
+    assert_eq!(
+        ok!(store.chunk(&a, id, 0).await).as_deref(),
+        Some(&b"first "[..]),
+        "the first tenant's chunk is unchanged"
+    );
     assert_eq!(ok!(store.delete_content(&a, id).await), 3);
     assert!(ok!(store.chunk(&a, id, 0).await).is_none());
+    assert_eq!(
+        ok!(store.chunk(&b, id, 0).await).as_deref(),
+        Some(&b"b's own"[..]),
+        "deleting one tenant's content leaves the other's"
+    );
 }
 
 /// Once a run has ended, nothing writes into it any more: not its status,
