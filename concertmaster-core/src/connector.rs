@@ -354,6 +354,33 @@ pub enum ConnectorError {
     },
 }
 
+/// The wait an HTTP `Retry-After` header value asks for at `now`: a
+/// number of seconds, or an HTTP date (one that has passed asks for no
+/// wait). `None` for a value that is neither; what a caller does with a
+/// long wait (cap it, give up) is its own choice.
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use concertmaster_core::retry_after;
+///
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+/// // 1,700,000,060 s after the epoch, a minute later.
+/// assert_eq!(
+///     retry_after("Tue, 14 Nov 2023 22:14:20 GMT", now),
+///     Some(Duration::from_secs(60))
+/// );
+/// assert_eq!(retry_after("soon", now), None);
+/// ```
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 impl ConnectorError {
     /// Whether calling again later may succeed: the system was unreachable,
     /// busy, or failed on its side (HTTP 5xx).
@@ -482,6 +509,43 @@ pub trait ConnectorFactory: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = |offset: i64| {
+            let at =
+                UNIX_EPOCH + Duration::from_secs(1_700_000_000u64.saturating_add_signed(offset));
+            httpdate::fmt_http_date(at)
+        };
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&date(-3_600), now),
+            Some(Duration::ZERO),
+            "past"
+        );
+        assert_eq!(retry_after(&date(0), now), Some(Duration::ZERO), "now");
+        assert_eq!(
+            retry_after(&date(86_400 * 30), now),
+            Some(Duration::from_secs(86_400 * 30)),
+            "far beyond any cap: the caller bounds it"
+        );
+        // The two obsolete forms RFC 9110 still asks a reader to accept.
+        assert_eq!(
+            retry_after("Tuesday, 14-Nov-23 22:14:20 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after("Tue Nov 14 22:14:20 2023", now),
+            Some(Duration::from_secs(60))
+        );
+        for bad in ["", "-1", "1.5", "soon", "Tue, 14 Nov 2023", "<script>"] {
+            assert_eq!(retry_after(bad, now), None, "{bad:?}");
+        }
+        assert!(retry_after("60", SystemTime::now()).is_some());
+    }
 
     #[test]
     fn passwords_in_urls_are_hidden() {

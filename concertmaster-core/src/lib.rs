@@ -100,8 +100,9 @@ mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
-    url_without_password, ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage,
-    Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode, Written,
+    retry_after, url_without_password, ConnectionCheck, Connector, ConnectorError,
+    ConnectorFactory, ErpMessage, Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode,
+    Written,
 };
 #[cfg(feature = "runtime")]
 pub use content::{ContentError, ContentReader, ContentWriter, Contents, ItemReader, ItemWriter};

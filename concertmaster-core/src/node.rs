@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -237,6 +238,9 @@ pub struct NodeError {
     retryable: bool,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     details: Value,
+    /// The wait the remote side asked for before a retry, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl NodeError {
@@ -246,6 +250,7 @@ impl NodeError {
             message: message.into(),
             retryable: true,
             details: Value::Null,
+            retry_after_ms: None,
         }
     }
 
@@ -255,6 +260,7 @@ impl NodeError {
             message: message.into(),
             retryable: false,
             details: Value::Null,
+            retry_after_ms: None,
         }
     }
 
@@ -277,6 +283,20 @@ impl NodeError {
     /// The structured details; `null` when none.
     pub fn details(&self) -> &Value {
         &self.details
+    }
+
+    /// Asks the engine to wait at least `wait` before the next attempt (a
+    /// `Retry-After` the remote side sent, read with
+    /// [`retry_after`](crate::retry_after)); the retry policy's
+    /// `maxBackoffMs` still bounds the pause.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// The wait asked for before the next attempt, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_ms.map(Duration::from_millis)
     }
 }
 

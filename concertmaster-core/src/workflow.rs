@@ -262,6 +262,18 @@ impl RetryPolicy {
         base.mul_f64(1.0 - cut)
     }
 
+    /// The pause before retry number `retry` after a failure that asked
+    /// for `asked` ([`NodeError::retry_after`](crate::NodeError::retry_after)):
+    /// the back-off with jitter, or the wait asked for when longer, up to
+    /// `max_backoff_ms`.
+    pub fn pause(&self, retry: u32, random: f64, asked: Option<Duration>) -> Duration {
+        let backoff = self.backoff_with_jitter(retry, random);
+        let asked = asked
+            .unwrap_or_default()
+            .min(Duration::from_millis(self.max_backoff_ms));
+        backoff.max(asked)
+    }
+
     /// What is wrong with this policy, if anything.
     pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -485,6 +497,28 @@ mod tests {
         assert_eq!(
             policy.backoff_with_jitter(2, 0.0),
             Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn a_wait_asked_for_lengthens_the_pause_up_to_the_cap() {
+        let policy = RetryPolicy::attempts(5)
+            .with_backoff(Duration::from_millis(100), Duration::from_secs(30))
+            .with_jitter(0.0);
+        assert_eq!(policy.pause(1, 0.5, None), Duration::from_millis(100));
+        assert_eq!(
+            policy.pause(1, 0.5, Some(Duration::ZERO)),
+            Duration::from_millis(100),
+            "a date in the past asks for nothing"
+        );
+        assert_eq!(
+            policy.pause(1, 0.5, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            policy.pause(1, 0.5, Some(Duration::from_secs(3_600))),
+            Duration::from_secs(30),
+            "bounded by maxBackoffMs"
         );
     }
 

@@ -143,18 +143,11 @@ pub(crate) fn base_url(
     Ok(parsed)
 }
 
-/// The wait a `Retry-After` header asks for (seconds; an HTTP date is
-/// read as "soon").
+/// The wait a `Retry-After` header asks for now (seconds or an HTTP
+/// date); `None` without one, or with a value that is neither.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    match value.parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => Some(Duration::from_secs(1)),
-    }
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    concertmaster_core::retry_after(value, std::time::SystemTime::now())
 }
 
 /// A non-JSON error body as a message: its start, on one line.

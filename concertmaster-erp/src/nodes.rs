@@ -606,7 +606,13 @@ fn open_failed(err: ConnectionError) -> NodeError {
 }
 
 fn connector_failed(err: &ConnectorError) -> NodeError {
-    if err.is_retryable() {
+    if let ConnectorError::RateLimited {
+        retry_after: Some(wait),
+        ..
+    } = err
+    {
+        NodeError::retryable(err.to_string()).with_retry_after(*wait)
+    } else if err.is_retryable() {
         NodeError::retryable(err.to_string())
     } else {
         NodeError::fatal(err.to_string())

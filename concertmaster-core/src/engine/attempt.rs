@@ -295,9 +295,11 @@ impl NodeTask {
                     {
                         tracing::debug!(attempt = record.attempt, error = %err, "streaming node attempt failed; its group runs again");
                         return Finish::Restart {
-                            pause: self
-                                .retry
-                                .backoff_with_jitter(record.attempt, fastrand::f64()),
+                            pause: self.retry.pause(
+                                record.attempt,
+                                fastrand::f64(),
+                                err.retry_after(),
+                            ),
                             error: err,
                             _outlet: outlet,
                         };
@@ -309,7 +311,7 @@ impl NodeTask {
                             && !self.cancel.is_cancelled() =>
                     {
                         tracing::debug!(attempt = record.attempt, error = %err, "node attempt failed; retrying");
-                        let pause = self.retry.backoff_with_jitter(tries, fastrand::f64());
+                        let pause = self.retry.pause(tries, fastrand::f64(), err.retry_after());
                         record.error = Some(err);
                         record.attempt += 1;
                         // Boxed, as a retry is rare: see `attempt_once`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    url_without_password, ConfigError, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
-    NodeError, NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    retry_after, url_without_password, ConfigError, Item, Node, NodeCategory, NodeContext,
+    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -111,6 +111,11 @@ impl HttpRequest {
             }
         })?;
         let status = response.status();
+        let asked = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| retry_after(value, std::time::SystemTime::now()));
         let bytes = response
             .bytes()
             .await
@@ -124,10 +129,12 @@ impl HttpRequest {
         let body: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            return Err(
-                NodeError::retryable(format!("item {i}: {shown} answered {status}"))
-                    .with_details(json!({ "item": i, "status": status.as_u16(), "body": body })),
-            );
+            let failed = NodeError::retryable(format!("item {i}: {shown} answered {status}"))
+                .with_details(json!({ "item": i, "status": status.as_u16(), "body": body }));
+            return Err(match asked {
+                Some(wait) => failed.with_retry_after(wait),
+                None => failed,
+            });
         }
         if !status.is_success() {
             return Err(
@@ -242,7 +249,8 @@ pub(crate) fn register(
             .description(
                 "Sends one HTTP request per item (the item as JSON body for POST, PUT and \
                  PATCH, or a jq body) with an Idempotency-Key header; the item becomes \
-                 {status, body}. 5xx, 429 and timeouts are retried. Loopback, private and \
+                 {status, body}. 5xx, 429 and timeouts are retried, no sooner than a \
+                 Retry-After asks (up to the retry policy's maxBackoffMs). Loopback, private and \
                  link-local targets are refused unless the host allows them.",
             )
             .config_schema(json!({

@@ -265,3 +265,105 @@ async fn request_credentials_reach_no_log_error_history_debug_output_or_metric()
         );
     }
 }
+
+/// A server that answers its first request 429 with `Retry-After` as
+/// `retry_after` makes it (a function of the time it answers), and every
+/// later one 200; it records when each request came.
+async fn throttling_server(
+    retry_after: fn(std::time::SystemTime) -> String,
+) -> (u16, Arc<Mutex<Vec<std::time::Instant>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&buf).contains("\r\n\r\n") {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push(std::time::Instant::now());
+                log.len() == 1
+            };
+            let response = if first {
+                format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    retry_after(std::time::SystemTime::now())
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+            };
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+/// The pause between the throttled call and its retry, for a server whose
+/// 429 says `retry_after`; the node's own back-off is 20 ms, capped at 3 s.
+async fn pause_after_429(retry_after: fn(std::time::SystemTime) -> String) -> std::time::Duration {
+    let (port, seen) = throttling_server(retry_after).await;
+    let test = engine(HttpGuard::new().allow("127.0.0.1")).await;
+    let mut def = json!({
+        "id": "call", "name": "Call",
+        "nodes": [{
+            "id": "call", "type": "http_request",
+            "config": { "url": format!("http://127.0.0.1:{port}/") },
+            "retry": { "maxAttempts": 3, "initialBackoffMs": 20, "maxBackoffMs": 3000, "jitter": 0.0 }
+        }]
+    });
+    def["nodes"][0]["config"]["method"] = json!("GET");
+    let detail = test
+        .run(WorkflowDefinition::from_value(def).unwrap(), json!([{}]))
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one throttled call, one retry");
+    seen[1] - seen[0]
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_retry_after_it_asks_for_in_seconds_or_as_a_date() {
+    use std::time::Duration;
+    let pause = pause_after_429(|_| "1".into()).await;
+    assert!(pause >= Duration::from_millis(950), "seconds: {pause:?}");
+    assert!(pause < Duration::from_millis(2500), "seconds: {pause:?}");
+
+    // HTTP dates have whole seconds: two seconds ahead is at least one.
+    let pause = pause_after_429(|now| httpdate::fmt_http_date(now + Duration::from_secs(2))).await;
+    assert!(
+        pause >= Duration::from_millis(950),
+        "a date ahead: {pause:?}"
+    );
+    assert!(
+        pause < Duration::from_millis(2900),
+        "a date ahead: {pause:?}"
+    );
+
+    let pause = pause_after_429(|now| httpdate::fmt_http_date(now - Duration::from_secs(60))).await;
+    assert!(
+        pause < Duration::from_millis(500),
+        "a date past asks for no wait: the node's own back-off ({pause:?})"
+    );
+    let pause = pause_after_429(httpdate::fmt_http_date).await;
+    assert!(pause < Duration::from_millis(1500), "now: {pause:?}");
+
+    let pause =
+        pause_after_429(|now| httpdate::fmt_http_date(now + Duration::from_secs(86_400))).await;
+    assert!(
+        pause >= Duration::from_millis(2950) && pause < Duration::from_millis(4500),
+        "a day ahead waits the policy's cap of 3 s: {pause:?}"
+    );
+}
