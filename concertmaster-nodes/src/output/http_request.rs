@@ -211,6 +211,9 @@ fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, Conf
         .transpose()?;
     let redirect_guard = Arc::clone(guard);
     let client = reqwest::Client::builder()
+        // A proxy (HTTP_PROXY and the like, read by default) resolves the
+        // target's name itself, where the guard never sees the address.
+        .no_proxy()
         .timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 600)))
         .dns_resolver(Arc::new(GuardedResolver {
             guard: Arc::clone(guard),

@@ -167,10 +167,27 @@ async fn loopback_private_and_metadata_targets_are_refused_by_default() {
 async fn a_redirect_cannot_lead_where_the_url_may_not() {
     let (port, seen) = server().await;
     let test = engine(HttpGuard::new().allow("127.0.0.1")).await;
-    for target in [
+    let mut targets = vec![
         "http://169.254.169.254/latest/meta-data/".to_string(),
         format!("http://localhost:{port}/echo"),
+    ];
+    // One address of each kind of range, IPv4 ones carried in IPv6 too.
+    for literal in [
+        "198.18.0.1",
+        "192.0.0.8",
+        "100.64.0.1",
+        "[fec0::1]",
+        "[2001:db8::1]",
+        "[::ffff:169.254.169.254]",
+        "[::127.0.0.1]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[64:ff9b:1:ffff::a00:1]",
+        "[2002:a9fe:a9fe::1]",
+        "[2001:0:7f00:1::]",
     ] {
+        targets.push(format!("http://{literal}:{port}/echo"));
+    }
+    for target in targets {
         let config = json!({ "url": format!("http://127.0.0.1:{port}/to/{target}") });
         let detail = test.run(call(config), json!({})).await.unwrap();
         assert_eq!(detail.run.status, RunStatus::Failed, "{target}");
