@@ -136,14 +136,7 @@ impl ApiKeys {
         let Some((stored, tenant, name, role)) = row else {
             return Ok(None);
         };
-        // Compared in full, every byte, so timing says nothing.
-        let given = hash(key);
-        let same = given.len() == stored.len()
-            && given
-                .bytes()
-                .zip(stored.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        let same = crate::auth::same_secret(hash(key).as_bytes(), stored.as_bytes());
         Ok(same.then(|| KeyRecord {
             tenant,
             name,

@@ -64,6 +64,15 @@ pub struct Config {
     /// The built example editor (`examples/editor/dist`), served at
     /// `/editor/` when set.
     pub editor_dir: Option<std::path::PathBuf>,
+    /// The bearer token `/metrics` asks for (`Authorization: Bearer
+    /// TOKEN`). Without one `/metrics` is off: its figures name every
+    /// tenant and workflow, and are no one's business but the operator's.
+    pub metrics_token: Option<String>,
+    /// The proxies in front of the service whose `X-Forwarded-For` is
+    /// believed. A submission's address (kept with a consent) is the
+    /// socket's peer, unless that peer is one of these: then the last
+    /// address of the header that is not a trusted proxy.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -84,6 +93,8 @@ impl Config {
             // A development key; production reads its own from a secret manager.
             sealing_key: ("dev".into(), *b"concertmaster-dev-sealing-key-32"),
             editor_dir: None,
+            metrics_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -119,6 +130,8 @@ pub(crate) struct AppState {
     connections: Connections,
     keys: ApiKeys,
     metrics: PrometheusHandle,
+    metrics_token: Option<Arc<str>>,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
     editor_dir: Option<Arc<std::path::PathBuf>>,
 }
 
@@ -195,6 +208,8 @@ impl Server {
                 connections,
                 keys,
                 metrics: metrics_handle(),
+                metrics_token: config.metrics_token.as_deref().map(Arc::from),
+                trusted_proxies: config.trusted_proxies.clone().into(),
                 editor_dir: config.editor_dir.clone().map(Arc::new),
             },
             datasets,
@@ -228,7 +243,10 @@ impl Server {
         &self.state.keys
     }
 
-    /// The routes: `/api/...` (API key required), `/metrics`, `/healthz`.
+    /// The routes: `/api/...` (API key required), `/metrics` (its bearer
+    /// token required), `/healthz`. Serve them with the peer's address
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`, as
+    /// [`Server::serve`] does): without it, submissions record no address.
     pub fn router(&self) -> Router {
         let api = api::routes().layer(middleware::from_fn_with_state(
             self.state.clone(),
@@ -260,7 +278,10 @@ impl Server {
     /// Serves the routes on `listener` until ctrl-c.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
         let engine = self.state.engine.clone();
-        axum::serve(listener, self.router())
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -301,11 +322,37 @@ async fn openapi() -> impl IntoResponse {
     axum::Json(<api::ApiDoc as utoipa::OpenApi>::openapi())
 }
 
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+/// `/metrics`, for the bearer of the configured token only.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let Some(token) = state.metrics_token.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off: set Config::metrics_token (CONCERTMASTER_METRICS_TOKEN for the example binary)\n",
+        )
+            .into_response();
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !auth::same_secret(offered.as_bytes(), token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "send the metrics token as Authorization: Bearer TOKEN\n",
+        )
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+        .into_response()
 }
 
 /// The supplier profile form of the demo, the contact e-mail personal

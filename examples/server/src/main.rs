@@ -57,6 +57,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bind = std::env::var("CONCERTMASTER_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
     config.portal_url = format!("http://{bind}/f/");
     config.editor_dir = editor;
+    config.metrics_token = std::env::var("CONCERTMASTER_METRICS_TOKEN").ok();
+    config.trusted_proxies = std::env::var("CONCERTMASTER_TRUSTED_PROXIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse().map_err(|err| {
+                format!("CONCERTMASTER_TRUSTED_PROXIES: {p:?} is not an IP address: {err}")
+            })
+        })
+        .collect::<Result<_, _>>()?;
 
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
@@ -66,7 +78,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  API           http://{bind}/api/workflows   (OpenAPI: http://{bind}/openapi.json)");
     println!("  review inbox  http://{bind}/inbox");
     println!("  editor        http://{bind}/editor/");
-    println!("  metrics       http://{bind}/metrics");
+    match &config.metrics_token {
+        Some(_) => println!(
+            "  metrics       http://{bind}/metrics   (Authorization: Bearer $CONCERTMASTER_METRICS_TOKEN)"
+        ),
+        None => println!("  metrics       off (set CONCERTMASTER_METRICS_TOKEN to serve /metrics)"),
+    }
     for role in [Role::Admin, Role::Editor, Role::Reviewer, Role::Viewer] {
         let issued = server
             .keys()
@@ -89,6 +106,18 @@ async fn e2e_scenario(
     let mut config = Config::sqlite(dir.path().join("e2e.db"));
     config.portal_url = format!("{base}/f/");
     config.editor_dir = editor;
+    config.metrics_token = std::env::var("CONCERTMASTER_METRICS_TOKEN").ok();
+    config.trusted_proxies = std::env::var("CONCERTMASTER_TRUSTED_PROXIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse().map_err(|err| {
+                format!("CONCERTMASTER_TRUSTED_PROXIES: {p:?} is not an IP address: {err}")
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
     server.seed_demo(&tenant).await?;

@@ -6,9 +6,12 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Path, RawForm, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, RawForm, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
 use concertmaster_core::{FieldError, FormSchema, PII_KEYWORD};
 use concertmaster_nodes::forms::{FormsError, Submission};
 use serde_json::{Map, Value};
@@ -69,6 +72,7 @@ pub(crate) async fn show(State(state): State<AppState>, Path(token): Path<String
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
@@ -102,12 +106,8 @@ pub(crate) async fn submit(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // The client's address as the proxy in front of the service saw it.
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string());
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ip = client_address(peer, &headers, &state.trusted_proxies).map(|ip| ip.to_string());
     let submission = Submission::new(data.clone()).with_submitter(ip, agent);
     match state.forms.submit(&state.engine, &token, submission).await {
         Ok(_) => page(
@@ -125,6 +125,38 @@ pub(crate) async fn submit(
         }
         Err(err) => link_problem(err),
     }
+}
+
+/// The client's address: the socket's peer, unless the peer is a trusted
+/// proxy; then the last address of `X-Forwarded-For` that is not one (each
+/// proxy appends the address it got the request from, so only the
+/// entries our own proxies added can be believed; anything to their left
+/// is whatever the client sent).
+fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            // Not an address: nothing further left can be believed.
+            Err(_) => break,
+        }
+    }
+    Some(client)
 }
 
 fn link_problem(err: FormsError) -> Response {

@@ -49,11 +49,14 @@ async fn keys(server: &Server, tenant: &str) -> Keys {
     }
 }
 
+/// The bearer token of the test service's `/metrics`.
+const METRICS_TOKEN: &str = "metrics-7f3a";
+
 async fn start() -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::build(&Config::sqlite(dir.path().join("server.db")))
-        .await
-        .unwrap();
+    let mut config = Config::sqlite(dir.path().join("server.db"));
+    config.metrics_token = Some(METRICS_TOKEN.into());
+    let server = Server::build(&config).await.unwrap();
     server.seed_demo(&TenantId::new("acme")).await.unwrap();
     let acme = keys(&server, "acme").await;
     let globex = keys(&server, "globex").await;
@@ -535,11 +538,26 @@ async fn connections_keep_their_secrets_out_of_answers_and_the_audit_log() {
 }
 
 #[tokio::test]
-async fn metrics_are_served_in_prometheus_text() {
+async fn metrics_are_served_in_prometheus_text_to_the_bearer_of_their_token_only() {
     let server = start().await;
     let run = server.start_hello().await;
     server.succeeded(&run).await;
-    let text = reqwest::get(format!("{}/metrics", server.base))
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", server.base);
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    for wrong in ["metrics-7f3b", "", &server.acme.admin] {
+        let refused = client.get(&url).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(
+            refused.status(),
+            reqwest::StatusCode::UNAUTHORIZED,
+            "{wrong:?} is not the metrics token"
+        );
+    }
+    let text = client
+        .get(&url)
+        .bearer_auth(METRICS_TOKEN)
+        .send()
         .await
         .unwrap()
         .text()

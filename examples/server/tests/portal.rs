@@ -7,16 +7,93 @@ use concertmaster_server_example::{Config, Server};
 use reqwest::StatusCode;
 
 async fn start() -> (String, Server, tempfile::TempDir) {
+    start_with(Vec::new()).await
+}
+
+/// The service behind the `trusted` proxies, served with its peers'
+/// addresses as `Server::serve` serves it.
+async fn start_with(trusted: Vec<std::net::IpAddr>) -> (String, Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::build(&Config::sqlite(dir.path().join("portal.db")))
-        .await
-        .unwrap();
+    let mut config = Config::sqlite(dir.path().join("portal.db"));
+    config.trusted_proxies = trusted;
+    let server = Server::build(&config).await.unwrap();
     server.seed_demo(&TenantId::new("acme")).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = server
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (base, server, dir)
+}
+
+/// The address a submission records, sent with `forwarded` as its
+/// `X-Forwarded-For` to a service behind `trusted` proxies.
+async fn recorded_address(trusted: &[&str], forwarded: Option<&str>) -> Option<String> {
+    let trusted = trusted.iter().map(|ip| ip.parse().unwrap()).collect();
+    let (base, server, _dir) = start_with(trusted).await;
+    let tenant = TenantId::new("acme");
+    let token = profile_link(&server, &tenant).await;
+    let mut request = reqwest::Client::new().post(format!("{base}/f/{token}"));
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let sent = request
+        .form(&[
+            ("/company", "Nordwind Logistik GmbH"),
+            ("/vatId", "DE123456789"),
+            ("/employees", "120"),
+            ("/contact/email", "ap@nordwind.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    let responses = server
+        .forms()
+        .responses(&tenant, &ResponseFilter::all(), "test")
+        .await
+        .unwrap();
+    responses[0].submitter.ip.clone()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    // Straight from a client: its own address, whatever it claims.
+    assert_eq!(
+        recorded_address(&[], Some("203.0.113.7")).await.as_deref(),
+        Some("127.0.0.1")
+    );
+    // Through a trusted proxy: the address the proxy saw.
+    assert_eq!(
+        recorded_address(&["127.0.0.1"], Some("203.0.113.7"))
+            .await
+            .as_deref(),
+        Some("203.0.113.7")
+    );
+    // A client that forges the header before the proxy appends: the
+    // entry the proxy added, not the forged one on its left.
+    assert_eq!(
+        recorded_address(
+            &["127.0.0.1", "10.0.0.2"],
+            Some("198.51.100.9, 203.0.113.7, 10.0.0.2")
+        )
+        .await
+        .as_deref(),
+        Some("203.0.113.7")
+    );
+    // A trusted proxy that sent no header: the proxy itself.
+    assert_eq!(
+        recorded_address(&["127.0.0.1"], None).await.as_deref(),
+        Some("127.0.0.1")
+    );
+    // Garbage in the chain: nothing left of it is believed.
+    assert_eq!(
+        recorded_address(&["127.0.0.1"], Some("203.0.113.7, not-an-ip"))
+            .await
+            .as_deref(),
+        Some("127.0.0.1")
+    );
 }
 
 /// The token of a new link to the supplier profile form.
@@ -106,7 +183,11 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
         .unwrap();
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].data["employees"], 120);
-    assert_eq!(responses[0].submitter.ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        responses[0].submitter.ip.as_deref(),
+        Some("127.0.0.1"),
+        "no proxy is trusted: the peer's address, not the header's"
+    );
 
     let again = client
         .get(format!("{base}/f/{token}"))
@@ -206,4 +287,16 @@ async fn a_respondent_saves_a_draft_and_goes_on_from_another_device() {
         .await
         .unwrap();
     assert_eq!(responses.len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_are_off_until_a_token_is_configured() {
+    let (base, _server, _dir) = start().await;
+    let answer = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    let text = answer.text().await.unwrap();
+    assert!(
+        text.contains("metrics_token"),
+        "says how to turn them on: {text}"
+    );
 }
