@@ -91,6 +91,72 @@ pub enum FormError {
         /// What the schema compiler said.
         message: String,
     },
+    /// A property name the portal could not use safely as a field id.
+    #[error(
+        "form {form}: property name {name:?} at {pointer} is not allowed: use 1 to {max} letters, \
+         digits, '_' or '-'",
+        max = MAX_PROPERTY_NAME
+    )]
+    UnsafePropertyName {
+        /// The form.
+        form: FormId,
+        /// JSON pointer to the property in the schema.
+        pointer: String,
+        /// The name as written.
+        name: String,
+    },
+}
+
+/// The longest property name a form may use.
+pub const MAX_PROPERTY_NAME: usize = 64;
+
+/// Schema keywords whose values are data, not subschemas: a `properties`
+/// inside them names nothing.
+const DATA_KEYWORDS: [&str; 4] = ["default", "const", "enum", "examples"];
+
+/// The first property name under `schema` (at `pointer`) that is not
+/// 1 to [`MAX_PROPERTY_NAME`] ASCII letters, digits, `_` or `-`, with its
+/// pointer.
+fn unsafe_property_name(schema: &Value, pointer: &str) -> Option<(String, String)> {
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if DATA_KEYWORDS.contains(&key.as_str()) {
+                    continue;
+                }
+                let here = format!("{pointer}/{}", escape(key));
+                if key == "properties" {
+                    if let Value::Object(properties) = value {
+                        for (name, property) in properties {
+                            let at = format!("{here}/{}", escape(name));
+                            let safe = !name.is_empty()
+                                && name.len() <= MAX_PROPERTY_NAME
+                                && name
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                            if !safe {
+                                return Some((at, name.clone()));
+                            }
+                            if let Some(found) = unsafe_property_name(property, &at) {
+                                return Some(found);
+                            }
+                        }
+                        continue;
+                    }
+                }
+                if let Some(found) = unsafe_property_name(value, &here) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| unsafe_property_name(item, &format!("{pointer}/{i}"))),
+        _ => None,
+    }
 }
 
 impl FormSchema {
@@ -116,6 +182,36 @@ impl FormSchema {
     pub fn with_retention_days(mut self, days: u32) -> Self {
         self.retention_days = Some(days);
         self
+    }
+
+    /// Checks the form before it is published: its schema compiles, and
+    /// every property name, at any depth (nested objects, array items,
+    /// conditional branches), is 1 to [`MAX_PROPERTY_NAME`] ASCII letters,
+    /// digits, `_` or `-`, since pages use it as a field's id.
+    ///
+    /// ```
+    /// use concertmaster_core::{FormError, FormSchema};
+    /// use serde_json::json;
+    ///
+    /// let form = FormSchema::new("f", "F", json!({
+    ///     "type": "object",
+    ///     "properties": { "contact": { "type": "object", "properties": { "e\"mail": {} } } }
+    /// }));
+    /// let Err(FormError::UnsafePropertyName { pointer, .. }) = form.check_definition() else {
+    ///     panic!("refused");
+    /// };
+    /// assert_eq!(pointer, "/properties/contact/properties/e\"mail");
+    /// ```
+    pub fn check_definition(&self) -> Result<(), FormError> {
+        self.validator()?;
+        match unsafe_property_name(&self.schema, "") {
+            Some((pointer, name)) => Err(FormError::UnsafePropertyName {
+                form: self.id.clone(),
+                pointer,
+                name,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Compiles the schema, for checking many submissions.

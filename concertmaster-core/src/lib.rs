@@ -118,7 +118,8 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use form::{
     Consent, FormDraft, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
-    ResponseFilter, Review, ReviewStatus, Submitter, PII_KEYWORD, RETENTION_KEYWORD,
+    ResponseFilter, Review, ReviewStatus, Submitter, MAX_PROPERTY_NAME, PII_KEYWORD,
+    RETENTION_KEYWORD,
 };
 pub use ids::{ContentId, FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
 pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};

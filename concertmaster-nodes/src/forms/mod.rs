@@ -369,7 +369,7 @@ impl Forms {
         tenant: &TenantId,
         mut form: FormSchema,
     ) -> Result<FormSchema, FormsError> {
-        form.validator()?;
+        form.check_definition()?;
         let latest = self.inner.store.form(tenant, &form.id, None).await?;
         form.version = latest.map_or(1, |f| f.version + 1);
         self.inner.store.insert_form(tenant, &form).await?;

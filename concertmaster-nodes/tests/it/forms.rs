@@ -1005,3 +1005,77 @@ async fn an_answer_stored_right_before_the_process_dies_still_wakes_its_run() {
         .await;
     assert_eq!(ids(&detail, "wait", "main"), [json!("a@acme.test")]);
 }
+
+/// A property name becomes a field's id on the portal's pages: publishing
+/// refuses any that is not 1 to 64 letters, digits, `_` or `-`, at any
+/// depth, naming it with its JSON pointer, and stores nothing.
+#[tokio::test]
+async fn publishing_refuses_property_names_a_page_could_not_carry_safely() {
+    use concertmaster_core::{FormError, FormSchema};
+    let h = Harness::in_memory().await;
+    let long = "n".repeat(65);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"properties": {"name\" onfocus=\"alert(1)": {"type": "string"}}}),
+            "/properties/name\" onfocus=\"alert(1)",
+        ),
+        (json!({"properties": {"<b>": {}}}), "/properties/<b>"),
+        (
+            json!({"properties": {"first name": {}}}),
+            "/properties/first name",
+        ),
+        (json!({"properties": {"": {}}}), "/properties/"),
+        (json!({"properties": {"a/b": {}}}), "/properties/a~1b"),
+        (json!({"properties": {(long.clone()): {}}}), ""),
+        (
+            json!({"properties": {"contact": {"type": "object", "properties": {"e'mail": {}}}}}),
+            "/properties/contact/properties/e'mail",
+        ),
+        (
+            json!({"properties": {"lines": {"type": "array", "items": {"properties": {"qty&": {}}}}}}),
+            "/properties/lines/items/properties/qty&",
+        ),
+        (
+            json!({"properties": {"country": {}}, "allOf": [{"if": {"properties": {"country": {"const": "DE"}}},
+                   "then": {"properties": {"javascript:x": {}}}}]}),
+            "/allOf/0/then/properties/javascript:x",
+        ),
+    ];
+    for (schema, pointer) in cases {
+        let mut schema = schema;
+        schema["type"] = json!("object");
+        let form = FormSchema::new("unsafe", "Unsafe", schema.clone());
+        let err = h.forms.publish(&h.tenant, form).await.expect_err("refused");
+        match &err {
+            FormsError::Form(FormError::UnsafePropertyName { pointer: at, .. }) => {
+                if pointer.is_empty() {
+                    assert!(at.starts_with("/properties/nnn"), "{at}");
+                } else {
+                    assert_eq!(at, pointer, "{schema}");
+                }
+            }
+            other => panic!("{schema}: refused for another reason: {other}"),
+        }
+        assert!(
+            err.to_string().contains("letters, digits"),
+            "says what is allowed: {err}"
+        );
+    }
+    assert!(
+        h.forms
+            .form(&h.tenant, &FormId::from("unsafe"), None)
+            .await
+            .is_err(),
+        "nothing was stored"
+    );
+    // Names of the allowed kinds, and data that merely looks like a schema.
+    let fine = FormSchema::new(
+        "unsafe",
+        "Safe",
+        json!({"type": "object", "properties": {
+            "vat_id-2": {"type": "string", "default": {"properties": {"<not a field>": 1}}},
+            "n".repeat(64): {"type": "string"}
+        }}),
+    );
+    h.forms.publish(&h.tenant, fine).await.expect("published");
+}
