@@ -413,16 +413,19 @@ impl Connections {
         id: &str,
         config: &impl Serialize,
     ) -> Result<StoredConnection, ConnectionError> {
-        let mut connection = self.get(tenant, id).await?;
-        let config = NewConnection::new(id, connection.kind.clone(), config)?.config;
-        let before = connection.config_hash.clone();
-        let (sealed, hash) = self.seal(tenant, id, &connection.kind, &config)?;
-        connection.key_id = sealed.key_id;
-        connection.sealed_config = sealed.bytes;
-        connection.config_hash = hash;
-        connection.last_tested_at = None;
-        connection.updated_at = self.inner.clock.now();
-        self.inner.store.save_connection(&connection).await?;
+        let (before, connection) = self
+            .change(tenant, id, |connection| {
+                let config = NewConnection::new(id, connection.kind.clone(), config)?.config;
+                let (sealed, hash) = self.seal(tenant, id, &connection.kind, &config)?;
+                connection.key_id = sealed.key_id;
+                connection.sealed_config = sealed.bytes;
+                connection.config_hash = hash;
+                connection.last_tested_at = None;
+                connection.updated_at = self.inner.clock.now();
+                Ok(true)
+            })
+            .await?;
+        let before = before.config_hash;
         self.audit(
             &connection,
             actor,
@@ -442,11 +445,17 @@ impl Connections {
         id: &str,
         active: bool,
     ) -> Result<StoredConnection, ConnectionError> {
-        let mut connection = self.get(tenant, id).await?;
-        if connection.active != active {
-            connection.active = active;
-            connection.updated_at = self.inner.clock.now();
-            self.inner.store.save_connection(&connection).await?;
+        let (before, connection) = self
+            .change(tenant, id, |connection| {
+                if connection.active == active {
+                    return Ok(false);
+                }
+                connection.active = active;
+                connection.updated_at = self.inner.clock.now();
+                Ok(true)
+            })
+            .await?;
+        if before.active != active {
             self.audit(
                 &connection,
                 actor,
@@ -533,10 +542,42 @@ impl Connections {
         .await
     }
 
+    /// Reads connection `id`, applies `apply` (which answers whether it
+    /// changed anything) and stores the result only while nothing else
+    /// changed the connection since the read (a rotation, another update);
+    /// otherwise reads it again. Answers the connection before and after.
+    async fn change(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        mut apply: impl FnMut(&mut StoredConnection) -> Result<bool, ConnectionError>,
+    ) -> Result<(StoredConnection, StoredConnection), ConnectionError> {
+        const TRIES: usize = 8;
+        for _ in 0..TRIES {
+            let before = self.get(tenant, id).await?;
+            let mut after = before.clone();
+            if !apply(&mut after)? {
+                return Ok((before, after));
+            }
+            if self.inner.store.replace_connection(&after, &before).await? {
+                return Ok((before, after));
+            }
+        }
+        Err(ConnectionError::Store(StoreError::Conflict {
+            entity: "connection",
+            id: id.to_string(),
+            message: format!("changed by other writers {TRIES} times in a row; try again"),
+        }))
+    }
+
     /// Seals every connection not sealed with the active key again with it,
-    /// `batch` at a time; returns how many were resealed. After it, keys
-    /// other than the active one can leave the ring.
-    pub async fn reseal_all(&self, batch: usize) -> Result<usize, ConnectionError> {
+    /// `batch` at a time. Each is replaced only while it is stored as read,
+    /// so a connection updated or deactivated meanwhile keeps that change
+    /// (it is read again); one that cannot be opened (a key missing from
+    /// the ring, a tampered row) is skipped and named in the report, and
+    /// the others are resealed all the same. Once the report lists none,
+    /// keys other than the active one can leave the ring.
+    pub async fn reseal_all(&self, batch: usize) -> Result<ResealReport, ConnectionError> {
         let (active, others) = self.with_keys(|keys| {
             (
                 keys.active_key().to_string(),
@@ -546,38 +587,66 @@ impl Connections {
                     .collect::<Vec<_>>(),
             )
         });
-        let mut done = 0;
+        let mut report = ResealReport::default();
         for old in others {
+            // Rows skipped stay sealed with `old`: asked for past them.
+            let mut skipped: std::collections::HashSet<(TenantId, String)> = Default::default();
             loop {
                 let page = self
                     .inner
                     .store
-                    .connections_sealed_with(&old, batch.max(1))
+                    .connections_sealed_with(&old, batch.max(1) + skipped.len())
                     .await?;
+                let page: Vec<StoredConnection> = page
+                    .into_iter()
+                    .filter(|c| !skipped.contains(&(c.tenant.clone(), c.id.clone())))
+                    .collect();
                 if page.is_empty() {
                     break;
                 }
-                for mut connection in page {
+                for read in page {
+                    let mut connection = read.clone();
                     let aad = record(&connection.tenant, &connection.id, &connection.kind);
                     let crypto = |source| ConnectionError::Crypto {
                         id: connection.id.clone(),
                         source,
                     };
-                    let (sealed, hash) = self.with_keys(|keys| -> Result<_, ConnectionError> {
+                    let resealed = self.with_keys(|keys| -> Result<_, ConnectionError> {
                         let (config, parsed) = unseal(keys, &connection)?;
                         let sealed = keys.seal(&config, &aad).map_err(crypto)?;
                         let hash = keys.config_hash(&active, &parsed).map_err(crypto)?;
                         Ok((sealed, hash))
-                    })?;
+                    });
+                    let (sealed, hash) = match resealed {
+                        Ok(resealed) => resealed,
+                        Err(err) => {
+                            tracing::warn!(tenant = %read.tenant, connection = %read.id, error = %err, "connection not resealed");
+                            skipped.insert((read.tenant.clone(), read.id.clone()));
+                            report.skipped.push(ResealSkip {
+                                tenant: read.tenant.clone(),
+                                id: read.id.clone(),
+                                reason: err.to_string(),
+                            });
+                            continue;
+                        }
+                    };
                     connection.key_id = sealed.key_id;
                     connection.sealed_config = sealed.bytes;
                     connection.config_hash = hash;
-                    self.inner.store.save_connection(&connection).await?;
-                    done += 1;
+                    if self
+                        .inner
+                        .store
+                        .replace_connection(&connection, &read)
+                        .await?
+                    {
+                        report.resealed += 1;
+                    }
+                    // Otherwise it changed since the read: the next page has
+                    // it again if it is still sealed with `old`.
                 }
             }
         }
-        Ok(done)
+        Ok(report)
     }
 
     async fn audit(
@@ -606,6 +675,27 @@ impl Connections {
 
 /// The config of `connection` in the clear, and parsed, after checking it
 /// against its integrity hash.
+/// What [`Connections::reseal_all`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Connections now sealed with the active key.
+    pub resealed: usize,
+    /// Connections left as they were, and why: the old keys they need must
+    /// stay in the ring until they are fixed or deleted.
+    pub skipped: Vec<ResealSkip>,
+}
+
+/// A connection [`Connections::reseal_all`] could not reseal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResealSkip {
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its id.
+    pub id: String,
+    /// Why (the error, which never quotes the config).
+    pub reason: String,
+}
+
 fn unseal(
     keys: &KeyRing,
     connection: &StoredConnection,

@@ -71,7 +71,7 @@ pub mod fuzzing {
     }
 }
 
-pub use connections::{ConnectionError, Connections, NewConnection};
+pub use connections::{ConnectionError, Connections, NewConnection, ResealReport, ResealSkip};
 pub use keyring::{CryptoError, KeyRing, Sealed};
 #[cfg(feature = "netsuite")]
 pub use netsuite::{NetSuiteConfig, NetSuiteConnector, NetSuiteFactory};

@@ -367,9 +367,10 @@ async fn rotation_reseals_every_config_and_the_old_key_can_go() {
         .activate("2026-12")
         .unwrap();
     old.set_keys(both);
-    assert_eq!(old.reseal_all(4).await.unwrap(), 6);
+    let report = old.reseal_all(4).await.unwrap();
+    assert_eq!((report.resealed, report.skipped.len()), (6, 0));
     assert_eq!(
-        old.reseal_all(4).await.unwrap(),
+        old.reseal_all(4).await.unwrap().resealed,
         0,
         "a second pass has nothing left"
     );
@@ -461,4 +462,92 @@ fn each_kind_comes_with_a_config_schema_whose_secrets_are_write_only() {
         sap.contains(r#""clientSecret":{"type":"string","writeOnly":true}"#),
         "{sap}"
     );
+}
+
+/// A rotation running while connections are deactivated and given new
+/// configs reverts none of it, and a connection no key opens is skipped,
+/// named in the report, while every other is resealed.
+#[tokio::test]
+async fn rotation_never_reverts_a_change_made_meanwhile_and_names_what_it_skips() {
+    let (store, _dir) = sqlite().await;
+    let conns = connections(store.clone());
+    let acme = TenantId::new("acme");
+    for i in 0..40 {
+        let id = format!("erp-{i}");
+        conns
+            .create(
+                &acme,
+                None,
+                NewConnection::new(&id, "loopback", &config(&format!("v1-{i}"))).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut broken = store.connection(&acme, "erp-0").await.unwrap().unwrap();
+    broken.sealed_config[20] ^= 0xff;
+    store.save_connection(&broken).await.unwrap();
+    conns.set_keys(
+        ring()
+            .with_key("2026-12", [2u8; 32])
+            .unwrap()
+            .activate("2026-12")
+            .unwrap(),
+    );
+
+    let writer = async {
+        for i in (1..40).step_by(2) {
+            let id = format!("erp-{i}");
+            if i % 4 == 1 {
+                conns
+                    .set_active(&acme, Some("ops"), &id, false)
+                    .await
+                    .unwrap();
+            } else {
+                conns
+                    .update_config(&acme, Some("ops"), &id, &config(&format!("v2-{i}")))
+                    .await
+                    .unwrap();
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let (report, ()) = tokio::join!(conns.reseal_all(3), writer);
+    let report = report.unwrap();
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["erp-0"],
+        "{report:?}"
+    );
+    assert!(!report.skipped[0].reason.contains(PASSWORD));
+    // Rows a writer changed under the old key in the meantime: the next pass.
+    let again = conns.reseal_all(3).await.unwrap();
+    assert_eq!(again.skipped.len(), 1);
+
+    for i in 1..40 {
+        let id = format!("erp-{i}");
+        let stored = conns.get(&acme, &id).await.unwrap();
+        assert_eq!(stored.key_id, "2026-12", "{id} is resealed");
+        if i % 4 == 1 {
+            assert!(!stored.active, "{id} stays deactivated");
+            continue;
+        }
+        let expected = if i % 2 == 1 {
+            format!("v2-{i}")
+        } else {
+            format!("v1-{i}")
+        };
+        let check = conns
+            .open(&acme, &id)
+            .await
+            .unwrap()
+            .validate_connection()
+            .await
+            .unwrap();
+        assert_eq!(check.system, expected, "{id} keeps its latest config");
+    }
+    assert_eq!(conns.get(&acme, "erp-0").await.unwrap().key_id, "2026-01");
 }

@@ -600,6 +600,40 @@ macro_rules! connection_store {
                         .map_err(|err| store_error(err, "connection", &c.id))
                 }
 
+                async fn replace_connection(
+                    &self,
+                    c: &StoredConnection,
+                    p: &StoredConnection,
+                ) -> StoreResult<bool> {
+                    if (&c.tenant, &c.id, c.created_at) != (&p.tenant, &p.id, p.created_at) {
+                        return Ok(false);
+                    }
+                    let done = sqlx::query(sql!("connection/replace"))
+                        .bind(c.tenant.as_str())
+                        .bind(c.id.as_str())
+                        .bind(c.name.as_str())
+                        .bind(c.kind.as_str())
+                        .bind(c.sealed_config.as_slice())
+                        .bind(c.key_id.as_str())
+                        .bind(c.config_hash.as_str())
+                        .bind(c.active)
+                        .bind(ts_opt(c.last_tested_at))
+                        .bind(ts(c.updated_at))
+                        .bind(ts(p.created_at))
+                        .bind(p.name.as_str())
+                        .bind(p.kind.as_str())
+                        .bind(p.sealed_config.as_slice())
+                        .bind(p.key_id.as_str())
+                        .bind(p.config_hash.as_str())
+                        .bind(p.active)
+                        .bind(ts_opt(p.last_tested_at))
+                        .bind(ts(p.updated_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|err| store_error(err, "connection", &c.id))?;
+                    Ok(done.rows_affected() == 1)
+                }
+
                 async fn connection(
                     &self,
                     tenant: &TenantId,

@@ -58,6 +58,16 @@ pub trait ConnectionStore: Send + Sync {
     /// Stores `connection`, replacing the one with its id.
     async fn save_connection(&self, connection: &StoredConnection) -> StoreResult<()>;
 
+    /// Replaces `previous` (a connection as read from the store) with
+    /// `connection`, only while it is still stored exactly as `previous`;
+    /// whether it was. A change made since the read (a key rotation, a new
+    /// config, a deactivation) is never reverted: the caller reads again.
+    async fn replace_connection(
+        &self,
+        connection: &StoredConnection,
+        previous: &StoredConnection,
+    ) -> StoreResult<bool>;
+
     /// Connection `id`.
     async fn connection(
         &self,

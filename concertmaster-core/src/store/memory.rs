@@ -1277,6 +1277,25 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
+    async fn replace_connection(
+        &self,
+        connection: &StoredConnection,
+        previous: &StoredConnection,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        let key = (previous.tenant.clone(), previous.id.clone());
+        match state.connections.get_mut(&key) {
+            Some(stored)
+                if stored == previous
+                    && (&connection.tenant, &connection.id) == (&previous.tenant, &previous.id) =>
+            {
+                *stored = connection.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn connection(
         &self,
         tenant: &TenantId,

@@ -2926,3 +2926,62 @@ pub async fn concurrent_deliveries_each_get_their_own_answer(store: &dyn Store) 
         .collect();
     assert_eq!(held_b, vec!["k1".to_string()]);
 }
+
+/// A connection is replaced only while it is stored exactly as its writer
+/// read it: a change made meanwhile (a deactivation, a test, a rotation)
+/// is never reverted, and another tenant's connection of the same id is
+/// not touched.
+pub async fn connections_are_replaced_only_as_read(store: &dyn Store) {
+    let (a, b) = (tenant_a(), tenant_b());
+    ok!(store.save_connection(&connection(&a, "erp", "k1")).await);
+    ok!(store.save_connection(&connection(&b, "erp", "k1")).await);
+    let read = ok!(store.connection(&a, "erp").await).expect("stored");
+
+    let mut resealed = read.clone();
+    resealed.key_id = "k2".into();
+    resealed.sealed_config = vec![7; 40];
+    resealed.config_hash = "f".repeat(64);
+    assert!(ok!(store.replace_connection(&resealed, &read).await));
+    assert_eq!(
+        ok!(store.connection(&a, "erp").await),
+        Some(resealed.clone())
+    );
+    assert!(
+        !ok!(store.replace_connection(&resealed, &read).await),
+        "the row read is not what is stored any more"
+    );
+
+    // Deactivated after a rotation read it: the rotation's write is refused.
+    let rotation_read = resealed.clone();
+    let mut off = resealed.clone();
+    off.active = false;
+    off.updated_at = t0() + Duration::hours(2);
+    assert!(ok!(store.replace_connection(&off, &resealed).await));
+    let mut late = rotation_read.clone();
+    late.key_id = "k3".into();
+    assert!(!ok!(store.replace_connection(&late, &rotation_read).await));
+    assert_eq!(
+        ok!(store.connection(&a, "erp").await).map(|c| (c.active, c.key_id)),
+        Some((false, "k2".to_string())),
+        "the deactivation stays"
+    );
+    let tested = ok!(store.connection(&a, "erp").await).expect("stored");
+    ok!(store
+        .mark_tested(&a, "erp", t0() + Duration::hours(3))
+        .await);
+    let mut stale = tested.clone();
+    stale.name = "renamed".into();
+    assert!(
+        !ok!(store.replace_connection(&stale, &tested).await),
+        "a test recorded since the read counts as a change"
+    );
+
+    assert_eq!(
+        ok!(store.connection(&b, "erp").await).map(|c| c.key_id),
+        Some("k1".to_string()),
+        "the other tenant's connection is its own"
+    );
+    let mut unknown = read.clone();
+    unknown.id = "nope".into();
+    assert!(!ok!(store.replace_connection(&unknown, &unknown).await));
+}

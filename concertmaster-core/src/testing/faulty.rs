@@ -471,6 +471,14 @@ impl ConnectionStore for FaultyStore {
         self.fault().await?;
         self.inner.save_connection(connection).await
     }
+    async fn replace_connection(
+        &self,
+        connection: &StoredConnection,
+        previous: &StoredConnection,
+    ) -> StoreResult<bool> {
+        self.fault().await?;
+        self.inner.replace_connection(connection, previous).await
+    }
     async fn connection(
         &self,
         tenant: &TenantId,

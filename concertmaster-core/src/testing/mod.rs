@@ -91,7 +91,8 @@ macro_rules! store_conformance {
             responses_filter_and_are_reviewed_once,
             responses_are_erased_and_purged,
             datasets_replace_per_node_and_filter,
-            connections_round_trip_per_tenant
+            connections_round_trip_per_tenant,
+            connections_are_replaced_only_as_read
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
