@@ -714,10 +714,9 @@ fn unseal(
         .map_err(crypto)?;
     let integrity = || ConnectionError::Integrity { id: id.clone() };
     let parsed: Value = serde_json::from_slice(&config).map_err(|_| integrity())?;
-    if keys
-        .config_hash(&connection.key_id, &parsed)
+    if !keys
+        .config_hash_matches(&connection.key_id, &parsed, &connection.config_hash)
         .map_err(crypto)?
-        != connection.config_hash
     {
         return Err(integrity());
     }

@@ -12,6 +12,23 @@ use zeroize::Zeroizing;
 /// Bytes of an AES-GCM nonce; a fresh random one per sealing.
 const NONCE_BYTES: usize = 12;
 
+/// What an integrity hash made with an HKDF-derived key starts with.
+const HKDF_HASH_PREFIX: &str = "hkdf-sha256:";
+/// HKDF's `info` for the integrity hash's key.
+const HASH_KEY_INFO: &[u8] = b"concertmaster/config-hash";
+/// The label the earlier derivation hashed before the key.
+const LEGACY_HASH_LABEL: &[u8] = b"concertmaster/config-hash\0";
+
+/// How an integrity hash's HMAC key comes from the sealing key.
+#[derive(Debug, Clone, Copy)]
+enum Derivation {
+    /// HKDF-SHA256, no salt, info [`HASH_KEY_INFO`].
+    Hkdf,
+    /// SHA-256 of [`LEGACY_HASH_LABEL`] and the key: hashes written before
+    /// HKDF, still checked.
+    Legacy,
+}
+
 /// Why a config could not be sealed or opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -202,13 +219,50 @@ impl KeyRing {
     }
 
     /// The integrity hash of `config` under key `key_id`: HMAC-SHA256 of its
-    /// canonical JSON (keys sorted), hex. It tells whether a config changed
-    /// without opening the stored one. Keyed, so that a copy of the store
-    /// does not allow guessing a password by hashing candidates.
+    /// canonical JSON (keys sorted), hex, prefixed `hkdf-sha256:`. It tells
+    /// whether a config changed without opening the stored one. Keyed, so
+    /// that a copy of the store does not allow guessing a password by
+    /// hashing candidates; the HMAC key is derived from the sealing key
+    /// with HKDF (RFC 5869), so the hash reveals nothing about it.
     pub fn config_hash(
         &self,
         key_id: &str,
         config: &serde_json::Value,
+    ) -> Result<String, CryptoError> {
+        let hex = self.hash_with(key_id, config, Derivation::Hkdf)?;
+        Ok(format!("{HKDF_HASH_PREFIX}{hex}"))
+    }
+
+    /// Whether `stored` is the integrity hash of `config` under `key_id`:
+    /// one [`config_hash`](Self::config_hash) makes, or one of the earlier
+    /// form (bare hex, its HMAC key the SHA-256 of a label and the sealing
+    /// key), which connections sealed before HKDF still carry until a
+    /// rotation or an update writes them anew.
+    pub fn config_hash_matches(
+        &self,
+        key_id: &str,
+        config: &serde_json::Value,
+        stored: &str,
+    ) -> Result<bool, CryptoError> {
+        let (derivation, hex) = match stored.strip_prefix(HKDF_HASH_PREFIX) {
+            Some(hex) => (Derivation::Hkdf, hex),
+            None => (Derivation::Legacy, stored),
+        };
+        let expected = self.hash_with(key_id, config, derivation)?;
+        // Compared in full, so the time taken says nothing of the hash.
+        Ok(expected.len() == hex.len()
+            && expected
+                .bytes()
+                .zip(hex.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0)
+    }
+
+    fn hash_with(
+        &self,
+        key_id: &str,
+        config: &serde_json::Value,
+        derivation: Derivation,
     ) -> Result<String, CryptoError> {
         let key = self
             .keys
@@ -216,12 +270,22 @@ impl KeyRing {
             .ok_or_else(|| CryptoError::UnknownKey {
                 key_id: key_id.into(),
             })?;
-        // A key of its own, so the hash reveals nothing about the sealing key.
-        let mut derive = Sha256::new();
-        derive.update(b"concertmaster/config-hash\0");
-        derive.update(key.as_slice());
-        let hash_key = Zeroizing::new(derive.finalize().to_vec());
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&hash_key).map_err(|_| {
+        let mut hash_key = Zeroizing::new([0u8; 32]);
+        match derivation {
+            Derivation::Hkdf => hkdf::Hkdf::<Sha256>::new(None, key)
+                .expand(HASH_KEY_INFO, hash_key.as_mut_slice())
+                .map_err(|_| CryptoError::KeyLength {
+                    key_id: key_id.into(),
+                    len: hash_key.len(),
+                })?,
+            Derivation::Legacy => {
+                let mut derive = Sha256::new();
+                derive.update(LEGACY_HASH_LABEL);
+                derive.update(key.as_slice());
+                hash_key.copy_from_slice(&derive.finalize());
+            }
+        }
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(hash_key.as_slice()).map_err(|_| {
             CryptoError::KeyLength {
                 key_id: key_id.into(),
                 len: hash_key.len(),
@@ -315,6 +379,25 @@ mod tests {
         assert!(ring().activate("nope").is_err());
         let debug = format!("{:?}", ring());
         assert!(debug.contains("k1") && !debug.contains("[1, 1"), "{debug}");
+    }
+
+    #[test]
+    fn hashes_of_the_earlier_derivation_still_match_and_new_ones_use_hkdf() {
+        let ring = ring();
+        let config = serde_json::json!({"url": "u", "password": "p"});
+        let new = ring.config_hash("k1", &config).unwrap();
+        assert!(new.starts_with(HKDF_HASH_PREFIX), "{new}");
+        assert!(ring.config_hash_matches("k1", &config, &new).unwrap());
+        let legacy = ring.hash_with("k1", &config, Derivation::Legacy).unwrap();
+        assert_eq!(legacy.len(), 64);
+        assert_ne!(&new[HKDF_HASH_PREFIX.len()..], legacy, "another key");
+        assert!(ring.config_hash_matches("k1", &config, &legacy).unwrap());
+        let changed = serde_json::json!({"url": "v", "password": "p"});
+        assert!(!ring.config_hash_matches("k1", &changed, &new).unwrap());
+        assert!(!ring.config_hash_matches("k1", &changed, &legacy).unwrap());
+        assert!(!ring
+            .config_hash_matches("k1", &config, &format!("{HKDF_HASH_PREFIX}{legacy}"))
+            .unwrap());
     }
 
     #[test]

@@ -551,3 +551,74 @@ async fn rotation_never_reverts_a_change_made_meanwhile_and_names_what_it_skips(
     }
     assert_eq!(conns.get(&acme, "erp-0").await.unwrap().key_id, "2026-01");
 }
+
+/// A connection whose integrity hash was written before HKDF (its HMAC key
+/// the SHA-256 of a label and the sealing key) still opens, and a rotation
+/// writes its hash the new way.
+#[tokio::test]
+async fn a_config_hashed_the_earlier_way_opens_and_rotation_rehashes_it() {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let (store, _dir) = sqlite().await;
+    let conns = connections(store.clone());
+    let acme = TenantId::new("acme");
+    conns
+        .create(
+            &acme,
+            None,
+            NewConnection::new("erp", "loopback", &config("legacy")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut stored = store.connection(&acme, "erp").await.unwrap().unwrap();
+    assert!(
+        stored.config_hash.starts_with("hkdf-sha256:"),
+        "{}",
+        stored.config_hash
+    );
+    let mut derive = Sha256::new();
+    derive.update(b"concertmaster/config-hash\0");
+    derive.update([1u8; 32]);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&derive.finalize()).unwrap();
+    mac.update(config("legacy").to_string().as_bytes());
+    stored.config_hash = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    store.save_connection(&stored).await.unwrap();
+
+    let check = conns
+        .open(&acme, "erp")
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap();
+    assert_eq!(check.system, "legacy", "the earlier hash still checks");
+    conns.set_keys(
+        ring()
+            .with_key("2026-12", [2u8; 32])
+            .unwrap()
+            .activate("2026-12")
+            .unwrap(),
+    );
+    assert_eq!(conns.reseal_all(10).await.unwrap().resealed, 1);
+    let rotated = store.connection(&acme, "erp").await.unwrap().unwrap();
+    assert!(
+        rotated.config_hash.starts_with("hkdf-sha256:"),
+        "{}",
+        rotated.config_hash
+    );
+    let only_new = Connections::new(store.clone(), KeyRing::new("2026-12", [2u8; 32]).unwrap())
+        .with_connector(LoopbackFactory);
+    let check = only_new
+        .open(&acme, "erp")
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap();
+    assert_eq!(check.system, "legacy");
+}
