@@ -58,17 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.portal_url = format!("http://{bind}/f/");
     config.editor_dir = editor;
     config.metrics_token = std::env::var("CONCERTMASTER_METRICS_TOKEN").ok();
-    config.trusted_proxies = std::env::var("CONCERTMASTER_TRUSTED_PROXIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse().map_err(|err| {
-                format!("CONCERTMASTER_TRUSTED_PROXIES: {p:?} is not an IP address: {err}")
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    config.trusted_proxies = trusted_proxies()?;
 
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
@@ -106,18 +96,6 @@ async fn e2e_scenario(
     let mut config = Config::sqlite(dir.path().join("e2e.db"));
     config.portal_url = format!("{base}/f/");
     config.editor_dir = editor;
-    config.metrics_token = std::env::var("CONCERTMASTER_METRICS_TOKEN").ok();
-    config.trusted_proxies = std::env::var("CONCERTMASTER_TRUSTED_PROXIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse().map_err(|err| {
-                format!("CONCERTMASTER_TRUSTED_PROXIES: {p:?} is not an IP address: {err}")
-            })
-        })
-        .collect::<Result<_, _>>()?;
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
     server.seed_demo(&tenant).await?;
@@ -164,4 +142,20 @@ async fn e2e_scenario(
     server.serve(listener).await?;
     drop(dir);
     Ok(())
+}
+
+/// The proxies named in `CONCERTMASTER_TRUSTED_PROXIES` (comma-separated
+/// addresses; none when unset).
+fn trusted_proxies() -> Result<Vec<std::net::IpAddr>, String> {
+    std::env::var("CONCERTMASTER_TRUSTED_PROXIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse().map_err(|err| {
+                format!("CONCERTMASTER_TRUSTED_PROXIES: {p:?} is not an IP address: {err}")
+            })
+        })
+        .collect()
 }
