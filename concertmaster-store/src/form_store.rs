@@ -561,6 +561,23 @@ macro_rules! connection_store {
             use $crate::error::store_error;
             use $crate::sql_store::sql;
 
+            /// Binds what a write of a connection may change, in the order
+            /// of the upsert's and the replacement's columns: name, kind,
+            /// sealed config, key id, config hash, active, last tested.
+            fn bind_state<'q>(
+                query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+                c: &'q StoredConnection,
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+                query
+                    .bind(c.name.as_str())
+                    .bind(c.kind.as_str())
+                    .bind(c.sealed_config.as_slice())
+                    .bind(c.key_id.as_str())
+                    .bind(c.config_hash.as_str())
+                    .bind(c.active)
+                    .bind(ts_opt(c.last_tested_at))
+            }
+
             fn connection_from_row(
                 row: &<Db as sqlx::Database>::Row,
             ) -> Result<StoredConnection, sqlx::Error> {
@@ -582,16 +599,10 @@ macro_rules! connection_store {
             #[async_trait]
             impl ConnectionStore for $store {
                 async fn save_connection(&self, c: &StoredConnection) -> StoreResult<()> {
-                    sqlx::query(sql!("connection/upsert"))
+                    let query = sqlx::query(sql!("connection/upsert"))
                         .bind(c.tenant.as_str())
-                        .bind(c.id.as_str())
-                        .bind(c.name.as_str())
-                        .bind(c.kind.as_str())
-                        .bind(c.sealed_config.as_slice())
-                        .bind(c.key_id.as_str())
-                        .bind(c.config_hash.as_str())
-                        .bind(c.active)
-                        .bind(ts_opt(c.last_tested_at))
+                        .bind(c.id.as_str());
+                    bind_state(query, c)
                         .bind(ts(c.created_at))
                         .bind(ts(c.updated_at))
                         .execute(&self.pool)
@@ -608,25 +619,13 @@ macro_rules! connection_store {
                     if (&c.tenant, &c.id, c.created_at) != (&p.tenant, &p.id, p.created_at) {
                         return Ok(false);
                     }
-                    let done = sqlx::query(sql!("connection/replace"))
+                    let query = sqlx::query(sql!("connection/replace"))
                         .bind(c.tenant.as_str())
-                        .bind(c.id.as_str())
-                        .bind(c.name.as_str())
-                        .bind(c.kind.as_str())
-                        .bind(c.sealed_config.as_slice())
-                        .bind(c.key_id.as_str())
-                        .bind(c.config_hash.as_str())
-                        .bind(c.active)
-                        .bind(ts_opt(c.last_tested_at))
+                        .bind(c.id.as_str());
+                    let query = bind_state(query, c)
                         .bind(ts(c.updated_at))
-                        .bind(ts(p.created_at))
-                        .bind(p.name.as_str())
-                        .bind(p.kind.as_str())
-                        .bind(p.sealed_config.as_slice())
-                        .bind(p.key_id.as_str())
-                        .bind(p.config_hash.as_str())
-                        .bind(p.active)
-                        .bind(ts_opt(p.last_tested_at))
+                        .bind(ts(p.created_at));
+                    let done = bind_state(query, p)
                         .bind(ts(p.updated_at))
                         .execute(&self.pool)
                         .await

@@ -13,6 +13,35 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// What the test server received: method, path, idempotency key, body.
 type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
+/// Reads one HTTP/1.1 request from `socket`: its head and its body (as
+/// long as its `Content-Length`); `None` when the client went away first.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_string();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return Some((head, text[end + 4..end + 4 + length].to_string()));
+            }
+        }
+    }
+}
+
 /// A small HTTP/1.1 server: `/echo` answers the JSON it got, `/to/<url>`
 /// redirects there, `/status/<code>` answers that status.
 async fn server() -> (u16, Seen) {
@@ -24,29 +53,8 @@ async fn server() -> (u16, Seen) {
         while let Ok((mut socket, _)) = listener.accept().await {
             let log = Arc::clone(&log);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = socket.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let head = text[..end].to_string();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + length {
-                            break (head, text[end + 4..end + 4 + length].to_string());
-                        }
-                    }
+                let Some((head, body)) = read_request(&mut socket).await else {
+                    return;
                 };
                 let mut first = head.lines().next().unwrap_or_default().split(' ');
                 let method = first.next().unwrap_or_default().to_string();
@@ -295,13 +303,8 @@ async fn throttling_server(
     let log = Arc::clone(&seen);
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !String::from_utf8_lossy(&buf).contains("\r\n\r\n") {
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
+            if read_request(&mut socket).await.is_none() {
+                continue;
             }
             let first = {
                 let mut log = log.lock().unwrap();

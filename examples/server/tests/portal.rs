@@ -6,6 +6,14 @@ use concertmaster_core::{ResponseFilter, TenantId};
 use concertmaster_server_example::{Config, Server};
 use reqwest::StatusCode;
 
+/// Answers to the supplier profile form that pass its schema.
+const VALID_ANSWERS: [(&str, &str); 4] = [
+    ("/company", "Nordwind Logistik GmbH"),
+    ("/vatId", "DE123456789"),
+    ("/employees", "120"),
+    ("/contact/email", "ap@nordwind.example"),
+];
+
 async fn start() -> (String, Server, tempfile::TempDir) {
     start_with(Vec::new()).await
 }
@@ -38,16 +46,7 @@ async fn recorded_address(trusted: &[&str], forwarded: Option<&str>) -> Option<S
     if let Some(forwarded) = forwarded {
         request = request.header("x-forwarded-for", forwarded);
     }
-    let sent = request
-        .form(&[
-            ("/company", "Nordwind Logistik GmbH"),
-            ("/vatId", "DE123456789"),
-            ("/employees", "120"),
-            ("/contact/email", "ap@nordwind.example"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let sent = request.form(&VALID_ANSWERS).send().await.unwrap();
     assert_eq!(sent.status(), StatusCode::OK);
     let responses = server
         .forms()
@@ -164,12 +163,7 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
     let valid = client
         .post(format!("{base}/f/{token}"))
         .header("x-forwarded-for", "203.0.113.7")
-        .form(&[
-            ("/company", "Nordwind Logistik GmbH"),
-            ("/vatId", "DE123456789"),
-            ("/employees", "120"),
-            ("/contact/email", "ap@nordwind.example"),
-        ])
+        .form(&VALID_ANSWERS)
         .send()
         .await
         .unwrap();
@@ -271,12 +265,7 @@ async fn a_respondent_saves_a_draft_and_goes_on_from_another_device() {
     assert!(html.contains("value=\"Nordwind Logistik GmbH\""), "{html}");
     let done = phone
         .post(format!("{base}/f/{token}"))
-        .form(&[
-            ("/company", "Nordwind Logistik GmbH"),
-            ("/vatId", "DE123456789"),
-            ("/employees", "120"),
-            ("/contact/email", "ap@nordwind.example"),
-        ])
+        .form(&VALID_ANSWERS)
         .send()
         .await
         .unwrap();
