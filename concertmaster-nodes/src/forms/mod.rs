@@ -3,6 +3,8 @@
 //! nodes that send forms and wait for people.
 
 pub(crate) mod notify;
+#[cfg(feature = "portal")]
+pub mod portal;
 #[cfg(feature = "smtp")]
 mod smtp;
 

@@ -3,6 +3,8 @@
 mod forms;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "portal")]
+mod portal;
 mod schedule;
 #[cfg(feature = "smtp")]
 mod smtp;

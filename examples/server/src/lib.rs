@@ -23,6 +23,7 @@ mod auth;
 mod doc;
 mod error;
 mod keys;
+mod limit;
 mod pages;
 mod portal;
 
@@ -41,7 +42,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub use auth::{Action, Caller, Role};
 pub use error::ApiError;
-pub use keys::{ApiKeys, Db, IssuedKey, KeyRecord};
+pub use keys::{ApiKeys, Db, IssuedKey, KeyRecord, Revocation};
+pub use limit::{PortalLimits, RateLimit};
 
 /// Where the server keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,9 @@ pub struct Config {
     /// socket's peer, unless that peer is one of these: then the last
     /// address of the header that is not a trusted proxy.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How many requests the public form portal takes per client address
+    /// and per link before it answers `429 Too Many Requests`.
+    pub portal_limits: PortalLimits,
 }
 
 impl Config {
@@ -95,6 +100,7 @@ impl Config {
             editor_dir: None,
             metrics_token: None,
             trusted_proxies: Vec::new(),
+            portal_limits: PortalLimits::default(),
         }
     }
 }
@@ -132,6 +138,7 @@ pub(crate) struct AppState {
     metrics: PrometheusHandle,
     metrics_token: Option<Arc<str>>,
     trusted_proxies: Arc<[std::net::IpAddr]>,
+    portal_limits: Arc<limit::PortalLimiter>,
     editor_dir: Option<Arc<std::path::PathBuf>>,
 }
 
@@ -210,6 +217,7 @@ impl Server {
                 metrics: metrics_handle(),
                 metrics_token: config.metrics_token.as_deref().map(Arc::from),
                 trusted_proxies: config.trusted_proxies.clone().into(),
+                portal_limits: Arc::new(limit::PortalLimiter::new(config.portal_limits)),
                 editor_dir: config.editor_dir.clone().map(Arc::new),
             },
             datasets,

@@ -9,12 +9,19 @@
 //! `CONCERTMASTER_BIND` (default `127.0.0.1:8080`) set the same. Logs are JSON
 //! lines on stdout (`RUST_LOG` filters them).
 //!
+//! `CONCERTMASTER_METRICS_TOKEN` turns `/metrics` on for its bearer;
+//! `CONCERTMASTER_TRUSTED_PROXIES` (comma-separated addresses) names the
+//! proxies whose `X-Forwarded-For` is believed;
+//! `CONCERTMASTER_PORTAL_LIMIT_PER_CLIENT` and `..._PER_LINK` set the form
+//! portal's rate limits in requests a minute (bursts of half that), or
+//! `off` (defaults: 60 and 20).
+//!
 //! `--e2e-scenario` is what the browser test starts: a fresh SQLite file, a
 //! free port, one run waiting for a supplier's answer, and one JSON line on
 //! stdout with the URLs and keys the test needs.
 
 use concertmaster_core::TenantId;
-use concertmaster_server_example::{Config, Role, Server};
+use concertmaster_server_example::{Config, RateLimit, Role, Server};
 use serde_json::json;
 
 #[tokio::main]
@@ -59,6 +66,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.editor_dir = editor;
     config.metrics_token = std::env::var("CONCERTMASTER_METRICS_TOKEN").ok();
     config.trusted_proxies = trusted_proxies()?;
+    if let Some(limit) = rate_limit("CONCERTMASTER_PORTAL_LIMIT_PER_CLIENT")? {
+        config.portal_limits.per_client = limit;
+    }
+    if let Some(limit) = rate_limit("CONCERTMASTER_PORTAL_LIMIT_PER_LINK")? {
+        config.portal_limits.per_link = limit;
+    }
 
     let server = Server::build(&config).await?;
     let tenant = TenantId::new("acme");
@@ -158,4 +171,25 @@ fn trusted_proxies() -> Result<Vec<std::net::IpAddr>, String> {
             })
         })
         .collect()
+}
+
+/// The rate limit in `var`: `N` requests a minute, in bursts of up to half
+/// of them, or `off`; `None` when unset.
+fn rate_limit(var: &str) -> Result<Option<Option<RateLimit>>, String> {
+    let Ok(value) = std::env::var(var) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(Some(None));
+    }
+    match value.parse::<u32>() {
+        Ok(per_minute) if per_minute > 0 => Ok(Some(Some(RateLimit::per_minute(
+            per_minute,
+            per_minute / 2,
+        )))),
+        _ => Err(format!(
+            "{var}: {value:?} is neither a number of requests a minute (1 or more) nor `off`"
+        )),
+    }
 }

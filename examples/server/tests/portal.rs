@@ -3,7 +3,7 @@
 //! clear pages for used and unknown links.
 
 use concertmaster_core::{ResponseFilter, TenantId};
-use concertmaster_server_example::{Config, Server};
+use concertmaster_server_example::{Config, PortalLimits, RateLimit, Server};
 use reqwest::StatusCode;
 
 /// Answers to the supplier profile form that pass its schema.
@@ -15,15 +15,15 @@ const VALID_ANSWERS: [(&str, &str); 4] = [
 ];
 
 async fn start() -> (String, Server, tempfile::TempDir) {
-    start_with(Vec::new()).await
+    start_with(|_| {}).await
 }
 
-/// The service behind the `trusted` proxies, served with its peers'
-/// addresses as `Server::serve` serves it.
-async fn start_with(trusted: Vec<std::net::IpAddr>) -> (String, Server, tempfile::TempDir) {
+/// The service set up by `configure`, served with its peers' addresses as
+/// `Server::serve` serves it.
+async fn start_with(configure: impl FnOnce(&mut Config)) -> (String, Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::sqlite(dir.path().join("portal.db"));
-    config.trusted_proxies = trusted;
+    configure(&mut config);
     let server = Server::build(&config).await.unwrap();
     server.seed_demo(&TenantId::new("acme")).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -39,7 +39,7 @@ async fn start_with(trusted: Vec<std::net::IpAddr>) -> (String, Server, tempfile
 /// `X-Forwarded-For` to a service behind `trusted` proxies.
 async fn recorded_address(trusted: &[&str], forwarded: Option<&str>) -> Option<String> {
     let trusted = trusted.iter().map(|ip| ip.parse().unwrap()).collect();
-    let (base, server, _dir) = start_with(trusted).await;
+    let (base, server, _dir) = start_with(|config| config.trusted_proxies = trusted).await;
     let tenant = TenantId::new("acme");
     let token = profile_link(&server, &tenant).await;
     let mut request = reqwest::Client::new().post(format!("{base}/f/{token}"));
@@ -288,4 +288,92 @@ async fn metrics_are_off_until_a_token_is_configured() {
         text.contains("metrics_token"),
         "says how to turn them on: {text}"
     );
+}
+
+/// A limit that allows `burst` requests, then one a minute.
+fn burst_of(burst: u32) -> Option<RateLimit> {
+    Some(RateLimit {
+        burst,
+        every: std::time::Duration::from_secs(60),
+    })
+}
+
+#[tokio::test]
+async fn one_link_takes_only_so_many_requests() {
+    let (base, server, _dir) = start_with(|config| {
+        config.portal_limits = PortalLimits {
+            per_client: None,
+            per_link: burst_of(2),
+        }
+    })
+    .await;
+    let tenant = TenantId::new("acme");
+    let token = profile_link(&server, &tenant).await;
+    let other = profile_link(&server, &tenant).await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let form = client
+            .get(format!("{base}/f/{token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), StatusCode::OK);
+    }
+    let refused = client
+        .post(format!("{base}/f/{token}"))
+        .form(&VALID_ANSWERS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert!(refused.text().await.unwrap().contains("Try again in"));
+    // Nothing of the refused submission was taken.
+    let responses = server
+        .forms()
+        .responses(&tenant, &ResponseFilter::all(), "test")
+        .await
+        .unwrap();
+    assert!(responses.is_empty());
+    // Another link is not held up.
+    let form = client
+        .get(format!("{base}/f/{other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_client_guessing_links_is_held_up() {
+    let (base, server, _dir) = start_with(|config| {
+        config.portal_limits = PortalLimits {
+            per_client: burst_of(3),
+            per_link: None,
+        }
+    })
+    .await;
+    let token = profile_link(&server, &TenantId::new("acme")).await;
+    let client = reqwest::Client::new();
+    for guess in ["a", "b", "c"] {
+        let page = client
+            .get(format!("{base}/f/{guess}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    }
+    // The limit is the address's, across links: a real one waits too.
+    let page = client
+        .get(format!("{base}/f/{token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.headers().contains_key("retry-after"));
 }
