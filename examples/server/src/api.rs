@@ -8,18 +8,19 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, Migration, NodeId, NodeStatus,
-    RerunBatch, RerunFrom, RerunVersion, ResponseFilter, ResponseId, ReviewStatus, RunFilter,
-    RunId, RunStatus, WorkflowDefinition, WorkflowId,
+    AuditAction, AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, Migration, NodeId,
+    NodeStatus, RerunBatch, RerunFrom, RerunVersion, ResponseFilter, ResponseId, ReviewStatus,
+    RunFilter, RunId, RunStatus, WorkflowDefinition, WorkflowId,
 };
 use concertmaster_erp::NewConnection;
 use concertmaster_nodes::forms::Decision;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{Action, Caller};
+use crate::auth::{Action, Caller, Role};
 use crate::doc::{self, BearerKeys};
 use crate::error::ApiError;
+use crate::keys::{KeyRecord, Revocation};
 use crate::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -32,7 +33,8 @@ type ApiResult<T> = Result<T, ApiError>;
         list_workflows, publish_workflow, validate_workflow, get_workflow, workflow_versions,
         start_run, list_runs, get_run, cancel_run, rerun_run, rerun_batch, migrate_run,
         publish_form, get_form, list_responses, review_response,
-        list_connections, create_connection, test_connection, audit_log
+        list_connections, create_connection, test_connection,
+        list_keys, issue_key, revoke_key, audit_log
     ),
     modifiers(&BearerKeys),
     tags(
@@ -40,6 +42,7 @@ type ApiResult<T> = Result<T, ApiError>;
         (name = "runs", description = "Start, follow and cancel runs (editor)"),
         (name = "forms", description = "Form schemas, responses and reviews (reviewer)"),
         (name = "connections", description = "ERP connections, sealed at rest (admin)"),
+        (name = "keys", description = "API keys of the tenant: issued, listed, revoked, each audited (admin)"),
         (name = "audit", description = "Who did what (admin)")
     )
 )]
@@ -68,6 +71,8 @@ pub(crate) fn routes() -> Router<AppState> {
             get(list_connections).post(create_connection),
         )
         .route("/connections/{id}/test", post(test_connection))
+        .route("/keys", get(list_keys).post(issue_key))
+        .route("/keys/{id}", axum::routing::delete(revoke_key))
         .route("/audit", get(audit_log))
 }
 
@@ -687,6 +692,117 @@ async fn test_connection(
     Ok(Json(
         json!({ "ok": true, "system": check.system, "identity": check.identity }),
     ))
+}
+
+fn key_summary(key: &KeyRecord) -> Value {
+    json!({ "id": key.id, "name": key.name, "role": key.role, "createdAt": key.created_at })
+}
+
+/// Longest key name: it is the actor of every audit entry the key makes.
+const MAX_KEY_NAME: usize = 100;
+
+#[utoipa::path(get, path = "/api/keys", tag = "keys", responses((status = 200, description = "The tenant's keys, oldest first; never the keys themselves", body = doc::KeyList)), security(("api_key" = [])))]
+async fn list_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Administer, "read API keys")?;
+    let keys = state
+        .keys
+        .list(caller.tenant.as_str())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "keys": keys.iter().map(key_summary).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    name: String,
+    role: Role,
+}
+
+/// The audit entry of something done to key `key`.
+fn key_audit(caller: &Caller, action: AuditAction, key: &KeyRecord) -> AuditEntry {
+    AuditEntry {
+        tenant: caller.tenant.clone(),
+        at: Utc::now(),
+        actor: Some(caller.name.clone()),
+        action,
+        entity_type: "api_key".into(),
+        entity_id: key.id.clone(),
+        details: json!({ "name": key.name, "role": key.role }),
+    }
+}
+
+#[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = doc::KeyRequest, responses((status = 201, description = "Issued and audited. `key` is shown this once: only its hash is kept", body = doc::IssuedKey), (status = 400, description = "No name, a name too long or holding control characters, or an unknown role", body = doc::ErrorBody)), security(("api_key" = [])))]
+async fn issue_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<KeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Administer, "issue API keys")?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "a key's name is 1 to {MAX_KEY_NAME} characters without control characters (it names the key in the audit log); got {:?}",
+            body.name
+        )));
+    }
+    let issued = state
+        .keys
+        .issue(caller.tenant.as_str(), name, body.role)
+        .await
+        .map_err(ApiError::internal)?;
+    let entry = key_audit(&caller, AuditAction::Create, &issued.record);
+    if let Err(err) = state.engine.store().append_audit(&entry).await {
+        // No key in use that the audit log does not know of.
+        let _ = state
+            .keys
+            .revoke(caller.tenant.as_str(), &issued.record.id)
+            .await;
+        return Err(ApiError::from(err));
+    }
+    let mut shown = key_summary(&issued.record);
+    shown["key"] = json!(issued.key);
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id (`cm_<id>_...`)")), responses((status = 204, description = "Revoked and audited: the key authenticates nothing from now on"), (status = 404, description = "The tenant has no such key", body = doc::ErrorBody), (status = 409, description = "The tenant's last admin key: issue another admin key first", body = doc::ErrorBody)), security(("api_key" = [])))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Action::Administer, "revoke API keys")?;
+    let revoked = match state
+        .keys
+        .revoke(caller.tenant.as_str(), &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Revocation::Revoked(record) => record,
+        Revocation::Unknown => return Err(ApiError::not_found(format!("API key {id}"))),
+        Revocation::LastAdmin => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "API key {id} is the tenant's last admin key; issue another admin key first"
+                ),
+            ))
+        }
+    };
+    let entry = key_audit(&caller, AuditAction::Delete, &revoked);
+    if let Err(err) = state.engine.store().append_audit(&entry).await {
+        // Revoked all the same: a key that should not work must not.
+        tracing::error!(key = %revoked.id, error = %err, "API key revoked, but its audit entry was not written");
+        return Err(ApiError::from(err));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]

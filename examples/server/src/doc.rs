@@ -242,6 +242,44 @@ pub(crate) struct ConnectionTest {
     identity: Option<String>,
 }
 
+/// A key to issue.
+#[derive(ToSchema)]
+pub(crate) struct KeyRequest {
+    /// Names the key as the actor in audit entries: 1 to 100 characters.
+    name: String,
+    /// `admin`, `editor`, `reviewer` or `viewer`.
+    role: String,
+}
+
+/// A key, without the key.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeySummary {
+    /// The key's public part, which revocation names.
+    id: String,
+    name: String,
+    role: String,
+    created_at: String,
+}
+
+/// A key just issued.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IssuedKey {
+    id: String,
+    name: String,
+    role: String,
+    created_at: String,
+    /// The key itself (`Authorization: Bearer <key>`), shown this once.
+    key: String,
+}
+
+/// The tenant's keys.
+#[derive(ToSchema)]
+pub(crate) struct KeyList {
+    keys: Vec<KeySummary>,
+}
+
 /// Audit entries.
 #[derive(ToSchema)]
 pub(crate) struct AuditList {

@@ -4,7 +4,7 @@
 
 use concertmaster_core::TenantId;
 use concertmaster_nodes::forms::Submission;
-use concertmaster_server_example::{Config, Role, Server};
+use concertmaster_server_example::{Config, Revocation, Role, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -604,6 +604,189 @@ async fn the_same_service_runs_on_postgres() {
         .unwrap();
     assert_eq!(list["workflows"][0]["id"], "hello");
     assert_eq!(list["workflows"].as_array().unwrap().len(), 1);
+
+    // Revocation keeps the tenant's last admin key, also when two admins
+    // revoke each other at the same moment.
+    let keys = server.keys();
+    let admin = keys.issue(&tenant, "pg-admin", Role::Admin).await.unwrap();
+    assert_eq!(
+        keys.revoke(&tenant, &admin.record.id).await.unwrap(),
+        Revocation::LastAdmin
+    );
+    for round in 0..5 {
+        keys.issue(&tenant, &format!("pg-admin-{round}"), Role::Admin)
+            .await
+            .unwrap();
+        let admins = keys.list(&tenant).await.unwrap();
+        let admins: Vec<_> = admins.iter().filter(|k| k.role == Role::Admin).collect();
+        assert_eq!(admins.len(), 2);
+        let (a, b) = tokio::join!(
+            keys.revoke(&tenant, &admins[0].id),
+            keys.revoke(&tenant, &admins[1].id)
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, Revocation::Revoked(_)))
+                .count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert!(outcomes.contains(&Revocation::LastAdmin));
+    }
+    let editor_id = editor.split('_').nth(1).unwrap();
+    assert!(matches!(
+        keys.revoke(&tenant, editor_id).await.unwrap(),
+        Revocation::Revoked(record) if record.name == "pg-editor"
+    ));
+    assert_eq!(
+        keys.revoke(&tenant, editor_id).await.unwrap(),
+        Revocation::Unknown
+    );
+    assert!(keys.verify(&editor).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn admins_issue_list_and_revoke_keys_each_audited() {
+    let server = start().await;
+    let admin = server.acme.admin.clone();
+    let (status, issued) = server
+        .post(
+            &admin,
+            "/api/keys",
+            json!({ "name": "ci-bot", "role": "editor" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let key = issued["key"].as_str().unwrap().to_string();
+    let id = issued["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&format!("cm_{id}_")), "{issued}");
+    assert_eq!(issued["role"], "editor");
+    // The new key works, with its role.
+    assert_eq!(server.get(&key, "/api/workflows").await.0, StatusCode::OK);
+    assert_eq!(server.get(&key, "/api/keys").await.0, StatusCode::FORBIDDEN);
+
+    // Listed without the key or its hash.
+    let (status, list) = server.get(&admin, "/api/keys").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = list["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "acme's four and the new one: {list}");
+    assert!(listed
+        .iter()
+        .any(|k| k["id"] == id && k["name"] == "ci-bot"));
+    assert!(!list.to_string().contains(&key[3 + id.len() + 1..]));
+    assert!(listed.iter().all(|k| k.get("key").is_none()));
+
+    // Only admins; no other tenant's key; no nameless or unknown roles.
+    for (who, method, path, body) in [
+        (
+            &server.acme.editor,
+            Method::POST,
+            "/api/keys".to_string(),
+            Some(json!({ "name": "x", "role": "admin" })),
+        ),
+        (
+            &server.acme.editor,
+            Method::DELETE,
+            format!("/api/keys/{id}"),
+            None,
+        ),
+        (
+            &server.acme.viewer,
+            Method::GET,
+            "/api/keys".to_string(),
+            None,
+        ),
+    ] {
+        let (status, _) = server.call(Some(who), method, &path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let (status, _) = server
+        .call(
+            Some(&server.globex.admin),
+            Method::DELETE,
+            &format!("/api/keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(server.get(&key, "/api/workflows").await.0, StatusCode::OK);
+    let (status, refused) = server
+        .post(
+            &admin,
+            "/api/keys",
+            json!({ "name": " ", "role": "editor" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, _) = server
+        .post(&admin, "/api/keys", json!({ "name": "x", "role": "owner" }))
+        .await;
+    assert!(status.is_client_error(), "{status}");
+
+    // Revoked: it authenticates nothing from now on.
+    let (status, _) = server
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.get(&key, "/api/workflows").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = server
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The tenant's last admin key stays.
+    let (_, list) = server.get(&admin, "/api/keys").await;
+    let own = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, refused) = server
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/keys/{own}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused
+        .to_string()
+        .contains("issue another admin key first"));
+
+    // Both acts are in the audit log, naming the key that acted.
+    let (_, audit) = server.get(&admin, "/api/audit?entityType=api_key").await;
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["delete", "create"], "{audit}");
+    for entry in entries {
+        assert_eq!(entry["entityId"], id.as_str());
+        assert_eq!(entry["actor"], "acme-admin");
+        assert_eq!(entry["details"]["name"], "ci-bot");
+        assert!(!entry.to_string().contains(&key));
+    }
 }
 
 #[tokio::test]
@@ -639,6 +822,8 @@ async fn the_openapi_document_covers_every_api_route() {
         ("/api/responses/{id}/review", &["post"]),
         ("/api/connections", &["get", "post"]),
         ("/api/connections/{id}/test", &["post"]),
+        ("/api/keys", &["get", "post"]),
+        ("/api/keys/{id}", &["delete"]),
         ("/api/audit", &["get"]),
     ] {
         for method in methods {
@@ -652,7 +837,7 @@ async fn the_openapi_document_covers_every_api_route() {
             );
         }
     }
-    assert_eq!(paths.len(), 18, "every documented path is a route");
+    assert_eq!(paths.len(), 20, "every documented path is a route");
 }
 
 /// `hello`, whose greeting fails for a trigger without a name until the
