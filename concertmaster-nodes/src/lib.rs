@@ -76,6 +76,8 @@ pub use logic::sub_workflow::SubWorkflows;
 pub use output::collect::Datasets;
 #[cfg(feature = "http")]
 pub use output::guard::HttpGuard;
+#[cfg(feature = "http")]
+pub use output::proxy::{HttpProxy, HttpProxyError};
 pub use schedule::cron::{CronError, CronSchedule};
 pub use schedule::scheduler::{ScheduleError, Scheduler};
 pub use trigger::schedule::MissedFires;
@@ -105,6 +107,8 @@ pub fn register_builtins(registry: &mut NodeRegistry) -> Result<(), RegistryErro
 pub struct Builtins {
     #[cfg(feature = "http")]
     http: HttpGuard,
+    #[cfg(feature = "http")]
+    proxy: Option<HttpProxy>,
 }
 
 impl Builtins {
@@ -121,13 +125,24 @@ impl Builtins {
         self
     }
 
+    /// Sends `http_request`'s requests through the host's forward proxy.
+    /// The guard still resolves and checks each target first, and the
+    /// tunnel goes to the address it checked, never to a name the proxy
+    /// would resolve on its own. Without this, no proxy is used
+    /// (`HTTP_PROXY` and the like are ignored).
+    #[cfg(feature = "http")]
+    pub fn http_proxy(mut self, proxy: HttpProxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
     /// Adds the built-in nodes to `registry`.
     pub fn register(&self, registry: &mut NodeRegistry) -> Result<(), RegistryError> {
         trigger::register(registry)?;
         transform::register(registry)?;
         logic::register(registry)?;
         #[cfg(feature = "http")]
-        output::http_request::register(registry, &self.http)?;
+        output::http_request::register(registry, &self.http, self.proxy.as_ref())?;
         Ok(())
     }
 }

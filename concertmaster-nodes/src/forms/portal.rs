@@ -6,6 +6,12 @@
 //! templates escape each value they splice in; markup cannot be assembled
 //! from strings here, so a schema's titles, help texts, enum labels or a
 //! respondent's answers are always text, never elements or attributes.
+//! maud rather than askama: a form is a recursive walk over nested
+//! objects, which in maud is a Rust function calling itself, checked by
+//! the compiler with the rest of the crate; askama would need template
+//! files and recursive includes for the same. Both escape by default; in
+//! maud the one way out, `PreEscaped`, is a name to search for (used once,
+//! for the page's own stylesheet).
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::{Map, Value};

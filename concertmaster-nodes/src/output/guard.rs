@@ -9,8 +9,10 @@
 //! -compatible, NAT64 well-known and local-use, 6to4, Teredo) is judged by
 //! the address it carries; whether written in the URL, reached through a
 //! DNS name that resolves to it, or through a redirect. The client uses no
-//! proxy (a proxy would resolve names itself, out of the guard's sight). A
-//! host that means to call an internal system names it in the allow list.
+//! proxy from the environment (a proxy would resolve names itself, out of
+//! the guard's sight); a proxy the host gives explicitly is sent tunnels to
+//! addresses the guard checked (`proxy.rs`). A host that means to call an
+//! internal system names it in the allow list.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::guard::{GuardedResolver, HttpGuard};
+use super::proxy::{within, Answer, Failure, HttpProxy, Outgoing, Tunnel};
 use crate::expr::Expr;
 use crate::support::{compile_at, expr_failed, item_value};
 
@@ -53,8 +54,15 @@ enum Target {
     PerItem(Expr),
 }
 
+/// How requests leave: directly, or through the host's proxy.
+enum Transport {
+    Direct(reqwest::Client),
+    Proxy(Tunnel),
+}
+
 struct HttpRequest {
-    client: reqwest::Client,
+    transport: Transport,
+    timeout: Duration,
     guard: Arc<HttpGuard>,
     method: reqwest::Method,
     target: Target,
@@ -83,49 +91,56 @@ impl HttpRequest {
             .map_err(|why| NodeError::fatal(format!("item {i}: {why}")))?;
         // Messages name the URL; a password in it stays in the request.
         let shown = url_without_password(url.as_str());
-        let mut request = self
-            .client
-            .request(self.method.clone(), url.clone())
-            .headers(self.headers.clone())
-            .header("Idempotency-Key", ctx.item_key(i));
+        let mut headers = self.headers.clone();
+        let key = reqwest::header::HeaderValue::from_str(&ctx.item_key(i))
+            .map_err(|err| NodeError::fatal(format!("item {i}: idempotency key: {err}")))?;
+        headers.insert("idempotency-key", key);
         let sends_body = matches!(
             self.method,
             reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
         );
-        if let Some(expr) = &self.body {
-            let body = expr
-                .eval_one(&value)
-                .map_err(|err| expr_failed(i, expr, err))?;
-            request = request.json(&body);
-        } else if sends_body {
-            request = request.json(&value);
+        let body = match &self.body {
+            Some(expr) => Some(
+                expr.eval_one(&value)
+                    .map_err(|err| expr_failed(i, expr, err))?,
+            ),
+            None if sends_body => Some(value),
+            None => None,
+        };
+        let body = body.map(|body| body.to_string().into_bytes());
+        if body.is_some() {
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("application/json"),
+            );
         }
-        let response = request.send().await.map_err(|err| {
-            // The guard's refusal surfaces as a connect error; it is final.
-            let refused = format!("{err:?}").contains("workflows may not call it");
-            let message = format!("item {i}: {} {shown}: {}", self.method, error_chain(&err));
-            if refused || err.is_builder() || err.is_redirect() {
+        let outgoing = Outgoing {
+            method: self.method.clone(),
+            url,
+            headers,
+            body,
+        };
+        let answer = match &self.transport {
+            Transport::Direct(client) => direct(client, outgoing).await,
+            Transport::Proxy(tunnel) => {
+                within(self.timeout, tunnel.send(&self.guard, outgoing)).await
+            }
+        }
+        .map_err(|failure| {
+            let message = format!("item {i}: {} {shown}: {}", self.method, failure.message);
+            if failure.fatal {
                 NodeError::fatal(message)
             } else {
                 NodeError::retryable(message)
             }
         })?;
-        let status = response.status();
-        let asked = response
-            .headers()
+        let status = answer.status;
+        let asked = answer
+            .headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| retry_after(value, std::time::SystemTime::now()));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| NodeError::retryable(format!("item {i}: reading the body: {err}")))?;
-        if bytes.len() > MAX_BODY {
-            return Err(NodeError::fatal(format!(
-                "item {i}: response of {} bytes is larger than {MAX_BODY}",
-                bytes.len()
-            )));
-        }
+        let bytes = answer.body;
         let body: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
@@ -147,6 +162,47 @@ impl HttpRequest {
         out.insert("body".into(), body);
         Ok(out)
     }
+}
+
+/// Sends `request` with reqwest, whose resolver is the guard's; reads at
+/// most `MAX_BODY` bytes of the answer.
+async fn direct(client: &reqwest::Client, request: Outgoing) -> Result<Answer, Failure> {
+    let mut builder = client
+        .request(request.method, request.url)
+        .headers(request.headers);
+    if let Some(body) = request.body {
+        builder = builder.body(body);
+    }
+    let mut response = builder.send().await.map_err(|err| {
+        // The guard's refusal surfaces as a connect error; it is final.
+        let refused = format!("{err:?}").contains("workflows may not call it");
+        let fatal = refused || err.is_builder() || err.is_redirect();
+        Failure {
+            message: error_chain(&err),
+            fatal,
+        }
+    })?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    // Read piece by piece: an answer larger than the cap is never held.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| Failure {
+        message: format!("reading the body: {}", error_chain(&err)),
+        fatal: false,
+    })? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Failure {
+                message: format!("the answer is larger than {MAX_BODY} bytes"),
+                fatal: true,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: body.into(),
+    })
 }
 
 /// An error with its causes, which is where the guard's reason is.
@@ -173,7 +229,11 @@ impl Node for HttpRequest {
     }
 }
 
-fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, ConfigError> {
+fn build(
+    guard: &Arc<HttpGuard>,
+    proxy: Option<&HttpProxy>,
+    config: HttpConfig,
+) -> Result<HttpRequest, ConfigError> {
     let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| {
             ConfigError::new(format!("{:?} is not an HTTP method", config.method)).at("/method")
@@ -209,12 +269,34 @@ fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, Conf
         .body_expression
         .map(|code| compile_at(&code, "/bodyExpression"))
         .transpose()?;
+    let timeout = Duration::from_secs(config.timeout_seconds.clamp(1, 600));
+    let transport = match proxy {
+        Some(proxy) => Transport::Proxy(Tunnel::new(proxy, MAX_BODY, MAX_REDIRECTS)),
+        None => Transport::Direct(direct_client(guard, timeout)?),
+    };
+    Ok(HttpRequest {
+        transport,
+        timeout,
+        guard: Arc::clone(guard),
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// The client of direct requests: no proxy, the guard's resolver, each
+/// redirect checked.
+fn direct_client(
+    guard: &Arc<HttpGuard>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
     let redirect_guard = Arc::clone(guard);
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         // A proxy (HTTP_PROXY and the like, read by default) resolves the
         // target's name itself, where the guard never sees the address.
         .no_proxy()
-        .timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 600)))
+        .timeout(timeout)
         .dns_resolver(Arc::new(GuardedResolver {
             guard: Arc::clone(guard),
         }))
@@ -228,22 +310,16 @@ fn build(guard: &Arc<HttpGuard>, config: HttpConfig) -> Result<HttpRequest, Conf
             }
         }))
         .build()
-        .map_err(|err| ConfigError::new(format!("the HTTP client cannot be built: {err}")))?;
-    Ok(HttpRequest {
-        client,
-        guard: Arc::clone(guard),
-        method,
-        target,
-        headers,
-        body,
-    })
+        .map_err(|err| ConfigError::new(format!("the HTTP client cannot be built: {err}")))
 }
 
 pub(crate) fn register(
     registry: &mut NodeRegistry,
     guard: &HttpGuard,
+    proxy: Option<&HttpProxy>,
 ) -> Result<(), RegistryError> {
     let guard = Arc::new(guard.clone());
+    let proxy = proxy.cloned();
     registry.register_with_config(
         NodeDescriptor::new("http_request", NodeCategory::Output)
                 .with_side_effects()
@@ -268,6 +344,6 @@ pub(crate) fn register(
                 },
                 "additionalProperties": false
             })),
-        move |config: HttpConfig| build(&guard, config),
+        move |config: HttpConfig| build(&guard, proxy.as_ref(), config),
     )
 }

@@ -6,3 +6,5 @@ pub(crate) mod collect;
 pub(crate) mod guard;
 #[cfg(feature = "http")]
 pub(crate) mod http_request;
+#[cfg(feature = "http")]
+pub(crate) mod proxy;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use concertmaster_core::testing::TestEngine;
 use concertmaster_core::{NodeRegistry, RunStatus, WorkflowDefinition};
-use concertmaster_nodes::{Builtins, HttpGuard};
+use concertmaster_nodes::{Builtins, HttpGuard, HttpProxy};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -15,7 +15,10 @@ type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
 /// Reads one HTTP/1.1 request from `socket`: its head and its body (as
 /// long as its `Content-Length`); `None` when the client went away first.
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+async fn read_request<S>(socket: &mut S) -> Option<(String, String)>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -45,55 +48,96 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
 /// A small HTTP/1.1 server: `/echo` answers the JSON it got, `/to/<url>`
 /// redirects there, `/status/<code>` answers that status.
 async fn server() -> (u16, Seen) {
+    serve(None).await
+}
+
+/// The same server over TLS, with the test CA's certificate for
+/// `localhost` and 127.0.0.1.
+async fn tls_server() -> (u16, Seen) {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(include_bytes!("tls/server.pem"))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+}
+
+async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
     let log = Arc::clone(&seen);
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
+        while let Ok((socket, _)) = listener.accept().await {
             let log = Arc::clone(&log);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let Some((head, body)) = read_request(&mut socket).await else {
-                    return;
-                };
-                let mut first = head.lines().next().unwrap_or_default().split(' ');
-                let method = first.next().unwrap_or_default().to_string();
-                let path = first.next().unwrap_or_default().to_string();
-                let key = head
-                    .lines()
-                    .find_map(|l| {
-                        l.strip_prefix("idempotency-key: ")
-                            .or_else(|| l.strip_prefix("Idempotency-Key: "))
-                    })
-                    .unwrap_or_default()
-                    .to_string();
-                log.lock()
-                    .unwrap()
-                    .push((method, path.clone(), key, body.clone()));
-                let status = path
-                    .strip_prefix("/status/")
-                    .and_then(|code| code.parse::<u16>().ok());
-                let response = match (path.strip_prefix("/to/"), status) {
-                    (Some(target), _) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                    (None, Some(code)) => format!("HTTP/1.1 {code} Answered\r\nContent-Type: application/json\r\nContent-Length: 18\r\nConnection: close\r\n\r\n{{\"error\":\"failed\"}}"),
-                    (None, None) => {
-                        let reply = json!({ "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null) }).to_string();
-                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
+                match tls {
+                    Some(tls) => {
+                        if let Ok(mut socket) = tls.accept(socket).await {
+                            answer(&mut socket, &log).await;
+                        }
                     }
-                };
-                let _ = socket.write_all(response.as_bytes()).await;
+                    None => answer(&mut { socket }, &log).await,
+                }
             });
         }
     });
     (port, seen)
 }
 
+async fn answer<S>(socket: &mut S, log: &Seen)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some((head, body)) = read_request(socket).await else {
+        return;
+    };
+    let mut first = head.lines().next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_string();
+    let path = first.next().unwrap_or_default().to_string();
+    let key = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("idempotency-key: ")
+                .or_else(|| l.strip_prefix("Idempotency-Key: "))
+        })
+        .unwrap_or_default()
+        .to_string();
+    log.lock()
+        .unwrap()
+        .push((method, path.clone(), key, body.clone()));
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|code| code.parse::<u16>().ok());
+    let response = match (path.strip_prefix("/to/"), status) {
+        (Some(target), _) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        (None, Some(code)) => format!("HTTP/1.1 {code} Answered\r\nContent-Type: application/json\r\nContent-Length: 18\r\nConnection: close\r\n\r\n{{\"error\":\"failed\"}}"),
+        (None, None) => {
+            let reply = json!({ "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null) }).to_string();
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
+        }
+    };
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
 async fn engine(guard: HttpGuard) -> TestEngine {
+    engine_with(Builtins::new().http_guard(guard)).await
+}
+
+async fn engine_with(builtins: Builtins) -> TestEngine {
     let mut registry = NodeRegistry::new();
-    Builtins::new()
-        .http_guard(guard)
-        .register(&mut registry)
-        .unwrap();
+    builtins.register(&mut registry).unwrap();
     TestEngine::new(registry).await.unwrap()
 }
 
@@ -385,5 +429,222 @@ async fn a_429_is_retried_after_the_retry_after_it_asks_for_in_seconds_or_as_a_d
     assert!(
         pause >= Duration::from_millis(2950) && pause < Duration::from_millis(4500),
         "a day ahead waits the policy's cap of 3 s: {pause:?}"
+    );
+}
+
+/// What a forward proxy was asked: each `CONNECT` target, with the
+/// `Proxy-Authorization` it came with.
+type Asked = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A forward proxy on loopback that opens `CONNECT` tunnels (answering 407
+/// without `credentials`, when it asks for some), as Squid does.
+async fn forward_proxy(credentials: Option<&'static str>) -> (String, Asked) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked: Asked = Arc::default();
+    let log = Arc::clone(&asked);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let Some((head, _)) = read_request(&mut client).await else {
+                    return;
+                };
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .unwrap_or_default()
+                    .to_string();
+                let authorization = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Proxy-Authorization: ").map(str::to_string));
+                log.lock()
+                    .unwrap()
+                    .push((target.clone(), authorization.clone()));
+                if credentials.is_some() && authorization.as_deref() != credentials {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (url, asked)
+}
+
+fn call_once(config: Value) -> WorkflowDefinition {
+    WorkflowDefinition::from_value(json!({
+        "id": "call", "name": "Call",
+        "nodes": [{ "id": "call", "type": "http_request", "config": config, "retry": { "maxAttempts": 1 } }]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn through_a_proxy_the_tunnel_goes_to_the_address_the_guard_checked() {
+    let (port, seen) = server().await;
+    let (proxy, asked) = forward_proxy(None).await;
+    let test = engine_with(
+        Builtins::new()
+            .http_guard(HttpGuard::new().allow("localhost"))
+            .http_proxy(HttpProxy::new(&proxy).unwrap()),
+    )
+    .await;
+    let config = json!({ "method": "POST", "url": format!("http://localhost:{port}/echo") });
+    let detail = test
+        .run(call_once(config), json!([{ "supplier": "ACME" }]))
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    let out = &detail.output("call").unwrap().main_items()[0];
+    assert_eq!(out["body"]["received"], json!({ "supplier": "ACME" }));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), ("POST", "/echo"));
+    assert!(
+        seen[0].2.ends_with(":0"),
+        "idempotency key: {:?}",
+        seen[0].2
+    );
+    // The proxy was given addresses, never the name to resolve itself.
+    let asked = asked.lock().unwrap().clone();
+    assert!(!asked.is_empty());
+    for (target, _) in &asked {
+        let host = target.rsplit_once(':').unwrap().0.trim_matches(['[', ']']);
+        assert!(host.parse::<std::net::IpAddr>().is_ok(), "CONNECT {target}");
+    }
+    assert!(
+        asked.iter().any(|(t, _)| *t == format!("127.0.0.1:{port}")),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn through_a_proxy_a_refused_target_never_reaches_the_proxy() {
+    let (port, _) = server().await;
+    let (proxy, asked) = forward_proxy(None).await;
+    let test = engine_with(
+        Builtins::new()
+            .http_guard(HttpGuard::new().allow("127.0.0.1"))
+            .http_proxy(HttpProxy::new(&proxy).unwrap()),
+    )
+    .await;
+    for url in [
+        // A name resolving to loopback, which is allowed by address only.
+        format!("http://localhost:{port}/echo"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::ffff:10.0.0.1]/".to_string(),
+        // Allowed first hop, refused redirect.
+        format!("http://127.0.0.1:{port}/to/http://10.1.2.3:{port}/echo"),
+    ] {
+        // Per item, so that literal addresses get past publishing.
+        let config = json!({ "urlExpression": ".url" });
+        let detail = test
+            .run(call_once(config), json!({ "url": url }))
+            .await
+            .unwrap();
+        assert_eq!(detail.run.status, RunStatus::Failed, "{url}");
+        let error = detail.run.error.unwrap_or_default();
+        assert!(error.contains("may not call it"), "{url}: {error}");
+    }
+    let asked: Vec<String> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(
+        asked,
+        [format!("127.0.0.1:{port}")],
+        "only the allowed first hop"
+    );
+}
+
+#[tokio::test]
+async fn https_through_a_proxy_verifies_the_target_by_its_name() {
+    let (port, seen) = tls_server().await;
+    let (proxy, asked) = forward_proxy(Some("Basic Y206czNjcmV0")).await;
+    let trusting = HttpProxy::new(&proxy)
+        .unwrap()
+        .with_root_certificates(include_bytes!("tls/ca.pem"))
+        .unwrap();
+    let url = format!("https://localhost:{port}/echo");
+    let config = json!({ "method": "POST", "url": url });
+    let guard = || HttpGuard::new().allow("localhost");
+
+    let test = engine_with(
+        Builtins::new()
+            .http_guard(guard())
+            .http_proxy(trusting.clone().with_basic_auth("cm", "s3cret")),
+    )
+    .await;
+    let detail = test
+        .run(call_once(config.clone()), json!([{ "n": 1 }]))
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    let out = &detail.output("call").unwrap().main_items()[0];
+    assert_eq!(out["body"]["received"], json!({ "n": 1 }));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(asked
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, auth)| auth.as_deref() == Some("Basic Y206czNjcmV0")));
+
+    // A certificate from an authority not trusted: refused, nothing sent.
+    let test = engine_with(
+        Builtins::new().http_guard(guard()).http_proxy(
+            HttpProxy::new(&proxy)
+                .unwrap()
+                .with_basic_auth("cm", "s3cret"),
+        ),
+    )
+    .await;
+    let detail = test
+        .run(call_once(config.clone()), json!([{ "n": 2 }]))
+        .await
+        .unwrap();
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    let error = detail.run.error.unwrap_or_default();
+    assert!(error.contains("TLS with localhost"), "{error}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // Wrong proxy credentials: the proxy's 407 is final, and no password
+    // reaches the error.
+    let test = engine_with(
+        Builtins::new()
+            .http_guard(guard())
+            .http_proxy(trusting.with_basic_auth("cm", "wrong")),
+    )
+    .await;
+    let detail = test
+        .run(call_once(config), json!([{ "n": 3 }]))
+        .await
+        .unwrap();
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    let error = detail.run.error.unwrap_or_default();
+    assert!(error.contains("407"), "{error}");
+    assert!(
+        !error.contains("wrong") && !error.contains("Basic"),
+        "{error}"
     );
 }
