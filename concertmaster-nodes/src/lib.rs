@@ -75,7 +75,7 @@ pub use expr::{
 pub use logic::sub_workflow::SubWorkflows;
 pub use output::collect::Datasets;
 #[cfg(feature = "http")]
-pub use output::guard::HttpGuard;
+pub use output::guard::{HttpGuard, HttpResolver};
 #[cfg(feature = "http")]
 pub use output::proxy::{HttpProxy, HttpProxyError};
 pub use schedule::cron::{CronError, CronSchedule};

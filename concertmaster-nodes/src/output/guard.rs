@@ -19,10 +19,33 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Hosts (names or IP literals) a host service lets workflows reach even
-/// though they are in a refused range.
+/// though they are in a refused range, and the resolver whose answers the
+/// guard checks.
 #[derive(Debug, Clone, Default)]
 pub struct HttpGuard {
     allowed: BTreeSet<String>,
+    resolver: Option<Resolver>,
+}
+
+/// Resolves the names `http_request` calls; every address it answers is
+/// checked by the guard before a connection is made to it.
+///
+/// The system's resolver is the default; a host gives its own to resolve
+/// through a resolver of its choice (DNS over HTTPS, a split-horizon
+/// server), or in tests.
+#[async_trait::async_trait]
+pub trait HttpResolver: Send + Sync {
+    /// The addresses of `host`.
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>>;
+}
+
+#[derive(Clone)]
+struct Resolver(Arc<dyn HttpResolver>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpResolver")
+    }
 }
 
 impl HttpGuard {
@@ -35,6 +58,25 @@ impl HttpGuard {
     pub fn allow(mut self, host: impl Into<String>) -> Self {
         self.allowed.insert(host.into().to_ascii_lowercase());
         self
+    }
+
+    /// Resolves names with `resolver` instead of the system's resolver.
+    pub fn resolver(mut self, resolver: impl HttpResolver + 'static) -> Self {
+        self.resolver = Some(Resolver(Arc::new(resolver)));
+        self
+    }
+
+    /// The addresses of `host` with `port`, unchecked.
+    pub(crate) async fn lookup(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match &self.resolver {
+            Some(Resolver(resolver)) => Ok(resolver
+                .lookup(host)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()),
+            None => Ok(tokio::net::lookup_host((host, port)).await?.collect()),
+        }
     }
 
     fn allows(&self, host: &str) -> bool {
@@ -421,8 +463,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let guard = Arc::clone(&self.guard);
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = guard.lookup(&host, 0).await?;
             if let Some(why) = addrs.iter().find_map(|a| guard.refusal(&host, a.ip())) {
                 return Err(why.into());
             }

@@ -413,15 +413,12 @@ async fn checked_addresses(
     let port = url.port_or_known_default().unwrap_or(80);
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
+        Err(_) => guard
+            .lookup(host, port)
             .await
-            .map_err(|err| Failure::retryable(format!("resolving {host}: {err}")))?
-            .collect(),
+            .map_err(|err| Failure::retryable(format!("resolving {host}: {err}")))?,
     };
-    if let Some(why) = addresses
-        .iter()
-        .find_map(|a| guard.refusal(url.host_str().unwrap_or(host), a.ip()))
-    {
+    if let Some(why) = addresses.iter().find_map(|a| guard.refusal(host, a.ip())) {
         return Err(Failure::fatal(why));
     }
     Ok(addresses)

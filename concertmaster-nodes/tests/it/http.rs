@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use concertmaster_core::testing::TestEngine;
 use concertmaster_core::{NodeRegistry, RunStatus, WorkflowDefinition};
-use concertmaster_nodes::{Builtins, HttpGuard, HttpProxy};
+use concertmaster_nodes::{Builtins, HttpGuard, HttpProxy, HttpResolver};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -647,4 +647,111 @@ async fn https_through_a_proxy_verifies_the_target_by_its_name() {
         !error.contains("wrong") && !error.contains("Basic"),
         "{error}"
     );
+}
+
+/// DNS answers from a table: `<n>.class.test` is the n-th address of
+/// [`CLASSES`], `mixed.test` one public and one private address,
+/// `supplier-api.test` loopback.
+struct TableResolver;
+
+/// One address of each kind of range the guard refuses.
+const CLASSES: &[&str] = &[
+    "0.0.0.1",
+    "10.0.0.1",
+    "100.64.0.1",
+    "127.0.0.1",
+    "169.254.169.254",
+    "172.16.0.1",
+    "192.0.0.8",
+    "192.0.2.1",
+    "192.168.1.1",
+    "198.18.0.1",
+    "198.51.100.1",
+    "203.0.113.1",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::",
+    "::1",
+    "100::1",
+    "2001:db8::1",
+    "fc00::1",
+    "fe80::1",
+    "fec0::1",
+    "ff02::1",
+    "::ffff:10.0.0.1",
+    "::127.0.0.1",
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1:ffff::a00:1",
+    "2002:a9fe:a9fe::1",
+    "2001:0:7f00:1::",
+];
+
+#[async_trait::async_trait]
+impl HttpResolver for TableResolver {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        let parse = |ips: &[&str]| ips.iter().map(|ip| ip.parse().unwrap()).collect();
+        match host {
+            "supplier-api.test" => Ok(parse(&["127.0.0.1"])),
+            "mixed.test" => Ok(parse(&["93.184.216.34", "10.0.0.1"])),
+            _ => host
+                .strip_suffix(".class.test")
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| CLASSES.get(n))
+                .map(|ip| parse(&[ip]))
+                .ok_or_else(|| std::io::Error::other(format!("{host}: no such name"))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn dns_answers_into_each_refused_class_are_refused_directly_and_through_a_proxy() {
+    let (port, seen) = server().await;
+    let (proxy, asked) = forward_proxy(None).await;
+    let guard = || {
+        HttpGuard::new()
+            .allow("supplier-api.test")
+            .resolver(TableResolver)
+    };
+    let direct = engine_with(Builtins::new().http_guard(guard())).await;
+    let proxied = engine_with(
+        Builtins::new()
+            .http_guard(guard())
+            .http_proxy(HttpProxy::new(&proxy).unwrap()),
+    )
+    .await;
+    for (how, test) in [("direct", &direct), ("proxied", &proxied)] {
+        let mut names: Vec<String> = (0..CLASSES.len())
+            .map(|n| format!("{n}.class.test"))
+            .collect();
+        names.push("mixed.test".into());
+        for name in names {
+            let config = json!({ "url": format!("http://{name}:{port}/echo") });
+            let detail = test.run(call_once(config), json!({})).await.unwrap();
+            assert_eq!(detail.run.status, RunStatus::Failed, "{how} {name}");
+            let error = detail.run.error.unwrap_or_default();
+            assert!(error.contains("may not call it"), "{how} {name}: {error}");
+        }
+        // The host's resolver is the one used: this name exists nowhere else.
+        let config = json!({ "url": format!("http://supplier-api.test:{port}/echo") });
+        let detail = test.run(call_once(config), json!({})).await.unwrap();
+        assert_eq!(
+            detail.run.status,
+            RunStatus::Succeeded,
+            "{how}: {:?}",
+            detail.run.error
+        );
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "only the allowed name was called"
+    );
+    let asked: Vec<String> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(asked, [format!("127.0.0.1:{port}")]);
 }
