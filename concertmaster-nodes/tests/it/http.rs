@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use concertmaster_core::testing::TestEngine;
-use concertmaster_core::{NodeRegistry, RunStatus, WorkflowDefinition};
+use concertmaster_core::{NodeRegistry, RunDetail, RunStatus, WorkflowDefinition};
 use concertmaster_nodes::{Builtins, HttpGuard, HttpProxy, HttpResolver};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,6 +141,17 @@ async fn engine_with(builtins: Builtins) -> TestEngine {
     TestEngine::new(registry).await.unwrap()
 }
 
+/// The item the `call` node gave, once the run succeeded.
+fn answered(detail: &RunDetail) -> concertmaster_core::Item {
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.run.error
+    );
+    detail.output("call").unwrap().main_items()[0].clone()
+}
+
 fn call(config: Value) -> WorkflowDefinition {
     WorkflowDefinition::from_value(json!({
         "id": "call", "name": "Call",
@@ -158,13 +169,7 @@ async fn an_allowed_host_gets_the_item_and_an_idempotency_key() {
         .run(call(config), json!([{ "supplier": "ACME" }]))
         .await
         .unwrap();
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    let out = &detail.output("call").unwrap().main_items()[0];
+    let out = &answered(&detail);
     assert_eq!(out["status"], 200);
     assert_eq!(out["body"]["received"], json!({ "supplier": "ACME" }));
     let seen = seen.lock().unwrap().clone();
@@ -504,13 +509,7 @@ async fn through_a_proxy_the_tunnel_goes_to_the_address_the_guard_checked() {
         .run(call_once(config), json!([{ "supplier": "ACME" }]))
         .await
         .unwrap();
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    let out = &detail.output("call").unwrap().main_items()[0];
+    let out = &answered(&detail);
     assert_eq!(out["body"]["received"], json!({ "supplier": "ACME" }));
     let seen = seen.lock().unwrap().clone();
     assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), ("POST", "/echo"));
@@ -595,13 +594,7 @@ async fn https_through_a_proxy_verifies_the_target_by_its_name() {
         .run(call_once(config.clone()), json!([{ "n": 1 }]))
         .await
         .unwrap();
-    assert_eq!(
-        detail.run.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        detail.run.error
-    );
-    let out = &detail.output("call").unwrap().main_items()[0];
+    let out = &answered(&detail);
     assert_eq!(out["body"]["received"], json!({ "n": 1 }));
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert!(asked

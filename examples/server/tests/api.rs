@@ -132,6 +132,10 @@ impl Running {
         }
     }
 
+    async fn delete(&self, key: &str, path: &str) -> StatusCode {
+        self.call(Some(key), Method::DELETE, path, None).await.0
+    }
+
     async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(key), Method::POST, path, Some(body)).await
     }
@@ -702,13 +706,8 @@ async fn admins_issue_list_and_revoke_keys_each_audited() {
         let (status, _) = server.call(Some(who), method, &path, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
-    let (status, _) = server
-        .call(
-            Some(&server.globex.admin),
-            Method::DELETE,
-            &format!("/api/keys/{id}"),
-            None,
-        )
+    let status = server
+        .delete(&server.globex.admin, &format!("/api/keys/{id}"))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(server.get(&key, "/api/workflows").await.0, StatusCode::OK);
@@ -726,27 +725,13 @@ async fn admins_issue_list_and_revoke_keys_each_audited() {
     assert!(status.is_client_error(), "{status}");
 
     // Revoked: it authenticates nothing from now on.
-    let (status, _) = server
-        .call(
-            Some(&admin),
-            Method::DELETE,
-            &format!("/api/keys/{id}"),
-            None,
-        )
-        .await;
+    let status = server.delete(&admin, &format!("/api/keys/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         server.get(&key, "/api/workflows").await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = server
-        .call(
-            Some(&admin),
-            Method::DELETE,
-            &format!("/api/keys/{id}"),
-            None,
-        )
-        .await;
+    let status = server.delete(&admin, &format!("/api/keys/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The tenant's last admin key stays.

@@ -116,11 +116,7 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
     let token = profile_link(&server, &tenant).await;
     let client = reqwest::Client::new();
 
-    let form = client
-        .get(format!("{base}/f/{token}"))
-        .send()
-        .await
-        .unwrap();
+    let form = get(&client, &format!("{base}/f/{token}")).await;
     assert_eq!(form.status(), StatusCode::OK);
     let html = form.text().await.unwrap();
     assert!(html.contains("<h1>supplier profile</h1>"), "{html}");
@@ -183,11 +179,7 @@ async fn a_respondent_fixes_field_errors_and_submits_once() {
         "no proxy is trusted: the peer's address, not the header's"
     );
 
-    let again = client
-        .get(format!("{base}/f/{token}"))
-        .send()
-        .await
-        .unwrap();
+    let again = get(&client, &format!("{base}/f/{token}")).await;
     assert_eq!(again.status(), StatusCode::GONE);
     assert!(again.text().await.unwrap().contains("Already answered"));
     let resubmit = client
@@ -290,6 +282,10 @@ async fn metrics_are_off_until_a_token_is_configured() {
     );
 }
 
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).send().await.unwrap()
+}
+
 /// A limit that allows `burst` requests, then one a minute.
 fn burst_of(burst: u32) -> Option<RateLimit> {
     Some(RateLimit {
@@ -312,11 +308,7 @@ async fn one_link_takes_only_so_many_requests() {
     let other = profile_link(&server, &tenant).await;
     let client = reqwest::Client::new();
     for _ in 0..2 {
-        let form = client
-            .get(format!("{base}/f/{token}"))
-            .send()
-            .await
-            .unwrap();
+        let form = get(&client, &format!("{base}/f/{token}")).await;
         assert_eq!(form.status(), StatusCode::OK);
     }
     let refused = client
@@ -341,11 +333,7 @@ async fn one_link_takes_only_so_many_requests() {
         .unwrap();
     assert!(responses.is_empty());
     // Another link is not held up.
-    let form = client
-        .get(format!("{base}/f/{other}"))
-        .send()
-        .await
-        .unwrap();
+    let form = get(&client, &format!("{base}/f/{other}")).await;
     assert_eq!(form.status(), StatusCode::OK);
 }
 
@@ -361,19 +349,11 @@ async fn one_client_guessing_links_is_held_up() {
     let token = profile_link(&server, &TenantId::new("acme")).await;
     let client = reqwest::Client::new();
     for guess in ["a", "b", "c"] {
-        let page = client
-            .get(format!("{base}/f/{guess}"))
-            .send()
-            .await
-            .unwrap();
+        let page = get(&client, &format!("{base}/f/{guess}")).await;
         assert_eq!(page.status(), StatusCode::NOT_FOUND);
     }
     // The limit is the address's, across links: a real one waits too.
-    let page = client
-        .get(format!("{base}/f/{token}"))
-        .send()
-        .await
-        .unwrap();
+    let page = get(&client, &format!("{base}/f/{token}")).await;
     assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(page.headers().contains_key("retry-after"));
 }
