@@ -179,15 +179,10 @@ const LEASE_LOCK: &str = "FOR KEY SHARE";
 /// and 947 resumes/s apart, 755 and 619 grouped.
 const LOCKING_WRITES_GROUPED: bool = false;
 
-/// Whether a delivery that ends a wait takes its run's lease in the same
-/// transaction. Not here: a delivery holds its wake-up key's lock and
-/// would then wait for the lease row, while a suspension on the same key
-/// holds the lease row (`FOR KEY SHARE`) and waits for the key: a
-/// deadlock. The lease is claimed in a transaction of its own once the
-/// delivery committed.
-const CLAIM_WITH_DELIVERY: bool = false;
-
-/// What a claim takes on the lease row before it changes hands.
+/// What a claim takes on the lease row before it changes hands. A
+/// delivery that ends a wait takes it only without waiting (`SKIP LOCKED`):
+/// it holds its wake-up key's lock, and a suspension on that key may hold
+/// the lease row while it waits for the key.
 const LEASE_CLAIM_LOCK: Option<&str> = Some("FOR UPDATE");
 
 /// Serializes a delivery and a suspension on the same wake-up key (tenant

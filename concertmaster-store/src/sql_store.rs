@@ -12,9 +12,7 @@
 //! `LEASE_CANDIDATES`, the lease locks `LEASE_LOCK` (what a write holds on
 //! its run's lease row) and `LEASE_CLAIM_LOCK` (what a claim takes first),
 //! `WAKEUP_LOCK`, `LOCKING_WRITES_GROUPED` (whether claims, suspensions,
-//! deliveries and updates go through the group commit),
-//! `CLAIM_WITH_DELIVERY` (whether a delivery takes its run's lease in its
-//! own transaction) and `renew_rows`
+//! deliveries and updates go through the group commit) and `renew_rows`
 //! (lease renewal), which differ per backend.
 
 /// Prepared statements a connection keeps: the group commit's (each
@@ -247,6 +245,40 @@ macro_rules! sql_store {
             Ok(None)
         }
 
+        /// The lease of the run of `wait`, just ended by a delivery on `conn`,
+        /// taken for the deliverer in the same transaction, unless another
+        /// transaction holds its lease row. The delivery holds its key's
+        /// lock, and a suspension on that key may hold the lease row while
+        /// it waits for the key: waiting for the row here could deadlock,
+        /// so a busy row is left for a claim once the delivery committed.
+        async fn claim_for_delivery(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &TenantId,
+            wait: Wait,
+            (owner, until, now): &(String, DateTime<Utc>, DateTime<Utc>),
+        ) -> StoreResult<Answer> {
+            if LEASE_CLAIM_LOCK.is_some() {
+                let fail = |err| store_error(err, "run lease", wait.run_id);
+                let locked = sqlx::query(LEASE_LOCK_SKIP.as_str())
+                    .bind(wait.run_id.as_uuid())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+                if locked.is_none() {
+                    let leased = sqlx::query(LEASE_ROW.as_str())
+                        .bind(wait.run_id.as_uuid())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(fail)?;
+                    if leased.is_some() {
+                        return Ok(Answer::DeliveredUnclaimed(wait));
+                    }
+                }
+            }
+            let epoch = claim_on(conn, tenant, wait.run_id, owner, *until, *now).await?;
+            Ok(Answer::Delivered(Some(Woken { wait, epoch })))
+        }
+
         /// `LeaseStore::claim_run` on `conn`, inside the caller's transaction.
         async fn claim_on(
             conn: &mut <Db as sqlx::Database>::Connection,
@@ -447,6 +479,9 @@ macro_rules! sql_store {
             Suspended(Option<Resumed>),
             /// The wait the wake-up ended, or `None`: it is held.
             Delivered(Option<Woken>),
+            /// The wait the wake-up ended, whose run's lease row another
+            /// transaction held: the lease is to be claimed apart.
+            DeliveredUnclaimed(Wait),
         }
 
         impl Answer {
@@ -786,11 +821,11 @@ macro_rules! sql_store {
             let mut answers = Vec::with_capacity(deliveries.len());
             let woke: std::collections::HashSet<usize> = woken.iter().map(|((i, ..), _)| *i).collect();
             for (&(i, tenant, _, lease), wait) in woken.iter().map(|(d, w)| (*d, w)) {
-                let epoch = match lease {
-                    Some((owner, until, now)) => claim_on(&mut *conn, tenant, wait.run_id, owner, *until, *now).await?,
-                    None => None,
+                let answer = match lease {
+                    Some(lease) => claim_for_delivery(&mut *conn, tenant, wait.clone(), lease).await?,
+                    None => Answer::Delivered(Some(Woken { wait: wait.clone(), epoch: None })),
                 };
-                answers.push((i, Answer::Delivered(Some(Woken { wait: wait.clone(), epoch }))));
+                answers.push((i, answer));
             }
             for &(i, tenant, held, _) in deliveries.iter().filter(|d| !woke.contains(&d.0)) {
                 hold_wakeup(&mut *conn, tenant, held).await?;
@@ -840,11 +875,10 @@ macro_rules! sql_store {
                     let Some(wait) = deliver_on(&mut *conn, tenant, held).await? else {
                         return Ok(Answer::Delivered(None));
                     };
-                    let epoch = match lease {
-                        Some((owner, until, now)) => claim_on(conn, tenant, wait.run_id, owner, *until, *now).await?,
-                        None => None,
-                    };
-                    Ok(Answer::Delivered(Some(Woken { wait, epoch })))
+                    match lease {
+                        Some(lease) => Ok(claim_for_delivery(conn, tenant, wait, lease).await?),
+                        None => Ok(Answer::Delivered(Some(Woken { wait, epoch: None }))),
+                    }
                 }
                 Write::Audit { entry } => insert_one_audit(&mut *conn, entry).await.map(|()| Answer::Rows(1)),
                 Write::Execution { tenant, execution, epoch } => {
@@ -1520,18 +1554,15 @@ macro_rules! sql_store {
                 let write = Write::Deliver {
                     tenant: tenant.clone(),
                     held: wakeup.clone(),
-                    lease: ask.clone().filter(|_| CLAIM_WITH_DELIVERY),
+                    lease: ask.clone(),
                 };
-                let woken = match self.write(write).await? {
-                    Answer::Delivered(woken) => woken,
-                    other => return Err(wrong_answer(&other)),
-                };
-                match (woken, ask) {
-                    (Some(woken), Some((owner, until, now))) if !CLAIM_WITH_DELIVERY => {
-                        let epoch = self.claim_run(tenant, woken.wait.run_id, &owner, until, now).await?;
-                        Ok(Some(Woken { epoch, ..woken }))
+                match (self.write(write).await?, ask) {
+                    (Answer::Delivered(woken), _) => Ok(woken),
+                    (Answer::DeliveredUnclaimed(wait), Some((owner, until, now))) => {
+                        let epoch = self.claim_run(tenant, wait.run_id, &owner, until, now).await?;
+                        Ok(Some(Woken { wait, epoch }))
                     }
-                    (woken, _) => Ok(woken),
+                    (other, _) => Err(wrong_answer(&other)),
                 }
             }
 

@@ -249,9 +249,6 @@ const LEASE_LOCK: &str = "";
 /// handler for milliseconds at a time.
 const LOCKING_WRITES_GROUPED: bool = true;
 
-/// Whether a delivery that ends a wait takes its run's lease in the same
-/// transaction. Here it can: one writer, so no lock waits on another.
-const CLAIM_WITH_DELIVERY: bool = true;
 const LEASE_CLAIM_LOCK: Option<&str> = None;
 
 /// SQLite's transactions take the write lock as they begin: a delivery and

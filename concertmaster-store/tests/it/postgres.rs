@@ -205,3 +205,96 @@ async fn synchronous_commit_is_read_at_connect() {
         "a server that acknowledges commits before they are on disk is flagged"
     );
 }
+
+/// Waits for `<prefix>:<run>`, which the test delivers from outside.
+struct AskFor(&'static str);
+
+#[async_trait]
+impl Node for AskFor {
+    async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
+        match ctx.resumed() {
+            None => Ok(NodeOutcome::suspend(
+                concertmaster_core::Suspend::until_event(format!("{}:{}", self.0, ctx.run_id())),
+            )),
+            Some(_) => Ok(NodeOutcome::Done(input)),
+        }
+    }
+}
+
+/// Runs waiting on two keys at once, each answered at a random moment
+/// around its suspension by concurrent callers: a delivery takes its run's
+/// lease in its own transaction when the lease row is free, leaves it for
+/// a claim of its own when a suspension holds the row, and so never
+/// deadlocks with one; no answer is lost and every run finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_racing_the_suspensions_of_a_run_are_never_lost() {
+    let store = crate::support::fresh_postgres().await;
+    let mut registry = NodeRegistry::new();
+    registry
+        .register_node(
+            NodeDescriptor::new("begin", NodeCategory::Trigger),
+            crate::support::Pass,
+        )
+        .expect("registers");
+    for (kind, prefix) in [("ask_a", "a"), ("ask_b", "b")] {
+        registry
+            .register_node(
+                NodeDescriptor::new(kind, NodeCategory::Logic),
+                AskFor(prefix),
+            )
+            .expect("registers");
+    }
+    let engine = Engine::builder()
+        .store(store)
+        .registry(registry)
+        .build()
+        .await
+        .expect("builds");
+    let def = WorkflowDefinition::from_value(json!({
+        "id": "two-asks", "name": "Two asks",
+        "nodes": [{"id": "begin", "type": "begin"}, {"id": "a", "type": "ask_a"}, {"id": "b", "type": "ask_b"}],
+        "edges": [{"source": "begin", "target": "a"}, {"source": "begin", "target": "b"}]
+    }))
+    .expect("parses");
+    let tenant = TenantId::new("acme");
+    let workflow = engine.publish(&tenant, def).await.expect("publishes");
+    let mut runs = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..150 {
+        let run = engine.start(&workflow, json!({})).await.expect("starts");
+        runs.push(run);
+        for prefix in ["a", "b"] {
+            let (engine, tenant) = (engine.clone(), tenant.clone());
+            let pause = Duration::from_micros(fastrand::u64(0..3_000));
+            answers.push(tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                engine
+                    .resume(
+                        &tenant,
+                        &format!("{prefix}:{run}"),
+                        json!({ "from": prefix }),
+                    )
+                    .await
+            }));
+        }
+    }
+    for answer in answers {
+        answer
+            .await
+            .expect("the caller finishes")
+            .expect("every answer is taken or held, none refused");
+    }
+    for run in runs {
+        let done = tokio::time::timeout(Duration::from_secs(60), engine.finished(&tenant, run))
+            .await
+            .expect("every run finishes")
+            .expect("finishes");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    }
+    assert!(engine
+        .held_wakeups(&tenant)
+        .await
+        .expect("reads")
+        .is_empty());
+    engine.shutdown();
+}
