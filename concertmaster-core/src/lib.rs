@@ -132,9 +132,9 @@ pub use run::{
 pub use schema::{FieldError, SchemaValidator};
 pub use store::{
     AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, InMemoryStore, LeaseRequest,
-    LeaseStore, RunClaim, RunMigration, RunStart, RunStore, Store, StoreError, StoreErrorKind,
-    StoreResult, StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
+    DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, InMemoryStore,
+    LeaseRequest, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, Store, StoreError,
+    StoreErrorKind, StoreResult, StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
 };
 #[cfg(feature = "runtime")]
 pub use token::FormToken;

@@ -39,7 +39,7 @@ macro_rules! sql_store {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
         use concertmaster_core::{
-            AuditAction, AuditEntry, AuditFilter, AuditStore, Item, LeaseRequest, LeaseStore, NodeError, NodeExecution, NodeId,
+            AuditAction, AuditEntry, AuditFilter, AuditStore, DeliveryAudit, Item, LeaseRequest, LeaseStore, NodeError, NodeExecution, NodeId,
             Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, HeldWakeup, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
             WaitStore, Wakeup, Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
         };
@@ -445,7 +445,13 @@ macro_rules! sql_store {
             Suspend { tenant: TenantId, execution: NodeExecution, epoch: Epoch },
             /// `deliver`; answers `Delivered`. With `lease` (owner, until,
             /// now), a wait ended also takes its run's lease.
-            Deliver { tenant: TenantId, held: HeldWakeup, lease: Option<(String, DateTime<Utc>, DateTime<Utc>)> },
+            /// With `audit`, the delivery's audit entry is written with it.
+            Deliver {
+                tenant: TenantId,
+                held: HeldWakeup,
+                lease: Option<(String, DateTime<Utc>, DateTime<Utc>)>,
+                audit: Option<DeliveryAudit>,
+            },
         }
 
         impl Write {
@@ -748,7 +754,14 @@ macro_rules! sql_store {
 
         /// A delivery of a group written with the others (`deliver_all`):
         /// its index in the batch, tenant, wake-up and lease request.
-        type GroupDelivery<'a> = (usize, &'a TenantId, &'a HeldWakeup, Option<&'a (String, DateTime<Utc>, DateTime<Utc>)>);
+        /// A delivery of a group: its index in the batch and its write.
+        struct GroupDelivery<'a> {
+            i: usize,
+            tenant: &'a TenantId,
+            held: &'a HeldWakeup,
+            lease: Option<&'a (String, DateTime<Utc>, DateTime<Utc>)>,
+            audit: Option<&'a DeliveryAudit>,
+        }
 
         /// Splits a group's `singles` into the deliveries that can be
         /// written together, on keys no other write of the group takes,
@@ -770,7 +783,13 @@ macro_rules! sql_store {
                 let shared = key(i).is_some()
                     && ((n > 0 && key(singles[n - 1]) == key(i)) || singles.get(n + 1).is_some_and(|&j| key(j) == key(i)));
                 match &batch[i].write {
-                    Write::Deliver { tenant, held, lease } if !shared => together.push((i, tenant, held, lease.as_ref())),
+                    Write::Deliver { tenant, held, lease, audit } if !shared => together.push(GroupDelivery {
+                        i,
+                        tenant,
+                        held,
+                        lease: lease.as_ref(),
+                        audit: audit.as_ref(),
+                    }),
                     _ => apart.push(i),
                 }
             }
@@ -788,8 +807,8 @@ macro_rules! sql_store {
         ) -> StoreResult<Vec<(usize, Answer)>> {
             let fail = |err| store_error(err, "waits", "a group of deliveries");
             let mut take = sqlx::query(WAIT_TAKE.rows(deliveries.len()));
-            for (_, tenant, held, _) in deliveries {
-                take = take.bind(tenant.as_str()).bind(held.key.as_str());
+            for d in deliveries {
+                take = take.bind(d.tenant.as_str()).bind(d.held.key.as_str());
             }
             let mut taken = std::collections::HashMap::with_capacity(deliveries.len());
             for row in take.fetch_all(&mut *conn).await.map_err(fail)? {
@@ -800,12 +819,12 @@ macro_rules! sql_store {
             }
             let woken: Vec<(&GroupDelivery<'_>, Wait)> = deliveries
                 .iter()
-                .filter_map(|d| taken.remove(&(d.1.as_str().to_string(), d.2.key.clone())).map(|wait| (d, wait)))
+                .filter_map(|d| taken.remove(&(d.tenant.as_str().to_string(), d.held.key.clone())).map(|wait| (d, wait)))
                 .collect();
             if !woken.is_empty() {
                 let resumed: Vec<Resumed> = woken
                     .iter()
-                    .map(|((_, _, held, _), wait)| Resumed { wakeup: held.wakeup(), state: wait.state.clone() })
+                    .map(|(d, wait)| Resumed { wakeup: d.held.wakeup(), state: wait.state.clone() })
                     .collect();
                 let mut record = sqlx::query(NODE_RESUME.rows(woken.len()));
                 for ((_, wait), resumed) in woken.iter().zip(&resumed) {
@@ -819,17 +838,27 @@ macro_rules! sql_store {
                 running.execute(&mut *conn).await.map_err(fail)?;
             }
             let mut answers = Vec::with_capacity(deliveries.len());
-            let woke: std::collections::HashSet<usize> = woken.iter().map(|((i, ..), _)| *i).collect();
-            for (&(i, tenant, _, lease), wait) in woken.iter().map(|(d, w)| (*d, w)) {
-                let answer = match lease {
-                    Some(lease) => claim_for_delivery(&mut *conn, tenant, wait.clone(), lease).await?,
+            let mut audits = Vec::new();
+            let woke: std::collections::HashSet<usize> = woken.iter().map(|(d, _)| d.i).collect();
+            for (d, wait) in &woken {
+                if let Some(audit) = d.audit {
+                    audits.push(audit.entry(d.tenant, d.held, Some(wait)));
+                }
+                let answer = match d.lease {
+                    Some(lease) => claim_for_delivery(&mut *conn, d.tenant, wait.clone(), lease).await?,
                     None => Answer::Delivered(Some(Woken { wait: wait.clone(), epoch: None })),
                 };
-                answers.push((i, answer));
+                answers.push((d.i, answer));
             }
-            for &(i, tenant, held, _) in deliveries.iter().filter(|d| !woke.contains(&d.0)) {
-                hold_wakeup(&mut *conn, tenant, held).await?;
-                answers.push((i, Answer::Delivered(None)));
+            for d in deliveries.iter().filter(|d| !woke.contains(&d.i)) {
+                hold_wakeup(&mut *conn, d.tenant, d.held).await?;
+                if let Some(audit) = d.audit {
+                    audits.push(audit.entry(d.tenant, d.held, None));
+                }
+                answers.push((d.i, Answer::Delivered(None)));
+            }
+            if !audits.is_empty() {
+                insert_audits(&mut *conn, &audits.iter().collect::<Vec<_>>()).await?;
             }
             Ok(answers)
         }
@@ -871,8 +900,12 @@ macro_rules! sql_store {
                 Write::Suspend { tenant, execution, epoch } => {
                     suspend_on(conn, tenant, execution, *epoch).await.map(Answer::Suspended)
                 }
-                Write::Deliver { tenant, held, lease } => {
-                    let Some(wait) = deliver_on(&mut *conn, tenant, held).await? else {
+                Write::Deliver { tenant, held, lease, audit } => {
+                    let ended = deliver_on(&mut *conn, tenant, held).await?;
+                    if let Some(audit) = audit {
+                        insert_one_audit(&mut *conn, &audit.entry(tenant, held, ended.as_ref())).await?;
+                    }
+                    let Some(wait) = ended else {
                         return Ok(Answer::Delivered(None));
                     };
                     match lease {
@@ -1549,12 +1582,14 @@ macro_rules! sql_store {
                 tenant: &TenantId,
                 wakeup: &HeldWakeup,
                 lease: Option<LeaseRequest<'_>>,
+                audit: Option<&DeliveryAudit>,
             ) -> StoreResult<Option<Woken>> {
                 let ask = lease.map(|lease| (lease.owner.to_string(), lease.until, lease.now));
                 let write = Write::Deliver {
                     tenant: tenant.clone(),
                     held: wakeup.clone(),
                     lease: ask.clone(),
+                    audit: audit.cloned(),
                 };
                 match (self.write(write).await?, ask) {
                     (Answer::Delivered(woken), _) => Ok(woken),

@@ -32,8 +32,8 @@ use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus, Wait};
 use crate::store::{
-    AuditAction, AuditEntry, Epoch, HeldWakeup, InMemoryStore, LeaseRequest, RunStart, Store,
-    StoreError, StoreErrorKind, StoreResult, Woken,
+    AuditAction, AuditEntry, DeliveryAudit, Epoch, HeldWakeup, InMemoryStore, LeaseRequest,
+    RunStart, Store, StoreError, StoreErrorKind, StoreResult, Woken,
 };
 use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
@@ -952,19 +952,19 @@ impl Engine {
         let now = self.inner.clock.now();
         let held = HeldWakeup::new(key, payload, now, self.inner.limits.held_wakeup_ttl);
         let lease = self.inner.lease_request(now);
-        let Some(woken) = self.inner.store.deliver(tenant, &held, Some(lease)).await? else {
-            self.audit(
-                tenant,
-                AuditAction::Resume,
-                "wake-up",
-                key.to_string(),
-                serde_json::json!({ "held": true, "expiresAt": held.expires_at }),
-            )
-            .await;
+        // Recorded with the delivery, in the same change.
+        let audit = DeliveryAudit {
+            at: now,
+            actor: actor::current_actor(),
+        };
+        let delivered = self
+            .inner
+            .store
+            .deliver(tenant, &held, Some(lease), Some(&audit));
+        let Some(woken) = delivered.await? else {
             return Ok(Delivery::Held);
         };
         self.inner.drive_woken(tenant.clone(), &woken).await;
-        self.audit_resume(tenant, &woken.wait, key);
         Ok(Delivery::Resumed(woken.wait.run_id))
     }
 
@@ -1373,7 +1373,7 @@ impl Inner {
             let lease = inner.lease_request(now);
             match inner
                 .durably("wake parent", || {
-                    inner.store.deliver(&tenant, &held, Some(lease))
+                    inner.store.deliver(&tenant, &held, Some(lease), None)
                 })
                 .await
             {

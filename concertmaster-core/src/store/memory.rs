@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormStore, HeldWakeup, LeaseRequest, LeaseStore, RunClaim,
-    RunMigration, RunStart, RunStore, StoreError, StoreResult, StoredConnection, WaitStore,
-    WakeFor, Woken, WorkflowStore,
+    DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, LeaseRequest,
+    LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError, StoreResult,
+    StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
 };
 use crate::form::{
     FormDraft, FormLink, FormResponse, FormSchema, ResponseFilter, Review, ReviewStatus, Submitter,
@@ -805,9 +805,16 @@ impl WaitStore for InMemoryStore {
         tenant: &TenantId,
         wakeup: &HeldWakeup,
         lease: Option<LeaseRequest<'_>>,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Woken>> {
         let mut state = self.state();
-        let Some(wait) = state.deliver(tenant, wakeup) else {
+        let ended = state.deliver(tenant, wakeup);
+        if let Some(audit) = audit {
+            state
+                .audit
+                .push(audit.entry(tenant, wakeup, ended.as_ref()));
+        }
+        let Some(wait) = ended else {
             return Ok(None);
         };
         let epoch = lease.and_then(|lease| {

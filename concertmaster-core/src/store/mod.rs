@@ -450,6 +450,51 @@ pub struct LeaseRequest<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// Who delivered a wake-up and when: [`WaitStore::deliver`] writes the
+/// audit entry of the delivery in the same change, so that no resume
+/// happens without its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAudit {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who, when the caller said (a user id, an API key's name).
+    pub actor: Option<String>,
+}
+
+impl DeliveryAudit {
+    /// The entry of `wakeup` delivered for `tenant`: the run resumed, when
+    /// the delivery ended its `wait`; else the wake-up held, with when it
+    /// expires.
+    pub fn entry(
+        &self,
+        tenant: &TenantId,
+        wakeup: &HeldWakeup,
+        ended: Option<&Wait>,
+    ) -> AuditEntry {
+        let (entity_type, entity_id, details) = match ended {
+            Some(wait) => (
+                "run",
+                wait.run_id.to_string(),
+                serde_json::json!({ "node": wait.node_id, "key": wakeup.key }),
+            ),
+            None => (
+                "wake-up",
+                wakeup.key.clone(),
+                serde_json::json!({ "held": true, "expiresAt": wakeup.expires_at }),
+            ),
+        };
+        AuditEntry {
+            tenant: tenant.clone(),
+            at: self.at,
+            actor: self.actor.clone(),
+            action: AuditAction::Resume,
+            entity_type: entity_type.to_string(),
+            entity_id,
+            details,
+        }
+    }
+}
+
 /// A wait that [`WaitStore::deliver`] ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Woken {
@@ -542,11 +587,15 @@ pub trait WaitStore: Send + Sync {
     /// `lease.owner` in the same change, as [`LeaseStore::claim_run`] would:
     /// the engine that delivers drives the run on without a claim of its
     /// own. [`Woken::epoch`] is `None` when another engine holds the lease.
+    ///
+    /// With `audit`, the delivery's audit entry
+    /// ([`DeliveryAudit::entry`]) is written in the same change.
     async fn deliver(
         &self,
         tenant: &TenantId,
         wakeup: &HeldWakeup,
         lease: Option<LeaseRequest<'_>>,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Woken>>;
 
     /// The wake-ups held for `tenant`, pending and expired, oldest first.

@@ -1408,20 +1408,20 @@ pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn St
     ok!(insert_leased(store, &r).await);
     assert_eq!(
         ok!(store
-            .deliver(&a, &held("answer:1", json!({"n": 1})), None)
+            .deliver(&a, &held("answer:1", json!({"n": 1})), None, None)
             .await),
         None
     );
     assert_eq!(
         ok!(store
-            .deliver(&a, &held("answer:1", json!({"n": 2})), None)
+            .deliver(&a, &held("answer:1", json!({"n": 2})), None, None)
             .await),
         None,
         "a second wake-up is dropped while one is held"
     );
     assert_eq!(
         ok!(store
-            .deliver(&b, &held("answer:1", json!({"n": 3})), None)
+            .deliver(&b, &held("answer:1", json!({"n": 3})), None, None)
             .await),
         None
     );
@@ -1496,7 +1496,12 @@ pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
         now,
     };
     let woken = ok!(store
-        .deliver(&a, &held("answer:2", json!({"ok": true})), Some(lease))
+        .deliver(
+            &a,
+            &held("answer:2", json!({"ok": true})),
+            Some(lease),
+            None
+        )
         .await)
     .expect("the stored wait is taken");
     let wait = woken.wait;
@@ -1532,7 +1537,7 @@ pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
     ok!(store.suspend_node(&a, &again, E).await);
     ok!(store.release_run(r.id, "engine-1").await);
     let woken = ok!(store
-        .deliver(&a, &held("answer:3", json!({"ok": 2})), Some(lease))
+        .deliver(&a, &held("answer:3", json!({"ok": 2})), Some(lease), None)
         .await)
     .expect("the stored wait is taken");
     let taken = woken.epoch.expect("a free lease is taken with the wait");
@@ -1553,7 +1558,7 @@ pub async fn a_delivery_takes_a_stored_wait(store: &dyn Store) {
     );
     assert_eq!(
         ok!(store
-            .deliver(&a, &held("answer:4", json!(null)), Some(lease))
+            .deliver(&a, &held("answer:4", json!(null)), Some(lease), None)
             .await),
         None,
         "a wake-up held takes no lease"
@@ -1567,8 +1572,12 @@ pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Sto
     let (a, b) = (tenant_a(), tenant_b());
     let r = run(&a, "w", RunStatus::Running, 0);
     ok!(insert_leased(store, &r).await);
-    ok!(store.deliver(&a, &held("late:1", json!(1)), None).await);
-    ok!(store.deliver(&b, &held("late:2", json!(2)), None).await);
+    ok!(store
+        .deliver(&a, &held("late:1", json!(1)), None, None)
+        .await);
+    ok!(store
+        .deliver(&b, &held("late:2", json!(2)), None, None)
+        .await);
     assert!(
         ok!(store.expire_wakeups(t0() + Duration::hours(23), 10).await).is_empty(),
         "not due yet"
@@ -1604,7 +1613,7 @@ pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Sto
     assert!(ok!(store.held_wakeups(&a).await).is_empty());
 
     ok!(store
-        .deliver(&b, &held("late:2", json!("again")), None)
+        .deliver(&b, &held("late:2", json!("again")), None, None)
         .await);
     let listed = ok!(store.held_wakeups(&b).await);
     assert_eq!(
@@ -2833,7 +2842,7 @@ pub async fn connections_round_trip_per_tenant(store: &dyn Store) {
 /// Deliveries made at once (one group commit, on a store that groups
 /// writes) each get their own answer: a wait taken, with the run's lease
 /// when it was free, or the wake-up held. Of two on one key, one wakes the
-/// node and the other is held.
+/// node and the other is held. Each writes its audit entry with it.
 pub async fn concurrent_deliveries_each_get_their_own_answer(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
     let mut runs = Vec::new();
@@ -2862,10 +2871,14 @@ pub async fn concurrent_deliveries_each_get_their_own_answer(store: &dyn Store) 
     calls.insert(5, (a.clone(), held("k0", json!("again"))));
     calls.insert(9, (b.clone(), held("k1", json!("b"))));
     calls.push((a.clone(), held("h1", json!("early"))));
+    let audit = crate::store::DeliveryAudit {
+        at: now,
+        actor: Some("deliverer".into()),
+    };
     let answers = futures_util::future::join_all(
         calls
             .iter()
-            .map(|(tenant, wakeup)| store.deliver(tenant, wakeup, Some(lease))),
+            .map(|(tenant, wakeup)| store.deliver(tenant, wakeup, Some(lease), Some(&audit))),
     )
     .await;
 
@@ -2896,6 +2909,29 @@ pub async fn concurrent_deliveries_each_get_their_own_answer(store: &dyn Store) 
         }
     }
     assert_eq!(woke_k0, 1, "one of the two wake-ups on k0 woke its node");
+    // Each delivery wrote its audit entry with it: a run resumed for each
+    // wait taken, a wake-up held for the others, in its own tenant.
+    let audited = |tenant: TenantId, kind: &'static str| async move {
+        let filter = crate::store::AuditFilter {
+            entity_type: Some(kind.into()),
+            ..Default::default()
+        };
+        ok!(store.audit_log(&tenant, &filter).await)
+    };
+    let resumed = audited(a.clone(), "run").await;
+    assert_eq!(resumed.len(), 12, "{resumed:?}");
+    assert!(resumed
+        .iter()
+        .all(|e| e.action == crate::store::AuditAction::Resume
+            && e.actor.as_deref() == Some("deliverer")));
+    let mut held_keys: Vec<String> = audited(a.clone(), "wake-up")
+        .await
+        .into_iter()
+        .map(|e| e.entity_id)
+        .collect();
+    held_keys.sort();
+    assert_eq!(held_keys, ["h1", "k0"]);
+    assert_eq!(audited(b.clone(), "wake-up").await.len(), 1);
     for (i, r) in runs.iter().enumerate() {
         let record = ok!(store.node_executions(&a, r.id).await).remove(0);
         let payload = record.resumed.map(|r| r.wakeup_payload().clone());

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, Epoch, FormDraft, FormId, FormLink, FormResponse, FormSchema,
-    FormStore, HeldWakeup, LeaseRequest, LeaseStore, NodeExecution, ResponseFilter, ResponseId,
-    Resumed, Review, Run, RunClaim, RunFilter, RunId, RunMigration, RunStart, RunStatus, RunStore,
-    Store, StoreError, StoreResult, StoredConnection, TenantId, Wait, WaitStore, WakeFor, Wakeup,
-    Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
+    DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormDraft, FormId, FormLink, FormResponse,
+    FormSchema, FormStore, HeldWakeup, LeaseRequest, LeaseStore, NodeExecution, ResponseFilter,
+    ResponseId, Resumed, Review, Run, RunClaim, RunFilter, RunId, RunMigration, RunStart,
+    RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId, Wait,
+    WaitStore, WakeFor, Wakeup, Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage
@@ -369,10 +369,11 @@ impl WaitStore for FaultyStore {
         tenant: &TenantId,
         wakeup: &HeldWakeup,
         lease: Option<LeaseRequest<'_>>,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Woken>> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.deliver(tenant, wakeup, lease).await)
+        self.answer(self.inner.deliver(tenant, wakeup, lease, audit).await)
     }
     async fn held_wakeups(&self, tenant: &TenantId) -> StoreResult<Vec<HeldWakeup>> {
         self.fault().await?;

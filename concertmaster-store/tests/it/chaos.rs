@@ -414,7 +414,7 @@ async fn chaos(seed: u64, runs: usize) -> Figures {
                 Duration::from_secs(3_600),
             );
             store
-                .deliver(&tenant, &held, None)
+                .deliver(&tenant, &held, None, None)
                 .await
                 .expect("answer delivered");
         }
