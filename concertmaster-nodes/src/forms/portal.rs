@@ -143,14 +143,19 @@ struct Level<'a> {
 }
 
 fn fields(level: &Level<'_>, page: &FormPage<'_>) -> Markup {
-    let required: Vec<&str> = level
-        .schema
+    let shown = shown_fields(
+        level.schema,
+        page.data.pointer(level.at),
+        level.at,
+        page.errors,
+    );
+    let required: Vec<&str> = shown
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     html! {
-        @for (name, property) in property_order(level.schema, level.ui.get("ui:order")) {
+        @for (name, property) in property_order(&shown, level.ui.get("ui:order")) {
             @let pointer = format!("{}/{}", level.at, name.replace('~', "~0").replace('/', "~1"));
             @let title = property.get("title").and_then(Value::as_str).unwrap_or(name);
             @let ui = level.ui.get(name).unwrap_or(&Value::Null);
@@ -181,6 +186,90 @@ fn fields(level: &Level<'_>, page: &FormPage<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The fields of one object to draw, as `{properties, required}`: its own
+/// properties, and those of each conditional branch (`if`/`then`/`else`,
+/// also inside `allOf`, as the form builder writes a "shown when" field)
+/// whose condition holds for `data`, with that branch's `required`. A
+/// field with an error is drawn whatever its condition says: an answer
+/// is never refused for a field the respondent cannot see.
+fn shown_fields(schema: &Value, data: Option<&Value>, at: &str, errors: &[FieldError]) -> Value {
+    let mut properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut required: Vec<Value> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let empty = Value::Object(Map::new());
+    // No answers yet is an empty object: `if` keywords such as `required`
+    // pass for anything that is not one.
+    let data = data.filter(|d| d.is_object()).unwrap_or(&empty);
+    for (branch, applies) in branches(schema, data) {
+        let Some(extra) = branch.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, property) in extra {
+            let pointer = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+            let wrong = errors.iter().any(|e| {
+                e.pointer == pointer
+                    || e.pointer
+                        .strip_prefix(pointer.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            });
+            if (applies || wrong) && !properties.contains_key(name) {
+                properties.insert(name.clone(), property.clone());
+            }
+        }
+        if applies {
+            if let Some(more) = branch.get("required").and_then(Value::as_array) {
+                required.extend(more.iter().cloned());
+            }
+        }
+    }
+    serde_json::json!({ "properties": properties, "required": required })
+}
+
+/// The conditional branches of `schema` (its own `if`, and those in its
+/// `allOf`), each with whether it applies to `data`.
+fn branches<'a>(schema: &'a Value, data: &Value) -> Vec<(&'a Value, bool)> {
+    let mut found = Vec::new();
+    let own = std::iter::once(schema);
+    let all = schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for part in own.chain(all) {
+        let Some(condition) = part.get("if") else {
+            continue;
+        };
+        // A condition that does not compile holds for nothing.
+        let holds = jsonschema::validator_for(condition).is_ok_and(|v| v.is_valid(data));
+        if let Some(then) = part.get("then") {
+            found.push((then, holds));
+        }
+        if let Some(otherwise) = part.get("else") {
+            found.push((otherwise, !holds));
+        }
+    }
+    found
+}
+
+/// The property `key` of `schema`: its own, or one a conditional branch
+/// adds.
+fn property_of<'a>(schema: &'a Value, key: &str) -> Option<&'a Value> {
+    if let Some(own) = schema.get("properties").and_then(|p| p.get(key)) {
+        return Some(own);
+    }
+    let empty = Value::Null;
+    branches(schema, &empty)
+        .into_iter()
+        .find_map(|(branch, _)| branch.get("properties").and_then(|p| p.get(key)))
 }
 
 /// The element id of the field at `pointer`: the pointer's tokens joined by
@@ -371,7 +460,7 @@ fn property_at<'a>(schema: &'a Value, pointer: &str) -> Option<&'a Value> {
     let mut at = schema;
     for token in rest.split('/') {
         let key = token.replace("~1", "/").replace("~0", "~");
-        at = at.get("properties")?.get(&key)?;
+        at = property_of(at, &key)?;
     }
     Some(at)
 }

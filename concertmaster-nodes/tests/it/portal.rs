@@ -364,3 +364,88 @@ fn a_posted_page_reads_back_as_the_answers_it_showed() {
         Value::Object(Default::default())
     );
 }
+
+/// A form as the form builder writes a "shown when" field: the VAT id
+/// only for German suppliers, required then.
+fn conditional_form() -> FormSchema {
+    FormSchema::new(
+        "profile",
+        "Supplier profile",
+        json!({
+            "type": "object",
+            "required": ["country"],
+            "properties": {
+                "country": { "type": "string", "title": "Country", "enum": ["DE", "FR"] }
+            },
+            "allOf": [{
+                "if": { "properties": { "country": { "const": "DE" } }, "required": ["country"] },
+                "then": {
+                    "properties": { "vatId": { "type": "string", "title": "VAT id", "pattern": "^DE[0-9]{9}$" } },
+                    "required": ["vatId"]
+                }
+            }]
+        }),
+    )
+    .with_ui_schema(json!({ "ui:order": ["country", "vatId", "*"] }))
+}
+
+fn labels(page: &str) -> Vec<String> {
+    texts(&Html::parse_document(page), "label")
+}
+
+#[test]
+fn a_conditional_field_is_drawn_when_its_condition_holds_or_it_has_an_error() {
+    let form = conditional_form();
+    // Nothing chosen, or another country: no VAT id.
+    assert_eq!(
+        labels(&FormPage::new(&form, "/f/t").render()),
+        ["Country *"]
+    );
+    let french = json!({ "country": "FR" });
+    let page = FormPage::new(&form, "/f/t").with_data(&french).render();
+    assert_eq!(labels(&page), ["Country *"]);
+    // Germany: the VAT id, required, in the uiSchema's order.
+    let german = json!({ "country": "DE" });
+    let page = FormPage::new(&form, "/f/t").with_data(&german).render();
+    assert_eq!(labels(&page), ["Country *", "VAT id *"]);
+
+    // A submission refused for the VAT id shows the field with its error:
+    // the respondent always sees what to fix.
+    let posted = PostedForm::parse(&form.schema, b"%2Fcountry=DE");
+    let errors = form.check(&posted.answers).unwrap().unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].pointer, "/vatId");
+    let page = FormPage::new(&form, "/f/t")
+        .with_data(&posted.answers)
+        .with_errors(&errors)
+        .render();
+    let html = Html::parse_document(&page);
+    assert_eq!(texts(&html, "label"), ["Country *", "VAT id *"]);
+    assert_eq!(attr(&html, ".error", "data-field"), ["/vatId"]);
+    assert_eq!(attr(&html, "input", "name"), ["/vatId"]);
+
+    // An error on a field whose condition does not hold still shows it.
+    let errors = [FieldError {
+        pointer: "/vatId".into(),
+        message: "not a VAT id".into(),
+    }];
+    let page = FormPage::new(&form, "/f/t")
+        .with_data(&french)
+        .with_errors(&errors)
+        .render();
+    assert_eq!(labels(&page), ["Country *", "VAT id"]);
+}
+
+#[test]
+fn a_conditional_fields_answer_is_kept_and_checked() {
+    let form = conditional_form();
+    let posted = PostedForm::parse(&form.schema, b"%2Fcountry=DE&%2FvatId=DE123456789");
+    assert_eq!(
+        posted.answers,
+        json!({ "country": "DE", "vatId": "DE123456789" })
+    );
+    assert_eq!(form.check(&posted.answers).unwrap(), Ok(()));
+    let posted = PostedForm::parse(&form.schema, b"%2Fcountry=DE&%2FvatId=nope");
+    let errors = form.check(&posted.answers).unwrap().unwrap_err();
+    assert_eq!(errors[0].pointer, "/vatId");
+}
