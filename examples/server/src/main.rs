@@ -87,12 +87,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         None => println!("  metrics       off (set CONCERTMASTER_METRICS_TOKEN to serve /metrics)"),
     }
+    // The demo keys of an earlier start (printed in its output) stop
+    // working: only the ones printed now do.
+    let earlier: Vec<String> = server
+        .keys()
+        .list("acme")
+        .await?
+        .into_iter()
+        .filter(|key| key.name.starts_with("demo-"))
+        .map(|key| key.id)
+        .collect();
     for role in [Role::Admin, Role::Editor, Role::Reviewer, Role::Viewer] {
         let issued = server
             .keys()
             .issue("acme", &format!("demo-{}", role.as_str()), role)
             .await?;
         println!("  {:<9} key for tenant acme: {}", role.as_str(), issued.key);
+    }
+    for id in earlier {
+        server.keys().revoke("acme", &id).await?;
     }
     server.serve(listener).await?;
     Ok(())
