@@ -108,7 +108,8 @@ impl HttpRequest {
             None => None,
         };
         let body = body.map(|body| body.to_string().into_bytes());
-        if body.is_some() {
+        // JSON, unless the node's own headers name a type (`application/vnd.api+json`).
+        if body.is_some() && !headers.contains_key(reqwest::header::CONTENT_TYPE) {
             headers.insert(
                 reqwest::header::CONTENT_TYPE,
                 reqwest::header::HeaderValue::from_static("application/json"),

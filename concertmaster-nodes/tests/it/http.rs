@@ -123,7 +123,16 @@ where
         (Some(target), _) => format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         (None, Some(code)) => format!("HTTP/1.1 {code} Answered\r\nContent-Type: application/json\r\nContent-Length: 18\r\nConnection: close\r\n\r\n{{\"error\":\"failed\"}}"),
         (None, None) => {
-            let reply = json!({ "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null) }).to_string();
+            let content_type = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_string)
+            });
+            let reply = json!({
+                "received": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+                "contentType": content_type,
+            })
+            .to_string();
             format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
         }
     };
@@ -179,6 +188,18 @@ async fn an_allowed_host_gets_the_item_and_an_idempotency_key() {
         seen[0].2.ends_with(":0"),
         "idempotency key per item: {:?}",
         seen[0].2
+    );
+    assert_eq!(out["body"]["contentType"], "application/json");
+
+    // A type the node's headers name is kept.
+    let config = json!({
+        "method": "POST", "url": format!("http://127.0.0.1:{port}/echo"),
+        "headers": { "Content-Type": "application/vnd.api+json" }
+    });
+    let detail = test.run(call(config), json!([{ "n": 1 }])).await.unwrap();
+    assert_eq!(
+        answered(&detail)["body"]["contentType"],
+        "application/vnd.api+json"
     );
 }
 

@@ -86,7 +86,8 @@ impl<K: Eq + Hash> Limiter<K> {
     /// limit, `wait` being how long until one more is allowed.
     pub(crate) fn check(&self, key: K, now: Instant) -> Result<(), Duration> {
         let every = self.limit.every;
-        let tolerance = every * (self.limit.burst - 1);
+        // A burst of 0 set by hand allows one, as `per_minute` makes it.
+        let tolerance = every * self.limit.burst.saturating_sub(1);
         // A poisoned lock only means another request panicked mid-count;
         // the map itself is always whole.
         let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
@@ -208,6 +209,17 @@ mod tests {
         // Once the first two are idle, their places are free.
         assert_eq!(limiter.check(3, t0 + SECOND), Ok(()));
         assert_eq!(limiter.check(4, t0 + SECOND), Ok(()));
+    }
+
+    #[test]
+    fn a_burst_of_zero_set_by_hand_allows_one() {
+        let limiter = Limiter::new(RateLimit {
+            burst: 0,
+            every: SECOND,
+        });
+        let t0 = Instant::now();
+        assert_eq!(limiter.check("a", t0), Ok(()));
+        assert_eq!(limiter.check("a", t0), Err(SECOND));
     }
 
     #[test]
