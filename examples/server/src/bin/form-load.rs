@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concertmaster_core::{ResponseFilter, TenantId};
-use concertmaster_server_example::{Config, Server};
+use concertmaster_server_example::{Config, PortalLimits, Server};
 
 struct Options {
     submissions: usize,
@@ -79,6 +79,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Config::sqlite(dir.path().join("load.db")),
     };
     config.portal_url = format!("{base}/f/");
+    // Every client is this process on 127.0.0.1: the portal's per-address
+    // limit would measure itself, not the portal.
+    config.portal_limits = PortalLimits {
+        per_client: None,
+        per_link: None,
+    };
     let server = Server::build(&config).await?;
     // A tenant of this run alone, so a shared database counts only its rows.
     let tenant = TenantId::new(format!("load-{}", std::process::id()));
