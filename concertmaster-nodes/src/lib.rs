@@ -55,6 +55,11 @@
 //! store and the [`forms::Notifier`] that delivers links; register them with
 //! [`forms::Forms::register_nodes`]. Expressions are jq ([`Expr`]); they
 //! see only the item they are given.
+//!
+//! Features: `http` (`http_request`, its SSRF guard, and the host's forward
+//! proxy if it gives one), `smtp` (form links by e-mail), `portal` (the
+//! pages of a form portal, `forms::portal`, whose templates escape every
+//! value they splice in).
 
 mod collection;
 mod expr;
