@@ -673,8 +673,6 @@ impl Connections {
     }
 }
 
-/// The config of `connection` in the clear, and parsed, after checking it
-/// against its integrity hash.
 /// What [`Connections::reseal_all`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResealReport {
@@ -696,6 +694,8 @@ pub struct ResealSkip {
     pub reason: String,
 }
 
+/// The config of `connection` in the clear, and parsed, after checking it
+/// against its integrity hash.
 fn unseal(
     keys: &KeyRing,
     connection: &StoredConnection,
