@@ -1027,14 +1027,11 @@ impl Engine {
     /// committed, and the caller (a supplier's submission, a webhook) need
     /// not wait a second commit for the record of it.
     fn audit_resume(&self, tenant: &TenantId, wait: &Wait, key: &str) {
-        let entry = audit_entry(
-            tenant,
-            self.inner.clock.now(),
-            AuditAction::Resume,
-            "run",
-            wait.run_id.to_string(),
-            serde_json::json!({ "node": wait.node_id, "key": key }),
-        );
+        let entry = DeliveryAudit {
+            at: self.inner.clock.now(),
+            actor: actor::current_actor(),
+        }
+        .resumed(tenant, wait, key);
         let engine = self.clone();
         tokio::spawn(async move { engine.append_audit(entry).await });
     }

@@ -471,18 +471,34 @@ impl DeliveryAudit {
         wakeup: &HeldWakeup,
         ended: Option<&Wait>,
     ) -> AuditEntry {
-        let (entity_type, entity_id, details) = match ended {
-            Some(wait) => (
-                "run",
-                wait.run_id.to_string(),
-                serde_json::json!({ "node": wait.node_id, "key": wakeup.key }),
-            ),
-            None => (
+        match ended {
+            Some(wait) => self.resumed(tenant, wait, &wakeup.key),
+            None => self.record(
+                tenant,
                 "wake-up",
                 wakeup.key.clone(),
                 serde_json::json!({ "held": true, "expiresAt": wakeup.expires_at }),
             ),
-        };
+        }
+    }
+
+    /// The entry of `wait`, on `key`, ended: its run resumed.
+    pub fn resumed(&self, tenant: &TenantId, wait: &Wait, key: &str) -> AuditEntry {
+        self.record(
+            tenant,
+            "run",
+            wait.run_id.to_string(),
+            serde_json::json!({ "node": wait.node_id, "key": key }),
+        )
+    }
+
+    fn record(
+        &self,
+        tenant: &TenantId,
+        entity_type: &str,
+        entity_id: String,
+        details: serde_json::Value,
+    ) -> AuditEntry {
         AuditEntry {
             tenant: tenant.clone(),
             at: self.at,
