@@ -257,26 +257,37 @@ macro_rules! sql_store {
             wait: Wait,
             (owner, until, now): &(String, DateTime<Utc>, DateTime<Utc>),
         ) -> StoreResult<Answer> {
-            if LEASE_CLAIM_LOCK.is_some() {
-                let fail = |err| store_error(err, "run lease", wait.run_id);
-                let locked = sqlx::query(LEASE_LOCK_SKIP.as_str())
-                    .bind(wait.run_id.as_uuid())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(fail)?;
-                if locked.is_none() {
-                    let leased = sqlx::query(LEASE_ROW.as_str())
-                        .bind(wait.run_id.as_uuid())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(fail)?;
-                    if leased.is_some() {
-                        return Ok(Answer::DeliveredUnclaimed(wait));
-                    }
-                }
+            let busy = lease_row_busy(&mut *conn, wait.run_id)
+                .await
+                .map_err(|err| store_error(err, "run lease", wait.run_id))?;
+            if busy {
+                return Ok(Answer::DeliveredUnclaimed(wait));
             }
             let epoch = claim_on(conn, tenant, wait.run_id, owner, *until, *now).await?;
             Ok(Answer::Delivered(Some(Woken { wait, epoch })))
+        }
+
+        /// Whether another transaction holds run `id`'s lease row, so that
+        /// claiming it now would wait (locked here for the claim if not).
+        /// Never, where claims take no row lock (SQLite writes one at a
+        /// time).
+        async fn lease_row_busy(conn: &mut <Db as sqlx::Database>::Connection, id: RunId) -> Result<bool, sqlx::Error> {
+            if LEASE_CLAIM_LOCK.is_none() {
+                return Ok(false);
+            }
+            let locked = sqlx::query(LEASE_LOCK_SKIP.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if locked.is_some() {
+                return Ok(false);
+            }
+            // Skipped, or no row at all (never leased: nothing to wait for).
+            let leased = sqlx::query(LEASE_ROW.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(leased.is_some())
         }
 
         /// `LeaseStore::claim_run` on `conn`, inside the caller's transaction.
@@ -1722,25 +1733,11 @@ macro_rules! sql_store {
                         claimed.push((tenant, id));
                         continue;
                     }
-                    if LEASE_CLAIM_LOCK.is_some() {
-                        // A lease row a write still holds is left for a later
-                        // claim: waiting here, with candidates locked, could
-                        // deadlock with that write.
-                        let locked = sqlx::query(LEASE_LOCK_SKIP.as_str())
-                            .bind(id.as_uuid())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(fail)?;
-                        if locked.is_none() {
-                            let leased = sqlx::query(LEASE_ROW.as_str())
-                                .bind(id.as_uuid())
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(fail)?;
-                            if leased.is_some() {
-                                continue;
-                            }
-                        }
+                    // A lease row a write still holds is left for a later
+                    // claim: waiting here, with candidates locked, could
+                    // deadlock with that write.
+                    if lease_row_busy(&mut tx, id).await.map_err(fail)? {
+                        continue;
                     }
                     let taken = sqlx::query_scalar::<_, i64>(sql!("lease/take"))
                         .bind(id.as_uuid())
