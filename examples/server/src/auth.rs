@@ -117,6 +117,15 @@ pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
         == 0
 }
 
+/// The token of `Authorization: Bearer <token>`, if the request has one.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// Authenticates `Authorization: Bearer <key>`, then runs the request as
 /// that key: its tenant, its role, its name on audit entries.
 pub(crate) async fn authenticate(
@@ -124,13 +133,7 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let key = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .map(str::to_string);
+    let key = bearer(request.headers()).map(str::to_string);
     let Some(key) = key else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -343,11 +343,7 @@ async fn metrics(
         )
             .into_response();
     };
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let offered = auth::bearer(&headers).unwrap_or_default();
     if !auth::same_secret(offered.as_bytes(), token.as_bytes()) {
         return (
             StatusCode::UNAUTHORIZED,
