@@ -152,6 +152,17 @@ struct Range<A> {
     class: Class,
 }
 
+impl<A: std::fmt::Display> std::fmt::Display for Range<A> {
+    /// `network/len, name (RFC)`, as refusals name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}, {} ({})",
+            self.network, self.len, self.name, self.rfc
+        )
+    }
+}
+
 const fn v4(network: [u8; 4], len: u8, name: &'static str, rfc: &'static str) -> Range<Ipv4Addr> {
     Range {
         network: Ipv4Addr::new(network[0], network[1], network[2], network[3]),
@@ -408,27 +419,16 @@ fn classify_v4(ip: Ipv4Addr) -> Option<String> {
     let range = most_specific(V4_RANGES, u128::from(u32::from(ip)), 32, |a| {
         u128::from(u32::from(a))
     })?;
-    Some(format!(
-        "{}/{}, {} ({})",
-        range.network, range.len, range.name, range.rfc
-    ))
+    Some(range.to_string())
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<String> {
     let bits = u128::from(ip);
     let range = most_specific(V6_RANGES, bits, 128, u128::from)?;
-    let within = |why: String| {
-        format!(
-            "{}/{}, {} ({}), carrying {why}",
-            range.network, range.len, range.name, range.rfc
-        )
-    };
+    let within = |why: String| format!("{range}, carrying {why}");
     let embedded = |shift: u32| Ipv4Addr::from((bits >> shift) as u32);
     match range.class {
-        Class::Refused => Some(format!(
-            "{}/{}, {} ({})",
-            range.network, range.len, range.name, range.rfc
-        )),
+        Class::Refused => Some(range.to_string()),
         Class::Embeds(Embedding::Last32) => classify_v4(embedded(0)).map(within),
         Class::Embeds(Embedding::SixToFour) => classify_v4(embedded(80)).map(within),
         Class::Embeds(Embedding::Teredo) => {
