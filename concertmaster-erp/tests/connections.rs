@@ -114,6 +114,22 @@ async fn add(
         .unwrap();
 }
 
+/// What `validate_connection` answers for connection `id`, opened through
+/// `connections` (which holds the key ring to open it with).
+async fn opened_check(
+    connections: &Connections,
+    tenant: &TenantId,
+    id: &str,
+) -> concertmaster_core::ConnectionCheck {
+    connections
+        .open(tenant, id)
+        .await
+        .unwrap()
+        .validate_connection()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_connection_is_sealed_at_rest_and_opens_into_its_connector() {
     let (store, _dir) = sqlite().await;
@@ -146,13 +162,7 @@ async fn a_connection_is_sealed_at_rest_and_opens_into_its_connector() {
     );
     assert!(!stored.config_hash.is_empty());
 
-    let check = connections
-        .open(&acme, "erp")
-        .await
-        .unwrap()
-        .validate_connection()
-        .await
-        .unwrap();
+    let check = opened_check(&connections, &acme, "erp").await;
     assert_eq!(check.system, "ERP one");
 
     // Another tenant sees nothing of it.
@@ -226,13 +236,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         matches!(err, ConnectionError::AlreadyExists { .. }),
         "{err:?}"
     );
-    let check = connections
-        .open(&acme, "erp")
-        .await
-        .unwrap()
-        .validate_connection()
-        .await
-        .unwrap();
+    let check = opened_check(&connections, &acme, "erp").await;
     assert_eq!(check.system, "x", "the refused create changed nothing");
 }
 
@@ -289,13 +293,7 @@ async fn testing_records_the_time_and_a_new_config_clears_it() {
         .unwrap();
     assert_ne!(updated.config_hash, before);
     assert_eq!(updated.last_tested_at, None);
-    let check = connections
-        .open(&acme, "erp")
-        .await
-        .unwrap()
-        .validate_connection()
-        .await
-        .unwrap();
+    let check = opened_check(&connections, &acme, "erp").await;
     assert_eq!(check.system, "y");
 }
 
@@ -381,13 +379,7 @@ async fn rotation_reseals_every_config_and_the_old_key_can_go() {
         let tenant = TenantId::new(tenant);
         for stored in only_new.list(&tenant).await.unwrap() {
             assert_eq!(stored.key_id, "2026-12");
-            let check = only_new
-                .open(&tenant, &stored.id)
-                .await
-                .unwrap()
-                .validate_connection()
-                .await
-                .unwrap();
+            let check = opened_check(&only_new, &tenant, &stored.id).await;
             assert_eq!(check.system, stored.id);
         }
     }
@@ -540,13 +532,7 @@ async fn rotation_never_reverts_a_change_made_meanwhile_and_names_what_it_skips(
         } else {
             format!("v1-{i}")
         };
-        let check = conns
-            .open(&acme, &id)
-            .await
-            .unwrap()
-            .validate_connection()
-            .await
-            .unwrap();
+        let check = opened_check(&conns, &acme, &id).await;
         assert_eq!(check.system, expected, "{id} keeps its latest config");
     }
     assert_eq!(conns.get(&acme, "erp-0").await.unwrap().key_id, "2026-01");
@@ -589,13 +575,7 @@ async fn a_config_hashed_the_earlier_way_opens_and_rotation_rehashes_it() {
         .collect();
     store.save_connection(&stored).await.unwrap();
 
-    let check = conns
-        .open(&acme, "erp")
-        .await
-        .unwrap()
-        .validate_connection()
-        .await
-        .unwrap();
+    let check = opened_check(&conns, &acme, "erp").await;
     assert_eq!(check.system, "legacy", "the earlier hash still checks");
     conns.set_keys(
         ring()
@@ -613,12 +593,6 @@ async fn a_config_hashed_the_earlier_way_opens_and_rotation_rehashes_it() {
     );
     let only_new = Connections::new(store.clone(), KeyRing::new("2026-12", [2u8; 32]).unwrap())
         .with_connector(LoopbackFactory);
-    let check = only_new
-        .open(&acme, "erp")
-        .await
-        .unwrap()
-        .validate_connection()
-        .await
-        .unwrap();
+    let check = opened_check(&only_new, &acme, "erp").await;
     assert_eq!(check.system, "legacy");
 }

@@ -507,6 +507,11 @@ async fn forward_proxy(credentials: Option<&'static str>) -> (String, Asked) {
     (url, asked)
 }
 
+/// An engine whose `http_request` goes through `proxy`, checked by `guard`.
+async fn proxied(guard: HttpGuard, proxy: HttpProxy) -> TestEngine {
+    engine_with(Builtins::new().http_guard(guard).http_proxy(proxy)).await
+}
+
 fn call_once(config: Value) -> WorkflowDefinition {
     WorkflowDefinition::from_value(json!({
         "id": "call", "name": "Call",
@@ -519,10 +524,9 @@ fn call_once(config: Value) -> WorkflowDefinition {
 async fn through_a_proxy_the_tunnel_goes_to_the_address_the_guard_checked() {
     let (port, seen) = server().await;
     let (proxy, asked) = forward_proxy(None).await;
-    let test = engine_with(
-        Builtins::new()
-            .http_guard(HttpGuard::new().allow("localhost"))
-            .http_proxy(HttpProxy::new(&proxy).unwrap()),
+    let test = proxied(
+        HttpGuard::new().allow("localhost"),
+        HttpProxy::new(&proxy).unwrap(),
     )
     .await;
     let config = json!({ "method": "POST", "url": format!("http://localhost:{port}/echo") });
@@ -556,10 +560,9 @@ async fn through_a_proxy_the_tunnel_goes_to_the_address_the_guard_checked() {
 async fn through_a_proxy_a_refused_target_never_reaches_the_proxy() {
     let (port, _) = server().await;
     let (proxy, asked) = forward_proxy(None).await;
-    let test = engine_with(
-        Builtins::new()
-            .http_guard(HttpGuard::new().allow("127.0.0.1"))
-            .http_proxy(HttpProxy::new(&proxy).unwrap()),
+    let test = proxied(
+        HttpGuard::new().allow("127.0.0.1"),
+        HttpProxy::new(&proxy).unwrap(),
     )
     .await;
     for url in [
@@ -605,12 +608,7 @@ async fn https_through_a_proxy_verifies_the_target_by_its_name() {
     let config = json!({ "method": "POST", "url": url });
     let guard = || HttpGuard::new().allow("localhost");
 
-    let test = engine_with(
-        Builtins::new()
-            .http_guard(guard())
-            .http_proxy(trusting.clone().with_basic_auth("cm", "s3cret")),
-    )
-    .await;
+    let test = proxied(guard(), trusting.clone().with_basic_auth("cm", "s3cret")).await;
     let detail = test
         .run(call_once(config.clone()), json!([{ "n": 1 }]))
         .await
@@ -625,12 +623,11 @@ async fn https_through_a_proxy_verifies_the_target_by_its_name() {
         .all(|(_, auth)| auth.as_deref() == Some("Basic Y206czNjcmV0")));
 
     // A certificate from an authority not trusted: refused, nothing sent.
-    let test = engine_with(
-        Builtins::new().http_guard(guard()).http_proxy(
-            HttpProxy::new(&proxy)
-                .unwrap()
-                .with_basic_auth("cm", "s3cret"),
-        ),
+    let test = proxied(
+        guard(),
+        HttpProxy::new(&proxy)
+            .unwrap()
+            .with_basic_auth("cm", "s3cret"),
     )
     .await;
     let detail = test
@@ -644,12 +641,7 @@ async fn https_through_a_proxy_verifies_the_target_by_its_name() {
 
     // Wrong proxy credentials: the proxy's 407 is final, and no password
     // reaches the error.
-    let test = engine_with(
-        Builtins::new()
-            .http_guard(guard())
-            .http_proxy(trusting.with_basic_auth("cm", "wrong")),
-    )
-    .await;
+    let test = proxied(guard(), trusting.with_basic_auth("cm", "wrong")).await;
     let detail = test
         .run(call_once(config), json!([{ "n": 3 }]))
         .await
@@ -728,13 +720,8 @@ async fn dns_answers_into_each_refused_class_are_refused_directly_and_through_a_
             .resolver(TableResolver)
     };
     let direct = engine_with(Builtins::new().http_guard(guard())).await;
-    let proxied = engine_with(
-        Builtins::new()
-            .http_guard(guard())
-            .http_proxy(HttpProxy::new(&proxy).unwrap()),
-    )
-    .await;
-    for (how, test) in [("direct", &direct), ("proxied", &proxied)] {
+    let via_proxy = proxied(guard(), HttpProxy::new(&proxy).unwrap()).await;
+    for (how, test) in [("direct", &direct), ("proxied", &via_proxy)] {
         let mut names: Vec<String> = (0..CLASSES.len())
             .map(|n| format!("{n}.class.test"))
             .collect();
