@@ -862,7 +862,7 @@ impl Batcher {
                 };
                 match engine
                     .store()
-                    .take_wait(&group.tenant, &entry.wait_key, claim)
+                    .take_wait(&group.tenant, &entry.wait_key, claim, None)
                     .await
                 {
                     Ok(Some(wait)) => {

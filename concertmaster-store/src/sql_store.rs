@@ -1578,11 +1578,20 @@ macro_rules! sql_store {
                 }
             }
 
-            async fn take_wait(&self, tenant: &TenantId, key: &str, wakeup: Wakeup) -> StoreResult<Option<Wait>> {
+            async fn take_wait(
+                &self,
+                tenant: &TenantId,
+                key: &str,
+                wakeup: Wakeup,
+                audit: Option<&DeliveryAudit>,
+            ) -> StoreResult<Option<Wait>> {
                 let fail = |err| store_error(err, "wait", key);
                 let mut tx = self.pool.begin_with(BEGIN).await.map_err(fail)?;
                 let taken = take_wait_on(&mut tx, tenant, key, wakeup).await?;
-                if taken.is_some() {
+                if let Some(wait) = &taken {
+                    if let Some(audit) = audit {
+                        insert_one_audit(&mut *tx, &audit.resumed(tenant, wait, key)).await?;
+                    }
                     tx.commit().await.map_err(fail)?;
                 }
                 Ok(taken)

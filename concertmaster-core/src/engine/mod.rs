@@ -30,7 +30,7 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::items_from_value;
 use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
-use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus, Wait};
+use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
 use crate::store::{
     AuditAction, AuditEntry, DeliveryAudit, Epoch, HeldWakeup, InMemoryStore, LeaseRequest,
     RunStart, Store, StoreError, StoreErrorKind, StoreResult, Woken,
@@ -984,11 +984,19 @@ impl Engine {
             key: key.to_string(),
             payload,
         };
-        let Some(wait) = self.inner.store.take_wait(tenant, key, wakeup).await? else {
+        // Recorded with the wait's end, in the same change.
+        let audit = DeliveryAudit {
+            at: self.inner.clock.now(),
+            actor: actor::current_actor(),
+        };
+        let taken = self
+            .inner
+            .store
+            .take_wait(tenant, key, wakeup, Some(&audit));
+        let Some(wait) = taken.await? else {
             return Ok(None);
         };
         self.inner.signal(tenant.clone(), wait.run_id, Signal::Wake);
-        self.audit_resume(tenant, &wait, key);
         Ok(Some(wait.run_id))
     }
 
@@ -1020,20 +1028,6 @@ impl Engine {
             .await;
         }
         Ok(discarded)
-    }
-
-    /// Records that `wait` ended through a call of this engine. The audit
-    /// entry is handed to the store without waiting for it: the wake-up is
-    /// committed, and the caller (a supplier's submission, a webhook) need
-    /// not wait a second commit for the record of it.
-    fn audit_resume(&self, tenant: &TenantId, wait: &Wait, key: &str) {
-        let entry = DeliveryAudit {
-            at: self.inner.clock.now(),
-            actor: actor::current_actor(),
-        }
-        .resumed(tenant, wait, key);
-        let engine = self.clone();
-        tokio::spawn(async move { engine.append_audit(entry).await });
     }
 
     /// Cancels run `id`: its executing nodes see their cancellation token
@@ -1642,7 +1636,7 @@ impl Inner {
             for (tenant, wait) in due {
                 if let Some(wait) = self
                     .store
-                    .take_wait(&tenant, &wait.key, Wakeup::Timer)
+                    .take_wait(&tenant, &wait.key, Wakeup::Timer, None)
                     .await?
                 {
                     fired += 1;

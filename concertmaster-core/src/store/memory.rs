@@ -796,8 +796,14 @@ impl WaitStore for InMemoryStore {
         tenant: &TenantId,
         key: &str,
         wakeup: Wakeup,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Wait>> {
-        Ok(self.state().take_wait(tenant, key, wakeup))
+        let mut state = self.state();
+        let taken = state.take_wait(tenant, key, wakeup);
+        if let (Some(wait), Some(audit)) = (&taken, audit) {
+            state.audit.push(audit.resumed(tenant, wait, key));
+        }
+        Ok(taken)
     }
 
     async fn deliver(

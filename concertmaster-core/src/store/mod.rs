@@ -634,11 +634,16 @@ pub trait WaitStore: Send + Sync {
     /// the node's record (`resumed`, with the wait's state) and marks the run
     /// running. Of two callers with the same key, one gets the wait and the
     /// other `None`.
+    ///
+    /// With `audit`, a wait ended gets its audit entry
+    /// ([`DeliveryAudit::resumed`]) in the same change; nothing is written
+    /// when no wait was taken.
     async fn take_wait(
         &self,
         tenant: &TenantId,
         key: &str,
         wakeup: Wakeup,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Wait>>;
 
     /// Waits of any tenant whose time is at or before `now`, earliest first.

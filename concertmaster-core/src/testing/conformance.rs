@@ -572,7 +572,7 @@ pub async fn runs_in_flight_span_tenants(store: &dyn Store) {
         .suspend_node(&a, &waiting(woken.id, "wait", "k-woken", None), E)
         .await);
     // As an engine that stopped right after the wait was taken leaves it.
-    ok!(store.take_wait(&a, "k-woken", Wakeup::Timer).await);
+    ok!(store.take_wait(&a, "k-woken", Wakeup::Timer, None).await);
     let mut again = ok!(store.run(&a, woken.id).await).expect("run is stored");
     again.status = RunStatus::Waiting;
     ok!(store.update_run(&again, E).await);
@@ -608,13 +608,45 @@ pub async fn a_wait_is_taken_once(store: &dyn Store) {
         key: "review:1".into(),
         payload: payload.clone(),
     };
-    let wait = ok!(store.take_wait(&a, "review:1", wakeup.clone()).await)
-        .expect("the wait is there to take");
+    let audit = crate::store::DeliveryAudit {
+        at: t0(),
+        actor: Some("reviewer".into()),
+    };
+    let wait = ok!(store
+        .take_wait(&a, "review:1", wakeup.clone(), Some(&audit))
+        .await)
+    .expect("the wait is there to take");
     assert_eq!((wait.run_id, wait.node_id.as_str()), (r.id, "review"));
     assert_eq!(
-        ok!(store.take_wait(&a, "review:1", wakeup.clone()).await),
+        ok!(store
+            .take_wait(&a, "review:1", wakeup.clone(), Some(&audit))
+            .await),
         None,
         "a wait is taken once"
+    );
+    // The wait's end carried its audit entry; the call that found no wait
+    // wrote none.
+    let entries = ok!(store
+        .audit_log(&a, &crate::store::AuditFilter::default())
+        .await);
+    let resumed: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == crate::store::AuditAction::Resume)
+        .collect();
+    assert_eq!(resumed.len(), 1, "{entries:?}");
+    assert_eq!(
+        (
+            resumed[0].entity_type.as_str(),
+            resumed[0].entity_id.clone(),
+            resumed[0].actor.as_deref(),
+            &resumed[0].details
+        ),
+        (
+            "run",
+            r.id.to_string(),
+            Some("reviewer"),
+            &json!({ "node": "review", "key": "review:1" })
+        )
     );
 
     let records = ok!(store.node_executions(&a, r.id).await);
@@ -750,7 +782,7 @@ pub async fn ending_a_run_stops_its_nodes_and_waits(store: &dyn Store) {
         ]
     );
     assert_eq!(
-        ok!(store.take_wait(&a, "form:y", Wakeup::Timer).await),
+        ok!(store.take_wait(&a, "form:y", Wakeup::Timer, None).await),
         None,
         "the wait is gone"
     );
@@ -852,7 +884,7 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
     assert!(ok!(store.runs(&b, &RunFilter::all()).await).is_empty());
     assert!(ok!(store.node_executions(&b, r.id).await).is_empty());
     assert_eq!(
-        ok!(store.take_wait(&b, "secret-key", Wakeup::Timer).await),
+        ok!(store.take_wait(&b, "secret-key", Wakeup::Timer, None).await),
         None
     );
     assert_eq!(
@@ -901,7 +933,7 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
         "A's node is unchanged"
     );
     assert!(
-        ok!(store.take_wait(&a, "secret-key", Wakeup::Timer).await).is_some(),
+        ok!(store.take_wait(&a, "secret-key", Wakeup::Timer, None).await).is_some(),
         "A's wait is intact"
     );
 }
@@ -1040,7 +1072,7 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
                 }
             }
             9 => {
-                let taken = ok!(store.take_wait(&b, &key, Wakeup::Timer).await);
+                let taken = ok!(store.take_wait(&b, &key, Wakeup::Timer, None).await);
                 assert!(
                     taken.is_none_or(|wait| !a_runs.contains(&wait.run_id)),
                     "{context}: took A's wait {key}"
@@ -1091,7 +1123,7 @@ pub async fn tenants_stay_apart_under_random_calls(store: &dyn Store) {
     );
     for key in &a_keys {
         assert!(
-            ok!(store.take_wait(&a, key, Wakeup::Timer).await).is_some(),
+            ok!(store.take_wait(&a, key, Wakeup::Timer, None).await).is_some(),
             "seed {seed}: A's wait {key} is gone"
         );
     }
@@ -1267,7 +1299,7 @@ pub async fn a_stale_epoch_is_fenced_for_every_write(store: &dyn Store) {
         "the node records are unchanged"
     );
     assert!(
-        ok!(store.take_wait(&a, "fenced-key", Wakeup::Timer).await).is_none(),
+        ok!(store.take_wait(&a, "fenced-key", Wakeup::Timer, None).await).is_none(),
         "a fenced suspension registers no wait"
     );
     assert_eq!(
@@ -1360,7 +1392,10 @@ pub async fn node_records_only_move_forward(store: &dyn Store) {
         "waiting after succeeded",
     );
     assert!(
-        ok!(store.take_wait(&a, "export-key-2", Wakeup::Timer).await).is_none(),
+        ok!(store
+            .take_wait(&a, "export-key-2", Wakeup::Timer, None)
+            .await)
+        .is_none(),
         "a refused suspension registers no wait"
     );
     let stored = ok!(store.node_executions(&a, r.id).await);
@@ -1452,7 +1487,7 @@ pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn St
         "the record says it was woken"
     );
     assert!(
-        ok!(store.take_wait(&a, "answer:1", Wakeup::Timer).await).is_none(),
+        ok!(store.take_wait(&a, "answer:1", Wakeup::Timer, None).await).is_none(),
         "no wait on the key"
     );
     assert!(
@@ -1473,7 +1508,7 @@ pub async fn a_wakeup_that_comes_first_is_held_for_the_suspension(store: &dyn St
     let mut again = waiting(r.id, "ask", "answer:1", None);
     again.attempt = 2;
     assert_eq!(ok!(store.suspend_node(&a, &again, E).await), None);
-    assert!(ok!(store.take_wait(&a, "answer:1", Wakeup::Timer).await).is_some());
+    assert!(ok!(store.take_wait(&a, "answer:1", Wakeup::Timer, None).await).is_some());
 }
 
 /// A wake-up delivered while its wait is stored ends it, as `take_wait`
@@ -1604,7 +1639,7 @@ pub async fn held_wakeups_expire_and_stay_listed_until_discarded(store: &dyn Sto
         None,
         "an expired wake-up is not taken"
     );
-    assert!(ok!(store.take_wait(&a, "late:1", Wakeup::Timer).await).is_some());
+    assert!(ok!(store.take_wait(&a, "late:1", Wakeup::Timer, None).await).is_some());
     assert!(ok!(store.discard_wakeup(&a, "late:1").await));
     assert!(
         !ok!(store.discard_wakeup(&a, "late:1").await),
@@ -1911,7 +1946,8 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
             Wakeup::Event {
                 key: "answer:1".into(),
                 payload: json!({})
-            }
+            },
+            None
         )
         .await)
     .expect("the wait is still there");

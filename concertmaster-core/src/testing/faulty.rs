@@ -398,9 +398,10 @@ impl WaitStore for FaultyStore {
         tenant: &TenantId,
         key: &str,
         wakeup: Wakeup,
+        audit: Option<&DeliveryAudit>,
     ) -> StoreResult<Option<Wait>> {
         self.fault().await?;
-        self.answer(self.inner.take_wait(tenant, key, wakeup).await)
+        self.answer(self.inner.take_wait(tenant, key, wakeup, audit).await)
     }
     async fn due_waits(
         &self,

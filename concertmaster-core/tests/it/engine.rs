@@ -845,6 +845,43 @@ async fn publish_start_resume_and_cancel_are_audited() {
         .map(|e| format!("{:?} {}", e.action, e.entity_type))
         .collect();
     assert_eq!(actions, ["Resume run", "Execute run", "Create workflow"]);
+
+    // A wake-up that only matters to a node waiting now carries its entry
+    // in the same change: it is there when the call returns.
+    let second = h.engine.start(&wf, json!({})).await.expect("starts");
+    h.engine.settled(&h.tenant, second).await.expect("settles");
+    let key = format!("f:{second}");
+    let woken = concertmaster_core::acting_as(
+        "supplier-portal",
+        h.engine.resume_if_waiting(&h.tenant, &key, json!({})),
+    )
+    .await
+    .expect("resumes");
+    assert_eq!(woken, Some(second));
+    let log = h
+        .engine
+        .store()
+        .audit_log(&h.tenant, &concertmaster_core::AuditFilter::default())
+        .await
+        .expect("reads");
+    let entry = log
+        .iter()
+        .find(|e| {
+            e.entity_id == second.to_string() && e.action == concertmaster_core::AuditAction::Resume
+        })
+        .expect("the resume is audited with the wait's end");
+    assert_eq!(entry.actor.as_deref(), Some("supplier-portal"));
+    assert_eq!(entry.details, json!({ "node": "ask", "key": key }));
+    let none = h
+        .engine
+        .resume_if_waiting(&h.tenant, &key, json!({}))
+        .await
+        .expect("answers");
+    assert_eq!(none, None, "no wait is left on the key");
+    h.engine
+        .finished(&h.tenant, second)
+        .await
+        .expect("finishes");
 }
 
 #[test]
