@@ -194,6 +194,10 @@ const WAKEUP_LOCK: Option<&str> =
 /// Takes one run's lease (see the file).
 const LEASE_CLAIM_ONE: &str = include_str!("../queries/lease/claim_one.postgres.sql");
 
+/// None: deliveries are not grouped here (`LOCKING_WRITES_GROUPED`), and
+/// each claim first locks its lease row.
+const LEASE_CLAIM_ROWS: Option<&str> = None;
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.postgres.sql");
 

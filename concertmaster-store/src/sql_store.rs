@@ -12,7 +12,8 @@
 //! `LEASE_CANDIDATES`, the lease locks `LEASE_LOCK` (what a write holds on
 //! its run's lease row) and `LEASE_CLAIM_LOCK` (what a claim takes first),
 //! `WAKEUP_LOCK`, `LOCKING_WRITES_GROUPED` (whether claims, suspensions,
-//! deliveries and updates go through the group commit) and `renew_rows`
+//! deliveries and updates go through the group commit), `LEASE_CLAIM_ROWS`
+//! (a group's claims in one statement, where groups hold them) and `renew_rows`
 //! (lease renewal), which differ per backend.
 
 /// Prepared statements a connection keeps: the group commit's (each
@@ -851,13 +852,21 @@ macro_rules! sql_store {
             let mut answers = Vec::with_capacity(deliveries.len());
             let mut audits = Vec::new();
             let woke: std::collections::HashSet<usize> = woken.iter().map(|(d, _)| d.i).collect();
+            let claimed = match LEASE_CLAIM_ROWS {
+                Some(_) => Some(claim_all(&mut *conn, &woken).await?),
+                None => None,
+            };
             for (d, wait) in &woken {
                 if let Some(audit) = d.audit {
                     audits.push(audit.entry(d.tenant, d.held, Some(wait)));
                 }
-                let answer = match d.lease {
-                    Some(lease) => claim_for_delivery(&mut *conn, d.tenant, wait.clone(), lease).await?,
-                    None => Answer::Delivered(Some(Woken { wait: wait.clone(), epoch: None })),
+                let answer = match (d.lease, &claimed) {
+                    (Some((owner, ..)), Some(claimed)) => Answer::Delivered(Some(Woken {
+                        wait: wait.clone(),
+                        epoch: claimed.get(&(wait.run_id.as_uuid(), owner.clone())).copied(),
+                    })),
+                    (Some(lease), None) => claim_for_delivery(&mut *conn, d.tenant, wait.clone(), lease).await?,
+                    (None, _) => Answer::Delivered(Some(Woken { wait: wait.clone(), epoch: None })),
                 };
                 answers.push((d.i, answer));
             }
@@ -872,6 +881,38 @@ macro_rules! sql_store {
                 insert_audits(&mut *conn, &audits.iter().collect::<Vec<_>>()).await?;
             }
             Ok(answers)
+        }
+
+        /// Takes the leases the deliveries of `woken` asked for, in one
+        /// statement (`LEASE_CLAIM_ROWS`): the epoch of each lease taken, by
+        /// run and owner.
+        async fn claim_all(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            woken: &[(&GroupDelivery<'_>, Wait)],
+        ) -> StoreResult<std::collections::HashMap<(uuid::Uuid, String), Epoch>> {
+            let asked: Vec<(&TenantId, &Wait, &(String, DateTime<Utc>, DateTime<Utc>))> =
+                woken.iter().filter_map(|(d, wait)| d.lease.map(|lease| (d.tenant, wait, lease))).collect();
+            let mut claimed = std::collections::HashMap::with_capacity(asked.len());
+            if asked.is_empty() {
+                return Ok(claimed);
+            }
+            let fail = |err| store_error(err, "run leases", "a group of deliveries");
+            let mut query = sqlx::query(LEASE_CLAIMS.rows(asked.len()));
+            for (tenant, wait, (owner, until, now)) in &asked {
+                query = query
+                    .bind(wait.run_id.as_uuid())
+                    .bind(tenant.as_str())
+                    .bind(owner.as_str())
+                    .bind(ts(*until))
+                    .bind(ts(*now));
+            }
+            for row in query.fetch_all(&mut *conn).await.map_err(fail)? {
+                let run: uuid::Uuid = row.try_get("run_id").map_err(fail)?;
+                let owner: String = row.try_get("owner").map_err(fail)?;
+                let epoch: i64 = row.try_get("epoch").map_err(fail)?;
+                claimed.insert((run, owner), Epoch::new(epoch.unsigned_abs()));
+            }
+            Ok(claimed)
         }
 
         /// Appends `entries` with one statement.
@@ -1111,6 +1152,13 @@ macro_rules! sql_store {
         static LEASE_RELEASE: RowsStatement = RowsStatement::new(sql!("lease/release_rows"), 2);
         static AUDIT_INSERT: RowsStatement = RowsStatement::new(sql!("audit/insert_rows"), 7);
         static RUN_START_ROWS: RowsStatement = RowsStatement::new(RUN_STARTS, 22);
+        static LEASE_CLAIMS: RowsStatement = RowsStatement::new(
+            match LEASE_CLAIM_ROWS {
+                Some(sql) => sql,
+                None => "",
+            },
+            5,
+        );
         static RUN_SETTLE_ROWS: RowsStatement = RowsStatement::new(RUN_SETTLES, 12);
         /// How the settle statement says a run was not settled (see
         /// `run/settle_rows.<backend>.sql`).

@@ -258,6 +258,9 @@ const WAKEUP_LOCK: Option<&str> = None;
 /// Takes one run's lease (see the file).
 const LEASE_CLAIM_ONE: &str = include_str!("../queries/lease/claim_one.sql");
 
+/// Takes the leases of a group's deliveries in one statement (see the file).
+const LEASE_CLAIM_ROWS: Option<&str> = Some(include_str!("../queries/lease/claim_rows.sqlite.sql"));
+
 /// Runs whose lease may be claimed; the locking differs per backend.
 const LEASE_CANDIDATES: &str = include_str!("../queries/lease/candidates.sqlite.sql");
 
