@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use concertmaster_benches::{chain, drop_postgres_schema, fan_out_in, registry};
 use concertmaster_core::{
-    Engine, PublishedWorkflow, RunStatus, Store, TenantId, WorkflowDefinition,
+    workflow::PublishedWorkflow, Engine, RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;

@@ -15,8 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use concertmaster_benches::time_runs;
 use concertmaster_core::{
-    Engine, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, TenantId, WorkflowDefinition,
+    node::{Join, NodeCategory},
+    Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    TenantId, WorkflowDefinition,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;

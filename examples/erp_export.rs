@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use concertmaster_core::{
-    DatasetFilter, Engine, ReadQuery, RunStatus, TenantId, WorkflowDefinition,
+    connector::ReadQuery, store::DatasetFilter, Engine, RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_erp::{
     Connections, KeyRing, NewConnection, ODataVersion, SapAuth, SapConfig, Secret,

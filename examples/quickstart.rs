@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, NodeStatus, Ports, RunDetail, RunStatus, Suspend, TenantId, WorkflowDefinition,
+    node::{ConfigError, NodeCategory, Suspend},
+    run::{NodeStatus, RunDetail},
+    Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunStatus, TenantId, WorkflowDefinition,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -108,7 +110,7 @@ fn print_timeline(detail: &RunDetail) {
     }
 }
 
-fn registry() -> Result<NodeRegistry, concertmaster_core::RegistryError> {
+fn registry() -> Result<NodeRegistry, concertmaster_core::node::RegistryError> {
     let mut registry = NodeRegistry::new();
     registry.register_node(
         NodeDescriptor::new("manual", NodeCategory::Trigger)

@@ -19,8 +19,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use concertmaster_core::{
-    Clock, DatasetFilter, Engine, FormSchema, ManualClock, ResponseFilter, RunDetail, RunStatus,
-    TenantId, WorkflowDefinition,
+    clock::{Clock, ManualClock},
+    form::{FormSchema, ResponseFilter},
+    run::RunDetail,
+    store::DatasetFilter,
+    Engine, RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{
     Decision, Forms, FormsError, NotificationKind, Outbox, Submission,
@@ -254,7 +257,7 @@ async fn wait_until_reviewing(
         let detail = engine.run(tenant, run).await?;
         if detail
             .node("review")
-            .is_some_and(|n| n.status == concertmaster_core::NodeStatus::Waiting)
+            .is_some_and(|n| n.status == concertmaster_core::run::NodeStatus::Waiting)
         {
             return Ok(());
         }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, PublishedWorkflow, RunId, RunStatus, Store, Suspend, TenantId, WorkflowDefinition,
-    MAIN_PORT,
+    node::{NodeCategory, Suspend, MAIN_PORT},
+    workflow::PublishedWorkflow,
+    Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, RunId,
+    RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use serde_json::{json, Value};
 

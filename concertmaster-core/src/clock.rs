@@ -1,4 +1,7 @@
 //! Time as the engine sees it, replaceable in tests.
+//!
+//! For hosts and tests that move time by hand ([`ManualClock`], given to
+//! [`EngineBuilder::clock`](crate::EngineBuilder::clock)).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The `Connector` seam: what an output node needs from an external system
 //! (an ERP) to write records into it without losing or duplicating one.
+//! For connector authors, and hosts that register connectors.
 //!
 //! A connector is opened from a connection's config by its
 //! [`ConnectorFactory`]; authentication happens inside it, lazily, and is
@@ -20,7 +21,7 @@ use serde_json::{Map, Value};
 /// alone; a URL without a password comes back unchanged.
 ///
 /// ```
-/// use concertmaster_core::url_without_password;
+/// use concertmaster_core::connector::url_without_password;
 ///
 /// assert_eq!(
 ///     url_without_password("postgres://app:s3cret@db:5432/test"),
@@ -361,7 +362,7 @@ pub enum ConnectorError {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-/// use concertmaster_core::retry_after;
+/// use concertmaster_core::connector::retry_after;
 ///
 /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 /// assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
@@ -406,8 +407,7 @@ impl ConnectorError {
 /// ```
 /// use async_trait::async_trait;
 /// use concertmaster_core::{
-///     ConnectionCheck, Connector, ConnectorError, Page, ReadQuery, Record, RecordOutcome,
-///     WriteMode, Written,
+///     connector::{ConnectionCheck, Connector, ConnectorError, Page, ReadQuery, Record, RecordOutcome, WriteMode, Written},
 /// };
 ///
 /// /// Accepts everything and keeps nothing.

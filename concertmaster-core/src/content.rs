@@ -1,12 +1,12 @@
 //! Large values passed by reference: a [`ContentRef`] in an item names
-//! content kept once in the store's [`ContentStore`](crate::ContentStore),
+//! content kept once in the store's [`ContentStore`](crate::store::ContentStore),
 //! which nodes and hosts write and read a chunk at a time through
 //! [`Contents`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::ContentId;
+pub use crate::ids::ContentId;
 
 /// The key under which an item holds a reference: `{"$content": {...}}`.
 pub const CONTENT_KEY: &str = "$content";
@@ -93,7 +93,7 @@ mod runtime {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use concertmaster_core::{Contents, InMemoryStore};
+    /// use concertmaster_core::{InMemoryStore, content::Contents};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -445,7 +445,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{ContentError, Contents, InMemoryStore};
+    use crate::{
+        content::{ContentError, Contents},
+        InMemoryStore,
+    };
 
     fn contents() -> Contents {
         Contents::new(Arc::new(InMemoryStore::new()), "acme".into())
@@ -491,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn items_go_in_and_come_out_one_at_a_time_and_a_cut_off_one_is_reported() {
         let contents = contents();
-        let mut writer = crate::ItemWriter::new(&contents);
+        let mut writer = crate::content::ItemWriter::new(&contents);
         for n in 0..3 {
             let mut item = crate::Item::new();
             item.insert("n".into(), serde_json::json!(n));
@@ -499,7 +502,7 @@ mod tests {
             writer.push(&item).await.unwrap();
         }
         let items = writer.finish().await.unwrap();
-        let mut reader = crate::ItemReader::new(&contents, &items);
+        let mut reader = crate::content::ItemReader::new(&contents, &items);
         for n in 0..3 {
             let item = reader.next().await.unwrap().unwrap();
             assert_eq!(
@@ -513,7 +516,7 @@ mod tests {
             .put_bytes(b"{\"n\":1}\n{\"n\"", None)
             .await
             .unwrap();
-        let mut reader = crate::ItemReader::new(&contents, &cut);
+        let mut reader = crate::content::ItemReader::new(&contents, &cut);
         assert!(reader.next().await.unwrap().is_some());
         let err = reader.next().await.unwrap_err();
         assert!(err.to_string().contains("cut off"), "{err}");

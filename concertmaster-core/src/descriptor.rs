@@ -71,7 +71,7 @@ impl From<&str> for PortSpec {
 /// Everything the editor palette and the validator need about a node type.
 ///
 /// ```
-/// use concertmaster_core::{NodeCategory, NodeDescriptor};
+/// use concertmaster_core::{NodeDescriptor, node::NodeCategory};
 /// use serde_json::json;
 ///
 /// let descriptor = NodeDescriptor::new("acme.credit_check", NodeCategory::Logic)
@@ -112,7 +112,7 @@ pub struct NodeDescriptor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_ports_from: Option<String>,
     /// When a node of this type streams its input
-    /// ([`Join::Stream`](crate::Join::Stream)): always (`""`), or when its
+    /// ([`Join::Stream`](crate::node::Join::Stream)): always (`""`), or when its
     /// config holds `true` at this JSON pointer (`/stream`). Editors check
     /// a streaming node's one incoming edge from it, and may draw that
     /// edge as a stream, without the node's code.

@@ -1,13 +1,20 @@
 //! Forms: a JSON Schema with its uiSchema, versioned; which fields hold
 //! personal data and how long answers are kept; checking a submission; the
 //! stored responses, their review, and the links respondents get.
+//!
+//! For form services (the portal, review screens) and the nodes that send
+//! forms; their storage is [`FormStore`](crate::store::FormStore).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{FormId, NodeId, ResponseId, RunId, TenantId};
+use crate::ids::{NodeId, RunId, TenantId};
+
+pub use crate::ids::{FormId, ResponseId};
 use crate::schema::{FieldError, SchemaValidator};
+#[cfg(feature = "runtime")]
+pub use crate::token::FormToken;
 
 /// The keyword that flags a schema property as personal data.
 pub const PII_KEYWORD: &str = "x-pii";
@@ -22,7 +29,7 @@ pub const RETENTION_KEYWORD: &str = "x-retention-days";
 /// `"x-retention-days": N`; both keywords are ignored by the renderers.
 ///
 /// ```
-/// use concertmaster_core::FormSchema;
+/// use concertmaster_core::form::FormSchema;
 /// use serde_json::json;
 ///
 /// let form = FormSchema::new("supplier-profile", "Supplier profile", json!({
@@ -47,7 +54,7 @@ pub const RETENTION_KEYWORD: &str = "x-retention-days";
 ///
 /// let errors = form.check(&json!({ "company": "A", "contact": {} }))?.unwrap_err();
 /// assert_eq!(errors.len(), 2);
-/// # Ok::<(), concertmaster_core::FormError>(())
+/// # Ok::<(), concertmaster_core::form::FormError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -190,7 +197,7 @@ impl FormSchema {
     /// digits, `_` or `-`, since pages use it as a field's id.
     ///
     /// ```
-    /// use concertmaster_core::{FormError, FormSchema};
+    /// use concertmaster_core::form::{FormError, FormSchema};
     /// use serde_json::json;
     ///
     /// let form = FormSchema::new("f", "F", json!({
@@ -485,7 +492,7 @@ impl PreparedResponse {
     }
 
     /// The same, with the wake-up of the node waiting for the answer,
-    /// stored with it ([`WaitStore::deliver`](crate::WaitStore::deliver)).
+    /// stored with it ([`WaitStore::deliver`](crate::store::WaitStore::deliver)).
     pub fn with_wakeup(mut self, wakeup: crate::store::HeldWakeup) -> Self {
         self.wakeup = Some(wakeup);
         self
@@ -555,7 +562,7 @@ pub struct FormResponse {
 }
 
 /// A form link handed to one respondent: the stored side of a
-/// [`FormToken`](crate::FormToken), which is never stored itself.
+/// [`FormToken`], which is never stored itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FormLink {

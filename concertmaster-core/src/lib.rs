@@ -8,8 +8,8 @@
 //! ```
 //! use async_trait::async_trait;
 //! use concertmaster_core::{
-//!     Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-//!     NodeRegistry, Ports, RunStatus, Suspend, TenantId, WorkflowDefinition,
+//!     Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+//!     RunStatus, TenantId, WorkflowDefinition, node::{NodeCategory, Suspend},
 //! };
 //! use serde_json::json;
 //!
@@ -55,12 +55,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Where things are
+//!
+//! The crate root holds what a host and a node author use first. The rest
+//! is grouped by who needs it:
+//!
+//! | module | for |
+//! |--------|-----|
+//! | [`node`] | node authors: waiting, joins, ports, palette categories, registry errors |
+//! | [`workflow`] | building, publishing and migrating workflows in code |
+//! | [`validate`] | checking a workflow before publishing; JSON Schema checks |
+//! | [`run`] | inspecting, resuming and rerunning runs; who acts (audit) |
+//! | [`form`] | form services and form nodes: schemas, links, responses, reviews |
+//! | [`content`] | large values passed by reference, read and written in chunks |
+//! | [`connector`] | connector authors (ERP systems) and hosts registering them |
+//! | [`store`] | storage backend authors; the audit log |
+//! | [`clock`] | moving time by hand in tests |
+//! | [`limits`] | the engine's bounds and defaults |
+//! | [`telemetry`] | metric names |
+//! | `testing` (feature) | the store conformance suite, test engines for node authors |
+//!
 //! # Features
 //!
 //! | feature   | default | what it adds |
 //! |-----------|---------|--------------|
 //! | `runtime` | yes     | [`Engine`] (tokio), durable timers, metrics. Without it the crate is the model, the traits and validation, and builds for `wasm32-unknown-unknown`. |
-//! | `testing` | no      | [`testing`]: the store conformance suite and helpers for node authors. |
+//! | `testing` | no      | `testing`: the store conformance suite and helpers for node authors. |
 //!
 //! # Metrics
 //!
@@ -72,80 +92,55 @@
 // Without the runtime, parts of the plan only the executor reads go unused.
 #![cfg_attr(not(feature = "runtime"), allow(dead_code))]
 
-mod clock;
-mod connector;
-mod content;
+pub mod clock;
+pub mod connector;
+pub mod content;
 mod descriptor;
 #[cfg(feature = "runtime")]
 mod engine;
 #[cfg(feature = "runtime")]
 mod error;
-mod form;
+pub mod form;
 mod graph;
 mod ids;
 mod item;
-mod node;
+pub mod node;
 mod registry;
-mod run;
+pub mod run;
 mod schema;
-mod store;
+pub mod store;
 #[cfg(feature = "runtime")]
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "runtime")]
 mod token;
-mod validate;
-mod workflow;
+pub mod validate;
+pub mod workflow;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{
-    retry_after, url_without_password, ConnectionCheck, Connector, ConnectorError,
-    ConnectorFactory, ErpMessage, Page, ReadQuery, Record, RecordFailure, RecordOutcome, WriteMode,
-    Written,
-};
+pub use descriptor::NodeDescriptor;
 #[cfg(feature = "runtime")]
-pub use content::{ContentError, ContentReader, ContentWriter, Contents, ItemReader, ItemWriter};
-pub use content::{ContentRef, CHUNK_SIZE, CONTENT_KEY, ITEMS_MEDIA_TYPE};
-pub use descriptor::{NodeCategory, NodeDescriptor, PortSpec};
-#[cfg(feature = "runtime")]
-pub use engine::{
-    acting_as, current_actor, Delivery, Engine, EngineBuilder, Migration, PublishedWorkflow,
-    RerunBatch, RerunFrom, RerunReport, RerunVersion, DEFAULT_EDGE_CAPACITY,
-    DEFAULT_HELD_WAKEUP_TTL, DEFAULT_MAX_PORT_ITEMS,
-};
+pub use engine::{Engine, EngineBuilder};
 #[cfg(feature = "runtime")]
 pub use error::{Error, Result};
-pub use form::{
-    Consent, FormDraft, FormError, FormLink, FormResponse, FormSchema, PiiField, PreparedResponse,
-    ResponseFilter, Review, ReviewStatus, Submitter, MAX_PROPERTY_NAME, PII_KEYWORD,
-    RETENTION_KEYWORD,
-};
-pub use ids::{ContentId, FormId, NodeId, ResponseId, RunId, TenantId, WorkflowId};
-pub use item::{Item, Ports, ERROR_PORT, MAIN_PORT};
-pub use node::{Join, Node, NodeContext, NodeError, NodeOutcome, Resumed, Suspend, Wakeup};
-pub use registry::{ConfigError, NodeRegistry, RegistryError};
-pub use run::{
-    NodeExecution, NodeStatus, PreparedRun, Run, RunDetail, RunFilter, RunOrigin, RunParent,
-    RunStatus, Wait,
-};
-pub use schema::{FieldError, SchemaValidator};
-pub use store::{
-    AuditAction, AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, InMemoryStore,
-    LeaseRequest, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, Store, StoreError,
-    StoreErrorKind, StoreResult, StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
-};
-#[cfg(feature = "runtime")]
-pub use token::FormToken;
-/// Stops what takes one ([`Engine::rerun_batch`], a node's
-/// [`NodeContext::cancellation`]).
-#[cfg(feature = "runtime")]
-pub use tokio_util::sync::CancellationToken;
-pub use validate::{
-    diagnose, validate, Issue, IssueKind, ValidatedWorkflow, ValidationError, MAX_EDGES, MAX_NODES,
-};
-pub use workflow::{
-    DefinitionError, Edge, NodeSpec, Position, RetryPolicy, WorkflowDefinition,
-    MAX_DEFINITION_BYTES,
-};
+pub use ids::{NodeId, RunId, TenantId, WorkflowId};
+pub use item::{Item, Ports};
+pub use node::{Node, NodeContext, NodeError, NodeOutcome};
+pub use registry::NodeRegistry;
+pub use run::{Run, RunStatus};
+pub use store::{InMemoryStore, Store};
+pub use workflow::WorkflowDefinition;
+
+/// The bounds the engine and its model keep, and the defaults a host may
+/// change, in one place: for hosts sizing their service and for editors
+/// checking a workflow before they send it.
+pub mod limits {
+    pub use crate::content::CHUNK_SIZE;
+    #[cfg(feature = "runtime")]
+    pub use crate::engine::{
+        DEFAULT_EDGE_CAPACITY, DEFAULT_HELD_WAKEUP_TTL, DEFAULT_MAX_PORT_ITEMS,
+    };
+    pub use crate::form::MAX_PROPERTY_NAME;
+    pub use crate::validate::{MAX_EDGES, MAX_NODES};
+    pub use crate::workflow::MAX_DEFINITION_BYTES;
+}

@@ -1,4 +1,11 @@
 //! The `Node` trait: what every step of a workflow implements.
+//!
+//! For node authors. The crate root holds what every node needs
+//! ([`Node`], [`NodeContext`], [`NodeOutcome`], [`NodeError`],
+//! [`NodeDescriptor`](crate::NodeDescriptor), [`Ports`]);
+//! this module adds what some nodes need: waiting ([`Suspend`],
+//! [`Wakeup`], [`Resumed`]), joins, port names, the palette's categories,
+//! and the errors a registry gives.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,11 +15,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+/// Stops what takes one ([`Engine::rerun_batch`](crate::Engine::rerun_batch),
+/// a node's [`NodeContext::cancellation`]).
+pub use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports};
+
+pub use crate::descriptor::{NodeCategory, PortSpec};
+pub use crate::item::{ERROR_PORT, MAIN_PORT};
+pub use crate::registry::{ConfigError, RegistryError};
 
 /// A step of a workflow.
 ///
@@ -287,7 +300,7 @@ impl NodeError {
 
     /// Asks the engine to wait at least `wait` before the next attempt (a
     /// `Retry-After` the remote side sent, read with
-    /// [`retry_after`](crate::retry_after)); the retry policy's
+    /// [`retry_after`](crate::connector::retry_after)); the retry policy's
     /// `maxBackoffMs` still bounds the pause.
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
         self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
@@ -503,11 +516,11 @@ impl NodeContext {
     }
 
     /// The run's tenant's content store: large values the items refer to
-    /// by [`ContentRef`](crate::ContentRef), read and written a chunk at a
+    /// by [`ContentRef`](crate::content::ContentRef), read and written a chunk at a
     /// time.
     #[cfg(feature = "runtime")]
-    pub fn contents(&self) -> crate::Contents {
-        crate::Contents::new(Arc::clone(&self.store), self.tenant.clone())
+    pub fn contents(&self) -> crate::content::Contents {
+        crate::content::Contents::new(Arc::clone(&self.store), self.tenant.clone())
     }
 
     /// Sends `item` down `port` now, while the node goes on: to a node
@@ -561,7 +574,9 @@ impl NodeContext {
     ///
     /// ```
     /// use async_trait::async_trait;
-    /// use concertmaster_core::{Item, Join, Node, NodeContext, NodeError, NodeOutcome, Ports};
+    /// use concertmaster_core::{
+    ///     Item, Node, NodeContext, NodeError, NodeOutcome, Ports, node::Join,
+    /// };
     ///
     /// /// Counts the items streamed to it.
     /// struct Count;

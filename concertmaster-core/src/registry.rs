@@ -84,8 +84,8 @@ struct Registered {
 /// ```
 /// use async_trait::async_trait;
 /// use concertmaster_core::{
-///     ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-///     NodeRegistry, Ports,
+///     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+///     node::{ConfigError, NodeCategory},
 /// };
 /// use serde::Deserialize;
 /// use serde_json::json;
@@ -114,7 +114,7 @@ struct Registered {
 ///     |config: TagConfig| Ok(Tag(config)),
 /// )?;
 /// assert!(registry.descriptor("acme.tag").is_some());
-/// # Ok::<(), concertmaster_core::RegistryError>(())
+/// # Ok::<(), concertmaster_core::node::RegistryError>(())
 /// ```
 #[derive(Default)]
 pub struct NodeRegistry {

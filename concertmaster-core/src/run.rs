@@ -1,4 +1,8 @@
 //! Runs and node executions: the durable record of what happened.
+//!
+//! For hosts that inspect, filter, resume and rerun runs beyond
+//! [`Run`] and [`RunStatus`] (kept at the crate root): each node's record,
+//! the waits, and what [`Engine`](crate::Engine)'s calls answer.
 
 use std::sync::Arc;
 
@@ -9,6 +13,11 @@ use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports};
 use crate::node::{NodeError, Resumed};
 use crate::store::AuditEntry;
+
+#[cfg(feature = "runtime")]
+pub use crate::engine::{
+    acting_as, current_actor, Delivery, RerunBatch, RerunFrom, RerunReport, RerunVersion,
+};
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,7 +234,7 @@ pub struct Wait {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use concertmaster_core::{RunFilter, RunStatus};
+/// use concertmaster_core::{RunStatus, run::RunFilter};
 ///
 /// // Yesterday's failed exports of version 3 that timed out.
 /// let filter = RunFilter::status(RunStatus::Failed)

@@ -28,7 +28,7 @@ impl std::fmt::Display for FieldError {
 /// A compiled JSON Schema.
 ///
 /// ```
-/// use concertmaster_core::SchemaValidator;
+/// use concertmaster_core::validate::SchemaValidator;
 /// use serde_json::json;
 ///
 /// let schema = SchemaValidator::new(&json!({

@@ -11,12 +11,12 @@ const TOKEN_BYTES: usize = 32;
 ///
 /// It is made from 256 bits of the operating system's randomness, put into
 /// the link once, and stored only as its SHA-256
-/// ([`FormLink::token_hash`](crate::FormLink)), so a copy of the database
+/// ([`FormLink::token_hash`](crate::form::FormLink)), so a copy of the database
 /// lets no one answer in a respondent's name. `Debug` and `Display` do not
 /// print it; [`FormToken::expose`] does, for building the link.
 ///
 /// ```
-/// use concertmaster_core::FormToken;
+/// use concertmaster_core::form::FormToken;
 ///
 /// let token = FormToken::generate()?;
 /// assert_eq!(token.expose().len(), 64);
@@ -24,16 +24,16 @@ const TOKEN_BYTES: usize = 32;
 /// let back = FormToken::from_link(token.expose()).expect("a token read back from a link");
 /// assert_eq!(back.hash(), token.hash());
 /// assert!(FormToken::from_link("not-a-token").is_none());
-/// # Ok::<(), concertmaster_core::StoreError>(())
+/// # Ok::<(), concertmaster_core::store::StoreError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct FormToken(String);
 
 impl FormToken {
     /// A new random token.
-    pub fn generate() -> Result<Self, crate::StoreError> {
+    pub fn generate() -> Result<Self, crate::store::StoreError> {
         let mut bytes = [0u8; TOKEN_BYTES];
-        getrandom::fill(&mut bytes).map_err(|err| crate::StoreError::Unavailable {
+        getrandom::fill(&mut bytes).map_err(|err| crate::store::StoreError::Unavailable {
             message: format!("the operating system gave no randomness for a form token: {err}"),
         })?;
         Ok(Self(hex(&bytes)))

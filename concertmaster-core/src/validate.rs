@@ -1,4 +1,8 @@
 //! Validation on publish: every problem of a workflow, each tied to a node or edge.
+//!
+//! For editors and hosts that check a workflow before publishing it
+//! ([`diagnose`], [`validate`]), and for nodes that check data against a
+//! JSON Schema ([`SchemaValidator`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,6 +17,8 @@ use crate::item::ERROR_PORT;
 use crate::node::{Join, Node};
 use crate::registry::NodeRegistry;
 use crate::workflow::WorkflowDefinition;
+
+pub use crate::schema::{FieldError, SchemaValidator};
 
 /// What kind of problem an [`Issue`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,7 +47,7 @@ pub enum IssueKind {
     InvalidConfig,
     /// A node's retry policy or timeout is unusable.
     InvalidPolicy,
-    /// A node whose join is [`Join::Stream`](crate::Join::Stream) does not
+    /// A node whose join is [`Join::Stream`] does not
     /// have exactly one incoming edge, or takes it from an `error` port.
     StreamJoin,
     /// The workflow has more nodes than [`MAX_NODES`] or edges than
@@ -200,7 +206,7 @@ fn too_large(def: &WorkflowDefinition) -> Option<Issue> {
 /// Checks `def` and builds its nodes; all problems are reported together.
 ///
 /// ```
-/// use concertmaster_core::{validate, IssueKind, NodeRegistry, WorkflowDefinition};
+/// use concertmaster_core::{NodeRegistry, WorkflowDefinition, validate::{IssueKind, validate}};
 ///
 /// let def = WorkflowDefinition::from_json(r#"{"id": "w", "name": "W",
 ///     "nodes": [{"id": "a", "type": "nope"}],
@@ -208,7 +214,7 @@ fn too_large(def: &WorkflowDefinition) -> Option<Issue> {
 /// let err = validate(&def, &NodeRegistry::new()).unwrap_err();
 /// let kinds: Vec<_> = err.issues.iter().map(|i| i.kind).collect();
 /// assert_eq!(kinds, [IssueKind::UnknownNodeType, IssueKind::DanglingEdge]);
-/// # Ok::<(), concertmaster_core::DefinitionError>(())
+/// # Ok::<(), concertmaster_core::workflow::DefinitionError>(())
 /// ```
 pub fn validate(
     def: &WorkflowDefinition,

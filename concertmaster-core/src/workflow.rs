@@ -1,5 +1,8 @@
 //! The workflow model: definitions, nodes, edges, retry policies.
 //!
+//! For hosts and editors that build, publish and migrate workflows in
+//! code; [`WorkflowDefinition`] itself is at the crate root.
+//!
 //! This is the JSON that editors save and engines run. Field names are
 //! camelCase; unknown fields are refused (a typo is an error, not a silent
 //! default); editor-only data lives under `ui` and is kept as it is.
@@ -11,6 +14,9 @@ use serde_json::Value;
 
 use crate::ids::{NodeId, TenantId, WorkflowId};
 use crate::item::MAIN_PORT;
+
+#[cfg(feature = "runtime")]
+pub use crate::engine::{Migration, PublishedWorkflow};
 
 /// A workflow: nodes joined by edges, run by the engine.
 ///
@@ -30,7 +36,7 @@ use crate::item::MAIN_PORT;
 ///     "edges": [ { "source": "start", "target": "send" } ]
 /// }"#)?;
 /// assert_eq!(workflow.edges[0].source_port, "main");
-/// # Ok::<(), concertmaster_core::DefinitionError>(())
+/// # Ok::<(), concertmaster_core::workflow::DefinitionError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
+    node::{Join, NodeCategory},
+    Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::{json, Value};
 

@@ -6,9 +6,11 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use concertmaster_core::{
-    AuditAction, AuditEntry, Clock, ConnectionCheck, Connector, ConnectorError, ConnectorFactory,
-    Engine, NodeRegistry, RegistryError, Store, StoreError, StoredConnection, SystemClock,
-    TenantId,
+    clock::{Clock, SystemClock},
+    connector::{ConnectionCheck, Connector, ConnectorError, ConnectorFactory},
+    node::RegistryError,
+    store::{AuditAction, AuditEntry, StoreError, StoredConnection},
+    Engine, NodeRegistry, Store, TenantId,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -661,7 +663,7 @@ impl Connections {
             at: self.inner.clock.now(),
             actor: actor
                 .map(str::to_string)
-                .or_else(concertmaster_core::current_actor),
+                .or_else(concertmaster_core::run::current_actor),
             action,
             entity_type: "connection".into(),
             entity_id: connection.id.clone(),

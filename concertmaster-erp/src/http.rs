@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use concertmaster_core::{ConnectorError, ErpMessage};
+use concertmaster_core::connector::{ConnectorError, ErpMessage};
 use serde::de::DeserializeOwned;
 
 /// Longest error body text kept in an error message.
@@ -147,7 +147,7 @@ pub(crate) fn base_url(
 /// date); `None` without one, or with a value that is neither.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    concertmaster_core::retry_after(value, std::time::SystemTime::now())
+    concertmaster_core::connector::retry_after(value, std::time::SystemTime::now())
 }
 
 /// A non-JSON error body as a message: its start, on one line.

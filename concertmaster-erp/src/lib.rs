@@ -10,7 +10,7 @@
 //! sealed with AES-256-GCM by a [`KeyRing`] of named, rotatable keys;
 //! secrets are [`Secret`]s, which print as `***` in Debug output, logs and
 //! errors. [`Connections::open`] gives the connector of an active
-//! connection, behind the [`Connector`](concertmaster_core::Connector)
+//! connection, behind the [`Connector`](concertmaster_core::connector::Connector)
 //! trait of the core crate.
 //!
 //! ```

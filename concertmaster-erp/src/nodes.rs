@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, ConnectorError, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
-    NodeError, NodeOutcome, NodeRegistry, Ports, Record, RecordOutcome, RegistryError, Suspend,
-    TenantId, Wakeup, WriteMode, MAIN_PORT,
+    connector::{ConnectorError, Record, RecordOutcome, WriteMode},
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, Wakeup, MAIN_PORT},
+    Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    TenantId,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -530,7 +531,7 @@ impl From<RecordOutcome> for Outcome {
 /// kind of write; one outcome per record. Records looked up and found are
 /// reported written (not created) without being written again.
 async fn write_steps(
-    connector: &dyn concertmaster_core::Connector,
+    connector: &dyn concertmaster_core::connector::Connector,
     connection: &str,
     entity: &str,
     steps: &[(Step, Record)],

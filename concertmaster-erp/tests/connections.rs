@@ -6,9 +6,13 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use concertmaster_core::{
-    AuditFilter, AuditStore, ConnectionCheck, ConnectionStore, Connector, ConnectorError,
-    ConnectorFactory, InMemoryStore, ManualClock, Page, ReadQuery, Record, RecordOutcome, Store,
-    TenantId, WriteMode,
+    clock::ManualClock,
+    connector::{
+        ConnectionCheck, Connector, ConnectorError, ConnectorFactory, Page, ReadQuery, Record,
+        RecordOutcome, WriteMode,
+    },
+    store::{AuditFilter, AuditStore, ConnectionStore},
+    InMemoryStore, Store, TenantId,
 };
 use concertmaster_erp::{ConnectionError, Connections, CryptoError, KeyRing, NewConnection};
 use concertmaster_store::SqliteStore;
@@ -120,7 +124,7 @@ async fn opened_check(
     connections: &Connections,
     tenant: &TenantId,
     id: &str,
-) -> concertmaster_core::ConnectionCheck {
+) -> concertmaster_core::connector::ConnectionCheck {
     connections
         .open(tenant, id)
         .await
@@ -283,7 +287,7 @@ async fn testing_records_the_time_and_a_new_config_clears_it() {
     let tested = connections.get(&acme, "erp").await.unwrap();
     assert_eq!(
         tested.last_tested_at,
-        Some(concertmaster_core::Clock::now(&clock))
+        Some(concertmaster_core::clock::Clock::now(&clock))
     );
 
     let before = tested.config_hash.clone();
@@ -324,7 +328,7 @@ async fn a_config_altered_or_moved_in_the_store_does_not_open() {
     // The same sealed bytes under another tenant: bound to their record.
     let evil = TenantId::new("evil");
     store
-        .save_connection(&concertmaster_core::StoredConnection {
+        .save_connection(&concertmaster_core::store::StoredConnection {
             tenant: evil.clone(),
             ..stored.clone()
         })

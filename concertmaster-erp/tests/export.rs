@@ -14,9 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    AuditFilter, Connector, ConnectorError, ConnectorFactory, Engine, InMemoryStore, ManualClock,
-    NodeExecution, NodeRegistry, NodeStatus, Page, ReadQuery, Record, RecordOutcome, RunStatus,
-    Store, TenantId, WorkflowDefinition, WriteMode,
+    clock::ManualClock,
+    connector::{
+        Connector, ConnectorError, ConnectorFactory, Page, ReadQuery, Record, RecordOutcome,
+        WriteMode,
+    },
+    run::{NodeExecution, NodeStatus},
+    store::AuditFilter,
+    Engine, InMemoryStore, NodeRegistry, RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapFactory};
 use concertmaster_store::SqliteStore;
@@ -707,7 +712,7 @@ impl ConnectorFactory for CrashAfterWrite {
 impl Connector for CrashingConnector {
     async fn validate_connection(
         &self,
-    ) -> Result<concertmaster_core::ConnectionCheck, ConnectorError> {
+    ) -> Result<concertmaster_core::connector::ConnectionCheck, ConnectorError> {
         self.0.validate_connection().await
     }
 
@@ -1030,7 +1035,7 @@ async fn no_secret_reaches_logs_errors_audit_run_history_metrics_or_debug_output
         RunStatus::Succeeded
     );
     let audit =
-        concertmaster_core::AuditStore::audit_log(&*store, &tenant, &AuditFilter::default())
+        concertmaster_core::store::AuditStore::audit_log(&*store, &tenant, &AuditFilter::default())
             .await
             .unwrap();
     assert!(audit.iter().any(|e| e.entity_type == "connection"));

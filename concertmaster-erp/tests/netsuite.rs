@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concertmaster_core::{
-    Connector, ConnectorError, ConnectorFactory, InMemoryStore, ReadQuery, Record, TenantId,
-    WriteMode,
+    connector::{Connector, ConnectorError, ConnectorFactory, ReadQuery, Record, WriteMode},
+    InMemoryStore, TenantId,
 };
 use concertmaster_erp::{
     Connections, KeyRing, NetSuiteConnector, NetSuiteFactory, NewConnection, Secret,

@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use concertmaster_core::{
+use concertmaster_core::connector::{
     Connector, ConnectorError, ConnectorFactory, ReadQuery, Record, WriteMode,
 };
 use concertmaster_erp::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory, Secret};

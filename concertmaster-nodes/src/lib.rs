@@ -87,7 +87,7 @@ pub use schedule::cron::{CronError, CronSchedule};
 pub use schedule::scheduler::{ScheduleError, Scheduler};
 pub use trigger::schedule::MissedFires;
 
-use concertmaster_core::{NodeRegistry, RegistryError};
+use concertmaster_core::{node::RegistryError, NodeRegistry};
 
 /// Adds every built-in node to `registry`, with default settings; fails
 /// if one of their type ids is taken already.
@@ -106,7 +106,7 @@ pub fn register_builtins(registry: &mut NodeRegistry) -> Result<(), RegistryErro
 ///     .http_guard(HttpGuard::new().allow("erp.internal"))
 ///     .register(&mut registry)?;
 /// # }
-/// # Ok::<(), concertmaster_core::RegistryError>(())
+/// # Ok::<(), concertmaster_core::node::RegistryError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builtins {
@@ -164,7 +164,7 @@ pub fn registry() -> NodeRegistry {
 
 #[cfg(test)]
 mod tests {
-    use concertmaster_core::NodeCategory;
+    use concertmaster_core::node::NodeCategory;
 
     #[test]
     fn every_builtin_is_documented_for_the_palette() {

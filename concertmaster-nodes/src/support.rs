@@ -1,7 +1,7 @@
 //! What the built-in nodes share: compiling expressions from configs,
 //! reading items as JSON values, JSON pointer writes, per-item errors.
 
-use concertmaster_core::{ConfigError, Item, NodeError};
+use concertmaster_core::{node::ConfigError, Item, NodeError};
 use serde_json::Value;
 
 use crate::expr::{Expr, ExprError};

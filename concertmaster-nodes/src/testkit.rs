@@ -1,7 +1,7 @@
 //! Running one built-in node in a real engine, for the nodes' unit tests.
 
 use concertmaster_core::testing::TestEngine;
-use concertmaster_core::{Error, Item, RunDetail, RunStatus, WorkflowDefinition};
+use concertmaster_core::{run::RunDetail, Error, Item, RunStatus, WorkflowDefinition};
 use serde_json::{json, Value};
 
 /// A workflow of the single node `n` of type `node_type` with `config`.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, FormSchema, RunId, RunStatus, Store, TenantId, WorkflowDefinition,
+    form::FormSchema, Engine, RunId, RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, Notification, Notifier, NotifyError, Submission};
 use serde_json::json;
@@ -60,7 +60,7 @@ fn resident() -> usize {
 async fn start_waiting(
     engine: &Engine,
     tenant: &TenantId,
-    workflow: &concertmaster_core::PublishedWorkflow,
+    workflow: &concertmaster_core::workflow::PublishedWorkflow,
     count: usize,
 ) -> Vec<RunId> {
     let mut runs = Vec::with_capacity(count);

@@ -35,8 +35,8 @@ pub(crate) fn to_u32(column: &str, value: i32) -> Result<u32, sqlx::Error> {
 
 /// A `u32` as the signed integer columns hold; values past `i32::MAX` are
 /// refused rather than wrapped.
-pub(crate) fn to_i32(value: u32) -> Result<i32, concertmaster_core::StoreError> {
-    i32::try_from(value).map_err(|_| concertmaster_core::StoreError::Conflict {
+pub(crate) fn to_i32(value: u32) -> Result<i32, concertmaster_core::store::StoreError> {
+    i32::try_from(value).map_err(|_| concertmaster_core::store::StoreError::Conflict {
         entity: "value",
         id: value.to_string(),
         message: "exceeds the largest number the store holds (2147483647)".into(),
@@ -51,7 +51,7 @@ pub(crate) fn limit(n: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concertmaster_core::{AuditAction, NodeStatus, RunStatus};
+    use concertmaster_core::{run::NodeStatus, store::AuditAction, RunStatus};
 
     #[test]
     fn stored_names_are_the_ones_the_sql_filters_on() {

@@ -1,6 +1,6 @@
 //! Errors of connecting, and the translation of sqlx errors into store errors.
 
-use concertmaster_core::StoreError;
+use concertmaster_core::store::StoreError;
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]

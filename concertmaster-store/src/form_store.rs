@@ -7,9 +7,13 @@ macro_rules! form_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormStore,
-                HeldWakeup, NodeId, PreparedResponse, ResponseFilter, ResponseId, Review,
-                ReviewStatus, RunId, StoreError, StoreResult, Submitter, TenantId, Wait, WakeFor,
+                form::{
+                    Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema,
+                    PreparedResponse, ResponseFilter, ResponseId, Review, ReviewStatus, Submitter,
+                },
+                run::Wait,
+                store::{FormStore, HeldWakeup, StoreError, StoreResult, WakeFor},
+                NodeId, RunId, TenantId,
             };
             use sqlx::types::Json;
             use sqlx::Row;
@@ -455,8 +459,8 @@ macro_rules! dataset_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                DatasetFilter, DatasetRecord, DatasetStore, Item, NodeId, RunId, StoreResult,
-                TenantId,
+                store::{DatasetFilter, DatasetRecord, DatasetStore, StoreResult},
+                Item, NodeId, RunId, TenantId,
             };
             use sqlx::types::Json;
             use sqlx::Row;
@@ -501,7 +505,7 @@ macro_rules! dataset_store {
                         .map_err(fail)?;
                     for (position, item) in items.iter().enumerate() {
                         let position = i32::try_from(position).map_err(|_| {
-                            concertmaster_core::StoreError::Conflict {
+                            concertmaster_core::store::StoreError::Conflict {
                                 entity: "dataset",
                                 id: name.to_string(),
                                 message: "more items than one collection holds".into(),
@@ -552,7 +556,8 @@ macro_rules! connection_store {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use concertmaster_core::{
-                ConnectionStore, StoreError, StoreResult, StoredConnection, TenantId,
+                store::{ConnectionStore, StoreError, StoreResult, StoredConnection},
+                TenantId,
             };
             use sqlx::Row;
 
@@ -705,7 +710,11 @@ macro_rules! content_store {
     ($store:ident) => {
         mod contents {
             use async_trait::async_trait;
-            use concertmaster_core::{ContentId, ContentStore, StoreError, StoreResult, TenantId};
+            use concertmaster_core::{
+                content::ContentId,
+                store::{ContentStore, StoreError, StoreResult},
+                TenantId,
+            };
 
             use super::$store;
             use $crate::error::store_error;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use concertmaster_core::url_without_password;
+use concertmaster_core::connector::url_without_password;
 
 use crate::error::Error;
 use crate::form_store::{connection_store, content_store, dataset_store, form_store};
@@ -210,7 +210,7 @@ async fn renew_rows(
     owner: &str,
     runs: &[concertmaster_core::RunId],
     until: chrono::DateTime<chrono::Utc>,
-) -> concertmaster_core::StoreResult<Vec<concertmaster_core::RunId>> {
+) -> concertmaster_core::store::StoreResult<Vec<concertmaster_core::RunId>> {
     let ids: Vec<uuid::Uuid> = runs.iter().map(|id| id.as_uuid()).collect();
     let renewed: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar::<_, uuid::Uuid>(
         include_str!("../queries/lease/renew_all.postgres.sql"),

@@ -39,11 +39,7 @@ macro_rules! sql_store {
     ($store:ident) => {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
-        use concertmaster_core::{
-            AuditAction, AuditEntry, AuditFilter, AuditStore, DeliveryAudit, Item, LeaseRequest, LeaseStore, NodeError, NodeExecution, NodeId,
-            Ports, PreparedRun, Resumed, Run, RunFilter, RunId, RunClaim, RunMigration, RunOrigin, Epoch, HeldWakeup, RunParent, RunStart, RunStatus, RunStore, StoreError, StoreResult, TenantId, Wait,
-            WaitStore, Wakeup, Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
-        };
+        use concertmaster_core::{Item, NodeError, NodeId, Ports, Run, RunId, RunStatus, TenantId, WorkflowDefinition, WorkflowId, node::{Resumed, Wakeup}, run::{NodeExecution, PreparedRun, RunFilter, RunOrigin, RunParent, Wait}, store::{AuditAction, AuditEntry, AuditFilter, AuditStore, DeliveryAudit, Epoch, HeldWakeup, LeaseRequest, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError, StoreResult, WaitStore, Woken, WorkflowStore}};
         use sqlx::types::Json;
         use sqlx::Row;
 
@@ -1231,7 +1227,7 @@ macro_rules! sql_store {
             let entity = || format!("{}/{}", id, execution.node_id);
             let stored = match row {
                 Ok(Some(row)) => {
-                    let read = || -> Result<(concertmaster_core::NodeStatus, u32), sqlx::Error> {
+                    let read = || -> Result<(concertmaster_core::run::NodeStatus, u32), sqlx::Error> {
                         Ok((parse_name("status", row.try_get("status")?)?, to_u32("attempt", row.try_get("attempt")?)?))
                     };
                     match read() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use concertmaster_core::url_without_password;
+use concertmaster_core::connector::url_without_password;
 
 use crate::error::Error;
 use crate::form_store::{connection_store, content_store, dataset_store, form_store};
@@ -272,7 +272,7 @@ async fn renew_rows(
     owner: &str,
     runs: &[concertmaster_core::RunId],
     until: chrono::DateTime<chrono::Utc>,
-) -> concertmaster_core::StoreResult<Vec<concertmaster_core::RunId>> {
+) -> concertmaster_core::store::StoreResult<Vec<concertmaster_core::RunId>> {
     let fail = |err| crate::error::store_error(err, "run leases", owner);
     let mut tx = store.pool.begin_with(BEGIN).await.map_err(fail)?;
     let mut lost = Vec::new();

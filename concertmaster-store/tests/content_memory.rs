@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ContentRef, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
+    content::ContentRef, node::NodeCategory, Engine, Item, Node, NodeContext, NodeDescriptor,
+    NodeError, NodeOutcome, NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -206,7 +206,7 @@ async fn files_move_through_five_nodes_in_bounded_memory() {
     let began = Instant::now();
 
     // The host streams each upload into the content store as it arrives.
-    let contents = concertmaster_core::Contents::new(Arc::new(store), tenant.clone());
+    let contents = concertmaster_core::content::Contents::new(Arc::new(store), tenant.clone());
     let mut trigger = Vec::new();
     for i in 0..files {
         let upload = Upload {

@@ -125,7 +125,7 @@ pub fn build_form(draft: &str) -> Result<String, JsError> {
 /// against `form` (a form schema as JSON), as the server finds them.
 #[wasm_bindgen(js_name = checkSubmission)]
 pub fn check_submission(form: &str, data: &str) -> Result<String, JsError> {
-    let form: concertmaster_core::FormSchema = parse("the form schema", form)?;
+    let form: concertmaster_core::form::FormSchema = parse("the form schema", form)?;
     let data: serde_json::Value = parse("the answers", data)?;
     json(&crate::forms::check_submission(&form, &data).map_err(thrown)?)
 }

@@ -4,7 +4,12 @@
 
 use std::collections::HashSet;
 
-use concertmaster_core::{diagnose, Edge, IssueKind, NodeRegistry, WorkflowDefinition, MAIN_PORT};
+use concertmaster_core::{
+    node::MAIN_PORT,
+    validate::{diagnose, IssueKind},
+    workflow::Edge,
+    NodeRegistry, WorkflowDefinition,
+};
 use serde::Serialize;
 
 /// How much a diagnostic matters.

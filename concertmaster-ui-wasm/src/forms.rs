@@ -5,7 +5,10 @@
 
 use std::collections::HashSet;
 
-use concertmaster_core::{FieldError, FormId, FormSchema, PII_KEYWORD, RETENTION_KEYWORD};
+use concertmaster_core::{
+    form::{FormId, FormSchema, PII_KEYWORD, RETENTION_KEYWORD},
+    validate::FieldError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -359,7 +362,7 @@ fn field_schema(field: &FieldDraft, at: &str, diagnostics: &mut Vec<Diagnostic>)
         ));
     }
     if let Some(pattern) = &field.pattern {
-        if concertmaster_core::SchemaValidator::new(
+        if concertmaster_core::validate::SchemaValidator::new(
             &json!({ "type": "string", "pattern": pattern }),
         )
         .is_err()

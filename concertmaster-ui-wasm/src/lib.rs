@@ -20,7 +20,7 @@
 //! npm package.
 //!
 //! ```
-//! use concertmaster_core::{NodeCategory, NodeDescriptor, WorkflowDefinition};
+//! use concertmaster_core::{NodeDescriptor, WorkflowDefinition, node::NodeCategory};
 //! use concertmaster_ui_wasm::{Connection, Model, Severity};
 //! use serde_json::json;
 //!
@@ -65,7 +65,7 @@ pub mod forms;
 mod palette;
 pub mod reactflow;
 
-use concertmaster_core::{NodeDescriptor, NodeRegistry, RegistryError, WorkflowDefinition};
+use concertmaster_core::{node::RegistryError, NodeDescriptor, NodeRegistry, WorkflowDefinition};
 use serde_json::Value;
 
 #[cfg(target_arch = "wasm32")]
@@ -223,7 +223,7 @@ fn draft() -> WorkflowDefinition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concertmaster_core::NodeCategory;
+    use concertmaster_core::node::NodeCategory;
     use serde_json::json;
 
     fn model() -> Model {

@@ -2,8 +2,8 @@
 //! category, each with its config schema and a default config.
 
 use concertmaster_core::{
-    Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    PortSpec, Ports, RegistryError,
+    node::{Join, NodeCategory, PortSpec, RegistryError},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};

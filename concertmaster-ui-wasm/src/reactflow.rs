@@ -13,7 +13,9 @@
 //! same; a key that was absent is listed under `ui["$absent"]`.
 
 use concertmaster_core::{
-    Edge, NodeId, NodeSpec, Position, RetryPolicy, WorkflowDefinition, MAIN_PORT,
+    node::MAIN_PORT,
+    workflow::{Edge, NodeSpec, Position, RetryPolicy},
+    NodeId, WorkflowDefinition,
 };
 use serde_json::{json, Map, Value};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use concertmaster_core::testing::TestEngine;
 use concertmaster_core::{
-    FormSchema, InMemoryStore, ManualClock, RunStatus, Store, WorkflowDefinition,
+    clock::ManualClock, form::FormSchema, InMemoryStore, RunStatus, Store, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, NotificationKind, Outbox, Submission};
 use serde_json::json;

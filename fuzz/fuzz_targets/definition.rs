@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use concertmaster_core::{Engine, InMemoryStore, TenantId, WorkflowDefinition, WorkflowStore};
+use concertmaster_core::{Engine, InMemoryStore, TenantId, WorkflowDefinition, store::WorkflowStore};
 use libfuzzer_sys::fuzz_target;
 
 fn runtime() -> &'static tokio::runtime::Runtime {

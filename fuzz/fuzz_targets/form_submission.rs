@@ -4,7 +4,7 @@
 //! checked against it as the form portal does.
 #![no_main]
 
-use concertmaster_core::FormSchema;
+use concertmaster_core::form::FormSchema;
 use concertmaster_ui_wasm::forms::{build, FormDraft};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -6,7 +6,7 @@
 //! answers hold.
 #![no_main]
 
-use concertmaster_core::FormSchema;
+use concertmaster_core::form::FormSchema;
 use concertmaster_nodes::forms::portal::FormPage;
 use libfuzzer_sys::fuzz_target;
 use scraper::{ElementRef, Html};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use concertmaster_benches::KEEP_ENDED_RUNS;
 use concertmaster_benches::{add_chain, add_fan_out_in, registry};
-use concertmaster_core::{Engine, InMemoryStore, PublishedWorkflow, RunStatus, TenantId};
+use concertmaster_core::{workflow::PublishedWorkflow, Engine, InMemoryStore, RunStatus, TenantId};
 use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

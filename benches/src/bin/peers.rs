@@ -34,7 +34,8 @@ use concertmaster_benches::{
 };
 use concertmaster_benches::{wait_then_add, wake_key};
 use concertmaster_core::{
-    Delivery, Engine, InMemoryStore, PublishedWorkflow, RunId, RunStatus, Store, TenantId,
+    run::Delivery, workflow::PublishedWorkflow, Engine, InMemoryStore, RunId, RunStatus, Store,
+    TenantId,
 };
 use concertmaster_store::{Durability, SqliteStore};
 use serde_json::{json, Value};

@@ -15,6 +15,10 @@ tokio::task_local! {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use async_trait::async_trait;
+/// use concertmaster_core::node::NodeCategory;
+/// use concertmaster_core::run::acting_as;
+/// use concertmaster_core::store::{AuditFilter, AuditStore};
+/// use concertmaster_core::workflow::NodeSpec;
 /// use concertmaster_core::*;
 ///
 /// struct Pass;

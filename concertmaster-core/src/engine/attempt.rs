@@ -453,11 +453,12 @@ impl NodeTask {
     }
 
     /// Moves every string in `ports` longer than `threshold` bytes to the
-    /// content store, leaving a [`ContentRef`](crate::ContentRef) in its
+    /// content store, leaving a [`ContentRef`](crate::content::ContentRef) in its
     /// place, so that the record, and every node after, carries the
     /// reference.
     async fn externalize(&self, ports: Ports, threshold: usize) -> Result<Ports, StoreError> {
-        let contents = crate::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
+        let contents =
+            crate::content::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
         let mut out = Ports::new();
         for (port, items) in ports.iter() {
             let mut items = items.to_vec();
@@ -599,14 +600,14 @@ pub(super) fn holds_large(item: &Item, threshold: usize) -> bool {
 }
 
 /// Moves every string in `items` longer than `threshold` bytes to
-/// `contents`, leaving a [`ContentRef`](crate::ContentRef) in its place.
+/// `contents`, leaving a [`ContentRef`](crate::content::ContentRef) in its place.
 /// What it stored is added to `stored`, also when it stops at an error,
 /// so that a caller whose own write fails can delete it again.
 pub(super) async fn externalize_items(
-    contents: &crate::Contents,
+    contents: &crate::content::Contents,
     items: &mut [Item],
     threshold: usize,
-    stored: &mut Vec<crate::ContentRef>,
+    stored: &mut Vec<crate::content::ContentRef>,
 ) -> Result<(), StoreError> {
     for item in items.iter_mut() {
         for (key, value) in item.iter_mut() {
@@ -619,7 +620,7 @@ pub(super) async fn externalize_items(
                     .put_bytes(bytes, Some("text/plain; charset=utf-8".into()))
                     .await
                     .map_err(|err| match err {
-                        crate::ContentError::Store(err) => err,
+                        crate::content::ContentError::Store(err) => err,
                         other => StoreError::Unavailable {
                             message: other.to_string(),
                         },

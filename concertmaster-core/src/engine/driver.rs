@@ -1199,7 +1199,7 @@ mod tests {
 
     use super::*;
     use crate::node::{Join, Node, NodeContext, NodeOutcome};
-    use crate::{NodeCategory, NodeDescriptor, NodeRegistry, WorkflowDefinition};
+    use crate::{node::NodeCategory, NodeDescriptor, NodeRegistry, WorkflowDefinition};
 
     struct Plain;
 
@@ -1250,7 +1250,7 @@ mod tests {
             ]
         }))
         .expect("parses");
-        crate::validate(&def, &registry).expect("valid")
+        crate::validate::validate(&def, &registry).expect("valid")
     }
 
     fn record(node: &str, status: NodeStatus, output: Option<Ports>) -> NodeExecution {

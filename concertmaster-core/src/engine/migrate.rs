@@ -14,7 +14,7 @@ use crate::validate::ValidatedWorkflow;
 /// and the nodes whose ids changed there. Every other node keeps its id.
 ///
 /// ```
-/// use concertmaster_core::Migration;
+/// use concertmaster_core::workflow::Migration;
 ///
 /// // Version 4 renamed the approval step.
 /// let migration = Migration::to_version(4).rename("approve", "approve-by-buyer");

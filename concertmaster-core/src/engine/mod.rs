@@ -46,6 +46,7 @@ use crate::workflow::{RetryPolicy, WorkflowDefinition};
 ///
 /// ```
 /// # use concertmaster_core::*;
+/// # use concertmaster_core::{node::NodeCategory, workflow::NodeSpec};
 /// # use async_trait::async_trait;
 /// # struct Hello;
 /// # #[async_trait]
@@ -284,7 +285,7 @@ impl EngineBuilder {
         self
     }
 
-    /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    /// Reads time from `clock` (a [`ManualClock`](crate::clock::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -350,7 +351,7 @@ impl EngineBuilder {
 
     /// Moves every string value longer than `bytes` that a node emits, or
     /// that a run is started with, to the content store, leaving a
-    /// [`ContentRef`](crate::ContentRef) (`{"$content": {...}}`) in the
+    /// [`ContentRef`](crate::content::ContentRef) (`{"$content": {...}}`) in the
     /// item: the run's records and the nodes after carry the reference,
     /// and a node reads the value a chunk at a time
     /// ([`NodeContext::contents`](crate::NodeContext::contents)). A start
@@ -358,7 +359,7 @@ impl EngineBuilder {
     /// moved. Off by default. [`Engine::prepare_run`] leaves the trigger
     /// as given: content written beside the host's transaction would
     /// outlive its rollback; files a host stores itself
-    /// ([`Contents::put`](crate::Contents::put)) are references from the start.
+    /// ([`Contents::put`](crate::content::Contents::put)) are references from the start.
     pub fn content_threshold(mut self, bytes: usize) -> Self {
         self.limits.content_threshold = Some(bytes);
         self
@@ -372,10 +373,10 @@ impl EngineBuilder {
     /// its output is stored; a run started with more trigger items is
     /// refused ([`Error::TooManyItems`]). Items past any bound go by
     /// reference instead: the node writes them with
-    /// [`ItemWriter`](crate::ItemWriter), which waits for the store at each
+    /// [`ItemWriter`](crate::content::ItemWriter), which waits for the store at each
     /// full chunk (a fast producer waits rather than growing memory), and
     /// emits the one item that refers to them; the node after reads them
-    /// one at a time with [`ItemReader`](crate::ItemReader).
+    /// one at a time with [`ItemReader`](crate::content::ItemReader).
     pub fn max_port_items(mut self, n: usize) -> Self {
         self.limits.max_port_items = n.max(1);
         self
@@ -384,7 +385,7 @@ impl EngineBuilder {
     /// Most items a streaming edge's queue holds (default
     /// [`DEFAULT_EDGE_CAPACITY`]): a producer that sends with
     /// [`NodeContext::emit`](crate::NodeContext::emit) to a node whose
-    /// join is [`Join::Stream`](crate::Join::Stream) waits while that many
+    /// join is [`Join::Stream`](crate::node::Join::Stream) waits while that many
     /// are sent and not yet read, so a stream of any length holds at most
     /// this many items per edge in memory.
     pub fn edge_capacity(mut self, n: usize) -> Self {
@@ -675,7 +676,7 @@ impl Engine {
         };
         match started {
             Ok(id) => Ok((id, true)),
-            Err(Error::Store(err)) if err.kind() == crate::StoreErrorKind::Conflict => {
+            Err(Error::Store(err)) if err.kind() == crate::store::StoreErrorKind::Conflict => {
                 Ok((id, false))
             }
             Err(err) => Err(err),
@@ -741,7 +742,7 @@ impl Engine {
     /// Moves the trigger's values past the content threshold to the
     /// content store, as a node's output is moved
     /// ([`EngineBuilder::content_threshold`]); returns what it stored.
-    async fn externalize_trigger(&self, run: &mut Run) -> Result<Vec<crate::ContentRef>> {
+    async fn externalize_trigger(&self, run: &mut Run) -> Result<Vec<crate::content::ContentRef>> {
         let Some(threshold) = self.inner.limits.content_threshold else {
             return Ok(Vec::new());
         };
@@ -752,7 +753,8 @@ impl Engine {
         {
             return Ok(Vec::new());
         }
-        let contents = crate::Contents::new(Arc::clone(&self.inner.store), run.tenant.clone());
+        let contents =
+            crate::content::Contents::new(Arc::clone(&self.inner.store), run.tenant.clone());
         let mut moved = Vec::new();
         let result =
             attempt::externalize_items(&contents, &mut run.trigger, threshold, &mut moved).await;
@@ -766,7 +768,7 @@ impl Engine {
     }
 
     /// Deletes `contents` of `tenant`, logging what could not be deleted.
-    async fn delete_contents(&self, tenant: &TenantId, contents: &[crate::ContentRef]) {
+    async fn delete_contents(&self, tenant: &TenantId, contents: &[crate::content::ContentRef]) {
         for content in contents {
             if let Err(err) = self.inner.store.delete_content(tenant, content.id).await {
                 tracing::warn!(error = %err, content = %content.id, "content of a run not started stays stored");
@@ -829,7 +831,7 @@ impl Engine {
         prepared.run.parent = Some(link);
         match self.launch(workflow, prepared).await {
             Ok(id) => Ok((id, true)),
-            Err(Error::Store(err)) if err.kind() == crate::StoreErrorKind::Conflict => {
+            Err(Error::Store(err)) if err.kind() == crate::store::StoreErrorKind::Conflict => {
                 Ok((id, false))
             }
             Err(err) => Err(err),

@@ -176,7 +176,10 @@ impl Engine {
     /// before under [`RerunReport::done_before`].
     ///
     /// ```
-    /// use concertmaster_core::{CancellationToken, RerunBatch, RerunFrom, RerunVersion, RunFilter, RunStatus};
+    /// use concertmaster_core::{
+    ///     RunStatus, node::CancellationToken,
+    ///     run::{RerunBatch, RerunFrom, RerunVersion, RunFilter},
+    /// };
     /// # async fn deploy_fixed(engine: &concertmaster_core::Engine, tenant: &concertmaster_core::TenantId) -> concertmaster_core::Result<()> {
     /// let failed = RunFilter::status(RunStatus::Failed)
     ///     .workflow("erp-export")

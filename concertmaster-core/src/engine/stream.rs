@@ -1,7 +1,7 @@
 //! Streaming edges: a producer and the node after it running at once,
 //! through a bounded queue.
 //!
-//! An edge streams when its target's join is [`Join::Stream`](crate::Join).
+//! An edge streams when its target's join is [`Join::Stream`](crate::node::Join).
 //! The producer sends with [`NodeContext::emit`](crate::NodeContext::emit)
 //! and waits while the edge's queue is full; the consumer is launched when
 //! the first item is sent and reads with

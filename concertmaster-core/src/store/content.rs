@@ -6,9 +6,9 @@ use super::StoreResult;
 use crate::ids::{ContentId, TenantId};
 
 /// Large values (files, documents) items refer to by a
-/// [`ContentRef`](crate::ContentRef) instead of holding them, stored as
+/// [`ContentRef`](crate::content::ContentRef) instead of holding them, stored as
 /// numbered chunks so that they are written and read a chunk at a time.
-/// [`Contents`](crate::Contents) is how nodes and hosts use it.
+/// [`Contents`](crate::content::Contents) is how nodes and hosts use it.
 #[async_trait]
 pub trait ContentStore: Send + Sync {
     /// Stores chunk `seq` of content `id` of `tenant`. A chunk stored

@@ -1,5 +1,9 @@
 //! The `Store` seam between the engine and its persistence.
 //!
+//! For backend authors, and hosts reading the audit log or holding a
+//! store beside the engine. [`Store`] and [`InMemoryStore`] are also at
+//! the crate root.
+//!
 //! A store is nine small traits, one per area, and [`Store`] is any type
 //! implementing all nine. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that

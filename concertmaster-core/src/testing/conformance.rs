@@ -179,7 +179,7 @@ pub async fn runs_round_trip_and_filter_newest_first(store: &dyn Store) {
     let old = run(&a, "w1", RunStatus::Succeeded, 0);
     let mid = run(&a, "w1", RunStatus::Waiting, 1);
     let mut new = run(&a, "w2", RunStatus::Waiting, 2);
-    new.origin = Some(crate::RunOrigin {
+    new.origin = Some(crate::run::RunOrigin {
         run: old.id,
         version: 1,
         from: vec![NodeId::new("b")],
@@ -241,7 +241,7 @@ pub async fn runs_filter_by_version_time_error_parent_and_page(store: &dyn Store
         failed.push(r);
     }
     let mut child = run(&a, "child", RunStatus::Waiting, 20);
-    child.parent = Some(crate::RunParent {
+    child.parent = Some(crate::run::RunParent {
         run: parent.id,
         node: NodeId::new("sub"),
     });
@@ -1188,7 +1188,7 @@ pub async fn lease_epochs_grow_on_every_takeover(store: &dyn Store) {
     );
     ok!(store.release_run(r.id, "engine-1").await);
     let claimed = ok!(store
-        .claim_runs(&crate::RunClaim {
+        .claim_runs(&crate::store::RunClaim {
             owner: "engine-3",
             until: expired + Duration::seconds(30),
             now: expired,
@@ -1233,7 +1233,7 @@ pub async fn a_stale_epoch_is_fenced_for_every_write(store: &dyn Store) {
     let before_run = ok!(store.run(&a, r.id).await);
     let before_nodes = ok!(store.node_executions(&a, r.id).await);
 
-    let fenced = |err: crate::StoreError, what: &str| {
+    let fenced = |err: crate::store::StoreError, what: &str| {
         assert_eq!(err.kind(), StoreErrorKind::Fenced, "{what}: {err}");
         assert!(
             err.to_string().contains(&r.id.to_string()),
@@ -1349,7 +1349,7 @@ pub async fn node_records_only_move_forward(store: &dyn Store) {
     ok!(store
         .save_node_execution(&a, &at(NodeStatus::Running, 2), E)
         .await);
-    let regressed = |err: crate::StoreError, what: &str| {
+    let regressed = |err: crate::store::StoreError, what: &str| {
         assert_eq!(err.kind(), StoreErrorKind::Regressed, "{what}: {err}");
         assert!(
             err.to_string().contains("export"),
@@ -1812,7 +1812,7 @@ pub async fn claim_runs_takes_each_free_run_once(store: &dyn Store) {
         .await)
     .is_some());
 
-    let claim = |owner, limit| crate::RunClaim {
+    let claim = |owner, limit| crate::store::RunClaim {
         owner,
         until: now + Duration::seconds(30),
         now,
@@ -1844,7 +1844,7 @@ pub async fn claim_runs_shares_a_claim_between_tenants(store: &dyn Store) {
     ok!(store.insert_run(&late).await);
     let now = t0() + Duration::hours(1);
     let (skip_a, skip_b) = (&[a.clone()][..], &[b.clone()][..]);
-    let claim = |owner, per_tenant, skip| crate::RunClaim {
+    let claim = |owner, per_tenant, skip| crate::store::RunClaim {
         owner,
         until: now + Duration::seconds(30),
         now,
@@ -1895,7 +1895,7 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
     let mut entry = start_entry(&r);
     entry.action = AuditAction::Update;
     let renames = [(NodeId::new("ask"), NodeId::new("ask-supplier"))];
-    let migration = crate::RunMigration {
+    let migration = crate::store::RunMigration {
         tenant: &a,
         run: r.id,
         from_version: 1,
@@ -1904,7 +1904,7 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
         audit: &entry,
     };
     let err = store
-        .migrate_run(&crate::RunMigration {
+        .migrate_run(&crate::store::RunMigration {
             tenant: &b,
             ..migration
         })
@@ -1952,7 +1952,7 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
         .await)
     .expect("the wait is still there");
     assert_eq!(wait.node_id.as_str(), "ask-supplier");
-    let back = crate::RunMigration {
+    let back = crate::store::RunMigration {
         from_version: 2,
         to_version: 1,
         renames: &[],
@@ -1972,7 +1972,7 @@ pub async fn a_waiting_run_migrates_once_with_its_nodes_renamed(store: &dyn Stor
 /// it they exist) nor changes them.
 pub async fn content_is_chunked_per_tenant_and_written_once(store: &dyn Store) {
     let (a, b) = (tenant_a(), tenant_b());
-    let id = crate::ContentId::new();
+    let id = crate::content::ContentId::new();
     for (seq, bytes) in [(0, &b"first "[..]), (1, b"second "), (2, b"")] {
         ok!(store.put_chunk(&a, id, seq, bytes).await);
     }
@@ -2558,12 +2558,13 @@ pub async fn a_link_keeps_one_draft_until_it_is_used(store: &dyn Store) {
     ok!(store.insert_link(&link(&a, "hash-d", 7)).await);
     ok!(store.insert_link(&link(&a, "hash-gone", 0)).await);
     ok!(store.insert_link(&link(&a, "hash-kept", 7)).await);
-    let draft = |tenant: &TenantId, hash: &str, minutes: i64, company: &str| crate::FormDraft {
-        token_hash: hash.into(),
-        tenant: tenant.clone(),
-        data: json!({ "company": company }),
-        saved_at: t0() + Duration::minutes(minutes),
-    };
+    let draft =
+        |tenant: &TenantId, hash: &str, minutes: i64, company: &str| crate::form::FormDraft {
+            token_hash: hash.into(),
+            tenant: tenant.clone(),
+            data: json!({ "company": company }),
+            saved_at: t0() + Duration::minutes(minutes),
+        };
     assert!(ok!(store.draft("hash-d").await).is_none());
     ok!(store.save_draft(&draft(&a, "hash-d", 1, "AC")).await);
     let later = draft(&a, "hash-d", 2, "ACME");

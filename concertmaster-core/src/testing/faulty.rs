@@ -9,12 +9,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentId, ContentStore, DatasetFilter,
-    DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormDraft, FormId, FormLink, FormResponse,
-    FormSchema, FormStore, HeldWakeup, LeaseRequest, LeaseStore, NodeExecution, ResponseFilter,
-    ResponseId, Resumed, Review, Run, RunClaim, RunFilter, RunId, RunMigration, RunStart,
-    RunStatus, RunStore, Store, StoreError, StoreResult, StoredConnection, TenantId, Wait,
-    WaitStore, WakeFor, Wakeup, Woken, WorkflowDefinition, WorkflowId, WorkflowStore,
+    content::ContentId,
+    form::{
+        FormDraft, FormId, FormLink, FormResponse, FormSchema, ResponseFilter, ResponseId, Review,
+    },
+    node::{Resumed, Wakeup},
+    run::{NodeExecution, RunFilter, Wait},
+    store::{
+        AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
+        DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, LeaseRequest,
+        LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError, StoreResult,
+        StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
+    },
+    Run, RunId, RunStatus, Store, TenantId, WorkflowDefinition, WorkflowId,
 };
 
 /// Wraps a store and makes its calls fail as a database's do: an outage

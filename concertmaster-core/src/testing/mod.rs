@@ -25,8 +25,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    Engine, InMemoryStore, ManualClock, NodeRegistry, PublishedWorkflow, Result, Run, RunDetail,
-    RunId, Store, TenantId, WorkflowDefinition,
+    clock::ManualClock, run::RunDetail, workflow::PublishedWorkflow, Engine, InMemoryStore,
+    NodeRegistry, Result, Run, RunId, Store, TenantId, WorkflowDefinition,
 };
 
 /// Runs `future` to completion on a fresh multi-threaded tokio runtime.
@@ -112,7 +112,8 @@ macro_rules! store_conformance {
 /// clock that moves only when told, one tenant.
 ///
 /// ```
-/// # use concertmaster_core::{*, testing::TestEngine};
+/// # use concertmaster_core::node::{NodeCategory, Suspend};
+/// # use concertmaster_core::{*, testing::TestEngine, workflow::NodeSpec};
 /// # use async_trait::async_trait;
 /// /// Waits a day, durably.
 /// struct OneDay;

@@ -4,10 +4,13 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ContentRef, Engine, EngineBuilder, Error, Item, ItemReader, ItemWriter, Node, NodeCategory,
-    NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, NodeStatus, Ports,
-    PublishedWorkflow, RunFilter, RunStatus, TenantId, WorkflowDefinition, DEFAULT_MAX_PORT_ITEMS,
-    ITEMS_MEDIA_TYPE,
+    content::{ContentRef, ItemReader, ItemWriter, ITEMS_MEDIA_TYPE},
+    limits::DEFAULT_MAX_PORT_ITEMS,
+    node::NodeCategory,
+    run::{NodeStatus, RunFilter},
+    workflow::PublishedWorkflow,
+    Engine, EngineBuilder, Error, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::json;
 
@@ -62,7 +65,7 @@ async fn run_two(
     first: impl Node + 'static,
     second: impl Node + 'static,
     threshold: Option<usize>,
-) -> concertmaster_core::RunDetail {
+) -> concertmaster_core::run::RunDetail {
     run_two_with(first, second, threshold, json!({})).await
 }
 
@@ -72,7 +75,7 @@ async fn run_two_with(
     second: impl Node + 'static,
     threshold: Option<usize>,
     trigger: serde_json::Value,
-) -> concertmaster_core::RunDetail {
+) -> concertmaster_core::run::RunDetail {
     let (engine, workflow) = two_nodes(first, second, threshold).await;
     let tenant = workflow.tenant().clone();
     let run = engine.start(&workflow, trigger).await.unwrap();
@@ -208,7 +211,8 @@ async fn a_start_with_a_key_used_before_keeps_the_first_runs_content() {
     // reference still reads back whole.
     let run = engine.run(&tenant, first).await.unwrap().run;
     let file = ContentRef::from_value(&run.trigger[0]["file"]).expect("stored by reference");
-    let contents = concertmaster_core::Contents::new(engine.store().clone(), tenant.clone());
+    let contents =
+        concertmaster_core::content::Contents::new(engine.store().clone(), tenant.clone());
     let mut reader = contents.read(&file);
     let mut bytes = Vec::new();
     while let Some(chunk) = reader.next_chunk().await.unwrap() {

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use concertmaster_core::{
-    Error, ManualClock, NodeStatus, RunFilter, RunStatus, TenantId, WorkflowDefinition,
+    clock::ManualClock,
+    run::{NodeStatus, RunFilter},
+    Error, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::json;
 
@@ -290,7 +292,7 @@ async fn cancelling_stops_executing_nodes_and_ends_waits() {
         .resume(&h.tenant, &format!("form:{run}"), json!({}))
         .await;
     assert!(
-        matches!(late, Ok(concertmaster_core::Delivery::Held)),
+        matches!(late, Ok(concertmaster_core::run::Delivery::Held)),
         "{late:?}"
     );
     // Cancelling an ended run returns it unchanged.
@@ -375,7 +377,7 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
         .resume(&h.tenant, &key, json!({"answer": 42}))
         .await
         .expect("resumes");
-    assert_eq!(resumed, concertmaster_core::Delivery::Resumed(run));
+    assert_eq!(resumed, concertmaster_core::run::Delivery::Resumed(run));
     let done = h.engine.finished(&h.tenant, run).await.expect("finishes");
     assert_eq!(done.status, RunStatus::Succeeded);
     let detail = h.engine.run(&h.tenant, run).await.expect("detail");
@@ -398,7 +400,7 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
     // suspend on the key later, and listed.
     let again = h.engine.resume(&h.tenant, &key, json!({})).await;
     assert!(
-        matches!(again, Ok(concertmaster_core::Delivery::Held)),
+        matches!(again, Ok(concertmaster_core::run::Delivery::Held)),
         "{again:?}"
     );
     let held = h.engine.held_wakeups(&h.tenant).await.expect("lists");
@@ -411,7 +413,7 @@ async fn a_suspended_run_holds_its_place_until_resumed() {
     let other_tenant = h.engine.resume(&intruder, &key, json!({})).await;
     assert!(matches!(
         other_tenant,
-        Ok(concertmaster_core::Delivery::Held)
+        Ok(concertmaster_core::run::Delivery::Held)
     ));
     assert_eq!(
         h.engine.held_wakeups(&h.tenant).await.expect("lists").len(),
@@ -837,7 +839,10 @@ async fn publish_start_resume_and_cancel_are_audited() {
     let log = h
         .engine
         .store()
-        .audit_log(&h.tenant, &concertmaster_core::AuditFilter::default())
+        .audit_log(
+            &h.tenant,
+            &concertmaster_core::store::AuditFilter::default(),
+        )
         .await
         .expect("reads");
     let actions: Vec<String> = log
@@ -851,7 +856,7 @@ async fn publish_start_resume_and_cancel_are_audited() {
     let second = h.engine.start(&wf, json!({})).await.expect("starts");
     h.engine.settled(&h.tenant, second).await.expect("settles");
     let key = format!("f:{second}");
-    let woken = concertmaster_core::acting_as(
+    let woken = concertmaster_core::run::acting_as(
         "supplier-portal",
         h.engine.resume_if_waiting(&h.tenant, &key, json!({})),
     )
@@ -861,13 +866,17 @@ async fn publish_start_resume_and_cancel_are_audited() {
     let log = h
         .engine
         .store()
-        .audit_log(&h.tenant, &concertmaster_core::AuditFilter::default())
+        .audit_log(
+            &h.tenant,
+            &concertmaster_core::store::AuditFilter::default(),
+        )
         .await
         .expect("reads");
     let entry = log
         .iter()
         .find(|e| {
-            e.entity_id == second.to_string() && e.action == concertmaster_core::AuditAction::Resume
+            e.entity_id == second.to_string()
+                && e.action == concertmaster_core::store::AuditAction::Resume
         })
         .expect("the resume is audited with the wait's end");
     assert_eq!(entry.actor.as_deref(), Some("supplier-portal"));
@@ -938,7 +947,7 @@ impl concertmaster_core::Node for ChecksCommitted {
         ctx: &concertmaster_core::NodeContext,
         input: concertmaster_core::Ports,
     ) -> Result<concertmaster_core::NodeOutcome, concertmaster_core::NodeError> {
-        use concertmaster_core::RunStore;
+        use concertmaster_core::store::RunStore;
         let records = self
             .store
             .node_executions(ctx.tenant(), ctx.run_id())
@@ -975,9 +984,9 @@ async fn trigger_then(
 ) -> (
     concertmaster_core::Engine,
     TenantId,
-    concertmaster_core::PublishedWorkflow,
+    concertmaster_core::workflow::PublishedWorkflow,
 ) {
-    use concertmaster_core::{Engine, NodeCategory, NodeDescriptor, NodeRegistry};
+    use concertmaster_core::{node::NodeCategory, Engine, NodeDescriptor, NodeRegistry};
     let mut registry = NodeRegistry::new();
     registry
         .register_node(
@@ -1053,7 +1062,7 @@ impl concertmaster_core::Node for WaitsForRelease {
 
 #[tokio::test]
 async fn a_node_that_waits_is_recorded_running_while_it_waits() {
-    use concertmaster_core::RunStore;
+    use concertmaster_core::store::RunStore;
     let store = concertmaster_core::InMemoryStore::new();
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let (engine, tenant, wf) = trigger_then(

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use concertmaster_core::testing::{Chaos, FaultyStore};
 use concertmaster_core::{
-    Engine, EngineBuilder, InMemoryStore, NodeStatus, RunFilter, RunId, RunStatus, TenantId,
-    WorkflowDefinition,
+    run::{NodeStatus, RunFilter},
+    Engine, EngineBuilder, InMemoryStore, RunId, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::json;
 

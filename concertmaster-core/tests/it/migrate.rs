@@ -1,7 +1,7 @@
 //! Waiting runs stay on their version until moved, and move only where
 //! every waiting node has a counterpart.
 
-use concertmaster_core::{Error, Migration, RunId, RunStatus};
+use concertmaster_core::{workflow::Migration, Error, RunId, RunStatus};
 use serde_json::{json, Value};
 
 use crate::support::{workflow, Harness};
@@ -33,7 +33,7 @@ async fn waiting_run(h: &Harness) -> RunId {
     run
 }
 
-async fn answer(h: &Harness, run: RunId) -> concertmaster_core::RunDetail {
+async fn answer(h: &Harness, run: RunId) -> concertmaster_core::run::RunDetail {
     h.engine
         .resume(&h.tenant, &format!("answer:{run}"), json!({ "ok": true }))
         .await
@@ -43,7 +43,7 @@ async fn answer(h: &Harness, run: RunId) -> concertmaster_core::RunDetail {
     h.engine.run(&h.tenant, run).await.unwrap()
 }
 
-fn trail(detail: &concertmaster_core::RunDetail, node: &str) -> Value {
+fn trail(detail: &concertmaster_core::run::RunDetail, node: &str) -> Value {
     detail.output(node).unwrap().main_items()[0]["trail"].clone()
 }
 
@@ -114,7 +114,7 @@ async fn a_renamed_waiting_node_takes_its_wait_along() {
         .store()
         .audit_log(
             &h.tenant,
-            &concertmaster_core::AuditFilter::entity("run", run.to_string()),
+            &concertmaster_core::store::AuditFilter::entity("run", run.to_string()),
         )
         .await
         .unwrap();

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use concertmaster_core::{
-    Engine, NodeStatus, Ports, RunDetail, RunStatus, TenantId, WorkflowDefinition,
+    run::{NodeStatus, RunDetail},
+    Engine, Ports, RunStatus, TenantId, WorkflowDefinition,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};

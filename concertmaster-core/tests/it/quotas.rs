@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use concertmaster_core::{RunFilter, RunStatus, TenantId, WorkflowDefinition};
+use concertmaster_core::{run::RunFilter, RunStatus, TenantId, WorkflowDefinition};
 use serde_json::json;
 
 use crate::support::{workflow, Harness};
@@ -120,7 +120,10 @@ async fn a_run_resumed_while_the_engine_is_full_gives_its_lease_back() {
         .resume(&h.tenant, &format!("form:{waiting}"), json!({ "ok": true }))
         .await
         .unwrap();
-    assert_eq!(delivery, concertmaster_core::Delivery::Resumed(waiting));
+    assert_eq!(
+        delivery,
+        concertmaster_core::run::Delivery::Resumed(waiting)
+    );
     let store = h.engine.store();
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::minutes(1);

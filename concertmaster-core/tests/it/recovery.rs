@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concertmaster_core::{
-    Engine, InMemoryStore, ManualClock, NodeStatus, RunStatus, TenantId, WorkflowDefinition,
+    clock::ManualClock, run::NodeStatus, Engine, InMemoryStore, RunStatus, TenantId,
+    WorkflowDefinition,
 };
 use serde_json::json;
 
@@ -172,7 +173,7 @@ async fn store_run_status(
     tenant: &TenantId,
     run: concertmaster_core::RunId,
 ) -> RunStatus {
-    use concertmaster_core::RunStore;
+    use concertmaster_core::store::RunStore;
     store
         .run(tenant, run)
         .await
@@ -291,7 +292,7 @@ impl concertmaster_core::Node for Stall {
 /// anything the new one did.
 #[test]
 fn a_stalled_engine_is_fenced_when_it_comes_back() {
-    use concertmaster_core::{Clock, NodeCategory, NodeDescriptor};
+    use concertmaster_core::{clock::Clock, node::NodeCategory, NodeDescriptor};
     use metrics_util::debugging::DebuggingRecorder;
 
     let recorder = DebuggingRecorder::new();

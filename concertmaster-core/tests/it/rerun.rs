@@ -1,7 +1,10 @@
 //! Re-running a finished run: from the failed node, from a chosen node or
 //! from the trigger, on the pinned or the latest version.
 
-use concertmaster_core::{Error, NodeId, RerunFrom, RerunVersion, RunStatus};
+use concertmaster_core::{
+    run::{RerunFrom, RerunVersion},
+    Error, NodeId, RunStatus,
+};
 use serde_json::{json, Value};
 
 use crate::support::{workflow, Harness};
@@ -195,7 +198,7 @@ async fn a_rerun_that_cannot_be_done_is_refused_with_the_reason() {
     }
     let runs = h
         .engine
-        .runs(&h.tenant, &concertmaster_core::RunFilter::all())
+        .runs(&h.tenant, &concertmaster_core::run::RunFilter::all())
         .await
         .unwrap();
     assert_eq!(runs.len(), 2, "nothing was started");
@@ -203,7 +206,10 @@ async fn a_rerun_that_cannot_be_done_is_refused_with_the_reason() {
 
 #[tokio::test]
 async fn a_batch_reruns_what_its_filter_finds_once_per_key_bounded_and_stoppable() {
-    use concertmaster_core::{CancellationToken, RerunBatch, RunFilter};
+    use concertmaster_core::{
+        node::CancellationToken,
+        run::{RerunBatch, RunFilter},
+    };
 
     let h = Harness::new().await;
     let broken = h.publish(export_flow(1)).await;

@@ -1,7 +1,7 @@
 //! The in-memory store's bound on ended runs: a host that runs for months
 //! on it keeps the runs in flight and a bounded history, not every run.
 
-use concertmaster_core::{Error, InMemoryStore, RunFilter, RunStatus, RunStore};
+use concertmaster_core::{run::RunFilter, store::RunStore, Error, InMemoryStore, RunStatus};
 use serde_json::json;
 
 use crate::support::{workflow, Harness};

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, EngineBuilder, InMemoryStore, IssueKind, Join, Node, NodeCategory, NodeContext,
-    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, NodeStatus, Ports, PublishedWorkflow,
-    RerunFrom, RerunVersion, RunId, RunStatus, Suspend, TenantId, WorkflowDefinition,
+    node::{Join, NodeCategory, Suspend},
+    run::{NodeStatus, RerunFrom, RerunVersion},
+    validate::IssueKind,
+    workflow::PublishedWorkflow,
+    Engine, EngineBuilder, InMemoryStore, Node, NodeContext, NodeDescriptor, NodeError,
+    NodeOutcome, NodeRegistry, Ports, RunId, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -294,7 +297,7 @@ impl Streaming {
             .expect("publishes")
     }
 
-    async fn run(&self, def: Value) -> (RunId, concertmaster_core::RunDetail) {
+    async fn run(&self, def: Value) -> (RunId, concertmaster_core::run::RunDetail) {
         let wf = self.publish(def).await;
         let id = self.engine.start(&wf, json!({})).await.expect("starts");
         self.engine
@@ -323,7 +326,7 @@ fn pipeline(produce: Value, consume: Value) -> Value {
     )
 }
 
-fn result(detail: &concertmaster_core::RunDetail, node: &str) -> Value {
+fn result(detail: &concertmaster_core::run::RunDetail, node: &str) -> Value {
     let record = detail.node(node).expect("node has a record");
     Value::Object(
         record
@@ -340,7 +343,7 @@ fn sum_below(n: u64) -> u64 {
 
 /// Asserts that the run succeeded and that `node` read each of the `n`
 /// items once (`why` says what that shows).
-fn assert_read_all(detail: &concertmaster_core::RunDetail, node: &str, n: u64, why: &str) {
+fn assert_read_all(detail: &concertmaster_core::run::RunDetail, node: &str, n: u64, why: &str) {
     assert_eq!(
         detail.run.status,
         RunStatus::Succeeded,

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Engine, EngineBuilder, Item, Node, NodeCategory, NodeContext, NodeDescriptor,
-    NodeError, NodeOutcome, NodeRegistry, Ports, PublishedWorkflow, Suspend, TenantId,
-    WorkflowDefinition,
+    node::{ConfigError, NodeCategory, Suspend},
+    workflow::PublishedWorkflow,
+    Engine, EngineBuilder, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, TenantId, WorkflowDefinition,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -199,7 +200,7 @@ impl Node for Delay {
 /// Concatenates its `left` and `right` inputs.
 struct Join {
     log: Arc<Log>,
-    join: concertmaster_core::Join,
+    join: concertmaster_core::node::Join,
 }
 
 #[async_trait]
@@ -211,7 +212,7 @@ impl Node for Join {
         Ok(NodeOutcome::main(items))
     }
 
-    fn join(&self) -> concertmaster_core::Join {
+    fn join(&self) -> concertmaster_core::node::Join {
         self.join
     }
 }
@@ -374,7 +375,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
             move |_: &Value| {
                 Ok(Join {
                     log: Arc::clone(&l),
-                    join: concertmaster_core::Join::All,
+                    join: concertmaster_core::node::Join::All,
                 })
             },
         )
@@ -386,7 +387,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
             move |_: &Value| {
                 Ok(Join {
                     log: Arc::clone(&l),
-                    join: concertmaster_core::Join::First,
+                    join: concertmaster_core::node::Join::First,
                 })
             },
         )

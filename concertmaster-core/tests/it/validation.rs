@@ -1,8 +1,9 @@
 //! Validation on publish: every problem at once, each tied to its node or edge.
 
 use concertmaster_core::{
-    diagnose, validate, Error, IssueKind, TenantId, WorkflowDefinition, WorkflowId,
-    MAX_DEFINITION_BYTES, MAX_EDGES, MAX_NODES,
+    limits::{MAX_DEFINITION_BYTES, MAX_EDGES, MAX_NODES},
+    validate::{diagnose, validate, IssueKind},
+    Error, TenantId, WorkflowDefinition, WorkflowId,
 };
 use serde_json::json;
 

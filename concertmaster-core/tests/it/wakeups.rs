@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use concertmaster_core::testing::SuspensionPoint;
-use concertmaster_core::{Delivery, Engine, RunId, RunStatus, TenantId};
+use concertmaster_core::{run::Delivery, Engine, RunId, RunStatus, TenantId};
 use serde_json::json;
 
 use crate::support::{workflow, Harness};
@@ -47,7 +47,7 @@ async fn an_answer_at_every_point_around_the_suspension_is_never_lost() {
         let (engine_cell, plan, tenant) =
             (Arc::clone(&engine_cell), Arc::clone(&plan), tenant.clone());
         Arc::new(
-            move |point: SuspensionPoint, record: concertmaster_core::NodeExecution| {
+            move |point: SuspensionPoint, record: concertmaster_core::run::NodeExecution| {
                 let (engine_cell, plan, tenant) =
                     (Arc::clone(&engine_cell), Arc::clone(&plan), tenant.clone());
                 let fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =

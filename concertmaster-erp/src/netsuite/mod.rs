@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use concertmaster_core::{
+use concertmaster_core::connector::{
     ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ErpMessage, Page, ReadQuery,
     Record, RecordFailure, RecordOutcome, WriteMode, Written,
 };

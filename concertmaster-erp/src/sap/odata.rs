@@ -1,6 +1,6 @@
 //! OData V2 and V4 payloads: envelopes, ETags, keys and error objects.
 
-use concertmaster_core::ErpMessage;
+use concertmaster_core::connector::ErpMessage;
 use serde_json::{Map, Value};
 
 use super::ODataVersion;

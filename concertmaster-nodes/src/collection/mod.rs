@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use concertmaster_core::{
-    Item, NodeContext, NodeError, NodeRegistry, RegistryError, ResponseFilter, StoreError,
+    form::ResponseFilter, node::RegistryError, store::StoreError, Item, NodeContext, NodeError,
+    NodeRegistry,
 };
 
 use crate::forms::{issue, FormsInner, LinkRequest, Notification, NotificationKind};
@@ -94,7 +95,7 @@ impl Sent {
         &self,
         forms: &FormsInner,
         ctx: &NodeContext,
-    ) -> Result<Vec<concertmaster_core::FormResponse>, NodeError> {
+    ) -> Result<Vec<concertmaster_core::form::FormResponse>, NodeError> {
         let filter = ResponseFilter::node(ctx.run_id(), self.send_node.as_str()).limit(1000);
         let mut found = forms
             .store
@@ -110,10 +111,10 @@ impl Sent {
 pub(crate) fn duration_at(
     text: Option<&str>,
     pointer: &str,
-) -> Result<Option<chrono::Duration>, concertmaster_core::ConfigError> {
+) -> Result<Option<chrono::Duration>, concertmaster_core::node::ConfigError> {
     text.map(|t| {
         crate::logic::delay::parse_duration(t)
-            .map_err(|m| concertmaster_core::ConfigError::new(m).at(pointer))
+            .map_err(|m| concertmaster_core::node::ConfigError::new(m).at(pointer))
     })
     .transpose()
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    ConfigError, FormId, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RegistryError, Suspend, MAIN_PORT,
+    form::FormId,
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
+    Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, ReviewStatus, Suspend, MAIN_PORT,
+    form::ReviewStatus,
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::json;

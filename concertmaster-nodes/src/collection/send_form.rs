@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, FormId, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    form::FormId,
+    node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
+    Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::json;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    ConfigError, FormResponse, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RegistryError, Suspend, MAIN_PORT,
+    form::FormResponse,
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -14,10 +14,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditAction, AuditEntry, Clock, Consent, Engine, FieldError, FormDraft, FormId, FormLink,
-    FormResponse, FormSchema, FormToken, HeldWakeup, NodeId, NodeRegistry, PreparedResponse,
-    RegistryError, ResponseFilter, ResponseId, Review, ReviewStatus, RunId, RunStatus, Store,
-    StoreError, StoreErrorKind, Submitter, SystemClock, TenantId, DEFAULT_HELD_WAKEUP_TTL,
+    clock::{Clock, SystemClock},
+    form::{
+        Consent, FormDraft, FormId, FormLink, FormResponse, FormSchema, FormToken,
+        PreparedResponse, ResponseFilter, ResponseId, Review, ReviewStatus, Submitter,
+    },
+    limits::DEFAULT_HELD_WAKEUP_TTL,
+    node::RegistryError,
+    store::{AuditAction, AuditEntry, HeldWakeup, StoreError, StoreErrorKind},
+    validate::FieldError,
+    Engine, NodeId, NodeRegistry, RunId, RunStatus, Store, TenantId,
 };
 use serde_json::{json, Value};
 
@@ -95,7 +101,7 @@ pub enum FormsError {
     },
     /// The form's own schema does not compile.
     #[error(transparent)]
-    Form(#[from] concertmaster_core::FormError),
+    Form(#[from] concertmaster_core::form::FormError),
     /// No such response for the tenant.
     #[error("form response {0} does not exist for this tenant")]
     ResponseNotFound(ResponseId),
@@ -258,7 +264,7 @@ pub(crate) struct FormsInner {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use concertmaster_core::{Engine, FormSchema, InMemoryStore, TenantId};
+/// use concertmaster_core::{Engine, InMemoryStore, TenantId, form::FormSchema};
 /// use concertmaster_nodes::forms::{Forms, Outbox};
 /// use serde_json::json;
 ///
@@ -351,7 +357,7 @@ impl Forms {
             at: self.now(),
             actor: actor
                 .map(str::to_string)
-                .or_else(concertmaster_core::current_actor),
+                .or_else(concertmaster_core::run::current_actor),
             action,
             entity_type: entity_type.into(),
             entity_id,
@@ -578,7 +584,7 @@ impl Forms {
         let audit = AuditEntry {
             tenant: link.tenant.clone(),
             at: response.submitted_at,
-            actor: concertmaster_core::current_actor(),
+            actor: concertmaster_core::run::current_actor(),
             action: AuditAction::Create,
             entity_type: "form response".into(),
             entity_id: response.id.to_string(),
@@ -657,7 +663,7 @@ impl Forms {
     pub async fn submit_public(
         &self,
         engine: &Engine,
-        workflow: &concertmaster_core::PublishedWorkflow,
+        workflow: &concertmaster_core::workflow::PublishedWorkflow,
         trigger_node: &str,
         form: &FormId,
         submission: Submission,

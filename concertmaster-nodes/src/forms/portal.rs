@@ -16,7 +16,10 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::{Map, Value};
 
-use concertmaster_core::{FieldError, FormSchema, PII_KEYWORD};
+use concertmaster_core::{
+    form::{FormSchema, PII_KEYWORD},
+    validate::FieldError,
+};
 
 /// The stylesheet of every portal page. It styles only the page's own
 /// elements: the page is the portal's alone.

@@ -1,7 +1,7 @@
 //! `SmtpNotifier`: form links by e-mail over SMTP (feature `smtp`).
 
 use async_trait::async_trait;
-use concertmaster_core::url_without_password;
+use concertmaster_core::connector::url_without_password;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, Suspend, MAIN_PORT,
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -159,7 +159,7 @@ mod tests {
     use super::parse_duration;
     use crate::testkit::single;
     use concertmaster_core::testing::TestEngine;
-    use concertmaster_core::{Clock, RunStatus};
+    use concertmaster_core::{clock::Clock, RunStatus};
     use serde_json::json;
     use std::time::Duration;
 

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    node::{ConfigError, Join, NodeCategory, RegistryError, MAIN_PORT},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::json;

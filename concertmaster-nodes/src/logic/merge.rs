@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, PortSpec, Ports, RegistryError,
+    node::{ConfigError, Join, NodeCategory, PortSpec, RegistryError},
+    Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

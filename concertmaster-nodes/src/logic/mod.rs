@@ -7,7 +7,7 @@ pub(crate) mod merge;
 pub(crate) mod sub_workflow;
 pub(crate) mod switch;
 
-use concertmaster_core::{NodeRegistry, RegistryError};
+use concertmaster_core::{node::RegistryError, NodeRegistry};
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
     if_node::register(registry)?;

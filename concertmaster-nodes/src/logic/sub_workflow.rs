@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Engine, Item, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, NodeStatus, Ports, RegistryError, RunDetail, RunId, RunParent,
-    RunStatus, Suspend, WorkflowId, MAIN_PORT,
+    node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
+    run::{NodeStatus, RunDetail, RunParent},
+    Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunId, RunStatus, WorkflowId,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -230,7 +231,7 @@ fn register(registry: &mut NodeRegistry, subs: &SubWorkflows) -> Result<(), Regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concertmaster_core::{ManualClock, TenantId, WorkflowDefinition};
+    use concertmaster_core::{clock::ManualClock, TenantId, WorkflowDefinition};
     use std::time::Duration;
 
     async fn setup() -> (Engine, ManualClock, TenantId) {
@@ -326,7 +327,7 @@ mod tests {
             ]
         );
         let runs = engine
-            .runs(&tenant, &concertmaster_core::RunFilter::all())
+            .runs(&tenant, &concertmaster_core::run::RunFilter::all())
             .await
             .unwrap();
         assert_eq!(runs.len(), 2, "one child run, started once");

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, ERROR_PORT, MAIN_PORT,
+    node::{ConfigError, NodeCategory, RegistryError, ERROR_PORT, MAIN_PORT},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::json;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, DatasetFilter, DatasetRecord, Node, NodeCategory, NodeContext, NodeDescriptor,
-    NodeError, NodeOutcome, NodeRegistry, Ports, RegistryError, Store, StoreResult, TenantId,
-    MAIN_PORT,
+    node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
+    store::{DatasetFilter, DatasetRecord, StoreResult},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, Store,
+    TenantId,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +20,7 @@ use crate::collection::store_failed;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use concertmaster_core::{DatasetFilter, Engine, InMemoryStore, TenantId};
+/// use concertmaster_core::{Engine, InMemoryStore, TenantId, store::DatasetFilter};
 /// use concertmaster_nodes::Datasets;
 ///
 /// # #[tokio::main(flavor = "current_thread")]

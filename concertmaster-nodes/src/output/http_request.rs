@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    retry_after, url_without_password, ConfigError, Item, Node, NodeCategory, NodeContext,
-    NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    connector::{retry_after, url_without_password},
+    node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
+    Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -83,7 +83,7 @@ impl HttpProxy {
     /// targets' TLS.
     pub fn new(url: &str) -> Result<Self, HttpProxyError> {
         let refuse = |reason: &str| HttpProxyError::Url {
-            url: concertmaster_core::url_without_password(url),
+            url: concertmaster_core::connector::url_without_password(url),
             reason: reason.into(),
         };
         let parsed = reqwest::Url::parse(url).map_err(|err| refuse(&err.to_string()))?;

@@ -6,7 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use concertmaster_core::{Clock, Engine, NodeId, PublishedWorkflow, RunFilter, RunId, SystemClock};
+use concertmaster_core::{
+    clock::{Clock, SystemClock},
+    run::RunFilter,
+    workflow::PublishedWorkflow,
+    Engine, NodeId, RunId,
+};
 use serde_json::json;
 
 use super::cron::CronSchedule;

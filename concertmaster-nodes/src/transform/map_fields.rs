@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Item, Join, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RegistryError, MAIN_PORT,
+    node::{ConfigError, Join, NodeCategory, RegistryError, MAIN_PORT},
+    Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

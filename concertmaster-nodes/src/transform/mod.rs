@@ -5,7 +5,7 @@ pub(crate) mod jq;
 pub(crate) mod map_fields;
 pub(crate) mod validate;
 
-use concertmaster_core::{NodeRegistry, RegistryError};
+use concertmaster_core::{node::RegistryError, NodeRegistry};
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
     map_fields::register(registry)?;

@@ -3,8 +3,9 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError, SchemaValidator, MAIN_PORT,
+    node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
+    validate::SchemaValidator,
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

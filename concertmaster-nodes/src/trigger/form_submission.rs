@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
-    RegistryError,
+    node::{NodeCategory, RegistryError},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde_json::json;
 

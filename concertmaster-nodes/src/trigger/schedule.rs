@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    ConfigError, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, Ports, RegistryError,
+    node::{ConfigError, NodeCategory, RegistryError},
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Deserialize;
 use serde_json::json;

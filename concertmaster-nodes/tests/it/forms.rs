@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use concertmaster_core::{
-    AuditAction, AuditFilter, FormId, ManualClock, ResponseFilter, ReviewStatus, RunStatus,
+    clock::ManualClock,
+    form::{FormId, ResponseFilter, ReviewStatus},
+    store::{AuditAction, AuditFilter},
+    RunStatus,
 };
 use concertmaster_nodes::forms::{
     Decision, FormsError, Notification, NotificationKind, Submission,
@@ -14,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::support::{answers, questionnaire, waiting_nodes, Harness};
 
-fn ids(detail: &concertmaster_core::RunDetail, node: &str, port: &str) -> Vec<Value> {
+fn ids(detail: &concertmaster_core::run::RunDetail, node: &str, port: &str) -> Vec<Value> {
     detail
         .output(node)
         .map(|p| {
@@ -314,7 +317,7 @@ async fn b_answers_through(
     run: concertmaster_core::RunId,
     to: &str,
     kind: NotificationKind,
-) -> concertmaster_core::RunDetail {
+) -> concertmaster_core::run::RunDetail {
     let token = h.token_for(to, kind);
     h.forms
         .submit(
@@ -772,7 +775,7 @@ async fn invited_on_sqlite(
 /// host's, then commits it or rolls it back.
 async fn with_host_record(
     store: &concertmaster_store::SqliteStore,
-    prepared: &concertmaster_core::PreparedResponse,
+    prepared: &concertmaster_core::form::PreparedResponse,
     commit: bool,
 ) {
     let mut tx = store.begin().await.unwrap();
@@ -1011,7 +1014,7 @@ async fn an_answer_stored_right_before_the_process_dies_still_wakes_its_run() {
 /// depth, naming it with its JSON pointer, and stores nothing.
 #[tokio::test]
 async fn publishing_refuses_property_names_a_page_could_not_carry_safely() {
-    use concertmaster_core::{FormError, FormSchema};
+    use concertmaster_core::form::{FormError, FormSchema};
     let h = Harness::in_memory().await;
     let long = "n".repeat(65);
     let cases: Vec<(Value, &str)> = vec![

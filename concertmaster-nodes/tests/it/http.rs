@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use concertmaster_core::testing::TestEngine;
-use concertmaster_core::{NodeRegistry, RunDetail, RunStatus, WorkflowDefinition};
+use concertmaster_core::{run::RunDetail, NodeRegistry, RunStatus, WorkflowDefinition};
 use concertmaster_nodes::{Builtins, HttpGuard, HttpProxy, HttpResolver};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

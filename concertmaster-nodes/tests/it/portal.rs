@@ -2,7 +2,7 @@
 //! scraper): whatever a schema's author or a respondent writes, the page
 //! holds exactly the elements and attributes the form asks for.
 
-use concertmaster_core::{FieldError, FormSchema};
+use concertmaster_core::{form::FormSchema, validate::FieldError};
 use concertmaster_nodes::forms::portal::{message_page, FormPage, PostedForm};
 use scraper::{ElementRef, Html};
 use serde_json::{json, Value};

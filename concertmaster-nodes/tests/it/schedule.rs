@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use concertmaster_core::{
-    Engine, InMemoryStore, ManualClock, PublishedWorkflow, RunFilter, TenantId, WorkflowDefinition,
+    clock::ManualClock, run::RunFilter, workflow::PublishedWorkflow, Engine, InMemoryStore,
+    TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::Scheduler;
 use serde_json::json;
@@ -61,7 +62,7 @@ async fn step_until(
     until: DateTime<Utc>,
     step: Duration,
 ) {
-    use concertmaster_core::Clock;
+    use concertmaster_core::clock::Clock;
     while clock.now() < until {
         clock.advance(step.to_std().unwrap());
         scheduler.tick().await.unwrap();

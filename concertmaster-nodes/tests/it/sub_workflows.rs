@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use concertmaster_core::{Clock, ManualClock, Run, RunFilter, RunId, RunStatus, Store};
+use concertmaster_core::{
+    clock::{Clock, ManualClock},
+    run::RunFilter,
+    Run, RunId, RunStatus, Store,
+};
 use concertmaster_nodes::forms::{FormsError, Submission};
 use serde_json::{json, Value};
 

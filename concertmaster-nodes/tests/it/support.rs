@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concertmaster_core::{
-    Engine, FormSchema, ManualClock, PublishedWorkflow, RunDetail, RunId, RunStatus, Store,
-    TenantId, WorkflowDefinition,
+    clock::ManualClock, form::FormSchema, run::RunDetail, workflow::PublishedWorkflow, Engine,
+    RunId, RunStatus, Store, TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, Notification, NotificationKind, Outbox};
 use serde_json::{json, Value};
@@ -22,10 +22,13 @@ pub(crate) struct Harness {
 
 impl Harness {
     /// Every form response the store holds for the harness's tenant.
-    pub(crate) async fn stored_responses(&self) -> Vec<concertmaster_core::FormResponse> {
+    pub(crate) async fn stored_responses(&self) -> Vec<concertmaster_core::form::FormResponse> {
         self.engine
             .store()
-            .responses(&self.tenant, &concertmaster_core::ResponseFilter::all())
+            .responses(
+                &self.tenant,
+                &concertmaster_core::form::ResponseFilter::all(),
+            )
             .await
             .expect("responses read")
     }
@@ -211,7 +214,7 @@ pub(crate) fn waiting_nodes(detail: &RunDetail) -> Vec<String> {
     detail
         .nodes
         .iter()
-        .filter(|n| n.status == concertmaster_core::NodeStatus::Waiting)
+        .filter(|n| n.status == concertmaster_core::run::NodeStatus::Waiting)
         .map(|n| n.node_id.to_string())
         .collect()
 }

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use concertmaster_core::{
-    Engine, HeldWakeup, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, NodeStatus, Ports, Run, RunFilter, RunId, RunStatus, RunStore, Suspend, TenantId,
-    WaitStore, WorkflowDefinition, WorkflowId, WorkflowStore,
+    node::{NodeCategory, Suspend},
+    run::{NodeStatus, RunFilter},
+    store::{HeldWakeup, RunStore, WaitStore, WorkflowStore},
+    Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, Run,
+    RunId, RunStatus, TenantId, WorkflowDefinition, WorkflowId,
 };
 use serde_json::json;
 

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, Error, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
-    NodeRegistry, NodeStatus, Ports, RunFilter, RunStatus, Store, TenantId, WorkflowDefinition,
-    WorkflowId,
+    node::NodeCategory,
+    run::{NodeStatus, RunFilter},
+    Engine, Error, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunStatus, Store, TenantId, WorkflowDefinition, WorkflowId,
 };
 use serde_json::json;
 
@@ -112,8 +113,8 @@ impl Node for StreamEffect {
         Ok(NodeOutcome::main(Vec::new()))
     }
 
-    fn join(&self) -> concertmaster_core::Join {
-        concertmaster_core::Join::Stream
+    fn join(&self) -> concertmaster_core::node::Join {
+        concertmaster_core::node::Join::Stream
     }
 }
 

@@ -8,10 +8,7 @@ macro_rules! outbox_cases {
         mod $module {
             use std::time::Duration;
 
-            use concertmaster_core::{
-                AuditFilter, AuditStore, Engine, Error, NodeCategory, NodeDescriptor,
-                NodeRegistry, RunStatus, TenantId, WorkflowDefinition,
-            };
+            use concertmaster_core::{Engine, Error, NodeDescriptor, NodeRegistry, RunStatus, TenantId, WorkflowDefinition, node::NodeCategory, store::{AuditFilter, AuditStore}};
             use serde_json::json;
 
             use crate::support::Pass;
@@ -68,7 +65,7 @@ macro_rules! outbox_cases {
                 let mut tx = store.begin().await.expect("a second transaction");
                 let again = store.insert_run_in(&mut tx, &prepared).await;
                 assert!(
-                    matches!(&again, Err(err) if err.kind() == concertmaster_core::StoreErrorKind::Conflict),
+                    matches!(&again, Err(err) if err.kind() == concertmaster_core::store::StoreErrorKind::Conflict),
                     "{again:?}"
                 );
                 tx.rollback().await.expect("rolls back");
@@ -153,9 +150,9 @@ macro_rules! outbox_cases {
 
             /// An answer through a link, checked and made ready as
             /// `Forms::prepare_submission` makes it.
-            fn prepared_answer(tenant: &TenantId, hash: &str) -> (concertmaster_core::FormLink, concertmaster_core::PreparedResponse) {
+            fn prepared_answer(tenant: &TenantId, hash: &str) -> (concertmaster_core::form::FormLink, concertmaster_core::form::PreparedResponse) {
                 let now = chrono::Utc::now();
-                let link = concertmaster_core::FormLink {
+                let link = concertmaster_core::form::FormLink {
                     token_hash: hash.into(),
                     tenant: tenant.clone(),
                     form_id: "profile".into(),
@@ -168,8 +165,8 @@ macro_rules! outbox_cases {
                     expires_at: now + chrono::Duration::days(14),
                     used_at: None,
                 };
-                let response = concertmaster_core::FormResponse {
-                    id: concertmaster_core::ResponseId::new(),
+                let response = concertmaster_core::form::FormResponse {
+                    id: concertmaster_core::form::ResponseId::new(),
                     tenant: tenant.clone(),
                     form_id: "profile".into(),
                     form_version: 1,
@@ -178,27 +175,27 @@ macro_rules! outbox_cases {
                     respondent: Some("jane@acme.test".into()),
                     data: json!({ "company": "ACME" }),
                     consent: None,
-                    submitter: concertmaster_core::Submitter::default(),
+                    submitter: concertmaster_core::form::Submitter::default(),
                     submitted_at: now,
-                    review_status: concertmaster_core::ReviewStatus::Pending,
+                    review_status: concertmaster_core::form::ReviewStatus::Pending,
                     review: None,
                     erased_at: None,
                 };
-                let audit = concertmaster_core::AuditEntry {
+                let audit = concertmaster_core::store::AuditEntry {
                     tenant: tenant.clone(),
                     at: now,
                     actor: None,
-                    action: concertmaster_core::AuditAction::Create,
+                    action: concertmaster_core::store::AuditAction::Create,
                     entity_type: "form response".into(),
                     entity_id: response.id.to_string(),
                     details: json!({}),
                 };
-                (link, concertmaster_core::PreparedResponse::new(response, Some(hash.into()), audit))
+                (link, concertmaster_core::form::PreparedResponse::new(response, Some(hash.into()), audit))
             }
 
             #[tokio::test]
             async fn an_answer_commits_or_rolls_back_with_the_host_record() {
-                use concertmaster_core::{FormStore, ResponseFilter};
+                use concertmaster_core::{form::ResponseFilter, store::FormStore};
 
                 let store = $make.await;
                 sqlx::query("CREATE TABLE host_answers (id TEXT PRIMARY KEY)")
@@ -248,7 +245,7 @@ macro_rules! outbox_cases {
                 let mut tx = store.begin().await.expect("the host's transaction");
                 let refused = store.insert_response_in(&mut tx, &again).await;
                 assert!(
-                    matches!(&refused, Err(err) if err.kind() == concertmaster_core::StoreErrorKind::Conflict),
+                    matches!(&refused, Err(err) if err.kind() == concertmaster_core::store::StoreErrorKind::Conflict),
                     "{refused:?}"
                 );
                 tx.rollback().await.expect("rolls back");

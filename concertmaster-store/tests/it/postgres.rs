@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, RunStatus, TenantId, WorkflowDefinition,
+    node::NodeCategory, Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome,
+    NodeRegistry, Ports, RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::json;
 
@@ -214,7 +214,11 @@ impl Node for AskFor {
     async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
         match ctx.resumed() {
             None => Ok(NodeOutcome::suspend(
-                concertmaster_core::Suspend::until_event(format!("{}:{}", self.0, ctx.run_id())),
+                concertmaster_core::node::Suspend::until_event(format!(
+                    "{}:{}",
+                    self.0,
+                    ctx.run_id()
+                )),
             )),
             Some(_) => Ok(NodeOutcome::Done(input)),
         }

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Clock, Engine, ManualClock, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError,
-    NodeOutcome, NodeRegistry, Ports, RunFilter, RunStatus, RunStore, Suspend, TenantId,
-    WorkflowDefinition,
+    clock::{Clock, ManualClock},
+    node::{NodeCategory, Suspend},
+    run::RunFilter,
+    store::RunStore,
+    Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunStatus, TenantId, WorkflowDefinition,
 };
 use serde_json::json;
 

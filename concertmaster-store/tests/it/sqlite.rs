@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    Engine, Node, NodeCategory, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry,
-    Ports, RunStatus, Suspend, TenantId, WorkflowDefinition,
+    node::{NodeCategory, Suspend},
+    Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
+    RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_store::SqliteStore;
 use serde_json::json;
@@ -116,7 +117,7 @@ struct BusyReader(SqliteStore);
 #[async_trait]
 impl Node for BusyReader {
     async fn execute(&self, ctx: &NodeContext, input: Ports) -> Result<NodeOutcome, NodeError> {
-        use concertmaster_core::RunStore;
+        use concertmaster_core::store::RunStore;
         for _ in 0..200 {
             self.0
                 .node_executions(ctx.tenant(), ctx.run_id())

@@ -8,9 +8,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use concertmaster_core::{
-    AuditAction, AuditEntry, AuditFilter, FormId, FormResponse, FormSchema, Migration, NodeId,
-    NodeStatus, RerunBatch, RerunFrom, RerunVersion, ResponseFilter, ResponseId, ReviewStatus,
-    RunFilter, RunId, RunStatus, WorkflowDefinition, WorkflowId,
+    form::{FormId, FormResponse, FormSchema, ResponseFilter, ResponseId, ReviewStatus},
+    run::{NodeStatus, RerunBatch, RerunFrom, RerunVersion, RunFilter},
+    store::{AuditAction, AuditEntry, AuditFilter},
+    workflow::Migration,
+    NodeId, RunId, RunStatus, WorkflowDefinition, WorkflowId,
 };
 use concertmaster_erp::NewConnection;
 use concertmaster_nodes::forms::Decision;
@@ -82,7 +84,7 @@ async fn published(
     caller: &Caller,
     id: &str,
     version: Option<u32>,
-) -> ApiResult<concertmaster_core::PublishedWorkflow> {
+) -> ApiResult<concertmaster_core::workflow::PublishedWorkflow> {
     Ok(state
         .engine
         .workflow(&caller.tenant, &WorkflowId::from(id), version)
@@ -130,7 +132,7 @@ async fn validate_workflow(
     caller.require(Action::Read, "validate workflows")?;
     let def = WorkflowDefinition::from_json(&body.to_string())
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
-    let issues = concertmaster_core::diagnose(&def, state.engine.registry());
+    let issues = concertmaster_core::validate::diagnose(&def, state.engine.registry());
     Ok(Json(
         json!({ "valid": issues.is_empty(), "issues": issues }),
     ))
@@ -404,7 +406,7 @@ async fn rerun_batch(
         batch = batch.once_per(key.as_str());
     }
     // A request that goes away stops the batch between two runs.
-    let stop = concertmaster_core::CancellationToken::new();
+    let stop = concertmaster_core::node::CancellationToken::new();
     let _stop_on_drop = stop.clone().drop_guard();
     let report = state
         .engine
@@ -635,7 +637,7 @@ async fn review_response(
     ))
 }
 
-fn connection_summary(c: &concertmaster_core::StoredConnection) -> Value {
+fn connection_summary(c: &concertmaster_core::store::StoredConnection) -> Value {
     json!({
         "id": c.id, "name": c.name, "kind": c.kind, "active": c.active, "keyId": c.key_id,
         "configHash": c.config_hash, "lastTestedAt": c.last_tested_at, "createdAt": c.created_at, "updatedAt": c.updated_at

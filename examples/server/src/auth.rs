@@ -160,5 +160,5 @@ pub(crate) async fn authenticate(
         role: record.role,
     };
     request.extensions_mut().insert(caller);
-    concertmaster_core::acting_as(record.name, next.run(request)).await
+    concertmaster_core::run::acting_as(record.name, next.run(request)).await
 }

@@ -91,8 +91,8 @@ impl From<concertmaster_core::Error> for ApiError {
     }
 }
 
-impl From<concertmaster_core::StoreError> for ApiError {
-    fn from(err: concertmaster_core::StoreError) -> Self {
+impl From<concertmaster_core::store::StoreError> for ApiError {
+    fn from(err: concertmaster_core::store::StoreError) -> Self {
         Self::internal(err)
     }
 }
@@ -132,7 +132,7 @@ impl From<concertmaster_erp::ConnectionError> for ApiError {
             | C::Inactive { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
             }
-            C::Connector(concertmaster_core::ConnectorError::Config { .. }) => {
+            C::Connector(concertmaster_core::connector::ConnectorError::Config { .. }) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
             }
             C::Connector(_) => Self::new(

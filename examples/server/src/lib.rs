@@ -33,7 +33,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{middleware, Router};
-use concertmaster_core::{Engine, FormSchema, Store, TenantId, WorkflowDefinition};
+use concertmaster_core::{form::FormSchema, Engine, Store, TenantId, WorkflowDefinition};
 use concertmaster_erp::{Connections, KeyRing};
 use concertmaster_nodes::forms::{Forms, Outbox};
 use concertmaster_nodes::{Datasets, SubWorkflows};
@@ -119,7 +119,7 @@ pub enum ServerError {
     Engine(#[from] concertmaster_core::Error),
     /// Node registration failed.
     #[error("nodes: {0}")]
-    Registry(#[from] concertmaster_core::RegistryError),
+    Registry(#[from] concertmaster_core::node::RegistryError),
     /// The sealing key is unusable.
     #[error("sealing key: {0}")]
     Crypto(#[from] concertmaster_erp::CryptoError),
@@ -319,7 +319,7 @@ impl Server {
                 "../../workflows/supplier-questionnaire.json"
             ))
             .map_err(ApiError::internal)?;
-            concertmaster_core::acting_as("demo-seed", self.state.engine.publish(tenant, def))
+            concertmaster_core::run::acting_as("demo-seed", self.state.engine.publish(tenant, def))
                 .await?;
         }
         Ok(())

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Path, RawForm, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
-use concertmaster_core::{FieldError, FormSchema};
+use concertmaster_core::{form::FormSchema, validate::FieldError};
 use concertmaster_nodes::forms::portal::{message_page, FormPage, PostedForm};
 use concertmaster_nodes::forms::{FormsError, Submission};
 use serde_json::{Map, Value};

@@ -426,7 +426,7 @@ async fn personal_data_is_masked_unless_the_role_may_read_it_and_reading_is_audi
     let response = server
         .server
         .forms
-        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })).with_consent(concertmaster_core::Consent {
+        .submit(&server.server.engine, token(&url), Submission::new(json!({ "company": "Acme", "vatId": "DE123456789", "employees": 5, "contact": { "email": "ap@acme.example" } })).with_consent(concertmaster_core::form::Consent {
                 given: true,
                 text: "privacy-notice-v3".into(),
                 at: chrono::Utc::now(),

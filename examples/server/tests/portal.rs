@@ -2,7 +2,7 @@
 //! under each field with what was entered kept, one submission per link,
 //! clear pages for used and unknown links.
 
-use concertmaster_core::{ResponseFilter, TenantId};
+use concertmaster_core::{form::ResponseFilter, TenantId};
 use concertmaster_server_example::{Config, PortalLimits, RateLimit, Server};
 use reqwest::StatusCode;
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concertmaster_core::{ResponseFilter, TenantId};
+use concertmaster_core::{form::ResponseFilter, TenantId};
 use concertmaster_server_example::{Config, PortalLimits, Server};
 
 struct Options {
