@@ -15,6 +15,43 @@
 //! deliveries and updates go through the group commit), `LEASE_CLAIM_ROWS`
 //! (a group's claims in one statement, where groups hold them) and `renew_rows`
 //! (lease renewal), which differ per backend.
+//!
+//! # The group commit
+//!
+//! Each change the `Store` traits call atomic is one transaction. Both
+//! backends send the engine's hot-path writes (node executions, run starts,
+//! run settles with their steps, audit entries) through one writer task
+//! that commits whatever is waiting together: node executions alone as one
+//! multi-row upsert (`node/upsert`), a mix in one transaction; one commit for
+//! many runs' transitions, and the writer, not a caller that may stop
+//! waiting, holds the transaction. On SQLite the writes that take locks of
+//! their own (claims, suspensions, deliveries, run updates) go through it
+//! too, one after another inside the group's transaction (wake-up keys
+//! first, then lease rows, in one order), and a group's deliveries on
+//! distinct keys are three statements and one claim statement for all:
+//! SQLite has one write lock, and a second connection waiting for it sleeps
+//! in its busy handler. On Postgres they run on pool connections side by
+//! side (`LOCKING_WRITES_GROUPED`), which measured faster than one
+//! connection's round trips.
+//!
+//! Run starts and settles are one statement each for a whole group
+//! (`run/start_rows.<backend>.sql`, `run/settle_rows.<backend>.sql`): on
+//! SQLite an insert into the write-only views `run_starts` / `run_settles`
+//! (migration 10), whose triggers write the run, its lease and its audit
+//! entry; on Postgres `WITH` sub-statements. A settle the store must refuse
+//! (an ended run, another tenant's) fails its statement whole (SQLite's
+//! trigger `RAISE`s, Postgres calls `concertmaster_refuse`, migration 11),
+//! so a group of starts alone or settles alone needs no transaction.
+//!
+//! The writer keeps a connection of its own (SQLite: a second one, except
+//! for an in-memory database, which has one; Postgres: one of the pool,
+//! never the only one), where the group's statements stay prepared. Every
+//! SQLite transaction begins `IMMEDIATE`, so the two connections wait for
+//! the write lock rather than fail on it; hosts get the same from
+//! `store.begin()`. Each caller returns once its commit is durable. A group
+//! holding a refused write (an ended run, a run id started twice) is rolled
+//! back, or its one statement fails whole, and it is redone write by write,
+//! so that each caller gets its own answer.
 
 /// Prepared statements a connection keeps: the group commit's (each
 /// kind of write, 1 to `GROUP_COMMIT_MAX` rows each) and every other query,

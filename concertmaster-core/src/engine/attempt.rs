@@ -1,4 +1,18 @@
 //! One node's execution within a run: attempts, timeout, retry, persistence.
+//!
+//! An execution calls `Node::execute` under its timeout (whose timer is set
+//! only once the node waits). A node with side effects
+//! (`NodeDescriptor::with_side_effects`) has its `running` record committed
+//! before it executes; any other node that waits (network, timer) has it
+//! committed while it waits. It retries retryable errors with backoff and
+//! jitter (committing each failed attempt's error), and commits the result
+//! (`succeeded`, `failed` with the `error` port output when routed, or
+//! `waiting` with its `Wait`) before the driver acts on it. A step without
+//! side effects that ends without waiting is not committed on its own: its
+//! record waits as `Unsaved` and is committed with the run's next write.
+//! Long strings of an output move to the content store here
+//! (`externalize_items`, `EngineBuilder::content_threshold`), and a port
+//! holding more than `max_port_items` fails the node (`overfull_port`).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,6 +8,14 @@
 //! requests of `batchSize`, one changeset per record; updates with
 //! `If-Match`; paging by the server's next links and by `$skip`; OData
 //! error objects as typed errors.
+//!
+//! Records a `$batch` did not process are sent again; `If-Match` updates
+//! answer 412 as `ConnectorError::Conflict`; upsert is read, then update or
+//! create; next links are followed only on the configured origin; OData
+//! errors become `ErpMessage { code, message, target, details }`; a 429 is
+//! waited out as `Retry-After` asks (a throttled request was not carried
+//! out), other failures are left to the node's retries, which write by
+//! key.
 
 mod batch;
 mod odata;

@@ -1,6 +1,14 @@
 //! Forms as a service: publishing form versions, form links, submissions
 //! through them, reviews, erasure on request and retention purges, and the
 //! nodes that send forms and wait for people.
+//!
+//! Links are 256-bit tokens stored as SHA-256 and used once: the store uses
+//! the link and stores the response in one change. An invalid submission
+//! stores nothing and leaves the link usable. A stored response wakes the
+//! node waiting on `form:<run>:<send node>` in the transaction that stores
+//! it (held in the store when the node is not waiting yet); the node also
+//! counts stored responses every time it runs. Drafts are saved part-way
+//! and resumed through the same link.
 
 pub(crate) mod notify;
 #[cfg(feature = "portal")]
