@@ -65,7 +65,7 @@ mod runtime {
 
     use super::{ContentRef, CHUNK_SIZE, ITEMS_MEDIA_TYPE};
     use crate::ids::{ContentId, TenantId};
-    use crate::store::{Store, StoreError};
+    use crate::store::{ContentStore, StoreError};
 
     /// Why content could not be written or read.
     #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,10 @@ mod runtime {
         /// Reading what was to be stored failed.
         #[error("content could not be read from its source: {0}")]
         Source(#[from] std::io::Error),
+        /// The engine's store keeps no content
+        /// ([`Store::content_store`](crate::store::Store::content_store)).
+        #[error("this store keeps no content; give the engine a store that does (InMemoryStore, SqliteStore, PostgresStore) or implement Store::content_store")]
+        NotKept,
         /// What the store holds is not what the reference describes.
         #[error("content {id} is damaged or incomplete: {reason}")]
         Damaged {
@@ -111,7 +115,7 @@ mod runtime {
     /// ```
     #[derive(Clone)]
     pub struct Contents {
-        store: Arc<dyn Store>,
+        store: Option<Arc<dyn ContentStore>>,
         tenant: TenantId,
     }
 
@@ -125,8 +129,21 @@ mod runtime {
 
     impl Contents {
         /// The content of `tenant` in `store`.
-        pub fn new(store: Arc<dyn Store>, tenant: TenantId) -> Self {
+        pub fn new(store: Arc<dyn ContentStore>, tenant: TenantId) -> Self {
+            Self {
+                store: Some(store),
+                tenant,
+            }
+        }
+
+        /// The content of `tenant` in `store`, if there is one: every call
+        /// answers [`ContentError::NotKept`] otherwise.
+        pub(crate) fn of(store: Option<Arc<dyn ContentStore>>, tenant: TenantId) -> Self {
             Self { store, tenant }
+        }
+
+        fn store(&self) -> Result<&Arc<dyn ContentStore>, ContentError> {
+            self.store.as_ref().ok_or(ContentError::NotKept)
         }
 
         /// Stores what `source` yields, a chunk at a time, and returns its
@@ -191,7 +208,9 @@ mod runtime {
 
         /// Deletes the content `content` refers to.
         pub async fn delete(&self, content: &ContentRef) -> Result<(), ContentError> {
-            self.store.delete_content(&self.tenant, content.id).await?;
+            self.store()?
+                .delete_content(&self.tenant, content.id)
+                .await?;
             Ok(())
         }
     }
@@ -241,25 +260,18 @@ mod runtime {
 
         /// Deletes what was written (best effort).
         pub async fn abandon(self) {
-            let _ = self
-                .contents
-                .store
-                .delete_content(&self.contents.tenant, self.id)
-                .await;
+            if let Ok(store) = self.contents.store() {
+                let _ = store.delete_content(&self.contents.tenant, self.id).await;
+            }
         }
 
         async fn flush(&mut self) -> Result<(), ContentError> {
-            let stored = self
-                .contents
-                .store
+            let store = self.contents.store()?;
+            let stored = store
                 .put_chunk(&self.contents.tenant, self.id, self.seq, &self.chunk)
                 .await;
             if let Err(err) = stored {
-                let _ = self
-                    .contents
-                    .store
-                    .delete_content(&self.contents.tenant, self.id)
-                    .await;
+                let _ = store.delete_content(&self.contents.tenant, self.id).await;
                 return Err(err.into());
             }
             self.hasher.update(&self.chunk);
@@ -386,7 +398,7 @@ mod runtime {
             let damaged = |reason: String| ContentError::Damaged { id, reason };
             let chunk = if self.read < self.content.size || self.seq == 0 {
                 self.contents
-                    .store
+                    .store()?
                     .chunk(&self.contents.tenant, id, self.seq)
                     .await?
             } else {

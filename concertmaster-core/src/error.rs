@@ -104,6 +104,10 @@ pub enum Error {
     /// The engine was shut down.
     #[error("the engine is shut down; build a new one to continue")]
     ShutDown,
+    /// The engine was asked to move long strings to a content store, and
+    /// its store keeps no content.
+    #[error("EngineBuilder::content_threshold needs a store that keeps content (Store::content_store answers None for this one); drop the threshold or use a store that keeps content")]
+    NoContentStore,
 }
 
 /// The result of an engine call.

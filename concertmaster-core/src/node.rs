@@ -332,7 +332,9 @@ pub struct NodeContext {
     /// Boxed: set only for a woken node, and wide.
     pub(crate) resumed: Option<Box<Resumed>>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) store: Arc<dyn crate::Store>,
+    /// Where [`contents`](Self::contents) reads and writes, if the
+    /// engine's store keeps content.
+    pub(crate) content_store: Option<Arc<dyn crate::store::ContentStore>>,
     /// Where [`emit`](Self::emit) sends items; made on first use unless
     /// the engine set it for a node with streaming edges.
     #[cfg(feature = "runtime")]
@@ -366,7 +368,7 @@ impl NodeContext {
             span: tracing::Span::none(),
             resumed: None,
             clock: Arc::new(crate::clock::SystemClock),
-            store: Arc::new(crate::InMemoryStore::new()),
+            content_store: Some(Arc::new(crate::InMemoryStore::new())),
             #[cfg(feature = "runtime")]
             outlet: OutletCell::default(),
             #[cfg(feature = "runtime")]
@@ -394,8 +396,8 @@ impl NodeContext {
 
     /// Uses `store` for [`contents`](Self::contents) (an in-memory store
     /// otherwise).
-    pub fn with_store(mut self, store: Arc<dyn crate::Store>) -> Self {
-        self.store = store;
+    pub fn with_content_store(mut self, store: Arc<dyn crate::store::ContentStore>) -> Self {
+        self.content_store = Some(store);
         self
     }
 
@@ -517,10 +519,12 @@ impl NodeContext {
 
     /// The run's tenant's content store: large values the items refer to
     /// by [`ContentRef`](crate::content::ContentRef), read and written a chunk at a
-    /// time.
+    /// time. Each of its calls answers
+    /// [`ContentError::NotKept`](crate::content::ContentError::NotKept) when
+    /// the engine's store keeps no content.
     #[cfg(feature = "runtime")]
     pub fn contents(&self) -> crate::content::Contents {
-        crate::content::Contents::new(Arc::clone(&self.store), self.tenant.clone())
+        crate::content::Contents::of(self.content_store.clone(), self.tenant.clone())
     }
 
     /// Sends `item` down `port` now, while the node goes on: to a node

@@ -9,8 +9,9 @@ use concertmaster_core::{
     clock::{Clock, SystemClock},
     connector::{ConnectionCheck, Connector, ConnectorError, ConnectorFactory},
     node::RegistryError,
+    store::ConnectionStore,
     store::{AuditAction, AuditEntry, StoreError, StoredConnection},
-    Engine, NodeRegistry, Store, TenantId,
+    Engine, NodeRegistry, TenantId,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -187,7 +188,7 @@ pub struct Connections {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ConnectionStore>,
     batcher: Arc<crate::nodes::Batcher>,
     keys: RwLock<KeyRing>,
     factories: BTreeMap<String, Arc<dyn ConnectorFactory>>,
@@ -222,7 +223,7 @@ impl fmt::Debug for Connections {
 impl Connections {
     /// Connections kept in `store`, sealed with `keys`' active key, with the
     /// connectors of this crate's enabled features registered.
-    pub fn new(store: Arc<dyn Store>, keys: KeyRing) -> Self {
+    pub fn new(store: Arc<dyn ConnectionStore>, keys: KeyRing) -> Self {
         #[allow(unused_mut)]
         let mut factories: BTreeMap<String, Arc<dyn ConnectorFactory>> = BTreeMap::new();
         #[cfg(feature = "sap")]

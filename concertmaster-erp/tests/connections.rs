@@ -11,8 +11,9 @@ use concertmaster_core::{
         ConnectionCheck, Connector, ConnectorError, ConnectorFactory, Page, ReadQuery, Record,
         RecordOutcome, WriteMode,
     },
+    store::Backend,
     store::{AuditFilter, AuditStore, ConnectionStore},
-    InMemoryStore, Store, TenantId,
+    InMemoryStore, TenantId,
 };
 use concertmaster_erp::{ConnectionError, Connections, CryptoError, KeyRing, NewConnection};
 use concertmaster_store::SqliteStore;
@@ -92,7 +93,7 @@ fn clock() -> ManualClock {
     ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap())
 }
 
-fn connections(store: Arc<dyn Store>) -> Connections {
+fn connections(store: Arc<dyn Backend>) -> Connections {
     Connections::new(store, ring())
         .with_connector(LoopbackFactory)
         .with_clock(clock())

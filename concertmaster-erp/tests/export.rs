@@ -21,7 +21,8 @@ use concertmaster_core::{
     },
     run::{NodeExecution, NodeStatus},
     store::AuditFilter,
-    Engine, InMemoryStore, NodeRegistry, RunStatus, Store, TenantId, WorkflowDefinition,
+    store::Backend,
+    Engine, InMemoryStore, NodeRegistry, RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapFactory};
 use concertmaster_store::SqliteStore;
@@ -33,7 +34,7 @@ fn keys() -> KeyRing {
 }
 
 /// An engine that takes over a dead process's runs within a few seconds.
-async fn engine(store: Arc<dyn Store>, connections: &Connections) -> Engine {
+async fn engine(store: Arc<dyn Backend>, connections: &Connections) -> Engine {
     let mut registry = NodeRegistry::new();
     connections.register_nodes(&mut registry).unwrap();
     let engine = Engine::builder()
@@ -134,7 +135,7 @@ async fn add(
 
 #[tokio::test]
 async fn sap_export_sends_accepted_items_to_ok_and_refused_ones_to_error() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V2, "alice", "alice-secret-4711", 10);
@@ -227,7 +228,7 @@ async fn export_through_sap_faults(
     plan: &[&str],
 ) -> u32 {
     let password = format!("{}-secret-4711", principal.trim_end_matches("-tester"));
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let mut config = sap_config(ODataVersion::V4, principal, &password, 4);
@@ -376,7 +377,7 @@ async fn creates_matched_on_their_fields_are_written_once_through_lost_and_late_
 /// to fix it; `"duplicates": "allowed"` accepts it.
 #[tokio::test]
 async fn a_create_that_could_double_is_refused_at_publish_unless_duplicates_are_allowed() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let engine = engine(store, &connections).await;
     let tenant = TenantId::new("acme");
@@ -419,7 +420,7 @@ async fn a_create_that_could_double_is_refused_at_publish_unless_duplicates_are_
 /// vendor once (creates carry an idempotency key too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netsuite_creates_are_written_once_through_lost_and_late_answers() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let netsuite = NetSuite::start();
@@ -499,7 +500,7 @@ async fn netsuite_creates_are_written_once_through_lost_and_late_answers() {
 
 #[tokio::test]
 async fn batch_sync_writes_many_runs_in_one_call_and_resumes_each_with_its_outcome() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "batch-tester", "batch-secret-4711", 50);
@@ -557,7 +558,7 @@ async fn batch_sync_writes_many_runs_in_one_call_and_resumes_each_with_its_outco
 
 #[tokio::test]
 async fn an_inactive_or_mismatched_connection_fails_the_run_with_a_clear_error() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "alice", "alice-secret-4711", 10);
@@ -632,7 +633,7 @@ async fn an_inactive_or_mismatched_connection_fails_the_run_with_a_clear_error()
 
 #[tokio::test]
 async fn netsuite_sync_upserts_by_external_id_through_the_engine() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let netsuite = NetSuite::start();
@@ -669,9 +670,9 @@ async fn netsuite_sync_upserts_by_external_id_through_the_engine() {
 /// before the engine can commit what the node did. It first waits until the
 /// attempt is recorded running (the engine commits that while the node
 /// goes on), so that the crash falls between that record and the result.
-struct CrashAfterWrite(Arc<dyn Store>);
+struct CrashAfterWrite(Arc<dyn Backend>);
 
-struct CrashingConnector(Arc<dyn Connector>, Arc<dyn Store>);
+struct CrashingConnector(Arc<dyn Connector>, Arc<dyn Backend>);
 
 impl CrashingConnector {
     async fn attempt_recorded(&self) {
@@ -753,7 +754,7 @@ async fn crash_worker() {
     let (Ok(db), Ok(tag)) = (std::env::var(CRASH_DB), std::env::var(CRASH_TAG)) else {
         return;
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&db).await.unwrap());
     let connections =
         Connections::new(store.clone(), keys()).with_connector(CrashAfterWrite(store.clone()));
     let engine = engine(store, &connections).await;
@@ -793,7 +794,7 @@ async fn crash_after_sap_acted(
     let db = dir.path().join("crash.db");
     let tenant = TenantId::new("acme");
     {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+        let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&db).await.unwrap());
         let connections = Connections::new(store.clone(), keys());
         let mut config = sap_config(ODataVersion::V2, "crash-tester", "crash-secret-4711", 10);
         // A repeated lookup waits out the timeout first: keep it short.
@@ -830,7 +831,7 @@ async fn crash_after_sap_acted(
     );
 
     // A new process on the same database resumes the run.
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&db).await.unwrap());
     let connections = Connections::new(store.clone(), keys());
     let engine = engine(store, &connections).await;
     let runs = engine.runs(&tenant, &Default::default()).await.unwrap();
@@ -933,7 +934,7 @@ async fn no_secret_reaches_logs_errors_audit_run_history_metrics_or_debug_output
 
     let sap_password = "Sc4n-S3cret-0042";
     let store = Arc::new(InMemoryStore::new());
-    let shared: Arc<dyn Store> = store.clone();
+    let shared: Arc<dyn Backend> = store.clone();
     let connections = Connections::new(shared.clone(), keys());
     let tenant = TenantId::new("acme");
     let good = sap_config(ODataVersion::V4, "scan-tester", sap_password, 10);
@@ -1079,7 +1080,7 @@ async fn no_secret_reaches_logs_errors_audit_run_history_metrics_or_debug_output
 
 #[tokio::test]
 async fn batch_records_left_by_a_stopped_process_are_written_at_the_deadline() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let clock = ManualClock::new(chrono::Utc::now());
     let tenant = TenantId::new("acme");
     let tag = fresh_id();
@@ -1129,7 +1130,7 @@ async fn batch_records_left_by_a_stopped_process_are_written_at_the_deadline() {
 }
 
 async fn engine_on(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Backend>,
     connections: &Connections,
     clock: &ManualClock,
 ) -> Engine {
@@ -1148,7 +1149,7 @@ async fn engine_on(
 
 #[tokio::test]
 async fn batch_sync_without_an_attached_engine_says_what_to_call() {
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let connections = Connections::new(store.clone(), keys());
     let tenant = TenantId::new("acme");
     let config = sap_config(ODataVersion::V4, "alice", "alice-secret-4711", 10);

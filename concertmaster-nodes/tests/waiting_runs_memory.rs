@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    form::FormSchema, Engine, RunId, RunStatus, Store, TenantId, WorkflowDefinition,
+    form::FormSchema, store::Backend, Engine, RunId, RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, Notification, Notifier, NotifyError, Submission};
 use serde_json::json;
@@ -93,13 +93,13 @@ async fn start_waiting(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_waiting_runs_cost_the_process_little_and_all_resume() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store: Arc<dyn Store> = Arc::new(
+    let store: Arc<dyn Backend> = Arc::new(
         concertmaster_store::SqliteStore::open(&dir.path().join("waiting.db"))
             .await
             .expect("SQLite opens"),
     );
     let notifier = Counting::default();
-    let forms = Forms::new(Arc::clone(&store), notifier.clone(), PORTAL);
+    let forms = Forms::new(store.clone(), notifier.clone(), PORTAL);
     let mut registry = concertmaster_nodes::registry();
     forms
         .register_nodes(&mut registry)

@@ -249,6 +249,12 @@ async fn renew_rows(
 }
 
 sql_store!(PostgresStore);
+
+impl concertmaster_core::Store for PostgresStore {
+    fn content_store(&self) -> Option<std::sync::Arc<dyn concertmaster_core::store::ContentStore>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+}
 form_store!(PostgresStore);
 dataset_store!(PostgresStore);
 connection_store!(PostgresStore);

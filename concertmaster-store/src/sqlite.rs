@@ -302,6 +302,12 @@ async fn renew_rows(
 }
 
 sql_store!(SqliteStore);
+
+impl concertmaster_core::Store for SqliteStore {
+    fn content_store(&self) -> Option<std::sync::Arc<dyn concertmaster_core::store::ContentStore>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+}
 form_store!(SqliteStore);
 dataset_store!(SqliteStore);
 connection_store!(SqliteStore);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use concertmaster_core::testing::TestEngine;
 use concertmaster_core::{
-    clock::ManualClock, form::FormSchema, InMemoryStore, RunStatus, Store, WorkflowDefinition,
+    clock::ManualClock, form::FormSchema, store::Backend, InMemoryStore, RunStatus,
+    WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, NotificationKind, Outbox, Submission};
 use serde_json::json;
@@ -24,10 +25,10 @@ async fn thirty_days_of_a_supplier_survey_in_milliseconds() {
 
     // The store and the clock the engine and the forms share; the outbox
     // keeps the e-mails instead of sending them.
-    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
     let clock = ManualClock::default();
     let outbox = Outbox::new();
-    let forms = Forms::new(Arc::clone(&store), outbox.clone(), PORTAL).with_clock(clock.clone());
+    let forms = Forms::new(store.clone(), outbox.clone(), PORTAL).with_clock(clock.clone());
     let mut registry = concertmaster_nodes::registry();
     forms
         .register_nodes(&mut registry)

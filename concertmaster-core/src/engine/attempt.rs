@@ -246,7 +246,7 @@ impl NodeTask {
                         span: tracing::Span::current(),
                         resumed: record.resumed.clone(),
                         clock: Arc::clone(&self.inner.clock),
-                        store: Arc::clone(&self.inner.store),
+                        content_store: self.inner.contents.clone(),
                         outlet: match self.stream.as_ref().and_then(|s| s.outlet.as_ref()) {
                             Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet)),
                             None => crate::node::OutletCell::default(),
@@ -472,7 +472,7 @@ impl NodeTask {
     /// reference.
     async fn externalize(&self, ports: Ports, threshold: usize) -> Result<Ports, StoreError> {
         let contents =
-            crate::content::Contents::new(Arc::clone(&self.inner.store), self.tenant.clone());
+            crate::content::Contents::of(self.inner.contents.clone(), self.tenant.clone());
         let mut out = Ports::new();
         for (port, items) in ports.iter() {
             let mut items = items.to_vec();

@@ -240,8 +240,13 @@ impl EngineBuilder {
     /// the engine's recovery sweep resumes the runs once the store answers.
     pub async fn build(self) -> Result<Engine> {
         let store = self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new()));
+        let contents = store.content_store();
+        if contents.is_none() && self.limits.content_threshold.is_some() {
+            return Err(Error::NoContentStore);
+        }
         let inner = Arc::new(Inner {
             store,
+            contents,
             registry: Arc::new(self.registry),
             clock: self.clock,
             node_permits: Arc::new(Semaphore::new(self.limits.max_concurrent_nodes)),

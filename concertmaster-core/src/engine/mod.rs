@@ -43,8 +43,8 @@ use crate::node::Wakeup;
 use crate::registry::NodeRegistry;
 use crate::run::{PreparedRun, Run, RunDetail, RunFilter, RunParent, RunStatus};
 use crate::store::{
-    AuditAction, AuditEntry, DeliveryAudit, Epoch, HeldWakeup, InMemoryStore, LeaseRequest,
-    RunStart, Store, StoreError, StoreErrorKind, StoreResult, Woken,
+    AuditAction, AuditEntry, ContentStore, DeliveryAudit, Epoch, HeldWakeup, InMemoryStore,
+    LeaseRequest, RunStart, Store, StoreError, StoreErrorKind, StoreResult, Woken,
 };
 use crate::telemetry;
 use crate::validate::{validate, ValidatedWorkflow, ValidationError};
@@ -88,6 +88,8 @@ pub struct Engine {
 
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
+    /// The store's content store, if it keeps content.
+    contents: Option<Arc<dyn ContentStore>>,
     registry: Arc<NodeRegistry>,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -181,6 +183,14 @@ impl Engine {
     /// The node types this engine runs: the editor palette.
     pub fn registry(&self) -> &NodeRegistry {
         &self.inner.registry
+    }
+
+    /// The content of `tenant` in the engine's store: large values passed
+    /// by reference, written and read a chunk at a time (each call answers
+    /// [`ContentError::NotKept`](crate::content::ContentError::NotKept) when
+    /// the store keeps no content).
+    pub fn contents(&self, tenant: &TenantId) -> crate::content::Contents {
+        crate::content::Contents::of(self.inner.contents.clone(), tenant.clone())
     }
 
     /// The store this engine persists through.

@@ -156,7 +156,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let contents =
-            crate::content::Contents::new(Arc::clone(&self.inner.store), run.tenant.clone());
+            crate::content::Contents::of(self.inner.contents.clone(), run.tenant.clone());
         let mut moved = Vec::new();
         let result =
             attempt::externalize_items(&contents, &mut run.trigger, threshold, &mut moved).await;
@@ -175,8 +175,11 @@ impl Engine {
         tenant: &TenantId,
         contents: &[crate::content::ContentRef],
     ) {
+        let Some(store) = &self.inner.contents else {
+            return;
+        };
         for content in contents {
-            if let Err(err) = self.inner.store.delete_content(tenant, content.id).await {
+            if let Err(err) = store.delete_content(tenant, content.id).await {
                 tracing::warn!(error = %err, content = %content.id, "content of a run not started stays stored");
             }
         }

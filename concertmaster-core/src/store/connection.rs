@@ -54,7 +54,7 @@ impl std::fmt::Debug for StoredConnection {
 
 /// ERP connections per tenant.
 #[async_trait]
-pub trait ConnectionStore: Send + Sync {
+pub trait ConnectionStore: super::AuditStore {
     /// Stores `connection`, replacing the one with its id.
     async fn save_connection(&self, connection: &StoredConnection) -> StoreResult<()>;
 

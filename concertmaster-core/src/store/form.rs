@@ -14,8 +14,12 @@ use crate::run::Wait;
 /// Every call takes the tenant it acts for, except [`FormStore::link`]: a
 /// respondent following a link presents only the token, and the link it
 /// names says which tenant it belongs to.
+///
+/// Forms live beside the engine's records ([`Store`](super::Store)): an
+/// answer wakes the node waiting for it in the change that stores it, and
+/// a link of a cancelled run no longer opens.
 #[async_trait]
-pub trait FormStore: Send + Sync {
+pub trait FormStore: super::Store {
     /// Stores `form` as version `form.version` of `form.id`. A version is
     /// immutable: storing one that exists is a [`StoreError::Conflict`].
     async fn insert_form(&self, tenant: &TenantId, form: &FormSchema) -> StoreResult<()>;

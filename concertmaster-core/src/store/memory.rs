@@ -1,7 +1,7 @@
 //! `InMemoryStore`: the embedded default, for tests, examples and quickstarts.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
     DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, LeaseRequest,
-    LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError, StoreResult,
+    LeaseStore, RunClaim, RunMigration, RunStart, RunStore, Store, StoreError, StoreResult,
     StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
 };
 use crate::form::{
@@ -478,6 +478,12 @@ fn newest_first<T: Clone>(
     found.sort_by_key(|r| std::cmp::Reverse(at(r)));
     found.truncate(limit);
     found
+}
+
+impl Store for InMemoryStore {
+    fn content_store(&self) -> Option<Arc<dyn ContentStore>> {
+        Some(Arc::new(self.clone()))
+    }
 }
 
 #[async_trait]

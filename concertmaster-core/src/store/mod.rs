@@ -4,8 +4,12 @@
 //! store beside the engine. [`Store`] and [`InMemoryStore`] are also at
 //! the crate root.
 //!
-//! A store is nine small traits, one per area, and [`Store`] is any type
-//! implementing all nine. Every data call takes the tenant it acts for and
+//! A store is small traits, one per area. The engine needs five
+//! ([`WorkflowStore`], [`RunStore`], [`WaitStore`], [`LeaseStore`],
+//! [`AuditStore`]; together [`Store`]); forms ([`FormStore`]), datasets
+//! ([`DatasetStore`]), connections ([`ConnectionStore`]) and large values
+//! ([`ContentStore`]) are implemented by the backends that keep them, and
+//! a [`Backend`] keeps all. Every data call takes the tenant it acts for and
 //! never returns or changes another tenant's records. The only calls that
 //! span tenants are the engine's maintenance calls ([`RunStore::runs_in_flight`],
 //! [`WaitStore::due_waits`], [`WaitStore::next_due`]), which return the
@@ -22,6 +26,8 @@ mod content;
 mod dataset;
 mod form;
 mod memory;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -720,34 +726,40 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
-/// Everything the engine persists: any type implementing the nine store traits.
-pub trait Store:
-    WorkflowStore
-    + RunStore
-    + WaitStore
-    + LeaseStore
-    + AuditStore
-    + FormStore
-    + DatasetStore
-    + ConnectionStore
-    + ContentStore
-{
+/// What the engine persists through: workflows, runs, waits, leases and
+/// the audit log, 29 methods in five traits. A backend for the engine
+/// implements these and writes `impl Store for MyStore {}`.
+///
+/// Forms ([`FormStore`]), datasets ([`DatasetStore`]), connections
+/// ([`ConnectionStore`]) and large values ([`ContentStore`]) are traits of
+/// their own, which a backend implements when it keeps them; the services
+/// using them take them apart (`Forms::new(Arc<dyn FormStore>, ..)`). A
+/// backend keeping everything is a [`Backend`].
+pub trait Store: WorkflowStore + RunStore + WaitStore + LeaseStore + AuditStore {
+    /// Where this backend keeps large values, if it does: the engine moves
+    /// long strings there ([`EngineBuilder::content_threshold`]) and nodes
+    /// read and write through it ([`NodeContext::contents`]). `None`, the
+    /// default, for a backend that keeps none: an engine on it refuses a
+    /// content threshold, and a node asking for contents is told so.
+    ///
+    /// [`EngineBuilder::content_threshold`]: crate::EngineBuilder::content_threshold
+    /// [`NodeContext::contents`]: crate::NodeContext::contents
+    fn content_store(&self) -> Option<Arc<dyn ContentStore>> {
+        None
+    }
 }
 
-impl<T> Store for T where
-    T: WorkflowStore
-        + RunStore
-        + WaitStore
-        + LeaseStore
-        + AuditStore
-        + FormStore
-        + DatasetStore
-        + ConnectionStore
-        + ContentStore
-{
-}
+/// Every store trait at once: a backend that keeps everything, as the
+/// in-memory, SQLite and Postgres stores do. A host holding one handle,
+/// `Arc<dyn Backend>`, passes it as each trait it is asked for
+/// (`Arc<dyn Backend>` coerces to `Arc<dyn Store>`, `Arc<dyn FormStore>`
+/// and the others).
+pub trait Backend: Store + FormStore + DatasetStore + ConnectionStore + ContentStore {}
+
+impl<T> Backend for T where T: Store + FormStore + DatasetStore + ConnectionStore + ContentStore {}
 
 const _: () = {
-    // The engine holds `Arc<dyn Store>`: the trait must stay object safe.
-    fn _assert_object_safe(_: &dyn Store) {}
+    // The engine holds `Arc<dyn Store>`, hosts `Arc<dyn Backend>`: the
+    // traits must stay object safe.
+    fn _assert_object_safe(_: &dyn Store, _: &dyn Backend) {}
 };

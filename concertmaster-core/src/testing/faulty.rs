@@ -10,16 +10,12 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     content::ContentId,
-    form::{
-        FormDraft, FormId, FormLink, FormResponse, FormSchema, ResponseFilter, ResponseId, Review,
-    },
     node::{Resumed, Wakeup},
     run::{NodeExecution, RunFilter, Wait},
     store::{
-        AuditEntry, AuditFilter, AuditStore, ConnectionStore, ContentStore, DatasetFilter,
-        DatasetRecord, DatasetStore, DeliveryAudit, Epoch, FormStore, HeldWakeup, LeaseRequest,
-        LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError, StoreResult,
-        StoredConnection, WaitStore, WakeFor, Woken, WorkflowStore,
+        AuditEntry, AuditFilter, AuditStore, ContentStore, DeliveryAudit, Epoch, HeldWakeup,
+        LeaseRequest, LeaseStore, RunClaim, RunMigration, RunStart, RunStore, StoreError,
+        StoreResult, WaitStore, Woken, WorkflowStore,
     },
     Run, RunId, RunStatus, Store, TenantId, WorkflowDefinition, WorkflowId,
 };
@@ -52,6 +48,8 @@ use crate::{
 #[derive(Clone)]
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
+    /// The wrapped store's content store, faulted here too.
+    contents: Option<Arc<dyn ContentStore>>,
     faults: Arc<Faults>,
 }
 
@@ -145,6 +143,7 @@ impl FaultyStore {
     /// Wraps a shared store; no faults until configured.
     pub fn wrap(inner: Arc<dyn Store>) -> Self {
         Self {
+            contents: inner.content_store(),
             inner,
             faults: Arc::default(),
         }
@@ -474,43 +473,20 @@ impl AuditStore for FaultyStore {
     }
 }
 
-#[async_trait]
-impl ConnectionStore for FaultyStore {
-    async fn save_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.save_connection(connection).await
+impl Store for FaultyStore {
+    fn content_store(&self) -> Option<Arc<dyn ContentStore>> {
+        self.contents.as_ref()?;
+        Some(Arc::new(self.clone()))
     }
-    async fn replace_connection(
-        &self,
-        connection: &StoredConnection,
-        previous: &StoredConnection,
-    ) -> StoreResult<bool> {
-        self.fault().await?;
-        self.inner.replace_connection(connection, previous).await
-    }
-    async fn connection(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-    ) -> StoreResult<Option<StoredConnection>> {
-        self.fault().await?;
-        self.inner.connection(tenant, id).await
-    }
-    async fn connections(&self, tenant: &TenantId) -> StoreResult<Vec<StoredConnection>> {
-        self.fault().await?;
-        self.inner.connections(tenant).await
-    }
-    async fn mark_tested(&self, tenant: &TenantId, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.mark_tested(tenant, id, at).await
-    }
-    async fn connections_sealed_with(
-        &self,
-        key_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredConnection>> {
-        self.fault().await?;
-        self.inner.connections_sealed_with(key_id, limit).await
+}
+
+impl FaultyStore {
+    fn content(&self) -> StoreResult<&Arc<dyn ContentStore>> {
+        self.contents
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable {
+                message: "the wrapped store keeps no content".into(),
+            })
     }
 }
 
@@ -525,7 +501,7 @@ impl ContentStore for FaultyStore {
     ) -> StoreResult<()> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.put_chunk(tenant, id, seq, bytes).await)
+        self.answer(self.content()?.put_chunk(tenant, id, seq, bytes).await)
     }
     async fn chunk(
         &self,
@@ -534,116 +510,11 @@ impl ContentStore for FaultyStore {
         seq: u32,
     ) -> StoreResult<Option<Vec<u8>>> {
         self.fault().await?;
-        self.inner.chunk(tenant, id, seq).await
+        self.content()?.chunk(tenant, id, seq).await
     }
     async fn delete_content(&self, tenant: &TenantId, id: ContentId) -> StoreResult<u64> {
         self.write()?;
         self.fault().await?;
-        self.answer(self.inner.delete_content(tenant, id).await)
-    }
-}
-
-#[async_trait]
-impl DatasetStore for FaultyStore {
-    async fn put_dataset(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        run: RunId,
-        node: &crate::NodeId,
-        items: &[crate::Item],
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.inner
-            .put_dataset(tenant, name, run, node, items, at)
-            .await
-    }
-    async fn dataset(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        filter: &DatasetFilter,
-    ) -> StoreResult<Vec<DatasetRecord>> {
-        self.fault().await?;
-        self.inner.dataset(tenant, name, filter).await
-    }
-}
-
-#[async_trait]
-impl FormStore for FaultyStore {
-    async fn insert_form(&self, tenant: &TenantId, form: &FormSchema) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.insert_form(tenant, form).await
-    }
-    async fn form(
-        &self,
-        tenant: &TenantId,
-        id: &FormId,
-        version: Option<u32>,
-    ) -> StoreResult<Option<FormSchema>> {
-        self.fault().await?;
-        self.inner.form(tenant, id, version).await
-    }
-    async fn insert_link(&self, link: &FormLink) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.insert_link(link).await
-    }
-    async fn link(&self, token_hash: &str) -> StoreResult<Option<FormLink>> {
-        self.fault().await?;
-        self.inner.link(token_hash).await
-    }
-    async fn insert_response(
-        &self,
-        response: &FormResponse,
-        link: Option<&str>,
-        wake: Option<&HeldWakeup>,
-    ) -> StoreResult<Option<Wait>> {
-        self.fault().await?;
-        self.inner.insert_response(response, link, wake).await
-    }
-    async fn save_draft(&self, draft: &FormDraft) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.save_draft(draft).await
-    }
-    async fn draft(&self, token_hash: &str) -> StoreResult<Option<FormDraft>> {
-        self.fault().await?;
-        self.inner.draft(token_hash).await
-    }
-    async fn responses(
-        &self,
-        tenant: &TenantId,
-        filter: &ResponseFilter,
-    ) -> StoreResult<Vec<FormResponse>> {
-        self.fault().await?;
-        self.inner.responses(tenant, filter).await
-    }
-    async fn review_response(
-        &self,
-        tenant: &TenantId,
-        id: ResponseId,
-        review: &Review,
-        wake: &WakeFor,
-    ) -> StoreResult<(FormResponse, Option<Wait>)> {
-        self.fault().await?;
-        self.inner.review_response(tenant, id, review, wake).await
-    }
-    async fn erase_response(
-        &self,
-        tenant: &TenantId,
-        id: ResponseId,
-        data: &serde_json::Value,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.fault().await?;
-        self.inner.erase_response(tenant, id, data, at).await
-    }
-    async fn delete_responses(
-        &self,
-        tenant: &TenantId,
-        form_id: &FormId,
-        before: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        self.fault().await?;
-        self.inner.delete_responses(tenant, form_id, before).await
+        self.answer(self.content()?.delete_content(tenant, id).await)
     }
 }

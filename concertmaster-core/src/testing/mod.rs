@@ -8,8 +8,10 @@
 //! one test per case:
 //!
 //! ```
-//! // In tests/it/store.rs of a store crate:
-//! concertmaster_core::store_conformance!(async { concertmaster_core::InMemoryStore::new() });
+//! // In tests/it/store.rs of a store crate keeping everything:
+//! concertmaster_core::backend_conformance!(async { concertmaster_core::InMemoryStore::new() });
+//! // A store for the engine alone runs its part:
+//! // concertmaster_core::store_conformance!(async { MyStore::new() });
 //! ```
 
 pub mod conformance;
@@ -44,8 +46,15 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Expands to one `#[test]` per store conformance case, each on a fresh
-/// store made by `$make` (an expression evaluating to a future of a store).
+/// Expands to one `#[test]` per conformance case of the engine's traits
+/// ([`Store`]: workflows, runs, waits, leases, the audit log), each on a
+/// fresh store made by `$make` (an expression evaluating to a future of a
+/// store). A backend that keeps more runs the suites of the traits it
+/// implements beside it ([`form_store_conformance!`](crate::form_store_conformance),
+/// [`dataset_store_conformance!`](crate::dataset_store_conformance),
+/// [`connection_store_conformance!`](crate::connection_store_conformance),
+/// [`content_store_conformance!`](crate::content_store_conformance)), or all
+/// of them with [`backend_conformance!`](crate::backend_conformance).
 #[macro_export]
 macro_rules! store_conformance {
     ($make:expr) => {
@@ -76,23 +85,13 @@ macro_rules! store_conformance {
             a_wakeup_that_comes_first_is_held_for_the_suspension,
             a_delivery_takes_a_stored_wait,
             held_wakeups_expire_and_stay_listed_until_discarded,
-            form_answers_and_reviews_carry_their_wakeups,
             claim_runs_takes_each_free_run_once,
             claim_runs_shares_a_claim_between_tenants,
             an_ended_run_takes_no_more_writes,
             concurrent_node_writes_each_get_their_own_answer,
             concurrent_run_writes_each_get_their_own_answer,
             concurrent_starts_and_settles_each_get_their_own_answer,
-            concurrent_deliveries_each_get_their_own_answer,
-            form_versions_are_immutable,
-            a_form_link_is_used_once,
-            a_link_keeps_one_draft_until_it_is_used,
-            content_is_chunked_per_tenant_and_written_once,
-            responses_filter_and_are_reviewed_once,
-            responses_are_erased_and_purged,
-            datasets_replace_per_node_and_filter,
-            connections_round_trip_per_tenant,
-            connections_are_replaced_only_as_read
+            concurrent_deliveries_each_get_their_own_answer
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -105,6 +104,64 @@ macro_rules! store_conformance {
                 });
             }
         )+
+    };
+}
+
+/// The conformance cases of [`FormStore`](crate::store::FormStore), for a
+/// store that also implements [`Store`] (a form answer wakes a run).
+#[macro_export]
+macro_rules! form_store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases $make;
+            form_answers_and_reviews_carry_their_wakeups,
+            form_versions_are_immutable,
+            a_form_link_is_used_once,
+            a_link_keeps_one_draft_until_it_is_used,
+            responses_filter_and_are_reviewed_once,
+            responses_are_erased_and_purged
+        );
+    };
+}
+
+/// The conformance cases of [`DatasetStore`](crate::store::DatasetStore),
+/// for a store that also implements [`Store`].
+#[macro_export]
+macro_rules! dataset_store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases $make; datasets_replace_per_node_and_filter);
+    };
+}
+
+/// The conformance cases of
+/// [`ConnectionStore`](crate::store::ConnectionStore).
+#[macro_export]
+macro_rules! connection_store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases $make;
+            connections_round_trip_per_tenant,
+            connections_are_replaced_only_as_read
+        );
+    };
+}
+
+/// The conformance cases of [`ContentStore`](crate::store::ContentStore).
+#[macro_export]
+macro_rules! content_store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases $make; content_is_chunked_per_tenant_and_written_once);
+    };
+}
+
+/// Every conformance case, for a [`Backend`](crate::store::Backend): a
+/// store implementing every store trait.
+#[macro_export]
+macro_rules! backend_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!($make);
+        $crate::form_store_conformance!($make);
+        $crate::dataset_store_conformance!($make);
+        $crate::connection_store_conformance!($make);
+        $crate::content_store_conformance!($make);
     };
 }
 

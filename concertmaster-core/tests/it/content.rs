@@ -211,8 +211,7 @@ async fn a_start_with_a_key_used_before_keeps_the_first_runs_content() {
     // reference still reads back whole.
     let run = engine.run(&tenant, first).await.unwrap().run;
     let file = ContentRef::from_value(&run.trigger[0]["file"]).expect("stored by reference");
-    let contents =
-        concertmaster_core::content::Contents::new(engine.store().clone(), tenant.clone());
+    let contents = engine.contents(&tenant);
     let mut reader = contents.read(&file);
     let mut bytes = Vec::new();
     while let Some(chunk) = reader.next_chunk().await.unwrap() {

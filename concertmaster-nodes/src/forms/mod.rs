@@ -29,9 +29,10 @@ use concertmaster_core::{
     },
     limits::DEFAULT_HELD_WAKEUP_TTL,
     node::RegistryError,
+    store::FormStore,
     store::{AuditAction, AuditEntry, HeldWakeup, StoreError, StoreErrorKind},
     validate::FieldError,
-    Engine, NodeId, NodeRegistry, RunId, RunStatus, Store, TenantId,
+    Engine, NodeId, NodeRegistry, RunId, RunStatus, TenantId,
 };
 use serde_json::{json, Value};
 
@@ -260,7 +261,7 @@ pub(crate) fn review_key(run: RunId, send: &str) -> String {
 
 #[derive(Clone)]
 pub(crate) struct FormsInner {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn FormStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) portal_url: String,
     pub(crate) link_ttl: chrono::Duration,
@@ -311,7 +312,7 @@ impl Forms {
     /// Forms kept in `store`, links delivered by `notifier`; a link is
     /// `portal_url` followed by the token.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn FormStore>,
         notifier: impl Notifier,
         portal_url: impl Into<String>,
     ) -> Self {

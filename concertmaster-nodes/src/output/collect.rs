@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
+    store::DatasetStore,
     store::{DatasetFilter, DatasetRecord, StoreResult},
-    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, Store,
-    TenantId,
+    Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, TenantId,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -39,7 +39,7 @@ use crate::collection::store_failed;
 /// ```
 #[derive(Clone)]
 pub struct Datasets {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DatasetStore>,
 }
 
 impl std::fmt::Debug for Datasets {
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Datasets {
 
 impl Datasets {
     /// Datasets kept in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn DatasetStore>) -> Self {
         Self { store }
     }
 
@@ -103,7 +103,7 @@ struct CollectConfig {
 }
 
 struct Collect {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DatasetStore>,
     dataset: String,
 }
 

@@ -631,8 +631,7 @@ async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
             .await;
         assert_eq!(ids(&detail, "wait", "main").len(), 2);
         let responses = h
-            .engine
-            .store()
+            .store
             .responses(&h.tenant, &ResponseFilter::node(run, "send"))
             .await
             .unwrap();
@@ -647,8 +646,7 @@ async fn runs_waiting_for_answers_finish_after_the_process_restarts() {
         assert_eq!(ids(&h.detail(run.id).await, "review", "approved").len(), 2);
     }
     let pending = h
-        .engine
-        .store()
+        .store
         .responses(
             &h.tenant,
             &ResponseFilter::all().status(ReviewStatus::Pending),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use concertmaster_core::{
     clock::{Clock, ManualClock},
     run::RunFilter,
-    Run, RunId, RunStatus, Store,
+    store::Backend,
+    Run, RunId, RunStatus,
 };
 use concertmaster_nodes::forms::{FormsError, Submission};
 use serde_json::{json, Value};
@@ -120,7 +121,7 @@ async fn reopen(dir: &tempfile::TempDir, clock: ManualClock) -> Harness {
     let store = concertmaster_store::SqliteStore::open(dir.path().join("nested.db"))
         .await
         .unwrap();
-    Harness::on(Arc::new(store) as Arc<dyn Store>, clock).await
+    Harness::on(Arc::new(store) as Arc<dyn Backend>, clock).await
 }
 
 /// A new process on the same file, where the supplier answers now.

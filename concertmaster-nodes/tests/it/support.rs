@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concertmaster_core::{
-    clock::ManualClock, form::FormSchema, run::RunDetail, workflow::PublishedWorkflow, Engine,
-    RunId, RunStatus, Store, TenantId, WorkflowDefinition,
+    clock::ManualClock, form::FormSchema, run::RunDetail, store::Backend,
+    workflow::PublishedWorkflow, Engine, RunId, RunStatus, TenantId, WorkflowDefinition,
 };
 use concertmaster_nodes::forms::{Forms, Notification, NotificationKind, Outbox};
 use serde_json::{json, Value};
@@ -14,6 +14,8 @@ pub(crate) const PORTAL: &str = "https://portal.acme.test/f/";
 
 pub(crate) struct Harness {
     pub(crate) engine: Engine,
+    /// The engine's store, as every trait the forms use.
+    pub(crate) store: Arc<dyn Backend>,
     pub(crate) forms: Forms,
     pub(crate) outbox: Outbox,
     pub(crate) clock: ManualClock,
@@ -23,8 +25,7 @@ pub(crate) struct Harness {
 impl Harness {
     /// Every form response the store holds for the harness's tenant.
     pub(crate) async fn stored_responses(&self) -> Vec<concertmaster_core::form::FormResponse> {
-        self.engine
-            .store()
+        self.store
             .responses(
                 &self.tenant,
                 &concertmaster_core::form::ResponseFilter::all(),
@@ -41,10 +42,9 @@ impl Harness {
         .await
     }
 
-    pub(crate) async fn on(store: Arc<dyn Store>, clock: ManualClock) -> Self {
+    pub(crate) async fn on(store: Arc<dyn Backend>, clock: ManualClock) -> Self {
         let outbox = Outbox::new();
-        let forms =
-            Forms::new(Arc::clone(&store), outbox.clone(), PORTAL).with_clock(clock.clone());
+        let forms = Forms::new(store.clone(), outbox.clone(), PORTAL).with_clock(clock.clone());
         let mut registry = concertmaster_nodes::registry();
         forms
             .register_nodes(&mut registry)
@@ -53,7 +53,7 @@ impl Harness {
         subs.register_nodes(&mut registry)
             .expect("sub_workflow registers");
         let engine = Engine::builder()
-            .shared_store(store)
+            .shared_store(store.clone())
             .registry(registry)
             .clock(clock.clone())
             // Timers fire when a test advances the clock.
@@ -64,6 +64,7 @@ impl Harness {
         subs.attach(&engine);
         Self {
             engine,
+            store,
             forms,
             outbox,
             clock,

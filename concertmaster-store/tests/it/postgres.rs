@@ -1,6 +1,6 @@
 //! `PostgresStore`: the conformance suite against a real PostgreSQL server.
 
-concertmaster_core::store_conformance!(crate::support::fresh_postgres());
+concertmaster_core::backend_conformance!(crate::support::fresh_postgres());
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::support::Pass;
 
-concertmaster_core::store_conformance!(crate::support::fresh_sqlite());
+concertmaster_core::backend_conformance!(crate::support::fresh_sqlite());
 
 /// Waits for `answer:<run>`, then passes the answer on.
 struct Ask;

@@ -33,7 +33,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{middleware, Router};
-use concertmaster_core::{form::FormSchema, Engine, Store, TenantId, WorkflowDefinition};
+use concertmaster_core::{form::FormSchema, store::Backend, Engine, TenantId, WorkflowDefinition};
 use concertmaster_erp::{Connections, KeyRing};
 use concertmaster_nodes::forms::{Forms, Outbox};
 use concertmaster_nodes::{Datasets, SubWorkflows};
@@ -174,7 +174,7 @@ impl Server {
     /// Opens the database, builds the engine with every built-in node, the
     /// forms nodes, datasets and the ERP export nodes, and the API keys.
     pub async fn build(config: &Config) -> Result<Self, ServerError> {
-        let (store, db): (Arc<dyn Store>, Db) = match &config.database {
+        let (store, db): (Arc<dyn Backend>, Db) = match &config.database {
             Database::Sqlite(path) => {
                 let store = SqliteStore::open(path).await?;
                 let db = Db::Sqlite(store.pool().clone());
