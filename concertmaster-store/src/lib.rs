@@ -38,7 +38,6 @@ struct ReadmeDoctests;
 
 mod codec;
 mod error;
-mod form_store;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;

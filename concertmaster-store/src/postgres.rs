@@ -8,8 +8,7 @@ use sqlx::PgPool;
 use concertmaster_core::connector::url_without_password;
 
 use crate::error::Error;
-use crate::form_store::{connection_store, content_store, dataset_store, form_store};
-use crate::sql_store::{sql_store, STATEMENT_CACHE};
+use crate::sql_store::STATEMENT_CACHE;
 
 type Db = sqlx::Postgres;
 
@@ -248,14 +247,18 @@ async fn renew_rows(
         .collect())
 }
 
-sql_store!(PostgresStore);
+/// The store the shared SQL code (`shared/`) implements the traits for.
+type This = PostgresStore;
+
+// Each backend compiles the shared code against its own `Db`: one copy
+// per backend, concrete sqlx code without generic database bounds.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{apply_migrations, spawn_group_commits, PendingWrite};
 
 impl concertmaster_core::Store for PostgresStore {
     fn content_store(&self) -> Option<std::sync::Arc<dyn concertmaster_core::store::ContentStore>> {
         Some(std::sync::Arc::new(self.clone()))
     }
 }
-form_store!(PostgresStore);
-dataset_store!(PostgresStore);
-connection_store!(PostgresStore);
-content_store!(PostgresStore);

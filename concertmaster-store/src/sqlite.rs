@@ -9,8 +9,7 @@ use sqlx::SqlitePool;
 use concertmaster_core::connector::url_without_password;
 
 use crate::error::Error;
-use crate::form_store::{connection_store, content_store, dataset_store, form_store};
-use crate::sql_store::{sql_store, STATEMENT_CACHE};
+use crate::sql_store::STATEMENT_CACHE;
 
 type Db = sqlx::Sqlite;
 
@@ -301,14 +300,18 @@ async fn renew_rows(
     Ok(lost)
 }
 
-sql_store!(SqliteStore);
+/// The store the shared SQL code (`shared/`) implements the traits for.
+type This = SqliteStore;
+
+// Each backend compiles the shared code against its own `Db`: one copy
+// per backend, concrete sqlx code without generic database bounds.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{apply_migrations, spawn_group_commits, PendingWrite};
 
 impl concertmaster_core::Store for SqliteStore {
     fn content_store(&self) -> Option<std::sync::Arc<dyn concertmaster_core::store::ContentStore>> {
         Some(std::sync::Arc::new(self.clone()))
     }
 }
-form_store!(SqliteStore);
-dataset_store!(SqliteStore);
-connection_store!(SqliteStore);
-content_store!(SqliteStore);
