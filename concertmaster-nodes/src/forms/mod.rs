@@ -10,13 +10,13 @@
 //! counts stored responses every time it runs. Drafts are saved part-way
 //! and resumed through the same link.
 
-#[cfg(feature = "smtp")]
 mod links;
 pub(crate) mod notify;
 #[cfg(feature = "portal")]
 pub mod portal;
 mod retention;
 mod review;
+#[cfg(feature = "smtp")]
 mod smtp;
 mod submission;
 
