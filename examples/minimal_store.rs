@@ -331,5 +331,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     concertmaster_core::store_conformance!(async { super::CountingStore::default() });
+
+    /// A store without content refuses a content threshold when the engine
+    /// is built, and answers every content call with a typed error.
+    #[tokio::test]
+    async fn without_content_the_engine_says_so() {
+        let refused = Engine::builder()
+            .store(CountingStore::default())
+            .content_threshold(1024)
+            .build()
+            .await;
+        assert!(
+            matches!(refused, Err(concertmaster_core::Error::NoContentStore)),
+            "{refused:?}"
+        );
+        let engine = Engine::builder()
+            .store(CountingStore::default())
+            .build()
+            .await
+            .expect("builds without a threshold");
+        let put = engine
+            .contents(&TenantId::new("acme"))
+            .put_bytes(b"hello", None)
+            .await;
+        assert!(
+            matches!(put, Err(concertmaster_core::content::ContentError::NotKept)),
+            "{put:?}"
+        );
+    }
 }
