@@ -16,6 +16,7 @@ use concertmaster_core::{
     Engine, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
     RunStatus, TenantId, WorkflowDefinition,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -122,13 +123,7 @@ fn registry() -> Result<NodeRegistry, concertmaster_core::node::RegistryError> {
         NodeDescriptor::new("risk_check", NodeCategory::Logic)
             .label("Risk check")
             .description("Sends suppliers above a yearly spend to review, the others on.")
-            .outputs(["low", "high"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": { "reviewAboveSpend": { "type": "number", "minimum": 0 } },
-                "required": ["reviewAboveSpend"],
-                "additionalProperties": false
-            })),
+            .outputs(["low", "high"]),
         |config: RiskConfig| Ok(RiskCheck(config)),
     )?;
     registry.register_node(
@@ -160,9 +155,13 @@ impl Node for PassThrough {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The config of `risk_check`; its JSON Schema (for the editor and for
+/// publishing) is derived from it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RiskConfig {
+    /// Suppliers spending more than this a year go to review.
+    #[schemars(range(min = 0))]
     review_above_spend: f64,
 }
 

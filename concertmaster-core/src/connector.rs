@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::config_schema::config_schema;
+
 /// `url` with the password in it, if any, replaced by `***`, for messages
 /// that reach logs, errors and run history: `https://svc:***@erp.acme.test/api`.
 /// Only the authority is looked at, so an `@` in the path or query is left
@@ -47,7 +49,9 @@ pub fn url_without_password(url: &str) -> String {
 }
 
 /// How [`Connector::write`] treats a record that may exist in the system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Creates it; a record with its key already there is that record's
@@ -492,13 +496,101 @@ pub trait Connector: Send + Sync {
     }
 }
 
+/// The export node a kind of connector brings: a node that writes each
+/// item as a record through a connection of that kind, registered for
+/// every factory that describes one (`Connections::register_nodes` in
+/// `concertmaster-erp`).
+///
+/// ```
+/// use concertmaster_core::connector::ExportNode;
+///
+/// let node = ExportNode::new("acme_export", "Acme export")
+///     .icon("factory")
+///     .entity_field("table", "Acme table (suppliers, parts)")
+///     .examples("suppliers", "supplierNo", "name");
+/// assert_eq!(node.entity_field, "table");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportNode {
+    /// The node type workflows name (`sap_export`).
+    pub type_id: String,
+    /// The palette's label (`SAP export`); its first word names the system
+    /// in the node's description.
+    pub label: String,
+    /// The palette's icon name.
+    pub icon: String,
+    /// The config field naming where records go (`entity`, `recordType`).
+    pub entity_field: String,
+    /// That field's title in the config panel.
+    pub entity_title: String,
+    /// A destination, the example of that field (`A_BusinessPartner`).
+    pub entity_example: String,
+    /// A field of the system that holds a record's key, shown as the
+    /// example of `keyField` and in messages (`BusinessPartner`).
+    pub key_example: String,
+    /// A field that identifies a record, the example of `matchOn`.
+    pub match_example: String,
+}
+
+impl ExportNode {
+    /// An export node of type `type_id`, labelled `label`, its records'
+    /// destination in the config field `entity`.
+    pub fn new(type_id: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            type_id: type_id.into(),
+            label: label.into(),
+            icon: "upload".into(),
+            entity_field: "entity".into(),
+            entity_title: "Entity".into(),
+            entity_example: "records".into(),
+            key_example: "id".into(),
+            match_example: "name".into(),
+        }
+    }
+
+    /// Sets the palette's icon name.
+    pub fn icon(mut self, icon: impl Into<String>) -> Self {
+        self.icon = icon.into();
+        self
+    }
+
+    /// Names the config field that says where records go, and its title.
+    pub fn entity_field(mut self, name: impl Into<String>, title: impl Into<String>) -> Self {
+        self.entity_field = name.into();
+        self.entity_title = title.into();
+        self
+    }
+
+    /// Sets the examples of the destination field, `keyField` and
+    /// `matchOn`.
+    pub fn examples(
+        mut self,
+        entity: impl Into<String>,
+        key_field: impl Into<String>,
+        match_on: impl Into<String>,
+    ) -> Self {
+        self.entity_example = entity.into();
+        self.key_example = key_field.into();
+        self.match_example = match_on.into();
+        self
+    }
+}
+
 /// Makes connectors of one kind from their connections' configs.
 pub trait ConnectorFactory: Send + Sync {
     /// The kind it makes (`sap`, `netsuite`): a connection's `kind`.
     fn kind(&self) -> &str;
 
-    /// The JSON Schema of its config, for the editor's connection form.
-    /// Secret fields carry `"writeOnly": true`.
+    /// The export node this kind of connector brings, if any. The default:
+    /// none.
+    fn export_node(&self) -> Option<ExportNode> {
+        None
+    }
+
+    /// The JSON Schema of its config, for the editor's connection form,
+    /// derived from the config struct with [`config_schema`]. Secret
+    /// fields carry `"writeOnly": true`.
     fn config_schema(&self) -> Value;
 
     /// A connector for connection `connection` with `config` (JSON, secrets

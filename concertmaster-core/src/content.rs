@@ -253,7 +253,7 @@ mod runtime {
             Ok(ContentRef {
                 id: self.id,
                 size: self.size,
-                sha256: hex(&self.hasher.finalize()),
+                sha256: hex::encode(self.hasher.finalize()),
                 media_type: self.media_type,
             })
         }
@@ -424,7 +424,7 @@ mod runtime {
                             self.read, self.content.size
                         )));
                     }
-                    let digest = self.hasher.take().map(|h| hex(&h.finalize()));
+                    let digest = self.hasher.take().map(|h| hex::encode(h.finalize()));
                     if digest.as_deref() != Some(self.content.sha256.as_str()) {
                         return Err(damaged("its SHA-256 differs from the reference".into()));
                     }
@@ -441,14 +441,6 @@ mod runtime {
                 Ok(reader.next_chunk().await?.map(|chunk| (chunk, reader)))
             })
         }
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        use std::fmt::Write;
-        bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
     }
 }
 

@@ -232,7 +232,10 @@ impl NodeDescriptor {
         self
     }
 
-    /// Sets the config JSON Schema.
+    /// Sets the config JSON Schema, for a node type registered with
+    /// [`NodeRegistry::register`](crate::NodeRegistry::register).
+    /// [`NodeRegistry::register_with_config`](crate::NodeRegistry::register_with_config)
+    /// derives it from the config struct instead.
     pub fn config_schema(mut self, schema: Value) -> Self {
         self.config_schema = schema;
         self

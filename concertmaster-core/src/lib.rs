@@ -93,6 +93,7 @@
 #![cfg_attr(not(feature = "runtime"), allow(dead_code))]
 
 pub mod clock;
+mod config_schema;
 pub mod connector;
 pub mod content;
 mod descriptor;

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::descriptor::{NodeCategory, NodeDescriptor};
-use crate::node::Node;
+use crate::node::{JsonSchema, Node};
 
 /// Why a node config was refused: a message and the JSON pointer into the
 /// config it concerns (`""` for the whole config).
@@ -73,10 +73,15 @@ pub enum RegistryError {
 
 type Factory = dyn Fn(&Value) -> Result<Arc<dyn Node>, ConfigError> + Send + Sync;
 
+type Reader = dyn Fn(&Value) -> Result<(), ConfigError> + Send + Sync;
+
 struct Registered {
     descriptor: NodeDescriptor,
     schema: jsonschema::Validator,
     factory: Arc<Factory>,
+    /// Reads a config into the type's config struct and nothing more: what
+    /// the schema must agree with. Only for types registered with one.
+    reader: Option<Arc<Reader>>,
 }
 
 /// Node types by id: what the editor can offer and what a workflow can use.
@@ -87,11 +92,16 @@ struct Registered {
 ///     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 ///     node::{ConfigError, NodeCategory},
 /// };
+/// use schemars::JsonSchema;
 /// use serde::Deserialize;
 /// use serde_json::json;
 ///
-/// #[derive(Deserialize)]
-/// struct TagConfig { tag: String }
+/// /// Its schema is derived from it.
+/// #[derive(Deserialize, JsonSchema)]
+/// struct TagConfig {
+///     /// The tag every item gets.
+///     tag: String,
+/// }
 ///
 /// struct Tag(TagConfig);
 ///
@@ -108,17 +118,27 @@ struct Registered {
 ///
 /// let mut registry = NodeRegistry::new();
 /// registry.register_with_config(
-///     NodeDescriptor::new("acme.tag", NodeCategory::Transform).config_schema(json!({
-///         "type": "object", "properties": { "tag": { "type": "string" } }, "required": ["tag"]
-///     })),
+///     NodeDescriptor::new("acme.tag", NodeCategory::Transform),
 ///     |config: TagConfig| Ok(Tag(config)),
 /// )?;
-/// assert!(registry.descriptor("acme.tag").is_some());
+/// let schema = &registry.descriptor("acme.tag").unwrap().config_schema;
+/// assert_eq!(schema["required"], json!(["tag"]));
 /// # Ok::<(), concertmaster_core::node::RegistryError>(())
 /// ```
 #[derive(Default)]
 pub struct NodeRegistry {
     types: BTreeMap<String, Registered>,
+}
+
+/// Reads a node's config into `C`, refusing it with the path of the
+/// offending field: what [`NodeRegistry::register_with_config`] does before
+/// it calls its factory, for nodes registered with
+/// [`NodeRegistry::register`].
+pub fn read_config<C: DeserializeOwned>(config: &Value) -> Result<C, ConfigError> {
+    serde_path_to_error::deserialize(config).map_err(|err| {
+        let pointer = path_to_pointer(&err.path().to_string());
+        ConfigError::new(err.into_inner().to_string()).at(pointer)
+    })
 }
 
 impl NodeRegistry {
@@ -163,6 +183,7 @@ impl NodeRegistry {
                 descriptor,
                 schema,
                 factory,
+                reader: None,
             },
         );
         Ok(())
@@ -170,23 +191,31 @@ impl NodeRegistry {
 
     /// Registers a node type whose config deserializes into `C`; a config
     /// that does not is refused with the path of the offending field.
+    ///
+    /// The descriptor's config schema is `C`'s, derived with
+    /// [`config_schema`](crate::node::config_schema): the struct is the one
+    /// place its fields, defaults and descriptions are written.
     pub fn register_with_config<C, N, F>(
         &mut self,
         descriptor: NodeDescriptor,
         factory: F,
     ) -> Result<(), RegistryError>
     where
-        C: DeserializeOwned,
+        C: DeserializeOwned + JsonSchema,
         N: Node,
         F: Fn(C) -> Result<N, ConfigError> + Send + Sync + 'static,
     {
+        let descriptor = descriptor.config_schema(crate::node::config_schema::<C>());
+        let type_id = descriptor.type_id.clone();
         self.register(descriptor, move |config: &Value| {
-            let config: C = serde_path_to_error::deserialize(config).map_err(|err| {
-                let pointer = path_to_pointer(&err.path().to_string());
-                ConfigError::new(err.into_inner().to_string()).at(pointer)
-            })?;
-            factory(config)
-        })
+            factory(read_config(config)?)
+        })?;
+        if let Some(registered) = self.types.get_mut(&type_id) {
+            registered.reader = Some(Arc::new(|config: &Value| {
+                read_config::<C>(config).map(drop)
+            }));
+        }
+        Ok(())
     }
 
     /// Registers a node type whose nodes need no config: one shared instance.
@@ -248,6 +277,18 @@ impl NodeRegistry {
                 .map(|err| ConfigError::new(err.to_string()).at(err.instance_path().as_str()))
                 .collect(),
         )
+    }
+
+    /// Reads `config` into the config struct of `type_id`, building
+    /// nothing. `None` when the type is unknown or was registered without
+    /// a struct.
+    #[cfg(feature = "testing")]
+    pub(crate) fn read(&self, type_id: &str, config: &Value) -> Option<Result<(), ConfigError>> {
+        self.types
+            .get(type_id)?
+            .reader
+            .as_ref()
+            .map(|read| read(config))
     }
 
     /// Builds the node for `config`. `None` when the type is unknown.
@@ -421,12 +462,12 @@ mod tests {
 
     #[test]
     fn typed_configs_report_the_pointer() {
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
         #[allow(dead_code)]
         struct Config {
             recipients: Vec<Recipient>,
         }
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
         #[allow(dead_code)]
         struct Recipient {
             email: String,

@@ -36,7 +36,7 @@ impl FormToken {
         getrandom::fill(&mut bytes).map_err(|err| crate::store::StoreError::Unavailable {
             message: format!("the operating system gave no randomness for a form token: {err}"),
         })?;
-        Ok(Self(hex(&bytes)))
+        Ok(Self(hex::encode(bytes)))
     }
 
     /// The token in a link a respondent followed; `None` when the text
@@ -53,7 +53,7 @@ impl FormToken {
 
     /// What the store keeps and looks the link up by: SHA-256, hex.
     pub fn hash(&self) -> String {
-        hex(&Sha256::digest(self.0.as_bytes()))
+        hex::encode(Sha256::digest(self.0.as_bytes()))
     }
 }
 
@@ -61,10 +61,6 @@ impl fmt::Debug for FormToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FormToken(..)")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use concertmaster_core::{
     clock::{Clock, SystemClock},
-    connector::{ConnectionCheck, Connector, ConnectorError, ConnectorFactory},
+    connector::{ConnectionCheck, Connector, ConnectorError, ConnectorFactory, ExportNode},
     node::RegistryError,
     store::ConnectionStore,
     store::{AuditAction, AuditEntry, StoreError, StoredConnection},
@@ -275,6 +275,16 @@ impl Connections {
     /// are written; call it after building the engine.
     pub fn attach(&self, engine: &Engine) {
         self.inner.batcher.attach(engine);
+    }
+
+    /// The export node of each kind of connector that brings one, with
+    /// its kind.
+    pub(crate) fn export_nodes(&self) -> Vec<(String, ExportNode)> {
+        self.inner
+            .factories
+            .iter()
+            .filter_map(|(kind, factory)| Some((kind.clone(), factory.export_node()?)))
+            .collect()
     }
 
     /// The kinds of connector registered, each with its config's JSON

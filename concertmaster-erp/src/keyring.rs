@@ -293,12 +293,7 @@ impl KeyRing {
         })?;
         // serde_json's maps are ordered by key, so equal configs print equally.
         mac.update(config.to_string().as_bytes());
-        Ok(mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Opens `sealed` and seals it again with the active key: one step of
@@ -409,10 +404,7 @@ mod tests {
         assert_eq!(hash(&a), hash(&b));
         assert_ne!(hash(&a), hash(&serde_json::json!({"url": "v"})));
         // Not the plain SHA-256 a copy of the store could be checked against.
-        let plain: String = Sha256::digest(a.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let plain = hex::encode(Sha256::digest(a.to_string().as_bytes()));
         assert_ne!(hash(&a), plain);
         let other = KeyRing::new("k1", [9u8; 32]).unwrap();
         assert_ne!(hash(&a), other.config_hash("k1", &a).unwrap());

@@ -1,7 +1,9 @@
 //! `Secret`: a value that never prints.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
@@ -30,6 +32,24 @@ impl<T: Zeroize> Secret<T> {
     /// The value, for the one place that sends it.
     pub fn expose(&self) -> &T {
         &self.0
+    }
+}
+
+/// The schema of the value, marked `"writeOnly": true`: an editor's form
+/// takes it in and never shows it back.
+impl<T: Zeroize + JsonSchema> JsonSchema for Secret<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Secret_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = T::json_schema(generator);
+        schema.insert("writeOnly".into(), true.into());
+        schema
     }
 }
 

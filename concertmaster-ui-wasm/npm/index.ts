@@ -136,6 +136,8 @@ export interface PaletteEntry {
   description: string;
   configSchema: JsonSchema;
   defaultConfig: Record<string, unknown>;
+  /** The config form's UI schema: each object's fields in declared order (`ui:order`). */
+  configUi: Record<string, unknown>;
   inputs: PortSpec[];
   outputs: PortSpec[];
 }

@@ -2,7 +2,7 @@
 //! category, each with its config schema and a default config.
 
 use concertmaster_core::{
-    node::{Join, NodeCategory, PortSpec, RegistryError},
+    node::{Join, NodeCategory, PortSpec, RegistryError, ORDER_KEYWORD},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
 use serde::Serialize;
@@ -24,6 +24,10 @@ pub struct PaletteEntry {
     pub config_schema: Value,
     /// The config a new node starts with: the schema's defaults.
     pub default_config: Value,
+    /// The config form's UI schema (react-jsonschema-form's `uiSchema`):
+    /// each object's fields in the order the config struct declares them
+    /// (`ui:order`, from the schema's `x-order`).
+    pub config_ui: Value,
     /// Its input ports (handles on the left).
     pub inputs: Vec<PortSpec>,
     /// Its output ports (handles on the right).
@@ -126,9 +130,38 @@ pub(crate) fn entry(descriptor: &NodeDescriptor) -> PaletteEntry {
         config_schema: descriptor.config_schema.clone(),
         default_config: defaults(&descriptor.config_schema)
             .unwrap_or_else(|| Value::Object(Map::new())),
+        config_ui: ui_schema(&descriptor.config_schema),
         inputs: descriptor.inputs.clone(),
         outputs: descriptor.outputs.clone(),
     }
+}
+
+/// The UI schema that draws `schema`'s fields in declared order: a
+/// `ui:order` for every object that lists one under `x-order`, nested
+/// under its property's name, or under `items` for a list's elements.
+fn ui_schema(schema: &Value) -> Value {
+    let mut ui = Map::new();
+    if let Some(order) = schema.get(ORDER_KEYWORD).and_then(Value::as_array) {
+        let mut order = order.clone();
+        // Fields the list does not name (a host's own) come after.
+        order.push(Value::from("*"));
+        ui.insert("ui:order".into(), Value::Array(order));
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, property) in properties {
+            let nested = ui_schema(property);
+            if nested.as_object().is_some_and(|n| !n.is_empty()) {
+                ui.insert(name.clone(), nested);
+            }
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        let nested = ui_schema(items);
+        if nested.as_object().is_some_and(|n| !n.is_empty()) {
+            ui.insert("items".into(), nested);
+        }
+    }
+    Value::Object(ui)
 }
 
 /// The value `schema` describes by its defaults: its own `default`, or for
@@ -176,6 +209,29 @@ mod tests {
             json!({ "mode": "create", "batchSize": 100, "retry": { "attempts": 3 } })
         );
         assert_eq!(defaults(&json!({ "type": "object" })), None);
+    }
+
+    #[test]
+    fn the_config_form_draws_fields_in_declared_order() {
+        let schema = json!({
+            "type": "object",
+            "x-order": ["cases", "mode"],
+            "properties": {
+                "mode": { "type": "string" },
+                "cases": {
+                    "type": "array",
+                    "items": { "type": "object", "x-order": ["port", "condition"], "properties": {} }
+                }
+            }
+        });
+        assert_eq!(
+            ui_schema(&schema),
+            json!({
+                "ui:order": ["cases", "mode", "*"],
+                "cases": { "items": { "ui:order": ["port", "condition", "*"] } }
+            })
+        );
+        assert_eq!(ui_schema(&json!({ "type": "object" })), json!({}));
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub(super) enum Finish {
     Restart {
         error: NodeError,
         pause: Duration,
-        _outlet: Option<Arc<Outlet>>,
+        _outlet: Option<Arc<dyn crate::node::stream::ItemSink>>,
     },
     /// The driver stopped it (its stream group restarts).
     Aborted,
@@ -248,10 +248,14 @@ impl NodeTask {
                         clock: Arc::clone(&self.inner.clock),
                         content_store: self.inner.contents.clone(),
                         outlet: match self.stream.as_ref().and_then(|s| s.outlet.as_ref()) {
-                            Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet)),
+                            Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet) as _),
                             None => crate::node::OutletCell::default(),
                         },
-                        inlet: self.stream.as_ref().and_then(|s| s.inlet.clone()),
+                        inlet: self
+                            .stream
+                            .as_ref()
+                            .and_then(|s| s.inlet.clone())
+                            .map(|inlet| inlet as _),
                     };
                     let input = record.input.unshared_joins();
                     match self.attempt_once(&ctx, input, &record, !saved, began).await {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::ids::NodeId;
 use crate::item::{Item, Ports};
+use crate::node::stream::{ItemSink, ItemSource, StreamFuture};
 use crate::node::NodeError;
 
 /// What travels through an edge's queue. A queue whose senders are gone
@@ -69,17 +70,6 @@ impl EdgeSender {
 }
 
 impl Outlet {
-    /// An outlet that only keeps what is emitted: a node whose edges do
-    /// not stream, or a node called outside an engine.
-    pub(crate) fn keeping() -> Self {
-        Self {
-            streams: Vec::new(),
-            kept: Mutex::new(Ports::new()),
-            announce: None,
-            generation: 0,
-        }
-    }
-
     /// An outlet feeding `streams` (per port: whether every edge of it
     /// streams, and its edges' senders); `announce` hears of each edge's
     /// first item, tagged with `generation`.
@@ -236,16 +226,6 @@ impl Inlet {
         }
     }
 
-    /// An inlet holding `items`, then the end: for calling a node directly.
-    pub(crate) fn of(items: Vec<Item>) -> Self {
-        let (tx, rx) = mpsc::channel(items.len() + 1);
-        for item in items {
-            let _ = tx.try_send(Flow::Item(item));
-        }
-        let _ = tx.try_send(Flow::End);
-        Self::new(rx, NodeId::new("test"))
-    }
-
     pub(crate) async fn next(&self) -> Result<Option<Item>, NodeError> {
         if self.ended.load(Ordering::Acquire) {
             return Ok(None);
@@ -265,5 +245,29 @@ impl Inlet {
             ))
             .with_details(serde_json::json!({ "producer": self.from }))),
         }
+    }
+}
+
+impl ItemSink for Outlet {
+    fn emit<'a>(&'a self, port: &'a str, item: Item) -> StreamFuture<'a, ()> {
+        Box::pin(Outlet::emit(self, port, item))
+    }
+
+    fn finish(&self, returned: Ports) -> StreamFuture<'_, Ports> {
+        Box::pin(Outlet::finish(self, returned))
+    }
+
+    fn emitted_any(&self) -> bool {
+        Outlet::emitted_any(self)
+    }
+
+    fn take_kept(&self) -> Ports {
+        Outlet::take_kept(self)
+    }
+}
+
+impl ItemSource for Inlet {
+    fn next(&self) -> StreamFuture<'_, Result<Option<Item>, NodeError>> {
+        Box::pin(Inlet::next(self))
     }
 }

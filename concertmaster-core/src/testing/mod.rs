@@ -14,10 +14,12 @@
 //! // concertmaster_core::store_conformance!(async { MyStore::new() });
 //! ```
 
+mod config_examples;
 pub mod conformance;
 mod faulty;
 
 pub use crate::engine::hooks::{SuspensionHook, SuspensionPoint};
+pub use config_examples::check_config_examples;
 pub use faulty::{Chaos, FaultReport, FaultyStore};
 
 use std::future::Future;

@@ -47,7 +47,7 @@ impl Probe {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 struct ProduceConfig {
     count: usize,
@@ -101,7 +101,7 @@ impl Node for Produce {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 struct ConsumeConfig {
     /// Fail on this attempt after reading `fail_after` items.
@@ -158,7 +158,7 @@ impl Node for Consume {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 struct RelayConfig {
     fail_on_attempt: Option<u32>,

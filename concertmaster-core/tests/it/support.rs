@@ -100,7 +100,7 @@ impl Node for Pass {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PassConfig {
     #[serde(default)]
@@ -246,9 +246,10 @@ impl Node for Panic {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AwaitConfig {
+    #[schemars(length(min = 1))]
     prefix: String,
     #[serde(default, rename = "deadlineS")]
     deadline_s: Option<i64>,
@@ -260,9 +261,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
     let l = Arc::clone(log);
     registry
         .register_with_config(
-            NodeDescriptor::new("start", NodeCategory::Trigger).config_schema(json!({
-                "type": "object", "properties": {"pauseMs": {"type": "integer", "minimum": 0}}
-            })),
+            NodeDescriptor::new("start", NodeCategory::Trigger),
             move |c: PassConfig| {
                 Ok(Pass {
                     log: Arc::clone(&l),
@@ -274,9 +273,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
     let l = Arc::clone(log);
     registry
         .register_with_config(
-            NodeDescriptor::new("pass", NodeCategory::Transform).config_schema(json!({
-                "type": "object", "properties": {"pauseMs": {"type": "integer", "minimum": 0}}
-            })),
+            NodeDescriptor::new("pass", NodeCategory::Transform),
             move |c: PassConfig| {
                 Ok(Pass {
                     log: Arc::clone(&l),
@@ -288,11 +285,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
     let l = Arc::clone(log);
     registry
         .register_with_config(
-            NodeDescriptor::new("act", NodeCategory::Output)
-                .with_side_effects()
-                .config_schema(json!({
-                    "type": "object", "properties": {"pauseMs": {"type": "integer", "minimum": 0}}
-                })),
+            NodeDescriptor::new("act", NodeCategory::Output).with_side_effects(),
             move |c: PassConfig| {
                 Ok(Pass {
                     log: Arc::clone(&l),
@@ -342,9 +335,7 @@ pub(crate) fn registry(log: &Arc<Log>) -> NodeRegistry {
     let l = Arc::clone(log);
     registry
         .register_with_config(
-            NodeDescriptor::new("await", NodeCategory::Collection).config_schema(json!({
-                "type": "object", "properties": {"prefix": {"type": "string", "minLength": 1}}, "required": ["prefix"]
-            })),
+            NodeDescriptor::new("await", NodeCategory::Collection),
             move |c: AwaitConfig| {
                 Ok(Await {
                     log: Arc::clone(&l),

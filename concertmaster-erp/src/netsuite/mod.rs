@@ -24,6 +24,7 @@ use concertmaster_core::connector::{
 };
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -39,30 +40,37 @@ const MAX_PAGE_SIZE: u32 = 1000;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A NetSuite connection's config, as stored (sealed) in a connection.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "NetSuite (SuiteTalk REST)")]
 pub struct NetSuiteConfig {
     /// The account id (`1234567`, `1234567_SB1` for a sandbox): the OAuth
     /// realm, and the host unless `baseUrl` is given.
+    #[schemars(title = "Account id", regex(pattern = "^[A-Za-z0-9_-]+$"))]
     pub account_id: String,
     /// The integration record's consumer key.
+    #[schemars(length(min = 1))]
     pub consumer_key: String,
     /// The integration record's consumer secret.
     pub consumer_secret: Secret<String>,
     /// The access token's id.
+    #[schemars(length(min = 1))]
     pub token_id: String,
     /// The access token's secret.
     pub token_secret: Secret<String>,
     /// The REST root, when not
     /// `https://{account}.suitetalk.api.netsuite.com/services/rest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(url)]
     pub base_url: Option<String>,
     /// How often a rate-limited request is tried again before the record
     /// is reported as rate limited.
     #[serde(default = "default_retries")]
+    #[schemars(range(max = 20))]
     pub max_retries: u32,
     /// Seconds a request may take.
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 600))]
     pub timeout_seconds: u64,
 }
 
@@ -95,22 +103,19 @@ impl ConnectorFactory for NetSuiteFactory {
     }
 
     fn config_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "title": "NetSuite (SuiteTalk REST)",
-            "required": ["accountId", "consumerKey", "consumerSecret", "tokenId", "tokenSecret"],
-            "additionalProperties": false,
-            "properties": {
-                "accountId": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$", "title": "Account id" },
-                "consumerKey": { "type": "string", "minLength": 1 },
-                "consumerSecret": { "type": "string", "writeOnly": true },
-                "tokenId": { "type": "string", "minLength": 1 },
-                "tokenSecret": { "type": "string", "writeOnly": true },
-                "baseUrl": { "type": "string", "format": "uri" },
-                "maxRetries": { "type": "integer", "minimum": 0, "maximum": 20, "default": 5 },
-                "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 600, "default": 60 }
-            }
-        })
+        concertmaster_core::connector::config_schema::<NetSuiteConfig>()
+    }
+
+    fn export_node(&self) -> Option<concertmaster_core::connector::ExportNode> {
+        Some(
+            concertmaster_core::connector::ExportNode::new("netsuite_sync", "NetSuite sync")
+                .icon("netsuite")
+                .entity_field(
+                    "recordType",
+                    "Record type (vendor, customer, customrecord_...)",
+                )
+                .examples("vendor", "externalId", "companyName"),
+        )
     }
 
     fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {

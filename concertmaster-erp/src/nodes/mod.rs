@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use concertmaster_core::{
-    connector::{ConnectorError, Record, RecordOutcome, WriteMode},
-    node::{ConfigError, NodeCategory, RegistryError, Suspend, Wakeup, MAIN_PORT},
+    connector::{config_schema, ConnectorError, ExportNode, Record, RecordOutcome, WriteMode},
+    node::{read_config, ConfigError, NodeCategory, RegistryError, Suspend, Wakeup, MAIN_PORT},
     Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
     TenantId,
 };
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
@@ -47,7 +48,7 @@ const DEFAULT_BATCH_SIZE: usize = 100;
 const DEFAULT_FLUSH_SECONDS: u64 = 60;
 
 /// Whether records go out with the run or are gathered across runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 enum SyncMode {
     #[default]
@@ -57,7 +58,7 @@ enum SyncMode {
 
 /// Whether a create may make a record twice when an attempt is repeated
 /// after the ERP acted but its answer was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 enum Duplicates {
     /// A create must be able to find what it may have made: `keyField` or
@@ -79,111 +80,165 @@ enum Step {
 }
 
 /// A mapped field: a JSON pointer into the item, or a constant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
 enum Source {
-    Pointer(String),
+    /// A JSON pointer into the item (`/company/name`).
+    Pointer(#[schemars(regex(pattern = "^(/.*)?$"))] String),
+    /// A constant.
     Constant { value: Value },
 }
 
-#[derive(Debug, Deserialize)]
+/// Config of an export node. The field naming where records go is
+/// `entity` here and in the struct; each connector's node may call it
+/// otherwise in its configs (`recordType`), see [`Flavour::read`].
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Update and upsert find records by their key (checked again when the node
+// is built; here so the editor says it while drawing). A create without
+// keyField or matchOn is refused when the node is built (`check`), with a
+// message that names both and "duplicates": "allowed": a schema rule would
+// say less.
+#[schemars(extend(
+    "if" = { "properties": { "mode": { "enum": ["update", "upsert"] } }, "required": ["mode"] },
+    "then" = { "required": ["keyField"] }
+))]
 struct ExportConfig {
+    /// The connection records are written through.
+    #[schemars(length(min = 1))]
     connection: String,
-    #[serde(alias = "recordType")]
+    /// Where records go: an entity set, a record type.
+    #[schemars(regex(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
     entity: String,
-    #[serde(default)]
+    /// ERP field -> JSON pointer into the item, or `{"value": constant}`;
+    /// without it, the item's fields as they are.
+    #[schemars(title = "Fields")]
     mapping: Option<BTreeMap<String, Source>>,
-    #[serde(default)]
+    /// The ERP field holding the record's key: a repeated attempt
+    /// updates what an earlier one created.
+    #[schemars(title = "Key field")]
     key_field: Option<String>,
-    #[serde(default)]
+    /// ERP fields that identify a record, looked up before a repeated
+    /// create.
+    #[schemars(
+        title = "Match on",
+        length(min = 1),
+        inner(regex(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")),
+        extend("uniqueItems" = true)
+    )]
     match_on: Option<Vec<String>>,
+    /// Whether a create without keyField or matchOn may make a record twice.
     #[serde(default)]
     duplicates: Duplicates,
+    /// Create, update or upsert.
     #[serde(default)]
     mode: WriteMode,
+    /// Write with the run, or gathered with other runs' records.
     #[serde(default)]
     sync: SyncMode,
-    #[serde(default)]
-    batch_size: Option<usize>,
-    #[serde(default)]
-    flush_interval_seconds: Option<u64>,
+    /// `batch`: records per call.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 1000))]
+    batch_size: usize,
+    /// `batch`: longest a record waits for its batch, in seconds.
+    #[serde(default = "default_flush_seconds")]
+    #[schemars(range(min = 1, max = 86_400))]
+    flush_interval_seconds: u64,
 }
 
-/// What the two nodes differ in.
-#[derive(Clone, Copy)]
+fn default_batch_size() -> usize {
+    DEFAULT_BATCH_SIZE
+}
+
+fn default_flush_seconds() -> u64 {
+    DEFAULT_FLUSH_SECONDS
+}
+
+/// An export node type: what its connector's factory describes, and the
+/// kind of connection it writes through.
+#[derive(Debug)]
 struct Flavour {
-    type_id: &'static str,
-    kind: &'static str,
-    label: &'static str,
-    entity_field: &'static str,
-    entity_title: &'static str,
-    key_example: &'static str,
-    match_example: &'static str,
+    kind: String,
+    node: ExportNode,
 }
 
-const SAP: Flavour = Flavour {
-    type_id: "sap_export",
-    kind: "sap",
-    label: "SAP export",
-    entity_field: "entity",
-    entity_title: "OData entity set (A_BusinessPartner)",
-    key_example: "BusinessPartner",
-    match_example: "OrganizationBPName1",
-};
-
-const NETSUITE: Flavour = Flavour {
-    type_id: "netsuite_sync",
-    kind: "netsuite",
-    label: "NetSuite sync",
-    entity_field: "recordType",
-    entity_title: "Record type (vendor, customer, customrecord_...)",
-    key_example: "externalId",
-    match_example: "companyName",
-};
-
-fn schema(flavour: Flavour) -> Value {
-    json!({
-        "type": "object",
-        "required": ["connection", flavour.entity_field],
-        "additionalProperties": false,
-        // Update and upsert find records by their key (checked again when
-        // the node is built; here so the editor says it while drawing).
-        // A create without keyField or matchOn is refused when the node
-        // is built (`check`), with a message that names both and
-        // "duplicates": "allowed": a schema rule would say less.
-        "if": { "properties": { "mode": { "enum": ["update", "upsert"] } }, "required": ["mode"] },
-        "then": { "required": ["keyField"] },
-        "properties": {
-            "connection": { "type": "string", "minLength": 1, "title": format!("{} connection id", flavour.kind) },
-            (flavour.entity_field): { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$", "title": flavour.entity_title },
-            "mapping": {
-                "type": "object",
-                "title": "Fields: ERP field -> JSON pointer into the item, or {\"value\": constant}",
-                "additionalProperties": {
-                    "oneOf": [
-                        { "type": "string", "pattern": "^(/.*)?$" },
-                        { "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": {} } }
-                    ]
-                }
-            },
-            "keyField": { "type": "string", "title": "ERP field holding the record's key", "examples": [flavour.key_example] },
-            "matchOn": {
-                "type": "array", "minItems": 1, "uniqueItems": true,
-                "items": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$" },
-                "title": "ERP fields that identify a record (looked up before a repeated create)",
-                "examples": [flavour.match_example]
-            },
-            "duplicates": {
-                "type": "string", "enum": ["refused", "allowed"], "default": "refused",
-                "title": "Whether a create without keyField or matchOn may make a record twice"
-            },
-            "mode": { "type": "string", "enum": ["create", "update", "upsert"], "default": "create" },
-            "sync": { "type": "string", "enum": ["realTime", "batch"], "default": "realTime" },
-            "batchSize": { "type": "integer", "minimum": 1, "maximum": 1000, "default": DEFAULT_BATCH_SIZE },
-            "flushIntervalSeconds": { "type": "integer", "minimum": 1, "maximum": 86400, "default": DEFAULT_FLUSH_SECONDS }
+impl Flavour {
+    /// The config schema of this node type: [`ExportConfig`]'s, with the
+    /// destination field named and titled as the connector says.
+    fn schema(&self) -> Value {
+        let mut schema = config_schema::<ExportConfig>();
+        let node = &self.node;
+        let field = node.entity_field.as_str();
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            if let Some(mut entity) = properties.remove("entity") {
+                entity["title"] = json!(node.entity_title);
+                entity["examples"] = json!([node.entity_example]);
+                properties.insert(field.to_string(), entity);
+            }
+            if let Some(connection) = properties.get_mut("connection") {
+                connection["title"] = json!(format!("{} connection id", self.kind));
+            }
+            if let Some(key) = properties.get_mut("keyField") {
+                key["examples"] = json!([node.key_example]);
+            }
+            if let Some(match_on) = properties.get_mut("matchOn") {
+                match_on["examples"] = json!([[node.match_example]]);
+            }
         }
-    })
+        schema["examples"] = json!([
+            {
+                "connection": format!("{}-prod", self.kind),
+                field: node.entity_example,
+                "keyField": node.key_example,
+                "mode": "upsert",
+            },
+            {
+                "connection": format!("{}-prod", self.kind),
+                field: node.entity_example,
+                "matchOn": [node.match_example],
+                "sync": "batch",
+                "batchSize": 200,
+            }
+        ]);
+        for list in ["required", concertmaster_core::node::ORDER_KEYWORD] {
+            if let Some(names) = schema.get_mut(list).and_then(Value::as_array_mut) {
+                for name in names.iter_mut().filter(|name| *name == "entity") {
+                    *name = json!(field);
+                }
+            }
+        }
+        schema
+    }
+
+    /// Reads a config written for this node type: its destination field
+    /// under the connector's name, every other field as in
+    /// [`ExportConfig`].
+    fn read(&self, config: &Value) -> Result<ExportConfig, ConfigError> {
+        let field = self.node.entity_field.as_str();
+        if field == "entity" {
+            return read_config(config);
+        }
+        let mut config = config.clone();
+        if let Some(fields) = config.as_object_mut() {
+            if fields.contains_key("entity") {
+                return Err(ConfigError::new(format!(
+                    "unknown field `entity`; {} names where records go `{field}`",
+                    self.node.type_id
+                ))
+                .at("/entity"));
+            }
+            if let Some(value) = fields.remove(field) {
+                fields.insert("entity".into(), value);
+            }
+        }
+        read_config(&config).map_err(|mut err: ConfigError| {
+            if err.pointer == "/entity" || err.pointer.starts_with("/entity/") {
+                err.pointer = format!("/{field}{}", &err.pointer["/entity".len()..]);
+            }
+            err.message = err.message.replace("`entity`", &format!("`{field}`"));
+            err
+        })
+    }
 }
 
 /// An entity, record type or field name as the schema's pattern allows:
@@ -196,12 +251,12 @@ fn is_identifier(name: &str) -> bool {
         && name.len() <= 128
 }
 
-fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
+fn check(config: &ExportConfig, flavour: &Flavour) -> Result<(), ConfigError> {
     let entity = &config.entity;
     if !is_identifier(entity) {
         return Err(
             ConfigError::new(format!("{entity:?} is not an entity or record type name"))
-                .at(format!("/{}", flavour.entity_field)),
+                .at(format!("/{}", flavour.node.entity_field)),
         );
     }
     if config.connection.is_empty() {
@@ -243,24 +298,21 @@ fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
              retry could create it twice; set keyField (the ERP's key, e.g. {:?}), or matchOn (ERP \
              fields that identify a record, e.g. [{:?}]), or \"duplicates\": \"allowed\" to accept \
              duplicates",
-            flavour.key_example, flavour.match_example
+            flavour.node.key_example, flavour.node.match_example
         ))
         .at("/matchOn"));
     }
     if matches!(config.mode, WriteMode::Update | WriteMode::Upsert) && config.key_field.is_none() {
         return Err(ConfigError::new(format!(
             "mode {} finds records by their key: set keyField (e.g. {:?})",
-            config.mode, flavour.key_example
+            config.mode, flavour.node.key_example
         ))
         .at("/keyField"));
     }
-    if config.batch_size.is_some_and(|n| !(1..=1000).contains(&n)) {
+    if !(1..=1000).contains(&config.batch_size) {
         return Err(ConfigError::new("batchSize is between 1 and 1000").at("/batchSize"));
     }
-    if config
-        .flush_interval_seconds
-        .is_some_and(|s| !(1..=86_400).contains(&s))
-    {
+    if !(1..=86_400).contains(&config.flush_interval_seconds) {
         return Err(
             ConfigError::new("flushIntervalSeconds is between 1 and 86400")
                 .at("/flushIntervalSeconds"),
@@ -269,33 +321,37 @@ fn check(config: &ExportConfig, flavour: Flavour) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Registers `sap_export` and `netsuite_sync` for `connections`.
+/// Registers the export node of every connector whose factory describes
+/// one (`sap_export`, `netsuite_sync`, a host's own) for `connections`.
 pub(crate) fn register(
     registry: &mut NodeRegistry,
     connections: &Connections,
     batcher: &Arc<Batcher>,
 ) -> Result<(), RegistryError> {
-    for flavour in [SAP, NETSUITE] {
+    for (kind, node) in connections.export_nodes() {
+        let flavour = Arc::new(Flavour { kind, node });
         let connections = connections.clone();
         let batcher = Arc::clone(batcher);
-        registry.register_with_config(
-            NodeDescriptor::new(flavour.type_id, NodeCategory::Output)
-                .with_side_effects()
-                .label(flavour.label)
-                .icon(if flavour.kind == "sap" { "sap" } else { "netsuite" })
-                .description(format!(
-                    "Writes each item as a {} record through a connection. Accepted items leave on `ok` \
-                     (with `erp`: id, created, etag), refused ones on `error` (with `erpError`: the ERP's \
-                     code, message and field). With keyField set, a repeated attempt updates what an \
-                     earlier one created instead of creating it twice.",
-                    flavour.label.split(' ').next().unwrap_or(flavour.label)
-                ))
-                .config_schema(schema(flavour))
-                .outputs([OK_PORT, REFUSED_PORT]),
-            move |config: ExportConfig| -> Result<Export, ConfigError> {
-                check(&config, flavour)?;
+        let system = flavour.node.label.split(' ').next().unwrap_or_default();
+        let descriptor = NodeDescriptor::new(flavour.node.type_id.clone(), NodeCategory::Output)
+            .with_side_effects()
+            .label(flavour.node.label.clone())
+            .icon(flavour.node.icon.clone())
+            .description(format!(
+                "Writes each item as a {system} record through a connection. Accepted items leave on `ok` \
+                 (with `erp`: id, created, etag), refused ones on `error` (with `erpError`: the ERP's \
+                 code, message and field). With keyField set, a repeated attempt updates what an \
+                 earlier one created instead of creating it twice."
+            ))
+            .config_schema(flavour.schema())
+            .outputs([OK_PORT, REFUSED_PORT]);
+        registry.register(
+            descriptor,
+            move |config: &Value| -> Result<Export, ConfigError> {
+                let config = flavour.read(config)?;
+                check(&config, &flavour)?;
                 Ok(Export {
-                    flavour,
+                    flavour: Arc::clone(&flavour),
                     config,
                     connections: connections.clone(),
                     batcher: Arc::clone(&batcher),
@@ -307,7 +363,7 @@ pub(crate) fn register(
 }
 
 struct Export {
-    flavour: Flavour,
+    flavour: Arc<Flavour>,
     config: ExportConfig,
     connections: Connections,
     batcher: Arc<Batcher>,
@@ -415,7 +471,7 @@ impl Export {
         if stored.kind != self.flavour.kind {
             return Err(NodeError::fatal(format!(
                 "connection {} is a {} connection; {} writes through a {} connection",
-                stored.id, stored.kind, self.flavour.type_id, self.flavour.kind
+                stored.id, stored.kind, self.flavour.node.type_id, self.flavour.kind
             )));
         }
         Ok(())
@@ -662,11 +718,7 @@ impl Node for Export {
                     .map_err(open_failed)?;
                 self.check_kind(ctx.tenant()).await?;
                 let key = batch_key(ctx);
-                let interval = Duration::from_secs(
-                    self.config
-                        .flush_interval_seconds
-                        .unwrap_or(DEFAULT_FLUSH_SECONDS),
-                );
+                let interval = Duration::from_secs(self.config.flush_interval_seconds);
                 let deadline = ctx.now()
                     + chrono::Duration::from_std(interval * 2 + Duration::from_secs(30))
                         .unwrap_or(chrono::Duration::days(1));
@@ -682,7 +734,7 @@ impl Node for Export {
                         result_key: batch_result_key(ctx),
                         steps: self.steps(&records, repeated),
                     },
-                    self.config.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+                    self.config.batch_size,
                     interval,
                 )?;
                 return Ok(NodeOutcome::suspend(

@@ -2,6 +2,8 @@
 //! sizes; the factory that opens a connector from it.
 
 use super::*;
+use concertmaster_core::connector::{config_schema, ExportNode};
+use schemars::JsonSchema;
 
 /// Records per `$batch` unless the config says otherwise.
 pub(super) const DEFAULT_BATCH_SIZE: usize = 50;
@@ -22,8 +24,9 @@ pub(super) const RATE_LIMIT_RETRIES: u32 = 4;
 pub(super) const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
 
 /// The OData protocol version of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(title = "OData version")]
 pub enum ODataVersion {
     /// OData V2 (`/sap/opu/odata/sap/...`): `d` envelopes, `MERGE`.
     V2,
@@ -32,23 +35,28 @@ pub enum ODataVersion {
 }
 
 /// How the connector signs in.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SapAuth {
     /// HTTP basic auth with a communication user.
     #[serde(rename_all = "camelCase")]
+    #[schemars(title = "Basic")]
     Basic {
         /// The user.
+        #[schemars(length(min = 1))]
         username: String,
         /// Its password.
         password: Secret<String>,
     },
     /// OAuth2 client credentials (SAP BTP / XSUAA, S/4HANA Cloud).
     #[serde(rename_all = "camelCase")]
+    #[schemars(title = "OAuth2 client credentials")]
     OAuth2ClientCredentials {
         /// The token endpoint (`https://.../oauth/token`).
+        #[schemars(url)]
         token_url: String,
         /// The client id.
+        #[schemars(length(min = 1))]
         client_id: String,
         /// The client secret.
         client_secret: Secret<String>,
@@ -79,11 +87,13 @@ impl std::fmt::Debug for SapAuth {
 }
 
 /// A SAP connection's config, as stored (sealed) in a connection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "SAP S/4HANA (OData)")]
 pub struct SapConfig {
     /// The service root, e.g.
     /// `https://my.s4.example/sap/opu/odata/sap/API_BUSINESS_PARTNER`.
+    #[schemars(title = "Service root URL", url)]
     pub service_url: String,
     /// The OData version the service speaks.
     pub version: ODataVersion,
@@ -91,12 +101,15 @@ pub struct SapConfig {
     pub auth: SapAuth,
     /// Records per `$batch` request (1 sends each create on its own).
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = MAX_BATCH_SIZE))]
     pub batch_size: usize,
     /// The SAP client (`sap-client` parameter), when not the default one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9]{3}$"))]
     pub sap_client: Option<String>,
     /// Seconds a request may take.
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 600))]
     pub timeout_seconds: u64,
 }
 
@@ -118,47 +131,20 @@ impl ConnectorFactory for SapFactory {
     }
 
     fn config_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "title": "SAP S/4HANA (OData)",
-            "required": ["serviceUrl", "version", "auth"],
-            "additionalProperties": false,
-            "properties": {
-                "serviceUrl": { "type": "string", "format": "uri", "title": "Service root URL" },
-                "version": { "type": "string", "enum": ["v2", "v4"], "title": "OData version" },
-                "auth": {
-                    "oneOf": [
-                        {
-                            "title": "Basic",
-                            "type": "object",
-                            "required": ["type", "username", "password"],
-                            "additionalProperties": false,
-                            "properties": {
-                                "type": { "const": "basic" },
-                                "username": { "type": "string", "minLength": 1 },
-                                "password": { "type": "string", "writeOnly": true }
-                            }
-                        },
-                        {
-                            "title": "OAuth2 client credentials",
-                            "type": "object",
-                            "required": ["type", "tokenUrl", "clientId", "clientSecret"],
-                            "additionalProperties": false,
-                            "properties": {
-                                "type": { "const": "oAuth2ClientCredentials" },
-                                "tokenUrl": { "type": "string", "format": "uri" },
-                                "clientId": { "type": "string", "minLength": 1 },
-                                "clientSecret": { "type": "string", "writeOnly": true },
-                                "scope": { "type": "string" }
-                            }
-                        }
-                    ]
-                },
-                "batchSize": { "type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE, "default": DEFAULT_BATCH_SIZE },
-                "sapClient": { "type": "string", "pattern": "^[0-9]{3}$" },
-                "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 600, "default": 60 }
-            }
-        })
+        config_schema::<SapConfig>()
+    }
+
+    fn export_node(&self) -> Option<ExportNode> {
+        Some(
+            ExportNode::new("sap_export", "SAP export")
+                .icon("sap")
+                .entity_field("entity", "OData entity set (A_BusinessPartner)")
+                .examples(
+                    "A_BusinessPartner",
+                    "BusinessPartner",
+                    "OrganizationBPName1",
+                ),
+        )
     }
 
     fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {

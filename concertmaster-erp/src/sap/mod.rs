@@ -40,7 +40,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 

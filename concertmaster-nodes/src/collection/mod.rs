@@ -107,18 +107,6 @@ impl Sent {
     }
 }
 
-/// Reads an optional `3d`-style duration from a config, at `pointer`.
-pub(crate) fn duration_at(
-    text: Option<&str>,
-    pointer: &str,
-) -> Result<Option<chrono::Duration>, concertmaster_core::node::ConfigError> {
-    text.map(|t| {
-        crate::logic::delay::parse_duration(t)
-            .map_err(|m| concertmaster_core::node::ConfigError::new(m).at(pointer))
-    })
-    .transpose()
-}
-
 /// Fills `{name}` placeholders.
 pub(crate) fn render(template: &str, values: &[(&str, &str)]) -> String {
     values

@@ -14,11 +14,13 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{deliver, duration_at, Delivery, Sent};
+use super::{deliver, Delivery, Sent};
 use crate::forms::{reminder_key, FormsInner, LinkRequest, NotificationKind};
+use crate::support::duration::Interval;
 
 const DEFAULT_SUBJECT: &str = "Reminder: please fill in {title}";
 const DEFAULT_ESCALATION_SUBJECT: &str = "Please answer for {respondent}: {title}";
@@ -28,22 +30,51 @@ const DEFAULT_MESSAGE: &str =
     "Hello,\n\nwe have not received your answers to \"{title}\" yet. Please fill it in here:\n{link}\n\nThe link works once, until {expires}.";
 
 /// Config of a `reminders` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"every": "3d", "times": 3, "escalateTo": "purchasing-lead@acme.example"}))]
 struct RemindersConfig {
-    /// Time between reminders, like `3d`.
-    every: String,
+    /// Time between reminders, like `3d` or `P3D`.
+    #[schemars(example = "3d")]
+    every: Interval,
     /// At most this many reminders per recipient.
+    #[schemars(range(min = 1, max = 100))]
     times: u32,
-    subject: Option<String>,
-    message: Option<String>,
+    /// Subject of a reminder; `{title}`, `{link}`, `{expires}` and
+    /// `{respondent}` are filled in.
+    #[serde(default = "default_subject")]
+    subject: String,
+    /// Text of a reminder, with the same placeholders.
+    #[serde(default = "default_message")]
+    message: String,
     /// The `send_form` node, when the incoming items do not say.
     send_node: Option<String>,
     /// Who is asked to answer on behalf of a recipient still silent one
     /// interval after the last reminder.
+    #[schemars(example = "purchasing-lead@acme.example")]
     escalate_to: Option<String>,
-    escalation_subject: Option<String>,
-    escalation_message: Option<String>,
+    /// Subject of the escalation, with the same placeholders.
+    #[serde(default = "default_escalation_subject")]
+    escalation_subject: String,
+    /// Text of the escalation, with the same placeholders.
+    #[serde(default = "default_escalation_message")]
+    escalation_message: String,
+}
+
+fn default_subject() -> String {
+    DEFAULT_SUBJECT.into()
+}
+
+fn default_message() -> String {
+    DEFAULT_MESSAGE.into()
+}
+
+fn default_escalation_subject() -> String {
+    DEFAULT_ESCALATION_SUBJECT.into()
+}
+
+fn default_escalation_message() -> String {
+    DEFAULT_ESCALATION_MESSAGE.into()
 }
 
 struct Reminders {
@@ -264,23 +295,17 @@ impl Node for Reminders {
 }
 
 fn build(forms: &Arc<FormsInner>, config: RemindersConfig) -> Result<Reminders, ConfigError> {
-    let every = duration_at(Some(&config.every), "/every")?
-        .ok_or_else(|| ConfigError::new("`every` is required").at("/every"))?;
     Ok(Reminders {
         forms: Arc::clone(forms),
-        every,
+        every: config.every.0,
         times: config.times,
-        subject: config.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
-        message: config.message.unwrap_or_else(|| DEFAULT_MESSAGE.into()),
+        subject: config.subject,
+        message: config.message,
         send_node: config.send_node,
         escalation: config.escalate_to.map(|to| Escalation {
             to,
-            subject: config
-                .escalation_subject
-                .unwrap_or_else(|| DEFAULT_ESCALATION_SUBJECT.into()),
-            message: config
-                .escalation_message
-                .unwrap_or_else(|| DEFAULT_ESCALATION_MESSAGE.into()),
+            subject: config.escalation_subject,
+            message: config.escalation_message,
         }),
     })
 }
@@ -292,7 +317,7 @@ pub(crate) fn register(
     let forms = Arc::clone(forms);
     registry.register_with_config(
         NodeDescriptor::new("reminders", NodeCategory::Collection)
-                .with_side_effects()
+            .with_side_effects()
             .label("Reminders")
             .icon("bell")
             .description(
@@ -301,22 +326,7 @@ pub(crate) fn register(
                  with `escalateTo`, one interval later asks that address to answer on behalf \
                  of each still silent. Finishes as soon as everyone answered or the links \
                  expired; its items say who was reminded how often and who was escalated.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "every": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["3d"] },
-                    "times": { "type": "integer", "minimum": 1, "maximum": 100 },
-                    "subject": { "type": "string", "default": DEFAULT_SUBJECT },
-                    "message": { "type": "string", "default": DEFAULT_MESSAGE },
-                    "sendNode": { "type": "string" },
-                    "escalateTo": { "type": "string", "examples": ["purchasing-lead@acme.example"] },
-                    "escalationSubject": { "type": "string", "default": DEFAULT_ESCALATION_SUBJECT },
-                    "escalationMessage": { "type": "string", "default": DEFAULT_ESCALATION_MESSAGE }
-                },
-                "required": ["every", "times"],
-                "additionalProperties": false
-            })),
+            ),
         move |config: RemindersConfig| build(&forms, config),
     )
 }

@@ -11,18 +11,22 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{duration_at, Sent};
+use super::Sent;
 use crate::forms::{review_key, FormsInner};
+use crate::support::duration::Interval;
 
 /// Config of a `review` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"deadline": "7d"}))]
 struct ReviewConfig {
     /// Stop waiting after this long; undecided responses go to `undecided`.
-    deadline: Option<String>,
+    #[schemars(example = "7d")]
+    deadline: Option<Interval>,
     /// The `send_form` node the responses answer, when the items do not say.
     send_node: Option<String>,
 }
@@ -109,19 +113,11 @@ pub(crate) fn register(
                  rejects each one (Forms::review, with name and comment), then sends each to \
                  `approved` or `rejected`; after the deadline, undecided ones go to `undecided`.",
             )
-            .outputs(["approved", "rejected", "undecided"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "deadline": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["7d"] },
-                    "sendNode": { "type": "string" }
-                },
-                "additionalProperties": false
-            })),
+            .outputs(["approved", "rejected", "undecided"]),
         move |config: ReviewConfig| -> Result<ReviewNode, ConfigError> {
             Ok(ReviewNode {
                 forms: Arc::clone(&forms),
-                deadline: duration_at(config.deadline.as_deref(), "/deadline")?,
+                deadline: config.deadline.map(|d| d.0),
                 send_node: config.send_node,
             })
         },

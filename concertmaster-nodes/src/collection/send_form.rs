@@ -9,12 +9,13 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{deliver, duration_at, store_failed, Delivery};
+use super::{deliver, store_failed, Delivery};
 use crate::forms::{FormsInner, LinkRequest, NotificationKind};
-use crate::support::{check_pointer, get_pointer};
+use crate::support::{check_pointer, duration::Interval, get_pointer};
 
 const DEFAULT_SUBJECT: &str = "Please fill in: {title}";
 const DEFAULT_MESSAGE: &str =
@@ -22,22 +23,39 @@ const DEFAULT_MESSAGE: &str =
 
 /// Config of a `send_form` node: the form, and recipients either listed or
 /// read from each incoming item.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"formId": "supplier-onboarding", "recipientField": "/contact/email", "expiresIn": "14d"}))]
 struct SendFormConfig {
+    /// The form to send.
+    #[schemars(length(min = 1))]
     form_id: String,
     /// A fixed version; the latest when absent.
+    #[schemars(range(min = 1))]
     form_version: Option<u32>,
     /// Addresses to send to.
+    #[schemars(length(min = 1), inner(length(min = 3)))]
     recipients: Option<Vec<String>>,
     /// JSON pointer to the address in each incoming item.
+    #[schemars(example = "/contact/email")]
     recipient_field: Option<String>,
     /// How long the links work, like `14d`; the `Forms` default otherwise.
-    expires_in: Option<String>,
+    #[schemars(example = "14d")]
+    expires_in: Option<Interval>,
     /// Subject; `{title}`, `{link}`, `{expires}`, `{respondent}` are filled in.
-    subject: Option<String>,
+    #[serde(default = "default_subject")]
+    subject: String,
     /// Message text, with the same placeholders.
-    message: Option<String>,
+    #[serde(default = "default_message")]
+    message: String,
+}
+
+fn default_subject() -> String {
+    DEFAULT_SUBJECT.into()
+}
+
+fn default_message() -> String {
+    DEFAULT_MESSAGE.into()
 }
 
 enum Recipients {
@@ -144,9 +162,9 @@ fn build(forms: &Arc<FormsInner>, config: SendFormConfig) -> Result<SendForm, Co
         form_id: FormId::new(config.form_id),
         form_version: config.form_version,
         recipients,
-        expires_in: duration_at(config.expires_in.as_deref(), "/expiresIn")?,
-        subject: config.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
-        message: config.message.unwrap_or_else(|| DEFAULT_MESSAGE.into()),
+        expires_in: config.expires_in.map(|d| d.0),
+        subject: config.subject,
+        message: config.message,
     })
 }
 
@@ -157,28 +175,14 @@ pub(crate) fn register(
     let forms = Arc::clone(forms);
     registry.register_with_config(
         NodeDescriptor::new("send_form", NodeCategory::Collection)
-                .with_side_effects()
+            .with_side_effects()
             .label("Send form")
             .icon("send")
             .description(
                 "Gives each recipient a personal link to the form (single use, expiring) and \
                  delivers it through the host's notifier. Emits one item per recipient, for \
                  `wait_for_responses` and `reminders`.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "formId": { "type": "string", "minLength": 1 },
-                    "formVersion": { "type": "integer", "minimum": 1 },
-                    "recipients": { "type": "array", "items": { "type": "string", "minLength": 3 }, "minItems": 1 },
-                    "recipientField": { "type": "string", "examples": ["/contact/email"] },
-                    "expiresIn": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["14d"] },
-                    "subject": { "type": "string", "default": DEFAULT_SUBJECT },
-                    "message": { "type": "string", "default": DEFAULT_MESSAGE }
-                },
-                "required": ["formId"],
-                "additionalProperties": false
-            })),
+            ),
         move |config: SendFormConfig| build(&forms, config),
     )
 }

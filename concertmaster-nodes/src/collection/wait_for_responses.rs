@@ -11,27 +11,33 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{duration_at, Sent};
+use super::Sent;
 use crate::forms::{response_item, response_key, FormsInner};
+use crate::support::duration::Interval;
 
 /// Config of a `wait_for_responses` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"mode": "quorum", "quorum": 2, "deadline": "14d"}))]
 struct WaitConfig {
+    /// Wait for every recipient, or for a quorum.
     #[serde(default)]
     mode: Mode,
     /// `quorum`: how many responses are enough.
+    #[schemars(range(min = 1))]
     quorum: Option<usize>,
     /// Stop waiting after this long (`14d`) with what came.
-    deadline: Option<String>,
+    #[schemars(example = "14d")]
+    deadline: Option<Interval>,
     /// The `send_form` node, when the incoming items do not say.
     send_node: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 enum Mode {
     /// Every recipient answers.
@@ -141,7 +147,7 @@ fn build(forms: &Arc<FormsInner>, config: WaitConfig) -> Result<WaitForResponses
         forms: Arc::clone(forms),
         mode: config.mode,
         quorum,
-        deadline: duration_at(config.deadline.as_deref(), "/deadline")?,
+        deadline: config.deadline.map(|d| d.0),
         send_node: config.send_node,
     })
 }
@@ -161,17 +167,7 @@ pub(crate) fn register(
                  one item per response on `main`, and the recipients who did not answer on \
                  `missing`.",
             )
-            .outputs(["main", "missing"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "mode": { "enum": ["all", "quorum"], "default": "all" },
-                    "quorum": { "type": "integer", "minimum": 1 },
-                    "deadline": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["14d"] },
-                    "sendNode": { "type": "string" }
-                },
-                "additionalProperties": false
-            })),
+            .outputs(["main", "missing"]),
         move |config: WaitConfig| build(&forms, config),
     )
 }

@@ -7,19 +7,24 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, Suspend, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::expr::Expr;
-use crate::support::{compile_at, item_value};
+use crate::support::{compile_at, duration::Interval, item_value};
 
 /// Config of a `delay` node: exactly one of `duration` and `until`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["duration"] }, { "required": ["until"] }]))]
+#[schemars(example = serde_json::json!({"duration": "3d"}), example = serde_json::json!({"until": ".dueDate"}))]
 struct DelayConfig {
-    /// How long, like `90s`, `15m`, `2h30m`, `3d`, `1w`.
-    duration: Option<String>,
+    /// How long, like `90s`, `15m`, `2h30m`, `3d`, `1w` or `PT2H30M`.
+    #[schemars(example = "3d")]
+    duration: Option<Interval>,
     /// jq on the first item, giving an RFC 3339 time (`.dueDate`).
+    #[schemars(length(min = 1), example = ".dueDate")]
     until: Option<String>,
 }
 
@@ -30,48 +35,6 @@ enum Wait {
 
 struct Delay {
     wait: Wait,
-}
-
-/// Longest duration a config may give: times stay far inside the calendar.
-const MAX_DURATION: chrono::Duration = chrono::Duration::days(36_500);
-
-/// Parses `2h30m`-style durations: whole numbers with units s, m, h, d, w.
-pub(crate) fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
-    let mut total = chrono::Duration::zero();
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: expected a number before {c:?}"))?;
-        let unit = match c {
-            's' => chrono::Duration::try_seconds(n),
-            'm' => chrono::Duration::try_minutes(n),
-            'h' => chrono::Duration::try_hours(n),
-            'd' => chrono::Duration::try_days(n),
-            'w' => chrono::Duration::try_weeks(n),
-            _ => return Err(format!("{text:?}: unknown unit {c:?}; use s, m, h, d or w")),
-        }
-        .ok_or_else(|| format!("{text:?} is too long"))?;
-        total = total
-            .checked_add(&unit)
-            .ok_or_else(|| format!("{text:?} is too long"))?;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() || !any {
-        return Err(format!(
-            "{text:?}: expected a duration like \"90s\", \"2h30m\" or \"3d\""
-        ));
-    }
-    if total > MAX_DURATION {
-        return Err(format!("{text:?} is longer than 100 years"));
-    }
-    Ok(total)
 }
 
 impl Delay {
@@ -118,10 +81,7 @@ impl Node for Delay {
 
 fn build(config: DelayConfig) -> Result<Delay, ConfigError> {
     let wait = match (config.duration, config.until) {
-        (Some(duration), None) => Wait::For(
-            parse_duration(&duration)
-                .map_err(|message| ConfigError::new(message).at("/duration"))?,
-        ),
+        (Some(Interval(duration)), None) => Wait::For(duration),
         (None, Some(until)) => Wait::Until(compile_at(&until, "/until")?),
         _ => {
             return Err(ConfigError::new(
@@ -140,45 +100,18 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .description(
                 "Holds the items for a duration (`3d`, `2h30m`) or until the time a jq \
                  expression reads from the first item; the run waits in the store meanwhile.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "duration": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "examples": ["3d"] },
-                    "until": { "type": "string", "minLength": 1, "examples": [".dueDate"] }
-                },
-                "oneOf": [{ "required": ["duration"] }, { "required": ["until"] }],
-                "additionalProperties": false
-            })),
+            ),
         build,
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
     use crate::testkit::single;
     use concertmaster_core::testing::TestEngine;
     use concertmaster_core::{clock::Clock, RunStatus};
     use serde_json::json;
     use std::time::Duration;
-
-    #[test]
-    fn durations_parse_and_bad_ones_say_why() {
-        assert_eq!(
-            parse_duration("2h30m").unwrap(),
-            chrono::Duration::minutes(150)
-        );
-        assert_eq!(parse_duration("1w1d").unwrap(), chrono::Duration::days(8));
-        assert!(parse_duration("5")
-            .unwrap_err()
-            .contains("expected a duration"));
-        assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999w")
-            .unwrap_err()
-            .contains("100 years"));
-    }
 
     #[tokio::test]
     async fn waits_durably_for_the_duration() {

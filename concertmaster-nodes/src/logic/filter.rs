@@ -6,19 +6,26 @@ use concertmaster_core::{
     node::{ConfigError, Join, NodeCategory, RegistryError, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::expr::Expr;
 use crate::support::{compile_at, holds};
 
 /// Config of a `filter` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"condition": ".country == \"DE\""}))]
 struct FilterConfig {
     /// jq, evaluated on each item; truthy keeps it.
+    #[schemars(
+        title = "Keep when (jq)",
+        length(min = 1),
+        example = ".country == \"DE\""
+    )]
     condition: String,
-    /// Filter items one at a time as the node before streams them.
+    /// Filter items as the node before sends them, while it runs, rather
+    /// than once it finished; the node then has exactly one incoming edge.
     #[serde(default)]
     stream: bool,
 }
@@ -82,22 +89,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                  is left); the others go to `discarded`. With `stream`, it filters items one \
                  at a time as the node before sends them (one incoming edge).",
             )
-            .outputs(["main", "discarded"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "condition": {
-                        "type": "string", "minLength": 1,
-                        "title": "Keep when (jq)", "examples": [".country == \"DE\""]
-                    },
-                    "stream": {
-                        "type": "boolean", "default": false,
-                        "description": "Filter items as the node before sends them, while it runs, rather than once it finished; the node then has exactly one incoming edge"
-                    }
-                },
-                "required": ["condition"],
-                "additionalProperties": false
-            })),
+            .outputs(["main", "discarded"]),
         |config: FilterConfig| -> Result<Filter, ConfigError> {
             Ok(Filter {
                 condition: compile_at(&config.condition, "/condition")?,

@@ -5,17 +5,19 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::expr::Expr;
 use crate::support::{compile_at, holds};
 
 /// Config of an `if` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"condition": ".score >= 70"}))]
 struct IfConfig {
     /// jq, evaluated on each item; truthy sends it to `true`.
+    #[schemars(title = "Condition (jq)", length(min = 1), example = ".score >= 70")]
     condition: String,
 }
 
@@ -52,18 +54,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                 "Sends each item to `true` when the jq condition holds for it, else to `false`. \
                  A branch that receives no item is skipped.",
             )
-            .outputs(["true", "false"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "condition": {
-                        "type": "string", "minLength": 1,
-                        "title": "Condition (jq)", "examples": [".score >= 70"]
-                    }
-                },
-                "required": ["condition"],
-                "additionalProperties": false
-            })),
+            .outputs(["true", "false"]),
         |config: IfConfig| -> Result<If, ConfigError> {
             Ok(If {
                 condition: compile_at(&config.condition, "/condition")?,

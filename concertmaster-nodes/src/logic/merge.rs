@@ -8,8 +8,9 @@ use concertmaster_core::{
     node::{ConfigError, Join, NodeCategory, PortSpec, RegistryError},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::support::{check_pointer, get_pointer};
 
@@ -17,26 +18,30 @@ const INPUT1: &str = "input1";
 const INPUT2: &str = "input2";
 
 /// Config of a `merge` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"mode": "combineByField", "field1": "/supplierId", "field2": "/BusinessPartner"}))]
 struct MergeConfig {
+    /// How the two inputs' items become one list.
     #[serde(default)]
     mode: Mode,
     /// `combineByField`: the key in `input1` items (JSON pointer).
+    #[schemars(example = "/supplierId")]
     field1: Option<String>,
     /// `combineByField`: the key in `input2` items (JSON pointer).
+    #[schemars(example = "/BusinessPartner")]
     field2: Option<String>,
     /// `combineByPosition` / `combineByField`: keep items without a partner.
     #[serde(default)]
     keep_unmatched: bool,
     /// `chooseBranch`: which input goes on.
-    output: Option<String>,
+    output: Option<Branch>,
     /// Start when both inputs resolved (`all`), or on the first with data.
     #[serde(default)]
     wait: Wait,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 enum Wait {
     #[default]
@@ -44,7 +49,14 @@ enum Wait {
     First,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+enum Branch {
+    Input1,
+    Input2,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 enum Mode {
     /// `input1`'s items, then `input2`'s.
@@ -201,10 +213,10 @@ fn build(config: MergeConfig) -> Result<Merge, ConfigError> {
                 keep_unmatched: config.keep_unmatched,
             }
         }
-        Mode::ChooseBranch => match config.output.as_deref() {
-            Some(INPUT1) => How::Choose { input: INPUT1 },
-            Some(INPUT2) => How::Choose { input: INPUT2 },
-            _ => {
+        Mode::ChooseBranch => match config.output {
+            Some(Branch::Input1) => How::Choose { input: INPUT1 },
+            Some(Branch::Input2) => How::Choose { input: INPUT2 },
+            None => {
                 return Err(ConfigError::new(
                     "mode chooseBranch needs `output`: \"input1\" or \"input2\"",
                 )
@@ -228,22 +240,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .inputs([
                 PortSpec::new(INPUT1).labelled("Input 1"),
                 PortSpec::new(INPUT2).labelled("Input 2"),
-            ])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "mode": {
-                        "enum": ["append", "combineByPosition", "combineByField", "chooseBranch"],
-                        "default": "append"
-                    },
-                    "field1": { "type": "string", "examples": ["/supplierId"] },
-                    "field2": { "type": "string", "examples": ["/BusinessPartner"] },
-                    "keepUnmatched": { "type": "boolean", "default": false },
-                    "output": { "enum": ["input1", "input2"] },
-                    "wait": { "enum": ["all", "first"], "default": "all" }
-                },
-                "additionalProperties": false
-            })),
+            ]),
         build,
     )
 }
@@ -252,6 +249,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
 mod tests {
     use super::*;
     use crate::testkit::items;
+    use serde_json::json;
 
     async fn merge(config: Value, left: Value, right: Value) -> Vec<Value> {
         let config: MergeConfig = serde_json::from_value(config).unwrap();

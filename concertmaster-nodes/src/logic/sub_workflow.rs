@@ -13,10 +13,11 @@ use concertmaster_core::{
     Engine, Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
     RunId, RunStatus, WorkflowId,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::collection::duration_at;
+use crate::support::duration::Interval;
 
 /// How often a waiting parent looks at its child on its own, in case the
 /// wake-up at the child's end was lost (the process stopped in between).
@@ -70,21 +71,30 @@ impl SubWorkflows {
 }
 
 /// Config of a `sub_workflow` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"workflowId": "supplier-check", "checkEvery": "5m"}))]
 struct SubWorkflowConfig {
+    /// The published workflow to run.
+    #[schemars(length(min = 1))]
     workflow_id: String,
     /// A fixed version; the latest published when absent.
+    #[schemars(range(min = 1))]
     version: Option<u32>,
     /// `false`: start the child and go on at once with its run id.
     #[serde(default = "yes")]
     wait: bool,
-    /// How often the parent looks at the child on its own (`1m`).
-    check_every: Option<String>,
+    /// How often the parent looks at the child on its own.
+    #[serde(default = "every_minute")]
+    check_every: Interval,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn every_minute() -> Interval {
+    Interval(DEFAULT_CHECK_EVERY)
 }
 
 struct SubWorkflow {
@@ -203,26 +213,14 @@ fn register(registry: &mut NodeRegistry, subs: &SubWorkflows) -> Result<(), Regi
                 "Runs another published workflow with the items as its trigger and goes on \
                  with what its last nodes emitted; the parent waits durably, also while the \
                  child waits for people. A failed child fails this node.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "workflowId": { "type": "string", "minLength": 1 },
-                    "version": { "type": "integer", "minimum": 1 },
-                    "wait": { "type": "boolean", "default": true },
-                    "checkEvery": { "type": "string", "pattern": "^([0-9]+[smhdw])+$", "default": "1m" }
-                },
-                "required": ["workflowId"],
-                "additionalProperties": false
-            })),
+            ),
         move |config: SubWorkflowConfig| -> Result<SubWorkflow, ConfigError> {
             Ok(SubWorkflow {
                 subs: subs.clone(),
                 workflow: WorkflowId::new(config.workflow_id),
                 version: config.version,
                 wait: config.wait,
-                check_every: duration_at(config.check_every.as_deref(), "/checkEvery")?
-                    .unwrap_or(DEFAULT_CHECK_EVERY),
+                check_every: config.check_every.0,
             })
         },
     )

@@ -8,8 +8,8 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, ERROR_PORT, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::expr::Expr;
 use crate::support::{compile_at, holds};
@@ -18,24 +18,32 @@ use crate::support::{compile_at, holds};
 const DEFAULT_PORT: &str = "default";
 
 /// Config of a `switch` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"cases": [{"port": "de", "condition": ".country == \"DE\""}, {"port": "eu", "condition": ".eu"}], "mode": "first"}))]
 struct SwitchConfig {
+    /// The cases, each an output port and the condition that sends an
+    /// item there.
+    #[schemars(length(min = 1))]
     cases: Vec<CaseConfig>,
+    /// Whether an item goes to the first matching case or to all.
     #[serde(default)]
     mode: Mode,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = concertmaster_core::node::declared_order::<Self>)]
 struct CaseConfig {
     /// The output port of this case.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
     port: String,
     /// jq, evaluated on each item.
+    #[schemars(length(min = 1))]
     condition: String,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 enum Mode {
     /// An item goes to the first case that matches.
@@ -122,27 +130,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                  every such case, in mode `all`); items no case takes go to `default`.",
             )
             .outputs([DEFAULT_PORT])
-            .output_ports_from("/cases/*/port")
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "cases": {
-                        "type": "array", "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "port": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$" },
-                                "condition": { "type": "string", "minLength": 1 }
-                            },
-                            "required": ["port", "condition"],
-                            "additionalProperties": false
-                        }
-                    },
-                    "mode": { "enum": ["first", "all"], "default": "first" }
-                },
-                "required": ["cases"],
-                "additionalProperties": false
-            })),
+            .output_ports_from("/cases/*/port"),
         build,
     )
 }

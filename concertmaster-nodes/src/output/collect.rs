@@ -10,8 +10,8 @@ use concertmaster_core::{
     store::{DatasetFilter, DatasetRecord, StoreResult},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports, TenantId,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::collection::store_failed;
 
@@ -66,15 +66,7 @@ impl Datasets {
                     "Stores the items in the named dataset, where the host reads them \
                      (Datasets::records); passes them on unchanged. A node that runs again \
                      replaces what it collected in the run, never doubles it.",
-                )
-                .config_schema(json!({
-                    "type": "object",
-                    "properties": {
-                        "dataset": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$", "examples": ["approved-suppliers"] }
-                    },
-                    "required": ["dataset"],
-                    "additionalProperties": false
-                })),
+                ),
             move |config: CollectConfig| -> Result<Collect, ConfigError> {
                 Ok(Collect {
                     store: Arc::clone(&store),
@@ -96,9 +88,15 @@ impl Datasets {
 }
 
 /// Config of a `collect` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"dataset": "approved-suppliers"}))]
 struct CollectConfig {
+    /// The dataset the items are kept in.
+    #[schemars(
+        regex(pattern = "^[A-Za-z0-9_.-]{1,100}$"),
+        example = "approved-suppliers"
+    )]
     dataset: String,
 }
 
@@ -130,6 +128,7 @@ impl Node for Collect {
 mod tests {
     use super::*;
     use concertmaster_core::{Engine, InMemoryStore, RunStatus, WorkflowDefinition};
+    use serde_json::json;
 
     #[tokio::test]
     async fn collected_items_can_be_read_by_the_host() {

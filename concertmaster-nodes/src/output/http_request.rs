@@ -10,7 +10,8 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::guard::{GuardedResolver, HttpGuard};
@@ -24,26 +25,51 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// Config of an `http_request` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"method": "POST", "url": "https://api.example.com/suppliers", "timeoutSeconds": 30}))]
 struct HttpConfig {
-    #[serde(default = "get")]
-    method: String,
+    /// The HTTP method.
+    #[serde(default)]
+    method: Method,
     /// The URL, the same for every item…
+    #[schemars(example = "https://api.example.com/suppliers")]
     url: Option<String>,
     /// …or jq giving it from each item.
     url_expression: Option<String>,
+    /// Headers sent with every request.
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
     /// jq giving the JSON body from each item; POST, PUT and PATCH send
     /// the item itself without it.
     body_expression: Option<String>,
+    /// How long a request may take, in seconds.
     #[serde(default = "thirty")]
+    #[schemars(range(min = 1, max = 600))]
     timeout_seconds: u64,
 }
 
-fn get() -> String {
-    "GET".into()
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+enum Method {
+    #[default]
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl From<Method> for reqwest::Method {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
 }
 
 fn thirty() -> u64 {
@@ -236,10 +262,7 @@ fn build(
     proxy: Option<&HttpProxy>,
     config: HttpConfig,
 ) -> Result<HttpRequest, ConfigError> {
-    let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| {
-            ConfigError::new(format!("{:?} is not an HTTP method", config.method)).at("/method")
-        })?;
+    let method = reqwest::Method::from(config.method);
     let target = match (config.url, config.url_expression) {
         (Some(url), None) => {
             let url = reqwest::Url::parse(&url).map_err(|err| {
@@ -324,7 +347,7 @@ pub(crate) fn register(
     let proxy = proxy.cloned();
     registry.register_with_config(
         NodeDescriptor::new("http_request", NodeCategory::Output)
-                .with_side_effects()
+            .with_side_effects()
             .label("HTTP request")
             .icon("globe")
             .description(
@@ -333,19 +356,7 @@ pub(crate) fn register(
                  {status, body}. 5xx, 429 and timeouts are retried, no sooner than a \
                  Retry-After asks (up to the retry policy's maxBackoffMs). Loopback, private and \
                  link-local targets are refused unless the host allows them.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "method": { "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"], "default": "GET" },
-                    "url": { "type": "string", "examples": ["https://api.example.com/suppliers"] },
-                    "urlExpression": { "type": "string" },
-                    "headers": { "type": "object", "additionalProperties": { "type": "string" } },
-                    "bodyExpression": { "type": "string" },
-                    "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 600, "default": 30 }
-                },
-                "additionalProperties": false
-            })),
+            ),
         move |config: HttpConfig| build(&guard, proxy.as_ref(), config),
     )
 }

@@ -6,8 +6,9 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::support::{check_pointer, get_pointer, remove_pointer, set_pointer};
@@ -16,9 +17,12 @@ use crate::support::{check_pointer, get_pointer, remove_pointer, set_pointer};
 const REDACTED: &str = "[redacted]";
 
 /// Config of an `anonymize` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"fields": [{"path": "/contact/email", "method": "hash"}, {"path": "/iban", "method": "mask", "keep": 4}], "salt": "onboarding"}))]
 struct AnonymizeConfig {
+    /// The fields to anonymize, each with its method.
+    #[schemars(length(min = 1))]
     fields: Vec<FieldConfig>,
     /// Mixed into hashes, so that the same e-mail hashes differently in
     /// another workflow and cannot be looked up in a table of known hashes.
@@ -26,18 +30,21 @@ struct AnonymizeConfig {
     salt: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = concertmaster_core::node::declared_order::<Self>)]
 struct FieldConfig {
     /// The field (JSON pointer).
+    #[schemars(example = "/contact/email")]
     path: String,
+    /// What becomes of it.
     method: Method,
     /// `mask`: how many trailing characters stay readable.
     #[serde(default)]
     keep: usize,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum Method {
     /// The field is deleted.
@@ -88,12 +95,7 @@ impl Anonymize {
                     hasher.update(self.salt.as_bytes());
                     hasher.update([0]);
                     hasher.update(text(&value).as_bytes());
-                    let hex: String = hasher
-                        .finalize()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    Value::String(format!("sha256:{hex}"))
+                    Value::String(format!("sha256:{}", hex::encode(hasher.finalize())))
                 }
             };
             set_pointer(item, &field.path, replaced);
@@ -124,28 +126,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .description(
                 "Removes, redacts, masks or hashes (salted SHA-256) the listed personal fields \
                  of each item; fields an item lacks are left alone.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "fields": {
-                        "type": "array", "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "path": { "type": "string", "examples": ["/contact/email"] },
-                                "method": { "enum": ["remove", "redact", "mask", "hash"] },
-                                "keep": { "type": "integer", "minimum": 0, "default": 0 }
-                            },
-                            "required": ["path", "method"],
-                            "additionalProperties": false
-                        }
-                    },
-                    "salt": { "type": "string" }
-                },
-                "required": ["fields"],
-                "additionalProperties": false
-            })),
+            ),
         |config: AnonymizeConfig| -> Result<Anonymize, ConfigError> {
             for (i, field) in config.fields.iter().enumerate() {
                 check_pointer(&field.path, &format!("/fields/{i}/path"))?;

@@ -5,22 +5,30 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError, MAIN_PORT},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::expr::Expr;
 use crate::support::{compile_at, expr_failed, item_value, value_item};
 
 /// Config of a `jq` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"expression": "{name: .company.name, email: .contact.email}"}))]
 struct JqConfig {
+    /// The jq expression.
+    #[schemars(
+        length(min = 1, max = crate::expr::MAX_EXPRESSION_LEN),
+        example = "{name: .company.name, email: .contact.email}"
+    )]
     expression: String,
+    /// Whether it runs on each item or once on all of them.
     #[serde(default)]
     mode: Mode,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 enum Mode {
     /// The expression runs on each item; every value it gives is an item.
@@ -81,19 +89,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
             .description(
                 "Reshapes items with a jq expression, on each item or once over all items. \
                  Objects become items; other values become `{\"value\": ...}`.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "expression": {
-                        "type": "string", "minLength": 1, "maxLength": crate::expr::MAX_EXPRESSION_LEN,
-                        "examples": ["{name: .company.name, email: .contact.email}"]
-                    },
-                    "mode": { "enum": ["eachItem", "allItems"], "default": "eachItem" }
-                },
-                "required": ["expression"],
-                "additionalProperties": false
-            })),
+            ),
         |config: JqConfig| -> Result<Jq, ConfigError> {
             Ok(Jq {
                 expression: compile_at(&config.expression, "/expression")?,

@@ -7,6 +7,7 @@ use concertmaster_core::{
     node::{ConfigError, Join, NodeCategory, RegistryError, MAIN_PORT},
     Item, Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,30 +15,37 @@ use crate::expr::{Expr, ExprError};
 use crate::support::{check_pointer, compile_at, get_pointer, item_value, set_pointer};
 
 /// Config of a `map_fields` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"mappings": [{"to": "/BusinessPartnerName", "from": "/company/name", "convert": "trim"}, {"to": "/Country", "value": "DE"}]}))]
 struct MapFieldsConfig {
+    /// The output fields, each with where its value comes from.
+    #[schemars(length(min = 1))]
     mappings: Vec<MappingConfig>,
     /// Start each output item from a copy of the input item.
     #[serde(default)]
     keep_unmapped: bool,
-    /// Map items one at a time as the node before streams them.
+    /// Map items as the node before sends them, while it runs, rather than
+    /// once it finished; the node then has exactly one incoming edge.
     #[serde(default)]
     stream: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = concertmaster_core::node::declared_order::<Self>)]
 struct MappingConfig {
     /// Where the value goes in the output item (JSON pointer).
+    #[schemars(example = "/BusinessPartnerName")]
     to: String,
     /// Copy from this JSON pointer in the input item.
+    #[schemars(example = "/company/name")]
     from: Option<String>,
     /// Compute with this jq expression on the input item.
     expression: Option<String>,
     /// Set this constant.
     value: Option<Value>,
-    #[serde(default)]
+    /// Convert the value on the way.
     convert: Option<Convert>,
     /// Used when the source is missing or null.
     default: Option<Value>,
@@ -46,7 +54,7 @@ struct MappingConfig {
     required: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum Convert {
     String,
@@ -251,38 +259,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                  set a constant; convert, default and require. An item missing a required \
                  field fails the node, naming the item and every field. With `stream`, it \
                  maps items one at a time as the node before sends them (one incoming edge).",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "mappings": {
-                        "type": "array", "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "to": { "type": "string", "examples": ["/BusinessPartnerName"] },
-                                "from": { "type": "string", "examples": ["/company/name"] },
-                                "expression": { "type": "string" },
-                                "value": {},
-                                "convert": {
-                                    "enum": ["string", "number", "integer", "boolean", "trim", "lowercase", "uppercase"]
-                                },
-                                "default": {},
-                                "required": { "type": "boolean", "default": false }
-                            },
-                            "required": ["to"],
-                            "additionalProperties": false
-                        }
-                    },
-                    "keepUnmapped": { "type": "boolean", "default": false },
-                    "stream": {
-                        "type": "boolean", "default": false,
-                        "description": "Map items as the node before sends them, while it runs, rather than once it finished; the node then has exactly one incoming edge"
-                    }
-                },
-                "required": ["mappings"],
-                "additionalProperties": false
-            })),
+            ),
         build,
     )
 }

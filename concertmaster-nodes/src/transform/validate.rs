@@ -7,19 +7,22 @@ use concertmaster_core::{
     validate::SchemaValidator,
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
 use crate::support::item_value;
 
 /// Config of a `validate` node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"schema": {"type": "object", "required": ["vatId"]}, "errorsField": "validationErrors"}))]
 struct ValidateConfig {
     /// The JSON Schema items must satisfy.
-    schema: Value,
+    schema: Map<String, Value>,
     /// The field failing items carry their errors in.
     #[serde(default = "default_errors_field")]
+    #[schemars(length(min = 1))]
     errors_field: String,
 }
 
@@ -63,18 +66,9 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                 "Checks each item against a JSON Schema: passing items go to `valid`; failing \
                  ones go to `invalid`, carrying every field error (JSON pointer and message).",
             )
-            .outputs(["valid", "invalid"])
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "schema": { "type": "object" },
-                    "errorsField": { "type": "string", "minLength": 1, "default": "validationErrors" }
-                },
-                "required": ["schema"],
-                "additionalProperties": false
-            })),
+            .outputs(["valid", "invalid"]),
         |config: ValidateConfig| -> Result<Validate, ConfigError> {
-            let schema = SchemaValidator::new(&config.schema)
+            let schema = SchemaValidator::new(&Value::Object(config.schema))
                 .map_err(|message| ConfigError::new(message).at("/schema"))?;
             Ok(Validate {
                 schema,

@@ -6,7 +6,20 @@ use concertmaster_core::{
     node::{NodeCategory, RegistryError},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Config of a `form_submission` trigger, read by
+/// [`Forms::submit_public`](crate::forms::Forms::submit_public).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"formId": "supplier-onboarding"}))]
+struct FormSubmissionConfig {
+    /// The public form whose submissions start runs.
+    #[schemars(length(min = 1))]
+    #[allow(dead_code)]
+    form_id: String,
+}
 
 /// Passes the response item on.
 struct FormSubmission;
@@ -19,20 +32,14 @@ impl Node for FormSubmission {
 }
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
-    registry.register_node(
+    registry.register_with_config(
         NodeDescriptor::new("form_submission", NodeCategory::Trigger)
             .label("Form submitted")
             .icon("file-input")
             .description(
                 "Starts a run when someone submits the public form `formId` (through \
                  Forms::submit_public); the item is the stored response, data under `data`.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": { "formId": { "type": "string", "minLength": 1 } },
-                "required": ["formId"],
-                "additionalProperties": false
-            })),
-        FormSubmission,
+            ),
+        |_: FormSubmissionConfig| Ok(FormSubmission),
     )
 }

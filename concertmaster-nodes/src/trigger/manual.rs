@@ -6,7 +6,36 @@ use concertmaster_core::{
     node::{NodeCategory, RegistryError},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Config of a `manual` trigger: none.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({}))]
+struct ManualConfig {}
+
+/// Config of a `webhook` trigger, read by the host that listens.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+#[schemars(example = serde_json::json!({"path": "/suppliers/new", "method": "POST"}))]
+struct WebhookConfig {
+    /// Where the host listens for the request.
+    #[schemars(regex(pattern = "^/[A-Za-z0-9/_-]*$"), example = "/suppliers/new")]
+    path: Option<String>,
+    /// The request's method.
+    #[serde(default)]
+    method: WebhookMethod,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+enum WebhookMethod {
+    #[default]
+    Post,
+    Put,
+}
 
 /// Passes the run's trigger items on.
 struct Start;
@@ -19,31 +48,22 @@ impl Node for Start {
 }
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
-    registry.register_node(
+    registry.register_with_config(
         NodeDescriptor::new("manual", NodeCategory::Trigger)
             .label("Manual start")
             .icon("play")
-            .description("Starts a run with the items the host passes to `Engine::start`.")
-            .config_schema(json!({ "type": "object", "additionalProperties": false })),
-        Start,
+            .description("Starts a run with the items the host passes to `Engine::start`."),
+        |_: ManualConfig| Ok(Start),
     )?;
-    registry.register_node(
+    registry.register_with_config(
         NodeDescriptor::new("webhook", NodeCategory::Trigger)
             .label("Webhook")
             .icon("webhook")
             .description(
                 "Starts a run with the JSON body of an HTTP request the host received; the \
                  config's `path` tells the host where to listen.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "path": { "type": "string", "pattern": "^/[A-Za-z0-9/_-]*$", "examples": ["/suppliers/new"] },
-                    "method": { "enum": ["POST", "PUT"], "default": "POST" }
-                },
-                "additionalProperties": false
-            })),
-        Start,
+            ),
+        |_: WebhookConfig| Ok(Start),
     )
 }
 

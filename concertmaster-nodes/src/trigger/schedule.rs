@@ -7,19 +7,22 @@ use concertmaster_core::{
     node::{ConfigError, NodeCategory, RegistryError},
     Node, NodeContext, NodeDescriptor, NodeError, NodeOutcome, NodeRegistry, Ports,
 };
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::schedule::cron::CronSchedule;
 
 /// Config of a `schedule` node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin", "missedFires": "fireOnce"}))]
 pub(crate) struct ScheduleConfig {
     /// Cron, five fields or six with seconds first.
+    #[schemars(length(min = 1), example = "0 9 * * MON-FRI")]
     pub(crate) cron: String,
     /// IANA time zone the cron is read in.
     #[serde(default = "utc")]
+    #[schemars(example = "Europe/Berlin")]
     pub(crate) timezone: String,
     /// What to do with fire times missed while no engine ran.
     #[serde(default)]
@@ -32,7 +35,7 @@ fn utc() -> String {
 
 /// What the scheduler does with fire times that passed while no process
 /// was running (or that it reached more than a minute late).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum MissedFires {
     /// Forget them; continue with the next fire time.
@@ -60,19 +63,23 @@ pub(crate) fn parse(
 ) -> Result<(ScheduleConfig, CronSchedule), ConfigError> {
     let config: ScheduleConfig =
         serde_json::from_value(config.clone()).map_err(|err| ConfigError::new(err.to_string()))?;
-    let cron = CronSchedule::parse(&config.cron, &config.timezone).map_err(|err| {
+    let cron = cron_of(&config)?;
+    Ok((config, cron))
+}
+
+fn cron_of(config: &ScheduleConfig) -> Result<CronSchedule, ConfigError> {
+    CronSchedule::parse(&config.cron, &config.timezone).map_err(|err| {
         let at = if matches!(err, crate::CronError::TimeZone(_)) {
             "/timezone"
         } else {
             "/cron"
         };
         ConfigError::new(err.to_string()).at(at)
-    })?;
-    Ok((config, cron))
+    })
 }
 
 pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError> {
-    registry.register(
+    registry.register_with_config(
         NodeDescriptor::new("schedule", NodeCategory::Trigger)
             .label("Schedule")
             .icon("calendar-clock")
@@ -80,17 +87,7 @@ pub(crate) fn register(registry: &mut NodeRegistry) -> Result<(), RegistryError>
                 "Starts a run on a cron schedule (seconds optional) read in an IANA time zone, \
                  right across daylight-saving changes; each fire time starts one run, also \
                  with several engines on one store.",
-            )
-            .config_schema(json!({
-                "type": "object",
-                "properties": {
-                    "cron": { "type": "string", "minLength": 1, "examples": ["0 9 * * MON-FRI"] },
-                    "timezone": { "type": "string", "default": "UTC", "examples": ["Europe/Berlin"] },
-                    "missedFires": { "enum": ["skip", "fireOnce", "fireAll"], "default": "skip" }
-                },
-                "required": ["cron"],
-                "additionalProperties": false
-            })),
-        |config: &serde_json::Value| parse(config).map(|_| Schedule),
+            ),
+        |config: ScheduleConfig| cron_of(&config).map(|_| Schedule),
     )
 }

@@ -1,5 +1,6 @@
 //! Behaviour of the node library through its public API.
 
+mod config_schemas;
 mod forms;
 #[cfg(feature = "http")]
 mod http;

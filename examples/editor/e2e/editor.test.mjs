@@ -119,6 +119,13 @@ try {
   await configure('send_form-1', { formId: 'supplier-questionnaire' });
   // A create finds what an earlier attempt made by its key (or matchOn).
   await configure('sap_export-1', { connection: 'sap-prod', entity: 'A_BusinessPartner', keyField: 'BusinessPartner' });
+  // The panel draws the fields in the order the config struct declares
+  // them (the schema's x-order), not alphabetically.
+  const drawn = await page
+    .locator('[data-testid=config-panel] [id^="root_"]')
+    .evaluateAll((els) => [...new Set(els.map((el) => el.id).filter((id) => /^root_[A-Za-z0-9]+$/.test(id)))]);
+  assert.deepEqual(drawn.slice(0, 2), ['root_connection', 'root_entity'], `fields drawn as ${drawn}`);
+  assert.ok(drawn.indexOf('root_keyField') < drawn.indexOf('root_mode'), `fields drawn as ${drawn}`);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=diagnostics] li').length === 0);
 
   // A connection that closes a cycle: drawn, and diagnosed.

@@ -217,7 +217,7 @@ export function App({ model }: { model: Model }) {
                 // The palette's default config holds the defaults already.
                 experimental_defaultFormStateBehavior={{ emptyObjectFields: 'skipDefaults', arrayMinItems: { populate: 'never' } }}
                 extraErrors={errorSchema(selectedProblems)}
-                uiSchema={{ 'ui:submitButtonOptions': { norender: true } }}
+                uiSchema={{ ...selectedEntry.configUi, 'ui:submitButtonOptions': { norender: true } }}
                 onChange={(e) => updateConfig((e.formData ?? {}) as Record<string, unknown>)}
               />
             )}

@@ -91,17 +91,14 @@ fn record(id: String, tenant: String, name: String, role: &str, created_at: Stri
 }
 
 fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 fn random_hex(bytes: usize) -> Result<String, sqlx::Error> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)
         .map_err(|err| sqlx::Error::Protocol(format!("no randomness: {err}")))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }
 
 impl ApiKeys {

@@ -4,8 +4,6 @@
 //! including 429s and error bodies.
 #![cfg(feature = "netsuite")]
 
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use concertmaster_erp::{
 };
 use serde_json::{json, Value};
 
-use support::{fields, python, server_dir, NetSuite, ACCOUNT, CONSUMER_SECRET};
+use crate::support::{fields, python, server_dir, NetSuite, ACCOUNT, CONSUMER_SECRET};
 
 fn vendor(key: &str, name: Option<&str>) -> Record {
     let mut f = json!({ "email": format!("{key}@supplier.example"), "externalId": key });
@@ -42,7 +40,7 @@ fn the_checked_in_vectors_are_what_oauthlib_makes_now() {
     );
     let fresh: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let checked_in: Value =
-        serde_json::from_str(include_str!("data/netsuite-oauth1-vectors.json")).unwrap();
+        serde_json::from_str(include_str!("../data/netsuite-oauth1-vectors.json")).unwrap();
     assert_eq!(fresh, checked_in, "regenerate with: python tests/netsuite-server/vectors.py > tests/data/netsuite-oauth1-vectors.json");
 }
 

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::expr::{Expr, ExprError};
 
+pub(crate) mod duration;
+
 /// Compiles the expression at `pointer` of a node's config.
 pub(crate) fn compile_at(code: &str, pointer: &str) -> Result<Expr, ConfigError> {
     Expr::compile(code).map_err(|err| ConfigError::new(err.to_string()).at(pointer))

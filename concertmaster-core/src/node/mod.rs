@@ -23,9 +23,17 @@ use crate::clock::Clock;
 use crate::ids::{NodeId, RunId, TenantId, WorkflowId};
 use crate::item::{Item, Ports};
 
+/// The JSON Schema derive config structs use; the same version the
+/// registry reads, for hosts that would rather not name it themselves.
+pub use schemars::{self, JsonSchema};
+
+#[cfg(feature = "runtime")]
+pub(crate) mod stream;
+
+pub use crate::config_schema::{config_schema, declared_order, ORDER_KEYWORD};
 pub use crate::descriptor::{NodeCategory, PortSpec};
 pub use crate::item::{ERROR_PORT, MAIN_PORT};
-pub use crate::registry::{ConfigError, RegistryError};
+pub use crate::registry::{read_config, ConfigError, RegistryError};
 
 /// A step of a workflow.
 ///
@@ -341,12 +349,13 @@ pub struct NodeContext {
     pub(crate) outlet: OutletCell,
     /// The stream a [`Join::Stream`] node reads.
     #[cfg(feature = "runtime")]
-    pub(crate) inlet: Option<Arc<crate::engine::Inlet>>,
+    pub(crate) inlet: Option<Arc<dyn stream::ItemSource>>,
 }
 
 impl NodeContext {
     /// A context for calling a node directly, e.g. from a node's unit tests:
-    /// attempt 1, a fresh cancellation token, the system clock.
+    /// attempt 1, a fresh cancellation token, the system clock, no content
+    /// store ([`with_content_store`](Self::with_content_store) gives one).
     pub fn new(
         tenant: impl Into<TenantId>,
         workflow_id: impl Into<WorkflowId>,
@@ -368,7 +377,7 @@ impl NodeContext {
             span: tracing::Span::none(),
             resumed: None,
             clock: Arc::new(crate::clock::SystemClock),
-            content_store: Some(Arc::new(crate::InMemoryStore::new())),
+            content_store: None,
             #[cfg(feature = "runtime")]
             outlet: OutletCell::default(),
             #[cfg(feature = "runtime")]
@@ -381,7 +390,7 @@ impl NodeContext {
     /// node directly.
     #[cfg(feature = "runtime")]
     pub fn with_stream(mut self, items: Vec<Item>) -> Self {
-        self.inlet = Some(Arc::new(crate::engine::Inlet::of(items)));
+        self.inlet = Some(Arc::new(stream::Given::new(items)));
         self
     }
 
@@ -394,8 +403,10 @@ impl NodeContext {
         self.outlet.get().take_kept()
     }
 
-    /// Uses `store` for [`contents`](Self::contents) (an in-memory store
-    /// otherwise).
+    /// Uses `store` for [`contents`](Self::contents), for a node called
+    /// directly that reads or writes content (an
+    /// [`InMemoryStore`](crate::InMemoryStore) will do); without one, its
+    /// calls answer [`ContentError::NotKept`](crate::content::ContentError::NotKept).
     pub fn with_content_store(mut self, store: Arc<dyn crate::store::ContentStore>) -> Self {
         self.content_store = Some(store);
         self
@@ -623,21 +634,22 @@ impl NodeContext {
 /// the one it makes then, so that what a clone emits is not lost.
 #[cfg(feature = "runtime")]
 #[derive(Default)]
-pub(crate) struct OutletCell(std::sync::OnceLock<Arc<crate::engine::Outlet>>);
+pub(crate) struct OutletCell(std::sync::OnceLock<Arc<dyn stream::ItemSink>>);
 
 #[cfg(feature = "runtime")]
 impl OutletCell {
-    pub(crate) fn set(outlet: Arc<crate::engine::Outlet>) -> Self {
+    pub(crate) fn set(outlet: Arc<dyn stream::ItemSink>) -> Self {
         Self(std::sync::OnceLock::from(outlet))
     }
 
-    fn get(&self) -> &crate::engine::Outlet {
+    fn get(&self) -> &dyn stream::ItemSink {
         self.0
-            .get_or_init(|| Arc::new(crate::engine::Outlet::keeping()))
+            .get_or_init(|| Arc::new(stream::Kept::default()))
+            .as_ref()
     }
 
     /// The outlet, if the node used it or the engine set it.
-    pub(crate) fn used(&self) -> Option<&Arc<crate::engine::Outlet>> {
+    pub(crate) fn used(&self) -> Option<&Arc<dyn stream::ItemSink>> {
         self.0.get()
     }
 }

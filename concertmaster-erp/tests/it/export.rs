@@ -5,13 +5,14 @@
 //! leaves behind.
 #![cfg(all(feature = "sap", feature = "netsuite"))]
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{fresh_id, sap_config, sap_origin, sap_stats, NetSuite};
 use async_trait::async_trait;
 use concertmaster_core::{
     clock::ManualClock,
@@ -27,7 +28,6 @@ use concertmaster_core::{
 use concertmaster_erp::{Connections, KeyRing, NewConnection, ODataVersion, SapFactory};
 use concertmaster_store::SqliteStore;
 use serde_json::{json, Value};
-use support::{fresh_id, sap_config, sap_origin, sap_stats, NetSuite};
 
 fn keys() -> KeyRing {
     KeyRing::new("k1", [5u8; 32]).unwrap()
@@ -701,6 +701,10 @@ impl ConnectorFactory for CrashAfterWrite {
         SapFactory.config_schema()
     }
 
+    fn export_node(&self) -> Option<concertmaster_core::connector::ExportNode> {
+        SapFactory.export_node()
+    }
+
     fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {
         Ok(Arc::new(CrashingConnector(
             SapFactory.open(connection, config)?,
@@ -809,7 +813,12 @@ async fn crash_after_sap_acted(
     }
 
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_worker", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "export::crash_worker",
+            "--nocapture",
+        ])
         .env(CRASH_DB, &db)
         .env(CRASH_TAG, tag)
         .env(CRASH_WORKFLOW, workflow)

@@ -450,15 +450,13 @@ fn each_kind_comes_with_a_config_schema_whose_secrets_are_write_only() {
             "{secret}"
         );
     }
-    let sap = kinds[2].1.to_string();
-    assert!(
-        sap.contains(r#""password":{"type":"string","writeOnly":true}"#),
-        "{sap}"
-    );
-    assert!(
-        sap.contains(r#""clientSecret":{"type":"string","writeOnly":true}"#),
-        "{sap}"
-    );
+    let sap = &kinds[2].1;
+    let auth = &sap["properties"]["auth"]["oneOf"];
+    for (variant, secret) in [(0, "password"), (1, "clientSecret")] {
+        let field = &auth[variant]["properties"][secret];
+        assert_eq!(field["type"], "string", "{sap}");
+        assert_eq!(field["writeOnly"], true, "{sap}");
+    }
 }
 
 /// A rotation running while connections are deactivated and given new
@@ -600,4 +598,278 @@ async fn a_config_hashed_the_earlier_way_opens_and_rotation_rehashes_it() {
         .with_connector(LoopbackFactory);
     let check = opened_check(&only_new, &acme, "erp").await;
     assert_eq!(check.system, "legacy");
+}
+
+/// A third kind of connector, `acme`, that brings its own export node: it
+/// posts each record as JSON to `{url}/{table}` of a small HTTP service.
+struct AcmeFactory;
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AcmeConfig {
+    /// Where the service listens.
+    url: String,
+}
+
+struct AcmeConnector {
+    connection: String,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl ConnectorFactory for AcmeFactory {
+    fn kind(&self) -> &str {
+        "acme"
+    }
+
+    fn config_schema(&self) -> Value {
+        concertmaster_core::connector::config_schema::<AcmeConfig>()
+    }
+
+    fn export_node(&self) -> Option<concertmaster_core::connector::ExportNode> {
+        Some(
+            concertmaster_core::connector::ExportNode::new("acme_export", "Acme export")
+                .icon("factory")
+                .entity_field("table", "Acme table")
+                .examples("suppliers", "supplierNo", "name"),
+        )
+    }
+
+    fn open(&self, connection: &str, config: &[u8]) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let config: AcmeConfig =
+            serde_json::from_slice(config).map_err(|err| ConnectorError::Config {
+                connection: connection.into(),
+                message: err.to_string(),
+            })?;
+        Ok(Arc::new(AcmeConnector {
+            connection: connection.into(),
+            url: config.url,
+            client: reqwest::Client::new(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for AcmeConnector {
+    async fn validate_connection(&self) -> Result<ConnectionCheck, ConnectorError> {
+        Ok(ConnectionCheck {
+            system: "Acme".into(),
+            identity: None,
+        })
+    }
+
+    async fn write(
+        &self,
+        table: &str,
+        _: WriteMode,
+        records: &[Record],
+    ) -> Result<Vec<RecordOutcome>, ConnectorError> {
+        let mut outcomes = Vec::new();
+        for record in records {
+            let url = format!("{}/{table}", self.url);
+            let unreachable = |err: reqwest::Error| ConnectorError::Unreachable {
+                connection: self.connection.clone(),
+                url: url.clone(),
+                message: err.to_string(),
+            };
+            let answer: Value = self
+                .client
+                .post(&url)
+                .header("Idempotency-Key", &record.key)
+                .json(&record.fields)
+                .send()
+                .await
+                .map_err(unreachable)?
+                .json()
+                .await
+                .map_err(unreachable)?;
+            outcomes.push(Ok(concertmaster_core::connector::Written {
+                key: record.key.clone(),
+                id: answer["id"].as_str().unwrap_or_default().to_string(),
+                created: true,
+                etag: None,
+            }));
+        }
+        Ok(outcomes)
+    }
+
+    async fn read(&self, _: &str, _: &ReadQuery, _: Option<&str>) -> Result<Page, ConnectorError> {
+        Ok(Page {
+            records: Vec::new(),
+            next: None,
+        })
+    }
+}
+
+/// A local HTTP service standing in for Acme's: answers every POST with
+/// `201 {"id": "acme-<n>"}` and keeps what it was sent (path, body).
+async fn acme_stand_in() -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&received);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let kept = Arc::clone(&kept);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Reads the head, then as much body as it announces.
+                let (head_end, length) = loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_end + length {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let head = String::from_utf8_lossy(&request[..head_end]).to_string();
+                let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                let body: Value =
+                    serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
+                let id = {
+                    let mut kept = kept.lock().unwrap();
+                    kept.push((path, body));
+                    format!("acme-{}", kept.len())
+                };
+                let answer = json!({ "id": id }).to_string();
+                let response = format!(
+                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test]
+async fn a_third_connector_brings_its_own_export_node() {
+    let (url, received) = acme_stand_in().await;
+    let store: Arc<dyn Backend> = Arc::new(InMemoryStore::new());
+    let connections = Connections::new(store.clone(), ring()).with_connector(AcmeFactory);
+    let mut registry = concertmaster_core::NodeRegistry::new();
+    connections.register_nodes(&mut registry).unwrap();
+    let descriptor = registry
+        .descriptors()
+        .find(|d| d.type_id == "acme_export")
+        .expect("the factory's export node is registered");
+    assert_eq!(descriptor.label, "Acme export");
+    assert_eq!(descriptor.icon, "factory");
+    let schema = &descriptor.config_schema;
+    assert_eq!(schema["properties"]["table"]["title"], "Acme table");
+    assert_eq!(
+        schema["properties"]["keyField"]["examples"],
+        json!(["supplierNo"])
+    );
+    assert!(schema["properties"].get("entity").is_none(), "{schema}");
+    assert!(schema["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("table")));
+    assert_eq!(
+        concertmaster_core::testing::check_config_examples(&registry),
+        Vec::<String>::new()
+    );
+
+    let engine = concertmaster_core::Engine::builder()
+        .shared_store(store)
+        .registry(registry)
+        .build()
+        .await
+        .unwrap();
+    connections.attach(&engine);
+    let tenant = TenantId::new("acme");
+    add(
+        &connections,
+        &tenant,
+        "acme-prod",
+        "acme",
+        &json!({ "url": url }),
+    )
+    .await;
+    // The destination under the connector's own name; `entity` is not it.
+    let workflow = |table_field: &str| {
+        concertmaster_core::WorkflowDefinition::from_value(json!({
+            "id": "to-acme", "name": "to-acme",
+            "nodes": [{ "id": "export", "type": "acme_export", "config": {
+                "connection": "acme-prod", table_field: "suppliers",
+                "keyField": "supplierNo",
+                "mapping": { "supplierNo": "/id", "name": "/name" }
+            }}]
+        }))
+        .unwrap()
+    };
+    let refused = engine
+        .publish(&tenant, workflow("entity"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("entity"), "{refused}");
+    let published = engine.publish(&tenant, workflow("table")).await.unwrap();
+    let run = engine
+        .start(
+            &published,
+            json!([{ "id": "S-1", "name": "Müller GmbH" }, { "id": "S-2", "name": "Acme AG" }]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.finished(&tenant, run).await.unwrap().status,
+        concertmaster_core::RunStatus::Succeeded
+    );
+    let detail = engine.run(&tenant, run).await.unwrap();
+    let ok = detail.output("export").unwrap().get("ok");
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[0]["erp"]["id"], "acme-1");
+    let received = received.lock().unwrap().clone();
+    assert_eq!(
+        received,
+        vec![
+            (
+                "/suppliers".to_string(),
+                json!({ "supplierNo": "S-1", "name": "Müller GmbH" })
+            ),
+            (
+                "/suppliers".to_string(),
+                json!({ "supplierNo": "S-2", "name": "Acme AG" })
+            ),
+        ]
+    );
+}
+
+#[cfg(all(feature = "sap", feature = "netsuite"))]
+#[test]
+fn the_built_in_export_nodes_agree_with_their_config_on_their_documented_examples() {
+    let connections = Connections::new(Arc::new(InMemoryStore::new()), ring());
+    let mut registry = concertmaster_core::NodeRegistry::new();
+    connections.register_nodes(&mut registry).unwrap();
+    let types: Vec<_> = registry.descriptors().map(|d| d.type_id.clone()).collect();
+    assert_eq!(types, ["netsuite_sync", "sap_export"]);
+    let netsuite = registry
+        .descriptors()
+        .find(|d| d.type_id == "netsuite_sync")
+        .unwrap();
+    let order = netsuite.config_schema["x-order"].as_array().unwrap();
+    assert_eq!(order[..2], [json!("connection"), json!("recordType")]);
+    assert_eq!(
+        concertmaster_core::testing::check_config_examples(&registry),
+        Vec::<String>::new()
+    );
 }

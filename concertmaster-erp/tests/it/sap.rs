@@ -4,17 +4,17 @@
 //! runs first.
 #![cfg(feature = "sap")]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{fields, fresh_id};
 use concertmaster_core::connector::{
     Connector, ConnectorError, ConnectorFactory, ReadQuery, Record, WriteMode,
 };
 use concertmaster_erp::{ODataVersion, SapAuth, SapConfig, SapConnector, SapFactory, Secret};
 use serde_json::{json, Value};
-use support::{fields, fresh_id};
 
 const SERVICE: &str = "API_BUSINESS_PARTNER";
 const ENTITY: &str = "A_BusinessPartner";
