@@ -56,7 +56,7 @@ pub(super) enum Finish {
     Restart {
         error: NodeError,
         pause: Duration,
-        _outlet: Option<Arc<dyn crate::node::stream::ItemSink>>,
+        _outlet: Option<Arc<Outlet>>,
     },
     /// The driver stopped it (its stream group restarts).
     Aborted,
@@ -248,14 +248,10 @@ impl NodeTask {
                         clock: Arc::clone(&self.inner.clock),
                         content_store: self.inner.contents.clone(),
                         outlet: match self.stream.as_ref().and_then(|s| s.outlet.as_ref()) {
-                            Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet) as _),
+                            Some(outlet) => crate::node::OutletCell::set(Arc::clone(outlet)),
                             None => crate::node::OutletCell::default(),
                         },
-                        inlet: self
-                            .stream
-                            .as_ref()
-                            .and_then(|s| s.inlet.clone())
-                            .map(|inlet| inlet as _),
+                        inlet: self.stream.as_ref().and_then(|s| s.inlet.clone()),
                     };
                     let input = record.input.unshared_joins();
                     match self.attempt_once(&ctx, input, &record, !saved, began).await {

@@ -13,9 +13,8 @@ mod migrate;
 pub use migrate::Migration;
 mod rerun;
 mod start;
-mod stream;
+pub(crate) use crate::node::stream::{Inlet, Outlet};
 pub use rerun::{RerunBatch, RerunFrom, RerunReport, RerunVersion};
-pub(crate) use stream::{Inlet, Outlet};
 mod timers;
 mod watch;
 

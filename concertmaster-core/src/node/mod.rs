@@ -349,7 +349,7 @@ pub struct NodeContext {
     pub(crate) outlet: OutletCell,
     /// The stream a [`Join::Stream`] node reads.
     #[cfg(feature = "runtime")]
-    pub(crate) inlet: Option<Arc<dyn stream::ItemSource>>,
+    pub(crate) inlet: Option<Arc<stream::Inlet>>,
 }
 
 impl NodeContext {
@@ -390,7 +390,7 @@ impl NodeContext {
     /// node directly.
     #[cfg(feature = "runtime")]
     pub fn with_stream(mut self, items: Vec<Item>) -> Self {
-        self.inlet = Some(Arc::new(stream::Given::new(items)));
+        self.inlet = Some(Arc::new(stream::Inlet::of(items)));
         self
     }
 
@@ -634,22 +634,20 @@ impl NodeContext {
 /// the one it makes then, so that what a clone emits is not lost.
 #[cfg(feature = "runtime")]
 #[derive(Default)]
-pub(crate) struct OutletCell(std::sync::OnceLock<Arc<dyn stream::ItemSink>>);
+pub(crate) struct OutletCell(std::sync::OnceLock<Arc<stream::Outlet>>);
 
 #[cfg(feature = "runtime")]
 impl OutletCell {
-    pub(crate) fn set(outlet: Arc<dyn stream::ItemSink>) -> Self {
+    pub(crate) fn set(outlet: Arc<stream::Outlet>) -> Self {
         Self(std::sync::OnceLock::from(outlet))
     }
 
-    fn get(&self) -> &dyn stream::ItemSink {
-        self.0
-            .get_or_init(|| Arc::new(stream::Kept::default()))
-            .as_ref()
+    fn get(&self) -> &stream::Outlet {
+        self.0.get_or_init(|| Arc::new(stream::Outlet::keeping()))
     }
 
     /// The outlet, if the node used it or the engine set it.
-    pub(crate) fn used(&self) -> Option<&Arc<dyn stream::ItemSink>> {
+    pub(crate) fn used(&self) -> Option<&Arc<stream::Outlet>> {
         self.0.get()
     }
 }

@@ -57,10 +57,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::attempt::{Finish, NodeTask, StreamEnds, Unsaved};
-use super::stream::{EdgeSender, Flow};
 use super::{Inlet, Inner, Outlet, Signal};
 use crate::ids::{RunId, TenantId};
 use crate::item::Ports;
+use crate::node::stream::{EdgeSender, Flow};
 use crate::node::NodeError;
 use crate::run::{NodeExecution, NodeStatus, Run, RunStatus};
 use crate::store::{Epoch, StoreError};
