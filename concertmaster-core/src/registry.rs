@@ -77,7 +77,7 @@ type Reader = dyn Fn(&Value) -> Result<(), ConfigError> + Send + Sync;
 
 struct Registered {
     descriptor: NodeDescriptor,
-    schema: jsonschema::Validator,
+    schema: crate::schema::SchemaValidator,
     factory: Arc<Factory>,
     /// Reads a config into the type's config struct and nothing more: what
     /// the schema must agree with. Only for types registered with one.
@@ -168,12 +168,11 @@ impl NodeRegistry {
         if self.types.contains_key(&type_id) {
             return Err(RegistryError::DuplicateType { type_id });
         }
-        let schema = jsonschema::validator_for(&descriptor.config_schema).map_err(|err| {
-            RegistryError::InvalidSchema {
+        let schema = crate::schema::SchemaValidator::compiled(&descriptor.config_schema, false)
+            .map_err(|message| RegistryError::InvalidSchema {
                 type_id: type_id.clone(),
-                message: err.to_string(),
-            }
-        })?;
+                message,
+            })?;
         let factory: Arc<Factory> = Arc::new(move |config: &Value| {
             factory(config).map(|node| Arc::new(node) as Arc<dyn Node>)
         });
@@ -273,8 +272,9 @@ impl NodeRegistry {
         Some(
             registered
                 .schema
-                .iter_errors(config)
-                .map(|err| ConfigError::new(err.to_string()).at(err.instance_path().as_str()))
+                .violations(config)
+                .into_iter()
+                .map(|err| ConfigError::new(err.message).at(err.pointer))
                 .collect(),
         )
     }

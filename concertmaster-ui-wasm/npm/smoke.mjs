@@ -4,6 +4,7 @@
 // Run: node concertmaster-ui-wasm/npm/smoke.mjs
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 
 const pkg = new URL('../pkg/', import.meta.url);
 const { Model } = await import(new URL('index.js', pkg));
@@ -75,4 +76,10 @@ assert.deepEqual(model.checkSubmission(built.form, { companyName: 'Acme', countr
 assert.equal(model.checkSubmission(built.form, { companyName: 'Acme', country: 'DE' }).length, 1);
 assert.equal(model.buildForm({ id: 'x', title: 'x', fields: [{ name: 'a b', kind: 'text' }] }).diagnostics[0].pointer, '/fields/0/name');
 model.free();
-console.log(`ui-wasm smoke test passed: ${descriptors.length} node types, ${palette.length} palette groups`);
+
+// What a host's users download: at most 1.2 MB, 400 KB gzipped.
+const wasm = await readFile(new URL('concertmaster_ui_wasm_bg.wasm', pkg));
+const gzipped = gzipSync(wasm, { level: 9 }).length;
+assert.ok(wasm.length <= 1_200_000, `the WebAssembly is ${wasm.length} bytes, over 1.2 MB`);
+assert.ok(gzipped <= 400_000, `the WebAssembly is ${gzipped} bytes gzipped, over 400 KB`);
+console.log(`ui-wasm smoke test passed: ${descriptors.length} node types, ${palette.length} palette groups, ${wasm.length} bytes of WebAssembly (${gzipped} gzipped)`);

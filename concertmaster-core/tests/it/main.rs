@@ -3,6 +3,7 @@
 mod content;
 mod engine;
 mod faults;
+mod json_schema_suite;
 mod migrate;
 mod properties;
 mod quotas;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use concertmaster_core::{
     form::{FormSchema, PII_KEYWORD},
-    validate::FieldError,
+    validate::{FieldError, SchemaValidator},
 };
 
 /// The stylesheet of every portal page. It styles only the page's own
@@ -252,7 +252,7 @@ fn branches<'a>(schema: &'a Value, data: &Value) -> Vec<(&'a Value, bool)> {
             continue;
         };
         // A condition that does not compile holds for nothing.
-        let holds = jsonschema::validator_for(condition).is_ok_and(|v| v.is_valid(data));
+        let holds = SchemaValidator::new(condition).is_ok_and(|v| v.is_valid(data));
         if let Some(then) = part.get("then") {
             found.push((then, holds));
         }

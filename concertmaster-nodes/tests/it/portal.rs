@@ -132,10 +132,7 @@ fn hostile_titles_help_labels_and_answers_stay_text() {
         "site": "javascript:alert(4)",
         "contact": { "email": HOSTILE },
     });
-    let errors = [FieldError {
-        pointer: "/company".into(),
-        message: HOSTILE.into(),
-    }];
+    let errors = [FieldError::new("/company", HOSTILE)];
     let action = "/f/\"><script>";
     let page = FormPage::new(&form, action)
         .with_data(&data)
@@ -425,10 +422,7 @@ fn a_conditional_field_is_drawn_when_its_condition_holds_or_it_has_an_error() {
     assert_eq!(attr(&html, "input", "name"), ["/vatId"]);
 
     // An error on a field whose condition does not hold still shows it.
-    let errors = [FieldError {
-        pointer: "/vatId".into(),
-        message: "not a VAT id".into(),
-    }];
+    let errors = [FieldError::new("/vatId", "not a VAT id")];
     let page = FormPage::new(&form, "/f/t")
         .with_data(&french)
         .with_errors(&errors)
