@@ -7,7 +7,8 @@ const wasmPackage = fileURLToPath(new URL('../../concertmaster-ui-wasm/pkg', imp
 
 export default defineConfig({
   plugins: [react()],
-  resolve: { alias: { '@concertmaster/ui-wasm': wasmPackage } },
+  // The editor package is linked from the repository; one React for both.
+  resolve: { alias: { '@concertmaster/ui-wasm': wasmPackage }, dedupe: ['react', 'react-dom'] },
   server: { host: '127.0.0.1', fs: { allow: ['.', wasmPackage] } },
   preview: { host: '127.0.0.1' },
   // Relative asset paths, so the build also works under /editor/ of a host.

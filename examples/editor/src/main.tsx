@@ -1,13 +1,12 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ReactFlowProvider } from '@xyflow/react';
 import { Model, type NodeDescriptor } from '@concertmaster/ui-wasm';
 import wasmUrl from '@concertmaster/ui-wasm/concertmaster_ui_wasm_bg.wasm?url';
 // The descriptors of every built-in node type; a host serves its own
 // registry's descriptors (custom node types included) the same way.
 import descriptors from '@concertmaster/ui-wasm/palette.json';
+import '@concertmaster/editor/style.css';
 import { App } from './App';
-import '@xyflow/react/dist/style.css';
 import './styles.css';
 
 const model = await Model.load(descriptors as NodeDescriptor[], wasmUrl);
@@ -16,9 +15,7 @@ const root = document.getElementById('root');
 if (root) {
   createRoot(root).render(
     <StrictMode>
-      <ReactFlowProvider>
-        <App model={model} />
-      </ReactFlowProvider>
+      <App model={model} />
     </StrictMode>,
   );
 }

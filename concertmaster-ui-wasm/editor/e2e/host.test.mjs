@@ -1,0 +1,286 @@
+// The editor package as a host app gets it: packs @concertmaster/ui-wasm and
+// @concertmaster/editor (npm pack), creates a fresh Vite + React + TypeScript
+// app in a temporary directory that installs the two tarballs from their
+// files (no alias into this repository), type-checks and builds it, and
+// drives <WorkflowEditor> in Debian's Chromium with playwright-core:
+// a node added by dragging from the palette, one found by search and added
+// with the keyboard only, a host node type drawn by the host's renderer,
+// handles connected by mouse, the definition the host receives through
+// onChange checked, a node deleted by keyboard, and axe-core run on the
+// editor (no serious or critical violation). Screenshots go to target/e2e/.
+//
+// Run after scripts/build-ui-wasm and `npm run build` here (scripts/test-editor
+// does both).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+
+const editorDir = fileURLToPath(new URL('..', import.meta.url));
+const modelDir = fileURLToPath(new URL('../../pkg', import.meta.url));
+const artefacts = fileURLToPath(new URL('../../../target/e2e/', import.meta.url));
+const chromiumPath = process.env.CONCERTMASTER_CHROMIUM ?? '/usr/bin/chromium';
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForServer(url, child) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`vite preview exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not answer within 30 s`);
+}
+
+const host = await mkdtemp(join(tmpdir(), 'cm-host-'));
+function run(cmd, args, cwd = host) {
+  try {
+    return execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  } catch (err) {
+    throw new Error(`${cmd} ${args.join(' ')} in ${cwd} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+  }
+}
+
+// The tarballs npm would publish.
+run(npm, ['pack', '--silent', '--pack-destination', host], modelDir);
+run(npm, ['pack', '--silent', '--pack-destination', host], editorDir);
+const tarballs = (await readdir(host)).filter((f) => f.endsWith('.tgz'));
+const tarball = (prefix) => `file:./${tarballs.find((f) => f.startsWith(prefix))}`;
+
+// A host app as `npm create vite` would start it, pinned.
+await writeFile(
+  join(host, 'package.json'),
+  JSON.stringify(
+    {
+      name: 'acme-host',
+      private: true,
+      type: 'module',
+      dependencies: {
+        '@concertmaster/editor': tarball('concertmaster-editor-'),
+        '@concertmaster/ui-wasm': tarball('concertmaster-ui-wasm-'),
+        react: '19.2.0',
+        'react-dom': '19.2.0',
+      },
+      devDependencies: {
+        '@types/react': '19.2.2',
+        '@types/react-dom': '19.2.2',
+        '@vitejs/plugin-react': '4.6.0',
+        typescript: '5.9.3',
+        vite: '6.4.1',
+      },
+    },
+    null,
+    2,
+  ),
+);
+await writeFile(
+  join(host, 'tsconfig.json'),
+  JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'ESNext',
+      moduleResolution: 'bundler',
+      lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+      jsx: 'react-jsx',
+      strict: true,
+      resolveJsonModule: true,
+      isolatedModules: true,
+      skipLibCheck: false,
+      types: ['vite/client'],
+    },
+    include: ['src'],
+  }),
+);
+await writeFile(
+  join(host, 'vite.config.js'),
+  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], build: { target: 'es2022' } });\n",
+);
+await writeFile(
+  join(host, 'index.html'),
+  '<!doctype html><html lang="en"><head><meta charset="UTF-8" /><title>Acme supplier workflows</title><link rel="icon" href="data:," /></head><body><div id="root"></div><script type="module" src="/src/main.tsx"></script></body></html>\n',
+);
+await mkdir(join(host, 'src'));
+await writeFile(
+  join(host, 'src', 'main.tsx'),
+  `import { StrictMode, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { WorkflowEditor, useModel, type NodeRendererProps } from '@concertmaster/editor';
+import type { Diagnostic, NodeDescriptor, WorkflowDefinition } from '@concertmaster/ui-wasm';
+import builtIn from '@concertmaster/ui-wasm/palette.json';
+import '@concertmaster/editor/style.css';
+
+// The host's own node type, as its registry describes it.
+const score: NodeDescriptor = {
+  typeId: 'acme.score',
+  category: 'logic',
+  label: 'Supplier score',
+  icon: 'gauge',
+  description: 'Scores a supplier from its answers.',
+  configSchema: {
+    type: 'object',
+    properties: { threshold: { type: 'integer', minimum: 0, maximum: 100, default: 60 } },
+    required: ['threshold'],
+    additionalProperties: false,
+  },
+  inputs: [{ name: 'main' }],
+  outputs: [{ name: 'main' }],
+};
+const descriptors: NodeDescriptor[] = [...(builtIn as NodeDescriptor[]), score];
+
+function ScoreCard({ config, label }: NodeRendererProps) {
+  return <div className="acme-score">{label}: at least {String(config.threshold)}</div>;
+}
+
+function App() {
+  const { model, error } = useModel(descriptors);
+  const [definition, setDefinition] = useState<WorkflowDefinition | null>(null);
+  const [diagnostics, setDiagnostics] = useState<Diagnostic[]>([]);
+  if (error) return <p role="alert">{error}</p>;
+  if (!model) return <p>Loading the editor</p>;
+  return (
+    <main>
+      <h1>Supplier workflows</h1>
+      <div style={{ height: 640 }}>
+        <WorkflowEditor
+          model={model}
+          defaultValue={{ id: 'onboarding', name: 'Supplier onboarding', nodes: [], edges: [] }}
+          nodeRenderers={{ 'acme.score': ScoreCard }}
+          theme="light"
+          onChange={(next, found) => {
+            setDefinition(next);
+            setDiagnostics(found);
+          }}
+        />
+      </div>
+      <output data-testid="host-definition">{definition ? JSON.stringify(definition) : ''}</output>
+      <output data-testid="host-errors">{diagnostics.filter((d) => d.severity === 'error').length}</output>
+    </main>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
+`,
+);
+
+run(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error']);
+run('node_modules/.bin/tsc', ['--noEmit', '-p', 'tsconfig.json']);
+run('node_modules/.bin/vite', ['build', '--logLevel', 'warn']);
+
+const port = await freePort();
+const url = `http://127.0.0.1:${port}/`;
+const server = spawn('node_modules/.bin/vite', ['preview', '--port', String(port), '--strictPort'], {
+  cwd: host,
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+let browser;
+let page;
+const pageErrors = [];
+try {
+  await mkdir(artefacts, { recursive: true });
+  await waitForServer(url, server);
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+  // axe-core needs a page of a context of its own.
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(String(err)));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageErrors.push(msg.text());
+  });
+  await page.goto(url);
+  await page.getByTestId('palette-schedule').waitFor();
+  const definition = async () => JSON.parse((await page.getByTestId('host-definition').textContent()) || '{"nodes":[]}');
+
+  // By mouse: a schedule trigger dragged onto the canvas.
+  await page.dragAndDrop('[data-testid=palette-schedule]', '[data-testid=canvas]', { targetPosition: { x: 120, y: 140 } });
+  await page.getByTestId('node-schedule-1').waitFor();
+
+  // By keyboard only: search the palette, Tab to the entry, Enter adds it.
+  await page.getByTestId('palette-search').focus();
+  await page.keyboard.type('score');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'palette-acme.score');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('node-acme.score-1').waitFor();
+  assert.match(await page.getByTestId('node-acme.score-1').innerText(), /Supplier score: at least 60/, "the host's renderer draws its node");
+  await page.getByTestId('palette-search').fill('');
+
+  // The two connected by mouse, through the handles the model gives them.
+  const from = page.locator('.react-flow__handle.source[data-nodeid="schedule-1"][data-handleid="main"]');
+  const to = page.locator('.react-flow__handle.target[data-nodeid="acme.score-1"][data-handleid="main"]');
+  const a = await from.boundingBox();
+  const b = await to.boundingBox();
+  assert.ok(a && b, 'both handles are on screen');
+  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 12 });
+  await page.mouse.up();
+  await page.locator('.react-flow__edge').first().waitFor();
+
+  // What the host was handed: the definition the engine publishes.
+  await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"edges"'));
+  let published = await definition();
+  assert.equal(published.id, 'onboarding');
+  assert.deepEqual(published.nodes.map((n) => n.type).sort(), ['acme.score', 'schedule']);
+  assert.deepEqual(published.edges.map((e) => [e.source, e.target]), [['schedule-1', 'acme.score-1']]);
+  assert.equal(published.nodes.find((n) => n.type === 'acme.score').config.threshold, 60);
+
+  // The custom type's config through the panel its schema draws.
+  await page.getByTestId('node-acme.score-1').click();
+  await page.locator('#root_threshold').fill('75');
+  await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"threshold":75'));
+  assert.match(await page.getByTestId('node-acme.score-1').innerText(), /at least 75/);
+  await page.screenshot({ path: `${artefacts}host-editor.png` });
+
+  // Accessibility of the editor as the host renders it.
+  const axe = await new AxeBuilder({ page }).include('.cm-editor-root').analyze();
+  const serious = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`).join(', ')})`),
+    [],
+    'no serious or critical accessibility violation',
+  );
+
+  // Deleted with the keyboard: the node selected, then Delete.
+  await page.getByTestId('node-acme.score-1').click();
+  await page.keyboard.press('Delete');
+  await page.getByTestId('node-acme.score-1').waitFor({ state: 'detached' });
+  await page.waitForFunction(() => !(document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('acme.score'));
+  published = await definition();
+  assert.deepEqual(published.nodes.map((n) => n.id), ['schedule-1']);
+  assert.deepEqual(published.edges ?? [], []);
+
+  assert.deepEqual(pageErrors, [], 'the page logged no error');
+  console.log(`editor package e2e passed in a fresh host app; screenshots in ${artefacts}`);
+} catch (err) {
+  if (page) await page.screenshot({ path: `${artefacts}host-editor-failure.png` }).catch(() => {});
+  console.error(pageErrors.join('\n'));
+  throw err;
+} finally {
+  await browser?.close();
+  server.kill();
+  await rm(host, { recursive: true, force: true });
+}
