@@ -229,7 +229,19 @@ let ready: Promise<unknown> | undefined;
 
 /** The editor's model of one palette. Every model decision of the editor goes through it. */
 export class Model {
+  /** The JSON of the drawing the WebAssembly side holds: a question about the same drawing (every check while a connection is dragged) is not read again. */
+  private loadedJson: string | null = null;
+
   private constructor(private readonly raw: EditorModel) {}
+
+  /** Has the WebAssembly side read `flow`, unless it holds that very drawing. */
+  private load(flow: FlowObject): void {
+    const json = JSON.stringify(flow);
+    if (json === this.loadedJson) return;
+    this.loadedJson = null;
+    this.raw.load(json);
+    this.loadedJson = json;
+  }
 
   /** Loads the WebAssembly module (once) and makes a model of `descriptors`. */
   static async load(descriptors: NodeDescriptor[], wasm?: InitInput | Promise<InitInput>): Promise<Model> {
@@ -261,7 +273,8 @@ export class Model {
   /** The definition drawn in `flow`, with `base`'s id, name and other workflow fields. */
   toDefinition(flow: FlowObject, base: Pick<WorkflowDefinition, 'id' | 'name'> & Partial<WorkflowDefinition>): WorkflowDefinition {
     const withNodes = { nodes: [], ...base };
-    return JSON.parse(this.raw.toDefinition(JSON.stringify(flow), JSON.stringify(withNodes))) as WorkflowDefinition;
+    this.load(flow);
+    return JSON.parse(this.raw.loadedDefinition(JSON.stringify(withNodes))) as WorkflowDefinition;
   }
 
   /** The React Flow object of a definition; nodes without a position are laid out in columns. */
@@ -271,17 +284,20 @@ export class Model {
 
   /** What publishing would refuse (errors) and what is probably not meant (warnings). */
   diagnose(flow: FlowObject): Diagnostic[] {
-    return JSON.parse(this.raw.diagnose(JSON.stringify(flow))) as Diagnostic[];
+    this.load(flow);
+    return JSON.parse(this.raw.loadedDiagnostics()) as Diagnostic[];
   }
 
   /** React Flow's `isValidConnection`: existing nodes and ports, no edge into a trigger, no duplicate, no cycle. */
   isValidConnection(flow: FlowObject, connection: Connection): boolean {
-    return this.raw.isValidConnection(JSON.stringify(flow), JSON.stringify(connection));
+    this.load(flow);
+    return this.raw.loadedIsValidConnection(JSON.stringify(connection));
   }
 
   /** The errors a connection would add (a cycle, a missing port, an edge into a trigger): empty when it is fine. */
   connectionIssues(flow: FlowObject, connection: Connection): Diagnostic[] {
-    return JSON.parse(this.raw.connectionIssues(JSON.stringify(flow), JSON.stringify(connection))) as Diagnostic[];
+    this.load(flow);
+    return JSON.parse(this.raw.loadedConnectionIssues(JSON.stringify(connection))) as Diagnostic[];
   }
 
   /** The form schema a form designer's draft makes, checked as the server will compile it. */

@@ -171,8 +171,22 @@ pub(crate) fn connection_issues(
             related: Vec::new(),
         }];
     }
-    let before: HashSet<Diagnostic> = check(def, registry).into_iter().collect();
-    let mut candidate = def.clone();
+    let before = check(def, registry);
+    connection_issues_after(&mut def.clone(), &before, registry, connection)
+}
+
+/// [`connection_issues`] of `def` whose diagnostics are `before`: the
+/// edge is added to `def` for the check and taken out again.
+pub(crate) fn connection_issues_after(
+    def: &mut WorkflowDefinition,
+    before: &[Diagnostic],
+    registry: &NodeRegistry,
+    connection: &Connection,
+) -> Vec<Diagnostic> {
+    if connection.source == connection.target {
+        return connection_issues(def, registry, connection);
+    }
+    let before: HashSet<&Diagnostic> = before.iter().collect();
     let mut edge = Edge::new(connection.source.as_str(), connection.target.as_str());
     if let Some(port) = &connection.source_handle {
         edge = edge.from_port(port.clone());
@@ -180,8 +194,10 @@ pub(crate) fn connection_issues(
     if let Some(port) = &connection.target_handle {
         edge = edge.to_port(port.clone());
     }
-    candidate.edges.push(edge);
-    check(&candidate, registry)
+    def.edges.push(edge);
+    let found = check(def, registry);
+    def.edges.pop();
+    found
         .into_iter()
         // Adding an edge cannot make a node less connected.
         .filter(|d| d.severity == Severity::Error && !before.contains(d))

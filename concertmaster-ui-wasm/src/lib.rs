@@ -215,6 +215,52 @@ impl Model {
     }
 }
 
+/// A flow read once, then asked many questions. While a user drags a
+/// connection the drawing does not change: it is converted and diagnosed
+/// once, and each connection React Flow proposes is checked against that.
+#[derive(Debug)]
+pub struct Drawing {
+    def: WorkflowDefinition,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Model {
+    /// Reads `flow` (given away: it is not copied) and diagnoses it.
+    pub fn drawing(&self, flow: Value) -> Result<Drawing, ModelError> {
+        let def = reactflow::into_definition(flow, &draft())?;
+        let diagnostics = diagnostics::check(&def, &self.registry);
+        Ok(Drawing { def, diagnostics })
+    }
+}
+
+impl Drawing {
+    /// What publishing the drawing would refuse, then warnings.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// The errors `connection` would add ([`Model::connection_issues`]),
+    /// for a drawing of `model`.
+    pub fn connection_issues(&mut self, model: &Model, connection: &Connection) -> Vec<Diagnostic> {
+        diagnostics::connection_issues_after(
+            &mut self.def,
+            &self.diagnostics,
+            &model.registry,
+            connection,
+        )
+    }
+
+    /// The definition drawn, with `base`'s id, name and other workflow
+    /// fields ([`Model::to_definition`]).
+    pub fn definition(&self, base: &WorkflowDefinition) -> WorkflowDefinition {
+        let mut def = base.clone();
+        def.nodes = self.def.nodes.clone();
+        def.edges = self.def.edges.clone();
+        def.ui = self.def.ui.clone();
+        def
+    }
+}
+
 /// The workflow fields a drawing is checked with before it has its own.
 fn draft() -> WorkflowDefinition {
     WorkflowDefinition::new("draft", "Draft")
@@ -267,6 +313,40 @@ mod tests {
         assert!(by_edge("e2").message.contains("late"));
         assert_eq!(by_edge("e3").kind, "dangling_edge");
         assert!(diagnostics.iter().all(|d| d.severity == Severity::Error));
+    }
+
+    #[test]
+    fn a_drawing_answers_as_the_model_does_and_stays_as_drawn() {
+        let model = model();
+        let drawn = flow(json!([{ "id": "e1", "source": "s", "target": "f" }]));
+        let mut drawing = model.drawing(drawn.clone()).unwrap();
+        assert_eq!(drawing.diagnostics(), model.diagnose(&drawn).unwrap());
+        for (source, handle, target) in [
+            ("f", None, "t"),
+            ("f", Some("late"), "t"),
+            ("t", None, "s"),
+            ("f", None, "f"),
+            ("t", None, "f"),
+            ("s", None, "f"),
+        ] {
+            let connection = Connection {
+                source: source.into(),
+                source_handle: handle.map(str::to_string),
+                target: target.into(),
+                target_handle: None,
+            };
+            assert_eq!(
+                drawing.connection_issues(&model, &connection),
+                model.connection_issues(&drawn, &connection).unwrap(),
+                "{source}.{handle:?} -> {target}"
+            );
+        }
+        let base = WorkflowDefinition::new("w", "W");
+        assert_eq!(
+            drawing.definition(&base),
+            model.to_definition(&drawn, &base).unwrap(),
+            "the checks left the drawing as it was"
+        );
     }
 
     #[test]

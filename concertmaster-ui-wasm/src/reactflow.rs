@@ -52,12 +52,22 @@ pub fn to_definition(
     flow: &Value,
     base: &WorkflowDefinition,
 ) -> Result<WorkflowDefinition, ConvertError> {
-    let Value::Object(flow) = flow else {
+    into_definition(flow.clone(), base)
+}
+
+/// [`to_definition`] of a flow the caller gives away: no copy of it is
+/// made (a thousand-node drawing is a few hundred kilobytes).
+pub fn into_definition(
+    flow: Value,
+    base: &WorkflowDefinition,
+) -> Result<WorkflowDefinition, ConvertError> {
+    let Value::Object(mut rest) = flow else {
         return Err(ConvertError::NotAFlow(
             "expected an object with nodes and edges".into(),
         ));
     };
-    let mut rest = flow.clone();
+    let had = |key: &str| rest.contains_key(key);
+    let absent: Vec<&str> = ["nodes", "edges"].into_iter().filter(|k| !had(k)).collect();
     let nodes = match rest.remove("nodes") {
         Some(Value::Array(nodes)) => nodes,
         None => Vec::new(),
@@ -83,12 +93,6 @@ pub fn to_definition(
             edge_spec(edge).map_err(|message| ConvertError::Edge { index, message })
         })
         .collect::<Result<_, _>>()?;
-    let mut absent = Vec::new();
-    for key in ["nodes", "edges"] {
-        if !flow.contains_key(key) {
-            absent.push(key);
-        }
-    }
     if !absent.is_empty() {
         rest.insert(ABSENT.into(), json!(absent));
     }

@@ -7,7 +7,11 @@
 // with the keyboard only, a host node type drawn by the host's renderer,
 // handles connected by mouse, the definition the host receives through
 // onChange checked, a node deleted by keyboard, and axe-core run on the
-// editor (no serious or critical violation). Screenshots go to target/e2e/.
+// editor (no serious or critical violation). Then a 1,000-node, 1,200-edge
+// workflow: the model's diagnostics after an edit and isValidConnection
+// timed with performance.now() in the page, the editor drawing only what is
+// on screen and panning (timings in target/e2e/editor-timings.md).
+// Screenshots go to target/e2e/.
 //
 // Run after scripts/build-ui-wasm and `npm run build` here (scripts/test-editor
 // does both).
@@ -113,13 +117,77 @@ await writeFile(
 );
 await writeFile(
   join(host, 'vite.config.js'),
-  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], build: { target: 'es2022' } });\n",
+  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], build: { target: 'es2022', rollupOptions: { input: { main: 'index.html', large: 'large.html' } } } });\n",
 );
 await writeFile(
   join(host, 'index.html'),
   '<!doctype html><html lang="en"><head><meta charset="UTF-8" /><title>Acme supplier workflows</title><link rel="icon" href="data:," /></head><body><div id="root"></div><script type="module" src="/src/main.tsx"></script></body></html>\n',
 );
+await writeFile(
+  join(host, 'large.html'),
+  '<!doctype html><html lang="en"><head><meta charset="UTF-8" /><title>A large workflow</title><link rel="icon" href="data:," /></head><body><div id="root"></div><script type="module" src="/src/large.tsx"></script></body></html>\n',
+);
 await mkdir(join(host, 'src'));
+// A 1,000-node, 1,200-edge workflow: what the model answers after an edit
+// and while a connection is dragged, timed in the page, and the editor
+// drawing it.
+await writeFile(
+  join(host, 'src', 'large.tsx'),
+  `import { createRoot } from 'react-dom/client';
+import { WorkflowEditor } from '@concertmaster/editor';
+import { Model, type FlowObject, type NodeDescriptor, type WorkflowDefinition } from '@concertmaster/ui-wasm';
+import builtIn from '@concertmaster/ui-wasm/palette.json';
+import '@concertmaster/editor/style.css';
+
+const model = await Model.load(builtIn as NodeDescriptor[]);
+const nodes: WorkflowDefinition['nodes'] = [{ id: 'start', type: 'manual', config: {}, position: { x: 0, y: 0 } }];
+for (let i = 1; i < 1000; i++) {
+  nodes.push({ id: 'n' + i, type: 'jq', config: { expression: '.', mode: 'eachItem' }, position: { x: (i % 40) * 240, y: Math.floor(i / 40) * 110 } });
+}
+const edges: NonNullable<WorkflowDefinition['edges']> = [];
+for (let i = 1; i < 1000; i++) edges.push({ id: 'e' + i, source: i <= 40 ? 'start' : 'n' + (i - 40), target: 'n' + i });
+for (let i = 1; edges.length < 1200; i++) edges.push({ id: 'x' + i, source: 'n' + i, sourcePort: 'error', target: 'n' + (i + 80) });
+const definition: WorkflowDefinition = { id: 'large', name: 'Large', nodes, edges };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const max = (xs: number[]) => Math.max(...xs);
+const flow = model.fromDefinition(definition);
+const afterEdit: number[] = [];
+let edited: FlowObject = flow;
+for (let i = 0; i < 15; i++) {
+  edited = { ...flow, nodes: flow.nodes.map((n, k) => (k === 500 ? { ...n, data: { ...n.data, config: { expression: '.v' + i, mode: 'eachItem' } } } : n)) };
+  const t = performance.now();
+  model.diagnose(edited);
+  afterEdit.push(performance.now() - t);
+}
+const dragging: number[] = [];
+for (let i = 0; i < 50; i++) {
+  const t = performance.now();
+  model.isValidConnection(edited, { source: 'n' + (10 + i), sourceHandle: 'main', target: 'n' + (900 - i), targetHandle: null });
+  dragging.push(performance.now() - t);
+}
+const started = performance.now();
+createRoot(document.getElementById('root')!).render(
+  <div style={{ height: 800 }}>
+    <WorkflowEditor model={model} defaultValue={definition} theme="light" />
+  </div>,
+);
+const drawn = () =>
+  new Promise<number>((resolve) => {
+    const look = () => (document.querySelector('.react-flow__node') ? resolve(performance.now() - started) : requestAnimationFrame(look));
+    look();
+  });
+const mounted = await drawn();
+document.body.dataset.timings = JSON.stringify({
+  diagnoseAfterEditMedian: median(afterEdit),
+  diagnoseAfterEditMax: max(afterEdit),
+  isValidConnectionMedian: median(dragging),
+  isValidConnectionMax: max(dragging),
+  editorFirstDrawn: mounted,
+  nodesDrawn: document.querySelectorAll('.react-flow__node').length,
+});
+`,
+);
 await writeFile(
   join(host, 'src', 'main.tsx'),
   `import { StrictMode, useState } from 'react';
@@ -272,6 +340,34 @@ try {
   published = await definition();
   assert.deepEqual(published.nodes.map((n) => n.id), ['schedule-1']);
   assert.deepEqual(published.edges ?? [], []);
+
+  // The 1,000-node workflow: timings in Chromium.
+  await page.goto(`${url}large.html`);
+  await page.waitForFunction(() => document.body.dataset.timings, null, { timeout: 60_000 });
+  const timings = JSON.parse(await page.evaluate(() => document.body.dataset.timings));
+  // Dragging the canvas still moves it.
+  const pane = page.locator('.react-flow__pane');
+  const before = await page.locator('.react-flow__viewport').getAttribute('style');
+  const box = await pane.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 - 300, box.y + box.height / 2 - 200, { steps: 10 });
+  await page.mouse.up();
+  assert.notEqual(await page.locator('.react-flow__viewport').getAttribute('style'), before, 'the canvas pans');
+  await page.waitForTimeout(500);
+  const onScreen = await page.locator('.react-flow__node').count();
+  assert.ok(onScreen > 0 && onScreen < 1000, `only the nodes on screen are drawn (${onScreen})`);
+  const ms = (x) => `${x.toFixed(1)} ms`;
+  const report = [
+    '| 1,000 nodes, 1,200 edges, in Chromium | median | slowest |',
+    '|---|---|---|',
+    `| diagnostics after an edit | ${ms(timings.diagnoseAfterEditMedian)} | ${ms(timings.diagnoseAfterEditMax)} |`,
+    `| isValidConnection while dragging | ${ms(timings.isValidConnectionMedian)} | ${ms(timings.isValidConnectionMax)} |`,
+    `| editor first drawn | ${ms(timings.editorFirstDrawn)} | |`,
+    `| nodes drawn once panned (the rest off screen) | ${onScreen} | |`,
+  ].join('\n');
+  await writeFile(`${artefacts}editor-timings.md`, `${report}\n`);
+  console.log(report);
 
   assert.deepEqual(pageErrors, [], 'the page logged no error');
   console.log(`editor package e2e passed in a fresh host app; screenshots in ${artefacts}`);

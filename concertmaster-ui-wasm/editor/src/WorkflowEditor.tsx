@@ -163,15 +163,15 @@ function Editor({
 
   // The model judges the workflow nodes; drawing-only nodes are not its concern.
   const workflowNodes = useMemo(() => nodes.filter((n) => !DRAWING_TYPES.has(n.type ?? '')), [nodes]);
-  const flow = useCallback(
+  // One object per change of the drawing, the same for every question
+  // asked about it: the model reads a drawing once and answers the
+  // diagnostics, the definition and each connection dragged from that.
+  const flow = useMemo(
     (): FlowObject =>
       ({ nodes: workflowNodes.map(persistent), edges: edges.map(persistent), viewport: getViewport() }) as unknown as FlowObject,
     [workflowNodes, edges, getViewport],
   );
-  const diagnostics = useMemo(
-    () => model.diagnose({ nodes: workflowNodes, edges } as unknown as FlowObject),
-    [model, workflowNodes, edges],
-  );
+  const diagnostics = useMemo(() => model.diagnose(flow), [model, flow]);
 
   // Tell the host of every change of the definition, and of nothing else
   // (selecting or measuring a node changes no definition).
@@ -179,7 +179,7 @@ function Editor({
   useEffect(() => {
     let definition: WorkflowDefinition;
     try {
-      definition = model.toDefinition(flow(), meta.current);
+      definition = model.toDefinition(flow, meta.current);
     } catch {
       return;
     }
@@ -208,7 +208,7 @@ function Editor({
   const isValidConnection: IsValidConnection = useCallback(
     (c) => {
       if (readOnly) return false;
-      const issues = model.connectionIssues(flow(), {
+      const issues = model.connectionIssues(flow, {
         source: c.source,
         sourceHandle: c.sourceHandle ?? null,
         target: c.target,
