@@ -20,6 +20,8 @@ export interface RetryPolicy {
 
 /** What a node carries in React Flow's `data`: the engine reads `config`, `label`, `retry` and `timeoutMs`; the rest is kept as it is. */
 export interface NodeData {
+  /** A node of the drawing only (a host's note): kept in the definition's `ui`, never a workflow node. React Flow's `group` nodes are too. */
+  drawingOnly?: boolean;
   config?: Record<string, unknown>;
   label?: string;
   retry?: RetryPolicy;

@@ -75,6 +75,23 @@ assert.deepEqual(built.diagnostics, []);
 assert.deepEqual(model.checkSubmission(built.form, { companyName: 'Acme', country: 'CH' }), []);
 assert.equal(model.checkSubmission(built.form, { companyName: 'Acme', country: 'DE' }).length, 1);
 assert.equal(model.buildForm({ id: 'x', title: 'x', fields: [{ name: 'a b', kind: 'text' }] }).diagnostics[0].pointer, '/fields/0/name');
+// React Flow's group nodes (and a host's notes) stay in the drawing, with
+// their children, and are no workflow node: no diagnostic, and back as drawn.
+const grouped = {
+  nodes: [
+    { id: 'frame', type: 'group', position: { x: 0, y: 0 }, style: { width: 300, height: 160 }, data: {} },
+    node('manual', 'manual', 20, {}),
+    { ...node('shape', 'jq', 200, { expression: '.', mode: 'eachItem' }), parentId: 'frame', extent: 'parent' },
+    { id: 'note', type: 'sticky', position: { x: 400, y: 0 }, data: { drawingOnly: true, text: 'ask legal' } },
+  ],
+  edges: [{ id: 'g1', source: 'manual', target: 'shape', sourceHandle: null, targetHandle: null }],
+  viewport: { x: 0, y: 0, zoom: 1 },
+};
+assert.deepEqual(model.diagnose(grouped), []);
+const groupedDefinition = model.toDefinition(grouped, { id: 'grouped', name: 'Grouped' });
+assert.deepEqual(groupedDefinition.nodes.map((n) => n.id), ['manual', 'shape']);
+assert.deepEqual(model.fromDefinition(groupedDefinition), grouped);
+
 model.free();
 
 // What a host's users download: at most 1.2 MB, 400 KB gzipped.

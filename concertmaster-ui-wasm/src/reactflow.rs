@@ -10,7 +10,9 @@
 //! engine does not read. Where a typed field would not write a value back
 //! exactly as it came (a retry policy with defaults left out), the original
 //! stays in `ui` too and is what comes back, as long as it still means the
-//! same; a key that was absent is listed under `ui["$absent"]`.
+//! same; a key that was absent is listed under `ui["$absent"]`. Nodes that
+//! are drawing only ([`drawing_only`]: React Flow's `group`, a host's notes)
+//! are kept under the definition's `ui["$drawing"]`, with their place.
 
 use concertmaster_core::{
     node::MAIN_PORT,
@@ -21,6 +23,19 @@ use serde_json::{json, Map, Value};
 
 /// Where absent keys are listed in a `ui` map.
 const ABSENT: &str = "$absent";
+
+/// Where a flow's drawing-only nodes are kept in the definition's `ui`,
+/// each with its place among the nodes: `[{"at": 0, "node": {...}}]`.
+const DRAWING: &str = "$drawing";
+
+/// Whether a React Flow node is drawing only, not a workflow node: React
+/// Flow's own `group` (a frame its children are placed in, by `parentId`)
+/// or a node whose `data.drawingOnly` is `true` (a note a host adds).
+/// Such nodes are kept as drawn, and the engine never sees them.
+pub fn drawing_only(node: &Value) -> bool {
+    node.get("type").and_then(Value::as_str) == Some("group")
+        || node.pointer("/data/drawingOnly") == Some(&Value::Bool(true))
+}
 
 /// Why a React Flow object could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,13 +94,19 @@ pub fn into_definition(
         Some(_) => return Err(ConvertError::NotAFlow("`edges` is not an array".into())),
     };
     let mut def = base.clone();
-    def.nodes = nodes
-        .into_iter()
-        .enumerate()
-        .map(|(index, node)| {
-            node_spec(node).map_err(|message| ConvertError::Node { index, message })
-        })
-        .collect::<Result<_, _>>()?;
+    let mut drawing = Vec::new();
+    def.nodes = Vec::with_capacity(nodes.len());
+    for (index, node) in nodes.into_iter().enumerate() {
+        if drawing_only(&node) {
+            drawing.push(json!({ "at": index, "node": node }));
+            continue;
+        }
+        def.nodes
+            .push(node_spec(node).map_err(|message| ConvertError::Node { index, message })?);
+    }
+    if !drawing.is_empty() {
+        rest.insert(DRAWING.into(), Value::Array(drawing));
+    }
     def.edges = edges
         .into_iter()
         .enumerate()
@@ -106,13 +127,25 @@ pub fn into_definition(
 pub fn from_definition(def: &WorkflowDefinition) -> Value {
     let mut flow = def.ui.clone();
     let absent = take_absent(&mut flow);
+    let drawing = match flow.remove(DRAWING) {
+        Some(Value::Array(drawing)) => drawing,
+        _ => Vec::new(),
+    };
     let layout = layered_layout(def);
-    if !absent.iter().any(|k| k == "nodes") {
-        let nodes = def
+    if !absent.iter().any(|k| k == "nodes") || !drawing.is_empty() {
+        let mut nodes: Vec<Value> = def
             .nodes
             .iter()
             .map(|node| rf_node(node, &layout))
             .collect();
+        // Back where they were drawn: a group before the nodes in it, as
+        // React Flow requires.
+        for kept in drawing {
+            let at = kept["at"].as_u64().map_or(nodes.len(), |at| at as usize);
+            if let Some(node) = kept.get("node") {
+                nodes.insert(at.min(nodes.len()), node.clone());
+            }
+        }
         flow.insert("nodes".into(), Value::Array(nodes));
     }
     if !absent.iter().any(|k| k == "edges") {
@@ -476,6 +509,36 @@ mod tests {
     fn a_drawn_graph_comes_back_exactly() {
         let def = to_definition(&drawn(), &base()).unwrap();
         assert_eq!(from_definition(&def), drawn());
+    }
+
+    #[test]
+    fn groups_and_notes_stay_in_the_drawing_and_out_of_the_workflow() {
+        let drawn = json!({
+            "nodes": [
+                { "id": "frame", "type": "group", "position": { "x": 0, "y": 0 },
+                  "style": { "width": 400, "height": 200 }, "data": { "label": "Onboarding" } },
+                { "id": "send-1", "type": "send_form", "position": { "x": 20, "y": 40 },
+                  "parentId": "frame", "extent": "parent", "data": { "config": {} } },
+                { "id": "note", "type": "sticky", "position": { "x": 500, "y": 0 },
+                  "data": { "drawingOnly": true, "text": "ask legal first" } }
+            ],
+            "edges": [],
+            "viewport": { "x": 0, "y": 0, "zoom": 1 }
+        });
+        let def = to_definition(&drawn, &base()).unwrap();
+        assert_eq!(
+            def.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ["send-1"]
+        );
+        assert_eq!(def.nodes[0].ui["parentId"], "frame");
+        assert_eq!(from_definition(&def), drawn);
+        let json = def.to_json();
+        let read = WorkflowDefinition::from_json(&json).unwrap();
+        assert_eq!(
+            from_definition(&read),
+            drawn,
+            "and through the engine's JSON"
+        );
     }
 
     #[test]

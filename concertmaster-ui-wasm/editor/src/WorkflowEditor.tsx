@@ -64,8 +64,6 @@ export interface WorkflowEditorProps {
 
 const EMPTY: WorkflowDefinition = { id: 'workflow', name: 'Untitled workflow', nodes: [], edges: [] };
 const DRAG_TYPE = 'application/x-concertmaster-node';
-/** React Flow node types that are drawing only (a frame around nodes, a note): kept, never workflow nodes. */
-const DRAWING_TYPES = new Set(['group']);
 
 /** Diagnostics with a JSON pointer as @rjsf's error schema: shown under their field. */
 function errorSchema(diagnostics: Diagnostic[]): ErrorSchema {
@@ -161,15 +159,13 @@ function Editor({
   const allIcons = useMemo(() => ({ ...BUILT_IN_ICONS, ...icons }), [icons]);
   const renderers = useMemo(() => nodeRenderers ?? {}, [nodeRenderers]);
 
-  // The model judges the workflow nodes; drawing-only nodes are not its concern.
-  const workflowNodes = useMemo(() => nodes.filter((n) => !DRAWING_TYPES.has(n.type ?? '')), [nodes]);
   // One object per change of the drawing, the same for every question
   // asked about it: the model reads a drawing once and answers the
   // diagnostics, the definition and each connection dragged from that.
   const flow = useMemo(
     (): FlowObject =>
-      ({ nodes: workflowNodes.map(persistent), edges: edges.map(persistent), viewport: getViewport() }) as unknown as FlowObject,
-    [workflowNodes, edges, getViewport],
+      ({ nodes: nodes.map(persistent), edges: edges.map(persistent), viewport: getViewport() }) as unknown as FlowObject,
+    [nodes, edges, getViewport],
   );
   const diagnostics = useMemo(() => model.diagnose(flow), [model, flow]);
 
@@ -269,7 +265,8 @@ function Editor({
     [model, readOnly, addNode, screenToFlowPosition],
   );
 
-  const selected = nodes.find((n) => n.selected && !DRAWING_TYPES.has(n.type ?? ''));
+  // React Flow's groups and a host's notes are drawing only: no config.
+  const selected = nodes.find((n) => n.selected && categories.has(n.type ?? ''));
   const selectedEntry = selected?.type ? model.entry(selected.type) : null;
   const selectedProblems = diagnostics.filter((d) => d.nodeId === selected?.id && d.pointer !== undefined);
   const updateConfig = (config: Record<string, unknown>) => {
@@ -286,7 +283,7 @@ function Editor({
   const errorsByEdge = new Map(diagnostics.filter((d) => d.edgeId).map((d) => [d.edgeId as string, d]));
   const cycles = diagnostics.filter((d) => d.related?.length).map((d) => new Set(d.related));
   const streaming = new Set(
-    workflowNodes.filter((n) => model.streamsInput(n.type ?? '', (n.data?.config ?? {}) as Record<string, unknown>)).map((n) => n.id),
+    nodes.filter((n) => model.streamsInput(n.type ?? '', (n.data?.config ?? {}) as Record<string, unknown>)).map((n) => n.id),
   );
   const shownEdges = edges.map((e) => {
     const problem = errorsByEdge.get(e.id);
