@@ -2,12 +2,16 @@
 // @concertmaster/editor (npm pack), creates a fresh Vite + React + TypeScript
 // app in a temporary directory that installs the two tarballs from their
 // files (no alias into this repository), type-checks and builds it, and
-// drives <WorkflowEditor> in Debian's Chromium with playwright-core:
-// a node added by dragging from the palette, one found by search and added
-// with the keyboard only, a host node type drawn by the host's renderer,
-// handles connected by mouse, the definition the host receives through
-// onChange checked, a node deleted by keyboard, and axe-core run on the
-// editor (no serious or critical violation). Then a 1,000-node, 1,200-edge
+// drives it in Debian's Chromium with playwright-core, against the example
+// service (target/debug/concertmaster-server --e2e-scenario, its API behind
+// the app's own origin): the node types loaded from the service's
+// /api/node-types, a node added by dragging from the palette, others found
+// by search and added with the keyboard only, a host node type drawn by the
+// host's renderer, handles connected by mouse, configs filled, a node
+// deleted by keyboard, the definition onChange gave published and run by
+// the service, and the run shown in <RunView> (statuses, what the waiting
+// node waits for, a node's output, the timeline); axe-core on the editor
+// and the run view (no serious or critical violation). Then a 1,000-node, 1,200-edge
 // workflow: the model's diagnostics after an edit and isValidConnection
 // timed with performance.now() in the page, the editor drawing only what is
 // on screen and panning (timings in target/e2e/editor-timings.md).
@@ -20,6 +24,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -29,6 +34,8 @@ const editorDir = fileURLToPath(new URL('..', import.meta.url));
 const modelDir = fileURLToPath(new URL('../../pkg', import.meta.url));
 const artefacts = fileURLToPath(new URL('../../../target/e2e/', import.meta.url));
 const chromiumPath = process.env.CONCERTMASTER_CHROMIUM ?? '/usr/bin/chromium';
+const serviceBinary =
+  process.env.CONCERTMASTER_SERVER_BIN ?? fileURLToPath(new URL('../../../target/debug/concertmaster-server', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function freePort() {
@@ -117,7 +124,8 @@ await writeFile(
 );
 await writeFile(
   join(host, 'vite.config.js'),
-  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], build: { target: 'es2022', rollupOptions: { input: { main: 'index.html', large: 'large.html' } } } });\n",
+  // The host's API behind its own origin, as a host app reaches its backend.
+  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], preview: { proxy: { '/api': process.env.CM_API } }, build: { target: 'es2022', rollupOptions: { input: { main: 'index.html', large: 'large.html' } } } });\n",
 );
 await writeFile(
   join(host, 'index.html'),
@@ -190,14 +198,23 @@ document.body.dataset.timings = JSON.stringify({
 );
 await writeFile(
   join(host, 'src', 'main.tsx'),
-  `import { StrictMode, useState } from 'react';
+  `import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { WorkflowEditor, useModel, type NodeRendererProps } from '@concertmaster/editor';
+import { RunView, WorkflowEditor, useModel, type NodeRendererProps, type RunDetail } from '@concertmaster/editor';
 import type { Diagnostic, NodeDescriptor, WorkflowDefinition } from '@concertmaster/ui-wasm';
-import builtIn from '@concertmaster/ui-wasm/palette.json';
 import '@concertmaster/editor/style.css';
 
-// The host's own node type, as its registry describes it.
+// The host's API key (the test passes it in the address; a host has its own sign-in).
+const key = new URLSearchParams(location.search).get('key') ?? '';
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(path, { ...init, headers: { authorization: 'Bearer ' + key, 'content-type': 'application/json', ...init.headers } }).then(async (r) => {
+    const body = await r.json();
+    if (!r.ok) throw new Error(path + ': ' + JSON.stringify(body));
+    return body;
+  });
+
+// The host's own node type, drawn by the host: the browser knows it, the
+// service does not (it is taken out before publishing).
 const score: NodeDescriptor = {
   typeId: 'acme.score',
   category: 'logic',
@@ -213,18 +230,38 @@ const score: NodeDescriptor = {
   inputs: [{ name: 'main' }],
   outputs: [{ name: 'main' }],
 };
-const descriptors: NodeDescriptor[] = [...(builtIn as NodeDescriptor[]), score];
 
 function ScoreCard({ config, label }: NodeRendererProps) {
   return <div className="acme-score">{label}: at least {String(config.threshold)}</div>;
 }
 
-function App() {
+function Designer({ descriptors }: { descriptors: NodeDescriptor[] }) {
   const { model, error } = useModel(descriptors);
   const [definition, setDefinition] = useState<WorkflowDefinition | null>(null);
   const [diagnostics, setDiagnostics] = useState<Diagnostic[]>([]);
+  const [published, setPublished] = useState<WorkflowDefinition | null>(null);
+  const [run, setRun] = useState<RunDetail | null>(null);
+  const [problem, setProblem] = useState('');
   if (error) return <p role="alert">{error}</p>;
   if (!model) return <p>Loading the editor</p>;
+
+  const publishAndRun = async () => {
+    if (!definition) return;
+    try {
+      const version = await api('/api/workflows', { method: 'POST', body: JSON.stringify(definition) });
+      setPublished({ ...definition, version: version.version });
+      const started = await api('/api/workflows/' + definition.id + '/runs', { method: 'POST', body: '{}' });
+      for (;;) {
+        const detail = await api('/api/runs/' + started.runId);
+        setRun({ run: detail.run, nodes: detail.nodes });
+        if (!['pending', 'running'].includes(detail.run.status)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } catch (err) {
+      setProblem(String(err));
+    }
+  };
+
   return (
     <main>
       <h1>Supplier workflows</h1>
@@ -242,8 +279,26 @@ function App() {
       </div>
       <output data-testid="host-definition">{definition ? JSON.stringify(definition) : ''}</output>
       <output data-testid="host-errors">{diagnostics.filter((d) => d.severity === 'error').length}</output>
+      <button type="button" onClick={publishAndRun} data-testid="publish">Publish and run</button>
+      {problem && <p role="alert" data-testid="host-problem">{problem}</p>}
+      {published && run && (
+        <div style={{ height: 560 }}>
+          <RunView model={model} definition={published} run={run} theme="light" />
+        </div>
+      )}
     </main>
   );
+}
+
+function App() {
+  const [descriptors, setDescriptors] = useState<NodeDescriptor[] | null>(null);
+  const [problem, setProblem] = useState('');
+  useEffect(() => {
+    // The service's registry, and the host's own type beside it.
+    api('/api/node-types').then((types: NodeDescriptor[]) => setDescriptors([...types, score]), (err) => setProblem(String(err)));
+  }, []);
+  if (problem) return <p role="alert">{problem}</p>;
+  return descriptors ? <Designer descriptors={descriptors} /> : <p>Loading the node types</p>;
 }
 
 createRoot(document.getElementById('root')!).render(
@@ -258,10 +313,19 @@ run(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error']);
 run('node_modules/.bin/tsc', ['--noEmit', '-p', 'tsconfig.json']);
 run('node_modules/.bin/vite', ['build', '--logLevel', 'warn']);
 
+// The example service: its registry's node types, publishing and runs.
+const service = spawn(serviceBinary, ['--e2e-scenario'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const scenario = await new Promise((resolve, reject) => {
+  const lines = createInterface({ input: service.stdout });
+  lines.once('line', (line) => resolve(JSON.parse(line)));
+  service.once('exit', (code) => reject(new Error(`the example service exited with ${code} before it was ready`)));
+});
+
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/`;
 const server = spawn('node_modules/.bin/vite', ['preview', '--port', String(port), '--strictPort'], {
   cwd: host,
+  env: { ...process.env, CM_API: scenario.base },
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 let browser;
@@ -278,68 +342,92 @@ try {
   page.on('console', (msg) => {
     if (msg.type() === 'error') pageErrors.push(msg.text());
   });
-  await page.goto(url);
-  await page.getByTestId('palette-schedule').waitFor();
+  await page.goto(`${url}?key=${scenario.adminKey}`);
+  await page.getByTestId('palette-manual').waitFor();
   const definition = async () => JSON.parse((await page.getByTestId('host-definition').textContent()) || '{"nodes":[]}');
+  const search = page.getByTestId('palette-search');
 
-  // By mouse: a schedule trigger dragged onto the canvas.
-  await page.dragAndDrop('[data-testid=palette-schedule]', '[data-testid=canvas]', { targetPosition: { x: 120, y: 140 } });
-  await page.getByTestId('node-schedule-1').waitFor();
+  // By mouse: a manual trigger dragged onto the canvas.
+  await page.dragAndDrop('[data-testid=palette-manual]', '[data-testid=canvas]', { targetPosition: { x: 80, y: 60 } });
+  await page.getByTestId('node-manual-1').waitFor();
 
   // By keyboard only: search the palette, Tab to the entry, Enter adds it.
-  await page.getByTestId('palette-search').focus();
-  await page.keyboard.type('score');
-  await page.keyboard.press('Tab');
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'palette-acme.score');
-  await page.keyboard.press('Enter');
+  async function addByKeyboard(query, testId) {
+    await search.focus();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(query);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), testId);
+    await page.keyboard.press('Enter');
+  }
+  await addByKeyboard('score', 'palette-acme.score');
   await page.getByTestId('node-acme.score-1').waitFor();
   assert.match(await page.getByTestId('node-acme.score-1').innerText(), /Supplier score: at least 60/, "the host's renderer draws its node");
-  await page.getByTestId('palette-search').fill('');
-
-  // The two connected by mouse, through the handles the model gives them.
-  const from = page.locator('.react-flow__handle.source[data-nodeid="schedule-1"][data-handleid="main"]');
-  const to = page.locator('.react-flow__handle.target[data-nodeid="acme.score-1"][data-handleid="main"]');
-  const a = await from.boundingBox();
-  const b = await to.boundingBox();
-  assert.ok(a && b, 'both handles are on screen');
-  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
-  await page.mouse.down();
-  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 12 });
-  await page.mouse.up();
-  await page.locator('.react-flow__edge').first().waitFor();
-
-  // What the host was handed: the definition the engine publishes.
-  await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"edges"'));
-  let published = await definition();
-  assert.equal(published.id, 'onboarding');
-  assert.deepEqual(published.nodes.map((n) => n.type).sort(), ['acme.score', 'schedule']);
-  assert.deepEqual(published.edges.map((e) => [e.source, e.target]), [['schedule-1', 'acme.score-1']]);
-  assert.equal(published.nodes.find((n) => n.type === 'acme.score').config.threshold, 60);
-
-  // The custom type's config through the panel its schema draws.
-  await page.getByTestId('node-acme.score-1').click();
   await page.locator('#root_threshold').fill('75');
   await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"threshold":75'));
   assert.match(await page.getByTestId('node-acme.score-1').innerText(), /at least 75/);
+  await addByKeyboard('jq', 'palette-jq');
+  await page.getByTestId('node-jq-1').waitFor();
+  await page.locator('#root_expression').fill('{greeting: "hello"}');
+  await addByKeyboard('delay', 'palette-delay');
+  await page.getByTestId('node-delay-1').waitFor();
+  await page.locator('#root_duration').fill('3d');
+  await search.fill('');
+
+  // Connected by mouse, through the handles the model gives each node.
+  async function connect(source, target) {
+    const from = page.locator(`.react-flow__handle.source[data-nodeid="${source}"][data-handleid="main"]`);
+    const to = page.locator(`.react-flow__handle.target[data-nodeid="${target}"][data-handleid="main"]`);
+    const a = await from.boundingBox();
+    const b = await to.boundingBox();
+    assert.ok(a && b, `the handles of ${source} and ${target} are on screen`);
+    await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 12 });
+    await page.mouse.up();
+  }
+  await connect('manual-1', 'jq-1');
+  await connect('jq-1', 'delay-1');
+  await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"target":"delay-1"'));
   await page.screenshot({ path: `${artefacts}host-editor.png` });
 
   // Accessibility of the editor as the host renders it.
-  const axe = await new AxeBuilder({ page }).include('.cm-editor-root').analyze();
-  const serious = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(
-    serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`).join(', ')})`),
-    [],
-    'no serious or critical accessibility violation',
-  );
+  const axeFindings = async (selector) => {
+    const axe = await new AxeBuilder({ page }).include(selector).analyze();
+    return axe.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`).join(', ')})`);
+  };
+  assert.deepEqual(await axeFindings('.cm-editor-root'), [], 'no serious or critical accessibility violation in the editor');
 
-  // Deleted with the keyboard: the node selected, then Delete.
+  // The host's own type is not the service's: deleted with the keyboard (selected, then Delete).
   await page.getByTestId('node-acme.score-1').click();
   await page.keyboard.press('Delete');
   await page.getByTestId('node-acme.score-1').waitFor({ state: 'detached' });
   await page.waitForFunction(() => !(document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('acme.score'));
-  published = await definition();
-  assert.deepEqual(published.nodes.map((n) => n.id), ['schedule-1']);
-  assert.deepEqual(published.edges ?? [], []);
+  const published = await definition();
+  assert.equal(published.id, 'onboarding');
+  assert.deepEqual(published.nodes.map((n) => n.id), ['manual-1', 'jq-1', 'delay-1']);
+  assert.deepEqual(published.edges.map((e) => [e.source, e.target]), [['manual-1', 'jq-1'], ['jq-1', 'delay-1']]);
+  assert.equal(published.nodes[2].config.duration, '3d');
+  assert.equal(await page.getByTestId('host-errors').textContent(), '0');
+
+  // What onChange gave, published by the service's engine and run: the run in <RunView>.
+  await page.getByTestId('publish').click();
+  const runView = page.getByTestId('run-view');
+  await runView.waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-testid=run-view]')?.getAttribute('data-run-status') === 'waiting', null, { timeout: 30_000 });
+  assert.equal(await page.getByTestId('host-problem').count(), 0);
+  const statusOf = (node) => runView.getByTestId(`run-node-${node}`).getAttribute('data-status');
+  assert.equal(await statusOf('manual-1'), 'succeeded');
+  assert.equal(await statusOf('jq-1'), 'succeeded');
+  assert.equal(await statusOf('delay-1'), 'waiting');
+  assert.match(await runView.getByTestId('run-node-delay-1').innerText(), /Waiting\s+for the time until /, 'a waiting node says what it waits for');
+  await runView.getByTestId('run-node-jq-1').click();
+  assert.match(await runView.getByTestId('run-node-details').innerText(), /"greeting": "hello"/, 'the selected node shows its output');
+  assert.equal(await runView.getByTestId('run-timeline').locator('li').count(), 3);
+  await page.screenshot({ path: `${artefacts}host-run-view.png`, fullPage: true });
+  assert.deepEqual(await axeFindings('.cm-run-root'), [], 'no serious or critical accessibility violation in the run view');
 
   // The 1,000-node workflow: timings in Chromium.
   await page.goto(`${url}large.html`);
@@ -378,5 +466,6 @@ try {
 } finally {
   await browser?.close();
   server.kill();
+  service.kill();
   await rm(host, { recursive: true, force: true });
 }

@@ -31,6 +31,7 @@ import type { Diagnostic, FlowObject, Model, NodeCategory, PaletteEntry, Workflo
 import { EditorContext, type IconComponent, type NodeRendererProps } from './context';
 import { BUILT_IN_ICONS } from './icons';
 import { NodeCard } from './NodeCard';
+import { CONFIG_WIDGETS } from './widgets';
 
 /** The colour scheme of the components; `system` follows the user's setting. */
 export type Theme = 'light' | 'dark' | 'system';
@@ -294,14 +295,30 @@ function Editor({
   });
 
   const query = search.trim().toLowerCase();
-  const shownPalette = palette
-    .map((g) => ({
-      ...g,
-      entries: g.entries.filter(
-        (e) => !query || [e.label, e.typeId, e.description].some((text) => text.toLowerCase().includes(query)),
-      ),
-    }))
-    .filter((g) => g.entries.length > 0);
+  // Searching lists the matches best first (a name that starts with the
+  // words typed, then one that holds them, then a description that does),
+  // so that Tab then Enter adds what was meant.
+  const relevance = (e: PaletteEntry): number => {
+    const label = e.label.toLowerCase();
+    const typeId = e.typeId.toLowerCase();
+    if (label.startsWith(query) || typeId.startsWith(query)) return 0;
+    if (label.includes(query) || typeId.includes(query)) return 1;
+    return e.description.toLowerCase().includes(query) ? 2 : 3;
+  };
+  const shownPalette = query
+    ? [
+        {
+          category: 'matches' as NodeCategory | 'matches',
+          label: 'Matches',
+          entries: palette
+            .flatMap((g) => g.entries)
+            .map((e) => [relevance(e), e] as const)
+            .filter(([score]) => score < 3)
+            .sort((a, b) => a[0] - b[0])
+            .map(([, e]) => e),
+        },
+      ].filter((g) => g.entries.length > 0)
+    : palette.map((g) => ({ ...g, category: g.category as NodeCategory | 'matches' }));
 
   const rootClass = ['cm-editor-root', className].filter(Boolean).join(' ');
   return (
@@ -330,7 +347,7 @@ function Editor({
                       <li key={entry.typeId}>
                         <button
                           type="button"
-                          className={`cm-palette-entry cm-cat-${group.category}`}
+                          className={`cm-palette-entry cm-cat-${categories.get(entry.typeId) ?? group.category}`}
                           draggable
                           onDragStart={(event) => {
                             event.dataTransfer.setData(DRAG_TYPE, entry.typeId);
@@ -398,6 +415,7 @@ function Editor({
                   schema={selectedEntry.configSchema as RJSFSchema}
                   formData={(selected.data as { config?: Record<string, unknown> }).config ?? {}}
                   validator={validator}
+                  widgets={CONFIG_WIDGETS}
                   disabled={readOnly}
                   noHtml5Validate
                   showErrorList={false}

@@ -15,6 +15,9 @@
 export { WorkflowEditor } from './WorkflowEditor';
 export type { Theme, WorkflowEditorProps } from './WorkflowEditor';
 export type { IconComponent, NodeRendererProps } from './context';
+export { RunView } from './RunView';
+export type { RunViewProps } from './RunView';
+export type { NodeExecution, NodeFailure, NodeStatus, NodeWait, Ports, RunDetail, RunRecord, RunStatus } from './run';
 export { useModel } from './useModel';
 export type { WasmSource } from './useModel';
 export { BUILT_IN_ICONS } from './icons';

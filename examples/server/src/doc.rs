@@ -82,6 +82,13 @@ pub(crate) struct VersionList {
     versions: Vec<u32>,
 }
 
+/// The node types of the registry: a JSON array of node descriptors
+/// (`typeId`, `category`, `label`, `icon`, `description`, `configSchema`,
+/// `inputs`, `outputs`, ...).
+#[derive(ToSchema)]
+#[schema(value_type = Vec<Object>)]
+pub(crate) struct NodeTypes(Vec<Value>);
+
 /// What validation found.
 #[derive(ToSchema)]
 pub(crate) struct ValidationResult {

@@ -161,9 +161,14 @@ async fn e2e_scenario(
         .keys()
         .issue("acme", "e2e-reviewer", Role::Reviewer)
         .await?;
+    // Designs, runs and reads runs with their items (personal data).
+    let admin = server
+        .keys()
+        .issue("acme", "e2e-admin", Role::Admin)
+        .await?;
     println!(
         "{}",
-        json!({ "base": base, "formUrl": link, "reviewerKey": reviewer.key, "runId": run.to_string() })
+        json!({ "base": base, "formUrl": link, "reviewerKey": reviewer.key, "adminKey": admin.key, "runId": run.to_string() })
     );
     server.serve(listener).await?;
     drop(dir);

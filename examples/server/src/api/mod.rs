@@ -43,7 +43,7 @@ type ApiResult<T> = Result<T, ApiError>;
     info(title = "ConcertMaster example service", description = "Workflows, runs, forms, reviews, ERP connections and the audit log of one tenant per API key."),
     paths(
         workflows::list_workflows, workflows::publish_workflow, workflows::validate_workflow,
-        workflows::get_workflow, workflows::workflow_versions,
+        workflows::get_workflow, workflows::workflow_versions, workflows::node_types,
         runs::start_run, runs::list_runs, runs::get_run, runs::cancel_run, runs::rerun_run,
         runs::rerun_batch, runs::migrate_run,
         forms::publish_form, forms::get_form, forms::list_responses, forms::review_response,
@@ -65,6 +65,7 @@ pub(crate) struct ApiDoc;
 /// The `/api` routes (authentication is layered on by the caller).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/node-types", get(node_types))
         .route("/workflows", get(list_workflows).post(publish_workflow))
         .route("/workflows/validate", post(validate_workflow))
         .route("/workflows/{id}", get(get_workflow))

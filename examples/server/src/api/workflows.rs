@@ -73,3 +73,13 @@ pub(super) async fn workflow_versions(
     }
     Ok(Json(json!({ "id": id, "versions": versions })))
 }
+
+#[utoipa::path(get, path = "/api/node-types", tag = "workflows", responses((status = 200, description = "The node types of the service's registry, as node descriptors: what the editor's model is loaded with (`Model.load(descriptors)`)", body = doc::NodeTypes)), security(("api_key" = [])))]
+pub(super) async fn node_types(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read, "read node types")?;
+    let descriptors: Vec<_> = state.engine.registry().descriptors().collect();
+    Ok(Json(json!(descriptors)))
+}

@@ -790,7 +790,8 @@ async fn the_openapi_document_covers_every_api_route() {
     );
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in [
-        ("/api/workflows", &["get", "post"][..]),
+        ("/api/node-types", &["get"][..]),
+        ("/api/workflows", &["get", "post"]),
         ("/api/workflows/validate", &["post"]),
         ("/api/workflows/{id}", &["get"]),
         ("/api/workflows/{id}/versions", &["get"]),
@@ -822,7 +823,7 @@ async fn the_openapi_document_covers_every_api_route() {
             );
         }
     }
-    assert_eq!(paths.len(), 20, "every documented path is a route");
+    assert_eq!(paths.len(), 21, "every documented path is a route");
 }
 
 /// `hello`, whose greeting fails for a trigger without a name until the
@@ -1005,4 +1006,31 @@ async fn a_waiting_run_moves_to_a_new_version_through_the_api() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["run"]["workflowVersion"], 2);
     assert_eq!(body["run"]["status"], "waiting");
+}
+
+#[tokio::test]
+async fn the_editor_loads_the_node_types_of_the_services_registry() {
+    let server = start().await;
+    let (status, types) = server.get(&server.acme.viewer, "/api/node-types").await;
+    assert_eq!(status, StatusCode::OK);
+    let types = types.as_array().expect("an array of descriptors");
+    let ids: Vec<&str> = types.iter().filter_map(|t| t["typeId"].as_str()).collect();
+    // The built-in nodes, the forms nodes and the ERP export nodes.
+    for wanted in [
+        "manual",
+        "jq",
+        "send_form",
+        "review",
+        "sap_export",
+        "netsuite_sync",
+    ] {
+        assert!(ids.contains(&wanted), "{wanted} in {ids:?}");
+    }
+    let jq = types.iter().find(|t| t["typeId"] == "jq").unwrap();
+    assert_eq!(jq["category"], "transform");
+    assert!(jq["configSchema"]["properties"]["expression"].is_object());
+    let (status, _) = server
+        .call(None, Method::GET, "/api/node-types", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
