@@ -387,8 +387,42 @@ try {
     await page.mouse.up();
   }
   await connect('manual-1', 'jq-1');
-  await connect('jq-1', 'delay-1');
+  // Without a mouse: the connection panel of the selected node, checked by the model.
+  await page.getByTestId('node-jq-1').click();
+  const panel = page.getByTestId('connect-panel');
+  await panel.getByTestId('connect-target').selectOption('manual-1');
+  await panel.getByTestId('connect-button').press('Enter');
+  await panel.getByRole('alert').waitFor();
+  assert.match(await panel.getByRole('alert').innerText(), /trigger/, 'an edge into a trigger is refused, with the reason');
+  await panel.getByTestId('connect-target').selectOption('delay-1');
+  await panel.getByTestId('connect-button').press('Enter');
   await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"target":"delay-1"'));
+  assert.equal(await panel.getByRole('list', { name: 'Outgoing connections' }).locator('li').count(), 1);
+
+  // Copy and paste (Ctrl+C, Ctrl+V on the canvas), then undo and redo.
+  const nodeIds = async () => (await definition()).nodes.map((n) => n.id);
+  await page.getByTestId('node-jq-1').click();
+  await page.keyboard.press('Control+C');
+  await page.keyboard.press('Control+V');
+  await page.getByTestId('node-jq-2').waitFor();
+  await page.waitForFunction(() => (document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"jq-2"'));
+  assert.equal((await definition()).nodes.find((n) => n.id === 'jq-2').config.expression, '{greeting: "hello"}', 'the copy has the config');
+  await page.keyboard.press('Control+Z');
+  await page.getByTestId('node-jq-2').waitFor({ state: 'detached' });
+  await page.getByTestId('redo').click();
+  await page.getByTestId('node-jq-2').waitFor();
+  await page.getByTestId('undo').click();
+  await page.getByTestId('node-jq-2').waitFor({ state: 'detached' });
+  await page.waitForFunction(() => !(document.querySelector('[data-testid=host-definition]')?.textContent ?? '').includes('"jq-2"'));
+  assert.deepEqual(await nodeIds(), ['manual-1', 'acme.score-1', 'jq-1', 'delay-1']);
+
+  // Auto-layout: the model's layered layout, trigger first.
+  await page.getByTestId('arrange').click();
+  await page.waitForFunction(() => {
+    const def = JSON.parse(document.querySelector('[data-testid=host-definition]')?.textContent || '{"nodes":[]}');
+    const x = Object.fromEntries(def.nodes.map((n) => [n.id, n.position.x]));
+    return x['manual-1'] < x['jq-1'] && x['jq-1'] < x['delay-1'];
+  });
   await page.screenshot({ path: `${artefacts}host-editor.png` });
 
   // Accessibility of the editor as the host renders it.

@@ -8,11 +8,13 @@ import {
   type ComponentType,
   type CSSProperties,
   type DragEvent,
+  type KeyboardEvent,
 } from 'react';
 import {
   Background,
   Controls,
   MiniMap,
+  Panel,
   ReactFlow,
   ReactFlowProvider,
   addEdge,
@@ -27,7 +29,9 @@ import {
 import Form from '@rjsf/core';
 import type { ErrorSchema, RJSFSchema } from '@rjsf/utils';
 import validator from '@rjsf/validator-ajv8';
-import type { Diagnostic, FlowObject, Model, NodeCategory, PaletteEntry, WorkflowDefinition } from '@concertmaster/ui-wasm';
+import type { Connection, Diagnostic, FlowObject, Model, NodeCategory, PaletteEntry, WorkflowDefinition } from '@concertmaster/ui-wasm';
+import { ConnectPanel } from './ConnectPanel';
+import { useHistory, type Snapshot } from './history';
 import { EditorContext, type IconComponent, type NodeRendererProps } from './context';
 import { BUILT_IN_ICONS } from './icons';
 import { NodeCard } from './NodeCard';
@@ -170,9 +174,21 @@ function Editor({
   );
   const diagnostics = useMemo(() => model.diagnose(flow), [model, flow]);
 
+  const { changed: recordStep, reset: resetHistory, undo, redo, canUndo, canRedo } = useHistory(
+    useCallback(
+      (snapshot: Snapshot) => {
+        setNodes(snapshot.nodes);
+        setEdges(snapshot.edges);
+      },
+      [setNodes, setEdges],
+    ),
+  );
+
   // Tell the host of every change of the definition, and of nothing else
-  // (selecting or measuring a node changes no definition).
+  // (selecting or measuring a node changes no definition). Each change is
+  // a step to undo; a drag is one step, when it ends.
   const lastEmitted = useRef<string | null>(null);
+  const wasDragging = useRef(false);
   useEffect(() => {
     let definition: WorkflowDefinition;
     try {
@@ -181,14 +197,19 @@ function Editor({
       return;
     }
     const json = JSON.stringify(definition);
+    const dragging = nodes.some((n) => n.dragging);
+    const dragEnded = wasDragging.current && !dragging;
+    wasDragging.current = dragging;
     if (lastEmitted.current === null) {
       lastEmitted.current = json;
+      recordStep({ nodes, edges });
       return;
     }
+    if (dragEnded || (json !== lastEmitted.current && !dragging)) recordStep({ nodes, edges });
     if (json === lastEmitted.current) return;
     lastEmitted.current = json;
     onChange?.(definition, diagnostics);
-  }, [model, flow, diagnostics, onChange]);
+  }, [model, flow, nodes, edges, diagnostics, onChange, recordStep]);
 
   // A controlled editor follows a value the host changed itself.
   useEffect(() => {
@@ -198,9 +219,10 @@ function Editor({
     const next = model.fromDefinition(value);
     meta.current = metadata(value);
     lastEmitted.current = json;
+    resetHistory();
     setNodes(next.nodes as Node[]);
     setEdges(next.edges as Edge[]);
-  }, [model, value, setNodes, setEdges]);
+  }, [model, value, setNodes, setEdges, resetHistory]);
 
   const isValidConnection: IsValidConnection = useCallback(
     (c) => {
@@ -251,6 +273,72 @@ function Editor({
     [nodes, screenToFlowPosition, setNodes],
   );
 
+  // Copy and paste: the selected nodes and the edges between them, pasted
+  // with ids of their own beside where they were.
+  const clipboard = useRef<Snapshot | null>(null);
+  const copy = useCallback(() => {
+    const chosen = nodes.filter((n) => n.selected && categories.has(n.type ?? ''));
+    if (chosen.length === 0) return;
+    const ids = new Set(chosen.map((n) => n.id));
+    clipboard.current = { nodes: chosen, edges: edges.filter((e) => ids.has(e.source) && ids.has(e.target)) };
+    setAnnouncement(`${chosen.length} node${chosen.length === 1 ? '' : 's'} copied`);
+  }, [nodes, edges, categories]);
+  const paste = useCallback(() => {
+    const copied = clipboard.current;
+    if (!copied || readOnly) return;
+    const taken = new Set(nodes.map((n) => n.id));
+    const renamed = new Map<string, string>();
+    for (const n of copied.nodes) {
+      let k = 1;
+      while (taken.has(`${n.type}-${k}`)) k += 1;
+      taken.add(`${n.type}-${k}`);
+      renamed.set(n.id, `${n.type}-${k}`);
+    }
+    const pasted: Node[] = copied.nodes.map((n) => ({
+      ...persistent(n),
+      id: renamed.get(n.id) as string,
+      position: { x: n.position.x + 40, y: n.position.y + 40 },
+      data: structuredClone(n.data),
+      selected: true,
+    }));
+    setNodes((ns) => [...ns.map((n) => (n.selected ? { ...n, selected: false } : n)), ...pasted]);
+    setEdges((es) => {
+      const edgeIds = new Set(es.map((e) => e.id));
+      const added = copied.edges.map((e) => {
+        do edgeCounter.current += 1;
+        while (edgeIds.has(`e${edgeCounter.current}`));
+        return { ...persistent(e), id: `e${edgeCounter.current}`, source: renamed.get(e.source) as string, target: renamed.get(e.target) as string };
+      });
+      return [...es, ...added];
+    });
+    setAnnouncement(`${pasted.length} node${pasted.length === 1 ? '' : 's'} pasted`);
+  }, [nodes, readOnly, setNodes, setEdges]);
+
+  // Auto-layout: the model's layered layout of the workflow as it stands.
+  const { fitView } = useReactFlow();
+  const arrange = useCallback(() => {
+    if (readOnly) return;
+    const definition = model.toDefinition(flow, meta.current);
+    const laid = model.fromDefinition({ ...definition, nodes: definition.nodes.map(({ position: _position, ...rest }) => rest) });
+    const placed = new Map(laid.nodes.map((n) => [n.id, n.position]));
+    setNodes((ns) => ns.map((n) => (placed.has(n.id) && !n.parentId ? { ...n, position: placed.get(n.id) as Node['position'] } : n)));
+    setAnnouncement('Nodes arranged');
+    requestAnimationFrame(() => void fitView({ maxZoom: 1 }));
+  }, [model, flow, readOnly, setNodes, fitView]);
+
+  // Shortcuts anywhere in the editor but in a field, whose own undo, copy
+  // and paste are the text's.
+  const onKeyDown = (event: KeyboardEvent) => {
+    const target = event.target as HTMLElement;
+    if (target.closest('input, textarea, select, [contenteditable="true"]')) return;
+    if (!(event.ctrlKey || event.metaKey)) return;
+    const key = event.key.toLowerCase();
+    const act = key === 'z' ? (event.shiftKey ? redo : undo) : key === 'y' ? redo : key === 'c' ? copy : key === 'v' ? paste : null;
+    if (!act || (readOnly && act !== copy)) return;
+    event.preventDefault();
+    act();
+  };
+
   const onDragOver = useCallback((event: DragEvent) => {
     event.preventDefault();
     event.dataTransfer.dropEffect = 'move';
@@ -270,6 +358,11 @@ function Editor({
   const selected = nodes.find((n) => n.selected && categories.has(n.type ?? ''));
   const selectedEntry = selected?.type ? model.entry(selected.type) : null;
   const selectedProblems = diagnostics.filter((d) => d.nodeId === selected?.id && d.pointer !== undefined);
+  const selectedOutputs = useMemo(() => {
+    if (!selected?.type) return [];
+    const declared = model.outputPorts(selected.type, ((selected.data as { config?: Record<string, unknown> }).config ?? {}) as Record<string, unknown>) ?? [];
+    return declared.includes('error') ? declared : [...declared, 'error'];
+  }, [model, selected]);
   const updateConfig = (config: Record<string, unknown>) => {
     if (!selected || readOnly) return;
     setNodes((ns) => ns.map((n) => (n.id === selected.id ? { ...n, data: { ...n.data, config } } : n)));
@@ -323,7 +416,7 @@ function Editor({
   const rootClass = ['cm-editor-root', className].filter(Boolean).join(' ');
   return (
     <EditorContext.Provider value={{ model, diagnostics, renderers, icons: allIcons, categories }}>
-      <div className={rootClass} data-theme={theme} style={style}>
+      <div className={rootClass} data-theme={theme} style={style} onKeyDown={onKeyDown}>
         {!readOnly && (
           <aside className="cm-palette" aria-label="Node types" data-testid="palette">
             <label className="cm-search" htmlFor={`${ids}-search`}>
@@ -398,6 +491,19 @@ function Editor({
             defaultViewport={{ x: 0, y: 0, zoom: 1 }}
           >
             <Background />
+            {!readOnly && (
+              <Panel position="top-left" className="cm-toolbar">
+                <button type="button" onClick={undo} disabled={!canUndo} aria-keyshortcuts="Control+Z" data-testid="undo">
+                  Undo
+                </button>
+                <button type="button" onClick={redo} disabled={!canRedo} aria-keyshortcuts="Control+Shift+Z" data-testid="redo">
+                  Redo
+                </button>
+                <button type="button" onClick={arrange} data-testid="arrange">
+                  Arrange
+                </button>
+              </Panel>
+            )}
             <MiniMap pannable zoomable ariaLabel="Overview of the workflow" />
             <Controls showInteractive={!readOnly} />
           </ReactFlow>
@@ -426,9 +532,23 @@ function Editor({
                   onChange={(e) => updateConfig((e.formData ?? {}) as Record<string, unknown>)}
                 />
                 {!readOnly && (
-                  <button type="button" className="cm-danger" onClick={deleteSelected} data-testid="delete-node">
-                    Delete {selected.id}
-                  </button>
+                  <>
+                    <ConnectPanel
+                      key={`connect-${selected.id}`}
+                      node={selected}
+                      outputs={selectedOutputs}
+                      nodes={nodes.filter((n) => categories.has(n.type ?? ''))}
+                      edges={edges}
+                      issues={(c: Connection) => model.connectionIssues(flow, c)}
+                      connect={(c: Connection) => onConnect({ source: c.source, sourceHandle: c.sourceHandle ?? null, target: c.target, targetHandle: c.targetHandle ?? null })}
+                      remove={(edgeId: string) => setEdges((es) => es.filter((e) => e.id !== edgeId))}
+                      labelOf={(n: Node) => ((n.data as { label?: string }).label ?? model.entry(n.type ?? '')?.label ?? n.id)}
+                      inputsOf={(n: Node) => model.entry(n.type ?? '')?.inputs.map((p) => p.name) ?? ['main']}
+                    />
+                    <button type="button" className="cm-danger" onClick={deleteSelected} data-testid="delete-node">
+                      Delete {selected.id}
+                    </button>
+                  </>
                 )}
               </>
             )}
