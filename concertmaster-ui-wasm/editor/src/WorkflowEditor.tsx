@@ -19,6 +19,7 @@ import {
   ReactFlowProvider,
   addEdge,
   useEdgesState,
+  useNodesInitialized,
   useNodesState,
   useReactFlow,
   type Connection as FlowConnection,
@@ -212,6 +213,7 @@ function Editor({
   }, [model, flow, nodes, edges, diagnostics, onChange, recordStep]);
 
   // A controlled editor follows a value the host changed itself.
+  const fitPending = useRef(false);
   useEffect(() => {
     if (!value) return;
     const json = JSON.stringify(value);
@@ -220,9 +222,19 @@ function Editor({
     meta.current = metadata(value);
     lastEmitted.current = json;
     resetHistory();
+    fitPending.current = true;
     setNodes(next.nodes as Node[]);
     setEdges(next.edges as Edge[]);
   }, [model, value, setNodes, setEdges, resetHistory]);
+
+  // Another workflow is shown whole once its nodes are measured.
+  const measured = useNodesInitialized();
+  const { fitView } = useReactFlow();
+  useEffect(() => {
+    if (!measured || !fitPending.current) return;
+    fitPending.current = false;
+    void fitView({ maxZoom: 1 });
+  }, [measured, fitView]);
 
   const isValidConnection: IsValidConnection = useCallback(
     (c) => {
@@ -315,7 +327,6 @@ function Editor({
   }, [nodes, readOnly, setNodes, setEdges]);
 
   // Auto-layout: the model's layered layout of the workflow as it stands.
-  const { fitView } = useReactFlow();
   const arrange = useCallback(() => {
     if (readOnly) return;
     const definition = model.toDefinition(flow, meta.current);

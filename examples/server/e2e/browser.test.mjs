@@ -2,7 +2,9 @@
 // editor example's lockfile): a supplier opens the form link, submits an
 // invalid value and sees the error under the field, fixes it and submits;
 // a reviewer approves the answer in the inbox; the run view shows the run
-// completed. Started by scripts/test-server-e2e with the server binary built.
+// completed; the editor served at /editor/, connected with an API key, opens,
+// validates and publishes the workflow and shows the run in <RunView>.
+// Started by scripts/test-server-e2e with the server binary built.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -69,10 +71,33 @@ try {
   assert.match(await collect.innerText(), /succeeded/);
   await page.screenshot({ path: `${artefacts}run.png` });
 
-  // The editor is served by the same service.
+  // The editor is served by the same service, and works on its API: the
+  // service's node types, its workflows opened, validated and published,
+  // and the run above shown in <RunView>.
   const editor = await page.goto(`${scenario.base}/editor/`);
   assert.equal(editor.status(), 200);
   await page.getByTestId('palette-sap_export').waitFor();
+  await page.getByTestId('api-key').fill(scenario.adminKey);
+  await page.getByTestId('connect').click();
+  await page.getByTestId('message').getByText(/Connected: \d+ node types/).waitFor();
+  await page.getByTestId('open-workflow').selectOption('onboard-one');
+  await page.getByTestId('node-review').waitFor();
+  assert.equal(await page.locator('.react-flow__node').count(), 5);
+  await page.getByTestId('validate').click();
+  await page.getByTestId('message').getByText('The service would publish it').waitFor();
+  await page.getByTestId('publish').click();
+  await page.getByTestId('message').getByText('Published onboard-one version 2').waitFor();
+  await page.getByTestId('tab-runs').click();
+  await page.getByTestId(`run-${scenario.runId}`).click();
+  const runView = page.getByTestId('run-view');
+  await runView.waitFor();
+  assert.equal(await runView.getAttribute('data-run-status'), 'succeeded');
+  for (const node of ['start', 'send', 'wait', 'review', 'collect']) {
+    assert.equal(await runView.getByTestId(`run-node-${node}`).getAttribute('data-status'), 'succeeded', node);
+  }
+  await runView.getByTestId('run-node-review').click();
+  await runView.getByTestId('run-node-details').getByText('Output').waitFor();
+  await page.screenshot({ path: `${artefacts}editor-run-view.png` });
 
   assert.deepEqual(pageErrors, [], 'no errors in the pages');
   console.log(`service e2e passed; screenshots in ${artefacts}`);
