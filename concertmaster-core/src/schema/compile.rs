@@ -9,6 +9,7 @@ use regex::Regex;
 use serde_json::{Map, Number, Value};
 
 use super::format::Format;
+pub(super) use crate::item::kind_of;
 
 /// A slot in [`Compiled::schemas`].
 pub(super) type Slot = usize;
@@ -653,16 +654,5 @@ fn shown(pointer: &str) -> &str {
         "(schema root)"
     } else {
         pointer
-    }
-}
-
-pub(super) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -2,6 +2,7 @@ import { Handle, Position, type NodeProps } from '@xyflow/react';
 import type { FlowNode, NodeCategory } from '@concertmaster/ui-wasm';
 import { useEditor } from './context';
 import { CATEGORY_ICONS, FALLBACK_ICON } from './icons';
+import { NodeTitle } from './NodeTitle';
 
 const PORT_SPACING = 18;
 
@@ -33,15 +34,7 @@ export function NodeCard({ id, type, data, selected }: NodeProps) {
       {Renderer ? (
         <Renderer id={id} typeId={type} config={config} label={label} entry={entry} diagnostics={problems} selected={Boolean(selected)} />
       ) : (
-        <>
-          <div className="cm-node-title">
-            <span className="cm-node-icon">
-              <Icon size={14} aria-hidden="true" />
-            </span>
-            {label}
-          </div>
-          <div className="cm-node-type">{type}</div>
-        </>
+        <NodeTitle icon={Icon} label={label} typeId={type} />
       )}
       {errors.length > 0 && (
         <div className="cm-node-badge" aria-label={`${errors.length} error${errors.length === 1 ? '' : 's'}`}>

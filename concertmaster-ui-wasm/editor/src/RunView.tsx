@@ -3,6 +3,7 @@ import { Background, Controls, Handle, Position, ReactFlow, ReactFlowProvider, t
 import type { Model, NodeCategory, WorkflowDefinition } from '@concertmaster/ui-wasm';
 import type { IconComponent } from './context';
 import { BUILT_IN_ICONS, CATEGORY_ICONS, FALLBACK_ICON } from './icons';
+import { NodeTitle } from './NodeTitle';
 import type { NodeExecution, NodeStatus, RunDetail } from './run';
 import type { Theme } from './WorkflowEditor';
 
@@ -68,18 +69,12 @@ function waitsFor(record: NodeExecution): string {
 }
 
 function RunNodeCard({ id, data, selected }: NodeProps<Node<RunNodeData>>) {
-  const { record, label, typeId, icon: Icon, category, inputs, outputs } = data;
+  const { record, label, typeId, icon, category, inputs, outputs } = data;
   const status = record?.status ?? 'not_reached';
   const classes = ['cm-node', 'cm-run-node', `cm-cat-${category}`, `cm-status-${status}`, selected ? 'cm-selected' : ''].filter(Boolean).join(' ');
   return (
     <div className={classes} data-testid={`run-node-${id}`} data-status={status}>
-      <div className="cm-node-title">
-        <span className="cm-node-icon">
-          <Icon size={14} aria-hidden="true" />
-        </span>
-        {label}
-      </div>
-      <div className="cm-node-type">{typeId}</div>
+      <NodeTitle icon={icon} label={label} typeId={typeId} />
       <div className="cm-run-status">
         {STATUS_WORDS[status]}
         {record && record.attempt > 1 && <span className="cm-run-attempt"> · attempt {record.attempt}</span>}

@@ -13,39 +13,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort, waitForServer } from '../../../concertmaster-ui-wasm/editor/e2e/support.mjs';
 
 const editorDir = fileURLToPath(new URL('..', import.meta.url));
 const artefacts = fileURLToPath(new URL('../../../target/e2e/', import.meta.url));
 const chromiumPath = process.env.CONCERTMASTER_CHROMIUM ?? '/usr/bin/chromium';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForServer(url, child) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`vite preview exited with ${child.exitCode}`);
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not answer within 30 s`);
-}
 
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/`;
