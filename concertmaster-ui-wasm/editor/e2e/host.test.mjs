@@ -11,7 +11,9 @@
 // deleted by keyboard, the definition onChange gave published and run by
 // the service, and the run shown in <RunView> (statuses, what the waiting
 // node waits for, a node's output, the timeline); axe-core on the editor
-// and the run view (no serious or critical violation). Then a 1,000-node, 1,200-edge
+// and the run view (no serious or critical violation). Then <FormBuilder>:
+// a form built, reordered by keyboard and by drag (@dnd-kit), previewed with
+// a condition showing a field, axe-core on it. Then a 1,000-node, 1,200-edge
 // workflow: the model's diagnostics after an edit and isValidConnection
 // timed with performance.now() in the page, the editor drawing only what is
 // on screen and panning (timings in target/e2e/editor-timings.md).
@@ -101,7 +103,7 @@ await writeFile(
 await writeFile(
   join(host, 'vite.config.js'),
   // The host's API behind its own origin, as a host app reaches its backend.
-  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], preview: { proxy: { '/api': process.env.CM_API } }, build: { target: 'es2022', rollupOptions: { input: { main: 'index.html', large: 'large.html' } } } });\n",
+  "import { defineConfig } from 'vite';\nimport react from '@vitejs/plugin-react';\nexport default defineConfig({ plugins: [react()], preview: { proxy: { '/api': process.env.CM_API } }, build: { target: 'es2022', rollupOptions: { input: { main: 'index.html', large: 'large.html', form: 'form.html' } } } });\n",
 );
 await writeFile(
   join(host, 'index.html'),
@@ -111,7 +113,48 @@ await writeFile(
   join(host, 'large.html'),
   '<!doctype html><html lang="en"><head><meta charset="UTF-8" /><title>A large workflow</title><link rel="icon" href="data:," /></head><body><div id="root"></div><script type="module" src="/src/large.tsx"></script></body></html>\n',
 );
+await writeFile(
+  join(host, 'form.html'),
+  '<!doctype html><html lang="en"><head><meta charset="UTF-8" /><title>Supplier questionnaire</title><link rel="icon" href="data:," /></head><body><div id="root"></div><script type="module" src="/src/form.tsx"></script></body></html>\n',
+);
 await mkdir(join(host, 'src'));
+await writeFile(
+  join(host, 'src', 'form.tsx'),
+  `import { useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { FormBuilder } from '@concertmaster/editor';
+import { Model, type FormDraft, type NodeDescriptor } from '@concertmaster/ui-wasm';
+import builtIn from '@concertmaster/ui-wasm/palette.json';
+import '@concertmaster/editor/style.css';
+
+const model = await Model.load(builtIn as NodeDescriptor[]);
+
+function Questionnaire() {
+  const [draft, setDraft] = useState<FormDraft>({ id: 'supplier-questionnaire', title: 'Supplier questionnaire', fields: [] });
+  const [problems, setProblems] = useState(0);
+  return (
+    <main>
+      <h1>Supplier questionnaire</h1>
+      <div style={{ height: 700 }}>
+        <FormBuilder
+          model={model}
+          value={draft}
+          theme="light"
+          onChange={(next, built) => {
+            setDraft(next);
+            setProblems(built.diagnostics.length);
+          }}
+        />
+      </div>
+      <output data-testid="host-form">{JSON.stringify(draft)}</output>
+      <output data-testid="host-form-problems">{problems}</output>
+    </main>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(<Questionnaire />);
+`,
+);
 // A 1,000-node, 1,200-edge workflow: what the model answers after an edit
 // and while a connection is dragged, timed in the page, and the editor
 // drawing it.
@@ -438,6 +481,58 @@ try {
   assert.equal(await runView.getByTestId('run-timeline').locator('li').count(), 3);
   await page.screenshot({ path: `${artefacts}host-run-view.png`, fullPage: true });
   assert.deepEqual(await axeFindings('.cm-run-root'), [], 'no serious or critical accessibility violation in the run view');
+
+  // <FormBuilder>: a form built, reordered by keyboard and by drag, previewed
+  // with a condition showing a field.
+  await page.goto(`${url}form.html`);
+  await page.getByTestId('add-field').waitFor();
+  const form = async () => JSON.parse(await page.getByTestId('host-form').textContent());
+  const names = async () => (await form()).fields.map((f) => f.name);
+  for (const [i, field] of [
+    { name: 'company', label: 'Company', required: true },
+    { name: 'country', label: 'Country', kind: 'choice', options: 'DE, CH' },
+    { name: 'vatId', label: 'VAT id', when: ['country', 'DE'] },
+  ].entries()) {
+    await page.getByTestId('add-field').click();
+    const at = `field-${i}`;
+    await page.getByTestId(`${at}-name`).fill(field.name);
+    await page.getByTestId(`${at}-label`).fill(field.label);
+    if (field.kind) await page.getByTestId(`${at}-kind`).selectOption(field.kind);
+    if (field.options) await page.getByTestId(`${at}-options`).fill(field.options);
+    if (field.required) await page.getByTestId(`${at}-required`).check();
+    if (field.when) {
+      await page.getByTestId(`${at}-when-field`).selectOption(field.when[0]);
+      await page.getByTestId(`${at}-when-equals`).fill(field.when[1]);
+    }
+  }
+  assert.deepEqual(await names(), ['company', 'country', 'vatId']);
+  assert.equal(await page.getByTestId('host-form-problems').textContent(), '0');
+  // By keyboard: the drag handle, Space, ArrowDown, Space.
+  await page.getByTestId('field-0-handle').focus();
+  // Each key waits a frame or two: the sensor measures between them.
+  for (const key of ['Space', 'ArrowDown', 'Space']) {
+    await page.keyboard.press(key);
+    await page.waitForTimeout(150);
+  }
+  await page.waitForFunction(() => JSON.parse(document.querySelector('[data-testid=host-form]').textContent).fields[0].name === 'country');
+  assert.deepEqual(await names(), ['country', 'company', 'vatId']);
+  // By mouse: company's handle dragged above country.
+  const handle = await page.getByTestId('field-1-handle').boundingBox();
+  const first = await page.getByTestId('field-0').boundingBox();
+  await page.mouse.move(handle.x + handle.width / 2, handle.y + handle.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(handle.x + handle.width / 2, first.y + 4, { steps: 15 });
+  await page.mouse.up();
+  await page.waitForFunction(() => JSON.parse(document.querySelector('[data-testid=host-form]').textContent).fields[0].name === 'company');
+  assert.deepEqual(await names(), ['company', 'country', 'vatId']);
+  // The preview: the VAT id only once the country is DE.
+  const preview = page.getByTestId('form-preview');
+  await preview.locator('#root_company').fill('Acme GmbH');
+  assert.equal(await preview.locator('#root_vatId').count(), 0, 'a field shown by a condition starts hidden');
+  await preview.getByRole('radio', { name: 'DE' }).check();
+  await preview.locator('#root_vatId').waitFor();
+  await page.screenshot({ path: `${artefacts}host-form-builder.png`, fullPage: true });
+  assert.deepEqual(await axeFindings('.cm-form-root'), [], 'no serious or critical accessibility violation in the form builder');
 
   // The 1,000-node workflow: timings in Chromium.
   await page.goto(`${url}large.html`);

@@ -15,6 +15,8 @@
 export { WorkflowEditor } from './WorkflowEditor';
 export type { Theme, WorkflowEditorProps } from './WorkflowEditor';
 export type { IconComponent, NodeRendererProps } from './context';
+export { FormBuilder } from './FormBuilder';
+export type { FormBuilderProps } from './FormBuilder';
 export { RunView } from './RunView';
 export type { RunViewProps } from './RunView';
 export type { NodeExecution, NodeFailure, NodeStatus, NodeWait, Ports, RunDetail, RunRecord, RunStatus } from './run';

@@ -1,7 +1,6 @@
 import { useEffect, useState } from 'react';
-import { RunView, WorkflowEditor, type RunDetail, type RunRecord } from '@concertmaster/editor';
-import { Model, type Diagnostic, type WorkflowDefinition } from '@concertmaster/ui-wasm';
-import { FormBuilder } from './FormBuilder';
+import { FormBuilder, RunView, WorkflowEditor, type RunDetail, type RunRecord } from '@concertmaster/editor';
+import { Model, type BuiltForm, type Diagnostic, type FormDraft, type WorkflowDefinition } from '@concertmaster/ui-wasm';
 import { Service, asDiagnostics, type WorkflowSummary } from './service';
 
 const START: WorkflowDefinition = { id: 'supplier-export', name: 'Supplier export', nodes: [], edges: [] };
@@ -25,6 +24,8 @@ export function App({ model: builtIn }: { model: Model }) {
   const [workflows, setWorkflows] = useState<WorkflowSummary[]>([]);
   const [runs, setRuns] = useState<RunRecord[]>([]);
   const [run, setRun] = useState<{ detail: RunDetail; definition: WorkflowDefinition } | null>(null);
+  const [formDraft, setFormDraft] = useState<FormDraft>({ id: 'supplier-questionnaire', title: 'Supplier questionnaire', fields: [] });
+  const [builtForm, setBuiltForm] = useState<BuiltForm | null>(null);
 
   const say = (text: string, error = false) => setMessage({ text, error });
   const failed = (err: unknown) => say(String(err instanceof Error ? err.message : err), true);
@@ -132,7 +133,28 @@ export function App({ model: builtIn }: { model: Model }) {
           {message.text}
         </p>
       )}
-      {mode === 'form' && <FormBuilder model={model} />}
+      {mode === 'form' && (
+        <div className="ex-forms">
+          <FormBuilder
+            model={model}
+            value={formDraft}
+            onChange={(draft, built) => {
+              setFormDraft(draft);
+              setBuiltForm(built);
+            }}
+          />
+          <section className="ex-io" aria-label="Form schema">
+            <textarea
+              readOnly
+              rows={8}
+              value={builtForm?.form ? JSON.stringify(builtForm.form, null, 2) : ''}
+              data-testid="form-schema"
+              spellCheck={false}
+              aria-label="Form schema (JSON)"
+            />
+          </section>
+        </div>
+      )}
       {mode === 'runs' && (
         <div className="ex-runs">
           <section aria-label="Runs" className="ex-run-list">
