@@ -644,14 +644,63 @@ pub(super) fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// The first two positions holding equal items.
+/// The first two positions holding equal items (by [`equal`]): by a
+/// canonical key per item, so that a long list submitted to a form costs
+/// its length, not its length squared.
 fn repeated(items: &[Value]) -> Option<(usize, usize)> {
-    for (i, a) in items.iter().enumerate() {
-        for (j, b) in items.iter().enumerate().skip(i + 1) {
-            if equal(a, b) {
-                return Some((i, j));
-            }
+    let mut seen: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(items.len());
+    for (j, item) in items.iter().enumerate() {
+        let mut key = String::new();
+        canonical(item, &mut key);
+        if let Some(&i) = seen.get(&key) {
+            return Some((i, j));
         }
+        seen.insert(key, j);
     }
     None
+}
+
+/// A text equal for values [`equal`] calls equal: object keys sorted,
+/// numbers by value (`1`, `1.0` and `1e0` alike).
+fn canonical(value: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                let _ = write!(out, "n{i}");
+            } else if let Some(u) = n.as_u64() {
+                let _ = write!(out, "n{u}");
+            } else if let Some(f) = n.as_f64() {
+                // A whole float within i64 is that integer.
+                if f.fract() == 0.0 && f.abs() < 9.0e18 {
+                    let _ = write!(out, "n{}", f as i64);
+                } else {
+                    let _ = write!(out, "n{f:?}");
+                }
+            }
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for key in keys {
+                let _ = write!(out, "{key:?}:");
+                canonical(&map[key], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
 }

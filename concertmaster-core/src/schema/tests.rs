@@ -243,3 +243,22 @@ fn alternatives_that_recurse_cannot_take_forever() {
     // Shallow values still pass.
     assert!(validator.is_valid(&json!([[[]]])));
 }
+
+#[test]
+fn unique_items_are_found_in_a_long_list_at_once() {
+    let validator = SchemaValidator::new(&json!({ "uniqueItems": true })).expect("compiles");
+    let mut items: Vec<Value> = (0..50_000)
+        .map(|i| json!({ "n": i, "tags": ["a", i] }))
+        .collect();
+    assert!(validator.is_valid(&Value::Array(items.clone())));
+    // Equal by value, whatever the key order and number spelling.
+    items.push(json!({ "tags": ["a", 7.0], "n": 7 }));
+    let errors = validator.check(&Value::Array(items));
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("items 7 and 50000"),
+        "{errors:?}"
+    );
+    assert!(!validator.is_valid(&json!([1, 1.0])));
+    assert!(validator.is_valid(&json!([1, "1", [1], {"1": 1}, true, null])));
+}
