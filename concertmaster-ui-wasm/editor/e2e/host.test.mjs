@@ -254,8 +254,9 @@ function ScoreCard({ config, label }: NodeRendererProps) {
   return <div className="acme-score">{label}: at least {String(config.threshold)}</div>;
 }
 
-function Designer({ descriptors }: { descriptors: NodeDescriptor[] }) {
-  const { model, error } = useModel(descriptors);
+function Designer({ types }: { types: NodeDescriptor[] }) {
+  // A new list each render, as hosts write it: the model still loads once.
+  const { model, error } = useModel([...types, score]);
   const [definition, setDefinition] = useState<WorkflowDefinition | null>(null);
   const [diagnostics, setDiagnostics] = useState<Diagnostic[]>([]);
   const [published, setPublished] = useState<WorkflowDefinition | null>(null);
@@ -310,14 +311,14 @@ function Designer({ descriptors }: { descriptors: NodeDescriptor[] }) {
 }
 
 function App() {
-  const [descriptors, setDescriptors] = useState<NodeDescriptor[] | null>(null);
+  const [types, setTypes] = useState<NodeDescriptor[] | null>(null);
   const [problem, setProblem] = useState('');
   useEffect(() => {
-    // The service's registry, and the host's own type beside it.
-    api('/api/node-types').then((types: NodeDescriptor[]) => setDescriptors([...types, score]), (err) => setProblem(String(err)));
+    // The service's registry; the host's own type joins it in Designer.
+    api('/api/node-types').then(setTypes, (err) => setProblem(String(err)));
   }, []);
   if (problem) return <p role="alert">{problem}</p>;
-  return descriptors ? <Designer descriptors={descriptors} /> : <p>Loading the node types</p>;
+  return types ? <Designer types={types} /> : <p>Loading the node types</p>;
 }
 
 createRoot(document.getElementById('root')!).render(
