@@ -1,7 +1,7 @@
 import { Handle, Position, type NodeProps } from '@xyflow/react';
 import type { FlowNode, NodeCategory } from '@concertmaster/ui-wasm';
 import { useEditor } from './context';
-import { CATEGORY_ICONS, FALLBACK_ICON } from './icons';
+import { iconOf, outputHandles } from './nodeFacts';
 import { NodeTitle } from './NodeTitle';
 
 const PORT_SPACING = 18;
@@ -16,14 +16,13 @@ export function NodeCard({ id, type, data, selected }: NodeProps) {
   const entry = model.entry(type);
   const nodeData = data as FlowNode['data'];
   const config = (nodeData.config ?? {}) as Record<string, unknown>;
-  const declared = model.outputPorts(type, config) ?? [];
-  const outputs = declared.includes('error') ? declared : [...declared, 'error'];
+  const outputs = outputHandles(model, type, config);
   const inputs = entry?.inputs.map((p) => p.name) ?? ['main'];
   const problems = diagnostics.filter((d) => d.nodeId === id || d.related?.includes(id));
   const errors = problems.filter((d) => d.severity === 'error');
   const category: NodeCategory = categories.get(type) ?? 'logic';
   const label = nodeData.label ?? entry?.label ?? type;
-  const Icon = (entry && icons[entry.icon]) ?? CATEGORY_ICONS[category] ?? FALLBACK_ICON;
+  const Icon = iconOf(entry, icons, category);
   const Renderer = renderers[type];
   const classes = ['cm-node', `cm-cat-${category}`, errors.length ? 'cm-invalid' : problems.length ? 'cm-warned' : '', selected ? 'cm-selected' : '']
     .filter(Boolean)

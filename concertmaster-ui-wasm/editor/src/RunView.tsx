@@ -2,7 +2,8 @@ import { useMemo, useState, type CSSProperties } from 'react';
 import { Background, Controls, Handle, Position, ReactFlow, ReactFlowProvider, type Edge, type Node, type NodeProps } from '@xyflow/react';
 import type { Model, NodeCategory, WorkflowDefinition } from '@concertmaster/ui-wasm';
 import type { IconComponent } from './context';
-import { BUILT_IN_ICONS, CATEGORY_ICONS, FALLBACK_ICON } from './icons';
+import { BUILT_IN_ICONS } from './icons';
+import { categoriesOf, iconOf, outputHandles } from './nodeFacts';
 import { NodeTitle } from './NodeTitle';
 import type { NodeExecution, NodeStatus, RunDetail } from './run';
 import type { Theme } from './WorkflowEditor';
@@ -121,7 +122,7 @@ function Run({ model, definition, run, icons, theme = 'system', className, style
   const [selectedId, setSelectedId] = useState<string | null>(null);
   const allIcons = useMemo(() => ({ ...BUILT_IN_ICONS, ...icons }), [icons]);
   const categories = useMemo(
-    () => new Map(model.palette().flatMap((g) => g.entries.map((e) => [e.typeId, g.category] as const))),
+    () => categoriesOf(model),
     [model],
   );
   // A run read without its nodes (a role that may not see items) shows the graph unreached.
@@ -138,15 +139,15 @@ function Run({ model, definition, run, icons, theme = 'system', className, style
         const entry = model.entry(typeId);
         const category = categories.get(typeId) ?? 'logic';
         const config = (n.data?.config ?? {}) as Record<string, unknown>;
-        const declared = model.outputPorts(typeId, config) ?? ['main'];
         const data: RunNodeData = {
           label: n.data?.label ?? entry?.label ?? typeId,
           typeId,
-          icon: (entry && allIcons[entry.icon]) ?? CATEGORY_ICONS[category] ?? FALLBACK_ICON,
+          icon: iconOf(entry, allIcons, category),
           category,
           record: records.get(n.id),
           inputs: entry?.inputs.map((p) => p.name) ?? ['main'],
-          outputs: declared.includes('error') ? declared : [...declared, 'error'],
+          // A type this model lacks still shows its run's edges.
+          outputs: outputHandles(model, typeId, config, ['main']),
         };
         return {
           id: n.id,

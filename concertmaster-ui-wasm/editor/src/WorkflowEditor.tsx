@@ -36,6 +36,7 @@ import { useHistory, type Snapshot } from './history';
 import { EditorContext, type IconComponent, type NodeRendererProps } from './context';
 import { BUILT_IN_ICONS } from './icons';
 import { NodeCard } from './NodeCard';
+import { categoriesOf, outputHandles } from './nodeFacts';
 import { CONFIG_WIDGETS } from './widgets';
 
 /** The colour scheme of the components; `system` follows the user's setting. */
@@ -158,8 +159,8 @@ function Editor({
 
   const palette = useMemo(() => model.palette(), [model]);
   const categories = useMemo(
-    () => new Map<string, NodeCategory>(palette.flatMap((g) => g.entries.map((e) => [e.typeId, g.category] as const))),
-    [palette],
+    () => categoriesOf(model),
+    [model],
   );
   const nodeTypes = useMemo(() => Object.fromEntries([...categories.keys()].map((typeId) => [typeId, NodeCard])), [categories]);
   const allIcons = useMemo(() => ({ ...BUILT_IN_ICONS, ...icons }), [icons]);
@@ -371,8 +372,7 @@ function Editor({
   const selectedProblems = diagnostics.filter((d) => d.nodeId === selected?.id && d.pointer !== undefined);
   const selectedOutputs = useMemo(() => {
     if (!selected?.type) return [];
-    const declared = model.outputPorts(selected.type, ((selected.data as { config?: Record<string, unknown> }).config ?? {}) as Record<string, unknown>) ?? [];
-    return declared.includes('error') ? declared : [...declared, 'error'];
+    return outputHandles(model, selected.type, ((selected.data as { config?: Record<string, unknown> }).config ?? {}) as Record<string, unknown>);
   }, [model, selected]);
   const updateConfig = (config: Record<string, unknown>) => {
     if (!selected || readOnly) return;
